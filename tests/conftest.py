@@ -1,0 +1,18 @@
+"""Fixtures for the real components the tests talk to, one module each under tests/fixtures/.
+
+- gce:         the project's Compute Engine simulator (devstack), driven by google-cloud-compute
+- airflow_env: an isolated AIRFLOW_HOME with a migrated metadata DB, for DagBag and dag.test()
+- gcs:         gcp-storage-emulator, reached by google-cloud-storage via STORAGE_EMULATOR_HOST
+- kube:        kmock as the Kubernetes API server, with a kubeconfig pointing at it
+- airflow_api: `airflow standalone` on loopback, for the REST API
+- tools:       the real helm and kubectl binaries fetched by scripts/bootstrap.sh
+"""
+
+pytest_plugins = [
+    "tests.fixtures.gce",
+    "tests.fixtures.airflow_env",
+    "tests.fixtures.gcs",
+    "tests.fixtures.kube",
+    "tests.fixtures.airflow_api",
+    "tests.fixtures.tools",
+]
