@@ -1,0 +1,18 @@
+"""Labels that mark a snapshot as this operator's: retention prunes only what carries them.
+
+Shared by the DAG (which sets them), the controller and the CLI (which list by them), and the
+Compute Engine simulator's invariant checks. Label values must match [-_a-z0-9]{0,63}.
+"""
+
+MANAGED_BY = "vmbackup-managed-by"
+MANAGED_BY_VALUE = "vmbackup-operator"
+POLICY_NAMESPACE = "vmbackup-namespace"
+POLICY_NAME = "vmbackup-policy"
+RUN = "vmbackup-run"  # a short hash of the DAG run id
+INSTANCE = "vmbackup-instance"
+CONSISTENCY = "vmbackup-consistency"  # stop | none | guestflush (label values are lowercase)
+LOCK = "vmbackup-lock"  # set on an instance while a run holds it stopped-for-backup
+
+
+def consistency_value(mode: str) -> str:
+    return mode.lower()
