@@ -1,0 +1,116 @@
+"""Composer's bucket-to-Airflow sync, for the local stack.
+
+Cloud Composer keeps its Airflow components' `dags/` and `plugins/` folders in step with the
+environment bucket's `dags/` and `plugins/` prefixes. The local stack has a real Airflow reading
+local folders, so this mirror plays that part: it copies new and changed objects down and removes
+files whose objects are gone. Files are replaced atomically (write, then rename), so Airflow never
+parses half a DAG, just as it never sees half an object in the bucket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.cloud import storage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIXES = ("dags/", "plugins/")
+
+
+@dataclass
+class MirrorPass:
+    """What one pass changed on disk: the local stack prints it, tests await it."""
+
+    downloaded: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.downloaded or self.removed)
+
+
+class BucketMirror:
+    """Mirrors `<prefix>...` objects of a bucket into `<root>/<prefix>...` files."""
+
+    def __init__(
+        self,
+        bucket: storage.Bucket,
+        root: Path,
+        prefixes: tuple[str, ...] = DEFAULT_PREFIXES,
+    ) -> None:
+        self.bucket = bucket
+        self.root = root
+        self.prefixes = prefixes
+        self._generations: dict[str, int] = {}  # object name -> generation last written locally
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def local_path(self, object_name: str) -> Path:
+        path = (self.root / object_name).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"object {object_name!r} would land outside {self.root}")
+        return path
+
+    def sync_once(self) -> MirrorPass:
+        """One pass: download what is new or changed (by generation), remove what the bucket no longer has."""
+        result = MirrorPass()
+        seen: set[str] = set()
+        for prefix in self.prefixes:
+            (self.root / prefix).mkdir(parents=True, exist_ok=True)
+            for blob in self.bucket.client.list_blobs(self.bucket, prefix=prefix):
+                name = str(blob.name)
+                if name.endswith("/"):
+                    continue
+                seen.add(name)
+                generation = int(blob.generation or 0)  # read before downloading: a download resets it
+                if self._generations.get(name) == generation and self.local_path(name).exists():
+                    continue
+                self._write_atomically(self.local_path(name), blob.download_as_bytes())
+                self._generations[name] = generation
+                result.downloaded.append(name)
+        for name in sorted(set(self._generations) - seen):
+            self.local_path(name).unlink(missing_ok=True)
+            del self._generations[name]
+            result.removed.append(name)
+        for name in result.downloaded:
+            log.info("bucket -> local: %s", name)
+        for name in result.removed:
+            log.info("removed locally: %s", name)
+        return result
+
+    def start(self, interval_seconds: float = 1.0) -> None:
+        """Keep syncing in a background thread (Composer syncs continuously, too)."""
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.sync_once()
+                except Exception:  # keep mirroring through a passing bucket error, as Composer does
+                    log.exception("bucket mirror pass failed; retrying")
+                self._stop.wait(interval_seconds)
+
+        self._thread = threading.Thread(target=loop, name="bucket-mirror", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    @staticmethod
+    def _write_atomically(path: Path, content: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".mirror-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
