@@ -1,0 +1,146 @@
+"""The controller's settings: environment variables (what the Helm chart sets), overridable by flags.
+
+Every setting has one environment variable (``VMBACKUP_*``); secrets can come from a file instead
+(``*_FILE``) so they are mounted from a Secret rather than placed in the pod spec. A bad value stops
+the controller at start-up with the variable's name and how to fix it, never halfway through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+AirflowAuthMode = Literal["google", "basic", "jwt", "none"]
+LogFormat = Literal["json", "plain"]
+AUTH_MODES: tuple[AirflowAuthMode, ...] = ("google", "basic", "jwt", "none")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+ENV_PREFIX = "VMBACKUP_"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the variable and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AirflowAuth:
+    """How the controller authenticates to the Airflow REST API.
+
+    google: Google ADC (Composer); basic: username + password; jwt: a bearer token; none: no header.
+    """
+
+    mode: AirflowAuthMode = "google"
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    token: str | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerConfig:
+    """Everything the controller needs to know about its environment."""
+
+    composer_environment: str | None = None  # projects/P/locations/L/environments/E
+    bucket: str | None = None  # self-managed Airflow: the DAG bucket ...
+    airflow_url: str | None = None  # ... and the Airflow web server
+    airflow_auth: AirflowAuth = dataclasses.field(default_factory=AirflowAuth)
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    poll_interval_seconds: float = 60.0
+    peering_name: str | None = None  # None: standalone (one replica)
+    metrics_port: int = 9090  # 0: no metrics endpoint
+    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    tenancy_file: Path | None = None
+    tenancy_text: str | None = None  # inline tenancy map (JSON or YAML); the file wins when both are set
+    log_level: str = "INFO"
+    log_format: LogFormat = "json"
+
+    def __post_init__(self) -> None:
+        if self.composer_environment and (self.bucket or self.airflow_url):
+            raise ConfigError(
+                "set either VMBACKUP_COMPOSER_ENVIRONMENT or VMBACKUP_BUCKET with VMBACKUP_AIRFLOW_URL, not both"
+            )
+        if not self.composer_environment and bool(self.bucket) != bool(self.airflow_url):
+            raise ConfigError("VMBACKUP_BUCKET and VMBACKUP_AIRFLOW_URL go together: set both (or neither)")
+        if self.airflow_url and not self.airflow_url.startswith(("http://", "https://")):
+            raise ConfigError(f"VMBACKUP_AIRFLOW_URL={self.airflow_url!r} must start with http:// or https://")
+        if self.poll_interval_seconds <= 0:
+            raise ConfigError("VMBACKUP_POLL_INTERVAL must be a positive number of seconds, e.g. 60")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("VMBACKUP_METRICS_PORT must be a port number (0 disables metrics)")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"VMBACKUP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        auth = self.airflow_auth
+        if auth.mode == "basic" and not (auth.username and auth.password):
+            raise ConfigError(
+                "VMBACKUP_AIRFLOW_AUTH=basic needs VMBACKUP_AIRFLOW_USERNAME and VMBACKUP_AIRFLOW_PASSWORD "
+                "(or VMBACKUP_AIRFLOW_PASSWORD_FILE)"
+            )
+        if auth.mode == "jwt" and not auth.token and not (auth.username and auth.password):
+            raise ConfigError(
+                "VMBACKUP_AIRFLOW_AUTH=jwt needs VMBACKUP_AIRFLOW_TOKEN (or _TOKEN_FILE), or a username and "
+                "password to obtain one"
+            )
+
+    @property
+    def has_default_target(self) -> bool:
+        """Without one, every policy must name its own spec.composer target."""
+        return bool(self.composer_environment or self.bucket)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ControllerConfig:
+        """Read ``VMBACKUP_*`` variables; keyword overrides (from flags) win when not None."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(ENV_PREFIX + name, "").strip()
+            return value or None
+
+        def secret(name: str) -> str | None:
+            path = get(name + "_FILE")
+            if path:
+                try:
+                    return Path(path).read_text().strip() or None
+                except OSError as exc:
+                    raise ConfigError(f"{ENV_PREFIX}{name}_FILE={path!r} cannot be read: {exc.strerror}") from None
+            return get(name)
+
+        mode = (get("AIRFLOW_AUTH") or "google").lower()
+        if mode not in AUTH_MODES:
+            raise ConfigError(f"{ENV_PREFIX}AIRFLOW_AUTH={mode!r} must be one of {', '.join(AUTH_MODES)}")
+        log_format = (get("LOG_FORMAT") or "json").lower()
+        if log_format not in ("json", "plain"):
+            raise ConfigError(f"{ENV_PREFIX}LOG_FORMAT={log_format!r} must be json or plain")
+        liveness = env.get(ENV_PREFIX + "LIVENESS")
+        values: dict[str, object] = {
+            "composer_environment": get("COMPOSER_ENVIRONMENT"),
+            "bucket": get("BUCKET"),
+            "airflow_url": get("AIRFLOW_URL"),
+            "airflow_auth": AirflowAuth(
+                mode=mode,  # checked against AUTH_MODES above
+                username=get("AIRFLOW_USERNAME"),
+                password=secret("AIRFLOW_PASSWORD"),
+                token=secret("AIRFLOW_TOKEN"),
+            ),
+            "namespaces": tuple(ns.strip() for ns in (get("NAMESPACES") or "").split(",") if ns.strip()),
+            "poll_interval_seconds": _number(get("POLL_INTERVAL"), "POLL_INTERVAL", 60.0),
+            "peering_name": get("PEERING"),
+            "metrics_port": int(_number(get("METRICS_PORT"), "METRICS_PORT", 9090)),
+            "liveness_endpoint": cls.liveness_endpoint if liveness is None else (liveness.strip() or None),
+            "tenancy_file": Path(path) if (path := get("TENANCY_FILE")) else None,
+            "tenancy_text": get("TENANCY"),
+            "log_level": (get("LOG_LEVEL") or "INFO").upper(),
+            "log_format": log_format,
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _number(text: str | None, name: str, default: float) -> float:
+    if text is None:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name}={text!r} must be a number") from None

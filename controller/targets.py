@@ -1,0 +1,132 @@
+"""Where policies' DAGs go: a registry of (bucket, Airflow) targets, each with its own clients.
+
+The controller has a default target (a Composer environment, or a bucket + Airflow URL) and a
+policy may name another in ``spec.composer``. A target is identified by its bucket and Airflow URL;
+policies sharing a target share its BucketSync, its Airflow client and its one batched status poll.
+Our plugin package is synced to a target's bucket before the first DAG lands there, so no DAG is
+ever parsed without the code it imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.cloud import storage
+
+from controller.bucket import BucketSync, PluginSyncResult
+from controller.config import ControllerConfig
+from vmbackup.policy import ComposerTarget
+
+logger = logging.getLogger(__name__)
+
+
+class TargetUnavailableError(RuntimeError):
+    """The target cannot be resolved or reached right now; the reconcile is retried."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    bucket: str
+    airflow_url: str
+    environment: str | None = None  # the Composer environment it was resolved from, if any
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.bucket, self.airflow_url)
+
+    def describe(self) -> str:
+        return self.environment or f"gs://{self.bucket} + {self.airflow_url}"
+
+
+# Composer environment name -> (bucket, Airflow URL); the Composer API in production, anything in tests.
+EnvironmentResolver = Callable[[str], Awaitable[tuple[str, str]]]
+AirflowFactory = Callable[[Target], Any]
+
+
+class Targets:
+    """Resolves targets and hands out their per-target clients (created once, reused)."""
+
+    def __init__(
+        self,
+        config: ControllerConfig,
+        *,
+        storage_client: storage.Client | None = None,
+        airflow_factory: AirflowFactory,
+        resolve_environment: EnvironmentResolver | None = None,
+    ):
+        self.config = config
+        self._storage_client = storage_client
+        self._airflow_factory = airflow_factory
+        self._resolve_environment = resolve_environment
+        self._environments: dict[str, tuple[str, str]] = {}
+        self._buckets: dict[str, BucketSync] = {}
+        self._airflows: dict[tuple[str, str], Any] = {}
+        self._plugins_synced: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def resolve(self, composer: ComposerTarget | None) -> Target:
+        """The target of a policy: its spec.composer, else the controller's default."""
+        if composer is not None:
+            if composer.environment:
+                return await self._from_environment(composer.environment)
+            assert composer.bucket
+            assert composer.airflow_uri
+            return Target(composer.bucket, composer.airflow_uri.rstrip("/"))
+        if self.config.composer_environment:
+            return await self._from_environment(self.config.composer_environment)
+        if self.config.bucket and self.config.airflow_url:
+            return Target(self.config.bucket, self.config.airflow_url.rstrip("/"))
+        raise TargetUnavailableError(
+            "the controller has no default Composer target and the policy sets no spec.composer; set "
+            "spec.composer, or configure the controller (Helm values composer.environment or composer.bucket)"
+        )
+
+    async def _from_environment(self, environment: str) -> Target:
+        if environment not in self._environments:
+            if self._resolve_environment is None:
+                raise TargetUnavailableError(f"cannot look up Composer environment {environment!r}: no resolver")
+            try:
+                self._environments[environment] = await self._resolve_environment(environment)
+            except TargetUnavailableError:
+                raise
+            except Exception as exc:
+                raise TargetUnavailableError(f"cannot look up Composer environment {environment!r}: {exc}") from exc
+        bucket, airflow_url = self._environments[environment]
+        return Target(bucket, airflow_url.rstrip("/"), environment)
+
+    def bucket(self, target: Target) -> BucketSync:
+        if target.bucket not in self._buckets:
+            self._buckets[target.bucket] = BucketSync(target.bucket, self._storage_client)
+        return self._buckets[target.bucket]
+
+    def airflow(self, target: Target) -> Any:
+        if target.key not in self._airflows:
+            self._airflows[target.key] = self._airflow_factory(target)
+        return self._airflows[target.key]
+
+    async def ensure_plugins(self, target: Target) -> PluginSyncResult | None:
+        """Sync our package to the target's bucket once per controller run (None: already done)."""
+        if target.bucket in self._plugins_synced:
+            return None
+        lock = self._locks.setdefault(target.bucket, asyncio.Lock())
+        async with lock:
+            if target.bucket in self._plugins_synced:
+                return None
+            sync = self.bucket(target)
+            try:
+                result = await asyncio.to_thread(sync.sync_plugins)
+            except Exception as exc:
+                raise TargetUnavailableError(f"cannot sync plugins to gs://{target.bucket}: {exc}") from exc
+            self._plugins_synced.add(target.bucket)
+            return result
+
+    async def close(self) -> None:
+        for client in self._airflows.values():
+            close = getattr(client, "close", None)
+            if close is not None:
+                await close()
+        self._airflows.clear()

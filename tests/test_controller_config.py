@@ -1,0 +1,68 @@
+"""Controller settings from the environment the Helm chart sets; bad values name the variable and the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from controller.config import ConfigError, ControllerConfig
+
+
+def test_a_self_managed_airflow_target_is_read_from_the_environment() -> None:
+    config = ControllerConfig.from_env(
+        {
+            "VMBACKUP_BUCKET": "composer-bucket",
+            "VMBACKUP_AIRFLOW_URL": "http://airflow:8080",
+            "VMBACKUP_AIRFLOW_AUTH": "basic",
+            "VMBACKUP_AIRFLOW_USERNAME": "admin",
+            "VMBACKUP_AIRFLOW_PASSWORD": "secret",
+            "VMBACKUP_NAMESPACES": "shop, billing",
+            "VMBACKUP_POLL_INTERVAL": "15",
+            "VMBACKUP_PEERING": "vmbackup",
+        }
+    )
+    assert (config.bucket, config.airflow_url) == ("composer-bucket", "http://airflow:8080")
+    assert config.airflow_auth.mode == "basic"
+    assert config.airflow_auth.password == "secret"
+    assert config.namespaces == ("shop", "billing")
+    assert config.poll_interval_seconds == 15
+    assert config.peering_name == "vmbackup"
+
+
+def test_secrets_can_come_from_mounted_files(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("abc.def.ghi\n")
+    config = ControllerConfig.from_env({"VMBACKUP_AIRFLOW_AUTH": "jwt", "VMBACKUP_AIRFLOW_TOKEN_FILE": str(token)})
+    assert config.airflow_auth.token == "abc.def.ghi"
+
+
+def test_flags_override_the_environment() -> None:
+    config = ControllerConfig.from_env({"VMBACKUP_POLL_INTERVAL": "15"}, poll_interval_seconds=5.0, peering_name=None)
+    assert config.poll_interval_seconds == 5.0
+
+
+def test_defaults_are_standalone_json_logs_all_namespaces() -> None:
+    config = ControllerConfig.from_env({})
+    assert config.peering_name is None
+    assert config.log_format == "json"
+    assert config.namespaces == ()
+    assert not config.has_default_target
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"VMBACKUP_BUCKET": "b"}, "VMBACKUP_AIRFLOW_URL"),
+        (
+            {"VMBACKUP_COMPOSER_ENVIRONMENT": "projects/p/locations/l/environments/e", "VMBACKUP_BUCKET": "b"},
+            "not both",
+        ),
+        ({"VMBACKUP_AIRFLOW_AUTH": "kerberos"}, "VMBACKUP_AIRFLOW_AUTH"),
+        ({"VMBACKUP_AIRFLOW_AUTH": "basic"}, "VMBACKUP_AIRFLOW_PASSWORD"),
+        ({"VMBACKUP_POLL_INTERVAL": "soon"}, "VMBACKUP_POLL_INTERVAL"),
+        ({"VMBACKUP_POLL_INTERVAL": "0"}, "VMBACKUP_POLL_INTERVAL"),
+        ({"VMBACKUP_AIRFLOW_PASSWORD_FILE": "/nonexistent/password"}, "VMBACKUP_AIRFLOW_PASSWORD_FILE"),
+    ],
+)
+def test_a_bad_setting_names_the_variable(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        ControllerConfig.from_env(environ)
