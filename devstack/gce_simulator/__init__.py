@@ -1,0 +1,49 @@
+"""A Compute Engine API simulator: a real HTTP server speaking the compute v1 REST subset the operator uses.
+
+No emulator for Compute Engine exists, so the project owns this one. It is driven by the real
+``google-cloud-compute`` client:
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import compute_v1
+    from devstack.gce_simulator import ComputeSimulator, Profile, compute_client_options
+
+    with ComputeSimulator(Profile.fast()) as sim:
+        sim.seed_classic("demo-project")
+        opts = compute_client_options(sim.base_url)          # {"api_endpoint": "http://127.0.0.1:PORT"}
+        instances = compute_v1.InstancesClient(credentials=AnonymousCredentials(), client_options=opts)
+        zone_ops = compute_v1.ZoneOperationsClient(credentials=AnonymousCredentials(), client_options=opts)
+        op = instances.stop_unary(project="demo-project", zone="us-central1-c", instance="wordpress-1-vm")
+        zone_ops.wait(project="demo-project", zone="us-central1-c", operation=op.name)
+
+An ``http://`` api_endpoint is honoured as is by the REST transport. But ``op.result()`` on the
+``ExtendedOperation`` that ``stop()`` (without ``_unary``) returns polls compute.googleapis.com whatever the
+client options say; wait with an operations client as above, or build clients with
+``compute_client(ClientClass, base_url)`` (see ``clients.py``).
+
+Served (paths, verbs and JSON as compute v1): instances get/list/aggregatedList/stop/start/setLabels/insert,
+disks get/list/createSnapshot/insert, snapshots get/list/delete, zoneOperations and globalOperations get/wait;
+``filter`` on list calls (``labels.app = web AND status = RUNNING`` ...). Compute Engine's error JSON shape.
+
+Control plane: ``/_sim/...`` on the same port (``SimulatorControl`` wraps it with ComputeSimulator's method
+names). CLI: ``python -m devstack.gce_simulator --port 0 --profile fast --seed classic`` prints the base URL on its
+first stdout line.
+
+Modules: ``profile`` (timings and their sources), ``faults``, ``filters``, ``state`` (state machines, invariants),
+``server`` (HTTP), ``control``, ``clients``.
+"""
+
+from .clients import compute_client, compute_client_options
+from .control import SimulatorControl, SimulatorControlError
+from .faults import Fault
+from .profile import Profile
+from .server import ComputeSimulator
+
+__all__ = [
+    "ComputeSimulator",
+    "Fault",
+    "Profile",
+    "SimulatorControl",
+    "SimulatorControlError",
+    "compute_client",
+    "compute_client_options",
+]

@@ -1,0 +1,142 @@
+"""Latency profiles for the Compute Engine simulator.
+
+Every duration below is in seconds of *Compute Engine* time and is multiplied by ``time_scale`` before the
+simulator waits for it, so ``Profile.realistic(time_scale=0.01)`` keeps every ratio of the real service while a
+benchmark runs 100x faster. ``wait_cap`` (the ``operations.wait`` long-poll cap) and fault ``extra_seconds`` are
+scaled the same way.
+
+Sources for ``Profile.realistic()`` (looked up with the project's reference search; figures the docs do not give
+are marked ESTIMATE and were chosen to be typical rather than best or worst case):
+
+- Instance states PROVISIONING -> STAGING -> RUNNING, STOPPING -> TERMINATED: "Instance life cycle",
+  https://cloud.google.com/compute/docs/instances/instance-life-cycle . The docs give no stop/start durations.
+  ``stop_seconds`` = 30: ESTIMATE; a clean guest shutdown of a small Linux VM is typically 20-40 s, bounded by
+  Compute Engine's shutdown period before a forced power-off. ``start_seconds`` = 20 (STAGING): ESTIMATE, the time
+  until the API reports RUNNING (the guest then still boots).
+- Operations and their ``wait`` long-poll: zoneOperations.wait / globalOperations.wait "waits for no more than the
+  default deadline (2 minutes) and then returns the current state of the operation, which might be DONE or still in
+  progress" (compute v1 REST reference, zoneOperations/wait). Hence ``wait_cap`` = 120.
+- Snapshot states: CREATING ("Snapshot creation is in progress"), UPLOADING ("Snapshot is being uploaded"), READY,
+  FAILED, DELETING (compute v1 Snapshot.status enum reference). The disk only has to be quiesced while CREATING:
+  once a snapshot is UPLOADING the disk may be written again; the createSnapshot operation is DONE only when the
+  snapshot is READY (or FAILED). That is what this simulator models.
+- Snapshots are incremental: "The first successful snapshot of a persistent disk is a full snapshot that contains
+  all the data ... The second snapshot only contains any new data or modified data" ("Creating persistent disk
+  snapshots", https://cloud.google.com/compute/docs/disks/create-snapshots). Upload time therefore scales with the
+  disk size for the first snapshot of a disk and with ``incremental_fraction`` of it afterwards.
+  ``snapshot_creating_seconds`` = 10, ``snapshot_upload_seconds_per_gb`` = 1.0 (so ~3.5 min for a 200 GB first
+  snapshot) and ``incremental_fraction`` = 0.1: ESTIMATE; Google publishes no throughput figure.
+- "You can snapshot your disks at most once every 10 minutes ... at most 6 requests in 60 minutes" ("About disk
+  snapshots", https://cloud.google.com/compute/docs/disks/snapshots). NOT enforced by the simulator (it would make
+  retries in tests slow); keep it in mind when reading benchmark results.
+- ``api_latency`` = 0.15 s per request: ESTIMATE for a Compute Engine REST round trip from a Composer worker in the
+  same region. ``operation_pending_seconds`` = 1: ESTIMATE (operations are briefly PENDING before RUNNING).
+- Restore (``disk_create_*``, ``instance_provisioning_seconds``): ESTIMATE; a disk from a snapshot is usable within
+  tens of seconds (data is lazily restored), so it scales only weakly with size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Durations in seconds of simulated time; each is multiplied by ``time_scale``."""
+
+    name: str = "custom"
+    api_latency: float = 0.0
+    operation_pending_seconds: float = 0.0
+    stop_seconds: float = 0.0
+    start_seconds: float = 0.0
+    set_labels_seconds: float = 0.0
+    snapshot_creating_seconds: float = 0.0
+    snapshot_upload_base_seconds: float = 0.0
+    snapshot_upload_seconds_per_gb: float = 0.0
+    incremental_fraction: float = 1.0
+    snapshot_delete_seconds: float = 0.0
+    disk_create_base_seconds: float = 0.0
+    disk_create_seconds_per_gb: float = 0.0
+    instance_provisioning_seconds: float = 0.0
+    instance_staging_seconds: float = 0.0
+    wait_cap: float = 120.0
+    time_scale: float = 1.0
+
+    @classmethod
+    def fast(cls, **overrides: Any) -> Profile:
+        """Near-zero latencies for tests: everything finishes within milliseconds but still walks every state."""
+        base = cls(
+            name="fast",
+            api_latency=0.0,
+            operation_pending_seconds=0.002,
+            stop_seconds=0.02,
+            start_seconds=0.02,
+            set_labels_seconds=0.002,
+            snapshot_creating_seconds=0.02,
+            snapshot_upload_base_seconds=0.01,
+            snapshot_upload_seconds_per_gb=0.001,
+            incremental_fraction=0.5,
+            snapshot_delete_seconds=0.005,
+            disk_create_base_seconds=0.01,
+            disk_create_seconds_per_gb=0.0001,
+            instance_provisioning_seconds=0.01,
+            instance_staging_seconds=0.01,
+            wait_cap=120.0,
+            time_scale=1.0,
+        )
+        return dataclasses.replace(base, **overrides)
+
+    @classmethod
+    def realistic(cls, time_scale: float = 1.0, **overrides: Any) -> Profile:
+        """Compute Engine as measured or documented; see the module docstring for each figure's source."""
+        base = cls(
+            name="realistic",
+            api_latency=0.15,
+            operation_pending_seconds=1.0,
+            stop_seconds=30.0,
+            start_seconds=20.0,
+            set_labels_seconds=2.0,
+            snapshot_creating_seconds=10.0,
+            snapshot_upload_base_seconds=20.0,
+            snapshot_upload_seconds_per_gb=1.0,
+            incremental_fraction=0.1,
+            snapshot_delete_seconds=5.0,
+            disk_create_base_seconds=15.0,
+            disk_create_seconds_per_gb=0.05,
+            instance_provisioning_seconds=10.0,
+            instance_staging_seconds=20.0,
+            wait_cap=120.0,
+            time_scale=time_scale,
+        )
+        return dataclasses.replace(base, **overrides)
+
+    @classmethod
+    def named(cls, name: str, time_scale: float = 1.0) -> Profile:
+        if name == "fast":
+            return cls.fast(time_scale=time_scale)
+        if name == "realistic":
+            return cls.realistic(time_scale=time_scale)
+        raise ValueError(f"unknown profile {name!r} (fast | realistic)")
+
+    def scaled(self, seconds: float) -> float:
+        return max(0.0, seconds * self.time_scale)
+
+    def snapshot_upload_seconds(self, disk_size_gb: int, first: bool) -> float:
+        data_gb = disk_size_gb if first else disk_size_gb * self.incremental_fraction
+        return self.snapshot_upload_base_seconds + self.snapshot_upload_seconds_per_gb * data_gb
+
+    def disk_create_seconds(self, size_gb: int) -> float:
+        return self.disk_create_base_seconds + self.disk_create_seconds_per_gb * size_gb
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown profile fields: {sorted(unknown)}")
+        return cls(**data)

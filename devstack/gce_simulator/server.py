@@ -1,0 +1,530 @@
+"""The HTTP front of the simulator: Compute Engine REST v1 routes and the ``/_sim/...`` control plane.
+
+A stdlib ``ThreadingHTTPServer`` (one thread per connection, HTTP/1.1 keep-alive) so that many
+``operations.wait`` long-polls can be parked at once while other calls are served.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .faults import Fault
+from .profile import Profile
+from .state import ApiError, World
+
+Handler = Callable[[World, dict[str, str], dict[str, str], dict[str, Any], list[Fault]], Any]
+
+_P = r"(?P<project>[^/]+)"
+_Z = r"(?P<zone>[^/]+)"
+_BASE = r"/compute/v1/projects/" + _P
+
+
+def _page(items: list[dict[str, Any]], query: dict[str, str], kind: str, self_link: str) -> dict[str, Any]:
+    start = int(query.get("pageToken") or 0)
+    size = int(query.get("maxResults") or 500)
+    page = items[start : start + size]
+    body: dict[str, Any] = {"kind": kind, "id": self_link, "items": page, "selfLink": self_link}
+    if start + size < len(items):
+        body["nextPageToken"] = str(start + size)
+    return body
+
+
+def _list_instances(w: World, p: dict[str, str], q: dict[str, str], b: dict[str, Any], f: list[Fault]) -> Any:
+    items = w.list_instances(p["project"], p["zone"], q.get("filter"))
+    return _page(items, q, "compute#instanceList", f"projects/{p['project']}/zones/{p['zone']}/instances")
+
+
+def _aggregated_instances(w: World, p: dict[str, str], q: dict[str, str], b: dict[str, Any], f: list[Fault]) -> Any:
+    scoped = w.aggregated_instances(p["project"], q.get("filter"))
+    items: dict[str, Any] = {}
+    for scope, instances in scoped.items():
+        if instances:
+            items[scope] = {"instances": instances}
+        else:
+            items[scope] = {
+                "warning": {
+                    "code": "NO_RESULTS_ON_PAGE",
+                    "message": "There are no results for scope 'zones/{}' on this page.".format(scope.split("/")[1]),
+                    "data": [{"key": "scope", "value": scope}],
+                }
+            }
+    return {
+        "kind": "compute#instanceAggregatedList",
+        "id": f"projects/{p['project']}/aggregated/instances",
+        "items": items,
+        "selfLink": f"projects/{p['project']}/aggregated/instances",
+    }
+
+
+def _list_disks(w: World, p: dict[str, str], q: dict[str, str], b: dict[str, Any], f: list[Fault]) -> Any:
+    items = w.list_disks(p["project"], p["zone"], q.get("filter"))
+    return _page(items, q, "compute#diskList", f"projects/{p['project']}/zones/{p['zone']}/disks")
+
+
+def _list_snapshots(w: World, p: dict[str, str], q: dict[str, str], b: dict[str, Any], f: list[Fault]) -> Any:
+    items = w.list_snapshots(p["project"], q.get("filter"))
+    return _page(items, q, "compute#snapshotList", f"projects/{p['project']}/global/snapshots")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "1")
+
+
+# (HTTP verb, path regex, API method name, the path parameter naming the target resource, handler)
+ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
+    (verb, re.compile(f"^{pattern}$"), method, target, handler)
+    for verb, pattern, method, target, handler in [
+        ("GET", _BASE + r"/aggregated/instances", "instances.aggregatedList", None, _aggregated_instances),
+        ("GET", _BASE + r"/zones/" + _Z + r"/instances", "instances.list", None, _list_instances),
+        (
+            "POST",
+            _BASE + r"/zones/" + _Z + r"/instances",
+            "instances.insert",
+            None,
+            lambda w, p, q, b, f: w.insert_instance(p["project"], p["zone"], b, f),
+        ),
+        (
+            "GET",
+            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)",
+            "instances.get",
+            "instance",
+            lambda w, p, q, b, f: w.instance(p["project"], p["zone"], p["instance"]),
+        ),
+        (
+            "POST",
+            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)/stop",
+            "instances.stop",
+            "instance",
+            lambda w, p, q, b, f: w.stop_instance(p["project"], p["zone"], p["instance"], f),
+        ),
+        (
+            "POST",
+            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)/start",
+            "instances.start",
+            "instance",
+            lambda w, p, q, b, f: w.start_instance(p["project"], p["zone"], p["instance"], f),
+        ),
+        (
+            "POST",
+            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)/setLabels",
+            "instances.setLabels",
+            "instance",
+            lambda w, p, q, b, f: w.set_instance_labels(p["project"], p["zone"], p["instance"], b, f),
+        ),
+        ("GET", _BASE + r"/zones/" + _Z + r"/disks", "disks.list", None, _list_disks),
+        (
+            "POST",
+            _BASE + r"/zones/" + _Z + r"/disks",
+            "disks.insert",
+            None,
+            lambda w, p, q, b, f: w.insert_disk(p["project"], p["zone"], b, f),
+        ),
+        (
+            "GET",
+            _BASE + r"/zones/" + _Z + r"/disks/(?P<disk>[^/]+)",
+            "disks.get",
+            "disk",
+            lambda w, p, q, b, f: w.disk(p["project"], p["zone"], p["disk"]),
+        ),
+        (
+            "POST",
+            _BASE + r"/zones/" + _Z + r"/disks/(?P<disk>[^/]+)/createSnapshot",
+            "disks.createSnapshot",
+            "disk",
+            lambda w, p, q, b, f: w.create_snapshot(
+                p["project"], p["zone"], p["disk"], b, _truthy(q.get("guestFlush")), f
+            ),
+        ),
+        ("GET", _BASE + r"/global/snapshots", "snapshots.list", None, _list_snapshots),
+        (
+            "GET",
+            _BASE + r"/global/snapshots/(?P<snapshot>[^/]+)",
+            "snapshots.get",
+            "snapshot",
+            lambda w, p, q, b, f: w.get_snapshot(p["project"], p["snapshot"]),
+        ),
+        (
+            "DELETE",
+            _BASE + r"/global/snapshots/(?P<snapshot>[^/]+)",
+            "snapshots.delete",
+            "snapshot",
+            lambda w, p, q, b, f: w.delete_snapshot(p["project"], p["snapshot"], f),
+        ),
+        (
+            "GET",
+            _BASE + r"/zones/" + _Z + r"/operations/(?P<operation>[^/]+)",
+            "zoneOperations.get",
+            "operation",
+            lambda w, p, q, b, f: w.get_operation(p["project"], p["zone"], p["operation"]),
+        ),
+        (
+            "POST",
+            _BASE + r"/zones/" + _Z + r"/operations/(?P<operation>[^/]+)/wait",
+            "zoneOperations.wait",
+            "operation",
+            lambda w, p, q, b, f: w.wait_operation(p["project"], p["zone"], p["operation"]),
+        ),
+        (
+            "GET",
+            _BASE + r"/global/operations/(?P<operation>[^/]+)",
+            "globalOperations.get",
+            "operation",
+            lambda w, p, q, b, f: w.get_operation(p["project"], None, p["operation"]),
+        ),
+        (
+            "POST",
+            _BASE + r"/global/operations/(?P<operation>[^/]+)/wait",
+            "globalOperations.wait",
+            "operation",
+            lambda w, p, q, b, f: w.wait_operation(p["project"], None, p["operation"]),
+        ),
+    ]
+]
+
+# Methods whose response is an Operation (a slow fault lengthens the operation instead of the response).
+OPERATION_METHODS = {
+    "instances.stop",
+    "instances.start",
+    "instances.setLabels",
+    "instances.insert",
+    "disks.createSnapshot",
+    "disks.insert",
+    "snapshots.delete",
+}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 512
+
+    def __init__(self, address: tuple[str, int], simulator: ComputeSimulator) -> None:
+        self.simulator = simulator
+        super().__init__(address, _RequestHandler)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def _send(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if not length:
+            return {}
+        raw = self.rfile.read(length)
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, "parseError", f"Invalid JSON payload received. {exc}") from exc
+        if not isinstance(data, dict):
+            raise ApiError(400, "parseError", "Invalid JSON payload received: expected an object")
+        return data
+
+    def _handle(self) -> None:
+        split = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        try:
+            body = self._body()
+        except ApiError as exc:
+            self._send(exc.code, exc.body())
+            return
+        if split.path.startswith("/_sim/") or split.path == "/_sim":
+            self._control(split.path, query, body)
+            return
+        self._api(split.path, query, body)
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _handle  # noqa: N815
+
+    # ------------------------------------------------------------------------------------------ REST API --
+    def _api(self, path: str, query: dict[str, str], body: dict[str, Any]) -> None:
+        world = self.server.simulator.world
+        for verb, pattern, method, target_param, handler in ROUTES:
+            match = pattern.match(path)
+            if match is None or verb != self.command:
+                continue
+            params = match.groupdict()
+            started = time.time()
+            latency = world.profile.scaled(world.profile.api_latency)
+            if latency:
+                time.sleep(latency)
+            faults = world.match_faults(method, params.get(target_param) if target_param else None)
+            status, payload, fault_note = 200, None, None
+            if faults and faults[0].action == "http_error":
+                fault = faults[0]
+                error = ApiError(fault.status, fault.error_reason(), fault.error_message())
+                status, payload, fault_note = error.code, error.body(), f"http_error:{fault.status}"
+            else:
+                for fault in faults:
+                    if fault.action == "slow" and method not in OPERATION_METHODS:
+                        time.sleep(world.profile.scaled(fault.extra_seconds))
+                op_faults = faults if method in OPERATION_METHODS else []
+                if faults:
+                    fault_note = ",".join(f.action for f in faults)
+                try:
+                    payload = handler(world, params, query, body, op_faults)
+                except ApiError as exc:
+                    status, payload = exc.code, exc.body()
+            world.record(
+                {
+                    "time": started,
+                    "method": method,
+                    "http_method": self.command,
+                    "path": path,
+                    "params": params,
+                    "query": query,
+                    "status": status,
+                    "fault": fault_note,
+                    "duration": time.time() - started,
+                }
+            )
+            self._send(status, payload)
+            return
+        known_path = any(pattern.match(path) for _, pattern, _, _, _ in ROUTES)
+        if known_path:
+            error = ApiError(405, "httpMethodNotAllowed", f"HTTP method {self.command} is not supported by {path}")
+        else:
+            error = ApiError(404, "notFound", f"The simulator does not serve {self.command} {path}")
+        world.record(
+            {
+                "time": time.time(),
+                "method": "unknown",
+                "http_method": self.command,
+                "path": path,
+                "params": {},
+                "query": query,
+                "status": error.code,
+                "fault": None,
+                "duration": 0.0,
+            }
+        )
+        self._send(error.code, error.body())
+
+    # ------------------------------------------------------------------------------------- control plane --
+    def _control(self, path: str, query: dict[str, str], body: dict[str, Any]) -> None:
+        sim = self.server.simulator
+        parts = [p for p in path.split("/") if p][1:]  # drop "_sim"
+        verb = self.command
+        try:
+            result: Any
+            match parts, verb:
+                case ["health"], "GET":
+                    result = {"ok": True, "base_url": sim.base_url}
+                case ["reset"], "POST":
+                    profile = Profile.from_dict(body["profile"]) if body.get("profile") else None
+                    sim.reset(profile=profile)
+                    result = {"ok": True}
+                case ["profile"], "GET":
+                    result = sim.profile.to_dict()
+                case ["profile"], "PUT" | "POST":
+                    sim.set_profile(Profile.from_dict(body))
+                    result = sim.profile.to_dict()
+                case ["seed", "classic"], "POST":
+                    sim.seed_classic(body.get("project", "demo-project"))
+                    result = {"ok": True}
+                case ["instances"], "POST":
+                    result = sim.add_instance(**body)
+                case ["instances", project, zone, name], "GET":
+                    result = sim.instance(project, zone, name)
+                case ["disks"], "POST":
+                    result = sim.add_disk(**body)
+                case ["disks", project, zone, name], "GET":
+                    result = sim.disk(project, zone, name)
+                case ["snapshots", project], "GET":
+                    result = sim.snapshots(project)
+                case ["operations"], "GET":
+                    result = sim.operations()
+                case ["calls"], "GET":
+                    result = sim.calls
+                case ["calls"], "DELETE":
+                    sim.clear_calls()
+                    result = {"ok": True}
+                case ["call_counts"], "GET":
+                    result = sim.call_counts()
+                case ["violations"], "GET":
+                    result = sim.violations
+                case ["check_left_stopped"], "POST":
+                    result = sim.check_left_stopped()
+                case ["faults"], "GET":
+                    result = [f.to_dict() for f in sim.faults]
+                case ["faults"], "POST":
+                    result = sim.inject(Fault.from_dict(body)).to_dict()
+                case ["faults"], "DELETE":
+                    sim.clear_faults()
+                    result = {"ok": True}
+                case ["wait_idle"], "POST":
+                    result = {"idle": sim.wait_idle(float(body.get("timeout", 10.0)))}
+                case _:
+                    self._send(404, {"error": {"code": 404, "message": f"no control route {verb} {path}"}})
+                    return
+        except ApiError as exc:
+            self._send(exc.code, exc.body())
+            return
+        except (TypeError, ValueError, KeyError) as exc:
+            self._send(400, {"error": {"code": 400, "message": f"{type(exc).__name__}: {exc}"}})
+            return
+        self._send(200, result)
+
+
+class ComputeSimulator:
+    """A running Compute Engine API simulator. Use as a context manager or call ``start()`` / ``stop()``."""
+
+    def __init__(self, profile: Profile | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.world = World(profile or Profile.fast())
+        self._host = host
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> ComputeSimulator:
+        if self._server is not None:
+            return self
+        self._server = _Server((self._host, self._port), self)
+        self._port = int(self._server.server_address[1])
+        self.world.start()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gce-sim-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.world.stop()  # wakes parked long-polls
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> ComputeSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self._host in ("", "0.0.0.0") else self._host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    # profile ---------------------------------------------------------------------------------------------
+    @property
+    def profile(self) -> Profile:
+        return self.world.profile
+
+    def set_profile(self, profile: Profile) -> None:
+        self.world.set_profile(profile)
+
+    # seeding ---------------------------------------------------------------------------------------------
+    def add_instance(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        labels: dict[str, str] | None = None,
+        disks: list[Any] | None = None,
+        status: str = "RUNNING",
+        machine_type: str = "e2-medium",
+        tags: list[str] | None = None,
+        network: str = "default",
+    ) -> dict[str, Any]:
+        return self.world.add_instance(
+            project,
+            zone,
+            name,
+            labels=labels,
+            disks=disks,
+            status=status,
+            machine_type=machine_type,
+            tags=tags,
+            network=network,
+        )
+
+    def add_disk(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        size_gb: int = 10,
+        disk_type: str = "pd-balanced",
+        labels: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return self.world.add_disk(project, zone, name, size_gb=size_gb, disk_type=disk_type, labels=labels)
+
+    def seed_classic(self, project: str = "demo-project") -> None:
+        self.world.seed_classic(project)
+
+    def reset(self, profile: Profile | None = None) -> None:
+        self.world.reset(profile)
+
+    # inspection ------------------------------------------------------------------------------------------
+    def instance(self, project: str, zone: str, name: str) -> dict[str, Any]:
+        return self.world.instance(project, zone, name)
+
+    def disk(self, project: str, zone: str, name: str) -> dict[str, Any]:
+        return self.world.disk(project, zone, name)
+
+    def snapshots(self, project: str) -> list[dict[str, Any]]:
+        return self.world.snapshot_list(project)
+
+    def operations(self) -> list[dict[str, Any]]:
+        return self.world.operation_list()
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        with self.world.cond:
+            return [dict(call) for call in self.world.calls]
+
+    def clear_calls(self) -> None:
+        with self.world.cond:
+            self.world.calls.clear()
+
+    def call_counts(self) -> dict[str, int]:
+        return self.world.call_counts()
+
+    @property
+    def violations(self) -> list[dict[str, Any]]:
+        with self.world.cond:
+            return [dict(v) for v in self.world.violations]
+
+    def check_left_stopped(self) -> list[dict[str, Any]]:
+        return self.world.check_left_stopped()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        return self.world.wait_idle(timeout)
+
+    # faults ----------------------------------------------------------------------------------------------
+    @property
+    def faults(self) -> list[Fault]:
+        with self.world.cond:
+            return list(self.world.faults)
+
+    def inject(self, fault: Fault) -> Fault:
+        return self.world.inject(fault)
+
+    def clear_faults(self) -> None:
+        self.world.clear_faults()
