@@ -1,0 +1,108 @@
+{{/* Chart name, truncated to a DNS label. */}}
+{{- define "vmbackup-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart, unless the release name already contains the chart name. */}}
+{{- define "vmbackup-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "vmbackup-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vmbackup-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{- define "vmbackup-operator.labels" -}}
+{{ include "vmbackup-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- with .Values.global.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "vmbackup-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "vmbackup-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "vmbackup-operator.image" -}}
+{{- $repository := .Values.image.repository }}
+{{- if .Values.image.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .Values.image.registry) .Values.image.repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when more than one replica must agree on one active controller. */}}
+{{- define "vmbackup-operator.peering" -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{- define "vmbackup-operator.peeringName" -}}
+{{- default (include "vmbackup-operator.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{/* Where the Airflow credentials Secret is mounted (read through *_FILE variables, never env values). */}}
+{{- define "vmbackup-operator.authDir" -}}
+/etc/vmbackup/airflow-auth
+{{- end }}
+
+{{- define "vmbackup-operator.tenancyFile" -}}
+/etc/vmbackup/tenancy/tenancy.yaml
+{{- end }}
+
+{{/* Settings JSON Schema cannot express across keys; fail with the fix. */}}
+{{- define "vmbackup-operator.validate" -}}
+{{- $airflow := .Values.airflow }}
+{{- if and .Values.composer.environment (or $airflow.bucket $airflow.url) }}
+{{- fail "set either composer.environment or airflow.bucket with airflow.url, not both" }}
+{{- end }}
+{{- if ne (empty $airflow.bucket) (empty $airflow.url) }}
+{{- fail "airflow.bucket and airflow.url go together: set both (or neither)" }}
+{{- end }}
+{{- if and (has $airflow.auth.type (list "basic" "jwt")) (not $airflow.auth.existingSecret) }}
+{{- fail (printf "airflow.auth.type=%s needs airflow.auth.existingSecret: the name of a Secret with the %s" $airflow.auth.type (ternary "username and password" "token (or username and password)" (eq $airflow.auth.type "basic"))) }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the controller needs, and nothing more: no create/delete of policies (people own them), no Secrets
+(credentials are mounted files), no namespaces or CRD watching (kopf then uses the configured list and
+logs that it will not notice new namespaces or CRD changes until restarted).
+*/}}
+{{- define "vmbackup-operator.controllerRules" -}}
+# Application: the policies it reconciles; patch for kopf's finalizer and progress annotations.
+- apiGroups: [vmbackup.dev]
+  resources: [vmbackuppolicies]
+  verbs: [get, list, watch, patch]
+- apiGroups: [vmbackup.dev]
+  resources: [vmbackuppolicies/status]
+  verbs: [get, patch]
+- apiGroups: [vmbackup.dev]
+  resources: [vmbackuppolicies/finalizers]
+  verbs: [update]
+# Framework: kopf posts events about handler progress and errors.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
