@@ -377,7 +377,7 @@ def crd() -> Schema:
                         "openAPIV3Schema": {
                             "description": "Consistent, scheduled snapshots of Compute Engine VMs, run by Cloud "
                             "Composer (Airflow). The controller renders one Airflow DAG per policy and reports "
-                            "its runs in status.",
+                            "its runs in status. The name becomes part of the DAG id, so it must be a DNS label.",
                             "type": "object",
                             "required": ["spec"],
                             "properties": {
@@ -386,11 +386,8 @@ def crd() -> Schema:
                                     "description": "Versioned schema of this object: vmbackup.dev/v1alpha1.",
                                 },
                                 "kind": {"type": "string", "description": "VMBackupPolicy."},
-                                "metadata": {
-                                    "type": "object",
-                                    "description": "Standard object metadata. The name becomes part of the Airflow "
-                                    "DAG id, so it must be a DNS label (no dots).",
-                                },
+                                # Only name/generateName restrictions are allowed here (structural schema rule).
+                                "metadata": {"type": "object"},
                                 "spec": {**spec_schema(), "description": "What to back up, when, and what to keep."},
                                 "status": status_schema(),
                             },
