@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import tomllib
-
-import pytest
 
 from tests.fixtures.tools import CHART_DIR, REPO_ROOT
 
@@ -44,20 +40,24 @@ def test_image_installs_the_locked_main_dependencies_only():
 
 
 def test_main_dependencies_do_not_pull_in_airflow():
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.fail("uv is not on PATH: run scripts/bootstrap.sh")
-    exported = subprocess.run(
-        [uv, "export", "--frozen", "--no-default-groups", "--no-hashes", "--no-emit-project"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    packages = {line.split("==")[0].lower() for line in exported.splitlines() if "==" in line}
-    assert "kopf" in packages
-    assert not {name for name in packages if name.startswith("apache-airflow")}
+    """What `uv sync --frozen --no-default-groups` installs: the lock's closure of the project's main dependencies."""
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    packages: dict[str, list[dict]] = {}
+    for package in lock["package"]:
+        packages.setdefault(package["name"], []).append(package)
+    (project,) = packages["vmbackup-operator"]
+    installed: set[str] = set()
+    pending = list(project["dependencies"])
+    while pending:
+        dependency = pending.pop()
+        for package in packages[dependency["name"]]:
+            for extra in dependency.get("extra", []):
+                pending += package.get("optional-dependencies", {}).get(extra, [])
+            if dependency["name"] not in installed:
+                pending += package.get("dependencies", [])
+        installed.add(dependency["name"])
+    assert {"kopf", "pydantic", "google-cloud-storage"} <= installed
+    assert not {name for name in installed if name.startswith("apache-airflow")}
 
 
 def test_build_context_leaves_out_local_state():
