@@ -263,3 +263,21 @@ def test_reset_clears_everything(gce_sim: ComputeSimulator) -> None:
     assert gce_sim.snapshots(P) == []
     control = SimulatorControl(gce_sim.base_url)
     assert control.health()["ok"] is True
+
+
+def test_delete_an_instance_and_its_disks(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
+    zone = "us-central1-a"
+    with pytest.raises(exceptions.BadRequest):  # still attached to db-1
+        gce_clients.disks.delete_unary(project=P, zone=zone, disk="db-1-data")
+    op = gce_clients.instances.delete_unary(project=P, zone=zone, instance="db-1")
+    assert op.operation_type == "delete"
+    gce_clients.zone_operations.wait(project=P, zone=zone, operation=op.name)
+    with pytest.raises(exceptions.NotFound):
+        gce_clients.instances.get(project=P, zone=zone, instance="db-1")
+    with pytest.raises(exceptions.NotFound):  # the boot disk is autoDelete
+        gce_clients.disks.get(project=P, zone=zone, disk="db-1")
+    assert gce_clients.disks.get(project=P, zone=zone, disk="db-1-data").users == []
+    op = gce_clients.disks.delete_unary(project=P, zone=zone, disk="db-1-data")
+    gce_clients.zone_operations.wait(project=P, zone=zone, operation=op.name)
+    with pytest.raises(exceptions.NotFound):
+        gce_clients.disks.get(project=P, zone=zone, disk="db-1-data")

@@ -20,8 +20,8 @@ An ``http://`` api_endpoint is honoured as is by the REST transport. But ``op.re
 client options say; wait with an operations client as above, or build clients with
 ``compute_client(ClientClass, base_url)`` (see ``clients.py``).
 
-Served (paths, verbs and JSON as compute v1): instances get/list/aggregatedList/stop/start/setLabels/insert,
-disks get/list/createSnapshot/insert, snapshots get/list/delete, zoneOperations and globalOperations get/wait;
+Served (paths, verbs and JSON as compute v1): instances get/list/aggregatedList/stop/start/setLabels/insert/
+delete, disks get/list/createSnapshot/insert/delete, snapshots get/list/delete, zoneOperations and globalOperations get/wait;
 ``filter`` on list calls (``labels.app = web AND status = RUNNING`` ...). Compute Engine's error JSON shape.
 
 Control plane: ``/_sim/...`` on the same port (``SimulatorControl`` wraps it with ComputeSimulator's method

@@ -98,6 +98,20 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
             lambda w, p, q, b, f: w.instance(p["project"], p["zone"], p["instance"]),
         ),
         (
+            "DELETE",
+            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)",
+            "instances.delete",
+            "instance",
+            lambda w, p, q, b, f: w.delete_instance(p["project"], p["zone"], p["instance"], f),
+        ),
+        (
+            "DELETE",
+            _BASE + r"/zones/" + _Z + r"/disks/(?P<disk>[^/]+)",
+            "disks.delete",
+            "disk",
+            lambda w, p, q, b, f: w.delete_disk(p["project"], p["zone"], p["disk"], f),
+        ),
+        (
             "POST",
             _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)/stop",
             "instances.stop",
@@ -194,7 +208,9 @@ OPERATION_METHODS = {
     "instances.start",
     "instances.setLabels",
     "instances.insert",
+    "instances.delete",
     "disks.createSnapshot",
+    "disks.delete",
     "disks.insert",
     "snapshots.delete",
 }

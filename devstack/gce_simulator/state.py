@@ -877,6 +877,8 @@ class World:
             def body_fn() -> None:
                 if op.fault is not None:
                     self._remove_instance(instance)
+                    for disk in new_disks:
+                        self.disks.pop((project, zone, disk.name), None)
                     self._fail_with_fault(op)
                     return
 
@@ -893,6 +895,57 @@ class World:
                 self._after(self.profile.instance_provisioning_seconds + op.extra_seconds, staging)
 
             self._run_serialized(op, body_fn)
+            return op.to_json()
+
+    def delete_instance(self, project: str, zone: str, name: str, faults: list[Fault]) -> dict[str, Any]:
+        """STOPPING, then gone; its disks are detached and those with ``autoDelete`` deleted."""
+        with self.cond:
+            instance = self._instance(project, zone, name)
+            op = self._new_operation(
+                project, zone, "delete", instance.self_link, instance.id, instance.self_link, faults
+            )
+
+            def body() -> None:
+                if self._fail_with_fault(op):
+                    return
+                instance.status = "STOPPING"
+
+                def gone() -> None:
+                    self._remove_instance(instance)
+                    for attached in instance.disks:
+                        if attached.get("autoDelete"):
+                            self.disks.pop((project, zone, str(parse_ref(attached["source"])["name"])), None)
+                    self._finish(op)
+
+                self._after(self.profile.stop_seconds + op.extra_seconds, gone)
+
+            self._run_serialized(op, body)
+            return op.to_json()
+
+    def delete_disk(self, project: str, zone: str, name: str, faults: list[Fault]) -> dict[str, Any]:
+        with self.cond:
+            disk = self._disk(project, zone, name)
+            if disk.users:
+                raise ApiError(
+                    400,
+                    "resourceInUseByAnotherResource",
+                    f"The disk resource '{disk.path}' is already being used by '{disk.users[0]}'",
+                )
+            op = self._new_operation(project, zone, "delete", disk.self_link, disk.id, disk.self_link, faults)
+
+            def body() -> None:
+                if self._fail_with_fault(op):
+                    return
+                disk.status = "DELETING"
+
+                def gone() -> None:
+                    if self.disks.get((project, zone, name)) is disk:
+                        del self.disks[(project, zone, name)]
+                    self._finish(op)
+
+                self._after(self.profile.snapshot_delete_seconds + op.extra_seconds, gone)
+
+            self._run_serialized(op, body)
             return op.to_json()
 
     def _remove_instance(self, instance: Instance) -> None:
