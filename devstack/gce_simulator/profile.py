@@ -17,9 +17,10 @@ are marked ESTIMATE and were chosen to be typical rather than best or worst case
   default deadline (2 minutes) and then returns the current state of the operation, which might be DONE or still in
   progress" (compute v1 REST reference, zoneOperations/wait). Hence ``wait_cap`` = 120.
 - Snapshot states: CREATING ("Snapshot creation is in progress"), UPLOADING ("Snapshot is being uploaded"), READY,
-  FAILED, DELETING (compute v1 Snapshot.status enum reference). The disk only has to be quiesced while CREATING:
-  once a snapshot is UPLOADING the disk may be written again; the createSnapshot operation is DONE only when the
-  snapshot is READY (or FAILED). That is what this simulator models.
+  FAILED, DELETING (compute v1 Snapshot.status enum reference). Modelled: the disk only has to be quiesced while
+  CREATING (once UPLOADING, the point-in-time copy is taken and the disk may be written again), and the
+  createSnapshot operation is DONE only when the snapshot is READY (or FAILED). NOT VERIFIED: the reference search
+  did not turn up Google's wording of the UPLOADING rule verbatim; it is the project's premise.
 - Snapshots are incremental: "The first successful snapshot of a persistent disk is a full snapshot that contains
   all the data ... The second snapshot only contains any new data or modified data" ("Creating persistent disk
   snapshots", https://cloud.google.com/compute/docs/disks/create-snapshots). Upload time therefore scales with the
