@@ -1,0 +1,296 @@
+"""Compute Engine access for the DAG's tasks: google-cloud-compute clients with bounded, jittered retries.
+
+Clients are created lazily, once per hook, and a hook is created inside a task's execute(): never at DAG
+parse time and never in an operator's __init__, so parsing a DAG makes no network call. The endpoint is
+overridable (VMBACKUP_COMPUTE_ENDPOINT) for the project's Compute Engine simulator; an http:// endpoint
+gets anonymous credentials, anything else uses Application Default Credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from functools import cached_property
+from typing import Any, TypedDict, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.cloud import compute_v1
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_ENV = "VMBACKUP_COMPUTE_ENDPOINT"
+RETRY_ATTEMPTS_ENV = "VMBACKUP_RETRY_ATTEMPTS"
+RETRY_BASE_ENV = "VMBACKUP_RETRY_BASE_SECONDS"
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+
+T = TypeVar("T")
+
+
+class OperationRef(TypedDict):
+    """What a sensor needs to find an operation again: its name and scope (zone, or None for global)."""
+
+    name: str
+    project: str
+    zone: str | None
+
+
+class OperationFailedError(Exception):
+    """A Compute Engine operation finished with an error; the message is Compute Engine's own."""
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    from google.auth import exceptions as auth_exceptions
+
+    return (
+        gexc.TooManyRequests,
+        gexc.InternalServerError,
+        gexc.BadGateway,
+        gexc.ServiceUnavailable,
+        gexc.GatewayTimeout,
+        requests.exceptions.ConnectionError,
+        auth_exceptions.TransportError,
+    )
+
+
+def operation_error(op: compute_v1.Operation) -> str | None:
+    """Compute Engine's own words for a failed operation, or None when it succeeded."""
+    if op.error and op.error.errors:
+        return "; ".join(f"{e.code}: {e.message}" if e.code else e.message for e in op.error.errors)
+    if op.http_error_status_code and op.http_error_status_code >= 400:
+        return f"{op.http_error_status_code}: {op.http_error_message or 'operation failed'}"
+    return None
+
+
+def is_done(op: compute_v1.Operation) -> bool:
+    return bool(op.status == compute_v1.Operation.Status.DONE)
+
+
+def resource_name(url: str) -> str:
+    """Last path segment of a Compute Engine resource URL (disks are referenced by URL on instances)."""
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+class ComputeEngineHook:
+    """The Compute Engine calls the backup workflow makes, each retried on 429, 5xx and connection errors."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str | None = None,
+        max_attempts: int | None = None,
+        backoff_base_seconds: float | None = None,
+        backoff_cap_seconds: float = 30.0,
+    ):
+        self.endpoint = endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV) or None
+        self.max_attempts = max_attempts or int(os.environ.get(RETRY_ATTEMPTS_ENV, "6"))
+        self.backoff_base = (
+            backoff_base_seconds if backoff_base_seconds is not None else float(os.environ.get(RETRY_BASE_ENV, "1"))
+        )
+        self.backoff_cap = backoff_cap_seconds
+
+    # -- clients ---------------------------------------------------------------------------------------
+
+    @cached_property
+    def _client_kwargs(self) -> dict[str, Any]:
+        if self.endpoint and self.endpoint.startswith("http://"):
+            from google.auth.credentials import AnonymousCredentials
+
+            return {"credentials": AnonymousCredentials(), "client_options": ClientOptions(api_endpoint=self.endpoint)}
+        import google.auth
+
+        credentials, _ = google.auth.default(scopes=SCOPES)
+        kwargs: dict[str, Any] = {"credentials": credentials}
+        if self.endpoint:
+            kwargs["client_options"] = ClientOptions(api_endpoint=self.endpoint)
+        return kwargs
+
+    @cached_property
+    def instances(self) -> compute_v1.InstancesClient:
+        return compute_v1.InstancesClient(**self._client_kwargs)
+
+    @cached_property
+    def disks(self) -> compute_v1.DisksClient:
+        return compute_v1.DisksClient(**self._client_kwargs)
+
+    @cached_property
+    def snapshots(self) -> compute_v1.SnapshotsClient:
+        return compute_v1.SnapshotsClient(**self._client_kwargs)
+
+    @cached_property
+    def zone_operations(self) -> compute_v1.ZoneOperationsClient:
+        return compute_v1.ZoneOperationsClient(**self._client_kwargs)
+
+    @cached_property
+    def global_operations(self) -> compute_v1.GlobalOperationsClient:
+        return compute_v1.GlobalOperationsClient(**self._client_kwargs)
+
+    # -- retries ---------------------------------------------------------------------------------------
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one API call, retrying transient failures with capped exponential backoff and full jitter."""
+        transient = _transient_errors()
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return fn(*args, **kwargs)
+            except transient as exc:
+                if attempt == self.max_attempts:
+                    raise
+                delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+                log.warning("%s failed (%s); retry %d/%d in %.2fs", what, exc, attempt, self.max_attempts - 1, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    # -- instances -------------------------------------------------------------------------------------
+
+    def get_instance(self, project: str, zone: str, name: str) -> compute_v1.Instance:
+        return self.call("instances.get", self.instances.get, project=project, zone=zone, instance=name)
+
+    def find_instance(self, project: str, zone: str, name: str) -> compute_v1.Instance | None:
+        try:
+            return self.get_instance(project, zone, name)
+        except gexc.NotFound:
+            return None
+
+    def list_instances(
+        self, project: str, zones: Iterable[str], match_labels: dict[str, str]
+    ) -> list[compute_v1.Instance]:
+        """Instances carrying every label, zone by zone (a per-zone list with a server-side filter)."""
+        label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(match_labels.items()))
+        found: list[compute_v1.Instance] = []
+        for zone in zones:
+            request = compute_v1.ListInstancesRequest(project=project, zone=zone, filter=label_filter)
+            page = self.call("instances.list", self.instances.list, request=request)
+            # The filter is applied again locally: correctness must not depend on the server's filter support.
+            found.extend(inst for inst in page if all(inst.labels.get(k) == v for k, v in match_labels.items()))
+        return found
+
+    def stop_instance(self, project: str, zone: str, name: str) -> OperationRef:
+        op = self.call("instances.stop", self.instances.stop_unary, project=project, zone=zone, instance=name)
+        return OperationRef(name=op.name, project=project, zone=zone)
+
+    def start_instance(self, project: str, zone: str, name: str) -> OperationRef:
+        op = self.call("instances.start", self.instances.start_unary, project=project, zone=zone, instance=name)
+        return OperationRef(name=op.name, project=project, zone=zone)
+
+    def set_instance_labels(
+        self, project: str, zone: str, name: str, labels: dict[str, str], fingerprint: str
+    ) -> OperationRef:
+        """setLabels with the fingerprint read before: Compute Engine refuses it (412) if labels changed since."""
+        body = compute_v1.InstancesSetLabelsRequest(labels=labels, label_fingerprint=fingerprint)
+        op = self.call(
+            "instances.setLabels",
+            self.instances.set_labels_unary,
+            project=project,
+            zone=zone,
+            instance=name,
+            instances_set_labels_request_resource=body,
+        )
+        return OperationRef(name=op.name, project=project, zone=zone)
+
+    # -- snapshots -------------------------------------------------------------------------------------
+
+    def create_snapshot(
+        self,
+        project: str,
+        zone: str,
+        disk: str,
+        name: str,
+        *,
+        labels: dict[str, str],
+        storage_location: str | None,
+        guest_flush: bool,
+        description: str = "",
+    ) -> OperationRef | None:
+        """Start a disk snapshot; None when a snapshot of that name already exists (the caller checks it)."""
+        snapshot = compute_v1.Snapshot(name=name, labels=labels, description=description)
+        if storage_location:
+            snapshot.storage_locations = [storage_location]
+        kwargs: dict[str, Any] = {"project": project, "zone": zone, "disk": disk, "snapshot_resource": snapshot}
+        if guest_flush:
+            kwargs["guest_flush"] = True
+        try:
+            op = self.call("disks.createSnapshot", self.disks.create_snapshot_unary, **kwargs)
+        except gexc.Conflict:
+            return None
+        return OperationRef(name=op.name, project=project, zone=zone)
+
+    def find_snapshot(self, project: str, name: str) -> compute_v1.Snapshot | None:
+        try:
+            return self.call("snapshots.get", self.snapshots.get, project=project, snapshot=name)
+        except gexc.NotFound:
+            return None
+
+    def list_snapshots(self, project: str, labels: dict[str, str]) -> list[compute_v1.Snapshot]:
+        """Snapshots carrying every label (filtered server-side, and again locally)."""
+        label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(labels.items()))
+        request = compute_v1.ListSnapshotsRequest(project=project, filter=label_filter)
+        page = self.call("snapshots.list", self.snapshots.list, request=request)
+        return [s for s in page if all(s.labels.get(k) == v for k, v in labels.items())]
+
+    def delete_snapshot(self, project: str, name: str) -> OperationRef | None:
+        try:
+            op = self.call("snapshots.delete", self.snapshots.delete_unary, project=project, snapshot=name)
+        except gexc.NotFound:
+            return None
+        return OperationRef(name=op.name, project=project, zone=None)
+
+    # -- operations ------------------------------------------------------------------------------------
+
+    def get_operation(self, ref: OperationRef) -> compute_v1.Operation:
+        if ref["zone"]:
+            return self.call(
+                "zoneOperations.get",
+                self.zone_operations.get,
+                project=ref["project"],
+                zone=ref["zone"],
+                operation=ref["name"],
+            )
+        return self.call(
+            "globalOperations.get", self.global_operations.get, project=ref["project"], operation=ref["name"]
+        )
+
+    def wait_operation(self, ref: OperationRef, timeout_seconds: float) -> compute_v1.Operation:
+        """Long-poll `operations.wait`: returns when the operation is DONE or the server's wait (or ours) ends.
+
+        The returned operation may still be running; callers check is_done().
+        """
+        import requests
+
+        bounded = max(1.0, min(timeout_seconds, 120.0))
+        try:
+            if ref["zone"]:
+                return self.call(
+                    "zoneOperations.wait",
+                    self.zone_operations.wait,
+                    project=ref["project"],
+                    zone=ref["zone"],
+                    operation=ref["name"],
+                    timeout=bounded,
+                )
+            return self.call(
+                "globalOperations.wait",
+                self.global_operations.wait,
+                project=ref["project"],
+                operation=ref["name"],
+                timeout=bounded,
+            )
+        except (requests.exceptions.Timeout, gexc.DeadlineExceeded):
+            return self.get_operation(ref)
+
+    def wait_done(self, ref: OperationRef, timeout_seconds: float) -> compute_v1.Operation:
+        """Wait (long-poll, repeatedly) until DONE or the deadline; raise OperationFailed on an error."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            op = self.wait_operation(ref, deadline - time.monotonic())
+            if is_done(op):
+                error = operation_error(op)
+                if error:
+                    raise OperationFailedError(f"operation {ref['name']} failed: {error}")
+                return op
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"operation {ref['name']} not done after {timeout_seconds:.0f}s")

@@ -1,0 +1,236 @@
+"""Builds a policy's whole DAG from the policy DATA (its canonical JSON); rendered DAG files call build_dag.
+
+Nothing here does I/O at DAG parse time: Compute Engine is only contacted inside tasks. Tuning knobs
+that are about the Airflow installation rather than the policy come from environment variables.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from datetime import timedelta
+from typing import Any
+
+from vmbackup.policy import BackupPolicy
+
+POKE_INTERVAL_ENV = "VMBACKUP_POKE_INTERVAL_SECONDS"
+RETRY_DELAY_ENV = "VMBACKUP_RETRY_DELAY_SECONDS"
+RETRIES_ENV = "VMBACKUP_TASK_RETRIES"
+DEFERRABLE_ENV = "VMBACKUP_DEFERRABLE"
+
+_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+}
+
+
+def group_id(policy: BackupPolicy, key: str) -> str:
+    return f"tier_{key}" if policy.spec.tiers else "instances"
+
+
+def doc_md(policy: BackupPolicy) -> str:
+    """What the policy does, for the DAG's page in the Airflow UI (all values are validated names)."""
+    spec = policy.spec
+    lines = [
+        f"# VM backup policy `{policy.namespace}/{policy.name}`",
+        "",
+        "Managed by **vmbackup-operator** from a `VMBackupPolicy` custom resource: edit the resource, not this DAG.",
+        "",
+        f"- **Project:** `{spec.project}`",
+        f"- **Schedule:** `{spec.schedule}` ({spec.timezone})",
+        f"- **Consistency:** `{spec.consistency}`"
+        + {
+            "stop": " (each VM is stopped, snapshotted and started again)",
+            "none": " (crash-consistent snapshots; VMs keep running)",
+            "guestFlush": " (guest-flushed snapshots; VMs keep running)",
+        }[spec.consistency],
+    ]
+    if spec.instances is not None:
+        lines.append("- **Instances:**")
+        lines += [
+            f"  - `{i.name}` in `{i.zone}`"
+            + (f", disks {', '.join(f'`{d}`' for d in i.disks)}" if i.disks else "")
+            + (f", tier `{i.tier}`" if i.tier else "")
+            for i in spec.instances
+        ]
+    if spec.selector is not None:
+        labels = ", ".join(f"`{k}={v}`" for k, v in sorted(spec.selector.match_labels.items()))
+        zones = ", ".join(f"`{z}`" for z in spec.selector.zones)
+        lines.append(f"- **Selector:** instances labelled {labels} in {zones} (resolved at each run)")
+    if spec.tiers:
+        lines.append(f"- **Tiers (stop order):** {' → '.join(f'`{t}`' for t in spec.tiers)}; started in reverse")
+    keep = []
+    if spec.retention.count is not None:
+        keep.append(f"the newest {spec.retention.count}")
+    if spec.retention.max_age_days is not None:
+        keep.append(f"those younger than {spec.retention.max_age_days} days")
+    lines.append(f"- **Retention:** keep {' and '.join(keep)} per disk (the newest READY one always)")
+    t = spec.timeouts
+    lines.append(
+        f"- **Timeouts:** stop {t.stop_seconds}s, snapshot {t.snapshot_seconds}s, "
+        f"upload {t.upload_seconds}s, start {t.start_seconds}s"
+    )
+    if spec.snapshot.labels:
+        lines.append(
+            "- **Snapshot labels:** " + ", ".join(f"`{k}={v}`" for k, v in sorted(spec.snapshot.labels.items()))
+        )
+    return "\n".join(lines) + "\n"
+
+
+def build_dag(policy_json: str) -> Any:
+    """The DAG of one policy: resolve instances, per tier a mapped group per VM, then restore, prune, report."""
+    import pendulum
+
+    from vmbackup.airflow_compat import DAG, CronTriggerTimetable
+    from vmbackup.closing_steps import (
+        PRUNE_TASK,
+        REPORT_TASK,
+        RESOLVE_TASK,
+        RESTORE_TASK,
+        PruneSnapshotsOperator,
+        RestoreInstancesOperator,
+        RunReportOperator,
+    )
+    from vmbackup.operators import ResolveInstancesOperator
+    from vmbackup.targets import group_keys
+
+    policy = BackupPolicy.from_json(policy_json)
+    spec = policy.spec
+    cron = _PRESETS.get(spec.schedule, spec.schedule)
+    dag = DAG(
+        dag_id=policy.dag_id,
+        schedule=CronTriggerTimetable(cron, timezone=spec.timezone),
+        start_date=pendulum.datetime(2024, 1, 1, tz=spec.timezone),
+        catchup=False,
+        max_active_runs=1,
+        tags=["vmbackup", f"namespace:{policy.namespace}", f"policy:{policy.name}", f"consistency:{spec.consistency}"],
+        doc_md=doc_md(policy),
+        description=f"VM backups of policy {policy.namespace}/{policy.name}",
+        default_args={
+            "owner": "vmbackup-operator",
+            "retries": int(os.environ.get(RETRIES_ENV, "2")),
+            "retry_delay": timedelta(seconds=float(os.environ.get(RETRY_DELAY_ENV, "60"))),
+        },
+    )
+    keys = group_keys(policy)
+    group_ids = {key: group_id(policy, key) for key in keys}
+    with dag:
+        resolve = ResolveInstancesOperator(task_id=RESOLVE_TASK, policy_json=policy_json)
+        for key in keys:
+            _instance_group(policy, policy_json, key, group_ids[key], resolve)
+        if spec.consistency == "stop":
+            for upper, lower in itertools.pairwise(keys):  # tier order: stop down, start back up
+                dag.get_task(f"{group_ids[upper]}.wait_stopped") >> dag.get_task(f"{group_ids[lower]}.stop")
+                dag.get_task(f"{group_ids[lower]}.wait_started") >> dag.get_task(f"{group_ids[upper]}.start")
+        prune = PruneSnapshotsOperator(task_id=PRUNE_TASK, policy_json=policy_json, trigger_rule="all_done")
+        report = RunReportOperator(
+            task_id=REPORT_TASK, policy_json=policy_json, group_ids=group_ids, trigger_rule="all_done", retries=0
+        )
+        for gid in group_ids.values():
+            dag.get_task(f"{gid}.wait_snapshots_ready") >> prune
+        if spec.consistency == "stop":
+            restore = RestoreInstancesOperator(
+                task_id=RESTORE_TASK,
+                start_timeout_seconds=spec.timeouts.start_seconds,
+                stopping_timeout_seconds=spec.timeouts.stop_seconds,
+                trigger_rule="all_done",
+            )
+            for gid in group_ids.values():
+                dag.get_task(f"{gid}.wait_started") >> restore
+            restore >> prune
+        prune >> report
+        _fail_run_on_any_failure(dag, exclude=REPORT_TASK)
+    return dag
+
+
+def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, resolve: Any) -> None:
+    """One mapped task group over the VMs of a tier: each VM gets its own chain of steps."""
+    from vmbackup.airflow_compat import task, task_group
+    from vmbackup.operators import SnapshotDiskOperator, StartInstanceOperator, StopInstanceOperator
+    from vmbackup.sensors import READY, TAKEN, InstanceStartedSensor, OperationStatusSensor, SnapshotStatusSensor
+
+    spec = policy.spec
+    timeouts = spec.timeouts
+    poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
+    deferrable = os.environ.get(DEFERRABLE_ENV, "").lower() in ("1", "true", "yes")
+    stop_mode = spec.consistency == "stop"
+    lock_ttl = timeouts.stop_seconds + timeouts.snapshot_seconds + timeouts.start_seconds + 600
+
+    @task(task_id=f"{gid}_targets")
+    def pick_targets(resolution: Any, key: str = key) -> list[Any]:
+        """This tier's VMs from the resolution (an empty list maps the group to nothing)."""
+        return list(((resolution or {}).get("groups") or {}).get(key) or [])
+
+    @task_group(group_id=gid, tooltip=f"one VM of {gid}")
+    def per_instance(target: Any) -> None:
+        stop = None
+        if stop_mode:
+            stop = StopInstanceOperator(
+                task_id="stop", target=target, lock_ttl_seconds=lock_ttl, trigger_rule="none_failed"
+            )
+            wait_stopped = OperationStatusSensor(
+                task_id="wait_stopped",
+                operation=stop.output,
+                timeout=timeouts.stop_seconds,
+                poke_interval=poke,
+                deferrable=deferrable,
+            )
+        snapshot = SnapshotDiskOperator(
+            task_id="snapshot",
+            target=target,
+            stop_result=stop.output if stop is not None else None,
+            policy_json=policy_json,
+        )
+        taken = SnapshotStatusSensor(
+            task_id="wait_snapshots_taken",
+            snapshots=snapshot.output,
+            project=spec.project,
+            until=TAKEN,
+            timeout=timeouts.snapshot_seconds,
+            poke_interval=poke,
+        )
+        ready = SnapshotStatusSensor(
+            task_id="wait_snapshots_ready",
+            snapshots=snapshot.output,
+            project=spec.project,
+            until=READY,
+            timeout=timeouts.upload_seconds,
+            poke_interval=poke,
+        )
+        taken >> ready
+        if stop_mode:
+            start = StartInstanceOperator(
+                task_id="start",
+                target=target,
+                stopping_timeout_seconds=timeouts.stop_seconds,
+                trigger_rule="all_done",
+            )
+            started = InstanceStartedSensor(
+                task_id="wait_started",
+                operation=start.output,
+                target=target,
+                timeout=timeouts.start_seconds,
+                poke_interval=poke,
+                deferrable=deferrable,
+            )
+            wait_stopped >> snapshot
+            taken >> start >> started
+
+    per_instance.expand(target=pick_targets(resolve.output))
+
+
+def _fail_run_on_any_failure(dag: Any, exclude: str) -> None:
+    """A leaf that fails the run if any step failed, even one whose failure the report cannot see."""
+    from vmbackup.airflow_compat import AirflowException, task
+
+    @task(task_id="fail_run_if_a_step_failed", trigger_rule="one_failed", retries=0)
+    def fail_run_if_a_step_failed() -> None:
+        raise AirflowException("a backup step failed; the run report lists what happened to each VM")
+
+    upstream = [t for t in dag.tasks if t.task_id != exclude]
+    watcher = fail_run_if_a_step_failed()
+    for t in upstream:
+        t >> watcher
