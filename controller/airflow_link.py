@@ -1,0 +1,110 @@
+"""The controller's view of Airflow: the two calls it makes and the batched status it reads.
+
+The Airflow REST client (controller/airflow_api.py) and the run-status poller
+(controller/run_status.py) are separate parts; this module states what the reconciler needs from
+them and adapts their types to the reconciler's (errors, RunObservation), so the reconciler does
+not depend on their internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from controller.airflow_api import AirflowAuthError, AirflowClient, AirflowError, AirflowUnavailable, make_auth
+from controller.config import AirflowAuth
+
+if TYPE_CHECKING:
+    from controller.status import RunObservation
+    from controller.targets import Target
+
+PolicyKey = tuple[str, str]  # (namespace, name)
+
+
+class AirflowUnreachableError(RuntimeError):
+    """Airflow did not answer (network, 5xx) or refused our credentials: try again at the next poll."""
+
+
+class DagNotFoundError(LookupError):
+    """Airflow does not know the DAG yet (not parsed since the upload): try again later."""
+
+
+class AirflowRefusedError(RuntimeError):
+    """Airflow answered and refused the request (a 4xx other than 404); the message says why."""
+
+
+class AirflowLink(Protocol):
+    async def set_paused(self, dag_id: str, paused: bool) -> None: ...
+
+    async def trigger_run(self, dag_id: str) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class RunStatusFeed(Protocol):
+    async def observe(
+        self, target: Target, airflow: AirflowLink, dags: Mapping[PolicyKey, str]
+    ) -> Mapping[PolicyKey, RunObservation]:
+        """One batched query for all ``dags`` of one target (an unreachable Airflow is an observation too)."""
+        ...
+
+
+class AirflowControl:
+    """AirflowLink over the REST client, with its errors sorted into the reconciler's three kinds."""
+
+    def __init__(self, client: AirflowClient):
+        self.client = client
+
+    async def set_paused(self, dag_id: str, paused: bool) -> None:
+        try:
+            await self.client.set_paused(dag_id, paused)
+        except Exception as exc:
+            raise _sorted_error(exc, dag_id) from exc
+
+    async def trigger_run(self, dag_id: str) -> str:
+        try:
+            run = await self.client.trigger_run(dag_id)
+        except Exception as exc:
+            raise _sorted_error(exc, dag_id) from exc
+        return run.run_id
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _sorted_error(exc: Exception, dag_id: str) -> Exception:
+    if isinstance(exc, AirflowUnavailable | AirflowAuthError):
+        return AirflowUnreachableError(str(exc))
+    if isinstance(exc, AirflowError) and exc.status == 404:
+        return DagNotFoundError(f"Airflow does not know DAG {dag_id} yet (it has not parsed the uploaded file)")
+    if isinstance(exc, AirflowError):
+        return AirflowRefusedError(str(exc))
+    return exc
+
+
+def make_airflow_client(airflow_url: str, auth: AirflowAuth) -> AirflowClient:
+    return AirflowClient(
+        airflow_url, make_auth(auth.mode, username=auth.username, password=auth.password, token=auth.token)
+    )
+
+
+class PollerFeed:
+    """RunStatusFeed over the run-status poller (controller/run_status.py): one poller per target."""
+
+    def __init__(self) -> None:
+        self._pollers: dict[tuple[str, str], object] = {}
+
+    async def observe(
+        self, target: Target, airflow: AirflowLink, dags: Mapping[PolicyKey, str]
+    ) -> Mapping[PolicyKey, RunObservation]:
+        from controller.status import RunObservation
+
+        if not dags:
+            return {}
+        # Placeholder until controller/run_status.py lands: report Airflow's reachability only.
+        client: AirflowClient = airflow.client  # type: ignore[attr-defined]
+        try:
+            known = {dag.dag_id: dag for dag in await client.list_dags()}
+        except (AirflowUnavailable, AirflowAuthError) as exc:
+            return {key: RunObservation(reachable=False, unreachable_reason=str(exc)) for key in dags}
+        return {key: RunObservation(reachable=True, dag_loaded=dag_id in known) for key, dag_id in dags.items()}

@@ -1,0 +1,94 @@
+"""Assembling and running the controller: configuration -> Controller -> kopf with our settings."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from google.cloud import storage
+
+from controller.airflow_link import AirflowControl, PollerFeed, RunStatusFeed, make_airflow_client
+from controller.config import ControllerConfig
+from controller.handlers import build_registry, configure_settings
+from controller.metrics import ControllerMetrics
+from controller.reconciler import Controller
+from controller.targets import EnvironmentResolver, Target, Targets
+from controller.tenancy import Tenancy
+
+logger = logging.getLogger(__name__)
+
+
+def build_controller(
+    config: ControllerConfig,
+    *,
+    storage_client: storage.Client | None = None,
+    feed: RunStatusFeed | None = None,
+    metrics: ControllerMetrics | None = None,
+) -> Controller:
+    """Everything the handlers need, from the configuration alone (the tenancy map is read now: fail early)."""
+
+    def airflow_for(target: Target) -> AirflowControl:
+        return AirflowControl(make_airflow_client(target.airflow_url, config.airflow_auth))
+
+    targets = Targets(
+        config,
+        storage_client=storage_client,
+        airflow_factory=airflow_for,
+        resolve_environment=_composer_resolver(),
+    )
+    return Controller(
+        config,
+        tenancy=Tenancy.load(config.tenancy_file, config.tenancy_text),
+        targets=targets,
+        feed=feed or PollerFeed(),
+        metrics=metrics,
+    )
+
+
+def _composer_resolver() -> EnvironmentResolver | None:
+    """Composer environment -> (bucket, Airflow URL) through the Composer API, when that part is installed."""
+    try:
+        from controller.composer import resolve_environment  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    resolver: EnvironmentResolver = resolve_environment
+    return resolver
+
+
+def configure_logging(config: ControllerConfig) -> None:
+    """kopf's formatter, JSON by default (one object per line, with the resource in each record)."""
+    log_format = kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(log_format=log_format, debug=config.log_level == "DEBUG", quiet=config.log_level == "ERROR")
+    logging.getLogger().setLevel(config.log_level)
+
+
+def run(config: ControllerConfig) -> None:
+    """Run until stopped by a signal: watches, handlers, peering (when named), liveness, metrics."""
+    configure_logging(config)
+    controller = build_controller(config)
+    if config.metrics_port:
+        controller.metrics.serve(config.metrics_port)
+    settings = kopf.OperatorSettings()
+    configure_settings(settings)
+    options: dict[str, Any] = {
+        "registry": build_registry(controller),
+        "settings": settings,
+        "liveness_endpoint": config.liveness_endpoint,
+        "clusterwide": not config.namespaces,
+        "namespaces": config.namespaces,
+    }
+    if config.peering_name:
+        options["peering_name"] = config.peering_name  # two replicas: one is active, the other waits
+    else:
+        options["standalone"] = True
+    logger.info(
+        "Starting vmbackup controller: target %s, namespaces %s, poll every %ss, %s",
+        config.composer_environment
+        or (config.bucket and f"gs://{config.bucket} + {config.airflow_url}")
+        or "per policy",
+        ", ".join(config.namespaces) or "all",
+        config.poll_interval_seconds,
+        f"peering {config.peering_name!r}" if config.peering_name else "standalone",
+    )
+    kopf.run(**options)

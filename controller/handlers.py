@@ -1,0 +1,73 @@
+"""kopf wiring: which events of VMBackupPolicy objects call which Controller method.
+
+Handlers are registered on a registry built per Controller (not kopf's global one), so the poll
+interval from the configuration can shape the timer and tests can run several controllers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from controller.reconciler import BACKUP_NOW_ANNOTATION, Controller
+from vmbackup.policy import API_GROUP, API_VERSION, PLURAL
+
+KOPF_PREFIX = "kopf.vmbackup.dev"
+FINALIZER = "vmbackup.dev/dag-cleanup"
+
+
+def configure_settings(settings: kopf.OperatorSettings) -> None:
+    """Our own annotation prefix and finalizer; only our own Events, not one per handler log line."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 600  # reconnect periodically; a silent watch must not go stale
+    settings.watching.client_timeout = 660
+
+
+def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    resource: dict[str, Any] = {"group": API_GROUP, "version": API_VERSION, "plural": PLURAL, "registry": registry}
+
+    @kopf.on.login(registry=registry)
+    def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In a pod: its service account; elsewhere: KUBECONFIG (no Kubernetes client library needed)."""
+        return kopf.login_with_service_account(settings=settings, **kwargs) or kopf.login_with_kubeconfig(
+            settings=settings, **kwargs
+        )
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_settings(settings)
+        await controller.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await controller.close()
+
+    @kopf.on.resume(**resource, id="reconcile")
+    @kopf.on.create(**resource, id="reconcile")
+    @kopf.on.update(**resource, field="spec", id="reconcile")
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await controller.reconcile(body, patch)
+
+    @kopf.on.resume(**resource, annotations={BACKUP_NOW_ANNOTATION: kopf.PRESENT}, id="backup-now")
+    @kopf.on.create(**resource, annotations={BACKUP_NOW_ANNOTATION: kopf.PRESENT}, id="backup-now")
+    @kopf.on.update(**resource, annotations={BACKUP_NOW_ANNOTATION: kopf.PRESENT}, id="backup-now")
+    async def backup_now(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await controller.backup_now(body, patch)
+
+    @kopf.on.delete(**resource, id="remove-dag")
+    async def remove(body: kopf.Body, **_: Any) -> None:
+        await controller.remove(body)
+
+    @kopf.timer(**resource, interval=controller.config.poll_interval_seconds, id="refresh-status")
+    async def refresh(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await controller.refresh(body, patch)
+
+    return registry

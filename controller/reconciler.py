@@ -1,0 +1,330 @@
+"""The controller's behaviour, independent of kopf's plumbing (controller/handlers.py wires it).
+
+Spec -> validated policy -> tenancy check -> rendered DAG -> bucket (only when its bytes change);
+Airflow -> one batched poll per target and interval -> per-policy status patched only when it
+changes; on-demand runs, suspend, deletion. Per-policy state lives in memory and is rebuilt by
+kopf's resume handlers after a restart, so the bucket and the object's status stay the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from controller.airflow_link import (
+    AirflowRefusedError,
+    AirflowUnreachableError,
+    DagNotFoundError,
+    PolicyKey,
+    RunStatusFeed,
+)
+from controller.conditions import changed_fields
+from controller.config import ControllerConfig
+from controller.metrics import ControllerMetrics
+from controller.status import PolicyState, RunObservation, desired_status, short
+from controller.targets import Target, Targets, TargetUnavailableError
+from controller.tenancy import Tenancy
+from vmbackup.policy import BackupPolicy, ComposerTarget, PolicyError, dag_id_for, parse_policy
+
+BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"
+TERMINAL_RUN_STATES = ("success", "failed")
+
+logger = logging.getLogger(__name__)
+
+
+def render_dag(policy: BackupPolicy) -> str:
+    """The DAG file for a policy (dags_templates owns the template; imported late to keep start-up light)."""
+    from dags_templates.render import render_dag as render
+
+    return str(render(policy))
+
+
+class _PollCache:
+    """The last batched observation of one target, reused until it is an interval old."""
+
+    def __init__(self) -> None:
+        self.taken_at = float("-inf")
+        self.observations: dict[PolicyKey, RunObservation] = {}
+        self.lock = asyncio.Lock()
+
+
+class Controller:
+    def __init__(
+        self,
+        config: ControllerConfig,
+        *,
+        tenancy: Tenancy,
+        targets: Targets,
+        feed: RunStatusFeed,
+        metrics: ControllerMetrics | None = None,
+    ):
+        self.config = config
+        self.tenancy = tenancy
+        self.targets = targets
+        self.feed = feed
+        self.metrics = metrics or ControllerMetrics()
+        self.states: dict[PolicyKey, PolicyState] = {}
+        self._locks: dict[PolicyKey, asyncio.Lock] = {}
+        self._polls: dict[tuple[str, str], _PollCache] = {}
+        self._targets_by_key: dict[tuple[str, str], Target] = {}
+
+    # ---- start-up and shutdown -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Sync plugins to the default target; failures are logged and retried before the first DAG upload."""
+        if not self.config.has_default_target:
+            return
+        try:
+            target = await self.targets.resolve(None)
+            result = await self.targets.ensure_plugins(target)
+        except TargetUnavailableError as exc:
+            logger.error("Plugin sync at start-up failed (retried before the first upload): %s", exc)
+            return
+        if result is not None:
+            self.metrics.uploads.labels("plugin").inc(len(result.uploaded))
+
+    async def close(self) -> None:
+        await self.targets.close()
+
+    # ---- spec -> bucket ----------------------------------------------------------------------
+
+    async def reconcile(self, body: kopf.Body, patch: kopf.Patch) -> None:
+        """Validate, check tenancy, render and upload; the status says how it went."""
+        key = (str(body.metadata.namespace), str(body.metadata.name))
+        async with self._lock(key):
+            started = time.monotonic()
+            state = self._state(key)
+            state.generation = int(body.metadata.get("generation") or 0)
+            try:
+                await self._reconcile(body, state)
+            finally:
+                self.metrics.reconciles.labels(_metric_result(state)).inc()
+                self.metrics.reconcile_seconds.observe(time.monotonic() - started)
+                self._write_status(body, patch, state, self._cached_observation(state))
+
+    async def _reconcile(self, body: kopf.Body, state: PolicyState) -> None:
+        spec = dict(body.spec)
+        state.suspend = spec.get("suspend") is True
+        try:
+            policy = parse_policy(state.namespace, state.name, spec, state.generation)
+        except PolicyError as exc:
+            problems = "; ".join(f"{field}: {message}" for field, message in exc.problems)
+            self._set(state, "Invalid", "InvalidSpec", f"{problems} (the last valid DAG, if any, is kept)")
+            kopf.event(body, type="Warning", reason="InvalidSpec", message=short(problems))
+            return
+        refusal = self.tenancy.refusal(policy)
+        if refusal is not None:
+            removed = await self._remove_refused_dag(state)
+            self._set(state, "Refused", "TargetNotAllowed", refusal + ("; its DAG was removed" if removed else ""))
+            kopf.event(body, type="Warning", reason="TargetNotAllowed", message=short(refusal))
+            return
+        try:
+            target = await self.targets.resolve(policy.spec.composer)
+            synced = await self.targets.ensure_plugins(target)
+        except TargetUnavailableError as exc:
+            self._set(state, "Error", "TargetUnavailableError", str(exc))
+            raise kopf.TemporaryError(str(exc), delay=self.config.poll_interval_seconds) from exc
+        if synced is not None:
+            self.metrics.uploads.labels("plugin").inc(len(synced.uploaded))
+        source = render_dag(policy)  # a failure here is a bug: kopf logs it and retries with backoff
+        bucket = self.targets.bucket(target)
+        try:
+            result = await asyncio.to_thread(bucket.upload_dag, policy.dag_id, source)
+        except Exception as exc:
+            self._set(state, "Error", "UploadFailed", f"cannot upload to gs://{bucket.name}: {exc}")
+            raise kopf.TemporaryError(f"upload to gs://{bucket.name} failed: {exc}", delay=30) from exc
+        previous_target = state.target_key
+        self._targets_by_key[target.key] = target
+        state.target_key = target.key
+        state.dag_hash = result.content_hash
+        self._set(state, "Uploaded", "DagUploaded", f"DAG {result.object_name} in gs://{bucket.name}")
+        if result.uploaded:
+            self.metrics.uploads.labels("dag").inc()
+            logger.info("Uploaded gs://%s/%s (%s)", bucket.name, result.object_name, result.content_hash)
+            kopf.event(body, type="Normal", reason="DagUploaded", message=f"gs://{bucket.name}/{result.object_name}")
+        if previous_target is not None and previous_target != target.key:
+            old = self._targets_by_key[previous_target]
+            await asyncio.to_thread(self.targets.bucket(old).delete_dag, state.dag_id)
+        await self._apply_pause(state, target)
+
+    async def _remove_refused_dag(self, state: PolicyState) -> bool:
+        """A refused policy must not keep acting through a DAG uploaded while it was allowed."""
+        if state.target_key is None:
+            return False
+        target = self._targets_by_key[state.target_key]
+        removed = await asyncio.to_thread(self.targets.bucket(target).delete_dag, state.dag_id)
+        state.target_key = None
+        state.dag_hash = None
+        return bool(removed)
+
+    # ---- deletion ----------------------------------------------------------------------------
+
+    async def remove(self, body: kopf.Body) -> None:
+        """Delete the policy's DAG file; its snapshots stay (retention never runs again for them)."""
+        key = (str(body.metadata.namespace), str(body.metadata.name))
+        async with self._lock(key):
+            state = self.states.get(key)
+            target = self._targets_by_key.get(state.target_key) if state and state.target_key else None
+            if target is None:
+                target = await self._target_of_spec(body.spec)
+            if target is not None:
+                bucket = self.targets.bucket(target)
+                try:
+                    deleted = await asyncio.to_thread(bucket.delete_dag, dag_id_for(*key))
+                except Exception as exc:
+                    raise kopf.TemporaryError(
+                        f"cannot delete the DAG from gs://{bucket.name}: {exc}", delay=30
+                    ) from exc
+                logger.info(
+                    "Deleted the DAG of %s/%s from gs://%s (%s)", *key, bucket.name, (deleted and "found") or "absent"
+                )
+            self.states.pop(key, None)
+            self.metrics.forget_policy(*key)
+        self._locks.pop(key, None)
+
+    async def _target_of_spec(self, spec: Mapping[str, Any]) -> Target | None:
+        """Best effort for a policy this process never reconciled (e.g. deleted while the controller was down)."""
+        try:
+            raw = spec.get("composer")
+            composer = ComposerTarget.model_validate(raw) if raw else None
+            return await self.targets.resolve(composer)
+        except (ValueError, TargetUnavailableError):
+            return None
+
+    # ---- Airflow -> status --------------------------------------------------------------------
+
+    async def refresh(self, body: kopf.Body, patch: kopf.Patch) -> None:
+        """Timer: take this policy's share of the target's batched poll; patch status only if it changed."""
+        key = (str(body.metadata.namespace), str(body.metadata.name))
+        state = self.states.get(key)
+        if state is None or state.outcome != "Uploaded" or state.target_key is None:
+            return
+        target = self._targets_by_key[state.target_key]
+        observation = await self._observe(target, key)
+        async with self._lock(key):
+            if observation is not None and observation.reachable and state.paused_applied != state.suspend:
+                await self._apply_pause(state, target)
+            self._announce_run(body, state, observation)
+            self._write_status(body, patch, state, observation)
+
+    async def _observe(self, target: Target, key: PolicyKey) -> RunObservation | None:
+        cache = self._polls.setdefault(target.key, _PollCache())
+        async with cache.lock:
+            stale = time.monotonic() - cache.taken_at >= self.config.poll_interval_seconds * 0.9
+            if stale or key not in cache.observations:
+                dags = {
+                    k: s.dag_id
+                    for k, s in self.states.items()
+                    if s.outcome == "Uploaded" and s.target_key == target.key
+                }
+                cache.observations = dict(await self.feed.observe(target, self.targets.airflow(target), dags))
+                cache.taken_at = time.monotonic()
+                reachable = all(o.reachable for o in cache.observations.values())
+                self.metrics.airflow_polls.labels("ok" if reachable else "unreachable").inc()
+            return cache.observations.get(key)
+
+    def _cached_observation(self, state: PolicyState) -> RunObservation | None:
+        cache = self._polls.get(state.target_key) if state.target_key else None
+        return cache.observations.get((state.namespace, state.name)) if cache else None
+
+    def _announce_run(self, body: kopf.Body, state: PolicyState, observation: RunObservation | None) -> None:
+        """One Event and one metric update per finished run, however many polls see it."""
+        if observation is None or not observation.reachable:
+            return
+        last_run = observation.fields.get("lastRun") or {}
+        run = (str(last_run.get("runId") or ""), str(last_run.get("state") or ""))
+        if not run[0] or run[1] not in TERMINAL_RUN_STATES or run == state.announced_run:
+            return
+        if state.announced_run is None:
+            shown = (body.get("status") or {}).get("lastRun") or {}
+            if (shown.get("runId"), shown.get("state")) == run:
+                state.announced_run = run  # announced before a restart
+                return
+        state.announced_run = run
+        if run[1] == "success":
+            snapshots = observation.fields.get("lastSnapshots") or []
+            message = f"run {run[0]} succeeded: {len(snapshots)} snapshot(s) {', '.join(snapshots)}"
+            kopf.event(body, type="Normal", reason="BackupSucceeded", message=short(message))
+            ended = _timestamp(last_run.get("endTime")) or time.time()
+            self.metrics.last_success.labels(state.namespace, state.name).set(ended)
+        else:
+            step = last_run.get("failedStep")
+            message = f"run {run[0]} failed" + (f" at {step}" if step else "") + f": {last_run.get('message') or ''}"
+            kopf.event(body, type="Warning", reason="BackupFailed", message=short(message))
+            self.metrics.failed_runs.labels(state.namespace, state.name).inc()
+
+    # ---- suspend and on-demand runs ------------------------------------------------------------
+
+    async def _apply_pause(self, state: PolicyState, target: Target) -> None:
+        """Tell Airflow to pause or unpause; until it knows the DAG, the status timer tries again."""
+        if state.paused_applied == state.suspend:
+            return
+        try:
+            await self.targets.airflow(target).set_paused(state.dag_id, state.suspend)
+        except (AirflowUnreachableError, DagNotFoundError, AirflowRefusedError) as exc:
+            logger.info("Cannot %s %s yet: %s", "pause" if state.suspend else "unpause", state.dag_id, exc)
+            return
+        state.paused_applied = state.suspend
+        logger.info("%s %s in Airflow", "Paused" if state.suspend else "Unpaused", state.dag_id)
+
+    async def backup_now(self, body: kopf.Body, patch: kopf.Patch) -> None:
+        """Trigger a run now, then drop the annotation; retried while Airflow cannot take it."""
+        key = (str(body.metadata.namespace), str(body.metadata.name))
+        state = self.states.get(key)
+        if state is not None and state.outcome in ("Invalid", "Refused"):
+            patch.metadata.annotations[BACKUP_NOW_ANNOTATION] = None
+            kopf.event(body, type="Warning", reason="BackupNotTriggered", message=short(state.message))
+            return
+        if state is None or state.outcome != "Uploaded" or state.target_key is None:
+            raise kopf.TemporaryError("the DAG is not uploaded yet", delay=5)
+        target = self._targets_by_key[state.target_key]
+        try:
+            run_id = await self.targets.airflow(target).trigger_run(state.dag_id)
+        except (AirflowUnreachableError, DagNotFoundError, AirflowRefusedError) as exc:
+            raise kopf.TemporaryError(
+                f"cannot trigger {state.dag_id} yet: {exc}", delay=self.config.poll_interval_seconds
+            ) from exc
+        patch.metadata.annotations[BACKUP_NOW_ANNOTATION] = None
+        kopf.event(body, type="Normal", reason="BackupTriggered", message=f"run {run_id} of {state.dag_id}")
+
+    # ---- shared ---------------------------------------------------------------------------------
+
+    def _state(self, key: PolicyKey) -> PolicyState:
+        if key not in self.states:
+            self.states[key] = PolicyState(namespace=key[0], name=key[1], dag_id=dag_id_for(*key))
+        return self.states[key]
+
+    def _lock(self, key: PolicyKey) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    @staticmethod
+    def _set(state: PolicyState, outcome: Any, reason: str, message: str) -> None:
+        state.outcome, state.reason, state.message = outcome, reason, message
+
+    def _write_status(
+        self, body: kopf.Body, patch: kopf.Patch, state: PolicyState, observation: RunObservation | None
+    ) -> None:
+        current = body.get("status") or {}
+        changed = changed_fields(current, desired_status(state, observation, current, datetime.now(UTC)))
+        if changed:
+            logger.debug("Status of %s/%s changes in %s", state.namespace, state.name, ", ".join(sorted(changed)))
+            patch.status.update(changed)
+
+
+def _metric_result(state: PolicyState) -> str:
+    return {"Uploaded": "Ready"}.get(state.outcome, state.outcome)
+
+
+def _timestamp(value: Any) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
