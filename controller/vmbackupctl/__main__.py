@@ -1,0 +1,144 @@
+"""``vmbackupctl`` / ``python -m controller.vmbackupctl``: the command line, its flags and its exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from controller.config import AUTH_MODES
+from controller.vmbackupctl import commands
+from controller.vmbackupctl.errors import EXIT_CODES_HELP, CliError, ExitCode
+
+PROG = "vmbackupctl"
+DESCRIPTION = """\
+Inspect VMBackupPolicies and act on them: their status, on-demand backups, their snapshots in
+Compute Engine and their runs' logs in Airflow. The cluster is the one kubectl would use (KUBECONFIG,
+--context); Airflow is found like the controller finds it (the policy's spec.composer, else the
+VMBACKUP_* settings or the same flags as the controller)."""
+
+EPILOG = (
+    EXIT_CODES_HELP
+    + """
+examples:
+  vmbackupctl get -A
+  vmbackupctl describe wordpress -n shop
+  vmbackupctl backup-now wordpress --wait --timeout 3600 && echo backed up
+  vmbackupctl snapshots wordpress -o json
+  vmbackupctl logs wordpress --task tier_web.stop
+"""
+)
+
+Handler = Callable[[commands.Session], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cluster = argparse.ArgumentParser(add_help=False)
+    group = cluster.add_argument_group("cluster")
+    group.add_argument("-n", "--namespace", help="namespace of the policy (default: the context's, else default)")
+    group.add_argument("--context", help="kubeconfig context to use (default: the current context)")
+    group.add_argument("--kubeconfig", help="path of the kubeconfig file (default: KUBECONFIG, else ~/.kube/config)")
+    group.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
+
+    airflow = argparse.ArgumentParser(add_help=False)
+    target = airflow.add_argument_group("Airflow (as the controller's flags; each has a VMBACKUP_* variable)")
+    target.add_argument("--composer-environment", help="projects/P/locations/L/environments/E [COMPOSER_ENVIRONMENT]")
+    target.add_argument("--bucket", help="DAG bucket of a self-managed Airflow [BUCKET]")
+    target.add_argument("--airflow-url", help="Airflow web server URL, with --bucket [AIRFLOW_URL]")
+    target.add_argument("--airflow-auth", choices=AUTH_MODES, help="how to authenticate to Airflow [AIRFLOW_AUTH]")
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        name: str, handler: Handler, help_text: str, *parents: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[cluster, *parents],
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        cmd.set_defaults(handler=handler)
+        return cmd
+
+    get = command("get", commands.get, "list policies with their status, as `kubectl get vmbackuppolicies` does")
+    get.add_argument("policy", nargs="?", help="one policy (default: all in the namespace)")
+    get.add_argument("-A", "--all-namespaces", action="store_true", help="policies of every namespace")
+    get.add_argument("-o", "--output", choices=("table", "wide", "json", "yaml"), default="table")
+
+    describe = command("describe", commands.describe, "a policy's spec summary, status, last run and conditions")
+    describe.add_argument("policy")
+
+    backup = command(
+        "backup-now",
+        commands.backup_now,
+        f"ask the controller to back up a policy now (sets the {commands.BACKUP_NOW_ANNOTATION} annotation)",
+    )
+    backup.add_argument("policy")
+    backup.add_argument(
+        "--wait", action="store_true", help="wait for the run to end: exit 0 if it succeeded, 1 if it failed"
+    )
+    backup.add_argument("--timeout", type=_positive_seconds, default=3600.0, help="seconds --wait waits (3600)")
+
+    snaps = command("snapshots", commands.snapshots, "a policy's snapshots in Compute Engine, newest first")
+    snaps.add_argument("policy")
+    snaps.add_argument("-o", "--output", choices=("table", "wide", "json", "yaml"), default="table")
+
+    logs = command("logs", commands.logs, "task logs of a policy's last (or given) run, from Airflow", airflow)
+    logs.add_argument("policy")
+    logs.add_argument("--run", metavar="RUN_ID", help="a run id (default: the newest run)")
+    logs.add_argument("--task", metavar="TASK_ID", help="only this task's log")
+    # `restore POLICY [--instance] [--snapshot] [--as NAME]` is the next command to join this list.
+    return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run one command; the exit code (0 ok, 1 failed, 2 usage, 3 not found, 4 unreachable)."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return int(exc.code or 0)
+    session = commands.Session(args, stdout, stderr)
+    try:
+        return int(args.handler(session))
+    except CliError as exc:
+        print(f"{PROG}: error: {exc.message}", file=stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc(file=stderr)
+        else:
+            print(f"{PROG}: error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=stderr)
+        return int(ExitCode.FAILED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

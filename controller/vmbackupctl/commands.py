@@ -1,0 +1,221 @@
+"""The commands: each takes parsed arguments, prints its result and returns an exit code (or raises CliError)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from controller.vmbackupctl import render
+from controller.vmbackupctl.errors import ExitCode, Failed, UsageError
+from controller.vmbackupctl.kube import BACKUP_NOW_ANNOTATION, Policy, PolicyStore
+
+TERMINAL_RUN_STATES = {"success": "succeeded", "failed": "failed"}
+REFUSED_RESULTS = ("Invalid", "Refused")
+WAIT_POLL_SECONDS = 1.0
+
+
+class Session:
+    """What every command shares: the parsed flags, where output goes, the cluster, and the clock."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        stdout: TextIO,
+        stderr: TextIO,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.args = args
+        self.stdout = stdout
+        self.stderr = stderr
+        self.clock = clock
+        self._store: PolicyStore | None = None
+
+    @property
+    def store(self) -> PolicyStore:
+        if self._store is None:
+            self._store = PolicyStore(kubeconfig=self.args.kubeconfig, context=self.args.context)
+        return self._store
+
+    @property
+    def namespace(self) -> str:
+        return str(self.args.namespace or self.store.default_namespace)
+
+    def out(self, text: str) -> None:
+        print(text, file=self.stdout)
+
+    def note(self, text: str) -> None:
+        print(text, file=self.stderr)
+
+    def policy(self) -> Policy:
+        return self.store.get(self.namespace, self.args.policy)
+
+    def emit(self, data: Any, output: str) -> bool:
+        """Print data as JSON or YAML when asked; False when the caller prints its own table."""
+        if output == "json":
+            self.out(render.as_json(data))
+            return True
+        if output == "yaml":
+            self.out(render.as_yaml(data))
+            return True
+        return False
+
+
+# ---- get / describe ------------------------------------------------------------------------------
+
+
+def get(session: Session) -> int:
+    args = session.args
+    if args.policy and args.all_namespaces:
+        raise UsageError("a policy name cannot be combined with -A/--all-namespaces; use -n NAMESPACE")
+    if args.policy:
+        policies = [session.policy()]
+        if session.emit(policies[0], args.output):
+            return ExitCode.OK
+    else:
+        namespace = None if args.all_namespaces else session.namespace
+        policies = session.store.list(namespace)
+        if session.emit(render.as_list(policies), args.output):
+            return ExitCode.OK
+        if not policies:
+            where = "any namespace" if namespace is None else f"{namespace} namespace"
+            session.note(f"No resources found in {where}.")
+            return ExitCode.OK
+    wide = args.output == "wide"
+    session.out(render.policy_table(policies, session.clock(), all_namespaces=args.all_namespaces, wide=wide))
+    return ExitCode.OK
+
+
+def describe(session: Session) -> int:
+    session.out(render.describe(session.policy(), session.clock()))
+    return ExitCode.OK
+
+
+# ---- backup-now ----------------------------------------------------------------------------------
+
+
+def backup_now(session: Session, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Ask the controller for a run now; with --wait, follow the policy's status until that run ends."""
+    args = session.args
+    before = session.policy()
+    status = before.get("status") or {}
+    result = status.get("result")
+    if result in REFUSED_RESULTS:
+        raise Failed(f"{_ref(before)} is {result}, so no run can start: {_ready_message(status)}")
+    if (before.get("spec") or {}).get("suspend") is True:
+        session.note(
+            f"warning: {_ref(before)} is suspended; Airflow will not start the run until spec.suspend is false"
+        )
+    previous_run = (status.get("lastRun") or {}).get("runId")
+    session.store.request_backup(session.namespace, args.policy, session.clock())
+    if not args.wait:
+        session.out(
+            f"{_ref(before)}: backup requested (the controller triggers it and removes {BACKUP_NOW_ANNOTATION})"
+        )
+        return ExitCode.OK
+    session.note(f"{_ref(before)}: backup requested; waiting up to {args.timeout:g}s for the run to finish")
+    deadline = time.monotonic() + args.timeout
+    announced: str | None = None
+    while True:
+        obj = session.policy()
+        status = obj.get("status") or {}
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        last_run = status.get("lastRun") or {}
+        run_id = last_run.get("runId")
+        if BACKUP_NOW_ANNOTATION not in annotations and status.get("result") in REFUSED_RESULTS:
+            raise Failed(f"{_ref(obj)} became {status['result']}, no run started: {_ready_message(status)}")
+        if run_id and run_id != previous_run:
+            if run_id != announced:
+                session.note(f"run {run_id}: {last_run.get('state')}")
+                announced = run_id
+            state = str(last_run.get("state") or "").lower()
+            if state in TERMINAL_RUN_STATES:
+                return _report_run(session, obj, last_run, state)
+        if time.monotonic() >= deadline:
+            waiting_for = f"run {announced} to finish" if announced else "the controller to start the run"
+            raise Failed(
+                f"timed out after {args.timeout:g}s waiting for {waiting_for}; it goes on: "
+                f"check later with `vmbackupctl describe {args.policy} -n {session.namespace}`"
+            )
+        sleep(WAIT_POLL_SECONDS)
+
+
+def _report_run(session: Session, obj: Policy, last_run: dict[str, Any], state: str) -> int:
+    run_id = last_run.get("runId")
+    duration = last_run.get("durationSeconds")
+    took = f" in {render.human_duration(float(duration))}" if duration is not None else ""
+    if state == "success":
+        snapshots = (obj.get("status") or {}).get("lastSnapshots") or []
+        listed = f": {len(snapshots)} snapshot(s) {', '.join(snapshots)}" if snapshots else ""
+        session.out(f"{_ref(obj)}: run {run_id} succeeded{took}{listed}")
+        return ExitCode.OK
+    step = f" at {last_run['failedStep']}" if last_run.get("failedStep") else ""
+    message = f": {last_run['message']}" if last_run.get("message") else ""
+    session.out(f"{_ref(obj)}: run {run_id} failed{step}{took}{message}")
+    return ExitCode.FAILED
+
+
+def _ref(obj: Policy) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def _ready_message(status: dict[str, Any]) -> str:
+    ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return str(ready.get("message") or "see `vmbackupctl describe`")
+
+
+# ---- snapshots -----------------------------------------------------------------------------------
+
+
+def snapshots(session: Session) -> int:
+    from controller.vmbackupctl.snapshots import list_policy_snapshots, snapshot_table
+
+    obj = session.policy()
+    project = (obj.get("spec") or {}).get("project")
+    if not project:
+        raise UsageError(f"{_ref(obj)} names no spec.project, so there is no project to list snapshots in")
+    rows = list_policy_snapshots(str(project), session.namespace, session.args.policy)
+    if session.emit([row.raw for row in rows], session.args.output):
+        return ExitCode.OK
+    if not rows:
+        session.note(f"No snapshots of {_ref(obj)} in project {project}.")
+        return ExitCode.OK
+    session.out(snapshot_table(rows, wide=session.args.output == "wide"))
+    return ExitCode.OK
+
+
+# ---- logs ------------------------------------------------------------------------------------------
+
+
+def logs(session: Session) -> int:
+    from controller.airflow_link import make_airflow_client
+    from controller.vmbackupctl.logs import (
+        fetch_run_logs,
+        format_run_logs,
+        load_config,
+        policy_dag_id,
+        resolve_airflow_url,
+    )
+
+    args = session.args
+    config = load_config(target_overrides(args), args.airflow_auth)
+    obj = session.policy()
+    dag_id = policy_dag_id(session.namespace, args.policy)
+
+    async def run() -> int:
+        url = await resolve_airflow_url(config, dict(obj.get("spec") or {}))
+        async with make_airflow_client(url, config.airflow_auth) as client:
+            result = await fetch_run_logs(client, dag_id, args.run, args.task)
+        session.out(format_run_logs(result))
+        return ExitCode.OK
+
+    return asyncio.run(run())
+
+
+def target_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {"composer_environment": args.composer_environment, "bucket": args.bucket, "airflow_url": args.airflow_url}

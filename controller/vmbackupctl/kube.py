@@ -1,0 +1,178 @@
+"""VMBackupPolicy objects through the Kubernetes API, found the way kubectl finds the cluster.
+
+The official client is used because it is what kubectl's configuration needs in practice: contexts,
+per-context namespaces, exec credential plugins (GKE's gke-gcloud-auth-plugin) and in-cluster service
+accounts. Every failure leaves this module as a CliError naming the cluster and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable
+from vmbackup.policy import API_GROUP, API_VERSION, KIND, PLURAL
+
+BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"  # the controller's contract (controller/reconciler.py)
+IN_CLUSTER_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+REQUEST_TIMEOUT = (10.0, 30.0)  # connect, read: a script must not hang on a dead cluster
+RESOURCE = f"{PLURAL}.{API_GROUP}"
+
+Policy = dict[str, Any]
+
+
+class PolicyStore:
+    """Reads and annotates VMBackupPolicies in one cluster (one kubeconfig context)."""
+
+    def __init__(self, *, kubeconfig: str | None = None, context: str | None = None) -> None:
+        configuration = k8s.Configuration()
+        self.default_namespace = "default"
+        with _kube_errors("the Kubernetes configuration"):
+            self.default_namespace = _load(configuration, kubeconfig, context)
+        configuration.retries = 1  # one retry on a dropped connection, then fail fast
+        self.server = configuration.host
+        self._api = k8s.CustomObjectsApi(k8s.ApiClient(configuration))
+
+    def get(self, namespace: str, name: str) -> Policy:
+        with self._errors(_one(namespace, name)):
+            obj = self._api.get_namespaced_custom_object(
+                API_GROUP, API_VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT
+            )
+        return _object(obj)
+
+    def list(self, namespace: str | None) -> list[Policy]:
+        """Policies of one namespace, or of all (None), sorted as kubectl sorts them."""
+        with self._errors(f"{KIND} objects", not_found=_missing_resource(self.server)):
+            if namespace is None:
+                data = self._api.list_cluster_custom_object(
+                    API_GROUP, API_VERSION, PLURAL, _request_timeout=REQUEST_TIMEOUT
+                )
+            else:
+                data = self._api.list_namespaced_custom_object(
+                    API_GROUP, API_VERSION, namespace, PLURAL, _request_timeout=REQUEST_TIMEOUT
+                )
+        items = [_object(item) for item in _object(data).get("items") or []]
+        return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+
+    def request_backup(self, namespace: str, name: str, now: datetime | None = None) -> Policy:
+        """Set the on-demand annotation (its value: when it was asked); the controller triggers and clears it."""
+        value = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"metadata": {"annotations": {BACKUP_NOW_ANNOTATION: value}}}
+        with self._errors(_one(namespace, name)):
+            obj = self._api.patch_namespaced_custom_object(
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                _content_type="application/merge-patch+json",
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        return _object(obj)
+
+    @contextmanager
+    def _errors(self, what: str, not_found: str | None = None) -> Iterator[None]:
+        with _kube_errors(what, server=self.server, not_found=not_found):
+            yield
+
+
+def _object(data: object) -> Policy:
+    if not isinstance(data, dict):
+        raise Failed(f"the Kubernetes API answered with {type(data).__name__}, not an object")
+    return data
+
+
+def _one(namespace: str, name: str) -> str:
+    return f'{KIND} "{name}" in namespace "{namespace}"'
+
+
+@contextmanager
+def _kube_errors(what: str, server: str | None = None, not_found: str | None = None) -> Iterator[None]:
+    where = f"the Kubernetes API at {server}" if server else "the Kubernetes API"
+    try:
+        yield
+    except CliError:
+        raise
+    except ApiException as exc:
+        raise _api_error(exc, what, where, not_found) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Unreachable(
+            f"cannot reach {where}: {_reason(exc)}; check KUBECONFIG or --context, and that the cluster is up"
+        ) from None
+    except ConfigException as exc:
+        raise Unreachable(
+            f"cannot use {what}: {str(exc).rstrip('.')}; set KUBECONFIG or --kubeconfig to a valid file, or pick one with --context"
+        ) from None
+
+
+def _api_error(exc: ApiException, what: str, where: str, not_found: str | None) -> CliError:
+    status = int(exc.status or 0)
+    message = _status_message(exc)
+    if status == 404:
+        return NotFound(not_found or f"{what} not found")
+    if status in (401, 403):
+        return Unreachable(
+            f"{where} refused the request for {what} (HTTP {status}): {message}; "
+            "check your credentials (kubectl auth whoami) and your permissions on "
+            f"{RESOURCE} (kubectl auth can-i get {RESOURCE})"
+        )
+    if status >= 500 or status == 0:
+        return Unreachable(f"{where} failed (HTTP {status}): {message}; try again, or check the cluster's health")
+    return Failed(f"{where} refused the request for {what} (HTTP {status}): {message}")
+
+
+def _missing_resource(server: str) -> str:
+    return (
+        f"the Kubernetes API at {server} does not serve {RESOURCE}: install the VMBackupPolicy CRD "
+        "(it comes with the vmbackup-operator Helm chart)"
+    )
+
+
+def _status_message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return str(exc.reason or "no details given")
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(exc.reason or "no details given")
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    text = str(reason or exc)
+    # urllib3 wraps the socket error in layers of repr(); the innermost clause says what happened.
+    for marker in ("Connection refused", "timed out", "Name or service not known", "No route to host"):
+        if marker in text:
+            return marker.lower()
+    return text
+
+
+def _load(configuration: k8s.Configuration, kubeconfig: str | None, context: str | None) -> str:
+    """Configure the client like kubectl would; the namespace of the chosen context (or the pod's)."""
+    explicit = kubeconfig is not None or context is not None or bool(os.environ.get("KUBECONFIG"))
+    default_file = Path(os.path.expanduser(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION))
+    if not explicit and not default_file.exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        k8s_config.load_incluster_config(client_configuration=configuration)
+        try:
+            return IN_CLUSTER_NAMESPACE_FILE.read_text().strip() or "default"
+        except OSError:
+            return "default"
+    if not explicit and not default_file.exists():
+        raise ConfigException(f"no kubeconfig found ({default_file} does not exist and KUBECONFIG is not set)")
+    k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+    return str(((chosen or {}).get("context") or {}).get("namespace") or "default")

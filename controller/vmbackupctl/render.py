@@ -1,0 +1,296 @@
+"""What the commands print: kubectl-shaped tables and ages, describe's sections, JSON and YAML.
+
+Pure functions of the objects and ``now``, so the output is the same whatever backend produced them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from vmbackup.policy import BackupPolicy, PolicyError, parse_policy
+
+NONE = "<none>"
+KUBECTL_MIN_WIDTH = 10  # kubectl's tabwriter: minimum cell width 10, padding 3
+KUBECTL_PADDING = 3
+GCLOUD_PADDING = 2
+
+
+# ---- generic output -----------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, style: str = "kubectl") -> str:
+    """Left-aligned columns as kubectl (tabwriter 10/3) or gcloud (2 spaces) print them."""
+    min_width, padding = (KUBECTL_MIN_WIDTH, KUBECTL_PADDING) if style == "kubectl" else (0, GCLOUD_PADDING)
+    all_rows = [list(headers), *[list(r) for r in rows]]
+    widths = [max(min_width, max(len(r[i]) for r in all_rows) + padding) for i in range(len(headers))]
+    lines = []
+    for row in all_rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+        lines.append("".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(data, indent=4, sort_keys=False, default=str)
+
+
+def as_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip("\n")
+
+
+def as_list(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The envelope kubectl prints for several objects."""
+    return {"apiVersion": "v1", "kind": "List", "items": list(items), "metadata": {"resourceVersion": ""}}
+
+
+# ---- times ----------------------------------------------------------------------------------------
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def human_duration(seconds: float) -> str:
+    """kubectl's duration.HumanDuration: 45s, 3m20s, 25m, 5h10m, 30h, 3d4h, 40d, 2y30d."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def age(value: Any, now: datetime) -> str:
+    """A date column as kubectl shows it: time since, or <none> when unset."""
+    moment = parse_time(value)
+    return NONE if moment is None else human_duration((now - moment).total_seconds())
+
+
+def when(value: Any, now: datetime) -> str:
+    """A timestamp for people: the value and how far it is, e.g. '2026-11-25T02:00:41Z (5h ago)'."""
+    moment = parse_time(value)
+    if moment is None:
+        return NONE
+    delta = (now - moment).total_seconds()
+    relative = f"in {human_duration(-delta)}" if delta < -1 else f"{human_duration(delta)} ago"
+    return f"{moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} ({relative})"
+
+
+# ---- get -------------------------------------------------------------------------------------------
+
+
+def policy_table(policies: Sequence[Mapping[str, Any]], now: datetime, *, all_namespaces: bool, wide: bool) -> str:
+    """The printer columns of the CRD, in kubectl's layout (NAMESPACE with -A; SUSPEND, DAG with -o wide)."""
+    headers = ["NAME", "SCHEDULE", "LAST SNAPSHOT", "RESULT", "NEXT RUN", "AGE"]
+    if wide:
+        headers += ["SUSPEND", "DAG"]
+    if all_namespaces:
+        headers.insert(0, "NAMESPACE")
+    rows = []
+    for obj in policies:
+        meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+        row = [
+            str(meta.get("name")),
+            str(spec.get("schedule") or NONE),
+            age(status.get("lastSnapshotTime"), now),
+            str(status.get("result") or NONE),
+            str(status.get("nextRun") or NONE),
+            age(meta.get("creationTimestamp"), now),
+        ]
+        if wide:
+            row += [str(bool(spec.get("suspend"))).lower(), str(status.get("dagId") or NONE)]
+        if all_namespaces:
+            row.insert(0, str(meta.get("namespace")))
+        rows.append(row)
+    return table(headers, rows)
+
+
+# ---- describe ------------------------------------------------------------------------------------
+
+
+def describe(obj: Mapping[str, Any], now: datetime) -> str:
+    """kubectl-describe-like sections: identity, spec summary, status, last run, snapshots, conditions."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    out = _Fields()
+    out.add("Name", name)
+    out.add("Namespace", namespace)
+    out.add("Created", when(meta.get("creationTimestamp"), now))
+    annotations = meta.get("annotations") or {}
+    if "vmbackup.dev/backup-now" in annotations:
+        out.add("Backup Requested", f"{annotations['vmbackup.dev/backup-now']} (waiting for the controller)")
+    try:
+        policy: BackupPolicy | None = parse_policy(namespace, name, dict(spec), int(meta.get("generation") or 0))
+        problems: list[tuple[str, str]] = []
+    except PolicyError as exc:
+        policy, problems = None, exc.problems
+    out.section("Spec")
+    if policy is not None:
+        _spec_summary(out, policy)
+    else:
+        out.add("Invalid", "; ".join(f"{f}: {m}" for f, m in problems), indent=1)
+        out.add("Schedule", _schedule(spec.get("schedule") or "@daily", spec.get("timezone") or "Etc/UTC"), indent=1)
+    out.section("Status")
+    if not status:
+        out.add("Result", "<none> (the controller has not reconciled this policy yet)", indent=1)
+    else:
+        out.add("Result", str(status.get("result") or NONE), indent=1)
+        generation, observed = meta.get("generation"), status.get("observedGeneration")
+        if generation is not None and observed is not None and observed != generation:
+            out.add("Observed Generation", f"{observed} (spec is at {generation}: not reconciled yet)", indent=1)
+        out.add("DAG", str(status.get("dagId") or NONE), indent=1)
+        out.add("Last Snapshot", when(status.get("lastSnapshotTime"), now), indent=1)
+        out.add("Next Run", _next_run(status.get("nextRun"), now), indent=1)
+    last_run = status.get("lastRun") or {}
+    if last_run:
+        out.section("Last Run")
+        out.add("Run ID", str(last_run.get("runId") or NONE), indent=1)
+        out.add("State", str(last_run.get("state") or NONE), indent=1)
+        out.add("Started", when(last_run.get("startTime"), now), indent=1)
+        out.add("Ended", when(last_run.get("endTime"), now), indent=1)
+        if last_run.get("durationSeconds") is not None:
+            out.add("Duration", human_duration(float(last_run["durationSeconds"])), indent=1)
+        if last_run.get("failedStep"):
+            out.add("Failed Step", str(last_run["failedStep"]), indent=1)
+        if last_run.get("message"):
+            out.add("Message", str(last_run["message"]), indent=1)
+    snapshots = status.get("lastSnapshots") or []
+    out.section("Last Snapshots", inline=NONE if not snapshots else None)
+    for snapshot in snapshots:
+        out.line(f"  {snapshot}")
+    conditions = status.get("conditions") or []
+    out.section("Conditions", inline=NONE if not conditions else None)
+    if conditions:
+        rows = [
+            [
+                str(c.get("type")),
+                str(c.get("status")),
+                str(c.get("reason") or ""),
+                age(c.get("lastTransitionTime"), now),
+                str(c.get("message") or ""),
+            ]
+            for c in conditions
+        ]
+        table_text = table(["Type", "Status", "Reason", "Age", "Message"], rows, style="gcloud")
+        for line in table_text.splitlines():
+            out.line(f"  {line}")
+    return out.text()
+
+
+def _spec_summary(out: _Fields, policy: BackupPolicy) -> None:
+    spec = policy.spec
+    out.add("Project", spec.project, indent=1)
+    if spec.instances is not None:
+        targets = []
+        for inst in spec.instances:
+            text = f"{inst.name} ({inst.zone})"
+            if inst.tier:
+                text += f" tier {inst.tier}"
+            if inst.disks:
+                text += f" disks {', '.join(inst.disks)}"
+            targets.append(text)
+        out.add("Instances", targets, indent=1)
+    elif spec.selector is not None:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(spec.selector.match_labels.items()))
+        text = f"labels {labels} in {', '.join(spec.selector.zones)}"
+        if spec.selector.tier_label:
+            text += f" (tier from label {spec.selector.tier_label})"
+        out.add("Selector", text, indent=1)
+    if spec.tiers:
+        out.add("Tiers", " -> ".join(spec.tiers) + " (stop order; start in reverse)", indent=1)
+    out.add("Schedule", _schedule(spec.schedule, spec.timezone), indent=1)
+    out.add("Consistency", spec.consistency, indent=1)
+    out.add("Retention", _retention(policy), indent=1)
+    if spec.snapshot.storage_location or spec.snapshot.labels:
+        where = spec.snapshot.storage_location or "default location"
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(spec.snapshot.labels.items()))
+        out.add("Snapshots", where + (f", labels {labels}" if labels else ""), indent=1)
+    out.add("Suspend", str(spec.suspend).lower(), indent=1)
+    composer = spec.composer
+    if composer is None:
+        target = "the controller's default"
+    elif composer.environment:
+        target = composer.environment
+    else:
+        target = f"gs://{composer.bucket} + {composer.airflow_uri}"
+    out.add("Composer", target, indent=1)
+
+
+def _schedule(schedule: str, timezone: str) -> str:
+    return f"{schedule} ({timezone})"
+
+
+def _retention(policy: BackupPolicy) -> str:
+    retention = policy.spec.retention
+    parts = []
+    if retention.count is not None:
+        parts.append(f"the newest {retention.count} per disk")
+    if retention.max_age_days is not None:
+        parts.append(f"all younger than {retention.max_age_days} days")
+    return "keep " + " and ".join(parts)
+
+
+def _next_run(value: Any, now: datetime) -> str:
+    return when(value, now) if parse_time(value) else str(value or NONE)
+
+
+class _Fields:
+    """kubectl describe's 'Label:   value' blocks, values aligned per block."""
+
+    def __init__(self) -> None:
+        self._lines: list[str | tuple[int, str, list[str]]] = []
+
+    def add(self, label: str, value: str | list[str], indent: int = 0) -> None:
+        values = value if isinstance(value, list) else [value]
+        self._lines.append((indent, label, values or [NONE]))
+
+    def section(self, title: str, inline: str | None = None) -> None:
+        self._lines.append(f"{title}:" + (f"  {inline}" if inline else ""))
+
+    def line(self, text: str) -> None:
+        self._lines.append(text)
+
+    def text(self) -> str:
+        width = max((len(item[1]) + 2 * item[0] for item in self._lines if isinstance(item, tuple)), default=0)
+        out = []
+        for item in self._lines:
+            if isinstance(item, str):
+                out.append(item)
+                continue
+            indent, label, values = item
+            head = f"{'  ' * indent}{label}:".ljust(width + 3)
+            out.append(head + values[0])
+            out.extend(" " * len(head) + more for more in values[1:])
+        return "\n".join(out)
