@@ -11,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from google.cloud import storage
+
 from controller.airflow_api import AirflowAuthError, AirflowClient, AirflowError, AirflowUnavailable, make_auth
 from controller.config import AirflowAuth
+from controller.run_reports import RunReportReader
+from controller.run_status import PolicyRunStatus, RunStatusPoller
 
 if TYPE_CHECKING:
     from controller.status import RunObservation
@@ -43,7 +47,7 @@ class AirflowLink(Protocol):
 
 class RunStatusFeed(Protocol):
     async def observe(
-        self, target: Target, airflow: AirflowLink, dags: Mapping[PolicyKey, str]
+        self, target: Target, airflow: AirflowLink, bucket: storage.Bucket, dags: Mapping[PolicyKey, str]
     ) -> Mapping[PolicyKey, RunObservation]:
         """One batched query for all ``dags`` of one target (an unreachable Airflow is an observation too)."""
         ...
@@ -89,22 +93,40 @@ def make_airflow_client(airflow_url: str, auth: AirflowAuth) -> AirflowClient:
 
 
 class PollerFeed:
-    """RunStatusFeed over the run-status poller (controller/run_status.py): one poller per target."""
+    """RunStatusFeed over the run-status poller (controller/run_status.py), one poller per target."""
 
     def __init__(self) -> None:
-        self._pollers: dict[tuple[str, str], object] = {}
+        self._pollers: dict[tuple[str, str], RunStatusPoller] = {}
 
     async def observe(
-        self, target: Target, airflow: AirflowLink, dags: Mapping[PolicyKey, str]
+        self, target: Target, airflow: AirflowLink, bucket: storage.Bucket, dags: Mapping[PolicyKey, str]
     ) -> Mapping[PolicyKey, RunObservation]:
-        from controller.status import RunObservation
+        if target.key not in self._pollers:
+            client: AirflowClient = airflow.client  # type: ignore[attr-defined]
+            self._pollers[target.key] = RunStatusPoller(client, RunReportReader(bucket))
+        statuses = await self._pollers[target.key].poll(dags)
+        return {key: observation_of(status) for key, status in statuses.items()}
 
-        if not dags:
-            return {}
-        # Placeholder until controller/run_status.py lands: report Airflow's reachability only.
-        client: AirflowClient = airflow.client  # type: ignore[attr-defined]
-        try:
-            known = {dag.dag_id: dag for dag in await client.list_dags()}
-        except (AirflowUnavailable, AirflowAuthError) as exc:
-            return {key: RunObservation(reachable=False, unreachable_reason=str(exc)) for key in dags}
-        return {key: RunObservation(reachable=True, dag_loaded=dag_id in known) for key, dag_id in dags.items()}
+
+def observation_of(status: PolicyRunStatus) -> RunObservation:
+    """The poller's per-policy answer in the reconciler's terms (its None fields remove status fields)."""
+    from controller.conditions import Condition
+    from controller.status import RunObservation
+
+    fields = status.status_fields()
+    conditions = tuple(
+        Condition(c["type"], c["status"], c["reason"], c.get("message", "")) for c in fields.pop("conditions", [])
+    )
+    import_error = None
+    if status.import_error is not None:
+        import_error = status.import_error.stack_trace or f"Airflow cannot import {status.import_error.filename}"
+    elif status.has_import_error:
+        import_error = f"Airflow cannot import the file of {status.dag_id}"
+    return RunObservation(
+        reachable=status.reachable,
+        fields=fields,
+        conditions=conditions,
+        dag_loaded=status.dag is not None if status.reachable else None,
+        import_error=import_error,
+        unreachable_reason=status.unreachable or "",
+    )
