@@ -162,17 +162,18 @@ def _reason(exc: BaseException) -> str:
 
 def _load(configuration: k8s.Configuration, kubeconfig: str | None, context: str | None) -> str:
     """Configure the client like kubectl would; the namespace of the chosen context (or the pod's)."""
+    # Read KUBECONFIG now: the client library reads it once, at import.
+    path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     explicit = kubeconfig is not None or context is not None or bool(os.environ.get("KUBECONFIG"))
-    default_file = Path(os.path.expanduser(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION))
-    if not explicit and not default_file.exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        k8s_config.load_incluster_config(client_configuration=configuration)
-        try:
-            return IN_CLUSTER_NAMESPACE_FILE.read_text().strip() or "default"
-        except OSError:
-            return "default"
-    if not explicit and not default_file.exists():
-        raise ConfigException(f"no kubeconfig found ({default_file} does not exist and KUBECONFIG is not set)")
-    k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-    contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+    if not explicit and not Path(path).exists():
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            try:
+                return IN_CLUSTER_NAMESPACE_FILE.read_text().strip() or "default"
+            except OSError:
+                return "default"
+        raise ConfigException(f"no kubeconfig found ({path} does not exist and KUBECONFIG is not set)")
+    k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
+    contexts, active = k8s_config.list_kube_config_contexts(config_file=path)
     chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
     return str(((chosen or {}).get("context") or {}).get("namespace") or "default")
