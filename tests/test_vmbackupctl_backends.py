@@ -1,0 +1,207 @@
+"""vmbackupctl's reads from the other backends: snapshots from the Compute Engine simulator, logs from a real Airflow.
+
+Policies live in kmock as in test_vmbackupctl.py; Compute Engine is the project's simulator reached by
+the real google-cloud-compute client through VMBACKUP_COMPUTE_ENDPOINT (as the DAG's tasks reach it),
+and Airflow is ``airflow standalone``'s parts from the airflow_api fixture, reached with the
+controller's VMBACKUP_AIRFLOW_* settings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kmock
+import pytest
+from google.cloud import compute_v1
+
+from devstack.gce_simulator import ComputeSimulator
+from tests.fixtures.airflow_api import AirflowServer, dag_source
+from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.gcs import free_port
+from tests.test_vmbackupctl import SPEC, put_policy, vmbackupctl
+from vmbackup import labels
+
+
+@pytest.fixture
+def cluster(kube: kmock.KubernetesEmulator, kubeconfig: Path) -> kmock.KubernetesEmulator:
+    """kmock as the cluster of the current kubeconfig context, with shop/wordpress in it."""
+    put_policy(kube, "shop", "wordpress", spec={**SPEC, "project": GCE_PROJECT})
+    return kube
+
+
+# ---- snapshots -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def compute(gce_sim: ComputeSimulator, gce_clients: GceClients, monkeypatch: pytest.MonkeyPatch) -> GceClients:
+    """The simulator as the Compute Engine the CLI talks to."""
+    monkeypatch.setenv("VMBACKUP_COMPUTE_ENDPOINT", gce_sim.base_url)
+    return gce_clients
+
+
+def take_snapshot(compute: GceClients, zone: str, disk: str, name: str, namespace: str, policy: str | None) -> None:
+    """A snapshot as a backup run takes it (labels and all), waited for like the DAG waits."""
+    snapshot_labels = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.CONSISTENCY: "none"}
+    if policy is not None:
+        snapshot_labels |= {labels.POLICY_NAMESPACE: namespace, labels.POLICY_NAME: policy, labels.INSTANCE: disk}
+    op = compute.disks.create_snapshot_unary(
+        project=GCE_PROJECT,
+        zone=zone,
+        disk=disk,
+        snapshot_resource=compute_v1.Snapshot(name=name, labels=snapshot_labels),
+    )
+    compute.zone_operations.wait(project=GCE_PROJECT, zone=zone, operation=op.name)
+
+
+@pytest.mark.usefixtures("cluster")
+async def test_snapshots_lists_exactly_the_policys_newest_first(compute: GceClients) -> None:
+    take_snapshot(compute, "us-central1-c", "wordpress-1-vm", "wp-b-oldest", "shop", "wordpress")
+    take_snapshot(compute, "us-central1-c", "wordpress-1-vm", "wp-other-policy", "shop", "blog")
+    take_snapshot(compute, "us-central1-c", "wordpress-1-vm", "wp-other-namespace", "staging", "wordpress")
+    take_snapshot(compute, "us-central1-c", "wordpress-1-vm", "wp-unlabelled", "shop", None)
+    take_snapshot(compute, "us-central1-a", "web-1", "wp-c-middle", "shop", "wordpress")
+    take_snapshot(compute, "us-central1-c", "wordpress-1-vm", "wp-a-newest", "shop", "wordpress")
+
+    result = await vmbackupctl("snapshots", "wordpress", "-n", "shop")
+
+    assert result.code == 0, result.stderr
+    assert [line.split()[0] for line in result.lines] == ["NAME", "wp-a-newest", "wp-c-middle", "wp-b-oldest"]
+
+
+@pytest.mark.usefixtures("cluster")
+async def test_snapshots_table_has_gclouds_columns(compute: GceClients) -> None:
+    take_snapshot(compute, "us-central1-a", "web-1", "wp-1", "shop", "wordpress")
+
+    result = await vmbackupctl("snapshots", "wordpress", "-n", "shop")
+
+    assert result.lines[0].split() == ["NAME", "DISK_SIZE_GB", "SRC_DISK", "STATUS"]
+    name, size, source, status = result.lines[1].split()
+    assert (name, source) == ("wp-1", "us-central1-a/disks/web-1")
+    assert size.isdigit()
+    assert status in ("READY", "UPLOADING", "CREATING")
+
+
+@pytest.mark.usefixtures("cluster")
+async def test_snapshots_json_is_compute_engines_resources(compute: GceClients) -> None:
+    take_snapshot(compute, "us-central1-a", "web-1", "wp-1", "shop", "wordpress")
+
+    result = await vmbackupctl("snapshots", "wordpress", "-n", "shop", "-o", "json")
+
+    [snapshot] = json.loads(result.stdout)
+    assert snapshot["name"] == "wp-1"
+    assert snapshot["labels"][labels.POLICY_NAME] == "wordpress"
+    assert snapshot["sourceDisk"].endswith("/zones/us-central1-a/disks/web-1")
+
+
+@pytest.mark.usefixtures("cluster", "compute")
+async def test_a_policy_without_snapshots_says_so_and_succeeds() -> None:
+    result = await vmbackupctl("snapshots", "wordpress", "-n", "shop")
+
+    assert (result.code, result.stdout) == (0, "")
+    assert result.stderr == f"No snapshots of shop/wordpress in project {GCE_PROJECT}.\n"
+
+
+@pytest.mark.usefixtures("cluster")
+async def test_compute_engine_unreachable_is_exit_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("VMBACKUP_COMPUTE_ENDPOINT", endpoint)
+
+    result = await vmbackupctl("snapshots", "wordpress", "-n", "shop")
+
+    assert result.code == 4
+    assert result.stderr == (
+        f"vmbackupctl: error: cannot reach Compute Engine at {endpoint}: connection refused; "
+        "check VMBACKUP_COMPUTE_ENDPOINT\n"
+    )
+
+
+# ---- logs --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def airflow_settings(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A clean slate of the controller's VMBACKUP_* Airflow settings."""
+    for name in ("COMPOSER_ENVIRONMENT", "BUCKET", "AIRFLOW_URL", "AIRFLOW_AUTH", "AIRFLOW_USERNAME"):
+        monkeypatch.delenv(f"VMBACKUP_{name}", raising=False)
+    monkeypatch.delenv("VMBACKUP_AIRFLOW_PASSWORD", raising=False)
+    return monkeypatch
+
+
+@pytest.mark.usefixtures("cluster")
+async def test_logs_without_an_airflow_configured_is_a_usage_error(airflow_settings: pytest.MonkeyPatch) -> None:
+    result = await vmbackupctl("logs", "wordpress", "-n", "shop")
+
+    assert result.code == 2
+    assert "set VMBACKUP_COMPOSER_ENVIRONMENT, or VMBACKUP_BUCKET with VMBACKUP_AIRFLOW_URL" in result.stderr
+
+
+@pytest.mark.usefixtures("cluster")
+async def test_logs_with_airflow_down_is_exit_4(airflow_settings: pytest.MonkeyPatch) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    airflow_settings.setenv("VMBACKUP_BUCKET", "composer-bucket")
+    airflow_settings.setenv("VMBACKUP_AIRFLOW_URL", url)
+    airflow_settings.setenv("VMBACKUP_AIRFLOW_AUTH", "none")
+
+    result = await vmbackupctl("logs", "wordpress", "-n", "shop")
+
+    assert result.code == 4
+    assert result.stderr.startswith(f"vmbackupctl: error: cannot reach Airflow at {url}")
+    assert result.stderr.rstrip("\n").endswith("check VMBACKUP_AIRFLOW_URL (or the Composer environment) and try again")
+
+
+@pytest.fixture
+def airflow(airflow3_api: AirflowServer, airflow_settings: pytest.MonkeyPatch) -> AirflowServer:
+    """The real Airflow 3, configured for the CLI exactly as the controller would be."""
+    airflow_settings.setenv("VMBACKUP_BUCKET", "composer-bucket")
+    airflow_settings.setenv("VMBACKUP_AIRFLOW_URL", airflow3_api.base_url)
+    airflow_settings.setenv("VMBACKUP_AIRFLOW_AUTH", "jwt")
+    airflow_settings.setenv("VMBACKUP_AIRFLOW_USERNAME", airflow3_api.username)
+    airflow_settings.setenv("VMBACKUP_AIRFLOW_PASSWORD", airflow3_api.password)
+    return airflow3_api
+
+
+async def finished_run(airflow: AirflowServer, dag_id: str, source: str) -> str:
+    """A run of a freshly parsed DAG, started through the REST API and waited for; its run id."""
+    airflow.write_dag(dag_id, source)
+    airflow.wait_for_dag(dag_id)
+    async with airflow.client() as client:
+        run = await client.trigger_run(dag_id)
+    airflow.wait_for_run_state(dag_id, run.run_id, {"success", "failed"})
+    return run.run_id
+
+
+@pytest.mark.usefixtures("cluster")
+async def test_logs_of_a_failed_run_show_the_failed_task_first_with_why(airflow: AirflowServer) -> None:
+    run_id = await finished_run(
+        airflow, "vmbackup__shop__wordpress", dag_source("vmbackup__shop__wordpress", fail_with="disk on fire")
+    )
+
+    result = await vmbackupctl("logs", "wordpress", "-n", "shop")
+
+    assert result.code == 0, result.stderr
+    assert result.lines[0] == f"# run {run_id} of vmbackup__shop__wordpress: failed"
+    assert result.lines[2].startswith("==> FAILED snapshot (failed, try ")
+    assert "disk on fire" in result.stdout
+
+
+async def test_logs_of_an_unknown_run_is_exit_3(cluster: kmock.KubernetesEmulator, airflow: AirflowServer) -> None:
+    put_policy(cluster, "shop", "blog")
+    airflow.write_dag("vmbackup__shop__blog", dag_source("vmbackup__shop__blog"))
+    airflow.wait_for_dag("vmbackup__shop__blog")
+
+    result = await vmbackupctl("logs", "blog", "-n", "shop", "--run", "manual__1999-01-01")
+
+    assert result.code == 3
+    assert "DAG vmbackup__shop__blog has no run 'manual__1999-01-01'" in result.stderr
+
+
+async def test_logs_of_a_dag_airflow_does_not_know_is_exit_3(
+    cluster: kmock.KubernetesEmulator, airflow: AirflowServer
+) -> None:
+    put_policy(cluster, "shop", "never-uploaded")
+
+    result = await vmbackupctl("logs", "never-uploaded", "-n", "shop")
+
+    assert result.code == 3
+    assert "does not know DAG vmbackup__shop__never-uploaded" in result.stderr
