@@ -66,7 +66,9 @@ def xcom_values(ti: Any, task_id: str, map_indexes: list[int], key: str = "retur
     if not map_indexes:
         return []
     found = ti.xcom_pull(task_ids=[task_id], key=key, map_indexes=map_indexes)
-    return [value for value in (found or []) if value is not None]
+    if found is None:
+        return []
+    return [value for value in list(found) if value is not None]  # 2.10 returns a lazy sequence
 
 
 __all__ = [

@@ -210,11 +210,13 @@ class ComputeEngineHook:
         snapshot = compute_v1.Snapshot(name=name, labels=labels, description=description)
         if storage_location:
             snapshot.storage_locations = [storage_location]
-        kwargs: dict[str, Any] = {"project": project, "zone": zone, "disk": disk, "snapshot_resource": snapshot}
+        request = compute_v1.CreateSnapshotDiskRequest(
+            project=project, zone=zone, disk=disk, snapshot_resource=snapshot
+        )
         if guest_flush:
-            kwargs["guest_flush"] = True
+            request.guest_flush = True
         try:
-            op = self.call("disks.createSnapshot", self.disks.create_snapshot_unary, **kwargs)
+            op = self.call("disks.createSnapshot", self.disks.create_snapshot_unary, request=request)
         except gexc.Conflict:
             return None
         return OperationRef(name=op.name, project=project, zone=zone)

@@ -221,6 +221,7 @@ class SnapshotStatusSensor(_RecordingSensor):
                 states[item["name"]] = self._missing(hook, item)
                 continue
             if snapshot.status == "FAILED":
+                self._missing(hook, item)  # raises with the creation operation's own error when it has one
                 raise AirflowFailException(f"snapshot {item['name']} of disk {item['disk']} FAILED")
             states[item["name"]] = snapshot.status
         wanted = ("READY",) if self.until == READY else ("UPLOADING", "READY")
