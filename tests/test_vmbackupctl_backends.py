@@ -13,7 +13,7 @@ from pathlib import Path
 
 import kmock
 import pytest
-from google.cloud import compute_v1
+from google.cloud import compute_v1, storage
 
 from devstack.gce_simulator import ComputeSimulator
 from tests.fixtures.airflow_api import AirflowServer, dag_source
@@ -21,6 +21,7 @@ from tests.fixtures.gce import GCE_PROJECT, GceClients
 from tests.fixtures.gcs import free_port
 from tests.test_vmbackupctl import SPEC, put_policy, vmbackupctl
 from vmbackup import labels
+from vmbackup.report import RunReport, latest_report_object_name
 
 
 @pytest.fixture
@@ -205,3 +206,75 @@ async def test_logs_of_a_dag_airflow_does_not_know_is_exit_3(
 
     assert result.code == 3
     assert "does not know DAG vmbackup__shop__never-uploaded" in result.stderr
+
+
+# ---- describe's run report -------------------------------------------------------------------------
+
+
+def run_report(run_id: str) -> RunReport:
+    return RunReport.model_validate(
+        {
+            "namespace": "shop",
+            "name": "wordpress",
+            "dagId": "vmbackup__shop__wordpress",
+            "runId": run_id,
+            "consistency": "stop",
+            "result": "failed",
+            "instances": [
+                {
+                    "instance": "wordpress-1-vm",
+                    "zone": "us-central1-c",
+                    "priorStatus": "RUNNING",
+                    "finalStatus": "RUNNING",
+                    "downtimeSeconds": 42.5,
+                    "disks": [
+                        {"disk": "wordpress-1-vm", "zone": "us-central1-c", "snapshot": "wp-1", "state": "READY"},
+                        {"disk": "wordpress-data", "zone": "us-central1-c", "state": "FAILED", "error": "quota"},
+                    ],
+                }
+            ],
+            "errors": [
+                {"step": "snapshot", "instance": "wordpress-1-vm", "disk": "wordpress-data", "message": "quota"}
+            ],
+        }
+    )
+
+
+@pytest.fixture
+def bucket_settings(airflow_settings: pytest.MonkeyPatch, gcs_bucket: storage.Bucket) -> storage.Bucket:
+    """The controller's settings naming the emulated Composer bucket (Airflow is not asked by describe)."""
+    airflow_settings.setenv("VMBACKUP_BUCKET", gcs_bucket.name)
+    airflow_settings.setenv("VMBACKUP_AIRFLOW_URL", "http://airflow.invalid")
+    airflow_settings.setenv("VMBACKUP_AIRFLOW_AUTH", "none")
+    return gcs_bucket
+
+
+async def test_describe_shows_the_last_runs_report_from_the_bucket(
+    kube: kmock.KubernetesEmulator, kubeconfig: Path, bucket_settings: storage.Bucket
+) -> None:
+    run_id = "manual__2026-11-25T09:12:00+00:00"
+    put_policy(kube, "shop", "wordpress", status={"result": "Failed", "lastRun": {"runId": run_id, "state": "failed"}})
+    blob = bucket_settings.blob(latest_report_object_name("shop", "wordpress"))
+    blob.upload_from_string(run_report(run_id).model_dump_json(by_alias=True), content_type="application/json")
+
+    result = await vmbackupctl("describe", "wordpress", "-n", "shop")
+
+    assert result.code == 0, result.stderr
+    report = result.lines[result.lines.index(f"Run Report ({run_id}, stop, failed):") :]
+    assert report[1:] == [
+        "  wordpress-1-vm (us-central1-c): RUNNING -> RUNNING, down 42.5s",
+        "    wordpress-1-vm: wp-1 READY",
+        "    wordpress-data: <no snapshot> FAILED (quota)",
+        "  Error at snapshot (wordpress-1-vm wordpress-data): quota",
+    ]
+
+
+async def test_describe_without_a_report_says_why_and_succeeds(
+    kube: kmock.KubernetesEmulator, kubeconfig: Path, bucket_settings: storage.Bucket
+) -> None:
+    put_policy(kube, "shop", "wordpress", status={"result": "Failed", "lastRun": {"runId": "r1", "state": "failed"}})
+
+    result = await vmbackupctl("describe", "wordpress", "-n", "shop")
+
+    assert result.code == 0, result.stderr
+    assert result.lines[-1] == f"Run Report:  <none> (run r1 left no report in gs://{bucket_settings.name})"

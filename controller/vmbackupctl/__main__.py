@@ -77,8 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("-A", "--all-namespaces", action="store_true", help="policies of every namespace")
     get.add_argument("-o", "--output", choices=("table", "wide", "json", "yaml"), default="table")
 
-    describe = command("describe", commands.describe, "a policy's spec summary, status, last run and conditions")
+    describe = command(
+        "describe",
+        commands.describe,
+        "a policy's spec summary, status, last run, conditions and the last run's report from the bucket",
+        airflow,
+    )
     describe.add_argument("policy")
+    describe.add_argument("--no-report", action="store_true", help="skip reading the run report from the bucket")
 
     backup = command(
         "backup-now",

@@ -91,8 +91,25 @@ def get(session: Session) -> int:
 
 
 def describe(session: Session) -> int:
-    session.out(render.describe(session.policy(), session.clock()))
+    obj = session.policy()
+    session.out(render.describe(obj, session.clock()))
+    if not session.args.no_report:
+        session.out("\n".join(_report_section(session, obj)))
     return ExitCode.OK
+
+
+def _report_section(session: Session, obj: Policy) -> list[str]:
+    """The last run's report from the bucket, or one line saying why there is none."""
+    from controller.vmbackupctl.logs import load_config
+    from controller.vmbackupctl.reports import ReportUnavailable, read_last_report, report_lines
+
+    try:
+        config = load_config(target_overrides(session.args), session.args.airflow_auth)
+        return report_lines(read_last_report(config, obj))
+    except UsageError as exc:
+        return [f"Run Report:  unavailable: {exc.message}"]
+    except ReportUnavailable as exc:
+        return [f"Run Report:  {render.NONE} ({exc})"]
 
 
 # ---- backup-now ----------------------------------------------------------------------------------
@@ -199,7 +216,7 @@ def logs(session: Session) -> int:
         format_run_logs,
         load_config,
         policy_dag_id,
-        resolve_airflow_url,
+        resolve_target,
     )
 
     args = session.args
@@ -208,7 +225,7 @@ def logs(session: Session) -> int:
     dag_id = policy_dag_id(session.namespace, args.policy)
 
     async def run() -> int:
-        url = await resolve_airflow_url(config, dict(obj.get("spec") or {}))
+        url = (await resolve_target(config, dict(obj.get("spec") or {}))).airflow_url
         async with make_airflow_client(url, config.airflow_auth) as client:
             result = await fetch_run_logs(client, dag_id, args.run, args.task)
         session.out(format_run_logs(result))

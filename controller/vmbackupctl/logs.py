@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +22,7 @@ from controller.airflow_api import (
     TaskInstanceInfo,
 )
 from controller.config import AirflowAuthMode, ConfigError, ControllerConfig
+from controller.targets import Target
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable, UsageError
 from vmbackup.policy import ComposerTarget, dag_id_for
 
@@ -47,8 +48,8 @@ class RunLogs:
     not_run: list[TaskInstanceInfo]  # tasks with no try yet (skipped, upstream failed, waiting)
 
 
-async def resolve_airflow_url(config: ControllerConfig, spec: dict[str, Any]) -> str:
-    """The policy's Airflow web server, resolved as the controller resolves its target."""
+async def resolve_target(config: ControllerConfig, spec: dict[str, Any]) -> Target:
+    """The policy's bucket and Airflow web server, resolved as the controller resolves them."""
     from controller.targets import Targets, TargetUnavailableError
 
     raw = spec.get("composer")
@@ -66,7 +67,7 @@ async def resolve_airflow_url(config: ControllerConfig, spec: dict[str, Any]) ->
         target = await targets.resolve(composer)
     except TargetUnavailableError as exc:
         raise Unreachable(str(exc)) from None
-    return target.airflow_url
+    return target
 
 
 async def fetch_run_logs(
@@ -176,10 +177,13 @@ def policy_dag_id(namespace: str, name: str) -> str:
     return dag_id_for(namespace, name)
 
 
-def _composer_resolver() -> Any:
-    """Composer environment -> (bucket, Airflow URL), when that part of the controller is installed."""
-    try:
-        from controller.composer import resolve_environment  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return None
-    return resolve_environment
+def _composer_resolver() -> Callable[[str], Awaitable[tuple[str, str]]]:
+    """Composer environment -> (bucket, Airflow URL) from the Composer API, as the controller resolves it."""
+
+    async def resolve(environment: str) -> tuple[str, str]:
+        from controller.composer import discover
+
+        found = await discover(environment)
+        return found.bucket, found.airflow_uri
+
+    return resolve
