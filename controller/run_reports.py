@@ -1,0 +1,73 @@
+"""Reading the run reports the backup DAG leaves in the Composer bucket.
+
+The DAG's last task writes ``data/vmbackup/runs/<ns>/<name>/<run>.json`` and ``latest.json``;
+the report names the snapshots and the failed step in terms Airflow does not know. The report is
+written before its run ends and never changes afterwards, so for a finished run it is looked up
+once (found or not) and served from memory while that run stays the policy's latest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from google.api_core import exceptions as gcs_errors
+from google.cloud import storage
+from pydantic import ValidationError
+
+from vmbackup.report import RunReport, latest_report_object_name, report_object_name
+
+
+class RunReportError(Exception):
+    """A report exists but cannot be used (not JSON, not a RunReport); the object is left untouched."""
+
+
+class RunReportReader:
+    """Fetches the report of a policy's finished run, remembering the answer for the policy's latest run."""
+
+    def __init__(self, bucket: storage.Bucket) -> None:
+        self.bucket = bucket
+        self.reads = 0  # bucket GETs, for benchmarks
+        self._cache: dict[tuple[str, str], tuple[str, RunReport | None]] = {}
+
+    async def report_for(self, namespace: str, name: str, run_id: str) -> RunReport | None:
+        """The report of finished run ``run_id``; None when the run left none (it failed before writing it)."""
+        cached = self._cache.get((namespace, name))
+        if cached is not None and cached[0] == run_id:
+            return cached[1]
+        report = await asyncio.to_thread(self.read, namespace, name, run_id)
+        self._cache[(namespace, name)] = (run_id, report)
+        return report
+
+    def read(self, namespace: str, name: str, run_id: str) -> RunReport | None:
+        """Blocking read: ``latest.json`` if it is this run's, else the run's own object."""
+        latest = self._download(latest_report_object_name(namespace, name))
+        if latest is not None and latest.run_id == run_id:
+            return latest
+        own = self._download(report_object_name(namespace, name, run_id))
+        if own is not None and own.run_id == run_id:
+            return own
+        return None
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop a deleted policy's cached report."""
+        self._cache.pop((namespace, name), None)
+
+    def _download(self, object_name: str) -> RunReport | None:
+        self.reads += 1
+        try:
+            data = self.bucket.blob(object_name).download_as_bytes()
+        except gcs_errors.NotFound:
+            return None
+        try:
+            return RunReport.model_validate_json(data)
+        except ValidationError as exc:
+            raise RunReportError(
+                f"gs://{self.bucket.name}/{object_name} is not a valid run report: "
+                f"{exc.error_count()} problem(s), first: {_first_problem(exc)}"
+            ) from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ())) or "(document)"
+    return f"{where}: {error.get('msg')}"

@@ -1,0 +1,321 @@
+"""From Airflow's view of the managed DAGs to each policy's status: one batched poll per cycle.
+
+:class:`RunStatusPoller` asks Airflow three questions for all policies at once (their DAGs, each
+DAG's latest run, the import errors), reads run reports only for runs it has not seen finish, and
+asks for task instances only for runs that newly failed without a report naming the step. The cost
+of a cycle is therefore a small constant, whatever the number of policies.
+
+:class:`PolicyRunStatus` is the pure mapping of those facts to the status contract's fields and
+conditions; the kopf handlers merge what it returns into the object's status (a field it leaves
+out keeps its previous value, a ``None`` value removes the field).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from controller.airflow_api import (
+    DEFAULT_DAG_PREFIX,
+    AirflowAuthError,
+    AirflowClient,
+    AirflowError,
+    AirflowUnavailable,
+    DagInfo,
+    DagRunInfo,
+    ImportErrorInfo,
+)
+from controller.run_reports import RunReportError, RunReportReader
+from vmbackup.policy import dag_id_for
+from vmbackup.report import RunReport
+
+log = logging.getLogger(__name__)
+
+PolicyKey = tuple[str, str]  # (namespace, name)
+
+# Run states -> the contract's `result`.
+RESULTS = {"success": "Succeeded", "failed": "Failed", "running": "Running", "queued": "Queued"}
+MAX_MESSAGE_CHARS = 2000  # condition messages stay readable in `kubectl describe`
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _tail(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """The end of a long text: a traceback's last lines say what went wrong."""
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-(limit - 3) :]
+
+
+def _condition(type_: str, status: str, reason: str, message: str = "") -> dict[str, str]:
+    return {"type": type_, "status": status, "reason": reason, "message": message}
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyRunStatus:
+    """What Airflow (and the run report) say about one policy, and how that reads as status."""
+
+    namespace: str
+    name: str
+    dag_id: str
+    unreachable: str | None = None  # why Airflow could not be asked; None when it answered
+    unreachable_reason: str = "Unreachable"
+    dag: DagInfo | None = None
+    run: DagRunInfo | None = None
+    import_error: ImportErrorInfo | None = None
+    report: RunReport | None = None
+    report_problem: str | None = None
+    failed_step: str | None = None
+    failure_message: str | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.unreachable is None
+
+    @property
+    def has_import_error(self) -> bool:
+        return self.import_error is not None or bool(self.dag and self.dag.has_import_errors)
+
+    @property
+    def dag_loaded(self) -> bool:
+        """Airflow knows the DAG and parsed its file cleanly: half of the Ready condition."""
+        return self.reachable and self.dag is not None and not self.has_import_error
+
+    @property
+    def result(self) -> str:
+        if not self.reachable:
+            return "Unknown"
+        active = self.run is not None and self.run.state in ("running", "queued")
+        if self.dag is not None and self.dag.is_paused and not active:
+            return "Suspended"
+        if self.run is None:
+            return "Pending"
+        return RESULTS.get(self.run.state, "Unknown")
+
+    @property
+    def snapshots(self) -> list[str] | None:
+        return self.report.snapshots if self.report is not None else None
+
+    def last_run(self) -> dict[str, Any] | None:
+        run = self.run
+        if run is None:
+            return None
+        return {
+            "runId": run.run_id,
+            "state": run.state,
+            "startTime": rfc3339(run.start_date),
+            "endTime": rfc3339(run.end_date),
+            "durationSeconds": run.duration_seconds,
+            "failedStep": self.failed_step if run.state == "failed" else None,
+            "message": self._run_message(),
+        }
+
+    def _run_message(self) -> str:
+        run = self.run
+        if run is None:
+            return ""
+        notes = []
+        if run.state == "failed":
+            notes.append(self.failure_message or "the run failed; see its task logs in Airflow")
+        elif run.state == "success" and self.report is not None:
+            count = len(self.report.snapshots)
+            notes.append(f"{count} snapshot{'' if count == 1 else 's'} created")
+        if self.report_problem:
+            notes.append(self.report_problem)
+        return "; ".join(notes)
+
+    def conditions(self) -> list[dict[str, str]]:
+        """LastBackupSucceeded, Suspended, DagImportError, AirflowReachable: the ones Airflow decides.
+
+        A condition this cycle cannot decide is left out (e.g. LastBackupSucceeded while a run is in
+        progress), so the object keeps what it said before.
+        """
+        if not self.reachable:
+            return [_condition("AirflowReachable", "False", self.unreachable_reason, self.unreachable or "")]
+        conditions = []
+        run = self.run
+        if run is None:
+            conditions.append(_condition("LastBackupSucceeded", "Unknown", "NoRunYet", "the DAG has not run yet"))
+        elif run.state == "success":
+            conditions.append(_condition("LastBackupSucceeded", "True", "RunSucceeded", self._describe_run()))
+        elif run.state == "failed":
+            conditions.append(_condition("LastBackupSucceeded", "False", "RunFailed", self._describe_run()))
+        if self.dag is not None:
+            if self.dag.is_paused:
+                conditions.append(_condition("Suspended", "True", "DagPaused", "the DAG is paused in Airflow"))
+            else:
+                conditions.append(_condition("Suspended", "False", "DagActive", "the DAG is scheduled in Airflow"))
+        if self.import_error is not None:
+            conditions.append(_condition("DagImportError", "True", "ImportError", _tail(self.import_error.stack_trace)))
+        elif self.dag is not None and self.dag.has_import_errors:
+            where = self.dag.fileloc or self.dag_id
+            conditions.append(_condition("DagImportError", "True", "ImportError", f"Airflow cannot import {where}"))
+        elif self.dag is None:
+            conditions.append(
+                _condition(
+                    "DagImportError",
+                    "Unknown",
+                    "DagNotLoaded",
+                    f"Airflow has not loaded DAG {self.dag_id} yet; an uploaded file is picked up at the next scan",
+                )
+            )
+        else:
+            conditions.append(_condition("DagImportError", "False", "Imported", ""))
+        conditions.append(_condition("AirflowReachable", "True", "Reachable", ""))
+        return conditions
+
+    def _describe_run(self) -> str:
+        assert self.run is not None
+        message = self._run_message()
+        return f"run {self.run.run_id}: {message}" if message else f"run {self.run.run_id}"
+
+    def status_fields(self) -> dict[str, Any]:
+        """The status subset this module owns: result, lastRun, nextRun, lastSnapshotTime, lastSnapshots, conditions."""
+        if not self.reachable:
+            return {"result": "Unknown", "conditions": self.conditions()}
+        fields: dict[str, Any] = {
+            "result": self.result,
+            "lastRun": self.last_run(),
+            "nextRun": rfc3339(self.dag.next_run) if self.dag is not None and not self.dag.is_paused else None,
+        }
+        run = self.run
+        if run is not None and run.state == "success":
+            finished = self.report.finished_at if self.report is not None and self.report.finished_at else None
+            fields["lastSnapshotTime"] = rfc3339(finished or run.end_date)
+            if self.report is not None:
+                fields["lastSnapshots"] = self.report.snapshots
+        fields["conditions"] = self.conditions()
+        return fields
+
+
+class RunStatusPoller:
+    """One poll cycle for many policies against one Airflow; keeps small caches between cycles."""
+
+    def __init__(
+        self,
+        client: AirflowClient,
+        reports: RunReportReader | None = None,
+        *,
+        dag_id_prefix: str = DEFAULT_DAG_PREFIX,
+        concurrency: int = 8,
+    ) -> None:
+        self.client = client
+        self.reports = reports
+        self.dag_id_prefix = dag_id_prefix
+        self._limit = asyncio.Semaphore(concurrency)
+        self._failures: dict[tuple[str, str], tuple[str | None, str]] = {}  # (dag_id, run_id) -> (step, message)
+
+    async def poll(self, policies: Iterable[PolicyKey]) -> dict[PolicyKey, PolicyRunStatus]:
+        """Every policy's status; an unreachable Airflow gives each an AirflowReachable=False status."""
+        keys = list(dict.fromkeys(policies))
+        if not keys:
+            return {}
+        dag_ids = {key: dag_id_for(*key) for key in keys}
+        answers = await asyncio.gather(
+            self.client.list_dags(self.dag_id_prefix),
+            self.client.latest_runs(dag_ids.values()),
+            self.client.import_errors(),
+            return_exceptions=True,
+        )
+        problem = next((a for a in answers if isinstance(a, BaseException)), None)
+        if problem is not None:
+            return {key: self._unreachable(key, dag_ids[key], problem) for key in keys}
+        dags_list, runs, errors = cast(tuple[list[DagInfo], dict[str, DagRunInfo], list[ImportErrorInfo]], answers)
+        dags = {dag.dag_id: dag for dag in dags_list}
+        statuses = await asyncio.gather(
+            *(self._status(key, dag_ids[key], dags.get(dag_ids[key]), runs.get(dag_ids[key]), errors) for key in keys)
+        )
+        self._failures = {k: v for k, v in self._failures.items() if runs.get(k[0]) and runs[k[0]].run_id == k[1]}
+        return dict(zip(keys, statuses, strict=True))
+
+    def _unreachable(self, key: PolicyKey, dag_id: str, problem: BaseException) -> PolicyRunStatus:
+        if isinstance(problem, AirflowAuthError):
+            reason = "AuthenticationFailed"
+        elif isinstance(problem, AirflowUnavailable):
+            reason = "Unreachable"
+        elif isinstance(problem, AirflowError):
+            reason = "RequestFailed"
+        else:
+            raise problem  # a bug of ours, not Airflow's state: let it surface
+        return PolicyRunStatus(key[0], key[1], dag_id, unreachable=str(problem), unreachable_reason=reason)
+
+    async def _status(
+        self,
+        key: PolicyKey,
+        dag_id: str,
+        dag: DagInfo | None,
+        run: DagRunInfo | None,
+        errors: list[ImportErrorInfo],
+    ) -> PolicyRunStatus:
+        namespace, name = key
+        report, report_problem = None, None
+        if run is not None and run.finished and self.reports is not None:
+            async with self._limit:
+                try:
+                    report = await self.reports.report_for(namespace, name, run.run_id)
+                except RunReportError as exc:
+                    report_problem = str(exc)
+                except Exception as exc:  # the bucket is a best-effort source of detail, never fatal
+                    log.warning("cannot read the run report of %s/%s: %s", namespace, name, exc)
+        failed_step, failure_message = None, None
+        if run is not None and run.state == "failed":
+            failed_step, failure_message = await self._failure(dag_id, run, report)
+        return PolicyRunStatus(
+            namespace,
+            name,
+            dag_id,
+            dag=dag,
+            run=run,
+            import_error=_import_error_for(dag_id, dag, errors),
+            report=report,
+            report_problem=report_problem,
+            failed_step=failed_step,
+            failure_message=failure_message,
+        )
+
+    async def _failure(self, dag_id: str, run: DagRunInfo, report: RunReport | None) -> tuple[str | None, str]:
+        """The step that failed: the report's first error, or Airflow's failed task (one call per failed run)."""
+        if report is not None and report.failed_step is not None:
+            error = report.failed_step
+            subject = " ".join(part for part in (error.instance, error.disk) if part)
+            return error.step, f"{error.step} failed{f' for {subject}' if subject else ''}: {error.message}"
+        cached = self._failures.get((dag_id, run.run_id))
+        if cached is not None:
+            return cached
+        async with self._limit:
+            try:
+                tasks = await self.client.task_instances(dag_id, run.run_id)
+            except (AirflowError, AirflowUnavailable) as exc:
+                return None, f"the run failed; its tasks could not be listed: {exc}"
+        failed = sorted(
+            (t for t in tasks if t.state == "failed"),
+            key=lambda t: t.end_date or datetime.max.replace(tzinfo=UTC),
+        )
+        if failed:
+            task = failed[0]
+            answer: tuple[str | None, str] = (
+                task.task_id,
+                f"task {task.task_id} failed (try {task.try_number}); its log in Airflow says why",
+            )
+        else:
+            answer = (None, "the run failed without a failed task (timed out or marked failed)")
+        self._failures[(dag_id, run.run_id)] = answer
+        return answer
+
+
+def _import_error_for(dag_id: str, dag: DagInfo | None, errors: list[ImportErrorInfo]) -> ImportErrorInfo | None:
+    """Import errors name files, not DAGs: ours are ``<dag_id>.py`` (or whatever file Airflow loaded the DAG from)."""
+    filename = f"{dag_id}.py"
+    for error in errors:
+        if error.filename == filename or error.filename.endswith("/" + filename):
+            return error
+        if dag is not None and dag.fileloc and error.filename == dag.fileloc:
+            return error
+    return None
