@@ -101,7 +101,12 @@ def test_chart_installs_our_crd_unchanged():
 
 def test_chart_installs_kopf_peering_crds(default: TemplateResult):
     crds = {doc["metadata"]["name"] for doc in default.of_kind("CustomResourceDefinition")}
-    assert crds == {"vmbackuppolicies.vmbackup.dev", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"}
+    assert crds == {
+        "vmbackuppolicies.vmbackup.dev",
+        "vmrestores.vmbackup.dev",
+        "kopfpeerings.kopf.dev",
+        "clusterkopfpeerings.kopf.dev",
+    }
 
 
 def test_values_schema_rejects_a_bad_value_naming_it(helm: Helm):
@@ -174,6 +179,13 @@ CONTROLLER_RULES = {
     ("vmbackup.dev", "vmbackuppolicies/status", "get"),
     ("vmbackup.dev", "vmbackuppolicies/status", "patch"),
     ("vmbackup.dev", "vmbackuppolicies/finalizers", "update"),
+    ("vmbackup.dev", "vmrestores", "get"),
+    ("vmbackup.dev", "vmrestores", "list"),
+    ("vmbackup.dev", "vmrestores", "watch"),
+    ("vmbackup.dev", "vmrestores", "patch"),
+    ("vmbackup.dev", "vmrestores/status", "get"),
+    ("vmbackup.dev", "vmrestores/status", "patch"),
+    ("vmbackup.dev", "vmrestores/finalizers", "update"),
     ("", "events", "create"),
     ("", "events", "patch"),
 }

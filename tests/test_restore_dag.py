@@ -125,7 +125,7 @@ def test_the_report_names_the_snapshots_disks_and_instance(restore_env: Any, gce
     assert report is not None
     assert report.phase == "Succeeded"
     assert (report.instance, report.zone, report.snapshot_run) == ("db-restored", ZONE, "rone")
-    assert report.snapshots == sorted(snapshots)
+    assert report.snapshots == snapshots  # the boot disk's first
     assert sorted(report.created_disks) == ["db-restored", "db-restored-db-1-data"]
 
 
@@ -151,12 +151,14 @@ def test_a_named_snapshot_restores_its_own_run(restore_env: Any, gce_sim: Any, g
 
     assert run.state == "success", run.task_states
     assert run.report is not None
-    assert (run.report.snapshot_run, run.report.snapshots) == ("rold", sorted(older))
+    assert (run.report.snapshot_run, run.report.snapshots) == ("rold", older)
     data = gce_sim.disk(PROJECT, ZONE, "db-restored-db-1-data")
     assert data["sourceSnapshot"].endswith(f"/snapshots/{older[1]}")
 
 
-def test_a_snapshot_that_does_not_exist_fails_with_a_clear_error(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:
+def test_a_snapshot_that_does_not_exist_fails_with_a_clear_error(
+    restore_env: Any, gce_sim: Any, gce_clients: Any
+) -> None:
     seed_run(gce_sim, gce_clients, "rone")
 
     run = restore_env(snapshot="db-1-nosuch")
@@ -169,7 +171,9 @@ def test_a_snapshot_that_does_not_exist_fails_with_a_clear_error(restore_env: An
     assert gce_sim.call_counts().get("disks.insert", 0) == 0
 
 
-def test_a_snapshot_that_is_not_ready_fails_with_a_clear_error(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:
+def test_a_snapshot_that_is_not_ready_fails_with_a_clear_error(
+    restore_env: Any, gce_sim: Any, gce_clients: Any
+) -> None:
     gce_sim.inject(Fault.slow("disks.createSnapshot", 600, times=None))
     uploading = seed_run(gce_sim, gce_clients, "rone", wait=False)
 
@@ -207,7 +211,7 @@ def test_a_target_name_already_taken_fails_and_leaves_that_vm_alone(
 def test_a_fault_creating_the_instance_deletes_the_created_disks(
     restore_env: Any, gce_sim: Any, gce_clients: Any
 ) -> None:
-    snapshots = seed_run(gce_sim, gce_clients, "rone")
+    seed_run(gce_sim, gce_clients, "rone")
     gce_sim.inject(Fault.operation_error("instances.insert", "QUOTA_EXCEEDED", "Quota 'CPUS' exceeded.", times=None))
 
     run = restore_env()

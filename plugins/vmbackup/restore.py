@@ -14,7 +14,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from vmbackup.policy import (
@@ -81,7 +90,7 @@ class NetworkInterfaceOverride(_Model):
     subnetwork: NetworkRef | None = Field(
         default=None, description="Subnetwork name or URL (in the target zone's region); needed for custom-mode VPCs."
     )
-    external_ip: bool = Field(default=False, description="Give the interface an ephemeral external IP address.")
+    external_ip: StrictBool = Field(default=False, description="Give the interface an ephemeral external IP address.")
 
 
 class Overrides(_Model):
@@ -155,7 +164,7 @@ class RestoreSpec(_Model):
     )
     target_zone: Zone | None = Field(default=None, description="Zone of the new instance. Default: the source zone.")
     overrides: Overrides = Field(default_factory=Overrides, description="What not to copy from the source VM.")
-    keep_disks_on_failure: bool = Field(
+    keep_disks_on_failure: StrictBool = Field(
         default=False, description="Keep the disks created so far when the restore fails (default: delete them)."
     )
     timeouts: RestoreTimeouts = Field(default_factory=RestoreTimeouts, description="Step timeouts.")

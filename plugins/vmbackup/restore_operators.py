@@ -259,7 +259,7 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         project=restore.project,
         marker=restore.marker,
         run=run,
-        snapshots=sorted(s.name for s in snapshots),
+        snapshots=[d["snapshot"] for d in disks],  # the boot disk's first
         source_instance=restore.instance,
         source_zone=source_zone,
         source_exists=source is not None,
