@@ -1,0 +1,656 @@
+"""A real Airflow on loopback: the stand-in for Composer's Airflow in the bench, the local demo and API tests.
+
+It runs what `airflow standalone` runs (scheduler, DAG processor, API server, triggerer; Airflow 2: scheduler,
+webserver, triggerer) as separate processes of a given venv's `airflow` binary, with its own AIRFLOW_HOME and
+sqlite DB, so several instances can run side by side. Airflow 3 allows LocalExecutor on sqlite (standalone forces
+it), which gives real task parallelism without a DB server; Airflow 2.10 refuses LocalExecutor on sqlite, so there
+the executor is SequentialExecutor (one task at a time) unless a `sql_alchemy_conn` to a server DB is passed in env.
+
+Task supervisors move tasks into new process groups, so a process-group kill alone would miss them: `stop()` ends
+every process of the instance (see `instance_processes`) and `leftover_processes()` lets tests prove nothing was
+left behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+
+MARKER_ENV = "VMBACKUP_LOCAL_AIRFLOW"
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+DEFAULT_USERNAME = "admin"
+HEALTHY = "healthy"
+
+
+class AirflowStartError(RuntimeError):
+    """Airflow did not come up; the message carries the tail of each component's log."""
+
+
+class PortInUseError(AirflowStartError):
+    """The requested API port is taken by another process."""
+
+
+class AirflowApiError(RuntimeError):
+    """The REST API answered with an error (the message has the status, URL and body)."""
+
+
+@dataclass(frozen=True)
+class DagRun:
+    """The part of a DAG run the bench and the demo look at."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    start_date: datetime | None
+    end_date: datetime | None
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time from the run's start to its end, as the scheduler recorded them."""
+        if self.start_date is None or self.end_date is None:
+            return None
+        return (self.end_date - self.start_date).total_seconds()
+
+    @classmethod
+    def from_api(cls, body: Mapping[str, Any]) -> DagRun:
+        return cls(
+            dag_id=body["dag_id"],
+            run_id=body["dag_run_id"],
+            state=body["state"],
+            start_date=parse_time(body.get("start_date")),
+            end_date=parse_time(body.get("end_date")),
+        )
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def airflow_version(python: Path) -> str:
+    """The apache-airflow version installed for an interpreter, read without importing Airflow (fast)."""
+    out = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('apache-airflow'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise AirflowStartError(
+            f"apache-airflow is not installed for {python}; sync that venv (scripts/bootstrap.sh) or pass venv=..."
+        )
+    return out.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortInUseError(
+                f"port {port} on 127.0.0.1 is in use: stop what listens there or pass port=None to pick a free one"
+            ) from None
+
+
+def instance_processes(marker: str, home: Path, roots: Iterable[int] = ()) -> list[int]:
+    """Live (non-zombie) processes of one LocalAirflow, found three ways because each alone can miss some.
+
+    The marker variable is inherited by every descendant, but setproctitle (API server, executor workers, task
+    runners) overwrites the memory /proc/PID/environ shows; the working directory (every component starts in
+    AIRFLOW_HOME and Airflow never chdirs) survives that; descendants of the given root pids cover the rest.
+    """
+    needle = f"{MARKER_ENV}={marker}".encode()
+    parents: dict[int, int] = {}
+    ours: set[int] = set(roots)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+            if fields[0] in ("Z", "X"):
+                continue
+            parents[pid] = int(fields[1])
+            if needle in (entry / "environ").read_bytes().split(b"\0") or Path(os.readlink(entry / "cwd")) == home:
+                ours.add(pid)
+        except (OSError, IndexError, ValueError):
+            continue
+    changed = True
+    while changed:
+        children = {pid for pid, ppid in parents.items() if ppid in ours and pid not in ours}
+        ours |= children
+        changed = bool(children)
+    return sorted(pid for pid in ours if pid in parents)
+
+
+class AirflowApi:
+    """A small synchronous client for the parts of the stable REST API the bench and the demo need.
+
+    Airflow 3 serves /api/v2 behind a JWT from /auth/token; Airflow 2 serves /api/v1 with basic auth.
+    """
+
+    def __init__(self, base_url: str, username: str, password: str, major: int, timeout: float = 60.0):
+        self.base_url = base_url.rstrip("/")
+        self.major = major
+        self.prefix = "/api/v2" if major >= 3 else "/api/v1"
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._session = requests.Session()
+        if major < 3:
+            self._session.auth = (username, password)
+        self._token: str | None = None
+
+    def _login(self) -> None:
+        resp = self._session.post(
+            f"{self.base_url}/auth/token",
+            json={"username": self._username, "password": self._password},
+            timeout=self._timeout,
+        )
+        if resp.status_code >= 300:
+            raise AirflowApiError(f"login as {self._username!r} failed: {resp.status_code} {resp.text[:300]}")
+        self._token = resp.json()["access_token"]
+        self._session.headers["Authorization"] = f"Bearer {self._token}"
+
+    def request(self, method: str, path: str, *, attempts: int = 4, **kwargs: Any) -> Any:
+        """One call under the API's version prefix; raises AirflowApiError on a 4xx/5xx answer.
+
+        A busy machine makes sqlite-backed Airflow answer slowly or with a transient 500 ("database is
+        locked"), so timeouts and 5xx are retried; callers make their POSTs idempotent (trigger names its run).
+        """
+        url = f"{self.base_url}{self.prefix}{path}"
+        for attempt in range(1, attempts + 1):
+            if self.major >= 3 and self._token is None:
+                self._login()
+            try:
+                resp = self._session.request(method, url, timeout=self._timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt == attempts:
+                    raise AirflowApiError(f"{method} {url}: no answer after {attempts} attempts ({exc})") from exc
+                time.sleep(attempt)
+                continue
+            if resp.status_code == 401 and self.major >= 3:
+                self._token = None
+                continue
+            if resp.status_code >= 500 and attempt < attempts:
+                time.sleep(attempt)
+                continue
+            if resp.status_code >= 400:
+                raise AirflowApiError(f"{method} {url} -> {resp.status_code}: {resp.text[:500]}")
+            return resp.json() if resp.content else None
+        raise AirflowApiError(f"{method} {url}: still unauthorized after {attempts} logins")
+
+    def health(self) -> dict[str, Any]:
+        path = f"{self.base_url}/api/v2/monitor/health" if self.major >= 3 else f"{self.base_url}/health"
+        resp = self._session.get(path, timeout=self._timeout)
+        resp.raise_for_status()
+        body: dict[str, Any] = resp.json()
+        return body
+
+    def close(self) -> None:
+        self._session.close()
+
+    def dag(self, dag_id: str) -> dict[str, Any] | None:
+        try:
+            body: dict[str, Any] = self.request("GET", f"/dags/{dag_id}")
+        except AirflowApiError as exc:
+            if "-> 404" in str(exc):
+                return None
+            raise
+        return body
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/importErrors", params={"limit": 100})["import_errors"])
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the DAG processor has parsed the DAG; on timeout, name the import errors if any."""
+        deadline = time.monotonic() + timeout
+        while True:
+            dag = self.dag(dag_id)
+            if dag is not None:
+                return dag
+            if time.monotonic() > deadline:
+                errors = [f"{e.get('filename')}: {e.get('stack_trace', '')[-800:]}" for e in self.import_errors()]
+                detail = "\n".join(errors) if errors else "no import errors reported; is the file in the dags folder?"
+                raise TimeoutError(f"DAG {dag_id!r} did not appear within {timeout:.0f}s.\n{detail}")
+            time.sleep(0.5)
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
+        """Start a run; named up front so that a retried POST finds its run instead of starting a second one."""
+        run_id = run_id or f"manual__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}"
+        body: dict[str, Any] = {"conf": dict(conf or {}), "dag_run_id": run_id}
+        if self.major >= 3:
+            body["logical_date"] = None
+        try:
+            self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        except AirflowApiError as exc:
+            if "-> 409" not in str(exc):
+                raise
+            self.dag_run(dag_id, run_id)  # the first attempt went through: the run exists
+        return run_id
+
+    def dag_run(self, dag_id: str, run_id: str) -> DagRun:
+        return DagRun.from_api(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600.0) -> DagRun:
+        """Poll the run until it is success or failed (the bench reads both; a failed run is not an error here)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.dag_run(dag_id, run_id)
+            if run.state in TERMINAL_RUN_STATES:
+                return run
+            if time.monotonic() > deadline:
+                states = {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
+                raise TimeoutError(f"run {run_id} of {dag_id} still {run.state} after {timeout:.0f}s; tasks: {states}")
+            time.sleep(0.5)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return list(self._paged(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances"))
+
+    def event_logs(self, dag_id: str, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The audit log of a DAG (optionally one run), oldest first."""
+        params: dict[str, Any] = {"dag_id": dag_id, "order_by": "when"}
+        if run_id is not None:
+            params["run_id"] = run_id
+        return list(self._paged("/eventLogs", "event_logs", params))
+
+    def _paged(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = self.request("GET", path, params={**(params or {}), "limit": 100, "offset": offset})
+            items = page[key]
+            yield from items
+            offset += len(items)
+            if not items or offset >= page.get("total_entries", 0):
+                return
+
+    def run_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None, timeout: float = 600.0) -> DagRun:
+        """Wait for the DAG to be parsed, unpause it, trigger one run and wait for it to finish."""
+        self.wait_for_dag(dag_id, timeout=min(timeout, 180.0))
+        self.unpause(dag_id)
+        return self.wait_for_run(dag_id, self.trigger(dag_id, conf), timeout=timeout)
+
+
+@dataclass
+class _Component:
+    name: str
+    args: list[str]
+    process: subprocess.Popen[bytes] | None = None
+
+
+class LocalAirflow:
+    """Airflow's components on loopback with their own home; use as a context manager or start()/stop()."""
+
+    def __init__(
+        self,
+        dags_folder: str | os.PathLike[str],
+        plugins_folder: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        venv: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        parallelism: int = 16,
+        username: str = DEFAULT_USERNAME,
+        password: str | None = None,
+        startup_timeout: float = 240.0,
+        stop_timeout: float = 20.0,
+        min_file_process_interval: int = 5,
+        reuse_migrated_db: bool = True,
+        echo: Callable[[str], None] | None = None,
+    ):
+        self.dags_folder = Path(dags_folder).resolve()
+        self.plugins_folder = Path(plugins_folder).resolve() if plugins_folder else None
+        self.extra_env = dict(env or {})
+        self._own_home = home is None
+        self.home = Path(home).resolve() if home else Path(tempfile.mkdtemp(prefix="airflow-home-"))
+        self.venv = Path(venv).resolve() if venv else Path(sys.prefix)
+        self.bin_dir = self.venv / "bin"
+        self.requested_port = port
+        self.port = port or 0
+        self.parallelism = parallelism
+        self.username = username
+        self.password = password or secrets.token_urlsafe(12)
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.min_file_process_interval = min_file_process_interval
+        self.reuse_migrated_db = reuse_migrated_db
+        self.echo = echo or (lambda line: None)
+        self.marker = f"{os.getpid()}-{secrets.token_hex(6)}"
+        self.version = ""
+        self.executor = ""
+        self._components: list[_Component] = []
+        self._api: AirflowApi | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0]) if self.version else 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> AirflowApi:
+        if self._api is None:
+            raise RuntimeError("LocalAirflow is not started; call start() or use it as a context manager")
+        return self._api
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "component-logs"
+
+    def start(self) -> LocalAirflow:
+        """Migrate the DB, start every component and wait until /health says all are healthy."""
+        airflow_bin = self.bin_dir / "airflow"
+        if not airflow_bin.exists():
+            raise AirflowStartError(f"no airflow binary at {airflow_bin}; pass venv= a venv with apache-airflow")
+        if not self.dags_folder.is_dir():
+            raise AirflowStartError(f"dags_folder {self.dags_folder} is not a directory; create it first")
+        if self.plugins_folder is not None and not self.plugins_folder.is_dir():
+            raise AirflowStartError(f"plugins_folder {self.plugins_folder} is not a directory")
+        if self.requested_port is not None:
+            ensure_port_free(self.requested_port)
+        else:
+            self.port = free_port()
+        self.version = airflow_version(self.bin_dir / "python")
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(exist_ok=True)
+        env = self._environment()
+        self.echo(f"airflow {self.version} ({self.executor}) home={self.home} url={self.url}")
+        try:
+            self._prepare_database(env)
+            if self.major < 3:
+                self._run_once("create-user", self._airflow2_user_args(), env)
+            for component in self._component_list():
+                self._spawn(component, env)
+            self._api = AirflowApi(self.url, self.username, self.password, self.major)
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        self.echo(f"airflow is healthy at {self.url} (user {self.username})")
+        return self
+
+    def stop(self) -> None:
+        """Terminate every process this instance started, including task processes in other process groups."""
+        if self._api is not None:
+            self._api.close()  # an open keep-alive connection holds the API server's graceful shutdown
+        survivors = self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while survivors and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.2)
+            survivors = self.leftover_processes()
+        if survivors:
+            self._signal_all(signal.SIGKILL)
+            kill_deadline = time.monotonic() + 10
+            while self.leftover_processes() and time.monotonic() < kill_deadline:
+                self._reap()
+                time.sleep(0.1)
+        self._reap()
+        for component in self._components:
+            if component.process is not None and component.process.poll() is None:
+                component.process.wait(timeout=5)
+        self._components = []
+        self._api = None
+
+    def cleanup(self) -> None:
+        """Stop, and remove the home directory if this instance created it."""
+        self.stop()
+        if self._own_home:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def leftover_processes(self) -> list[int]:
+        """Processes of this instance still alive (empty after stop())."""
+        roots = [c.process.pid for c in self._components if c.process is not None and c.process.poll() is None]
+        return instance_processes(self.marker, self.home, roots)
+
+    def __enter__(self) -> LocalAirflow:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.cleanup()
+
+    # -- logs -------------------------------------------------------------------------------------------
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of each component's log, for error messages."""
+        parts = []
+        for path in sorted(self.logs_dir.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name} (last {len(text)} lines) ---\n" + "\n".join(text))
+        return "\n".join(parts) or "(no component logs)"
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _environment(self) -> dict[str, str]:
+        """Airflow's configuration as environment variables: the only place it is set (no airflow.cfg edits)."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != MARKER_ENV}
+        v3 = self.major >= 3
+        self.executor = "LocalExecutor" if v3 else "SequentialExecutor"
+        config: dict[str, str] = {
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(self.parallelism),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            # A generous lock wait: four components and every task share one sqlite file on a busy machine.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}?timeout=120",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": str(self.min_file_process_interval),
+            "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": str(self.min_file_process_interval),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+            "NO_COLOR": "1",
+            MARKER_ENV: self.marker,
+            "PATH": f"{self.bin_dir}{os.pathsep}{inherited.get('PATH', os.defpath)}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.plugins_folder is not None:
+            config["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(self.plugins_folder)
+            # Composer puts plugins/ on sys.path for workers and parsing alike; do the same.
+            config["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(self.plugins_folder), inherited.get("PYTHONPATH")) if p
+            )
+        if v3:
+            passwords = self.home / "simple_auth_manager_passwords.json"
+            passwords.write_text(json.dumps({self.username: self.password}) + "\n")
+            passwords.chmod(0o600)
+            config.update(
+                {
+                    "AIRFLOW__CORE__AUTH_MANAGER": (
+                        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                    ),
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                    "AIRFLOW__API__HOST": "127.0.0.1",
+                    "AIRFLOW__API__PORT": str(self.port),
+                    "AIRFLOW__API__BASE_URL": self.url,
+                    "AIRFLOW__API__WORKERS": "1",
+                    "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(24),
+                    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.min_file_process_interval),
+                    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(self.min_file_process_interval),
+                    "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "bundles"),
+                }
+            )
+        else:
+            config.update(
+                {
+                    "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+                    "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(self.port),
+                    "AIRFLOW__WEBSERVER__BASE_URL": self.url,
+                    "AIRFLOW__WEBSERVER__WORKERS": "1",
+                    "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_urlsafe(24),
+                    "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth",
+                }
+            )
+        env = {**inherited, **config, **self.extra_env}
+        if "AIRFLOW__CORE__EXECUTOR" in self.extra_env:
+            self.executor = self.extra_env["AIRFLOW__CORE__EXECUTOR"]
+        return env
+
+    def _prepare_database(self, env: Mapping[str, str]) -> None:
+        """Copy a migrated DB of this Airflow version when one is cached (saves ~15 s a start), else migrate."""
+        database = self.home / "airflow.db"
+        cached = Path(tempfile.gettempdir()) / "vmbackup-airflow-db" / f"airflow-{self.version}.db"
+        if database.exists() or not self.reuse_migrated_db:
+            self._run_once("db-migrate", ["db", "migrate"], env)
+        elif cached.exists():
+            shutil.copyfile(cached, database)
+        else:
+            self._run_once("db-migrate", ["db", "migrate"], env)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
+            shutil.copyfile(database, partial)
+            partial.replace(cached)
+        # Write-ahead logging (a property of the file): readers no longer block the scheduler's writes.
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+
+    def _airflow2_user_args(self) -> list[str]:
+        return [
+            "users",
+            "create",
+            "--username",
+            self.username,
+            "--password",
+            self.password,
+            "--role",
+            "Admin",
+            "--firstname",
+            "Local",
+            "--lastname",
+            "Admin",
+            "--email",
+            f"{self.username}@localhost",
+        ]
+
+    def _component_list(self) -> list[_Component]:
+        if self.major >= 3:
+            return [
+                _Component("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port)]),
+                _Component("scheduler", ["scheduler"]),
+                _Component("dag-processor", ["dag-processor"]),
+                _Component("triggerer", ["triggerer"]),
+            ]
+        return [
+            _Component("webserver", ["webserver", "--hostname", "127.0.0.1", "--port", str(self.port)]),
+            _Component("scheduler", ["scheduler"]),
+            _Component("triggerer", ["triggerer"]),
+        ]
+
+    def _run_once(self, name: str, args: list[str], env: Mapping[str, str]) -> None:
+        log_path = self.logs_dir / f"{name}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.run(
+                [str(self.bin_dir / "airflow"), *args],
+                env=env,
+                cwd=self.home,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=self.startup_timeout,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise AirflowStartError(f"`airflow {' '.join(args[:2])}` failed ({proc.returncode}):\n{self.log_tail()}")
+
+    def _spawn(self, component: _Component, env: Mapping[str, str]) -> None:
+        log = (self.logs_dir / f"{component.name}.log").open("wb")
+        group = self._components[0].process.pid if self._components and self._components[0].process else 0
+        try:
+            component.process = subprocess.Popen(
+                [str(self.bin_dir / "airflow"), *component.args],
+                env=env,
+                cwd=self.home,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                process_group=group,
+            )
+        finally:
+            log.close()
+        self._components.append(component)
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        last: object = "no answer yet"
+        while time.monotonic() < deadline:
+            for component in self._components:
+                if component.process is not None and component.process.poll() is not None:
+                    raise AirflowStartError(
+                        f"airflow {component.name} exited with {component.process.returncode} during start-up:\n"
+                        f"{self.log_tail()}"
+                    )
+            try:
+                health = self.api.health()
+            except (requests.RequestException, ValueError) as exc:
+                last = exc
+            else:
+                last = health
+                if all((health.get(part) or {}).get("status") == HEALTHY for part in self._health_parts()):
+                    return
+            time.sleep(0.5)
+        raise AirflowStartError(
+            f"airflow at {self.url} not healthy within {self.startup_timeout:.0f}s (last: {last}):\n{self.log_tail()}"
+        )
+
+    def _health_parts(self) -> tuple[str, ...]:
+        if self.major >= 3:
+            return ("metadatabase", "scheduler", "dag_processor", "triggerer")
+        return ("metadatabase", "scheduler", "triggerer")
+
+    def _signal_all(self, sig: signal.Signals) -> list[int]:
+        if self._components and self._components[0].process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._components[0].process.pid, sig)
+        pids = self.leftover_processes()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        return pids
+
+    def _reap(self) -> None:
+        for component in self._components:
+            if component.process is not None:
+                component.process.poll()

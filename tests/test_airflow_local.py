@@ -1,0 +1,148 @@
+"""LocalAirflow: a real Airflow 3 (scheduler, DAG processor, API server, triggerer) started and stopped on loopback."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from devstack.airflow_local import AirflowApiError, LocalAirflow, PortInUseError
+
+pytest.importorskip("airflow.sdk", reason="LocalAirflow's tests run on Airflow 3 (.venv)")
+
+TWO_TASKS_DAG = """
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="two_tasks", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
+def two_tasks():
+    @task
+    def first():
+        return 20
+
+    @task
+    def second(value):
+        return value + 22
+
+    second(first())
+
+
+two_tasks()
+"""
+
+SLEEPING_DAG = """
+import time
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="sleeps", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
+def sleeps():
+    @task
+    def nap():
+        time.sleep(600)
+
+    nap()
+
+
+sleeps()
+"""
+
+
+def write_dag(folder: Path, name: str, source: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(textwrap.dedent(source))
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
+    dags = tmp_path_factory.mktemp("dags")
+    write_dag(dags, "two_tasks.py", TWO_TASKS_DAG)
+    with LocalAirflow(dags, parallelism=4, min_file_process_interval=2) as local:
+        yield local
+
+
+def await_condition(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout}s")
+        time.sleep(0.3)
+
+
+def test_reports_every_component_healthy(airflow: LocalAirflow) -> None:
+    health = airflow.api.health()
+
+    assert {part: health[part]["status"] for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")} == {
+        "metadatabase": "healthy",
+        "scheduler": "healthy",
+        "dag_processor": "healthy",
+        "triggerer": "healthy",
+    }
+
+
+def test_runs_on_local_executor(airflow: LocalAirflow) -> None:
+    assert airflow.executor == "LocalExecutor"
+
+
+def test_runs_a_dag_end_to_end_through_the_rest_api(airflow: LocalAirflow) -> None:
+    run = airflow.api.run_dag("two_tasks", timeout=120)
+
+    assert run.state == "success"
+    states = {ti["task_id"]: ti["state"] for ti in airflow.api.task_instances("two_tasks", run.run_id)}
+    assert states == {"first": "success", "second": "success"}
+
+
+def test_event_log_records_each_task_execution(airflow: LocalAirflow) -> None:
+    run = airflow.api.run_dag("two_tasks", timeout=120)
+
+    events = [(e["task_id"], e["event"]) for e in airflow.api.event_logs("two_tasks", run.run_id) if e["task_id"]]
+    assert ("first", "running") in events
+    assert ("second", "success") in events
+
+
+def test_refuses_a_wrong_password(airflow: LocalAirflow) -> None:
+    resp = requests.post(f"{airflow.url}/auth/token", json={"username": airflow.username, "password": "wrong"})
+
+    assert resp.status_code == 401
+
+
+def test_names_the_dag_an_api_error_is_about(airflow: LocalAirflow) -> None:
+    with pytest.raises(AirflowApiError, match="no_such_dag"):
+        airflow.api.trigger("no_such_dag")
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        with pytest.raises(PortInUseError, match=f"port {port} .* in use"):
+            LocalAirflow(tmp_path, port=port).start()
+
+
+def test_stop_ends_every_process_including_running_tasks(tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    write_dag(dags, "sleeps.py", SLEEPING_DAG)
+    local = LocalAirflow(dags, home=tmp_path / "home", parallelism=2, min_file_process_interval=2).start()
+    try:
+        local.api.wait_for_dag("sleeps", timeout=90)
+        local.api.unpause("sleeps")
+        run_id = local.api.trigger("sleeps")
+
+        def nap_is_running() -> bool:
+            return any(ti["state"] == "running" for ti in local.api.task_instances("sleeps", run_id))
+
+        await_condition(nap_is_running, timeout=90, what="the sleeping task running")
+    finally:
+        local.stop()
+
+    assert local.leftover_processes() == []
