@@ -8,13 +8,17 @@ controller's VMBACKUP_AIRFLOW_* settings.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import kmock
 import pytest
 from google.cloud import compute_v1, storage
 
+from controller.airflow_api import AirflowError, AirflowUnavailable
 from devstack.gce_simulator import ComputeSimulator
 from tests.fixtures.airflow_api import AirflowServer, dag_source
 from tests.fixtures.gce import GCE_PROJECT, GceClients
@@ -151,6 +155,9 @@ async def test_logs_with_airflow_down_is_exit_4(airflow_settings: pytest.MonkeyP
     assert result.stderr.rstrip("\n").endswith("check VMBACKUP_AIRFLOW_URL (or the Composer environment) and try again")
 
 
+AIRFLOW_DEADLINE_SECONDS = 180.0  # a loaded CI machine parses and runs slowly; a deadline, not a sleep
+
+
 @pytest.fixture
 def airflow(airflow3_api: AirflowServer, airflow_settings: pytest.MonkeyPatch) -> AirflowServer:
     """The real Airflow 3, configured for the CLI exactly as the controller would be."""
@@ -162,14 +169,40 @@ def airflow(airflow3_api: AirflowServer, airflow_settings: pytest.MonkeyPatch) -
     return airflow3_api
 
 
+async def parsed_dag(airflow: AirflowServer, dag_id: str, source: str) -> None:
+    """Write a DAG file and wait until Airflow's API knows the DAG."""
+    airflow.write_dag(dag_id, source)
+    async with airflow.client(timeout_seconds=60) as client:
+        await until_airflow_says(lambda: client.get_dag(dag_id), what=f"DAG {dag_id} parsed")
+
+
 async def finished_run(airflow: AirflowServer, dag_id: str, source: str) -> str:
     """A run of a freshly parsed DAG, started through the REST API and waited for; its run id."""
-    airflow.write_dag(dag_id, source)
-    airflow.wait_for_dag(dag_id)
-    async with airflow.client() as client:
+    await parsed_dag(airflow, dag_id, source)
+    async with airflow.client(timeout_seconds=60) as client:
         run = await client.trigger_run(dag_id)
-    airflow.wait_for_run_state(dag_id, run.run_id, {"success", "failed"})
+
+        async def finished() -> bool:
+            return (await client.get_run(dag_id, run.run_id)).finished
+
+        await until_airflow_says(finished, what=f"run {run.run_id} finished")
     return run.run_id
+
+
+async def until_airflow_says(probe: Callable[[], Awaitable[object]], *, what: str) -> None:
+    """Poll Airflow until the probe is truthy; a busy or not-yet-knowing Airflow is asked again."""
+
+    deadline = time.monotonic() + AIRFLOW_DEADLINE_SECONDS
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = await probe()
+        except (AirflowUnavailable, AirflowError) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"Airflow did not report {what} within {AIRFLOW_DEADLINE_SECONDS:g}s (last: {last!r})")
 
 
 @pytest.mark.usefixtures("cluster")
@@ -188,8 +221,7 @@ async def test_logs_of_a_failed_run_show_the_failed_task_first_with_why(airflow:
 
 async def test_logs_of_an_unknown_run_is_exit_3(cluster: kmock.KubernetesEmulator, airflow: AirflowServer) -> None:
     put_policy(cluster, "shop", "blog")
-    airflow.write_dag("vmbackup__shop__blog", dag_source("vmbackup__shop__blog"))
-    airflow.wait_for_dag("vmbackup__shop__blog")
+    await parsed_dag(airflow, "vmbackup__shop__blog", dag_source("vmbackup__shop__blog"))
 
     result = await vmbackupctl("logs", "blog", "-n", "shop", "--run", "manual__1999-01-01")
 
