@@ -310,3 +310,13 @@ async def test_describe_without_a_report_says_why_and_succeeds(
 
     assert result.code == 0, result.stderr
     assert result.lines[-1] == f"Run Report:  <none> (run r1 left no report in gs://{bucket_settings.name})"
+
+
+async def test_logs_of_an_unknown_task_is_exit_3(cluster: kmock.KubernetesEmulator, airflow: AirflowServer) -> None:
+    put_policy(cluster, "shop", "ghost")
+    run_id = await finished_run(airflow, "vmbackup__shop__ghost", dag_source("vmbackup__shop__ghost"))
+
+    result = await vmbackupctl("logs", "ghost", "-n", "shop", "--task", "tier_web.stop")
+
+    assert result.code == 3
+    assert result.stderr == f"vmbackupctl: error: run {run_id} of vmbackup__shop__ghost has no task 'tier_web.stop'\n"
