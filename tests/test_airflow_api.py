@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from controller.airflow_api import (
     BasicAuth,
     DagRunInfo,
     JwtAuth,
+    make_auth,
 )
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.gcs import free_port
@@ -180,3 +182,26 @@ async def test_airflow_down_is_unavailable(api_version: int | None) -> None:
     async with AirflowClient(f"http://127.0.0.1:{port}", api_version=api_version) as client:  # type: ignore[arg-type]
         with pytest.raises(AirflowUnavailable, match=f"127.0.0.1:{port}"):
             await client.list_dags()
+
+
+async def test_google_auth_without_credentials_is_an_auth_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", f"{tmp_path}/missing-key.json")
+    async with AirflowClient("http://127.0.0.1:9", make_auth("google"), api_version=2) as client:
+        with pytest.raises(AirflowAuthError, match="no Google credentials for Cloud Composer"):
+            await client.list_dags()
+        assert client.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "kwargs", "problem"),
+    [
+        ("basic", {"username": "admin"}, "basic auth needs a username and a password"),
+        ("jwt", {}, "JwtAuth needs a token, or a username and password"),
+        ("oauth", {}, "unknown Airflow auth mode 'oauth': use none, basic, jwt or google"),
+    ],
+)
+def test_incomplete_auth_settings_are_refused(mode: str, kwargs: dict[str, str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        make_auth(mode, **kwargs)
