@@ -122,7 +122,7 @@ async def test_get_prints_the_printer_columns_like_kubectl(cluster: kmock.Kubern
     assert result.code == 0, result.stderr
     assert result.lines == [
         "NAME        SCHEDULE    LAST SNAPSHOT   RESULT      NEXT RUN               AGE",
-        "db          @hourly     <none>          <none>      <none>                 3d",
+        "db          @hourly                                                        3d",
         "wordpress   0 2 * * *   5h10m           Succeeded   2026-11-26T01:00:00Z   3d",
     ]
 
@@ -146,11 +146,13 @@ async def test_get_wide_shows_suspend_and_the_dag(cluster: kmock.KubernetesEmula
     put_policy(
         cluster, "shop", "wordpress", spec={**SPEC, "suspend": True}, status=succeeded_status(result="Suspended")
     )
+    put_policy(cluster, "shop", "new")
 
-    result = await vmbackupctl("get", "wordpress", "-n", "shop", "-o", "wide")
+    result = await vmbackupctl("get", "-n", "shop", "-o", "wide")
 
     assert result.lines[0].split()[-2:] == ["SUSPEND", "DAG"]
-    assert result.lines[1].split()[-2:] == ["true", "vmbackup__shop__wordpress"]
+    assert result.lines[1].split()[-1] == "3d"  # new: not reconciled yet, suspend unset
+    assert result.lines[2].split()[-2:] == ["true", "vmbackup__shop__wordpress"]
 
 
 async def test_get_json_is_a_list_of_the_objects_as_stored(cluster: kmock.KubernetesEmulator) -> None:

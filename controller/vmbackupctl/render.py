@@ -92,10 +92,10 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def age(value: Any, now: datetime) -> str:
-    """A date column as kubectl shows it: time since, or <none> when unset."""
+def age(value: Any, now: datetime, missing: str = NONE) -> str:
+    """A date column as kubectl shows it: the time since."""
     moment = parse_time(value)
-    return NONE if moment is None else human_duration((now - moment).total_seconds())
+    return missing if moment is None else human_duration((now - moment).total_seconds())
 
 
 def when(value: Any, now: datetime) -> str:
@@ -112,7 +112,10 @@ def when(value: Any, now: datetime) -> str:
 
 
 def policy_table(policies: Sequence[Mapping[str, Any]], now: datetime, *, all_namespaces: bool, wide: bool) -> str:
-    """The printer columns of the CRD, in kubectl's layout (NAMESPACE with -A; SUSPEND, DAG with -o wide)."""
+    """The printer columns of the CRD, in kubectl's layout (NAMESPACE with -A; SUSPEND, DAG with -o wide).
+
+    Unset fields are blank cells, as kubectl leaves them for a custom resource's printer columns.
+    """
     headers = ["NAME", "SCHEDULE", "LAST SNAPSHOT", "RESULT", "NEXT RUN", "AGE"]
     if wide:
         headers += ["SUSPEND", "DAG"]
@@ -123,14 +126,15 @@ def policy_table(policies: Sequence[Mapping[str, Any]], now: datetime, *, all_na
         meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
         row = [
             str(meta.get("name")),
-            str(spec.get("schedule") or NONE),
-            age(status.get("lastSnapshotTime"), now),
-            str(status.get("result") or NONE),
-            str(status.get("nextRun") or NONE),
-            age(meta.get("creationTimestamp"), now),
+            str(spec.get("schedule") or ""),
+            age(status.get("lastSnapshotTime"), now, missing=""),
+            str(status.get("result") or ""),
+            str(status.get("nextRun") or ""),
+            age(meta.get("creationTimestamp"), now, missing=""),
         ]
         if wide:
-            row += [str(bool(spec.get("suspend"))).lower(), str(status.get("dagId") or NONE)]
+            suspend = spec.get("suspend")
+            row += ["" if suspend is None else str(bool(suspend)).lower(), str(status.get("dagId") or "")]
         if all_namespaces:
             row.insert(0, str(meta.get("namespace")))
         rows.append(row)
