@@ -362,6 +362,17 @@ async def test_kubernetes_unreachable_is_exit_4_naming_the_server(tmp_path: Path
     assert result.stderr.count("\n") == 1
 
 
+async def test_forbidden_is_exit_4_with_the_permission_to_check(cluster: kmock.KubernetesEmulator) -> None:
+    forbidden = 'vmbackuppolicies.vmbackup.dev is forbidden: User "jane" cannot list resource "vmbackuppolicies"'
+    cluster[f"get {policy_url('shop')}"] << 403 << {"kind": "Status", "code": 403, "message": forbidden}
+
+    result = await vmbackupctl("get", "-n", "shop")
+
+    assert result.code == 4
+    assert forbidden in result.stderr
+    assert "kubectl auth can-i list vmbackuppolicies.vmbackup.dev" in result.stderr
+
+
 @pytest.mark.usefixtures("cluster")
 async def test_unknown_context_is_exit_4_with_the_fix() -> None:
     result = await vmbackupctl("get", "--context", "nowhere")

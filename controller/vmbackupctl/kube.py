@@ -45,7 +45,7 @@ class PolicyStore:
         self._api = k8s.CustomObjectsApi(k8s.ApiClient(configuration))
 
     def get(self, namespace: str, name: str) -> Policy:
-        with self._errors(_one(namespace, name)):
+        with self._errors(_one(namespace, name), verb="get"):
             obj = self._api.get_namespaced_custom_object(
                 API_GROUP, API_VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT
             )
@@ -53,7 +53,7 @@ class PolicyStore:
 
     def list(self, namespace: str | None) -> list[Policy]:
         """Policies of one namespace, or of all (None), sorted as kubectl sorts them."""
-        with self._errors(f"{KIND} objects", not_found=_missing_resource(self.server)):
+        with self._errors(f"{KIND} objects", verb="list", not_found=_missing_resource(self.server)):
             if namespace is None:
                 data = self._api.list_cluster_custom_object(
                     API_GROUP, API_VERSION, PLURAL, _request_timeout=REQUEST_TIMEOUT
@@ -69,7 +69,7 @@ class PolicyStore:
         """Set the on-demand annotation (its value: when it was asked); the controller triggers and clears it."""
         value = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"metadata": {"annotations": {BACKUP_NOW_ANNOTATION: value}}}
-        with self._errors(_one(namespace, name)):
+        with self._errors(_one(namespace, name), verb="patch"):
             obj = self._api.patch_namespaced_custom_object(
                 API_GROUP,
                 API_VERSION,
@@ -83,8 +83,8 @@ class PolicyStore:
         return _object(obj)
 
     @contextmanager
-    def _errors(self, what: str, not_found: str | None = None) -> Iterator[None]:
-        with _kube_errors(what, server=self.server, not_found=not_found):
+    def _errors(self, what: str, verb: str, not_found: str | None = None) -> Iterator[None]:
+        with _kube_errors(what, server=self.server, verb=verb, not_found=not_found):
             yield
 
 
@@ -99,14 +99,16 @@ def _one(namespace: str, name: str) -> str:
 
 
 @contextmanager
-def _kube_errors(what: str, server: str | None = None, not_found: str | None = None) -> Iterator[None]:
+def _kube_errors(
+    what: str, server: str | None = None, verb: str = "get", not_found: str | None = None
+) -> Iterator[None]:
     where = f"the Kubernetes API at {server}" if server else "the Kubernetes API"
     try:
         yield
     except CliError:
         raise
     except ApiException as exc:
-        raise _api_error(exc, what, where, not_found) from None
+        raise _api_error(exc, what, where, verb, not_found) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise Unreachable(
             f"cannot reach {where}: {_reason(exc)}; check KUBECONFIG or --context, and that the cluster is up"
@@ -117,7 +119,7 @@ def _kube_errors(what: str, server: str | None = None, not_found: str | None = N
         ) from None
 
 
-def _api_error(exc: ApiException, what: str, where: str, not_found: str | None) -> CliError:
+def _api_error(exc: ApiException, what: str, where: str, verb: str, not_found: str | None) -> CliError:
     status = int(exc.status or 0)
     message = _status_message(exc)
     if status == 404:
@@ -126,7 +128,7 @@ def _api_error(exc: ApiException, what: str, where: str, not_found: str | None) 
         return Unreachable(
             f"{where} refused the request for {what} (HTTP {status}): {message}; "
             "check your credentials (kubectl auth whoami) and your permissions on "
-            f"{RESOURCE} (kubectl auth can-i get {RESOURCE})"
+            f"{RESOURCE} (kubectl auth can-i {verb} {RESOURCE})"
         )
     if status >= 500 or status == 0:
         return Unreachable(f"{where} failed (HTTP {status}): {message}; try again, or check the cluster's health")
