@@ -25,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -292,11 +293,33 @@ class AirflowApi:
             if not items or offset >= page.get("total_entries", 0):
                 return
 
-    def run_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None, timeout: float = 600.0) -> DagRun:
-        """Wait for the DAG to be parsed, unpause it, trigger one run and wait for it to finish."""
-        self.wait_for_dag(dag_id, timeout=min(timeout, 180.0))
+    def start_run(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
+        """Unpause the DAG and return the id of exactly one run that then starts.
+
+        A scheduled DAG whose next run is already due (catchup=False still runs the latest past slot) gets
+        that run from the scheduler as soon as it is unpaused; triggering as well would make two runs. So
+        the due run is used when there is one, and a run is triggered otherwise.
+        """
+        dag = self.wait_for_dag(dag_id)
+        due = parse_time(dag.get("next_dagrun_run_after") or dag.get("next_dagrun_create_after"))
+        existing = {r["dag_run_id"] for r in self.dag_runs(dag_id)}
         self.unpause(dag_id)
-        return self.wait_for_run(dag_id, self.trigger(dag_id, conf), timeout=timeout)
+        if due is None or due > datetime.now(UTC) or conf:
+            return self.trigger(dag_id, conf)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            new = [r for r in self.dag_runs(dag_id) if r["dag_run_id"] not in existing]
+            if new:
+                return str(new[0]["dag_run_id"])
+            time.sleep(0.5)
+        raise TimeoutError(f"the scheduler did not start the due run of {dag_id} within 120s of unpausing it")
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return list(self._paged(f"/dags/{dag_id}/dagRuns", "dag_runs"))
+
+    def run_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None, timeout: float = 600.0) -> DagRun:
+        """Start one run (see start_run) and wait for it to finish."""
+        return self.wait_for_run(dag_id, self.start_run(dag_id, conf), timeout=timeout)
 
 
 @dataclass
@@ -403,7 +426,19 @@ class LocalAirflow:
         return self
 
     def stop(self) -> None:
-        """Terminate every process this instance started, including task processes in other process groups."""
+        """Terminate every process this instance started, including task processes in other process groups.
+
+        Ctrl-C is held back until stopping is done, so an impatient second Ctrl-C cannot orphan Airflow.
+        """
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if in_main_thread else None
+        try:
+            self._stop()
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _stop(self) -> None:
         if self._api is not None:
             self._api.close()  # an open keep-alive connection holds the API server's graceful shutdown
         survivors = self._signal_all(signal.SIGTERM)
@@ -479,6 +514,11 @@ class LocalAirflow:
             "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": str(self.min_file_process_interval),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+            # Patience on a busy machine: slow DAG imports and slow API answers must not fail tasks.
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            "AIRFLOW__WORKERS__MAX_FAILED_HEARTBEATS": "10",
             "NO_COLOR": "1",
             MARKER_ENV: self.marker,
             "PATH": f"{self.bin_dir}{os.pathsep}{inherited.get('PATH', os.defpath)}",

@@ -93,15 +93,15 @@ def test_runs_on_local_executor(airflow: LocalAirflow) -> None:
 
 
 def test_runs_a_dag_end_to_end_through_the_rest_api(airflow: LocalAirflow) -> None:
-    run = airflow.api.run_dag("two_tasks", timeout=120)
+    run = airflow.api.run_dag("two_tasks", timeout=180)
 
-    assert run.state == "success"
     states = {ti["task_id"]: ti["state"] for ti in airflow.api.task_instances("two_tasks", run.run_id)}
-    assert states == {"first": "success", "second": "success"}
+    assert states == {"first": "success", "second": "success"}, airflow.log_tail()
+    assert run.state == "success"
 
 
 def test_event_log_records_each_task_execution(airflow: LocalAirflow) -> None:
-    run = airflow.api.run_dag("two_tasks", timeout=120)
+    run = airflow.api.run_dag("two_tasks", timeout=180)
 
     events = [(e["task_id"], e["event"]) for e in airflow.api.event_logs("two_tasks", run.run_id) if e["task_id"]]
     assert ("first", "running") in events
@@ -134,14 +134,14 @@ def test_stop_ends_every_process_including_running_tasks(tmp_path: Path) -> None
     write_dag(dags, "sleeps.py", SLEEPING_DAG)
     local = LocalAirflow(dags, home=tmp_path / "home", parallelism=2, min_file_process_interval=2).start()
     try:
-        local.api.wait_for_dag("sleeps", timeout=90)
+        local.api.wait_for_dag("sleeps", timeout=180)
         local.api.unpause("sleeps")
         run_id = local.api.trigger("sleeps")
 
         def nap_is_running() -> bool:
             return any(ti["state"] == "running" for ti in local.api.task_instances("sleeps", run_id))
 
-        await_condition(nap_is_running, timeout=90, what="the sleeping task running")
+        await_condition(nap_is_running, timeout=180, what="the sleeping task running")
     finally:
         local.stop()
 

@@ -1,0 +1,37 @@
+"""`python -m bench NAME [options]`: run one benchmark and print its table."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _workflow(argv: Sequence[str]) -> int:
+    from bench.workflow import main
+
+    return main(argv)
+
+
+BENCHES: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
+    "workflow": (_workflow, "our backup DAG vs the Composer tutorial's flow (downtime, slots, API calls, 20 VMs)"),
+}
+
+
+def main(argv: Sequence[str]) -> int:
+    """No argument runs every benchmark with its defaults (`make bench`)."""
+    if not argv:
+        return max(run([]) for run, _ in BENCHES.values())
+    if argv[0] in ("-h", "--help"):
+        print("usage: python -m bench [NAME [options]]   (python -m bench NAME --help for its options)\n")
+        for name, (_, summary) in BENCHES.items():
+            print(f"  {name:10} {summary}")
+        return 0
+    name, *rest = argv
+    if name not in BENCHES:
+        print(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHES)}", file=sys.stderr)
+        return 2
+    return BENCHES[name][0](rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,605 @@
+"""The workflow benchmark: our backup DAG against the Composer tutorial's flow, on a real Airflow and scheduler.
+
+Everything runs once, in one process tree, against the same Compute Engine simulator profile:
+
+1. ``ours``: the rendered DAG of a 1-VM stop-mode policy (sensors as the DAG factory configures them).
+2. ``tutorial``: the tutorial's sequential flow (bench/tutorial_dag.py), poke-mode sensors, same operators.
+3. ``ours x N``: the rendered DAG of an N-VM policy (default 20), same Airflow.
+4. ``ours, deferrable``: the 1-VM DAG again on a second Airflow whose DAGs are built with VMBACKUP_DEFERRABLE=1
+   (the factory reads it when the DAG is parsed, so it needs its own Airflow).
+
+Each backup gets fresh VMs with identical disks, so every run takes a first (full) snapshot.
+
+How each figure is measured (no figure comes from Airflow's own idea of the VM):
+
+- Downtime: the simulator's operations. The VM stops being RUNNING when its stop operation starts (STOPPING)
+  and is RUNNING again when its start operation ends; downtime is the time between the two.
+- Worker-slot-seconds waiting: Airflow's event log records `running` when a task instance starts executing on
+  a worker and its new state (`up_for_reschedule`, `deferred`, `success`, ...) when that execution ends. The sum
+  of those intervals over the sensor task instances (operator class ending in "Sensor") is the time sensors held
+  a worker slot; time in the triggerer or between reschedules is not a slot. Each execution's process start-up
+  before `running` is left out for both flows alike.
+- API calls: the simulator's call log between the start and the end of the run, by API method.
+- Wall time: the DAG run's start_date to end_date as the scheduler recorded them (real LocalExecutor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.tutorial_dag import write_tutorial_dag
+from devstack.airflow_local import AirflowApi, LocalAirflow, parse_time
+from devstack.gce_simulator import ComputeSimulator, Profile
+from vmbackup.factory import DEFERRABLE_ENV, POKE_INTERVAL_ENV, RETRY_DELAY_ENV
+from vmbackup.policy import BackupPolicy, parse_policy
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLUGINS_FOLDER = REPO_ROOT / "plugins"
+PROJECT = "bench-project"
+ZONE = "us-central1-a"
+NAMESPACE = "bench"
+BUCKET = "bench-composer-bucket"
+SLOT_RELEASING_EVENTS = frozenset(
+    {"success", "failed", "up_for_reschedule", "deferred", "up_for_retry", "skipped", "removed", "upstream_failed"}
+)
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WorkflowBenchConfig:
+    profile: str = "realistic"
+    time_scale: float = 0.5
+    vms: int = 20
+    disk_gb: int = 50
+    poke_interval: float | None = None  # default: the factory's 30 s, scaled like Compute Engine's time
+    deferrable: bool = True  # also measure the deferrable variant (needs a second Airflow)
+    parallelism: int = 32
+    run_timeout: float = 1800.0
+
+    @property
+    def poke_seconds(self) -> float:
+        return self.poke_interval if self.poke_interval is not None else round(30.0 * self.time_scale, 3)
+
+    def simulator_profile(self) -> Profile:
+        return Profile.named(self.profile, time_scale=self.time_scale)
+
+
+@dataclass
+class ScenarioResult:
+    """One DAG run and what the simulator and Airflow recorded about it."""
+
+    name: str
+    dag_id: str
+    run_id: str
+    state: str
+    wall_seconds: float | None
+    downtime_seconds: list[float]
+    calls_by_method: dict[str, int]
+    sensor_slot_seconds: float
+    sensor_executions: int
+    instances: int
+
+    @property
+    def calls_per_backup(self) -> float:
+        return sum(self.calls_by_method.values()) / max(self.instances, 1)
+
+    @property
+    def mean_downtime(self) -> float | None:
+        return sum(self.downtime_seconds) / len(self.downtime_seconds) if self.downtime_seconds else None
+
+    @property
+    def slot_seconds_per_backup(self) -> float:
+        return self.sensor_slot_seconds / max(self.instances, 1)
+
+
+@dataclass
+class Row:
+    metric: str
+    ours: float | None
+    baseline: float | None
+    ours_label: str
+    baseline_label: str
+    goal_ratio: float | None  # the ratio must be at most this; None: reported only
+
+    @property
+    def ratio(self) -> float | None:
+        if self.ours is None or self.baseline is None or self.baseline == 0:
+            return None
+        return self.ours / self.baseline
+
+    @property
+    def verdict(self) -> str:
+        if self.goal_ratio is None:
+            return "-"
+        if self.ratio is None:
+            return "NOT MEASURED"
+        return "met" if self.ratio <= self.goal_ratio else "MISSED"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "ours": self.ours,
+            "ours_label": self.ours_label,
+            "baseline": self.baseline,
+            "baseline_label": self.baseline_label,
+            "ratio": self.ratio,
+            "goal_ratio_max": self.goal_ratio,
+            "verdict": self.verdict,
+        }
+
+
+@dataclass
+class BenchResult:
+    config: WorkflowBenchConfig
+    profile: Profile
+    airflow_version: str
+    executor: str
+    scenarios: dict[str, ScenarioResult] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": dataclasses.asdict(self.config) | {"poke_seconds": self.config.poke_seconds},
+            "profile": self.profile.to_dict(),
+            "airflow_version": self.airflow_version,
+            "executor": self.executor,
+            "rows": [row.to_dict() for row in self.rows],
+            "scenarios": {
+                name: dataclasses.asdict(s)
+                | {"calls_per_backup": s.calls_per_backup, "slot_seconds_per_backup": s.slot_seconds_per_backup}
+                for name, s in self.scenarios.items()
+            },
+            "simulator_violations": self.violations,
+            "bench_seconds": self.seconds,
+        }
+
+
+# -- measurements (pure functions of what the simulator and Airflow recorded) ------------------------------------
+
+
+def instance_downtimes(operations: Iterable[Mapping[str, Any]], zone: str, names: Iterable[str]) -> list[float]:
+    """Seconds each instance was not RUNNING: its stop operation's start to its following start operation's end."""
+    by_target: dict[str, list[Mapping[str, Any]]] = {}
+    for op in operations:
+        by_target.setdefault(str(op.get("targetLink", "")), []).append(op)
+    downtimes = []
+    for name in names:
+        suffix = f"/zones/{zone}/instances/{name}"
+        ops = sorted(
+            (op for link, items in by_target.items() if link.endswith(suffix) for op in items),
+            key=lambda op: str(op.get("insertTime")),
+        )
+        stopped_at: datetime | None = None
+        for op in ops:
+            if op.get("operationType") == "stop" and op.get("startTime") and not op.get("error"):
+                stopped_at = parse_time(op["startTime"])
+            elif op.get("operationType") == "start" and op.get("endTime") and stopped_at is not None:
+                started_at = parse_time(op["endTime"])
+                assert started_at is not None
+                downtimes.append((started_at - stopped_at).total_seconds())
+                stopped_at = None
+    return downtimes
+
+
+def slot_intervals(events: Iterable[Mapping[str, Any]], task_keys: set[tuple[str, int]]) -> list[float]:
+    """Lengths of each execution of the given task instances: from `running` to the next state it ended in."""
+    running_since: dict[tuple[str, int], datetime] = {}
+    intervals = []
+    for event in sorted(events, key=lambda e: (str(e["when"]), e.get("event_log_id", 0))):
+        task_id = event.get("task_id")
+        if not task_id:
+            continue
+        key = (task_id, event.get("map_index") if event.get("map_index") is not None else -1)
+        if key not in task_keys:
+            continue
+        when = parse_time(event["when"])
+        assert when is not None
+        if event["event"] == "running":
+            running_since[key] = when
+        elif event["event"] in SLOT_RELEASING_EVENTS and key in running_since:
+            intervals.append((when - running_since.pop(key)).total_seconds())
+    return intervals
+
+
+def sensor_keys(task_instances: Iterable[Mapping[str, Any]]) -> set[tuple[str, int]]:
+    return {
+        (ti["task_id"], ti.get("map_index", -1) if ti.get("map_index") is not None else -1)
+        for ti in task_instances
+        if str(ti.get("operator") or ti.get("operator_name") or "").endswith("Sensor")
+    }
+
+
+def calls_between(calls: Iterable[Mapping[str, Any]], since: float, until: float) -> dict[str, int]:
+    counts = Counter(str(c["method"]) for c in calls if since <= float(c["time"]) <= until)
+    return dict(sorted(counts.items()))
+
+
+# -- output -----------------------------------------------------------------------------------------------------
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    lines = [
+        "| metric | ours | baseline | ratio | goal | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        goal = f"<= {row.goal_ratio:g}x" if row.goal_ratio is not None else "-"
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "n/a"
+        lines.append(
+            f"| {row.metric} | {_number(row.ours)} ({row.ours_label}) | {_number(row.baseline)} "
+            f"({row.baseline_label}) | {ratio} | {goal} | {row.verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def render_calls(scenarios: Mapping[str, ScenarioResult]) -> str:
+    methods = sorted({m for s in scenarios.values() for m in s.calls_by_method})
+    names = list(scenarios)
+    lines = [
+        "| API method (calls per backup) | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for method in methods:
+        cells = [_number(scenarios[n].calls_by_method.get(method, 0) / max(scenarios[n].instances, 1)) for n in names]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    totals = [_number(scenarios[n].calls_per_backup) for n in names]
+    lines.append("| **total** | " + " | ".join(totals) + " |")
+    return "\n".join(lines)
+
+
+def render_report(result: BenchResult) -> str:
+    cfg, profile = result.config, result.profile
+    s = result.scenarios
+    parts = [
+        "## Workflow benchmark",
+        "",
+        f"Airflow {result.airflow_version}, {result.executor} (parallelism {cfg.parallelism}); Compute Engine "
+        f"simulator profile `{profile.name}` at time_scale {profile.time_scale:g} (every Compute Engine duration "
+        f"x{profile.time_scale:g}): stop {profile.scaled(profile.stop_seconds):.1f}s, start "
+        f"{profile.scaled(profile.start_seconds):.1f}s, snapshot CREATING "
+        f"{profile.scaled(profile.snapshot_creating_seconds):.1f}s, first upload of a {cfg.disk_gb} GB disk "
+        f"{profile.scaled(profile.snapshot_upload_seconds(cfg.disk_gb, first=True)):.1f}s, API latency "
+        f"{profile.scaled(profile.api_latency) * 1000:.0f}ms, operation PENDING "
+        f"{profile.scaled(profile.operation_pending_seconds):.2f}s. Sensor poke interval {cfg.poke_seconds:g}s "
+        "(the factory's 30 s, scaled the same way). Each backup used fresh VMs with one "
+        f"{cfg.disk_gb} GB disk. Measured in one run ({result.seconds / 60:.1f} min).",
+        "",
+        render_table(result.rows),
+        "",
+        render_calls(s),
+        "",
+        "Method: downtime from the simulator's stop/start operations (STOPPING begins -> RUNNING again); "
+        "worker-slot-seconds = sum over sensor task instances of Airflow event-log intervals from `running` to "
+        "the state each execution ended in (up_for_reschedule/deferred/success), i.e. time a sensor occupied an "
+        "executor slot; wall time = DAG run start_date -> end_date (real scheduler, LocalExecutor).",
+    ]
+    for name, scenario in s.items():
+        downtime = scenario.downtime_seconds
+        detail = (
+            f"downtime mean {_number(scenario.mean_downtime)}s max {_number(max(downtime) if downtime else None)}s"
+            if downtime
+            else "no downtime measured"
+        )
+        parts.append(
+            f"- `{name}`: run {scenario.state}, {scenario.instances} VM(s), wall {_number(scenario.wall_seconds)}s, "
+            f"{detail}, sensor slot-seconds {scenario.sensor_slot_seconds:.1f} over {scenario.sensor_executions} "
+            f"executions, {scenario.calls_per_backup:.1f} API calls per backup"
+        )
+    if result.violations:
+        parts.append(f"- simulator invariant violations: {len(result.violations)}: {result.violations[:3]}")
+    else:
+        parts.append("- simulator invariant violations: none")
+    return "\n".join(parts)
+
+
+def build_rows(scenarios: Mapping[str, ScenarioResult], vms: int) -> list[Row]:
+    ours, tutorial = scenarios.get("ours"), scenarios.get("tutorial")
+    deferred, many = scenarios.get("ours-deferrable"), scenarios.get(f"ours-{vms}vm")
+    rows = [
+        Row(
+            "VM downtime per backup (s)",
+            ours.mean_downtime if ours else None,
+            tutorial.mean_downtime if tutorial else None,
+            "our DAG",
+            "tutorial flow",
+            0.5,
+        ),
+        Row(
+            "worker-slot-seconds waiting per backup, sensors as deployed (reschedule)",
+            ours.slot_seconds_per_backup if ours else None,
+            tutorial.slot_seconds_per_backup if tutorial else None,
+            "our sensors",
+            "poke-mode sensors",
+            0.1,
+        ),
+    ]
+    if deferred is not None:
+        rows.append(
+            Row(
+                "worker-slot-seconds waiting per backup, deferrable=True",
+                deferred.slot_seconds_per_backup,
+                tutorial.slot_seconds_per_backup if tutorial else None,
+                "our sensors, deferrable",
+                "poke-mode sensors",
+                0.1,
+            )
+        )
+        rows.append(
+            Row(
+                "VM downtime per backup, deferrable=True (s)",
+                deferred.mean_downtime,
+                tutorial.mean_downtime if tutorial else None,
+                "our DAG, deferrable",
+                "tutorial flow",
+                0.5,
+            )
+        )
+    rows += [
+        Row(
+            "Compute Engine API calls per backup",
+            ours.calls_per_backup if ours else None,
+            tutorial.calls_per_backup if tutorial else None,
+            "our DAG",
+            "tutorial flow",
+            None,
+        ),
+        Row(
+            f"wall time, {vms} VMs vs 1 VM (s)",
+            many.wall_seconds if many else None,
+            ours.wall_seconds if ours else None,
+            f"{vms} VMs",
+            "1 VM",
+            1.5,
+        ),
+    ]
+    if many is not None:
+        rows.append(
+            Row(
+                f"Compute Engine API calls per VM, {vms} VMs vs 1 VM",
+                many.calls_per_backup,
+                ours.calls_per_backup if ours else None,
+                f"{vms} VMs",
+                "1 VM",
+                None,
+            )
+        )
+    return rows
+
+
+# -- running ----------------------------------------------------------------------------------------------------
+
+
+def policy_for(name: str, instances: Sequence[str]) -> BackupPolicy:
+    return parse_policy(
+        NAMESPACE,
+        name,
+        {
+            "project": PROJECT,
+            "instances": [{"name": instance, "zone": ZONE} for instance in instances],
+            "consistency": "stop",
+            "schedule": "@daily",
+            "retention": {"count": 7},
+        },
+    )
+
+
+def write_policy_dag(folder: Path, policy: BackupPolicy) -> str:
+    from dags_templates.render import render_dag
+
+    (folder / f"{policy.dag_id}.py").write_text(render_dag(policy))
+    return policy.dag_id
+
+
+class _Stack:
+    """The storage emulator and the simulator, shared by every Airflow the bench starts."""
+
+    def __init__(self, profile: Profile, disk_gb: int):
+        self.profile = profile
+        self.disk_gb = disk_gb
+        self.simulator = ComputeSimulator(profile)
+        self.storage: Any = None
+        self.storage_url = ""
+
+    def __enter__(self) -> _Stack:
+        from gcp_storage_emulator.server import create_server
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        from devstack.airflow_local import free_port
+
+        port = free_port()
+        self.storage = create_server("127.0.0.1", port, in_memory=True)
+        self.storage.start()
+        self.storage_url = f"http://127.0.0.1:{port}"
+        client = storage.Client(
+            project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.storage_url}
+        )
+        client.create_bucket(BUCKET)
+        self.simulator.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.simulator.stop()
+        if self.storage is not None:
+            self.storage.stop()
+
+    def seed(self, names: Iterable[str]) -> list[str]:
+        names = list(names)
+        for name in names:
+            self.simulator.add_instance(PROJECT, ZONE, name, disks=[{"name": name, "size_gb": self.disk_gb}])
+        return names
+
+    def airflow_env(self, cfg: WorkflowBenchConfig, deferrable: bool) -> dict[str, str]:
+        return {
+            "VMBACKUP_COMPUTE_ENDPOINT": self.simulator.base_url,
+            "GCS_BUCKET": BUCKET,
+            "STORAGE_EMULATOR_HOST": self.storage_url,
+            POKE_INTERVAL_ENV: str(cfg.poke_seconds),
+            RETRY_DELAY_ENV: str(max(1.0, cfg.poke_seconds)),
+            DEFERRABLE_ENV: "1" if deferrable else "0",
+        }
+
+
+def run_scenario(
+    name: str, api: AirflowApi, stack: _Stack, dag_id: str, instances: Sequence[str], timeout: float, echo: Echo
+) -> ScenarioResult:
+    """Trigger one run on an otherwise idle Airflow and read what the simulator and Airflow recorded."""
+    api.wait_for_dag(dag_id, timeout=180)
+    stack.simulator.wait_idle(timeout=30)
+    since = time.time()
+    run_id = api.start_run(dag_id)
+    echo(f"[{name}] triggered {dag_id} ({len(instances)} VM(s))")
+    run = api.wait_for_run(dag_id, run_id, timeout=timeout)
+    stack.simulator.wait_idle(timeout=30)
+    until = time.time()
+    task_instances = api.task_instances(dag_id, run_id)
+    intervals = slot_intervals(api.event_logs(dag_id, run_id), sensor_keys(task_instances))
+    result = ScenarioResult(
+        name=name,
+        dag_id=dag_id,
+        run_id=run_id,
+        state=run.state,
+        wall_seconds=run.seconds,
+        downtime_seconds=instance_downtimes(stack.simulator.operations(), ZONE, instances),
+        calls_by_method=calls_between(stack.simulator.calls, since, until),
+        sensor_slot_seconds=sum(intervals),
+        sensor_executions=len(intervals),
+        instances=len(instances),
+    )
+    if run.state != "success":
+        failed = sorted({ti["task_id"] for ti in task_instances if ti["state"] == "failed"})
+        echo(f"[{name}] run ended {run.state}; failed tasks: {', '.join(failed) or 'none'}")
+    echo(
+        f"[{name}] {run.state} in {_number(run.seconds)}s; downtime mean {_number(result.mean_downtime)}s; "
+        f"sensor slot-seconds {result.sensor_slot_seconds:.1f}; {result.calls_per_backup:.1f} calls/backup"
+    )
+    return result
+
+
+def run_workflow_bench(cfg: WorkflowBenchConfig, echo: Echo = print) -> BenchResult:
+    started = time.monotonic()
+    profile = cfg.simulator_profile()
+    ours_policy = policy_for("one-vm", ["ours-vm-1"])
+    tutorial_policy = policy_for("tutorial-vm", ["tutorial-vm-1"])
+    many_names = [f"fleet-vm-{i:02d}" for i in range(1, cfg.vms + 1)]
+    many_policy = policy_for(f"fleet-{cfg.vms}", many_names)
+    deferred_policy = policy_for("one-vm-deferred", ["deferred-vm-1"])
+    with _Stack(profile, cfg.disk_gb) as stack, tempfile.TemporaryDirectory(prefix="vmbackup-bench-") as tmp:
+        for policy in (ours_policy, tutorial_policy, many_policy, deferred_policy):
+            for target in policy.spec.instances or []:
+                stack.seed([target.name])
+        dags = Path(tmp) / "dags"
+        dags.mkdir()
+        ours_dag = write_policy_dag(dags, ours_policy)
+        tutorial_dag = write_tutorial_dag(dags, tutorial_policy)
+        many_dag = write_policy_dag(dags, many_policy)
+        echo(f"simulator at {stack.simulator.base_url}; storage emulator at {stack.storage_url}")
+        airflow = LocalAirflow(
+            dags,
+            PLUGINS_FOLDER,
+            stack.airflow_env(cfg, deferrable=False),
+            home=Path(tmp) / "airflow-home",
+            parallelism=cfg.parallelism,
+            echo=echo,
+        )
+        with airflow:
+            result = BenchResult(cfg, profile, airflow.version, airflow.executor)
+            api = airflow.api
+            result.scenarios["ours"] = run_scenario("ours", api, stack, ours_dag, ["ours-vm-1"], cfg.run_timeout, echo)
+            result.scenarios["tutorial"] = run_scenario(
+                "tutorial", api, stack, tutorial_dag, ["tutorial-vm-1"], cfg.run_timeout, echo
+            )
+            result.scenarios[f"ours-{cfg.vms}vm"] = run_scenario(
+                f"ours-{cfg.vms}vm", api, stack, many_dag, many_names, cfg.run_timeout, echo
+            )
+        if cfg.deferrable:
+            deferred_dags = Path(tmp) / "dags-deferrable"
+            deferred_dags.mkdir()
+            deferred_dag = write_policy_dag(deferred_dags, deferred_policy)
+            with LocalAirflow(
+                deferred_dags,
+                PLUGINS_FOLDER,
+                stack.airflow_env(cfg, deferrable=True),
+                home=Path(tmp) / "airflow-home-deferrable",
+                parallelism=cfg.parallelism,
+                echo=echo,
+            ) as deferred_airflow:
+                result.scenarios["ours-deferrable"] = run_scenario(
+                    "ours-deferrable",
+                    deferred_airflow.api,
+                    stack,
+                    deferred_dag,
+                    ["deferred-vm-1"],
+                    cfg.run_timeout,
+                    echo,
+                )
+        result.violations = list(stack.simulator.violations)
+    result.rows = build_rows(result.scenarios, cfg.vms)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench workflow",
+        description="Our backup DAG vs the Composer tutorial's flow on a real Airflow and the Compute Engine simulator.",
+    )
+    parser.add_argument("--profile", choices=("realistic", "fast"), default="realistic")
+    parser.add_argument(
+        "--time-scale", type=float, default=0.5, help="multiplies every Compute Engine duration (default 0.5)"
+    )
+    parser.add_argument("--vms", type=int, default=20, help="VMs in the fleet run (default 20)")
+    parser.add_argument("--disk-gb", type=int, default=50, help="size of each VM's disk (default 50)")
+    parser.add_argument("--poke-interval", type=float, default=None, help="sensor poke seconds (default 30 x scale)")
+    parser.add_argument("--no-deferrable", action="store_true", help="skip the deferrable variant (one Airflow less)")
+    parser.add_argument("--parallelism", type=int, default=32, help="Airflow [core] parallelism (default 32)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this path")
+    args = parser.parse_args(list(argv))
+    if args.time_scale <= 0:
+        parser.error("--time-scale must be > 0 (e.g. 0.5)")
+    if args.vms < 1:
+        parser.error("--vms must be at least 1")
+    if args.disk_gb < 1:
+        parser.error("--disk-gb must be at least 1")
+    cfg = WorkflowBenchConfig(
+        profile=args.profile,
+        time_scale=args.time_scale,
+        vms=args.vms,
+        disk_gb=args.disk_gb,
+        poke_interval=args.poke_interval,
+        deferrable=not args.no_deferrable,
+        parallelism=args.parallelism,
+    )
+    return cfg, args.json
+
+
+def main(argv: Sequence[str]) -> int:
+    """Exit 0 whether goals are met or not: this is a measurement; MISSED rows say which goal was not reached."""
+    cfg, json_path = parse_args(argv)
+
+    def echo(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    result = run_workflow_bench(cfg, echo)
+    print(render_report(result))
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        echo(f"wrote {json_path}")
+    return 0
