@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from dags_templates.render import dag_file_name, render_dag
+from tests.fixtures.airflow_env import AirflowDags
 from vmbackup.policy import BackupPolicy, parse_policy
 
 pytestmark = pytest.mark.airflow
@@ -38,11 +39,13 @@ def policy(name: str) -> BackupPolicy:
     return parse_policy("team-a", name, POLICIES[name])
 
 
-@pytest.fixture
-def loaded(airflow_dags: Any) -> Any:
+@pytest.fixture(scope="module")
+def loaded(airflow_home: Any) -> Any:
+    dags = AirflowDags(airflow_home)
+    dags.clear()
     for name in POLICIES:
-        airflow_dags.write(dag_file_name(policy(name)), render_dag(policy(name)))
-    return airflow_dags.dagbag()
+        dags.write(dag_file_name(policy(name)), render_dag(policy(name)))
+    return dags.dagbag()
 
 
 def test_every_rendered_dag_loads_without_import_errors(loaded: Any) -> None:

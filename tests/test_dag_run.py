@@ -8,10 +8,10 @@ DAG wrote to the emulated Composer bucket.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -51,6 +51,7 @@ class BackupRun:
     violations: list[dict[str, Any]]
     left_in_wrong_state: list[dict[str, Any]]
     snapshots: list[dict[str, Any]]
+    operations: list[dict[str, Any]]
     statuses: dict[str, str] = field(default_factory=dict)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -60,6 +61,14 @@ class BackupRun:
             for c in self.calls
             if c["method"] == method and c["status"] == 200 and instance in (None, c["params"].get("instance"))
         ]
+
+    def operation_times(self, operation_type: str, key: str) -> dict[str, float]:
+        """{instance: epoch seconds} of each successful operation of a type, e.g. ("stop", "endTime")."""
+        return {
+            op["targetLink"].rsplit("/", 1)[-1]: datetime.fromisoformat(op[key]).timestamp()
+            for op in self.operations
+            if op["operationType"] == operation_type and key in op and "error" not in op
+        }
 
     def ours(self) -> list[dict[str, Any]]:
         return [s for s in self.snapshots if s.get("labels", {}).get(vmlabels.POLICY_NAME) == self.policy.name]
@@ -84,8 +93,9 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
         spec: dict[str, Any],
         prepare: Callable[[ComputeSimulator], None] | None = None,
         env: dict[str, str] | None = None,
+        profile: Profile | None = None,
     ) -> BackupRun:
-        gce_server.reset(profile=Profile.fast())
+        gce_server.reset(profile=profile or Profile.fast())
         gce_server.seed_classic(PROJECT)
         if prepare:
             prepare(gce_server)
@@ -123,6 +133,7 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
             violations=gce_server.violations,
             left_in_wrong_state=gce_server.check_left_stopped(),
             snapshots=gce_server.snapshots(PROJECT),
+            operations=gce_server.operations(),
             statuses={i.name: i.status for i in instances},
             labels={i.name: dict(i.labels) for i in instances},
         )
@@ -189,14 +200,17 @@ def test_tiers_stop_in_order(shop: BackupRun) -> None:
 
 
 def test_every_vm_of_a_tier_is_stopped_before_the_next_tier_stops(shop: BackupRun) -> None:
-    stop_calls = shop.calls_of("instances.stop")
-    app_stop = next(c["time"] for c in stop_calls if c["params"]["instance"] == "app-1")
-    web_done = [
-        c["time"]
-        for c in shop.calls
-        if c["method"] == "zoneOperations.wait" and c["params"].get("zone") in ("us-central1-a", "us-central1-b")
-    ]
-    assert web_done and min(web_done) < app_stop
+    stopped = shop.operation_times("stop", "endTime")
+    stop_called = shop.operation_times("stop", "insertTime")
+    assert max(stopped["web-1"], stopped["web-2"]) <= stop_called["app-1"]
+    assert stopped["app-1"] <= stop_called["db-1"]
+
+
+def test_a_tier_starts_only_after_the_next_tier_is_running(shop: BackupRun) -> None:
+    started = shop.operation_times("start", "endTime")
+    start_called = shop.operation_times("start", "insertTime")
+    assert started["db-1"] <= start_called["app-1"]
+    assert started["app-1"] <= min(start_called["web-1"], start_called["web-2"])
 
 
 def test_tiers_start_in_reverse_order(shop: BackupRun) -> None:
@@ -235,7 +249,8 @@ def test_vm_with_an_unknown_tier_is_skipped_and_reported(shop: BackupRun) -> Non
 def test_report_has_downtime_and_snapshots_per_instance(shop: BackupRun) -> None:
     db = shop.instance_report("db-1")
     assert db.prior_status == db.final_status == "RUNNING"
-    assert db.downtime_seconds is not None and db.downtime_seconds >= 0
+    assert db.downtime_seconds is not None
+    assert db.downtime_seconds >= 0
     assert sorted(d.disk for d in db.disks) == ["db-1", "db-1-data"]
     assert all(d.state == "READY" for d in db.disks)
 
@@ -248,6 +263,49 @@ def test_report_is_written_for_the_run_and_as_latest(shop: BackupRun) -> None:
 
 def test_locks_are_released_after_the_run(shop: BackupRun) -> None:
     assert all(vmlabels.LOCK not in labels for labels in shop.labels.values())
+
+
+# -- a tier with no VM, and VMs restarted before their upload ends -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def empty_tier(backup: Callable[..., BackupRun]) -> BackupRun:
+    return backup("gaps", {"selector": SHOP_SELECTOR, "tiers": ["web", "queue", "db"]})
+
+
+def test_a_tier_without_vms_does_not_stop_the_run(empty_tier: BackupRun) -> None:
+    assert empty_tier.state == "success", empty_tier.task_states
+    assert empty_tier.report is not None
+    assert sorted({c["params"]["instance"] for c in empty_tier.calls_of("instances.stop")}) == [
+        "db-1",
+        "web-1",
+        "web-2",
+    ]
+
+
+def test_tiers_around_an_empty_tier_keep_their_order(empty_tier: BackupRun) -> None:
+    stopped = empty_tier.operation_times("stop", "endTime")
+    stop_called = empty_tier.operation_times("stop", "insertTime")
+    assert max(stopped["web-1"], stopped["web-2"]) <= stop_called["db-1"]
+    assert empty_tier.statuses["db-1"] == "RUNNING"
+
+
+@pytest.fixture(scope="module")
+def slow_upload(backup: Callable[..., BackupRun]) -> BackupRun:
+    return backup("slowupload", WORDPRESS, profile=Profile.fast(snapshot_upload_base_seconds=2.0))
+
+
+def test_vm_restarts_before_its_snapshot_finishes_uploading(slow_upload: BackupRun) -> None:
+    assert slow_upload.state == "success", slow_upload.task_states
+    start_called = slow_upload.operation_times("start", "insertTime")["wordpress-1-vm"]
+    (snapshot_ready,) = slow_upload.operation_times("createSnapshot", "endTime").values()
+    assert start_called < snapshot_ready
+    assert slow_upload.violations == []
+
+
+def test_run_reports_ready_snapshots_after_the_upload(slow_upload: BackupRun) -> None:
+    assert slow_upload.report is not None
+    assert [d.state for d in slow_upload.instance_report("wordpress-1-vm").disks] == ["READY"]
 
 
 # -- consistency modes that keep VMs running ------------------------------------------------------------------
@@ -342,7 +400,8 @@ def stop_fails(backup: Callable[..., BackupRun]) -> BackupRun:
 
 def test_failed_stop_fails_the_run(stop_fails: BackupRun) -> None:
     assert stop_fails.state == "failed"
-    assert stop_fails.report is not None and stop_fails.report.result == "failed"
+    assert stop_fails.report is not None
+    assert stop_fails.report.result == "failed"
     assert any(e.step == "instances.stop" for e in stop_fails.report.errors)
 
 
@@ -466,4 +525,8 @@ def test_deferrable_sensors_complete_a_backup(deferred: BackupRun) -> None:
     assert len(deferred.ours()) == 1
 
 
-_ = os  # environment is set per run through MonkeyPatch
+def test_deferred_sensor_looks_once_then_waits_in_the_trigger(deferred: BackupRun) -> None:
+    (stop_op,) = [op["name"] for op in deferred.operations if op["operationType"] == "stop"]
+    on_stop = [c["method"] for c in deferred.calls if c["params"].get("operation") == stop_op]
+    assert on_stop[0] == "zoneOperations.get"
+    assert "zoneOperations.wait" in on_stop[1:]

@@ -134,6 +134,9 @@ class ComputeEngineHook:
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one API call, retrying transient failures with capped exponential backoff and full jitter."""
         transient = _transient_errors()
+        if getattr(fn, "__module__", "").startswith("google.cloud.compute_v1"):
+            # The client's own default retry (up to 10 minutes on 503 for GETs) would hide ours: one bounded policy.
+            kwargs.setdefault("retry", None)
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return fn(*args, **kwargs)

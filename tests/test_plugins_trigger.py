@@ -1,0 +1,50 @@
+"""OperationStatusTrigger: the deferrable sensor's wait, run as the triggerer runs it (asyncio)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from devstack.gce_simulator import Fault
+from vmbackup.compute_engine import ComputeEngineHook
+
+pytestmark = pytest.mark.airflow
+
+PROJECT = "demo-project"
+ZONE = "us-central1-c"
+VM = "wordpress-1-vm"
+
+
+async def first_event(trigger: Any) -> Any:
+    async for event in trigger.run():
+        return event.payload
+    raise AssertionError("the trigger ended without an event")
+
+
+async def test_trigger_fires_when_the_operation_is_done(gce_sim: Any) -> None:
+    from vmbackup.triggers import OperationStatusTrigger
+
+    gce_sim.inject(Fault.slow("instances.stop", 0.3))
+    ref = ComputeEngineHook(endpoint=gce_sim.base_url).stop_instance(PROJECT, ZONE, VM)
+    payload = await first_event(OperationStatusTrigger(operation=dict(ref), endpoint=gce_sim.base_url))
+    assert payload == {"status": "done", "operation_ref": dict(ref), "error": None}
+    assert gce_sim.instance(PROJECT, ZONE, VM)["status"] == "TERMINATED"
+
+
+async def test_trigger_reports_compute_engines_error(gce_sim: Any) -> None:
+    from vmbackup.triggers import OperationStatusTrigger
+
+    gce_sim.inject(Fault.operation_error("instances.stop", "QUOTA_EXCEEDED", "Quota exceeded."))
+    ref = ComputeEngineHook(endpoint=gce_sim.base_url).stop_instance(PROJECT, ZONE, VM)
+    payload = await first_event(OperationStatusTrigger(operation=dict(ref), endpoint=gce_sim.base_url))
+    assert payload["error"] == "QUOTA_EXCEEDED: Quota exceeded."
+
+
+def test_trigger_serializes_to_its_import_path_and_plain_data() -> None:
+    from vmbackup.triggers import OperationStatusTrigger
+
+    ref = {"name": "operation-1", "project": PROJECT, "zone": ZONE}
+    path, kwargs = OperationStatusTrigger(operation=ref, endpoint="http://127.0.0.1:1").serialize()
+    assert path == "vmbackup.triggers.OperationStatusTrigger"
+    assert OperationStatusTrigger(**kwargs).serialize() == (path, kwargs)
