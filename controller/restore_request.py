@@ -1,0 +1,56 @@
+"""What `vmbackupctl restore POLICY [--instance I] [--snapshot S] [--as NAME]` submits: one VMRestore object.
+
+Kept apart from the CLI so the CLI stays a thin layer: it calls `restore_object(...)`, POSTs the result to
+`restore_collection_path(namespace)`, and can wait on `.status.phase`. Validation happens where it always
+does (the CRD, then the controller's model); this only builds the object.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from vmbackup.policy import API_GROUP, API_VERSION, GCE_NAME_PATTERN
+from vmbackup.restore import KIND, PLURAL
+
+RUN_LABEL_VALUE = re.compile(r"^r[0-9a-f]{11}$")  # vmbackup.identifiers.run_hash: what snapshots carry as their run
+
+
+def default_restore_name(policy: str, instance: str | None, now: datetime | None = None) -> str:
+    """`<instance or policy>-restore-<UTC time>`: unique per minute, a valid VM and object name."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M")
+    base = (instance or policy)[: 63 - len("-restore-") - len(stamp)].rstrip("-")
+    name = f"{base}-restore-{stamp}"
+    return name if re.fullmatch(GCE_NAME_PATTERN, name) else f"vm-{name}"[:63].rstrip("-")
+
+
+def restore_object(
+    namespace: str,
+    policy: str,
+    *,
+    instance: str | None = None,
+    snapshot: str | None = None,
+    as_name: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The VMRestore to create. `snapshot` is a snapshot name, or a run (its vmbackup-run label value);
+    `as_name` names both the VMRestore and the new VM (default: see default_restore_name)."""
+    spec: dict[str, Any] = {"policyName": policy}
+    if instance:
+        spec["instance"] = instance
+    if snapshot:
+        spec["snapshotRun" if RUN_LABEL_VALUE.fullmatch(snapshot) else "snapshot"] = snapshot
+    name = as_name or default_restore_name(policy, instance, now)
+    if as_name:
+        spec["targetName"] = as_name
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def restore_collection_path(namespace: str) -> str:
+    return f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{PLURAL}"
