@@ -24,7 +24,7 @@ from controller.airflow_link import (
     PolicyKey,
     RunStatusFeed,
 )
-from controller.conditions import changed_fields
+from controller.conditions import READY, changed_fields, find_condition
 from controller.config import ControllerConfig
 from controller.metrics import ControllerMetrics
 from controller.status import PolicyState, RunObservation, desired_status, short
@@ -109,6 +109,7 @@ class Controller:
                 self._write_status(body, patch, state, self._cached_observation(state))
 
     async def _reconcile(self, body: kopf.Body, state: PolicyState) -> None:
+        before = (state.reason, state.message)
         spec = dict(body.spec)
         state.suspend = spec.get("suspend") is True
         try:
@@ -116,13 +117,13 @@ class Controller:
         except PolicyError as exc:
             problems = "; ".join(f"{field}: {message}" for field, message in exc.problems)
             self._set(state, "Invalid", "InvalidSpec", f"{problems} (the last valid DAG, if any, is kept)")
-            kopf.event(body, type="Warning", reason="InvalidSpec", message=short(problems))
+            _warn_once(body, state, before, problems)
             return
         refusal = self.tenancy.refusal(policy)
         if refusal is not None:
             removed = await self._remove_refused_dag(state)
             self._set(state, "Refused", "TargetNotAllowed", refusal + ("; its DAG was removed" if removed else ""))
-            kopf.event(body, type="Warning", reason="TargetNotAllowed", message=short(refusal))
+            _warn_once(body, state, before, refusal)
             return
         try:
             target = await self.targets.resolve(policy.spec.composer)
@@ -151,7 +152,9 @@ class Controller:
         if previous_target is not None and previous_target != target.key:
             old = self._targets_by_key[previous_target]
             await asyncio.to_thread(self.targets.bucket(old).delete_dag, state.dag_id)
-        await self._apply_pause(state, target)
+        seen = self._cached_observation(state)
+        if seen is None or seen.reachable:  # an unreachable Airflow would only slow the reconcile down
+            await self._apply_pause(state, target)
 
     async def _remove_refused_dag(self, state: PolicyState) -> bool:
         """A refused policy must not keep acting through a DAG uploaded while it was allowed."""
@@ -223,7 +226,11 @@ class Controller:
                     for k, s in self.states.items()
                     if s.outcome == "Uploaded" and s.target_key == target.key
                 }
-                cache.observations = dict(await self.feed.observe(target, self.targets.airflow(target), dags))
+                cache.observations = dict(
+                    await self.feed.observe(
+                        target, self.targets.airflow(target), self.targets.bucket(target).bucket, dags
+                    )
+                )
                 cache.taken_at = time.monotonic()
                 reachable = all(o.reachable for o in cache.observations.values())
                 self.metrics.airflow_polls.labels("ok" if reachable else "unreachable").inc()
@@ -315,6 +322,14 @@ class Controller:
         if changed:
             logger.debug("Status of %s/%s changes in %s", state.namespace, state.name, ", ".join(sorted(changed)))
             patch.status.update(changed)
+
+
+def _warn_once(body: kopf.Body, state: PolicyState, before: tuple[str, str], message: str) -> None:
+    """A Warning Event for a new finding; a restart or resync that finds the same problem stays quiet."""
+    shown = find_condition((body.get("status") or {}).get("conditions"), READY) or {}
+    known = {before, (shown.get("reason"), shown.get("message"))}
+    if (state.reason, state.message) not in known and (state.reason, short(state.message)) not in known:
+        kopf.event(body, type="Warning", reason=state.reason, message=short(message))
 
 
 def _metric_result(state: PolicyState) -> str:

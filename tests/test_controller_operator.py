@@ -162,6 +162,19 @@ async def test_an_invalid_spec_is_reported_and_nothing_is_uploaded(kube, operato
     assert dag_in(gcs_bucket) is None
 
 
+async def test_a_restart_does_not_repeat_the_warning_for_a_known_problem(kube, operator) -> None:
+    def warnings() -> list[dict[str, Any]]:
+        return [e for e in events_for(kube, NAME) if e["reason"] == "InvalidSpec"]
+
+    async with operator():
+        await create_policy(kube, {**SPEC, "schedule": "every night"})
+        await eventually(warnings)
+    async with operator() as restarted:
+        await eventually(lambda: restarted.metrics.value("vmbackup_reconciles_total", {"result": "Invalid"}) >= 1)
+
+    assert len(warnings()) == 1
+
+
 async def test_a_spec_turning_invalid_keeps_the_last_good_dag(kube, operator, gcs_bucket) -> None:
     async with operator():
         await create_policy(kube, SPEC)
