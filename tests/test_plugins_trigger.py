@@ -48,3 +48,17 @@ def test_trigger_serializes_to_its_import_path_and_plain_data() -> None:
     path, kwargs = OperationStatusTrigger(operation=ref, endpoint="http://127.0.0.1:1").serialize()
     assert path == "vmbackup.triggers.OperationStatusTrigger"
     assert OperationStatusTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_sensors_refuse_to_run_without_a_timeout() -> None:
+    from vmbackup.sensors import OperationStatusSensor
+
+    with pytest.raises(ValueError, match="explicit timeout"):
+        OperationStatusSensor(task_id="wait", operation=None)
+
+
+def test_sensors_reschedule_by_default() -> None:
+    from vmbackup.sensors import OperationStatusSensor, SnapshotStatusSensor
+
+    assert OperationStatusSensor(task_id="wait", operation=None, timeout=60).mode == "reschedule"
+    assert SnapshotStatusSensor(task_id="snap", snapshots=None, project=PROJECT, timeout=60).mode == "reschedule"

@@ -65,7 +65,10 @@ def xcom_values(ti: Any, task_id: str, map_indexes: list[int], key: str = "retur
     """XCom values of one task's instances that exist, on both lines (3.x returns None for missing ones)."""
     if not map_indexes:
         return []
-    found = ti.xcom_pull(task_ids=[task_id], key=key, map_indexes=map_indexes)
+    if AIRFLOW_3:  # one request for every map index (asking index by index logs each missing one as an error)
+        found = ti.xcom_pull(task_ids=[task_id], key=key)
+    else:
+        found = ti.xcom_pull(task_ids=[task_id], key=key, map_indexes=map_indexes)
     if found is None:
         return []
     return [value for value in list(found) if value is not None]  # 2.10 returns a lazy sequence
