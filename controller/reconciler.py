@@ -192,13 +192,23 @@ class Controller:
         self._locks.pop(key, None)
 
     async def _target_of_spec(self, spec: Mapping[str, Any]) -> Target | None:
-        """Best effort for a policy this process never reconciled (e.g. deleted while the controller was down)."""
-        try:
-            raw = spec.get("composer")
-            composer = ComposerTarget.model_validate(raw) if raw else None
-            return await self.targets.resolve(composer)
-        except (ValueError, TargetUnavailableError):
+        """For a policy this process never reconciled (e.g. deleted while the controller was down).
+
+        None only when no target can be named at all; a target that cannot be resolved right now
+        (Composer API down) is retried, so the finalizer never lets a DAG file outlive its policy.
+        """
+        composer = None
+        if spec.get("composer"):
+            try:
+                composer = ComposerTarget.model_validate(spec["composer"])
+            except ValueError:
+                composer = None  # never valid, so never uploaded there
+        if composer is None and not self.config.has_default_target:
             return None
+        try:
+            return await self.targets.resolve(composer)
+        except TargetUnavailableError as exc:
+            raise kopf.TemporaryError(f"cannot find where the DAG is to delete it: {exc}", delay=30) from exc
 
     # ---- Airflow -> status --------------------------------------------------------------------
 

@@ -146,6 +146,21 @@ async def test_deleting_a_policy_removes_its_dag_and_releases_the_finalizer(kube
     assert dag_in(gcs_bucket) is None
 
 
+async def test_a_policy_deleted_while_the_controller_was_down_is_cleaned_up_on_start(
+    kube, operator, gcs_bucket
+) -> None:
+    async with operator():
+        await create_policy(kube, SPEC)
+        await eventually(lambda: dag_in(gcs_bucket))
+    async with kube.delete(policy_url(NAMESPACE, NAME)):
+        pass  # held by the finalizer while nobody handles it
+
+    async with operator():
+        await eventually(lambda: kube.objects["vmbackup.dev/v1alpha1/vmbackuppolicies", NAMESPACE, NAME].deleted)
+
+    assert dag_in(gcs_bucket) is None
+
+
 async def test_an_invalid_spec_is_reported_and_nothing_is_uploaded(kube, operator, gcs_bucket) -> None:
     bad = {**SPEC, "schedule": "every night"}
     async with operator():
