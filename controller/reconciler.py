@@ -229,8 +229,9 @@ class Controller:
     async def _observe(self, target: Target, key: PolicyKey) -> RunObservation | None:
         cache = self._polls.setdefault(target.key, _PollCache())
         async with cache.lock:
-            stale = time.monotonic() - cache.taken_at >= self.config.poll_interval_seconds * 0.9
-            if stale or key not in cache.observations:
+            # A policy missing from a fresh poll waits for the next one: one batched query per interval,
+            # however many policies appear at once (e.g. all of them resuming after a restart).
+            if time.monotonic() - cache.taken_at >= self.config.poll_interval_seconds * 0.9:
                 dags = {
                     k: s.dag_id
                     for k, s in self.states.items()

@@ -19,6 +19,10 @@ Default when no map is configured: **refuse every policy** (reason TargetNotAllo
 A controller that silently let any namespace act on any project would be the dangerous default; a
 single-tenant cluster opts in with one line (``allowAllProjects: true``).
 
+A policy refused while its DAG runs (its spec moved to a project the namespace may not use) has that
+DAG removed. A controller that *starts* with a map refusing existing policies only reports them
+Refused and leaves their DAGs alone: a mistyped map must not delete every DAG of the fleet.
+
 ``spec.composer`` overrides are refused unless listed in the namespace's ``composerTargets`` (or
 ``allowAllProjects`` is set): pointing a policy at another team's Composer would run our DAG there.
 """

@@ -215,6 +215,17 @@ async def test_a_project_not_granted_to_the_namespace_is_refused(kube, operator,
     assert dag_in(gcs_bucket) is None
 
 
+async def test_moving_a_policy_to_a_refused_project_removes_its_dag(kube, operator, gcs_bucket) -> None:
+    async with operator():
+        await create_policy(kube, SPEC)
+        await eventually(lambda: dag_in(gcs_bucket))
+
+        await patch_policy(kube, {"metadata": {"generation": 2}, "spec": {"project": "billing-prod-1"}})
+
+        await eventually(lambda: status_of(kube).get("result") == "Refused")
+    assert dag_in(gcs_bucket) is None
+
+
 async def test_start_up_syncs_the_plugin_package(kube, operator, gcs_client, gcs_bucket) -> None:
     gcs_bucket.blob("plugins/vmbackup/stale.py").upload_from_string("# from an older release")
 
