@@ -7,7 +7,8 @@ same Compute Engine calls per step and the same Airflow overhead; what differs i
 compares: when the VM is started again (after READY here, after the snapshot left CREATING in ours) and how
 the sensors wait.
 
-The DAG file the benchmark writes is fixed text; the policy is read from a JSON file next to it (data).
+The DAG file the benchmark writes is fixed text; the policy is read from a JSON file next to it (data). The text
+names both "airflow" and "dag": the DAG processor's safe mode skips files that do not.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def tutorial_dag_id(policy: BackupPolicy) -> str:
     return f"tutorial__{policy.namespace}__{policy.name}"
 
 
-DAG_FILE_TEXT = '''"""The Composer tutorial's backup flow (benchmark baseline); the policy is the JSON file next to this one."""
+DAG_FILE_TEXT = '''"""Airflow DAG: the Composer tutorial's backup flow (benchmark baseline); the policy is the JSON file beside it."""
 
 from pathlib import Path
 

@@ -152,6 +152,19 @@ def test_the_tutorial_flow_is_one_sequential_chain_of_poke_mode_sensors(tmp_path
     assert {dag.get_task(f"backup.{t}").mode for t in chain if t.startswith("wait")} == {"poke"}
 
 
+def test_the_dag_processor_finds_the_written_tutorial_dag(tmp_path: Path) -> None:
+    dagbag = pytest.importorskip("airflow.dag_processing.dagbag", reason="Airflow 3's DagBag")
+
+    from bench.tutorial_dag import write_tutorial_dag
+    from bench.workflow import policy_for
+
+    dag_id = write_tutorial_dag(tmp_path, policy_for("tutorial-vm", ["tutorial-vm-1"]))
+    bag = dagbag.DagBag(dag_folder=tmp_path, safe_mode=True)
+
+    assert bag.import_errors == {}
+    assert dag_id in bag.dag_ids
+
+
 @pytest.mark.slow
 def test_the_whole_bench_runs_end_to_end_on_the_fast_profile(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
