@@ -154,7 +154,8 @@ class RunReportOperator(BackupStepOperator):
         ti = context["ti"]
         resolution = _resolution(context)
         errors: list[StepError] = []
-        for task_id in (RESOLVE_TASK, RESTORE_TASK, PRUNE_TASK):
+        existing = set(self.dag.task_ids)
+        for task_id in (t for t in (RESOLVE_TASK, RESTORE_TASK, PRUNE_TASK) if t in existing):
             errors.extend(_step_errors(ti, task_id, [-1]))
         if resolution is None:
             errors.append(StepError(step=RESOLVE_TASK, message="the instances to back up could not be resolved"))
@@ -172,7 +173,8 @@ class RunReportOperator(BackupStepOperator):
                 by_instance("wait_started"),
                 by_instance("wait_snapshots_ready"),
             )
-            group_errors = [e for step in GROUP_STEPS for e in _step_errors(ti, f"{group}.{step}", indexes)]
+            steps = [s for s in GROUP_STEPS if f"{group}.{s}" in existing]
+            group_errors = [e for step in steps for e in _step_errors(ti, f"{group}.{step}", indexes)]
             errors.extend(group_errors)
             for target in members:
                 key_ = (target["instance"], target["zone"])

@@ -157,7 +157,9 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
     poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
     deferrable = os.environ.get(DEFERRABLE_ENV, "").lower() in ("1", "true", "yes")
     stop_mode = spec.consistency == "stop"
-    lock_ttl = timeouts.stop_seconds + timeouts.snapshot_seconds + timeouts.start_seconds + 600
+    # A VM of the first tier stays locked while every later tier stops and starts again.
+    tiers = len(spec.tiers or [None])
+    lock_ttl = tiers * (timeouts.stop_seconds + timeouts.start_seconds) + timeouts.snapshot_seconds + 600
 
     @task(task_id=f"{gid}_targets")
     def pick_targets(resolution: Any, key: str = key) -> list[Any]:

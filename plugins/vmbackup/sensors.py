@@ -90,7 +90,6 @@ class OperationStatusSensor(_RecordingSensor):
         self.zone = zone
         self.long_poll_seconds = long_poll_seconds
         self.deferrable = deferrable
-        self._started = 0.0
 
     def _subject(self) -> Any:
         return self.operation if isinstance(self.operation, dict) and "instance" in self.operation else None
