@@ -92,8 +92,8 @@ class RestoreHandlers:
     async def start(self, body: kopf.Body, patch: kopf.Patch, policies: kopf.Index[Any, Any]) -> None:
         namespace, name = str(body.metadata.namespace), str(body.metadata.name)
         status = dict(body.get("status") or {})
-        if status.get("phase") in TERMINAL_PHASES:
-            return
+        if status.get("phase") in TERMINAL_PHASES or status.get("runId"):
+            return  # finished, or triggered before (e.g. by a controller that then restarted): the timer follows it
         spec = dict(body.spec)
         policy_name = str(spec.get("policyName") or "")
         found = next(iter(policies.get((namespace, policy_name), [])), None)
@@ -125,8 +125,6 @@ class RestoreHandlers:
         except TargetUnavailableError as exc:
             self._patch(body, patch, {"phase": "Pending", "message": short(str(exc))})
             raise kopf.TemporaryError(str(exc), delay=self.config.poll_interval_seconds) from exc
-        if status.get("runId"):
-            return  # triggered before (e.g. by a controller that then restarted): the timer follows it
         await self._upload(target, restore)
         run_id = run_id_for(str(body.metadata.uid))
         fields = {"dagId": restore.dag_id, "observedGeneration": restore.generation, "instance": restore.target_name}

@@ -261,3 +261,45 @@ def test_running_the_same_restore_twice_creates_one_vm(restore_env: Any, gce_sim
     assert gce_sim.call_counts()["instances.insert"] == 1
     assert second.report is not None
     assert second.report.phase == "Succeeded"
+
+
+def delete_source_vm(gce_clients: Any) -> None:
+    op = gce_clients.instances.delete_unary(project=PROJECT, zone=ZONE, instance="db-1")
+    gce_clients.zone_operations.wait(project=PROJECT, zone=ZONE, operation=op.name)
+
+
+def test_a_vanished_source_vm_needs_its_config_named(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:
+    seed_run(gce_sim, gce_clients, "rone")
+    delete_source_vm(gce_clients)
+
+    run = restore_env()
+
+    assert run.state == "failed"
+    assert run.report is not None
+    assert "spec.overrides.machineType: source instance db-1 no longer exists" in (run.report.message or "")
+
+
+def test_a_vanished_source_vm_is_restored_from_the_overrides(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:
+    seed_run(gce_sim, gce_clients, "rone")
+    delete_source_vm(gce_clients)
+
+    run = restore_env(
+        overrides={"machineType": "e2-medium", "networkInterfaces": [{"network": "default"}], "bootDisk": "db-1"}
+    )
+
+    assert run.state == "success", run.task_states
+    vm = gce_sim.instance(PROJECT, ZONE, "db-restored")
+    assert [(d["boot"], d["source"].rsplit("/", 1)[-1]) for d in vm["disks"]] == [
+        (True, "db-restored"),
+        (False, "db-restored-db-1-data"),
+    ]
+
+
+def test_a_target_zone_in_another_region_needs_a_subnetwork(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:
+    seed_run(gce_sim, gce_clients, "rone")
+
+    run = restore_env(targetZone="europe-west1-b")
+
+    assert run.state == "failed"
+    assert run.report is not None
+    assert (run.report.message or "").startswith("spec.overrides.networkInterfaces: target zone europe-west1-b")

@@ -225,6 +225,8 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
     target, zone = restore.target_name, spec.target_zone or source_zone
     source = hook.find_instance(restore.project, source_zone, restore.instance)
     attached = {resource_name(d.source): d for d in source.disks} if source is not None else {}
+    if source is None:
+        _require_config(restore, source_zone, [resource_name(s.source_disk) for s in snapshots])
     boot_disk = _boot_disk(restore, source, attached, snapshots)
 
     disks: list[PlannedDisk] = []
@@ -267,7 +269,7 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         zone=zone,
         done=False,
         disks=disks,
-        instance=_instance_config(restore, source, source_zone, zone),
+        instance=_instance_config(restore, source, zone),
     )
     existing = hook.find_instance(restore.project, zone, target)
     if existing is not None:
@@ -323,24 +325,42 @@ def _boot_disk(restore: Restore, source: Any, attached: dict[str, Any], snapshot
     )
 
 
-def _instance_config(restore: Restore, source: Any, source_zone: str, zone: str) -> PlannedInstance:
+def _require_config(restore: Restore, source_zone: str, backed_up: list[str]) -> None:
+    """With the source VM gone there is nothing to copy: every field that cannot be defaulted must be set."""
     over = restore.spec.overrides
-    if source is None and (over.machine_type is None or over.network_interfaces is None):
-        missing = [
-            f
-            for f, v in (("machineType", over.machine_type), ("networkInterfaces", over.network_interfaces))
-            if v is None
-        ]
+    missing = [
+        f"spec.overrides.{f}"
+        for f, v in (("machineType", over.machine_type), ("networkInterfaces", over.network_interfaces))
+        if v is None
+    ]
+    if over.boot_disk is None and len(backed_up) > 1:
+        missing.append("spec.overrides.bootDisk")
+    if missing:
         raise RestoreProblemError(
-            f"spec.overrides.{missing[0]}: source instance {restore.instance} no longer exists in {source_zone}, so "
-            f"there is nothing to copy; set spec.overrides.{' and spec.overrides.'.join(missing)}"
+            f"{missing[0]}: source instance {restore.instance} no longer exists in {source_zone}, so its "
+            f"configuration cannot be copied; set {', '.join(missing)}"
+            + (f" (bootDisk: one of {', '.join(backed_up)})" if "spec.overrides.bootDisk" in missing else "")
         )
+
+
+def _network_url(project: str, ref: str) -> str:
+    """A bare network name as the partial URL instances.insert expects (URLs are kept)."""
+    return ref if "/" in ref else f"projects/{project}/global/networks/{ref}"
+
+
+def _subnetwork_url(project: str, zone: str, ref: str) -> str:
+    """A bare subnetwork name, in the target zone's region (URLs are kept)."""
+    return ref if "/" in ref else f"projects/{project}/regions/{_region_of_zone(zone)}/subnetworks/{ref}"
+
+
+def _instance_config(restore: Restore, source: Any, zone: str) -> PlannedInstance:
+    over = restore.spec.overrides
     machine_type = over.machine_type or resource_name(source.machine_type)
     if over.network_interfaces is not None:
         nics = [
             PlannedNic(
-                network=nic.network or "default",
-                subnetwork=nic.subnetwork,
+                network=_network_url(restore.project, nic.network or "default"),
+                subnetwork=_subnetwork_url(restore.project, zone, nic.subnetwork) if nic.subnetwork else None,
                 access_configs=[{"type": "ONE_TO_ONE_NAT", "name": "External NAT"}] if nic.external_ip else [],
             )
             for nic in over.network_interfaces
