@@ -313,12 +313,13 @@ def test_run_reports_ready_snapshots_after_the_upload(slow_upload: BackupRun) ->
 
 @pytest.fixture(scope="module")
 def crash_consistent(backup: Callable[..., BackupRun]) -> BackupRun:
-    return backup("crash", {**WORDPRESS, "consistency": "none"})
+    settings = {"labels": {"cost-center": "cc-42"}, "storageLocation": "europe-west1"}
+    return backup("crash", {**WORDPRESS, "consistency": "none", "snapshot": settings})
 
 
 @pytest.fixture(scope="module")
 def guest_flush(backup: Callable[..., BackupRun]) -> BackupRun:
-    return backup("flush", {**WORDPRESS, "consistency": "guestFlush"})
+    return backup("flush", {**WORDPRESS, "consistency": "guestFlush"}, env={"GCS_BUCKET": ""})
 
 
 def test_crash_consistent_mode_snapshots_without_stopping(crash_consistent: BackupRun) -> None:
@@ -327,6 +328,17 @@ def test_crash_consistent_mode_snapshots_without_stopping(crash_consistent: Back
     (snap,) = crash_consistent.ours()
     assert snap["labels"][vmlabels.CONSISTENCY] == "none"
     assert snap["guestFlush"] is False
+
+
+def test_snapshots_use_the_policy_storage_location_and_labels(crash_consistent: BackupRun) -> None:
+    (snap,) = crash_consistent.ours()
+    assert snap["storageLocations"] == ["europe-west1"]
+    assert snap["labels"]["cost-center"] == "cc-42"
+
+
+def test_without_a_bucket_the_run_still_succeeds_and_uploads_nothing(guest_flush: BackupRun) -> None:
+    assert guest_flush.state == "success"
+    assert guest_flush.report_objects == []
 
 
 def test_guest_flush_mode_asks_compute_engine_to_flush(guest_flush: BackupRun) -> None:
