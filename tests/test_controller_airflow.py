@@ -201,6 +201,25 @@ async def test_a_finished_run_fills_the_status_and_is_announced_once(kube, opera
     assert last_success > 0
 
 
+async def test_a_failed_run_is_announced_as_a_warning_and_counted(kube, operator, airflow, name) -> None:
+    dag_id = dag_id_for(NAMESPACE, name)
+    async with operator() as controller:
+        await create_policy(kube, name, {**SPEC, "suspend": True}, annotations={BACKUP_NOW_ANNOTATION: "x"})
+        run_id = (await eventually(lambda: manual_run(airflow, dag_id), within=AIRFLOW_WAIT)).run_id
+
+        await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "failed"})
+
+        failed = await eventually(
+            lambda: [e for e in events_for(kube, name) if e["reason"] == "BackupFailed"], within=AIRFLOW_WAIT
+        )
+        counted = controller.metrics.value("vmbackup_failed_runs_total", {"namespace": NAMESPACE, "name": name})
+
+    assert failed[0]["type"] == "Warning"
+    assert run_id in failed[0]["message"]
+    assert condition(kube, name, "LastBackupSucceeded")["status"] == "False"
+    assert counted == 1
+
+
 def write_report(bucket: storage.Bucket, name: str, run_id: str, snapshots: list[str]) -> None:
     now = datetime.now(UTC)
     report = RunReport(

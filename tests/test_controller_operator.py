@@ -29,7 +29,8 @@ NAMESPACE = "shop"
 NAME = "web"
 DAG_ID = "vmbackup__shop__web"
 DAG_OBJECT = f"dags/{DAG_ID}.py"
-TENANCY = {"namespaces": {"shop": {"projects": ["shop-prod-1"]}}}
+OTHER_BUCKET = "shop-own-composer-bucket"
+TENANCY = {"namespaces": {"shop": {"projects": ["shop-prod-1"], "composerTargets": [OTHER_BUCKET]}}}
 SPEC: dict[str, Any] = {
     "project": "shop-prod-1",
     "instances": [{"name": "web-1", "zone": "us-central1-a"}],
@@ -223,6 +224,24 @@ async def test_moving_a_policy_to_a_refused_project_removes_its_dag(kube, operat
         await patch_policy(kube, {"metadata": {"generation": 2}, "spec": {"project": "billing-prod-1"}})
 
         await eventually(lambda: status_of(kube).get("result") == "Refused")
+    assert dag_in(gcs_bucket) is None
+
+
+async def test_a_policy_can_target_its_own_composer_bucket(kube, operator, gcs_client, gcs_bucket) -> None:
+    other = gcs_client.bucket(OTHER_BUCKET)
+    if not other.exists():
+        other = gcs_client.create_bucket(OTHER_BUCKET)
+    for blob in gcs_client.list_blobs(OTHER_BUCKET):
+        blob.delete()
+    composer = {"bucket": OTHER_BUCKET, "airflowUri": f"http://127.0.0.1:{free_port()}"}
+
+    async with operator():
+        await create_policy(kube, {**SPEC, "composer": composer})
+        await eventually(lambda: status_of(kube).get("dagHash"))
+
+    names = {b.name for b in gcs_client.list_blobs(OTHER_BUCKET)}
+    assert DAG_OBJECT in names
+    assert f"plugins/vmbackup/{next(iter(package_files()))}" in names
     assert dag_in(gcs_bucket) is None
 
 
