@@ -129,11 +129,15 @@ class Controller:
             target = await self.targets.resolve(policy.spec.composer)
             synced = await self.targets.ensure_plugins(target)
         except TargetUnavailableError as exc:
-            self._set(state, "Error", "TargetUnavailableError", str(exc))
+            self._set(state, "Error", "TargetUnavailable", str(exc))
             raise kopf.TemporaryError(str(exc), delay=self.config.poll_interval_seconds) from exc
         if synced is not None:
             self.metrics.uploads.labels("plugin").inc(len(synced.uploaded))
-        source = render_dag(policy)  # a failure here is a bug: kopf logs it and retries with backoff
+        try:
+            source = render_dag(policy)
+        except Exception as exc:  # a bug, not bad input: say so in the status, keep the last DAG, retry slowly
+            self._set(state, "Error", "RenderFailed", f"cannot render the DAG (nothing uploaded): {exc}")
+            raise kopf.TemporaryError(f"rendering {policy.dag_id} failed: {exc}", delay=300) from exc
         bucket = self.targets.bucket(target)
         try:
             result = await asyncio.to_thread(bucket.upload_dag, policy.dag_id, source)
