@@ -46,14 +46,16 @@ def build_controller(
     )
 
 
-def _composer_resolver() -> EnvironmentResolver | None:
-    """Composer environment -> (bucket, Airflow URL) through the Composer API, when that part is installed."""
-    try:
-        from controller.composer import resolve_environment  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    resolver: EnvironmentResolver = resolve_environment
-    return resolver
+def _composer_resolver() -> EnvironmentResolver:
+    """Composer environment -> (bucket, Airflow URL), read from the Composer API."""
+
+    async def resolve(environment: str) -> tuple[str, str]:
+        from controller.composer import discover
+
+        found = await discover(environment)
+        return found.bucket, found.airflow_uri
+
+    return resolve
 
 
 def configure_logging(config: ControllerConfig) -> None:

@@ -103,7 +103,7 @@ def desired_status(
         status["dagHash"] = state.dag_hash
     if observation is not None:
         if observation.reachable:
-            status.update({k: v for k, v in observation.fields.items() if k in RUN_FIELDS and v is not None})
+            status.update({k: v for k, v in observation.fields.items() if k in RUN_FIELDS})  # None: remove
         conditions.extend(observation.conditions)
         if not observation.reachable and not any(c.type == AIRFLOW_REACHABLE for c in observation.conditions):
             conditions.append(
