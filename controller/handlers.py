@@ -12,6 +12,7 @@ from typing import Any
 import kopf
 
 from controller.reconciler import BACKUP_NOW_ANNOTATION, Controller
+from controller.restore_handlers import register_restore_handlers
 from vmbackup.policy import API_GROUP, API_VERSION, PLURAL
 
 KOPF_PREFIX = "kopf.vmbackup.dev"
@@ -70,4 +71,5 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def refresh(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await controller.refresh(body, patch)
 
+    register_restore_handlers(registry, controller)  # VMRestores: controller/restore_handlers.py
     return registry

@@ -19,7 +19,6 @@ from controller.app import build_controller
 from controller.config import ControllerConfig
 from controller.handlers import build_registry
 from controller.reconciler import Controller
-from controller.restore_handlers import register_restore_handlers
 from dags_templates.render_restore import render_restore_dag
 from tests.fixtures.gcs import free_port
 from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator
@@ -91,9 +90,7 @@ def operator(
     @asynccontextmanager
     async def start() -> AsyncIterator[Controller]:
         controller = build_controller(config, storage_client=gcs_client)
-        registry = build_registry(controller)
-        register_restore_handlers(registry, controller)
-        async with running_operator(registry):
+        async with running_operator(build_registry(controller)):  # VMRestore handlers included
             yield controller
 
     return start

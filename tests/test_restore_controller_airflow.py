@@ -23,7 +23,7 @@ from controller.app import build_controller
 from controller.config import AirflowAuth, ControllerConfig
 from controller.handlers import build_registry
 from controller.reconciler import Controller
-from controller.restore_handlers import register_restore_handlers, run_id_for
+from controller.restore_handlers import run_id_for
 from devstack.bucket_mirror import BucketMirror
 from tests.fixtures.airflow_api import AirflowServer
 from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator
@@ -89,9 +89,7 @@ def operator(
     @asynccontextmanager
     async def start() -> AsyncIterator[Controller]:
         controller = build_controller(config, storage_client=gcs_client)
-        registry = build_registry(controller)
-        register_restore_handlers(registry, controller)
-        async with running_operator(registry):
+        async with running_operator(build_registry(controller)):  # VMRestore handlers included
             yield controller
 
     return start
