@@ -303,3 +303,37 @@ def test_a_target_zone_in_another_region_needs_a_subnetwork(restore_env: Any, gc
     assert run.state == "failed"
     assert run.report is not None
     assert (run.report.message or "").startswith("spec.overrides.networkInterfaces: target zone europe-west1-b")
+
+
+def insert_disk(gce_clients: Any, name: str, snapshot: str, labels: dict[str, str]) -> None:
+    disk = compute_v1.Disk(name=name, source_snapshot=f"global/snapshots/{snapshot}", labels=labels)
+    op = gce_clients.disks.insert_unary(project=PROJECT, zone=ZONE, disk_resource=disk)
+    gce_clients.zone_operations.wait(project=PROJECT, zone=ZONE, operation=op.name)
+
+
+def test_a_disk_an_earlier_try_created_is_adopted_not_created_again(
+    restore_env: Any, gce_sim: Any, gce_clients: Any
+) -> None:
+    snapshots = seed_run(gce_sim, gce_clients, "rone")
+    insert_disk(gce_clients, "db-restored-db-1-data", snapshots[1], {RESTORE_LABEL: f"{NAMESPACE}_db-restored"})
+
+    run = restore_env()
+
+    assert run.state == "success", run.task_states
+    created = [c["params"] for c in gce_sim.calls if c["method"] == "disks.insert" and c["status"] == 200]
+    assert len(created) == 2  # the earlier try's and the boot disk: none twice
+    assert gce_sim.disk(PROJECT, ZONE, "db-restored-db-1-data")["users"]
+
+
+def test_a_disk_name_taken_by_someone_else_fails_and_leaves_that_disk_alone(
+    restore_env: Any, gce_sim: Any, gce_clients: Any
+) -> None:
+    snapshots = seed_run(gce_sim, gce_clients, "rone")
+    insert_disk(gce_clients, "db-restored-db-1-data", snapshots[1], {"team": "dba"})
+
+    run = restore_env()
+
+    assert run.state == "failed"
+    assert run.report is not None
+    assert "disk db-restored-db-1-data already exists in zone us-central1-a" in (run.report.message or "")
+    assert gce_sim.disk(PROJECT, ZONE, "db-restored-db-1-data")["labels"] == {"team": "dba"}

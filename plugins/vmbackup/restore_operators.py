@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
@@ -535,9 +536,22 @@ class CreateRestoreDiskOperator(RestoreStepOperator):
                     "choose another spec.targetName (the existing disk was not touched)"
                 )
             log.info("disk %s already exists (created earlier by this restore): adopted", disk["name"])
+            self._until_ready(hook, disk, existing)
             return result | {"operation": None, "adopted": True}
         log.info("Creating disk %s from snapshot %s", disk["name"], disk["snapshot"])
         return result | {"operation": ref, "adopted": False}
+
+    def _until_ready(self, hook: ComputeEngineHook, disk: PlannedDisk, found: compute_v1.Disk) -> None:
+        """An adopted disk may still be CREATING (its insert operation was lost with an earlier try)."""
+        deadline = time.monotonic() + self.restore.spec.timeouts.disks_seconds
+        while found.status != "READY":
+            if found.status not in ("CREATING", "RESTORING") or time.monotonic() > deadline:
+                raise AirflowFailException(f"disk {disk['name']} is {found.status}, not READY")
+            time.sleep(2)
+            refreshed = find_disk(hook, disk["project"], disk["zone"], disk["name"])
+            if refreshed is None:
+                raise AirflowException(f"disk {disk['name']} disappeared while being created; retrying")
+            found = refreshed
 
 
 class CreateRestoredInstanceOperator(RestoreStepOperator):
