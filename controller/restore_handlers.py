@@ -251,6 +251,16 @@ class RestoreHandlers:
         target = await self._target_of(namespace, body.spec, policies)
         if target is None:
             return
+        status = dict(body.get("status") or {})
+        run_id = status.get("runId")
+        if run_id and status.get("phase") not in TERMINAL_PHASES:
+            # Without its file Airflow could not run the cleanup and report steps of a restore in flight.
+            state = await self._run_state(target, restore_dag_id_for(namespace, name), str(run_id))
+            if state in ("queued", "running"):
+                raise kopf.TemporaryError(
+                    f"restore run {run_id} is {state}: its DAG is removed once it ends",
+                    delay=self.config.poll_interval_seconds,
+                )
         bucket = self.targets.bucket(target)
         try:
             await asyncio.to_thread(bucket.delete_dag, restore_dag_id_for(namespace, name))

@@ -203,3 +203,37 @@ async def test_a_run_that_fails_without_a_report_fails_the_restore(
         )
 
     assert f"restore run {run_id} failed before reporting" in status["message"]
+
+
+def deletion_retried(kube: kmock.KubernetesEmulator, name: str) -> bool:
+    """kopf's progress record says the deletion handler ran and was told to try again later."""
+    annotations = kube.objects[RESTORES, NAMESPACE, name].raw["metadata"].get("annotations") or {}
+    progress = [json.loads(v) for k, v in annotations.items() if k.endswith("remove-restore-dag")]
+    return any(p.get("retries", 0) >= 1 and not p.get("success") for p in progress)
+
+
+async def test_deleting_a_restore_in_flight_keeps_its_dag_until_the_run_ends(
+    kube: kmock.KubernetesEmulator,
+    operator: Starter,
+    airflow: AirflowClient,
+    gcs_bucket: storage.Bucket,
+    names: tuple[str, str],
+) -> None:
+    policy, restore = names
+    dag_id = restore_dag_id_for(NAMESPACE, restore)
+    dag_object = f"dags/{dag_id}.py"
+    async with operator():
+        await create_both(kube, policy, restore)
+        run_id = await eventually(lambda: status_of(kube, restore).get("runId"), within=AIRFLOW_WAIT)
+
+        async with kube.delete(restore_url(restore)):
+            pass
+        held = await eventually(lambda: deletion_retried(kube, restore), within=AIRFLOW_WAIT)
+        kept = gcs_bucket.get_blob(dag_object) is not None
+
+        await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "failed"})
+        await eventually(lambda: kube.objects[RESTORES, NAMESPACE, restore].deleted, within=AIRFLOW_WAIT)
+
+    assert held
+    assert kept
+    assert gcs_bucket.get_blob(dag_object) is None
