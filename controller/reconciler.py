@@ -9,6 +9,7 @@ kopf's resume handlers after a restart, so the bucket and the object's status st
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -113,7 +114,9 @@ class Controller:
         spec = dict(body.spec)
         state.suspend = spec.get("suspend") is True
         try:
-            policy = parse_policy(state.namespace, state.name, spec, state.generation)
+            policy = parse_policy(
+                state.namespace, state.name, spec, state.generation, body.metadata.get("creationTimestamp")
+            )
         except PolicyError as exc:
             problems = "; ".join(f"{field}: {message}" for field, message in exc.problems)
             self._set(state, "Invalid", "InvalidSpec", f"{problems} (the last valid DAG, if any, is kept)")
@@ -307,7 +310,7 @@ class Controller:
             raise kopf.TemporaryError("the DAG is not uploaded yet", delay=5)
         target = self._targets_by_key[state.target_key]
         try:
-            run_id = await self.targets.airflow(target).trigger_run(state.dag_id)
+            run_id = await self.targets.airflow(target).trigger_run(state.dag_id, backup_now_run_id(body))
         except (AirflowUnreachableError, DagNotFoundError, AirflowRefusedError) as exc:
             raise kopf.TemporaryError(
                 f"cannot trigger {state.dag_id} yet: {exc}", delay=self.config.poll_interval_seconds
@@ -358,3 +361,14 @@ def _timestamp(value: Any) -> float | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def backup_now_run_id(body: kopf.Body) -> str:
+    """One Airflow run per backup-now request: the id is derived from the object and the annotation's value.
+
+    kopf may handle the same annotation more than once (a retry, a restart before the annotation's removal
+    was stored); with a fixed run id the second trigger is Airflow's 409, not a second backup.
+    """
+    value = str(body.metadata.annotations.get(BACKUP_NOW_ANNOTATION, ""))
+    digest = hashlib.sha256(f"{body.metadata.uid}/{value}".encode()).hexdigest()[:16]
+    return f"manual__backup-now-{digest}"

@@ -108,3 +108,30 @@ def test_report_runs_whatever_happened_before(loaded: Any) -> None:
     dag = loaded.dags[policy("explicit").dag_id]
     assert str(dag.get_task("report").trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
     assert str(dag.get_task("instances.start").trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
+
+
+def test_first_scheduled_run_is_the_first_after_the_policy_was_created(airflow_home: Any) -> None:
+    """Applying a 02:00 policy at 14:00 must not stop its VMs at once for the 02:00 run it 'missed'."""
+    from airflow.timetables.base import TimeRestriction
+    from airflow.timetables.trigger import CronTriggerTimetable  # the scheduler's own (core) timetable
+
+    created = parse_policy("team-a", "explicit", POLICIES["explicit"], created="2026-11-25T14:00:00Z")
+    dags = AirflowDags(airflow_home)
+    dags.clear()
+    dags.write(dag_file_name(created), render_dag(created))
+    dag = dags.dagbag().dags[created.dag_id]
+
+    first = CronTriggerTimetable("0 2 * * *", timezone="Europe/Paris").next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=False),
+    )
+    assert first is not None
+    assert first.run_after.isoformat() == "2026-11-26T01:00:00+00:00"  # 02:00 in Paris, the day after
+
+
+def test_a_suspended_policy_is_paused_from_its_first_parse(airflow_home: Any) -> None:
+    suspended = parse_policy("team-a", "explicit", {**POLICIES["explicit"], "suspend": True})
+    dags = AirflowDags(airflow_home)
+    dags.clear()
+    dags.write(dag_file_name(suspended), render_dag(suspended))
+    assert dags.dagbag().dags[suspended.dag_id].is_paused_upon_creation is True

@@ -27,6 +27,19 @@ _PRESETS = {
 }
 
 
+def first_start(policy: BackupPolicy) -> Any:
+    """The DAG's start_date: the policy's creation time, so its first run is the next scheduled one.
+
+    With catchup off, Airflow (2.10 and 3.x) runs the latest past interval as soon as a DAG with an old
+    start_date is unpaused: a new 02:00 policy applied at 14:00 would stop its VMs right away.
+    """
+    import pendulum
+
+    if policy.created is None:
+        return pendulum.datetime(2024, 1, 1, tz=policy.spec.timezone)
+    return pendulum.instance(policy.created).in_timezone(policy.spec.timezone).replace(second=0, microsecond=0)
+
+
 def group_id(policy: BackupPolicy, key: str) -> str:
     return f"tier_{key}" if policy.spec.tiers else "instances"
 
@@ -82,7 +95,6 @@ def doc_md(policy: BackupPolicy) -> str:
 
 def build_dag(policy_json: str) -> Any:
     """The DAG of one policy: resolve instances, per tier a mapped group per VM, then restore, prune, report."""
-    import pendulum
 
     from vmbackup.airflow_compat import DAG, CronTriggerTimetable
     from vmbackup.closing_steps import (
@@ -103,9 +115,10 @@ def build_dag(policy_json: str) -> Any:
     dag = DAG(
         dag_id=policy.dag_id,
         schedule=CronTriggerTimetable(cron, timezone=spec.timezone),
-        start_date=pendulum.datetime(2024, 1, 1, tz=spec.timezone),
+        start_date=first_start(policy),
         catchup=False,
         max_active_runs=1,
+        is_paused_upon_creation=spec.suspend,  # a suspended policy never starts a run, not even its first
         tags=["vmbackup", f"namespace:{policy.namespace}", f"policy:{policy.name}", f"consistency:{spec.consistency}"],
         doc_md=doc_md(policy),
         description=f"VM backups of policy {policy.namespace}/{policy.name}",

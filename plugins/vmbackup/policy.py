@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import zoneinfo
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -270,6 +271,9 @@ class BackupPolicy(_Model):
     namespace: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
     name: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
     generation: int = 0
+    # When the resource was created (set by the API server). Scheduled runs start after it: applying a
+    # policy at 14:00 with a 02:00 schedule must not stop the VM at once for the 02:00 run it "missed".
+    created: datetime | None = None
     spec: PolicySpec
 
     @property
@@ -302,8 +306,11 @@ class PolicyError(ValueError):
         return [field for field, _ in self.problems]
 
 
-def parse_policy(namespace: str, name: str, spec: dict[str, Any], generation: int = 0) -> BackupPolicy:
-    """Validate a custom resource's spec; raise PolicyError naming each bad field."""
+def parse_policy(
+    namespace: str, name: str, spec: dict[str, Any], generation: int = 0, created: str | datetime | None = None
+) -> BackupPolicy:
+    """Validate a custom resource's spec (`created`: its metadata.creationTimestamp); raise PolicyError naming each
+    bad field."""
     problems: list[tuple[str, str]] = []
     if not re.fullmatch(DNS_LABEL_PATTERN, name or ""):
         problems.append(
@@ -312,7 +319,15 @@ def parse_policy(namespace: str, name: str, spec: dict[str, Any], generation: in
     if problems:
         raise PolicyError(problems)
     try:
-        return BackupPolicy(namespace=namespace, name=name, generation=generation, spec=PolicySpec.model_validate(spec))
+        return BackupPolicy.model_validate(
+            {
+                "namespace": namespace,
+                "name": name,
+                "generation": generation,
+                "created": created,
+                "spec": PolicySpec.model_validate(spec),
+            }
+        )
     except ValidationError as exc:
         raise PolicyError(_problems_from(exc)) from None
 
