@@ -40,7 +40,7 @@ class AirflowRefusedError(RuntimeError):
 class AirflowLink(Protocol):
     async def set_paused(self, dag_id: str, paused: bool) -> None: ...
 
-    async def trigger_run(self, dag_id: str) -> str: ...
+    async def trigger_run(self, dag_id: str, run_id: str | None = None) -> str: ...
 
     async def close(self) -> None: ...
 
@@ -65,9 +65,14 @@ class AirflowControl:
         except Exception as exc:
             raise _sorted_error(exc, dag_id) from exc
 
-    async def trigger_run(self, dag_id: str) -> str:
+    async def trigger_run(self, dag_id: str, run_id: str | None = None) -> str:
+        """Start a run; with a run_id, asking twice starts one run (Airflow's 409 for an existing id is success)."""
         try:
-            run = await self.client.trigger_run(dag_id)
+            run = await self.client.trigger_run(dag_id, run_id=run_id)
+        except AirflowError as exc:
+            if run_id is not None and exc.status == 409:
+                return run_id
+            raise _sorted_error(exc, dag_id) from exc
         except Exception as exc:
             raise _sorted_error(exc, dag_id) from exc
         return run.run_id

@@ -14,17 +14,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kmock
+import kopf
 import pytest
 from google.cloud import storage
 
 from controller.airflow_api import AirflowClient, DagInfo, DagRunInfo
+from controller.airflow_link import AirflowControl
 from controller.app import build_controller
 from controller.conditions import find_condition
 from controller.config import AirflowAuth, ControllerConfig
 from controller.handlers import build_registry
-from controller.reconciler import BACKUP_NOW_ANNOTATION, Controller
+from controller.reconciler import BACKUP_NOW_ANNOTATION, Controller, backup_now_run_id
 from devstack.bucket_mirror import BucketMirror
-from tests.fixtures.airflow_api import AirflowServer, broken_dag_source
+from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator, stored
 from vmbackup.policy import dag_id_for
 from vmbackup.report import DiskResult, InstanceResult, RunReport, latest_report_object_name
@@ -265,3 +267,29 @@ async def test_an_import_error_is_reported_and_the_policy_is_not_ready(kube, ope
 
     assert "vmbackup plugin too old" in error["message"]
     assert (ready["status"], ready["reason"]) == ("False", "DagImportError")
+
+
+async def test_the_same_backup_now_request_starts_one_run(airflow3_api: AirflowServer, airflow, name) -> None:
+    dag_id = f"idle_{name.replace('-', '_')}"
+    airflow3_api.write_dag(dag_id, dag_source(dag_id))
+    airflow3_api.wait_for_dag(dag_id, timeout=AIRFLOW_WAIT)
+    control = AirflowControl(airflow)
+
+    first = await control.trigger_run(dag_id, "manual__backup-now-0123456789abcdef")
+    again = await control.trigger_run(dag_id, "manual__backup-now-0123456789abcdef")
+
+    assert first == again == "manual__backup-now-0123456789abcdef"
+    assert airflow3_api.get(f"/dags/{dag_id}/dagRuns")["total_entries"] == 1
+
+
+def test_a_backup_now_request_names_its_run_by_object_and_annotation_value() -> None:
+    def body(uid: str, value: str) -> kopf.Body:
+        return kopf.Body({"metadata": {"uid": uid, "annotations": {BACKUP_NOW_ANNOTATION: value}}})
+
+    assert backup_now_run_id(body("u1", "2026-11-25T10:00:00Z")) == backup_now_run_id(
+        body("u1", "2026-11-25T10:00:00Z")
+    )
+    assert backup_now_run_id(body("u1", "2026-11-25T10:00:00Z")) != backup_now_run_id(
+        body("u1", "2026-11-25T11:00:00Z")
+    )
+    assert backup_now_run_id(body("u1", "x")) != backup_now_run_id(body("u2", "x"))
