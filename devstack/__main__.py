@@ -1,0 +1,141 @@
+"""`python -m devstack` (`make demo`): Composer-in-a-box, then a VM backed up by policy, then keep running.
+
+It applies the example policies, asks for one backup of the classic WordPress VM now, and shows what a
+user would see: the policy table as `kubectl get vmbackuppolicies` prints it and the snapshots as
+`gcloud compute snapshots list` prints them. Schedules keep firing until Ctrl-C, which stops every
+process it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from devstack.stack import LocalStack, PortInUseError, StackPorts, default_state_dir, example_policies, wait_until
+from vmbackup.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
+
+DEMO_POLICY = ("default", "wordpress")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=default_state_dir(), help="where the stack keeps its files")
+    parser.add_argument(
+        "--time-scale", type=float, default=0.2, help="Compute Engine speed: 1.0 = realistic timings (default 0.2)"
+    )
+    for name in ("bucket", "compute", "airflow", "kubernetes"):
+        parser.add_argument(f"--{name}-port", type=int, default=0, help=f"port of the {name} endpoint (default: free)")
+    parser.add_argument(
+        "--ignore-kubeconfig", action="store_true", help="use the local kmock API even when KUBECONFIG is set"
+    )
+    parser.add_argument("--once", action="store_true", help="stop after the first backup is shown (for scripts)")
+    return parser.parse_args(argv)
+
+
+def apply_examples(stack: LocalStack) -> list[tuple[str, str]]:
+    """kubectl apply of crds/examples/ (create, or replace the spec when it exists)."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    assert stack.kubeconfig is not None
+    api = client.CustomObjectsApi(config.new_client_from_config(str(stack.kubeconfig)))
+    applied = []
+    for doc in example_policies():
+        namespace = doc["metadata"].get("namespace", "default")
+        name = doc["metadata"]["name"]
+        try:
+            api.create_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, stack.as_created(doc))
+            verb = "created"
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            api.patch_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name, {"spec": doc["spec"]})
+            verb = "configured"
+        print(f"vmbackuppolicy.{API_GROUP}/{name} {verb}")
+        applied.append((namespace, name))
+    return applied
+
+
+def show(stack: LocalStack, *argv: str) -> int:
+    from controller.vmbackupctl.__main__ import main as vmbackupctl
+
+    print(f"\n$ vmbackupctl {' '.join(argv)}")
+    with stack.cli_environment():
+        return vmbackupctl(list(argv))
+
+
+def run_demo(stack: LocalStack, once: bool) -> int:
+    print("\n== applying the example policies (crds/examples/)")
+    apply_examples(stack)
+    namespace, name = DEMO_POLICY
+    dag_id = dag_id_for(namespace, name)
+    assert stack.airflow is not None
+    print(f"\n== waiting for the controller to put {dag_id} in the bucket and Airflow to parse it")
+    wait_until(
+        lambda: stack.airflow is not None and stack.airflow.api.dag(dag_id),
+        within=300,
+        what=f"DAG {dag_id} in Airflow (controller log: {stack.controller_log})",
+        interval=1.0,
+    )
+    print(f"Airflow has {dag_id}: {stack.airflow.url}/dags/{dag_id}")
+    print("\n== one backup now: stop wordpress-1-vm, snapshot its disk, start it again")
+    result = show(stack, "backup-now", name, "-n", namespace, "--wait", "--timeout", "900")
+    show(stack, "get", "-A")
+    show(stack, "snapshots", name, "-n", namespace)
+    print(
+        f"\nThe stack keeps running and schedules keep firing. In another shell: `source {stack.state_dir}/env`, "
+        f"then `vmbackupctl get -A`, `vmbackupctl describe {name}`, `vmbackupctl logs {name}`."
+    )
+    if once:
+        return result
+    print("Press Ctrl-C to stop every process this started.")
+    while True:
+        time.sleep(5)
+        if not stack.controller_running():
+            print("the controller exited; its log ends with:\n" + stack.controller_log_tail(), file=sys.stderr)
+            return 1
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the stack the way Ctrl-C does: through every cleanup
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    args = parse_args(argv)
+    ports = StackPorts(
+        bucket=args.bucket_port, compute=args.compute_port, airflow=args.airflow_port, kubernetes=args.kubernetes_port
+    )
+    print("== starting Composer-in-a-box on 127.0.0.1")
+    stack = LocalStack(
+        state_dir=args.state_dir,
+        ports=ports,
+        time_scale=args.time_scale,
+        use_kubeconfig=not args.ignore_kubeconfig,
+    )
+    try:
+        with stack:
+            return run_demo(stack, args.once)
+    except PortInUseError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        details: Any = stack.controller_log_tail()
+        print(f"devstack: {exc}", file=sys.stderr)
+        if details:
+            print(f"controller log tail:\n{details}", file=sys.stderr)
+        return 1
+    finally:
+        print("== stopped every process the demo started")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
