@@ -72,14 +72,26 @@ def port_is_free(port: int) -> bool:
 
 
 # VMs the shipped examples name, beyond the tutorial's wordpress-1-vm and the simulator's classic seed.
-EXAMPLE_VMS: tuple[tuple[str, str, dict[str, str]], ...] = (
-    ("api-1", "us-central1-a", {"backup": "nightly", "env": "prod"}),
-    ("api-2", "us-central1-b", {"backup": "nightly", "env": "prod"}),
-    ("shop-web-1", "europe-west1-b", {"app": "shop", "tier": "web"}),
-    ("shop-web-2", "europe-west1-c", {"app": "shop", "tier": "web"}),
-    ("shop-app-1", "europe-west1-b", {"app": "shop", "tier": "app"}),
-    ("billing-db-1", "europe-west4-a", {"app": "billing"}),
+EXAMPLE_VMS: tuple[tuple[str, str, dict[str, str], list[dict[str, Any]] | None], ...] = (
+    ("api-1", "us-central1-a", {"backup": "nightly", "env": "prod"}, None),
+    ("api-2", "us-central1-b", {"backup": "nightly", "env": "prod"}, None),
+    ("shop-web-1", "europe-west1-b", {"app": "shop", "tier": "web"}, None),
+    ("shop-web-2", "europe-west1-c", {"app": "shop", "tier": "web"}, None),
+    (
+        "shop-app-1",
+        "europe-west1-b",
+        {"app": "shop", "tier": "app"},
+        [{"name": "shop-app-1", "size_gb": 20}, {"name": "shop-app-1-data", "size_gb": 50, "device_name": "data"}],
+    ),
+    ("billing-db-1", "europe-west4-a", {"app": "billing"}, None),
 )
+
+
+def seed_demo_world(compute: ComputeSimulator) -> None:
+    """The tutorial's WordPress VM, the simulator's classic set, and every VM the shipped examples name."""
+    compute.seed_classic(PROJECT)
+    for name, zone, labels, disks in EXAMPLE_VMS:
+        compute.add_instance(PROJECT, zone, name, labels=labels, disks=disks)
 
 
 def example_policies() -> list[dict[str, Any]]:
@@ -167,9 +179,7 @@ class LocalStack:
         self.compute = ComputeSimulator(Profile.realistic(time_scale=self.time_scale), port=self.ports.compute)
         self.compute.start()
         self._stack.callback(self.compute.stop)
-        self.compute.seed_classic(PROJECT)
-        for name, zone, labels in EXAMPLE_VMS:
-            self.compute.add_instance(PROJECT, zone, name, labels=labels)
+        seed_demo_world(self.compute)
         self.echo(
             f"[2/5] compute       Compute Engine simulator at {self.compute.base_url} "
             f"(realistic profile x{self.time_scale}; project {PROJECT}, wordpress-1-vm in us-central1-c "
