@@ -11,7 +11,7 @@ run() {  # pytest's exit 5 (no test collected) is a failure here, not a pass
   return "$code"
 }
 
-echo "== Airflow 3 (.venv): all tests"
-run .venv/bin/python -m pytest "$@"
+echo "== Airflow 3 (.venv): all tests but the slow ones"
+run .venv/bin/python -m pytest -m "not slow" "$@"
 echo "== Airflow 2.10 (.venv-airflow2): tests marked airflow"
-run .venv-airflow2/bin/python -m pytest -m airflow "$@"
+run .venv-airflow2/bin/python -m pytest -m "airflow and not slow" "$@"
