@@ -135,3 +135,10 @@ def test_a_suspended_policy_is_paused_from_its_first_parse(airflow_home: Any) ->
     dags.clear()
     dags.write(dag_file_name(suspended), render_dag(suspended))
     assert dags.dagbag().dags[suspended.dag_id].is_paused_upon_creation is True
+
+
+def test_the_wait_a_stopped_vm_sits_on_looks_often(loaded: Any) -> None:
+    """CREATING lasts seconds: a 30 s poke would add up to 30 s of downtime to every stop-mode backup."""
+    dag = loaded.dags[policy("explicit").dag_id]
+    assert dag.get_task("instances.wait_snapshots_taken").poke_interval <= 5
+    assert dag.get_task("instances.wait_snapshots_ready").poke_interval >= 5

@@ -17,6 +17,7 @@ POKE_INTERVAL_ENV = "VMBACKUP_POKE_INTERVAL_SECONDS"
 RETRY_DELAY_ENV = "VMBACKUP_RETRY_DELAY_SECONDS"
 RETRIES_ENV = "VMBACKUP_TASK_RETRIES"
 DEFERRABLE_ENV = "VMBACKUP_DEFERRABLE"
+TAKEN_POKE_SECONDS = 5.0
 
 _PRESETS = {
     "@hourly": "0 * * * *",
@@ -205,7 +206,8 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
             project=spec.project,
             until=TAKEN,
             timeout=timeouts.snapshot_seconds,
-            poke_interval=poke,
+            # CREATING lasts seconds and a stopped VM waits on it: look often (each look is one cheap GET).
+            poke_interval=min(poke, TAKEN_POKE_SECONDS),
         )
         ready = SnapshotStatusSensor(
             task_id="wait_snapshots_ready",
