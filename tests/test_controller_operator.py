@@ -102,7 +102,8 @@ async def test_a_new_policy_gets_its_dag_in_the_bucket(kube, operator, gcs_bucke
         source = await eventually(lambda: dag_in(gcs_bucket), what="DAG uploaded")
         status = await eventually(lambda: status_of(kube).get("dagHash") and status_of(kube))
 
-    assert source == render_dag(parse_policy(NAMESPACE, NAME, SPEC, generation=1))
+    created = stored(kube, NAMESPACE, NAME)["metadata"]["creationTimestamp"]
+    assert source == render_dag(parse_policy(NAMESPACE, NAME, SPEC, generation=1, created=created))
     assert status["dagId"] == DAG_ID
     assert status["dagHash"] == gcs_bucket.get_blob(DAG_OBJECT).metadata["vmbackup-content-hash"]
     assert status["observedGeneration"] == 1
@@ -117,7 +118,9 @@ async def test_a_spec_change_re_renders_the_dag(kube, operator, gcs_bucket) -> N
 
         second = await eventually(lambda: (dag_in(gcs_bucket) or first) != first and dag_in(gcs_bucket))
         await eventually(lambda: status_of(kube).get("observedGeneration") == 2)
-    assert second == render_dag(parse_policy(NAMESPACE, NAME, {**SPEC, "schedule": "30 4 * * *"}, generation=2))
+    created = stored(kube, NAMESPACE, NAME)["metadata"]["creationTimestamp"]
+    expected = parse_policy(NAMESPACE, NAME, {**SPEC, "schedule": "30 4 * * *"}, generation=2, created=created)
+    assert second == render_dag(expected)
 
 
 async def test_a_restart_with_nothing_changed_uploads_nothing(kube, operator, gcs_client, gcs_bucket) -> None:
