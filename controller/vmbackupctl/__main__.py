@@ -105,7 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("policy")
     logs.add_argument("--run", metavar="RUN_ID", help="a run id (default: the newest run)")
     logs.add_argument("--task", metavar="TASK_ID", help="only this task's log")
-    # `restore POLICY [--instance] [--snapshot] [--as NAME]` is the next command to join this list.
+    restore = command(
+        "restore",
+        commands.restore,
+        "bring a VM back from a policy's snapshots: creates a VMRestore (a new VM; the source is never touched)",
+    )
+    restore.add_argument("policy")
+    restore.add_argument("--instance", help="the backed-up VM to restore (needed when the policy has several)")
+    restore.add_argument("--snapshot", help="a snapshot name or a run (its vmbackup-run label); default: newest READY")
+    restore.add_argument("--as", dest="as_name", metavar="NAME", help="name of the new VM (and of the VMRestore)")
+    restore.add_argument("--wait", action="store_true", help="wait until it Succeeded (exit 0) or Failed (exit 1)")
+    restore.add_argument("--timeout", type=_positive_seconds, default=3600.0, help="seconds --wait waits (3600)")
     return parser
 
 

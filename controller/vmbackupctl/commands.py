@@ -236,3 +236,54 @@ def logs(session: Session) -> int:
 
 def target_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {"composer_environment": args.composer_environment, "bucket": args.bucket, "airflow_url": args.airflow_url}
+
+
+# ---- restore -------------------------------------------------------------------------------------
+
+RESTORE_DONE_PHASES = ("Succeeded", "Failed")
+
+
+def restore(session: Session, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Create a VMRestore from a policy's snapshots (idempotent by name); with --wait, follow it to the end."""
+    from controller.restore_request import restore_object
+
+    args = session.args
+    policy = session.policy()  # a clear "not found" (exit 3) before anything is created
+    body = restore_object(
+        session.namespace, args.policy, instance=args.instance, snapshot=args.snapshot, as_name=args.as_name
+    )
+    obj, created = session.store.create_restore(body)
+    name = obj["metadata"]["name"]
+    ref = f"vmrestore {session.namespace}/{name}"
+    if created:
+        session.out(f"{ref} created from policy {_ref(policy)}")
+    else:
+        session.out(f"{ref} already exists; following it (a restore is never run twice)")
+    if not args.wait:
+        session.out(f"watch it with: kubectl get vmrestore {name} -n {session.namespace}")
+        return ExitCode.OK
+    deadline = time.monotonic() + args.timeout
+    announced = None
+    while True:
+        status = obj.get("status") or {}
+        phase = status.get("phase") or "Pending"
+        if phase != announced:
+            session.note(f"{ref}: {phase}")
+            announced = phase
+        if phase in RESTORE_DONE_PHASES:
+            return _report_restore(session, ref, status)
+        if time.monotonic() >= deadline:
+            raise Failed(f"timed out after {args.timeout:g}s with {ref} {phase}; it goes on")
+        sleep(WAIT_POLL_SECONDS)
+        obj = session.store.get_restore(session.namespace, name)
+
+
+def _report_restore(session: Session, ref: str, status: dict[str, Any]) -> int:
+    if status.get("phase") == "Succeeded":
+        session.out(
+            f"{ref}: Succeeded: instance {status.get('instance')} from snapshot(s) "
+            f"{', '.join(status.get('snapshots') or []) or status.get('snapshot') or '?'}"
+        )
+        return ExitCode.OK
+    session.out(f"{ref}: Failed: {status.get('message') or 'see kubectl describe'}")
+    return ExitCode.FAILED

@@ -23,6 +23,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable
 from vmbackup.policy import API_GROUP, API_VERSION, KIND, PLURAL
+from vmbackup.restore import PLURAL as RESTORE_PLURAL
 
 BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"  # the controller's contract (controller/reconciler.py)
 IN_CLUSTER_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -82,6 +83,28 @@ class PolicyStore:
             )
         return _object(obj)
 
+    def create_restore(self, body: Policy) -> tuple[Policy, bool]:
+        """Create a VMRestore; (the object, True) or, when one of that name exists, (it, False): never two VMs."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        created = True
+        try:
+            self._api.create_namespaced_custom_object(
+                API_GROUP, API_VERSION, namespace, RESTORE_PLURAL, body, _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                with self._errors(_one_restore(namespace, name), verb="create"):
+                    raise
+            created = False
+        return self.get_restore(namespace, name), created  # read back: what the server holds, status included
+
+    def get_restore(self, namespace: str, name: str) -> Policy:
+        with self._errors(_one_restore(namespace, name), verb="get"):
+            obj = self._api.get_namespaced_custom_object(
+                API_GROUP, API_VERSION, namespace, RESTORE_PLURAL, name, _request_timeout=REQUEST_TIMEOUT
+            )
+        return _object(obj)
+
     @contextmanager
     def _errors(self, what: str, verb: str, not_found: str | None = None) -> Iterator[None]:
         with _kube_errors(what, server=self.server, verb=verb, not_found=not_found):
@@ -92,6 +115,10 @@ def _object(data: object) -> Policy:
     if not isinstance(data, dict):
         raise Failed(f"the Kubernetes API answered with {type(data).__name__}, not an object")
     return data
+
+
+def _one_restore(namespace: str, name: str) -> str:
+    return f'VMRestore "{name}" in namespace "{namespace}"'
 
 
 def _one(namespace: str, name: str) -> str:
