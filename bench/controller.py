@@ -15,7 +15,8 @@ A status cycle is the interval between two increments of ``vmbackup_airflow_poll
 counted at the proxy and attributed to the cycle in whose window they arrive. Airflow does not parse
 the 1,000 DAG files (its dags folder is not fed from the bucket: that would take minutes on 2 cores), so
 its DAG list is empty and every per-policy unpause is a 404 the controller retries at each status tick;
-those retries are reported on their own row.
+those retries are reported on their own row. kmock keeps only its newest requests for assertions
+(see bound_kmock_history): its objects and watches are untouched, its cost per request stays constant.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import contextlib
 import itertools
 import json
 import math
+import shutil
 import signal
 import statistics
 import tempfile
@@ -38,7 +40,7 @@ from gcp_storage_emulator.server import create_server
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from bench.controller_parts import ControllerProcess, CountingProxy, KubeApi, wait_for
+from bench.controller_parts import ControllerProcess, CountingProxy, KubeApi, bound_kmock_history, wait_for
 from controller.airflow_api import PAGE_LIMIT
 from controller.bucket import dag_object_name
 from devstack.airflow_local import LocalAirflow, free_port
@@ -156,6 +158,7 @@ class Bench:
 
     def start_kubernetes(self, label: str) -> tuple[KubeApi, Path]:
         """A kmock of its own per controller: kmock cannot list namespaces, so controllers run cluster-wide."""
+        bound_kmock_history()  # else kmock's cost per request grows with every request it ever served
         kube = LocalKubernetes()
         kube_url = kube.start()
         self._stack.callback(kube.stop)
@@ -445,12 +448,18 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def run(options: Options, airflow: AirflowEndpoint | None = None, echo: Callable[[str], None] = print) -> Results:
+    """Start the parts, measure, stop them; the work directory (logs) is kept only when something failed."""
     bench = Bench(options, airflow, echo)
     try:
         bench.start()
-        return bench.run()
+        results = bench.run()
+    except BaseException:
+        echo(f"controller logs kept in {bench.workdir}")
+        raise
     finally:
         bench.stop()
+    shutil.rmtree(bench.workdir, ignore_errors=True)
+    return results
 
 
 def main(argv: Sequence[str]) -> int:
