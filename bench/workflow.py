@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -397,6 +397,9 @@ def policy_for(name: str, instances: Sequence[str]) -> BackupPolicy:
             "schedule": "@daily",
             "retention": {"count": 7},
         },
+        # As the API server stamps every policy: its DAG's first scheduled run is then tomorrow, so no
+        # scheduled run starts when the bench unpauses it (it would back up the VMs a second time).
+        created=datetime.now(UTC),
     )
 
 
