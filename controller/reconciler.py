@@ -228,7 +228,14 @@ class Controller:
         target = self._targets_by_key[state.target_key]
         observation = await self._observe(target, key)
         async with self._lock(key):
-            if observation is not None and observation.reachable and state.paused_applied != state.suspend:
+            # Only for a DAG Airflow has loaded: pausing an unknown DAG is a 404 per policy per tick, which
+            # would turn the one batched poll into N requests (the controller bench measured 946 for 1,000).
+            if (
+                observation is not None
+                and observation.reachable
+                and observation.dag_loaded is not False
+                and state.paused_applied != state.suspend
+            ):
                 await self._apply_pause(state, target)
             self._announce_run(body, state, observation)
             self._write_status(body, patch, state, observation)
