@@ -171,7 +171,10 @@ class LocalStack:
         self._storage.start()
         self._stack.callback(self._storage.stop)
         self.storage_url = f"http://127.0.0.1:{port}"
-        os.environ["STORAGE_EMULATOR_HOST"] = self.storage_url  # for this process's clients (mirror, CLI)
+        # This process's clients (mirror, CLI) reach the emulator through the variable; put back what was there.
+        previous = os.environ.get("STORAGE_EMULATOR_HOST")
+        self._stack.callback(_restore_env, "STORAGE_EMULATOR_HOST", previous)
+        os.environ["STORAGE_EMULATOR_HOST"] = self.storage_url
         self.storage_client().create_bucket(BUCKET)
         self.echo(f"[1/5] bucket        gs://{BUCKET} (gcp-storage-emulator at {self.storage_url})")
 
@@ -325,6 +328,13 @@ class LocalStack:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _cluster_answers(kubeconfig: str) -> bool:

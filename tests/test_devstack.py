@@ -1,5 +1,6 @@
 """The local stack's world matches what it demonstrates: every shipped example can back up what it names."""
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -55,3 +56,15 @@ def test_a_port_in_use_is_refused_with_the_flag_to_change() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(RuntimeError, match=f"port {port} \\(--airflow-port\\) is already in use"):
             StackPorts(airflow=port).check()
+
+
+def test_a_stopped_stack_puts_back_the_storage_emulator_variable(tmp_path, monkeypatch) -> None:
+    """Later clients in the same process (tests, the CLI) must not keep talking to a stopped emulator."""
+    from devstack.stack import LocalStack
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")
+    stack = LocalStack(state_dir=tmp_path, echo=lambda line: None)
+    stack._start_bucket()
+    assert os.environ["STORAGE_EMULATOR_HOST"] == stack.storage_url
+    stack.stop()
+    assert os.environ["STORAGE_EMULATOR_HOST"] == "http://127.0.0.1:1"
