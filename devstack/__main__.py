@@ -103,11 +103,12 @@ def run_demo(stack: LocalStack, once: bool) -> int:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops the stack the way Ctrl-C does: through every cleanup
+    raise KeyboardInterrupt  # SIGTERM and Ctrl-C stop the stack the same way: through every cleanup
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # even when started from a script that ignores SIGINT
     args = parse_args(argv)
     ports = StackPorts(
         bucket=args.bucket_port, compute=args.compute_port, airflow=args.airflow_port, kubernetes=args.kubernetes_port
