@@ -21,6 +21,7 @@ from devstack.stack import LocalStack, PortInUseError, StackPorts, default_state
 from vmbackup.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
 
 DEMO_POLICY = ("default", "wordpress")
+INTERRUPTED = 130  # vmbackupctl's (and the shell's) exit code for Ctrl-C
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -67,7 +68,10 @@ def show(stack: LocalStack, *argv: str) -> int:
 
     print(f"\n$ vmbackupctl {' '.join(argv)}")
     with stack.cli_environment():
-        return vmbackupctl(list(argv))
+        code = vmbackupctl(list(argv))
+    if code == INTERRUPTED:  # Ctrl-C while the CLI waited: it reported it; the demo stops too
+        raise KeyboardInterrupt
+    return code
 
 
 def run_demo(stack: LocalStack, once: bool) -> int:
