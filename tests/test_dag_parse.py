@@ -142,3 +142,25 @@ def test_the_wait_a_stopped_vm_sits_on_looks_often(loaded: Any) -> None:
     dag = loaded.dags[policy("explicit").dag_id]
     assert dag.get_task("instances.wait_snapshots_taken").poke_interval <= 5
     assert dag.get_task("instances.wait_snapshots_ready").poke_interval >= 5
+
+
+def test_operation_waits_are_deferrable_in_a_dag_rendered_for_a_triggerer(airflow_home: Any) -> None:
+    deferrable = policy("explicit").waiting("deferrable")
+    dags = AirflowDags(airflow_home)
+    dags.clear()
+    dags.write(dag_file_name(deferrable), render_dag(deferrable))
+    dag = dags.dagbag().dags[deferrable.dag_id]
+
+    assert dag.get_task("instances.wait_stopped").deferrable is True
+    assert dag.get_task("instances.wait_started").deferrable is True
+    assert "deferrable sensors" in dag.doc_md
+
+
+def test_without_a_triggerer_only_the_wait_a_stopped_vm_sits_on_long_polls(loaded: Any) -> None:
+    """A reschedule-mode poke holds its slot while it long-polls: worth it only while the VM is down."""
+    dag = loaded.dags[policy("explicit").dag_id]
+
+    assert dag.get_task("instances.wait_stopped").deferrable is False
+    assert dag.get_task("instances.wait_stopped").long_poll_seconds == 60
+    assert dag.get_task("instances.wait_started").long_poll_seconds == 0
+    assert "reschedule-mode sensors" in dag.doc_md

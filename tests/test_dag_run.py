@@ -24,7 +24,7 @@ from tests.fixtures.airflow_env import AirflowDags
 from tests.fixtures.gcs import COMPOSER_BUCKET, GCS_PROJECT
 from vmbackup import labels as vmlabels
 from vmbackup.identifiers import SNAPSHOT_NAME_PATTERN
-from vmbackup.policy import BackupPolicy, parse_policy
+from vmbackup.policy import BackupPolicy, WaitMode, parse_policy
 from vmbackup.report import RunReport, latest_report_object_name, report_object_name
 
 pytestmark = pytest.mark.airflow
@@ -94,13 +94,14 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
         prepare: Callable[[ComputeSimulator], None] | None = None,
         env: dict[str, str] | None = None,
         profile: Profile | None = None,
+        wait_mode: WaitMode = "reschedule",
     ) -> BackupRun:
         gce_server.reset(profile=profile or Profile.fast())
         gce_server.seed_classic(PROJECT)
         if prepare:
             prepare(gce_server)
         gce_server.clear_calls()
-        policy = parse_policy("team-a", name, {"project": PROJECT, **spec})
+        policy = parse_policy("team-a", name, {"project": PROJECT, **spec}).waiting(wait_mode)
         dags.clear()
         dags.write(dag_file_name(policy), render_dag(policy))
         settings = {
@@ -528,7 +529,7 @@ def test_the_other_runs_lock_is_left_in_place(locked: BackupRun) -> None:
 @pytest.fixture(scope="module")
 def deferred(backup: Callable[..., BackupRun]) -> BackupRun:
     slow = Fault.slow("instances.stop", 1.5)  # still running when the sensor first looks: it must defer
-    return backup("deferred", WORDPRESS, lambda sim: sim.inject(slow), env={"VMBACKUP_DEFERRABLE": "1"})
+    return backup("deferred", WORDPRESS, lambda sim: sim.inject(slow), wait_mode="deferrable")
 
 
 def test_deferrable_sensors_complete_a_backup(deferred: BackupRun) -> None:

@@ -67,9 +67,10 @@ def restore_env(gce_sim: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: p
     monkeypatch.setenv("VMBACKUP_RETRY_BASE_SECONDS", "0.01")
     monkeypatch.setenv("GCS_BUCKET", gcs_bucket.name)
 
-    def run(name: str = "db-restored", **spec: Any) -> RestoreRun:
+    def run(name: str = "db-restored", wait_mode: str = "reschedule", **spec: Any) -> RestoreRun:
         policy = parse_policy(NAMESPACE, "db", POLICY_SPEC)
         restore = parse_restore(NAMESPACE, name, {"policyName": "db", **spec}, policy)
+        restore = restore.model_copy(update={"wait_mode": wait_mode})
         airflow_dags.write(restore_dag_file_name(restore), render_restore_dag(restore))
         outcome = airflow_dags.run(restore.dag_id)
         blob = gcs_bucket.blob(restore_report_object_name(NAMESPACE, name))
@@ -101,6 +102,25 @@ def test_the_newest_ready_run_is_restored_as_a_new_vm(restore_env: Any, gce_sim:
         "data": newest[1],
     }
     assert [d["boot"] for d in vm["disks"]] == [True, False]
+
+
+def test_a_restore_rendered_for_a_triggerer_waits_in_it(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:
+    seed_run(gce_sim, gce_clients, "r1")
+    gce_sim.inject(Fault.slow("instances.insert", 1.5))  # still running when the sensor first looks: it must defer
+    gce_sim.clear_calls()
+
+    run = restore_env("db-deferred", wait_mode="deferrable")
+
+    assert run.state == "success", run.task_states
+    assert gce_clients.instances.get(project=PROJECT, zone=ZONE, instance="db-deferred").status == "RUNNING"
+    (insert,) = [
+        op["name"]
+        for op in gce_sim.operations()
+        if op["operationType"] == "insert" and op.get("targetLink", "").endswith("/instances/db-deferred")
+    ]
+    on_insert = [c["method"] for c in gce_sim.calls if c["params"].get("operation") == insert]
+    assert on_insert[:1] == ["zoneOperations.get"]  # the sensor looked once, then deferred to the trigger
+    assert "zoneOperations.wait" in on_insert[1:]
 
 
 def test_the_new_vm_copies_the_source_vm_config(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:

@@ -16,8 +16,10 @@ from vmbackup.policy import BackupPolicy
 POKE_INTERVAL_ENV = "VMBACKUP_POKE_INTERVAL_SECONDS"
 RETRY_DELAY_ENV = "VMBACKUP_RETRY_DELAY_SECONDS"
 RETRIES_ENV = "VMBACKUP_TASK_RETRIES"
-DEFERRABLE_ENV = "VMBACKUP_DEFERRABLE"
 TAKEN_POKE_SECONDS = 5.0
+# Reschedule mode: how long one poke of wait_stopped may hold its slot in the `wait` long-poll. The VM is down
+# while it waits, so finding the stop's end early is worth the slot; wait_started only GETs (the VM is up by then).
+STOP_LONG_POLL_SECONDS = 60.0
 
 _PRESETS = {
     "@hourly": "0 * * * *",
@@ -82,6 +84,13 @@ def doc_md(policy: BackupPolicy) -> str:
     if spec.retention.max_age_days is not None:
         keep.append(f"those younger than {spec.retention.max_age_days} days")
     lines.append(f"- **Retention:** keep {' and '.join(keep)} per disk (the newest READY one always)")
+    lines.append(
+        "- **Waiting:** "
+        + {
+            "deferrable": "deferrable sensors (Compute Engine operations are awaited in the triggerer)",
+            "reschedule": "reschedule-mode sensors (no triggerer found when the DAG was rendered)",
+        }[policy.wait_mode]
+    )
     t = spec.timeouts
     lines.append(
         f"- **Timeouts:** stop {t.stop_seconds}s, snapshot {t.snapshot_seconds}s, "
@@ -169,7 +178,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
     spec = policy.spec
     timeouts = spec.timeouts
     poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
-    deferrable = os.environ.get(DEFERRABLE_ENV, "").lower() in ("1", "true", "yes")
+    deferrable = policy.wait_mode == "deferrable"
     stop_mode = spec.consistency == "stop"
     # A VM of the first tier stays locked while every later tier stops and starts again.
     tiers = len(spec.tiers or [None])
@@ -192,6 +201,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
                 operation=stop.output,
                 timeout=timeouts.stop_seconds,
                 poke_interval=poke,
+                long_poll_seconds=STOP_LONG_POLL_SECONDS,
                 deferrable=deferrable,
             )
         snapshot = SnapshotDiskOperator(
@@ -231,6 +241,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
                 target=target,
                 timeout=timeouts.start_seconds,
                 poke_interval=poke,
+                long_poll_seconds=0 if not deferrable else STOP_LONG_POLL_SECONDS,
                 deferrable=deferrable,
             )
             wait_stopped >> snapshot

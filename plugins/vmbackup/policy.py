@@ -48,6 +48,10 @@ MAX_USER_LABELS = 48  # Compute Engine allows 64 labels per resource; we add a f
 
 SCHEDULE_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
 ConsistencyMode = Literal["stop", "none", "guestFlush"]
+# How the DAG's operation sensors wait. A property of the Airflow environment, not of the policy: the controller
+# picks it for the environment it uploads to (controller/wait_mode.py) and the rendered DAG carries it as data.
+WaitMode = Literal["reschedule", "deferrable"]
+WAIT_MODES: tuple[WaitMode, ...] = ("reschedule", "deferrable")
 
 GceName = Annotated[str, StringConstraints(pattern=GCE_NAME_PATTERN, max_length=63)]
 Zone = Annotated[str, StringConstraints(pattern=ZONE_PATTERN, max_length=63)]
@@ -274,6 +278,9 @@ class BackupPolicy(_Model):
     # When the resource was created (set by the API server). Scheduled runs start after it: applying a
     # policy at 14:00 with a 02:00 schedule must not stop the VM at once for the 02:00 run it "missed".
     created: datetime | None = None
+    # "deferrable" only where the environment runs a triggerer: a deferred task in an environment without one
+    # never resumes, and its VM would wait, stopped, for the sensor's timeout.
+    wait_mode: WaitMode = "reschedule"
     spec: PolicySpec
 
     @property
@@ -288,6 +295,10 @@ class BackupPolicy(_Model):
     @classmethod
     def from_json(cls, text: str) -> BackupPolicy:
         return cls.model_validate_json(text)
+
+    def waiting(self, mode: WaitMode) -> BackupPolicy:
+        """This policy as it is rendered for an environment whose sensors wait in `mode`."""
+        return self if mode == self.wait_mode else self.model_copy(update={"wait_mode": mode})
 
 
 def dag_id_for(namespace: str, name: str) -> str:

@@ -38,6 +38,7 @@ from vmbackup.policy import (
     LabelKey,
     LabelValue,
     PolicyError,
+    WaitMode,
     Zone,
     _problems_from,
 )
@@ -185,6 +186,7 @@ class Restore(_Model):
     project: Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
     instance: GceName
     zone: Zone | None = None  # None: read from the snapshots' source disks at run time
+    wait_mode: WaitMode = "reschedule"  # chosen by the controller for the environment, as for policies
     spec: RestoreSpec
 
     @property

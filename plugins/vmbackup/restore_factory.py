@@ -11,7 +11,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from vmbackup.factory import DEFERRABLE_ENV, POKE_INTERVAL_ENV, RETRIES_ENV, RETRY_DELAY_ENV
+from vmbackup.factory import POKE_INTERVAL_ENV, RETRIES_ENV, RETRY_DELAY_ENV
 from vmbackup.restore import Restore
 
 
@@ -64,7 +64,7 @@ def build_restore_dag(restore_json: str) -> Any:
     restore = Restore.from_json(restore_json)
     timeouts = restore.spec.timeouts
     poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
-    deferrable = os.environ.get(DEFERRABLE_ENV, "").lower() in ("1", "true", "yes")
+    deferrable = restore.wait_mode == "deferrable"
     dag = DAG(
         dag_id=restore.dag_id,
         schedule=None,

@@ -66,7 +66,8 @@ class OperationStatusSensor(_RecordingSensor):
     `operation` is usually the prior task's XComArg (its return value); `prior_task_id` pulls it instead,
     as in the tutorial. A missing operation (the step had nothing to do) counts as done. An operation that
     ends with an error fails the task, without retries, with Compute Engine's own message.
-    With deferrable=True the wait happens in the triggerer (OperationStatusTrigger).
+    With deferrable=True the wait happens in the triggerer (OperationStatusTrigger). In reschedule mode each poke
+    holds a worker slot for as long as its long-poll lasts (long_poll_seconds; 0 means a single GET).
     """
 
     template_fields: tuple[str, ...] = ("operation",)
@@ -124,7 +125,9 @@ class OperationStatusSensor(_RecordingSensor):
         if ref is None:
             self.on_done(context)
             return PokeReturnValue(is_done=True, xcom_value=None)
-        op = ComputeEngineHook().wait_operation(ref, self.long_poll_seconds)
+        hook = ComputeEngineHook()
+        # long_poll_seconds=0: one GET, for waits whose end nobody is waiting on (the slot is held for the poll).
+        op = hook.wait_operation(ref, self.long_poll_seconds) if self.long_poll_seconds > 0 else hook.get_operation(ref)
         if not is_done(op):
             log.info("operation %s is %s", op.name, op.status)
             return PokeReturnValue(is_done=False)
