@@ -10,6 +10,7 @@ from pathlib import Path
 
 from controller.config import AUTH_MODES, ConfigError, ControllerConfig
 from controller.tenancy import TenancyConfigError
+from controller.wait_mode import WAIT_MODE_SETTINGS
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -27,6 +28,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "-n", "--namespace", dest="namespaces", action="append", help="watch only these (repeatable) [NAMESPACES]"
     )
     parser.add_argument("--poll-interval", type=float, help="seconds between Airflow status polls [POLL_INTERVAL]")
+    parser.add_argument(
+        "--wait-mode",
+        choices=WAIT_MODE_SETTINGS,
+        help="how DAG sensors wait; auto: deferrable where Airflow has a live triggerer [WAIT_MODE]",
+    )
     parser.add_argument("--peering", help="kopf peering name for HA: one active replica [PEERING]")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port, 0 disables [METRICS_PORT]")
     parser.add_argument("--liveness", help="liveness endpoint URL, e.g. http://0.0.0.0:8080/healthz [LIVENESS]")
@@ -44,6 +50,7 @@ def load_config(args: argparse.Namespace) -> ControllerConfig:
         "airflow_url": args.airflow_url,
         "namespaces": tuple(args.namespaces) if args.namespaces else None,
         "poll_interval_seconds": args.poll_interval,
+        "wait_mode": args.wait_mode,
         "peering_name": args.peering,
         "metrics_port": args.metrics_port,
         "liveness_endpoint": args.liveness,

@@ -376,6 +376,12 @@ class AirflowClient:
         data = await self._api("GET", "/version")
         return str(data["version"])
 
+    async def health(self) -> dict[str, Any]:
+        """Health of the metadatabase, scheduler, triggerer (and DAG processor on 3.x); needs no credentials."""
+        path = "/monitor/health" if await self.api_version() == 2 else "/health"
+        data = await self._api("GET", path, authenticated=False)
+        return dict(data) if isinstance(data, dict) else {}
+
     async def list_dags(self, dag_id_prefix: str = DEFAULT_DAG_PREFIX) -> list[DagInfo]:
         """Every DAG whose id starts with the prefix (pages followed)."""
         # dag_id_pattern is a SQL LIKE "contains" match in which '_' is a wildcard: filter exactly here.

@@ -9,7 +9,7 @@ not depend on their internals.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from google.cloud import storage
 
@@ -41,6 +41,8 @@ class AirflowLink(Protocol):
     async def set_paused(self, dag_id: str, paused: bool) -> None: ...
 
     async def trigger_run(self, dag_id: str, run_id: str | None = None) -> str: ...
+
+    async def health(self) -> Mapping[str, Any]: ...
 
     async def close(self) -> None: ...
 
@@ -76,6 +78,13 @@ class AirflowControl:
         except Exception as exc:
             raise _sorted_error(exc, dag_id) from exc
         return run.run_id
+
+    async def health(self) -> Mapping[str, Any]:
+        """Airflow's health report (which components run, the triggerer among them)."""
+        try:
+            return await self.client.health()
+        except Exception as exc:
+            raise _sorted_error(exc, "") from exc
 
     async def close(self) -> None:
         await self.client.close()

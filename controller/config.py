@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from controller.wait_mode import WAIT_MODE_SETTINGS, WaitModeSetting
+
 AirflowAuthMode = Literal["google", "basic", "jwt", "none"]
 LogFormat = Literal["json", "plain"]
 AUTH_MODES: tuple[AirflowAuthMode, ...] = ("google", "basic", "jwt", "none")
@@ -48,6 +50,9 @@ class ControllerConfig:
     airflow_auth: AirflowAuth = dataclasses.field(default_factory=AirflowAuth)
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     poll_interval_seconds: float = 60.0
+    # How DAG sensors wait: auto = deferrable where Airflow reports a live triggerer, else reschedule.
+    wait_mode: WaitModeSetting = "auto"
+    wait_mode_refresh_seconds: float = 300.0
     peering_name: str | None = None  # None: standalone (one replica)
     metrics_port: int = 9090  # 0: no metrics endpoint
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
@@ -67,6 +72,10 @@ class ControllerConfig:
             raise ConfigError(f"VMBACKUP_AIRFLOW_URL={self.airflow_url!r} must start with http:// or https://")
         if self.poll_interval_seconds <= 0:
             raise ConfigError("VMBACKUP_POLL_INTERVAL must be a positive number of seconds, e.g. 60")
+        if self.wait_mode not in WAIT_MODE_SETTINGS:
+            raise ConfigError(f"VMBACKUP_WAIT_MODE={self.wait_mode!r} must be one of {', '.join(WAIT_MODE_SETTINGS)}")
+        if self.wait_mode_refresh_seconds <= 0:
+            raise ConfigError("VMBACKUP_WAIT_MODE_REFRESH must be a positive number of seconds, e.g. 300")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError("VMBACKUP_METRICS_PORT must be a port number (0 disables metrics)")
         if self.log_level not in LOG_LEVELS:
@@ -125,6 +134,8 @@ class ControllerConfig:
             ),
             "namespaces": tuple(ns.strip() for ns in (get("NAMESPACES") or "").split(",") if ns.strip()),
             "poll_interval_seconds": _number(get("POLL_INTERVAL"), "POLL_INTERVAL", 60.0),
+            "wait_mode": (get("WAIT_MODE") or "auto").lower(),
+            "wait_mode_refresh_seconds": _number(get("WAIT_MODE_REFRESH"), "WAIT_MODE_REFRESH", 300.0),
             "peering_name": get("PEERING"),
             "metrics_port": int(_number(get("METRICS_PORT"), "METRICS_PORT", 9090)),
             "liveness_endpoint": cls.liveness_endpoint if liveness is None else (liveness.strip() or None),

@@ -31,7 +31,8 @@ from controller.metrics import ControllerMetrics
 from controller.status import PolicyState, RunObservation, desired_status, short
 from controller.targets import Target, Targets, TargetUnavailableError
 from controller.tenancy import Tenancy
-from vmbackup.policy import BackupPolicy, ComposerTarget, PolicyError, dag_id_for, parse_policy
+from controller.wait_mode import WaitModeResolver
+from vmbackup.policy import BackupPolicy, ComposerTarget, PolicyError, WaitMode, dag_id_for, parse_policy
 
 BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"
 TERMINAL_RUN_STATES = ("success", "failed")
@@ -74,6 +75,7 @@ class Controller:
         self._locks: dict[PolicyKey, asyncio.Lock] = {}
         self._polls: dict[tuple[str, str], _PollCache] = {}
         self._targets_by_key: dict[tuple[str, str], Target] = {}
+        self.wait_modes = WaitModeResolver(config.wait_mode, config.wait_mode_refresh_seconds)
 
     # ---- start-up and shutdown -------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class Controller:
             raise kopf.TemporaryError(str(exc), delay=self.config.poll_interval_seconds) from exc
         if synced is not None:
             self.metrics.uploads.labels("plugin").inc(len(synced.uploaded))
+        policy = policy.waiting(await self.wait_mode(target))
         try:
             source = render_dag(policy)
         except Exception as exc:  # a bug, not bad input: say so in the status, keep the last DAG, retry slowly
@@ -151,17 +154,33 @@ class Controller:
         self._targets_by_key[target.key] = target
         state.target_key = target.key
         state.dag_hash = result.content_hash
+        state.wait_mode = policy.wait_mode
         self._set(state, "Uploaded", "DagUploaded", f"DAG {result.object_name} in gs://{bucket.name}")
         if result.uploaded:
             self.metrics.uploads.labels("dag").inc()
-            logger.info("Uploaded gs://%s/%s (%s)", bucket.name, result.object_name, result.content_hash)
-            kopf.event(body, type="Normal", reason="DagUploaded", message=f"gs://{bucket.name}/{result.object_name}")
+            logger.info(
+                "Uploaded gs://%s/%s (%s, %s sensors)",
+                bucket.name,
+                result.object_name,
+                result.content_hash,
+                policy.wait_mode,
+            )
+            kopf.event(
+                body,
+                type="Normal",
+                reason="DagUploaded",
+                message=f"gs://{bucket.name}/{result.object_name} ({policy.wait_mode} sensors)",
+            )
         if previous_target is not None and previous_target != target.key:
             old = self._targets_by_key[previous_target]
             await asyncio.to_thread(self.targets.bucket(old).delete_dag, state.dag_id)
         seen = self._cached_observation(state)
         if seen is None or seen.reachable:  # an unreachable Airflow would only slow the reconcile down
             await self._apply_pause(state, target)
+
+    async def wait_mode(self, target: Target) -> WaitMode:
+        """How this target's DAG sensors wait (asks its Airflow at most once per refresh interval)."""
+        return await self.wait_modes.mode(target.key, self.targets.airflow(target))
 
     async def _remove_refused_dag(self, state: PolicyState) -> bool:
         """A refused policy must not keep acting through a DAG uploaded while it was allowed."""
@@ -227,6 +246,10 @@ class Controller:
             return
         target = self._targets_by_key[state.target_key]
         observation = await self._observe(target, key)
+        if state.wait_mode is not None and await self.wait_mode(target) != state.wait_mode:
+            # A triggerer came or went: render the DAG again so its sensors wait the way this Airflow can.
+            await self.reconcile(body, patch)
+            return
         async with self._lock(key):
             # Only for a DAG Airflow has loaded: pausing an unknown DAG is a 404 per policy per tick, which
             # would turn the one batched poll into N requests (the controller bench measured 946 for 1,000).

@@ -125,6 +125,7 @@ class RestoreHandlers:
         except TargetUnavailableError as exc:
             self._patch(body, patch, {"phase": "Pending", "message": short(str(exc))})
             raise kopf.TemporaryError(str(exc), delay=self.config.poll_interval_seconds) from exc
+        restore = restore.model_copy(update={"wait_mode": await self.controller.wait_mode(target)})
         await self._upload(target, restore)
         run_id = run_id_for(str(body.metadata.uid))
         fields = {"dagId": restore.dag_id, "observedGeneration": restore.generation, "instance": restore.target_name}

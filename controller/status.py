@@ -21,6 +21,7 @@ from controller.conditions import (
     Condition,
     merge_conditions,
 )
+from vmbackup.policy import WaitMode
 
 SpecOutcome = Literal["Uploaded", "Invalid", "Refused", "Error"]
 
@@ -45,6 +46,7 @@ class PolicyState:
     suspend: bool = False
     target_key: tuple[str, str] | None = None  # (bucket, airflow url) once resolved
     paused_applied: bool | None = None  # what Airflow was last told; None: not yet
+    wait_mode: WaitMode | None = None  # how the uploaded DAG's sensors wait; None: nothing uploaded yet
     announced_run: tuple[str, str] | None = None  # (runId, state) of the last run an Event was posted for
 
 

@@ -6,6 +6,7 @@ scheduler, dag-processor) answering the controller's REST calls and batched poll
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -75,6 +76,7 @@ def operator(
         airflow_url=airflow3_api.base_url,
         airflow_auth=AirflowAuth(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
         poll_interval_seconds=1.0,
+        wait_mode_refresh_seconds=1.0,
         metrics_port=0,
         liveness_endpoint=None,
         tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
@@ -293,3 +295,31 @@ def test_a_backup_now_request_names_its_run_by_object_and_annotation_value() -> 
         body("u1", "2026-11-25T11:00:00Z")
     )
     assert backup_now_run_id(body("u1", "x")) != backup_now_run_id(body("u2", "x"))
+
+
+def wait_mode_in_bucket(bucket: storage.Bucket, name: str) -> str | None:
+    """The wait mode the DAG file in the bucket carries as data."""
+    blob = bucket.blob(f"dags/{dag_id_for(NAMESPACE, name)}.py")
+    if not blob.exists():
+        return None
+    text = blob.download_as_text()
+    return next((mode for mode in ("reschedule", "deferrable") if f'"waitMode":"{mode}"' in text), None)
+
+
+async def test_dags_follow_the_triggerer_of_their_airflow(kube, operator, gcs_bucket, airflow3_api, name) -> None:
+    """No triggerer: reschedule sensors; one starts: the DAG is rendered again, deferrable; it stops: back again."""
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        without = await eventually(lambda: wait_mode_in_bucket(gcs_bucket, name), within=AIRFLOW_WAIT)
+
+        triggerer = airflow3_api.triggerer_running()
+        await asyncio.to_thread(triggerer.__enter__)
+        try:
+            with_it = await eventually(
+                lambda: wait_mode_in_bucket(gcs_bucket, name) == "deferrable", within=AIRFLOW_WAIT
+            )
+        finally:
+            await asyncio.to_thread(triggerer.__exit__, None, None, None)
+        gone = await eventually(lambda: wait_mode_in_bucket(gcs_bucket, name) == "reschedule", within=AIRFLOW_WAIT)
+
+    assert (without, with_it, gone) == ("reschedule", True, True)

@@ -98,6 +98,8 @@ def test_a_policy_backs_up_its_vm_and_deleting_it_keeps_the_snapshots(
     assert stack.compute is not None
     apply_policy(stack, policies, "wordpress")
     wait_until(lambda: dag_object_exists(stack, "wordpress"), within=60, what="the DAG in the bucket")
+    dag_file = stack.storage_client().bucket(BUCKET).blob(f"dags/{dag_id_for(NAMESPACE, 'wordpress')}.py")
+    assert '"waitMode":"deferrable"' in dag_file.download_as_text()  # the stack's Airflow runs a triggerer
 
     status = back_up_now(stack, policies, "wordpress")
 
