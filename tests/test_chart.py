@@ -116,6 +116,13 @@ def test_values_schema_rejects_a_bad_value_naming_it(helm: Helm):
     assert "DEBUG" in result.stderr
 
 
+def test_values_schema_rejects_an_unknown_wait_mode_listing_the_choices(helm: Helm):
+    result = helm.template("--set", "waitMode=sometimes", check=False)
+    assert result.returncode != 0
+    assert "/waitMode" in result.stderr
+    assert "deferrable" in result.stderr
+
+
 def test_values_schema_rejects_a_misspelt_key(helm: Helm):
     result = helm.template("--set", "replicas=2", check=False)
     assert result.returncode != 0
@@ -275,6 +282,7 @@ def test_controller_reads_the_settings_the_chart_sets(ha: TemplateResult):
     assert config.liveness_endpoint == "http://0.0.0.0:8080/healthz"
     assert str(config.tenancy_file) == plain["VMBACKUP_TENANCY_FILE"]
     assert config.poll_interval_seconds == 60
+    assert config.wait_mode == "auto"
 
 
 def test_metrics_service_selects_the_controller_port(default: TemplateResult):
