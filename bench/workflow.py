@@ -2,11 +2,12 @@
 
 Everything runs once, in one process tree, against the same Compute Engine simulator profile:
 
-1. ``ours``: the rendered DAG of a 1-VM stop-mode policy (sensors as the DAG factory configures them).
+1. ``ours``: the rendered DAG of a 1-VM stop-mode policy, rendered as the controller renders it for this Airflow:
+   the controller's own WaitModeResolver asks the Airflow's health endpoint, finds the triggerer running and picks
+   deferrable sensors (Composer 2.1+ and 3 run a triggerer when it is enabled; `airflow standalone` always does).
 2. ``tutorial``: the tutorial's sequential flow (bench/tutorial_dag.py), poke-mode sensors, same operators.
-3. ``ours x N``: the rendered DAG of an N-VM policy (default 20), same Airflow.
-4. ``ours, deferrable``: the 1-VM DAG again on a second Airflow whose DAGs are built with VMBACKUP_DEFERRABLE=1
-   (the factory reads it when the DAG is parsed, so it needs its own Airflow).
+3. ``ours x N``: the rendered DAG of an N-VM policy (default 20), same Airflow, same wait mode.
+4. ``ours, reschedule``: the 1-VM DAG rendered as for an Airflow without a triggerer (the fallback), same Airflow.
 
 Each backup gets fresh VMs with identical disks, so every run takes a first (full) snapshot.
 
@@ -41,8 +42,8 @@ from typing import Any
 from bench.tutorial_dag import write_tutorial_dag
 from devstack.airflow_local import AirflowApi, LocalAirflow, parse_time
 from devstack.gce_simulator import ComputeSimulator, Profile
-from vmbackup.factory import DEFERRABLE_ENV, POKE_INTERVAL_ENV, RETRY_DELAY_ENV
-from vmbackup.policy import BackupPolicy, parse_policy
+from vmbackup.factory import POKE_INTERVAL_ENV, RETRY_DELAY_ENV
+from vmbackup.policy import BackupPolicy, WaitMode, parse_policy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_FOLDER = REPO_ROOT / "plugins"
@@ -63,7 +64,7 @@ class WorkflowBenchConfig:
     vms: int = 20
     disk_gb: int = 50
     poke_interval: float | None = None  # default: the factory's 30 s, scaled like Compute Engine's time
-    deferrable: bool = True  # also measure the deferrable variant (needs a second Airflow)
+    reschedule: bool = True  # also measure the fallback for an Airflow without a triggerer
     parallelism: int = 32
     run_timeout: float = 1800.0
 
@@ -145,6 +146,7 @@ class BenchResult:
     profile: Profile
     airflow_version: str
     executor: str
+    wait_mode: str = "?"  # what the controller's detection chose for the bench's Airflow
     scenarios: dict[str, ScenarioResult] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)
@@ -156,6 +158,7 @@ class BenchResult:
             "profile": self.profile.to_dict(),
             "airflow_version": self.airflow_version,
             "executor": self.executor,
+            "wait_mode": self.wait_mode,
             "rows": [row.to_dict() for row in self.rows],
             "scenarios": {
                 name: dataclasses.asdict(s)
@@ -279,7 +282,10 @@ def render_report(result: BenchResult) -> str:
         f"{profile.scaled(profile.api_latency) * 1000:.0f}ms, operation PENDING "
         f"{profile.scaled(profile.operation_pending_seconds):.2f}s. Sensor poke interval {cfg.poke_seconds:g}s "
         "(the factory's 30 s, scaled the same way). Each backup used fresh VMs with one "
-        f"{cfg.disk_gb} GB disk. Measured in one run ({result.seconds / 60:.1f} min).",
+        f"{cfg.disk_gb} GB disk. The controller's wait-mode detection found "
+        f"{'a live triggerer' if result.wait_mode == 'deferrable' else 'no live triggerer'} in this Airflow, so "
+        f"`ours` and the fleet ran with {result.wait_mode} sensors. Measured in one run "
+        f"({result.seconds / 60:.1f} min).",
         "",
         render_table(result.rows),
         "",
@@ -309,12 +315,12 @@ def render_report(result: BenchResult) -> str:
     return "\n".join(parts)
 
 
-def build_rows(scenarios: Mapping[str, ScenarioResult], vms: int) -> list[Row]:
+def build_rows(scenarios: Mapping[str, ScenarioResult], vms: int, wait_mode: str = "deferrable") -> list[Row]:
     ours, tutorial = scenarios.get("ours"), scenarios.get("tutorial")
-    deferred, many = scenarios.get("ours-deferrable"), scenarios.get(f"ours-{vms}vm")
+    fallback, many = scenarios.get("ours-reschedule"), scenarios.get(f"ours-{vms}vm")
     rows = [
         Row(
-            "VM downtime per backup (s)",
+            f"VM downtime per backup (s), as deployed here ({wait_mode})",
             ours.mean_downtime if ours else None,
             tutorial.mean_downtime if tutorial else None,
             "our DAG",
@@ -322,7 +328,7 @@ def build_rows(scenarios: Mapping[str, ScenarioResult], vms: int) -> list[Row]:
             0.5,
         ),
         Row(
-            "worker-slot-seconds waiting per backup, sensors as deployed (reschedule)",
+            f"worker-slot-seconds waiting per backup, as deployed here ({wait_mode})",
             ours.slot_seconds_per_backup if ours else None,
             tutorial.slot_seconds_per_backup if tutorial else None,
             "our sensors",
@@ -330,25 +336,25 @@ def build_rows(scenarios: Mapping[str, ScenarioResult], vms: int) -> list[Row]:
             0.1,
         ),
     ]
-    if deferred is not None:
+    if fallback is not None:
         rows.append(
             Row(
-                "worker-slot-seconds waiting per backup, deferrable=True",
-                deferred.slot_seconds_per_backup,
-                tutorial.slot_seconds_per_backup if tutorial else None,
-                "our sensors, deferrable",
-                "poke-mode sensors",
-                0.1,
+                "VM downtime per backup (s), no triggerer (reschedule)",
+                fallback.mean_downtime,
+                tutorial.mean_downtime if tutorial else None,
+                "our DAG, reschedule",
+                "tutorial flow",
+                0.5,
             )
         )
         rows.append(
             Row(
-                "VM downtime per backup, deferrable=True (s)",
-                deferred.mean_downtime,
-                tutorial.mean_downtime if tutorial else None,
-                "our DAG, deferrable",
-                "tutorial flow",
-                0.5,
+                "worker-slot-seconds waiting per backup, no triggerer (reschedule)",
+                fallback.slot_seconds_per_backup,
+                tutorial.slot_seconds_per_backup if tutorial else None,
+                "our sensors, reschedule",
+                "poke-mode sensors",
+                0.1,
             )
         )
     rows += [
@@ -403,6 +409,24 @@ def policy_for(name: str, instances: Sequence[str]) -> BackupPolicy:
     )
 
 
+def detect_wait_mode(base_url: str) -> WaitMode:
+    """What the controller would render for this Airflow: its own resolver, over the REST API."""
+    import asyncio
+
+    from controller.airflow_api import AirflowClient, make_auth
+    from controller.airflow_link import AirflowControl
+    from controller.wait_mode import WaitModeResolver
+
+    async def ask() -> WaitMode:
+        airflow = AirflowControl(AirflowClient(base_url, make_auth("none")))  # the health endpoint needs no login
+        try:
+            return await WaitModeResolver().mode(("bench", base_url), airflow)
+        finally:
+            await airflow.close()
+
+    return asyncio.run(ask())
+
+
 def write_policy_dag(folder: Path, policy: BackupPolicy) -> str:
     from dags_templates.render import render_dag
 
@@ -449,14 +473,13 @@ class _Stack:
             self.simulator.add_instance(PROJECT, ZONE, name, disks=[{"name": name, "size_gb": self.disk_gb}])
         return names
 
-    def airflow_env(self, cfg: WorkflowBenchConfig, deferrable: bool) -> dict[str, str]:
+    def airflow_env(self, cfg: WorkflowBenchConfig) -> dict[str, str]:
         return {
             "VMBACKUP_COMPUTE_ENDPOINT": self.simulator.base_url,
             "GCS_BUCKET": BUCKET,
             "STORAGE_EMULATOR_HOST": self.storage_url,
             POKE_INTERVAL_ENV: str(cfg.poke_seconds),
             RETRY_DELAY_ENV: str(max(1.0, cfg.poke_seconds)),
-            DEFERRABLE_ENV: "1" if deferrable else "0",
         }
 
 
@@ -503,27 +526,31 @@ def run_workflow_bench(cfg: WorkflowBenchConfig, echo: Echo = print) -> BenchRes
     tutorial_policy = policy_for("tutorial-vm", ["tutorial-vm-1"])
     many_names = [f"fleet-vm-{i:02d}" for i in range(1, cfg.vms + 1)]
     many_policy = policy_for(f"fleet-{cfg.vms}", many_names)
-    deferred_policy = policy_for("one-vm-deferred", ["deferred-vm-1"])
+    fallback_policy = policy_for("one-vm-reschedule", ["reschedule-vm-1"]).waiting("reschedule")
     with _Stack(profile, cfg.disk_gb) as stack, tempfile.TemporaryDirectory(prefix="vmbackup-bench-") as tmp:
-        for policy in (ours_policy, tutorial_policy, many_policy, deferred_policy):
+        for policy in (ours_policy, tutorial_policy, many_policy, fallback_policy):
             for target in policy.spec.instances or []:
                 stack.seed([target.name])
         dags = Path(tmp) / "dags"
         dags.mkdir()
-        ours_dag = write_policy_dag(dags, ours_policy)
         tutorial_dag = write_tutorial_dag(dags, tutorial_policy)
-        many_dag = write_policy_dag(dags, many_policy)
+        fallback_dag = write_policy_dag(dags, fallback_policy) if cfg.reschedule else None
         echo(f"simulator at {stack.simulator.base_url}; storage emulator at {stack.storage_url}")
         airflow = LocalAirflow(
             dags,
             PLUGINS_FOLDER,
-            stack.airflow_env(cfg, deferrable=False),
+            stack.airflow_env(cfg),
             home=Path(tmp) / "airflow-home",
             parallelism=cfg.parallelism,
             echo=echo,
         )
         with airflow:
             result = BenchResult(cfg, profile, airflow.version, airflow.executor)
+            # The DAGs the controller would upload to this Airflow: rendered after asking it for a triggerer.
+            result.wait_mode = mode = detect_wait_mode(airflow.api.base_url)
+            echo(f"the controller's wait-mode detection chose {mode} sensors for this Airflow")
+            ours_dag = write_policy_dag(dags, ours_policy.waiting(mode))
+            many_dag = write_policy_dag(dags, many_policy.waiting(mode))
             api = airflow.api
             result.scenarios["ours"] = run_scenario("ours", api, stack, ours_dag, ["ours-vm-1"], cfg.run_timeout, echo)
             result.scenarios["tutorial"] = run_scenario(
@@ -532,29 +559,12 @@ def run_workflow_bench(cfg: WorkflowBenchConfig, echo: Echo = print) -> BenchRes
             result.scenarios[f"ours-{cfg.vms}vm"] = run_scenario(
                 f"ours-{cfg.vms}vm", api, stack, many_dag, many_names, cfg.run_timeout, echo
             )
-        if cfg.deferrable:
-            deferred_dags = Path(tmp) / "dags-deferrable"
-            deferred_dags.mkdir()
-            deferred_dag = write_policy_dag(deferred_dags, deferred_policy)
-            with LocalAirflow(
-                deferred_dags,
-                PLUGINS_FOLDER,
-                stack.airflow_env(cfg, deferrable=True),
-                home=Path(tmp) / "airflow-home-deferrable",
-                parallelism=cfg.parallelism,
-                echo=echo,
-            ) as deferred_airflow:
-                result.scenarios["ours-deferrable"] = run_scenario(
-                    "ours-deferrable",
-                    deferred_airflow.api,
-                    stack,
-                    deferred_dag,
-                    ["deferred-vm-1"],
-                    cfg.run_timeout,
-                    echo,
+            if fallback_dag is not None:
+                result.scenarios["ours-reschedule"] = run_scenario(
+                    "ours-reschedule", api, stack, fallback_dag, ["reschedule-vm-1"], cfg.run_timeout, echo
                 )
         result.violations = list(stack.simulator.violations)
-    result.rows = build_rows(result.scenarios, cfg.vms)
+    result.rows = build_rows(result.scenarios, cfg.vms, result.wait_mode)
     result.seconds = time.monotonic() - started
     return result
 
@@ -571,7 +581,9 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
     parser.add_argument("--vms", type=int, default=20, help="VMs in the fleet run (default 20)")
     parser.add_argument("--disk-gb", type=int, default=50, help="size of each VM's disk (default 50)")
     parser.add_argument("--poke-interval", type=float, default=None, help="sensor poke seconds (default 30 x scale)")
-    parser.add_argument("--no-deferrable", action="store_true", help="skip the deferrable variant (one Airflow less)")
+    parser.add_argument(
+        "--no-reschedule", action="store_true", help="skip the no-triggerer fallback (reschedule) scenario"
+    )
     parser.add_argument("--parallelism", type=int, default=32, help="Airflow [core] parallelism (default 32)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this path")
     args = parser.parse_args(list(argv))
@@ -587,7 +599,7 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
         vms=args.vms,
         disk_gb=args.disk_gb,
         poke_interval=args.poke_interval,
-        deferrable=not args.no_deferrable,
+        reschedule=not args.no_reschedule,
         parallelism=args.parallelism,
     )
     return cfg, args.json

@@ -118,7 +118,10 @@ def test_the_table_has_ratios_goals_and_verdicts() -> None:
 
     table = render_table(rows)
 
-    assert "| VM downtime per backup (s) | 40.0 (our DAG) | 100.0 (tutorial flow) | 0.40x | <= 0.5x | met |" in table
+    assert (
+        "| VM downtime per backup (s), as deployed here (deferrable) | 40.0 (our DAG) | 100.0 (tutorial flow) "
+        "| 0.40x | <= 0.5x | met |" in table
+    )
     assert "| 0.05x | <= 0.1x | met |" in table
     assert "| wall time, 20 VMs vs 1 VM (s) | 200.0 (20 VMs) | 100.0 (1 VM) | 2.00x | <= 1.5x | MISSED |" in table
 
@@ -180,7 +183,7 @@ def test_the_whole_bench_runs_end_to_end_on_the_fast_profile(tmp_path: Path) -> 
             "2",
             "--poke-interval",
             "1",
-            "--no-deferrable",
+            "--no-reschedule",
             "--json",
             str(out),
         ],
@@ -192,7 +195,8 @@ def test_the_whole_bench_runs_end_to_end_on_the_fast_profile(tmp_path: Path) -> 
     )
 
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| VM downtime per backup (s) |" in proc.stdout
+    assert "| VM downtime per backup (s), as deployed here (deferrable) |" in proc.stdout
     result = json.loads(out.read_text())
+    assert result["wait_mode"] == "deferrable"  # LocalAirflow runs a triggerer, as `airflow standalone` does
     assert {s["state"] for s in result["scenarios"].values()} == {"success"}
     assert all(row["ours"] is not None and row["baseline"] is not None for row in result["rows"])
