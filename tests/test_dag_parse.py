@@ -164,3 +164,11 @@ def test_without_a_triggerer_only_the_wait_a_stopped_vm_sits_on_long_polls(loade
     assert dag.get_task("instances.wait_stopped").long_poll_seconds == 60
     assert dag.get_task("instances.wait_started").long_poll_seconds == 0
     assert "reschedule-mode sensors" in dag.doc_md
+
+
+def test_steps_a_stopped_vm_waits_on_retry_within_seconds(loaded: Any) -> None:
+    """A retry (e.g. after Airflow's spurious 'state mismatch' on a rescheduled sensor) must not add a minute."""
+    dag = loaded.dags[policy("explicit").dag_id]
+    for task_id in ("wait_stopped", "snapshot", "wait_snapshots_taken", "start"):
+        assert dag.get_task(f"instances.{task_id}").retry_delay.total_seconds() <= 5, task_id
+    assert dag.get_task("instances.wait_snapshots_ready").retry_delay.total_seconds() == 60

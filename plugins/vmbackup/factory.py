@@ -20,6 +20,10 @@ TAKEN_POKE_SECONDS = 5.0
 # Reschedule mode: how long one poke of wait_stopped may hold its slot in the `wait` long-poll. The VM is down
 # while it waits, so finding the stop's end early is worth the slot; wait_started only GETs (the VM is up by then).
 STOP_LONG_POLL_SECONDS = 60.0
+# Steps a stopped VM waits on retry after at most this long. Airflow 3.2-3.3 sometimes fails a rescheduled or
+# resumed sensor with "state mismatch" (a stale executor event; apache/airflow#71172, #72716): the retry absorbs
+# it, and the default 60 s retry delay would add a minute to the VM's downtime.
+VM_DOWN_RETRY_DELAY_SECONDS = 5.0
 
 _PRESETS = {
     "@hourly": "0 * * * *",
@@ -180,6 +184,11 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
     poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
     deferrable = policy.wait_mode == "deferrable"
     stop_mode = spec.consistency == "stop"
+    # Only in stop mode is a VM down between these steps; elsewhere the default delay suits transient errors.
+    quick: dict[str, Any] = {}
+    if stop_mode:
+        default_delay = float(os.environ.get(RETRY_DELAY_ENV, "60"))
+        quick["retry_delay"] = timedelta(seconds=min(default_delay, VM_DOWN_RETRY_DELAY_SECONDS))
     # A VM of the first tier stays locked while every later tier stops and starts again.
     tiers = len(spec.tiers or [None])
     lock_ttl = tiers * (timeouts.stop_seconds + timeouts.start_seconds) + timeouts.snapshot_seconds + 600
@@ -203,12 +212,14 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
                 poke_interval=poke,
                 long_poll_seconds=STOP_LONG_POLL_SECONDS,
                 deferrable=deferrable,
+                **quick,
             )
         snapshot = SnapshotDiskOperator(
             task_id="snapshot",
             target=target,
             stop_result=stop.output if stop is not None else None,
             policy_json=policy_json,
+            **quick,
         )
         taken = SnapshotStatusSensor(
             task_id="wait_snapshots_taken",
@@ -218,6 +229,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
             timeout=timeouts.snapshot_seconds,
             # CREATING lasts seconds and a stopped VM waits on it: look often (each look is one cheap GET).
             poke_interval=min(poke, TAKEN_POKE_SECONDS),
+            **quick,
         )
         ready = SnapshotStatusSensor(
             task_id="wait_snapshots_ready",
@@ -234,6 +246,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
                 target=target,
                 stopping_timeout_seconds=timeouts.stop_seconds,
                 trigger_rule="all_done",
+                **quick,
             )
             started = InstanceStartedSensor(
                 task_id="wait_started",
