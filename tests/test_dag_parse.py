@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -111,11 +113,17 @@ def test_report_runs_whatever_happened_before(loaded: Any) -> None:
 
 
 def test_first_scheduled_run_is_the_first_after_the_policy_was_created(airflow_home: Any) -> None:
-    """Applying a 02:00 policy at 14:00 must not stop its VMs at once for the 02:00 run it 'missed'."""
+    """Applying a 02:00 policy at 14:00 must not stop its VMs at once for the 02:00 run it "missed"."""
     from airflow.timetables.base import TimeRestriction
     from airflow.timetables.trigger import CronTriggerTimetable  # the scheduler's own (core) timetable
 
-    created = parse_policy("team-a", "explicit", POLICIES["explicit"], created="2026-11-25T14:00:00Z")
+    # The scheduler compares with the wall clock (catchup off: the latest slot before now), so "now" is real here.
+    applied = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    paris = ZoneInfo("Europe/Paris")
+    local = applied.astimezone(paris)
+    day = local.date() if local.time() < time(2) else local.date() + timedelta(days=1)
+    expected = datetime.combine(day, time(2), tzinfo=paris).astimezone(UTC)
+    created = parse_policy("team-a", "explicit", POLICIES["explicit"], created=applied.isoformat())
     dags = AirflowDags(airflow_home)
     dags.clear()
     dags.write(dag_file_name(created), render_dag(created))
@@ -126,7 +134,7 @@ def test_first_scheduled_run_is_the_first_after_the_policy_was_created(airflow_h
         restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=False),
     )
     assert first is not None
-    assert first.run_after.isoformat() == "2026-11-26T01:00:00+00:00"  # 02:00 in Paris, the day after
+    assert first.run_after == expected  # the next 02:00 in Paris, not the one before the policy existed
 
 
 def test_a_suspended_policy_is_paused_from_its_first_parse(airflow_home: Any) -> None:
