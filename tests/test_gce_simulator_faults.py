@@ -50,6 +50,14 @@ def test_rate_limit_storm_answers_429_for_n_calls_then_recovers(
     assert gce_sim.call_counts()["instances.stop"] == 4
 
 
+def test_a_fault_can_let_the_first_calls_through(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
+    gce_sim.inject(Fault(method="instances.stop", status=429, times=1, after=1))
+    assert stop(gce_clients).status == DONE
+    with pytest.raises(exceptions.TooManyRequests):
+        gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+    assert [c["status"] for c in gce_sim.calls if c["method"] == "instances.stop"] == [200, 429]
+
+
 def test_backend_error_on_reads_is_retried_by_the_client(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
     gce_sim.inject(Fault.backend_error("instances.get", times=2))
     assert gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).status == "RUNNING"

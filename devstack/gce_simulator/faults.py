@@ -13,7 +13,8 @@ A ``Fault`` matches calls by API method ("instances.stop", "disks.createSnapshot
   for calls that start no operation the HTTP response is delayed instead.
 
 ``times`` is how many matching calls the rule applies to (None = every call): ``Fault.rate_limited("*", times=20)``
-is a rate-limit storm of 20 calls in a row.
+is a rate-limit storm of 20 calls in a row. ``after`` lets that many matching calls through first: a fault on the
+second page of a list is ``Fault.rate_limited("snapshots.list", after=1)``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Fault:
     error_code: str = "INTERNAL_ERROR"
     extra_seconds: float = 0.0
     times: int | None = None
+    after: int = 0  # matching calls let through before the rule applies
     id: str | None = None  # assigned by the simulator when injected
 
     # Convenience constructors -------------------------------------------------------------------------------
@@ -118,6 +120,13 @@ class Fault:
         if self.target is None:
             return True
         return resource_name is not None and fnmatch.fnmatchcase(resource_name, self.target)
+
+    def lets_through(self) -> bool:
+        """True while matching calls are still to pass untouched (counts them down)."""
+        if self.after > 0:
+            self.after -= 1
+            return True
+        return False
 
     def consume(self) -> None:
         if self.times is not None:

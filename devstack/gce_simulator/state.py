@@ -421,7 +421,8 @@ class World:
     ) -> dict[str, Any]:
         """Seed an instance. ``disks``: names (or dicts ``{name, size_gb, boot, device_name, disk_type}``) of disks
         in the same zone, created if missing; the first is the boot disk. Default: one 10 GB boot disk named like
-        the instance."""
+        the instance. A dict with ``region`` attaches a regional persistent disk: it shows on the instance only
+        (the simulator serves no regionDisks API)."""
         with self.cond:
             if (project, zone, name) in self.instances:
                 raise ValueError(f"instance {project}/{zone}/{name} already exists")
@@ -449,6 +450,9 @@ class World:
                 baseline_status=status,
             )
             for index, spec in enumerate(specs):
+                if spec.get("region"):
+                    instance.disks.append(self._attached_regional_disk(project, spec, index))
+                    continue
                 key = (project, zone, spec["name"])
                 disk = self.disks.get(key)
                 if disk is None:
@@ -483,6 +487,21 @@ class World:
             "autoDelete": boot,
             "interface": "SCSI",
             "diskSizeGb": str(disk.size_gb),
+        }
+
+    @staticmethod
+    def _attached_regional_disk(project: str, spec: dict[str, Any], index: int) -> dict[str, Any]:
+        return {
+            "kind": "compute#attachedDisk",
+            "type": "PERSISTENT",
+            "mode": "READ_WRITE",
+            "source": f"{API_PREFIX}projects/{project}/regions/{spec['region']}/disks/{spec['name']}",
+            "deviceName": spec.get("device_name") or spec["name"],
+            "index": index,
+            "boot": False,
+            "autoDelete": False,
+            "interface": "SCSI",
+            "diskSizeGb": str(int(spec.get("size_gb", 10))),
         }
 
     def seed_classic(self, project: str) -> None:
@@ -582,7 +601,7 @@ class World:
         with self.cond:
             applied: list[Fault] = []
             for fault in self.faults:
-                if not fault.matches(method, resource_name):
+                if not fault.matches(method, resource_name) or fault.lets_through():
                     continue
                 if fault.action == "http_error":
                     fault.consume()
