@@ -65,3 +65,21 @@ def test_an_existing_snapshot_name_is_reported_not_raised(hook: ComputeEngineHoo
 def test_label_selector_lists_matching_instances_across_zones(hook: ComputeEngineHook) -> None:
     found = hook.list_instances(PROJECT, ["us-central1-a", "us-central1-b"], {"app": "shop", "tier": "web"})
     assert sorted(i.name for i in found) == ["web-1", "web-2"]
+
+
+def test_lists_read_every_page(gce_sim: Any) -> None:
+    paged = ComputeEngineHook(endpoint=gce_sim.base_url, page_size=1)
+    found = paged.list_instances(PROJECT, ["us-central1-a"], {"app": "shop"})
+    assert len(found) > 1
+    assert gce_sim.call_counts()["instances.list"] == len(found)  # one call per page of one instance
+
+
+def test_a_rate_limit_on_a_later_page_is_retried(gce_sim: Any) -> None:
+    paged = ComputeEngineHook(endpoint=gce_sim.base_url, page_size=1, max_attempts=4, backoff_base_seconds=0.001)
+    unpaged = paged.list_instances(PROJECT, ["us-central1-a"], {"app": "shop"})
+    calls = gce_sim.call_counts()["instances.list"]
+    gce_sim.inject(Fault(method="instances.list", status=429, times=1, after=1))
+    again = paged.list_instances(PROJECT, ["us-central1-a"], {"app": "shop"})
+    assert [i.name for i in again] == [i.name for i in unpaged]
+    assert len(unpaged) > 1
+    assert gce_sim.call_counts()["instances.list"] == 2 * calls + 1

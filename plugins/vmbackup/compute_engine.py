@@ -85,6 +85,7 @@ class ComputeEngineHook:
         max_attempts: int | None = None,
         backoff_base_seconds: float | None = None,
         backoff_cap_seconds: float = 30.0,
+        page_size: int | None = None,
     ):
         self.endpoint = endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV) or None
         self.max_attempts = max_attempts or int(os.environ.get(RETRY_ATTEMPTS_ENV, "6"))
@@ -92,6 +93,7 @@ class ComputeEngineHook:
             backoff_base_seconds if backoff_base_seconds is not None else float(os.environ.get(RETRY_BASE_ENV, "1"))
         )
         self.backoff_cap = backoff_cap_seconds
+        self.page_size = page_size  # maxResults of list calls; None: Compute Engine's default (500)
 
     # -- clients ---------------------------------------------------------------------------------------
 
@@ -148,6 +150,22 @@ class ComputeEngineHook:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
+    def _every_page(self, what: str, method: Callable[..., Any], request: Any) -> list[Any]:
+        """Every item of a list call, each page fetched (and retried) as a call of its own.
+
+        Iterating the client's pager would fetch later pages with the first call's retry setting (none, see
+        call()), so a 429 on page 2 would fail the task instead of being ridden out.
+        """
+        if self.page_size:
+            request.max_results = self.page_size
+        items: list[Any] = []
+        while True:
+            page = self.call(what, method, request=request)  # a pager holding one response
+            items.extend(page.items)
+            if not page.next_page_token:
+                return items
+            request.page_token = page.next_page_token
+
     # -- instances -------------------------------------------------------------------------------------
 
     def get_instance(self, project: str, zone: str, name: str) -> compute_v1.Instance:
@@ -167,9 +185,9 @@ class ComputeEngineHook:
         found: list[compute_v1.Instance] = []
         for zone in zones:
             request = compute_v1.ListInstancesRequest(project=project, zone=zone, filter=label_filter)
-            page = self.call("instances.list", self.instances.list, request=request)
+            listed = self._every_page("instances.list", self.instances.list, request)
             # The filter is applied again locally: correctness must not depend on the server's filter support.
-            found.extend(inst for inst in page if all(inst.labels.get(k) == v for k, v in match_labels.items()))
+            found.extend(inst for inst in listed if all(inst.labels.get(k) == v for k, v in match_labels.items()))
         return found
 
     def stop_instance(self, project: str, zone: str, name: str) -> OperationRef:
@@ -234,8 +252,8 @@ class ComputeEngineHook:
         """Snapshots carrying every label (filtered server-side, and again locally)."""
         label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(labels.items()))
         request = compute_v1.ListSnapshotsRequest(project=project, filter=label_filter)
-        page = self.call("snapshots.list", self.snapshots.list, request=request)
-        return [s for s in page if all(s.labels.get(k) == v for k, v in labels.items())]
+        listed = self._every_page("snapshots.list", self.snapshots.list, request)
+        return [s for s in listed if all(s.labels.get(k) == v for k, v in labels.items())]
 
     def delete_snapshot(self, project: str, name: str) -> OperationRef | None:
         try:
