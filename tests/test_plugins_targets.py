@@ -72,3 +72,34 @@ def test_snapshot_names_are_fixed_for_the_run(hook: ComputeEngineHook) -> None:
     spec = {"instances": [{"name": "wordpress-1-vm", "zone": "us-central1-c"}]}
     first, again = resolve(hook, spec), resolve(hook, spec)
     assert first["groups"][NO_TIER][0]["disks"] == again["groups"][NO_TIER][0]["disks"]
+
+
+def seed_regional(gce_sim: Any) -> None:
+    gce_sim.add_instance(
+        PROJECT, "us-central1-a", "ha-1", disks=["ha-1", {"name": "ha-shared", "region": "us-central1"}]
+    )
+
+
+def test_a_regional_disk_is_named_as_not_backed_up(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_regional(gce_sim)
+    found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a"}]})
+    (target,) = found["groups"][NO_TIER]
+    assert [d["name"] for d in target["disks"]] == ["ha-1"]
+    (unsupported,) = target["unsupported_disks"]
+    assert (unsupported["name"], unsupported["location"]) == ("ha-shared", "us-central1")
+    assert "spec.instances[].disks" in unsupported["reason"]
+
+
+def test_listing_only_the_zonal_disks_acknowledges_a_regional_one(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_regional(gce_sim)
+    found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a", "disks": ["ha-1"]}]})
+    (target,) = found["groups"][NO_TIER]
+    assert "unsupported_disks" not in target
+
+
+def test_asking_for_a_regional_disk_is_an_error_that_names_the_fix(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_regional(gce_sim)
+    found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a", "disks": ["ha-shared"]}]})
+    (error,) = found["errors"]
+    assert "ha-shared: regional persistent disks are not snapshotted" in error["reason"]
+    assert "spec.instances[].disks" in error["reason"]

@@ -252,6 +252,10 @@ class RunReportOperator(BackupStepOperator):
                 )
             )
             states.pop(disk["snapshot"], None)
+        disks.extend(
+            DiskResult(disk=d["name"], zone=d["location"], state="SKIPPED", error=d["reason"])
+            for d in target.get("unsupported_disks", [])
+        )
         stopped_at = _time((stopped or {}).get("start_time")) or _time((stop or {}).get("requested_at"))
         started_at = _time((started or {}).get("end_time")) or _time((started or {}).get("observed_at"))
         downtime = (started_at - stopped_at).total_seconds() if stopped_at and started_at else None

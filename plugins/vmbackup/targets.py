@@ -6,7 +6,7 @@ step needs: the instance, its zone and tier, and each disk with the snapshot nam
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from vmbackup.identifiers import run_hash, snapshot_name
 from vmbackup.policy import BackupPolicy
@@ -23,6 +23,12 @@ class DiskTarget(TypedDict):
     snapshot: str
 
 
+class UnsupportedDisk(TypedDict):
+    name: str
+    location: str  # the region of a regional disk
+    reason: str
+
+
 class Target(TypedDict):
     project: str
     zone: str
@@ -31,6 +37,7 @@ class Target(TypedDict):
     run: str
     status: str  # at resolve time; the stop step reads it again right before acting
     disks: list[DiskTarget]
+    unsupported_disks: NotRequired[list[UnsupportedDisk]]  # attached, wanted, and not snapshotted: the run fails
 
 
 class Skipped(TypedDict):
@@ -50,20 +57,24 @@ def group_keys(policy: BackupPolicy) -> list[str]:
     return list(policy.spec.tiers) if policy.spec.tiers else [NO_TIER]
 
 
-def _persistent_disks(instance: Any) -> list[tuple[str, str]]:
-    """(name, zone) of each attached persistent zonal disk."""
-    found = []
+REGIONAL_DISK_REASON = (
+    "is a regional persistent disk, which vmbackup-operator does not snapshot yet (its zonal disks were); back it "
+    "up another way and name only the zonal disks in spec.instances[].disks, or keep the VM out of spec.selector"
+)
+
+
+def _persistent_disks(instance: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(name, zone) of each attached persistent zonal disk, and (name, region) of each regional one."""
+    zonal: list[tuple[str, str]] = []
+    regional: list[tuple[str, str]] = []
     for attached in instance.disks:
         if attached.type_ and attached.type_ != "PERSISTENT":
             continue
-        source = attached.source or ""
-        parts = source.rstrip("/").split("/")
-        if "zones" in parts:
-            zone = parts[parts.index("zones") + 1]
-        else:
-            continue  # regional disks are snapshotted through regionDisks; not supported here
-        found.append((parts[-1], zone))
-    return found
+        parts = (attached.source or "").rstrip("/").split("/")
+        for scope, found in (("zones", zonal), ("regions", regional)):
+            if scope in parts:
+                found.append((parts[-1], parts[parts.index(scope) + 1]))
+    return zonal, regional
 
 
 def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) -> Resolution:
@@ -74,25 +85,32 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
     errors: list[Skipped] = []
 
     def target(instance: Any, zone: str, tier: str | None, wanted: list[str] | None) -> Target | None:
-        attached = _persistent_disks(instance)
+        attached, regional = _persistent_disks(instance)
         names = [name for name, _ in attached]
         if wanted is not None:
-            unknown = [d for d in wanted if d not in names]
-            if unknown:
-                errors.append(
-                    Skipped(
-                        instance=instance.name,
-                        zone=zone,
-                        reason=f"disks {', '.join(unknown)} are not attached to the instance (attached: "
-                        f"{', '.join(names) or 'none'}); fix spec.instances[].disks",
-                    )
+            asked_regional = [name for name, _ in regional if name in wanted]
+            unknown = [d for d in wanted if d not in names and d not in asked_regional]
+            problems = []
+            if asked_regional:
+                problems.append(
+                    f"{', '.join(asked_regional)}: regional persistent disks are not snapshotted by vmbackup-operator "
+                    "yet; remove them from spec.instances[].disks and back them up another way"
                 )
+            if unknown:
+                problems.append(
+                    f"disks {', '.join(unknown)} are not attached to the instance (attached: "
+                    f"{', '.join(names + [n for n, _ in regional]) or 'none'}); fix spec.instances[].disks"
+                )
+            if problems:
+                errors.append(Skipped(instance=instance.name, zone=zone, reason="; ".join(problems)))
                 return None
             attached = [(n, z) for n, z in attached if n in wanted]
+            regional = []
         if not attached:
-            errors.append(Skipped(instance=instance.name, zone=zone, reason="no persistent zonal disk attached"))
+            why = f" ({', '.join(n for n, _ in regional)} regional, not supported yet)" if regional else ""
+            errors.append(Skipped(instance=instance.name, zone=zone, reason=f"no persistent zonal disk attached{why}"))
             return None
-        return Target(
+        found = Target(
             project=spec.project,
             zone=zone,
             instance=instance.name,
@@ -104,6 +122,11 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
                 for n, z in attached
             ],
         )
+        if regional:  # never a silently partial backup: the run reports these disks and fails
+            found["unsupported_disks"] = [
+                UnsupportedDisk(name=n, location=r, reason=REGIONAL_DISK_REASON) for n, r in regional
+            ]
+        return found
 
     if spec.instances is not None:
         for ref in spec.instances:
