@@ -212,6 +212,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
                 poke_interval=poke,
                 long_poll_seconds=STOP_LONG_POLL_SECONDS,
                 deferrable=deferrable,
+                timeout_field="spec.timeouts.stopSeconds",
                 **quick,
             )
         snapshot = SnapshotDiskOperator(
@@ -256,6 +257,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
                 poke_interval=poke,
                 long_poll_seconds=0 if not deferrable else STOP_LONG_POLL_SECONDS,
                 deferrable=deferrable,
+                timeout_field="spec.timeouts.startSeconds",
             )
             wait_stopped >> snapshot
             taken >> start >> started

@@ -14,11 +14,13 @@ from typing import Any
 from vmbackup.airflow_compat import (
     CONTROL_FLOW_EXCEPTIONS,
     AirflowFailException,
+    AirflowSensorTimeout,
     BaseSensorOperator,
     PokeReturnValue,
 )
 from vmbackup.compute_engine import ComputeEngineHook, OperationRef, is_done, operation_error
 from vmbackup.operators import now_iso, record_error, release_lock
+from vmbackup.retention import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class OperationStatusSensor(_RecordingSensor):
     ends with an error fails the task, without retries, with Compute Engine's own message.
     With deferrable=True the wait happens in the triggerer (OperationStatusTrigger). In reschedule mode each poke
     holds a worker slot for as long as its long-poll lasts (long_poll_seconds; 0 means a single GET).
+    When the step's result says when it asked for the operation (`requested_at`), the timeout counts from then and
+    no long-poll runs past it; `timeout_field` names the policy field to raise in the timeout's message.
     """
 
     template_fields: tuple[str, ...] = ("operation",)
@@ -82,6 +86,7 @@ class OperationStatusSensor(_RecordingSensor):
         zone: str | None = None,
         long_poll_seconds: float = 60.0,
         deferrable: bool = False,
+        timeout_field: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -91,6 +96,7 @@ class OperationStatusSensor(_RecordingSensor):
         self.zone = zone
         self.long_poll_seconds = long_poll_seconds
         self.deferrable = deferrable
+        self.timeout_field = timeout_field
 
     def _subject(self) -> Any:
         return self.operation if isinstance(self.operation, dict) and "instance" in self.operation else None
@@ -126,12 +132,29 @@ class OperationStatusSensor(_RecordingSensor):
             self.on_done(context)
             return PokeReturnValue(is_done=True, xcom_value=None)
         hook = ComputeEngineHook()
+        left = self._seconds_left()
+        long_poll = self.long_poll_seconds if left is None else min(self.long_poll_seconds, max(left, 0.0))
         # long_poll_seconds=0: one GET, for waits whose end nobody is waiting on (the slot is held for the poll).
-        op = hook.wait_operation(ref, self.long_poll_seconds) if self.long_poll_seconds > 0 else hook.get_operation(ref)
-        if not is_done(op):
-            log.info("operation %s is %s", op.name, op.status)
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._finished(context, op))
+        op = hook.wait_operation(ref, long_poll) if long_poll > 0 else hook.get_operation(ref)
+        if is_done(op):
+            return PokeReturnValue(is_done=True, xcom_value=self._finished(context, op))
+        log.info("operation %s is %s", op.name, op.status)
+        left = self._seconds_left()
+        if left is not None and left <= 0:
+            field = f" ({self.timeout_field})" if self.timeout_field else ""
+            raise AirflowSensorTimeout(
+                f"Compute Engine operation {op.name} ({op.operation_type}) was still {op.status} "
+                f"{float(self.timeout):g}s after it was requested: the timeout{field} ran out. Raise it if "
+                "this VM needs longer"
+            )
+        return PokeReturnValue(is_done=False)
+
+    def _seconds_left(self) -> float | None:
+        """Seconds until the timeout, counted from when the prior step asked for the operation (None: unknown)."""
+        requested = self.operation.get("requested_at") if isinstance(self.operation, dict) else None
+        if not requested:
+            return None
+        return float(self.timeout) - (time.time() - parse_timestamp(str(requested)).timestamp())
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
@@ -147,12 +170,14 @@ class OperationStatusSensor(_RecordingSensor):
                 return self._finished(context, op)
             from vmbackup.triggers import OperationStatusTrigger
 
+            left = self._seconds_left()
+
             self.defer(
                 trigger=OperationStatusTrigger(
                     operation=dict(ref), endpoint=hook.endpoint, long_poll_seconds=self.long_poll_seconds
                 ),
                 method_name="execute_complete",
-                timeout=timedelta(seconds=float(self.timeout)),
+                timeout=timedelta(seconds=float(self.timeout) if left is None else max(1.0, left)),
             )
         except CONTROL_FLOW_EXCEPTIONS:
             raise
