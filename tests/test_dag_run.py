@@ -425,6 +425,71 @@ def test_failed_stop_leaves_the_vm_running_and_unlocked(stop_fails: BackupRun) -
 
 
 @pytest.fixture(scope="module")
+def stop_operation_fails(backup: Callable[..., BackupRun]) -> BackupRun:
+    fault = Fault.operation_error("instances.stop", "RESOURCE_OPERATION_RATE_EXCEEDED", "Operation rate exceeded.")
+    return backup("stopopfail", WORDPRESS, lambda sim: sim.inject(fault))
+
+
+def test_failed_stop_operation_fails_the_run_with_compute_engines_message(stop_operation_fails: BackupRun) -> None:
+    assert stop_operation_fails.state == "failed"
+    assert stop_operation_fails.report is not None
+    (error,) = [e for e in stop_operation_fails.report.errors if e.step.endswith("wait_stopped")]
+    assert "Operation rate exceeded." in error.message
+
+
+def test_failed_stop_operation_takes_no_snapshot_and_leaves_the_vm_running(stop_operation_fails: BackupRun) -> None:
+    assert stop_operation_fails.statuses["wordpress-1-vm"] == "RUNNING"
+    assert vmlabels.LOCK not in stop_operation_fails.labels["wordpress-1-vm"]
+    assert stop_operation_fails.ours() == []
+    assert stop_operation_fails.violations == []
+
+
+@pytest.fixture(scope="module")
+def stuck_stop(backup: Callable[..., BackupRun]) -> BackupRun:
+    """The guest takes 50 s to shut down; the policy allows 30 s (the least it accepts)."""
+    spec = {**WORDPRESS, "timeouts": {"stopSeconds": 30}}
+    return backup("stuckstop", spec, lambda sim: sim.inject(Fault.slow("instances.stop", 50)))
+
+
+def test_a_stop_past_its_timeout_fails_the_run_naming_the_field(stuck_stop: BackupRun) -> None:
+    assert stuck_stop.state == "failed"
+    assert stuck_stop.report is not None
+    (error,) = [e for e in stuck_stop.report.errors if e.step.endswith("wait_stopped")]
+    assert "spec.timeouts.stopSeconds" in error.message
+    assert [s for k, s in stuck_stop.task_states.items() if k.startswith("instances.wait_stopped")] == ["failed"]
+
+
+def test_a_stop_past_its_timeout_takes_no_snapshot_and_starts_the_vm_again(stuck_stop: BackupRun) -> None:
+    assert stuck_stop.ours() == []
+    assert stuck_stop.statuses["wordpress-1-vm"] == "RUNNING"
+    assert stuck_stop.left_in_wrong_state == []
+    assert len(stuck_stop.calls_of("instances.start")) == 1
+
+
+@pytest.fixture(scope="module")
+def regional_disk(backup: Callable[..., BackupRun]) -> BackupRun:
+    def prepare(sim: ComputeSimulator) -> None:
+        sim.add_instance(
+            PROJECT, "us-central1-a", "ha-1", disks=["ha-1", {"name": "ha-shared", "region": "us-central1"}]
+        )
+
+    return backup("regional", {"instances": [{"name": "ha-1", "zone": "us-central1-a"}]}, prepare)
+
+
+def test_a_regional_disk_fails_the_run_naming_the_disk_and_the_fix(regional_disk: BackupRun) -> None:
+    assert regional_disk.state == "failed"
+    (skipped,) = [d for d in regional_disk.instance_report("ha-1").disks if d.disk == "ha-shared"]
+    assert skipped.state == "SKIPPED"
+    assert skipped.error is not None
+    assert "spec.instances[].disks" in skipped.error
+
+
+def test_the_zonal_disks_beside_a_regional_one_are_still_backed_up(regional_disk: BackupRun) -> None:
+    assert [s["sourceDisk"].rsplit("/", 1)[-1] for s in regional_disk.ours()] == ["ha-1"]
+    assert regional_disk.statuses["ha-1"] == "RUNNING"
+
+
+@pytest.fixture(scope="module")
 def snapshot_fails(backup: Callable[..., BackupRun]) -> BackupRun:
     fault = Fault.operation_error("disks.createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS' exceeded.", times=None)
     return backup("snapfail", WORDPRESS, lambda sim: sim.inject(fault))
