@@ -90,6 +90,7 @@ class ScenarioResult:
     sensor_slot_seconds: float
     sensor_executions: int
     instances: int
+    slot_seconds_by_sensor: dict[str, float] = field(default_factory=dict)
 
     @property
     def calls_per_backup(self) -> float:
@@ -199,8 +200,15 @@ def instance_downtimes(operations: Iterable[Mapping[str, Any]], zone: str, names
 
 def slot_intervals(events: Iterable[Mapping[str, Any]], task_keys: set[tuple[str, int]]) -> list[float]:
     """Lengths of each execution of the given task instances: from `running` to the next state it ended in."""
+    return [seconds for per_task in slot_intervals_by_task(events, task_keys).values() for seconds in per_task]
+
+
+def slot_intervals_by_task(
+    events: Iterable[Mapping[str, Any]], task_keys: set[tuple[str, int]]
+) -> dict[str, list[float]]:
+    """slot_intervals per task id (every map index together): which wait holds the slots."""
     running_since: dict[tuple[str, int], datetime] = {}
-    intervals = []
+    intervals: dict[str, list[float]] = {}
     for event in sorted(events, key=lambda e: (str(e["when"]), e.get("event_log_id", 0))):
         task_id = event.get("task_id")
         if not task_id:
@@ -213,7 +221,7 @@ def slot_intervals(events: Iterable[Mapping[str, Any]], task_keys: set[tuple[str
         if event["event"] == "running":
             running_since[key] = when
         elif event["event"] in SLOT_RELEASING_EVENTS and key in running_since:
-            intervals.append((when - running_since.pop(key)).total_seconds())
+            intervals.setdefault(task_id, []).append((when - running_since.pop(key)).total_seconds())
     return intervals
 
 
@@ -306,13 +314,18 @@ def render_report(result: BenchResult) -> str:
         parts.append(
             f"- `{name}`: run {scenario.state}, {scenario.instances} VM(s), wall {_number(scenario.wall_seconds)}s, "
             f"{detail}, sensor slot-seconds {scenario.sensor_slot_seconds:.1f} over {scenario.sensor_executions} "
-            f"executions, {scenario.calls_per_backup:.1f} API calls per backup"
+            f"executions ({_by_sensor(scenario)}), {scenario.calls_per_backup:.1f} API calls per backup"
         )
     if result.violations:
         parts.append(f"- simulator invariant violations: {len(result.violations)}: {result.violations[:3]}")
     else:
         parts.append("- simulator invariant violations: none")
     return "\n".join(parts)
+
+
+def _by_sensor(scenario: ScenarioResult) -> str:
+    parts = sorted(scenario.slot_seconds_by_sensor.items(), key=lambda item: -item[1])
+    return ", ".join(f"{task.rsplit('.', 1)[-1]} {seconds:.1f}" for task, seconds in parts) or "none"
 
 
 def build_rows(scenarios: Mapping[str, ScenarioResult], vms: int, wait_mode: str = "deferrable") -> list[Row]:
@@ -496,7 +509,8 @@ def run_scenario(
     stack.simulator.wait_idle(timeout=30)
     until = time.time()
     task_instances = api.task_instances(dag_id, run_id)
-    intervals = slot_intervals(api.event_logs(dag_id, run_id), sensor_keys(task_instances))
+    by_task = slot_intervals_by_task(api.event_logs(dag_id, run_id), sensor_keys(task_instances))
+    intervals = [seconds for per_task in by_task.values() for seconds in per_task]
     result = ScenarioResult(
         name=name,
         dag_id=dag_id,
@@ -508,6 +522,7 @@ def run_scenario(
         sensor_slot_seconds=sum(intervals),
         sensor_executions=len(intervals),
         instances=len(instances),
+        slot_seconds_by_sensor={task: round(sum(v), 2) for task, v in sorted(by_task.items())},
     )
     if run.state != "success":
         failed = sorted({ti["task_id"] for ti in task_instances if ti["state"] == "failed"})

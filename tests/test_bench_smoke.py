@@ -23,6 +23,7 @@ from bench.workflow import (
     render_table,
     sensor_keys,
     slot_intervals,
+    slot_intervals_by_task,
 )
 from tests.fixtures.gce import GCE_PROJECT, GceClients
 
@@ -79,6 +80,20 @@ def test_a_deferred_sensor_frees_its_slot_until_it_resumes() -> None:
     ]
 
     assert sum(slot_intervals(events, {("wait", -1)})) == 2.0
+
+
+def test_slot_time_is_told_per_sensor_with_every_map_index_together() -> None:
+    events = [
+        event(1, "2026-01-01T00:00:00Z", "g.wait_stopped", "running", 0),
+        event(2, "2026-01-01T00:00:03Z", "g.wait_stopped", "running", 1),
+        event(3, "2026-01-01T00:00:04Z", "g.wait_stopped", "success", 0),
+        event(4, "2026-01-01T00:00:05Z", "g.wait_stopped", "success", 1),
+        event(5, "2026-01-01T00:00:06Z", "g.wait_started", "running", 0),
+        event(6, "2026-01-01T00:00:07Z", "g.wait_started", "success", 0),
+    ]
+    keys = {("g.wait_stopped", 0), ("g.wait_stopped", 1), ("g.wait_started", 0)}
+
+    assert slot_intervals_by_task(events, keys) == {"g.wait_stopped": [4.0, 2.0], "g.wait_started": [1.0]}
 
 
 def test_sensors_are_recognised_by_their_operator_class() -> None:
