@@ -145,11 +145,13 @@ def test_a_suspended_policy_is_paused_from_its_first_parse(airflow_home: Any) ->
     assert dags.dagbag().dags[suspended.dag_id].is_paused_upon_creation is True
 
 
-def test_the_wait_a_stopped_vm_sits_on_looks_often(loaded: Any) -> None:
-    """CREATING lasts seconds: a 30 s poke would add up to 30 s of downtime to every stop-mode backup."""
+def test_the_waits_a_stopped_vm_sits_on_look_every_two_seconds(loaded: Any) -> None:
+    """A stop or a CREATING snapshot lasts seconds: a 30 s poke would add up to 30 s of downtime to each backup."""
     dag = loaded.dags[policy("explicit").dag_id]
-    assert dag.get_task("instances.wait_snapshots_taken").poke_interval <= 5
-    assert dag.get_task("instances.wait_snapshots_ready").poke_interval >= 5
+    assert dag.get_task("instances.wait_stopped").poke_interval == 2
+    assert dag.get_task("instances.wait_snapshots_taken").poke_interval == 2
+    assert dag.get_task("instances.wait_snapshots_ready").poke_interval == 30
+    assert dag.get_task("instances.wait_started").poke_interval == 30
 
 
 def test_operation_waits_are_deferrable_in_a_dag_rendered_for_a_triggerer(airflow_home: Any) -> None:
@@ -164,14 +166,25 @@ def test_operation_waits_are_deferrable_in_a_dag_rendered_for_a_triggerer(airflo
     assert "deferrable sensors" in dag.doc_md
 
 
-def test_without_a_triggerer_only_the_wait_a_stopped_vm_sits_on_long_polls(loaded: Any) -> None:
-    """A reschedule-mode poke holds its slot while it long-polls: worth it only while the VM is down."""
+def test_without_a_triggerer_no_poke_holds_its_slot_in_a_long_poll(loaded: Any) -> None:
+    """A reschedule-mode poke holds its slot while it long-polls: each poke is one GET instead."""
     dag = loaded.dags[policy("explicit").dag_id]
 
     assert dag.get_task("instances.wait_stopped").deferrable is False
-    assert dag.get_task("instances.wait_stopped").long_poll_seconds == 60
+    assert dag.get_task("instances.wait_stopped").long_poll_seconds == 0
     assert dag.get_task("instances.wait_started").long_poll_seconds == 0
     assert "reschedule-mode sensors" in dag.doc_md
+
+
+def test_with_a_triggerer_operation_waits_long_poll_in_the_trigger(airflow_home: Any) -> None:
+    deferrable = policy("explicit").waiting("deferrable")
+    dags = AirflowDags(airflow_home)
+    dags.clear()
+    dags.write(dag_file_name(deferrable), render_dag(deferrable))
+    dag = dags.dagbag().dags[deferrable.dag_id]
+
+    assert dag.get_task("instances.wait_stopped").long_poll_seconds == 60
+    assert dag.get_task("instances.wait_started").long_poll_seconds == 60
 
 
 def test_steps_a_stopped_vm_waits_on_retry_within_seconds(loaded: Any) -> None:

@@ -16,10 +16,14 @@ from vmbackup.policy import BackupPolicy
 POKE_INTERVAL_ENV = "VMBACKUP_POKE_INTERVAL_SECONDS"
 RETRY_DELAY_ENV = "VMBACKUP_RETRY_DELAY_SECONDS"
 RETRIES_ENV = "VMBACKUP_TASK_RETRIES"
-TAKEN_POKE_SECONDS = 5.0
-# Reschedule mode: how long one poke of wait_stopped may hold its slot in the `wait` long-poll. The VM is down
-# while it waits, so finding the stop's end early is worth the slot; wait_started only GETs (the VM is up by then).
-STOP_LONG_POLL_SECONDS = 60.0
+VM_DOWN_POKE_ENV = "VMBACKUP_VM_DOWN_POKE_SECONDS"
+# The waits a stopped VM sits on (wait_stopped without a triggerer, wait_snapshots_taken) look this often, each
+# look one GET in a short task execution. The workflow benchmark measured both ways without a triggerer: a
+# `wait` long-poll inside wait_stopped's poke held a slot for the whole stop (0.26x a poke-mode sensor's
+# slot-seconds, downtime 0.48-0.55x the tutorial's), 2 s GET pokes 0.09x at 0.51x downtime.
+VM_DOWN_POKE_SECONDS = 2.0
+# With a triggerer the operation waits long-poll `wait` in the trigger, where no worker slot is held.
+TRIGGER_LONG_POLL_SECONDS = 60.0
 # Steps a stopped VM waits on retry after at most this long. Airflow 3.2-3.3 sometimes fails a rescheduled or
 # resumed sensor with "state mismatch" (a stale executor event; apache/airflow#71172, #72716): the retry absorbs
 # it, and the default 60 s retry delay would add a minute to the VM's downtime.
@@ -182,7 +186,9 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
     spec = policy.spec
     timeouts = spec.timeouts
     poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
+    vm_down_poke = min(poke, float(os.environ.get(VM_DOWN_POKE_ENV, str(VM_DOWN_POKE_SECONDS))))
     deferrable = policy.wait_mode == "deferrable"
+    long_poll = TRIGGER_LONG_POLL_SECONDS if deferrable else 0.0  # 0: a poke is one GET
     stop_mode = spec.consistency == "stop"
     # Only in stop mode is a VM down between these steps; elsewhere the default delay suits transient errors.
     quick: dict[str, Any] = {}
@@ -209,8 +215,8 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
                 task_id="wait_stopped",
                 operation=stop.output,
                 timeout=timeouts.stop_seconds,
-                poke_interval=poke,
-                long_poll_seconds=STOP_LONG_POLL_SECONDS,
+                poke_interval=vm_down_poke,
+                long_poll_seconds=long_poll,
                 deferrable=deferrable,
                 timeout_field="spec.timeouts.stopSeconds",
                 **quick,
@@ -229,7 +235,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
             until=TAKEN,
             timeout=timeouts.snapshot_seconds,
             # CREATING lasts seconds and a stopped VM waits on it: look often (each look is one cheap GET).
-            poke_interval=min(poke, TAKEN_POKE_SECONDS),
+            poke_interval=vm_down_poke,
             **quick,
         )
         ready = SnapshotStatusSensor(
@@ -255,7 +261,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
                 target=target,
                 timeout=timeouts.start_seconds,
                 poke_interval=poke,
-                long_poll_seconds=0 if not deferrable else STOP_LONG_POLL_SECONDS,
+                long_poll_seconds=long_poll,
                 deferrable=deferrable,
                 timeout_field="spec.timeouts.startSeconds",
             )
