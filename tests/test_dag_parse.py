@@ -145,11 +145,11 @@ def test_a_suspended_policy_is_paused_from_its_first_parse(airflow_home: Any) ->
     assert dags.dagbag().dags[suspended.dag_id].is_paused_upon_creation is True
 
 
-def test_the_waits_a_stopped_vm_sits_on_look_every_two_seconds(loaded: Any) -> None:
+def test_the_waits_a_stopped_vm_sits_on_look_every_five_seconds(loaded: Any) -> None:
     """A stop or a CREATING snapshot lasts seconds: a 30 s poke would add up to 30 s of downtime to each backup."""
     dag = loaded.dags[policy("explicit").dag_id]
-    assert dag.get_task("instances.wait_stopped").poke_interval == 2
-    assert dag.get_task("instances.wait_snapshots_taken").poke_interval == 2
+    assert dag.get_task("instances.wait_stopped").poke_interval == 5
+    assert dag.get_task("instances.wait_snapshots_taken").poke_interval == 5
     assert dag.get_task("instances.wait_snapshots_ready").poke_interval == 30
     assert dag.get_task("instances.wait_started").poke_interval == 30
 

@@ -593,14 +593,21 @@ def test_the_other_runs_lock_is_left_in_place(locked: BackupRun) -> None:
 
 @pytest.fixture(scope="module")
 def deferred(backup: Callable[..., BackupRun]) -> BackupRun:
-    slow = Fault.slow("instances.stop", 1.5)  # still running when the sensor first looks: it must defer
-    return backup("deferred", WORDPRESS, lambda sim: sim.inject(slow), wait_mode="deferrable")
+    def prepare(sim: ComputeSimulator) -> None:
+        sim.inject(Fault.slow("instances.stop", 1.5))  # still running when the sensor first looks: it must defer
+        sim.inject(Fault.slow("disks.createSnapshot", 1.5))  # still CREATING at the first look: deferred too
+
+    return backup("deferred", WORDPRESS, prepare, wait_mode="deferrable")
 
 
 def test_deferrable_sensors_complete_a_backup(deferred: BackupRun) -> None:
     assert deferred.state == "success", deferred.task_states
     assert deferred.statuses["wordpress-1-vm"] == "RUNNING"
     assert len(deferred.ours()) == 1
+
+
+def test_deferred_snapshot_wait_starts_the_vm_only_once_the_snapshot_is_taken(deferred: BackupRun) -> None:
+    assert deferred.violations == []  # the simulator flags a start while a snapshot of the VM is CREATING
 
 
 def test_deferred_sensor_looks_once_then_waits_in_the_trigger(deferred: BackupRun) -> None:

@@ -50,6 +50,44 @@ def test_trigger_serializes_to_its_import_path_and_plain_data() -> None:
     assert OperationStatusTrigger(**kwargs).serialize() == (path, kwargs)
 
 
+def start_snapshot(gce_sim: Any, name: str) -> list[dict[str, Any]]:
+    hook = ComputeEngineHook(endpoint=gce_sim.base_url)
+    ref = hook.create_snapshot(PROJECT, ZONE, VM, name, labels={}, storage_location=None, guest_flush=False)
+    assert ref is not None
+    return [{"name": name, "disk": VM, "operation": dict(ref)}]
+
+
+async def test_snapshot_trigger_fires_once_every_snapshot_is_taken(gce_sim: Any) -> None:
+    from vmbackup.triggers import SnapshotStatusTrigger
+
+    gce_sim.inject(Fault.slow("disks.createSnapshot", 0.3))
+    items = start_snapshot(gce_sim, "snap-taken")
+    trigger = SnapshotStatusTrigger(items, PROJECT, "taken", endpoint=gce_sim.base_url, poll_seconds=0.05)
+    payload = await first_event(trigger)
+    assert payload["status"] == "done"
+    assert payload["states"]["snap-taken"] in ("UPLOADING", "READY")
+
+
+async def test_snapshot_trigger_reports_compute_engines_error(gce_sim: Any) -> None:
+    from vmbackup.triggers import SnapshotStatusTrigger
+
+    gce_sim.inject(Fault.operation_error("disks.createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS' exceeded."))
+    items = start_snapshot(gce_sim, "snap-failed")
+    trigger = SnapshotStatusTrigger(items, PROJECT, "ready", endpoint=gce_sim.base_url, poll_seconds=0.05)
+    payload = await first_event(trigger)
+    assert payload["status"] == "error"
+    assert "Quota 'SNAPSHOTS' exceeded." in payload["message"]
+
+
+def test_snapshot_trigger_serializes_to_its_import_path_and_plain_data() -> None:
+    from vmbackup.triggers import SnapshotStatusTrigger
+
+    items = [{"name": "snap-1", "disk": VM, "operation": {"name": "operation-1", "project": PROJECT, "zone": ZONE}}]
+    path, kwargs = SnapshotStatusTrigger(items, PROJECT, "taken", endpoint="http://127.0.0.1:1").serialize()
+    assert path == "vmbackup.triggers.SnapshotStatusTrigger"
+    assert SnapshotStatusTrigger(**kwargs).serialize() == (path, kwargs)
+
+
 def test_sensors_refuse_to_run_without_a_timeout() -> None:
     from vmbackup.sensors import OperationStatusSensor
 

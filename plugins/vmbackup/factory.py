@@ -18,12 +18,14 @@ RETRY_DELAY_ENV = "VMBACKUP_RETRY_DELAY_SECONDS"
 RETRIES_ENV = "VMBACKUP_TASK_RETRIES"
 VM_DOWN_POKE_ENV = "VMBACKUP_VM_DOWN_POKE_SECONDS"
 # The waits a stopped VM sits on (wait_stopped without a triggerer, wait_snapshots_taken) look this often, each
-# look one GET in a short task execution. The workflow benchmark measured both ways without a triggerer: a
-# `wait` long-poll inside wait_stopped's poke held a slot for the whole stop (0.26x a poke-mode sensor's
-# slot-seconds, downtime 0.48-0.55x the tutorial's), 2 s GET pokes 0.09x at 0.51x downtime.
-VM_DOWN_POKE_SECONDS = 2.0
-# With a triggerer the operation waits long-poll `wait` in the trigger, where no worker slot is held.
+# look one GET in a short task execution. Measured by the workflow benchmark without a triggerer: a `wait`
+# long-poll inside wait_stopped's poke held a slot for the whole stop (0.26x a poke-mode sensor's slot-seconds);
+# 2 s pokes cut that to 0.09x but swamped a 2-core Airflow with task starts once 20 VMs waited at once.
+VM_DOWN_POKE_SECONDS = 5.0
+# With a triggerer the operation waits long-poll `wait` in the trigger, where no worker slot is held, and the
+# snapshot-taken wait looks every second there (a look in the triggerer costs one GET, not a task start).
 TRIGGER_LONG_POLL_SECONDS = 60.0
+TRIGGER_SNAPSHOT_POLL_SECONDS = 1.0
 # Steps a stopped VM waits on retry after at most this long. Airflow 3.2-3.3 sometimes fails a rescheduled or
 # resumed sensor with "state mismatch" (a stale executor event; apache/airflow#71172, #72716): the retry absorbs
 # it, and the default 60 s retry delay would add a minute to the VM's downtime.
@@ -235,7 +237,8 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
             until=TAKEN,
             timeout=timeouts.snapshot_seconds,
             # CREATING lasts seconds and a stopped VM waits on it: look often (each look is one cheap GET).
-            poke_interval=vm_down_poke,
+            poke_interval=TRIGGER_SNAPSHOT_POLL_SECONDS if deferrable else vm_down_poke,
+            deferrable=deferrable,
             **quick,
         )
         ready = SnapshotStatusSensor(
@@ -245,6 +248,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
             until=READY,
             timeout=timeouts.upload_seconds,
             poke_interval=poke,
+            deferrable=deferrable,
         )
         taken >> ready
         if stop_mode:

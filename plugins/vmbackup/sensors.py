@@ -216,46 +216,70 @@ class InstanceStartedSensor(OperationStatusSensor):
             release_lock(ComputeEngineHook(), self.target)  # type: ignore[arg-type]
 
 
+def snapshot_states(hook: ComputeEngineHook, project: str, items: list[dict[str, Any]]) -> dict[str, str]:
+    """Each snapshot's status (MISSING while not yet visible); raises with Compute Engine's message on failure."""
+    states: dict[str, str] = {}
+    for item in items:
+        snapshot = hook.find_snapshot(project, item["name"])
+        if snapshot is None:
+            states[item["name"]] = _missing(hook, item)
+            continue
+        if snapshot.status == "FAILED":
+            _missing(hook, item)  # raises with the creation operation's own error when it has one
+            raise AirflowFailException(f"snapshot {item['name']} of disk {item['disk']} FAILED")
+        states[item["name"]] = snapshot.status
+    return states
+
+
+def pending_snapshots(states: dict[str, str], until: str) -> dict[str, str]:
+    wanted = ("READY",) if until == READY else ("UPLOADING", "READY")
+    return {name: state for name, state in states.items() if state not in wanted}
+
+
+def _missing(hook: ComputeEngineHook, item: dict[str, Any]) -> str:
+    ref = item.get("operation")
+    if ref:
+        op = hook.get_operation(OperationRef(name=ref["name"], project=ref["project"], zone=ref.get("zone")))
+        if is_done(op):
+            error = operation_error(op)
+            if error:
+                raise AirflowFailException(f"snapshot {item['name']} of disk {item['disk']} was not created: {error}")
+    return "MISSING"
+
+
 class SnapshotStatusSensor(_RecordingSensor):
     """Waits until every snapshot of a SnapshotDiskOperator result is taken (left CREATING) or READY.
 
     A snapshot that turns FAILED, or whose creation operation ends with an error, fails the task with
-    Compute Engine's message.
+    Compute Engine's message. With deferrable=True, after one look on the worker the wait happens in the
+    triggerer (SnapshotStatusTrigger, one look every poke_interval): no task starts per look.
     """
 
     template_fields = ("snapshots",)
     ui_color = "#e6f4ea"
 
-    def __init__(self, *, snapshots: Any, project: str, until: str = TAKEN, **kwargs: Any):
+    def __init__(self, *, snapshots: Any, project: str, until: str = TAKEN, deferrable: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         if until not in (TAKEN, READY):
             raise ValueError(f"until must be {TAKEN!r} or {READY!r}")
         self.snapshots = snapshots
         self.project = project
         self.until = until
+        self.deferrable = deferrable
 
     def _subject(self) -> Any:
         return self.snapshots if isinstance(self.snapshots, dict) else None
 
+    def _items(self) -> list[dict[str, Any]]:
+        return list((self.snapshots or {}).get("snapshots") or [])
+
     def poke(self, context: Any) -> PokeReturnValue:
-        result = self.snapshots or {}
-        items = result.get("snapshots") or []
-        hook = ComputeEngineHook()
-        states: dict[str, str] = {}
-        for item in items:
-            snapshot = hook.find_snapshot(self.project, item["name"])
-            if snapshot is None:
-                states[item["name"]] = self._missing(hook, item)
-                continue
-            if snapshot.status == "FAILED":
-                self._missing(hook, item)  # raises with the creation operation's own error when it has one
-                raise AirflowFailException(f"snapshot {item['name']} of disk {item['disk']} FAILED")
-            states[item["name"]] = snapshot.status
-        wanted = ("READY",) if self.until == READY else ("UPLOADING", "READY")
-        pending = {name: state for name, state in states.items() if state not in wanted}
+        states = snapshot_states(ComputeEngineHook(), self.project, self._items())
+        pending = pending_snapshots(states, self.until)
         if pending:
             log.info("waiting for snapshots %s", ", ".join(f"{n}={s}" for n, s in sorted(pending.items())))
             return PokeReturnValue(is_done=False)
+        result = self.snapshots or {}
         return PokeReturnValue(
             is_done=True,
             xcom_value={
@@ -267,14 +291,42 @@ class SnapshotStatusSensor(_RecordingSensor):
             },
         )
 
-    def _missing(self, hook: ComputeEngineHook, item: dict[str, Any]) -> str:
-        ref = item.get("operation")
-        if ref:
-            op = hook.get_operation(OperationRef(name=ref["name"], project=ref["project"], zone=ref.get("zone")))
-            if is_done(op):
-                error = operation_error(op)
-                if error:
-                    raise AirflowFailException(
-                        f"snapshot {item['name']} of disk {item['disk']} was not created: {error}"
-                    )
-        return "MISSING"
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        try:
+            looked = self.poke(context)
+            if looked.is_done:
+                return looked.xcom_value
+            from vmbackup.triggers import SnapshotStatusTrigger
+
+            self.defer(
+                trigger=SnapshotStatusTrigger(
+                    snapshots=self._items(),
+                    project=self.project,
+                    until=self.until,
+                    endpoint=ComputeEngineHook().endpoint,
+                    poll_seconds=float(self.poke_interval),
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=float(self.timeout)),
+            )
+        except CONTROL_FLOW_EXCEPTIONS:
+            raise
+        except Exception as exc:
+            record_error(context, exc, self._subject())
+            raise
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        """One more look on the worker: the result (or Compute Engine's error) comes from the same code as a poke."""
+        try:
+            looked = self.poke(context)
+            if looked.is_done:
+                return looked.xcom_value
+            message = (event or {}).get("message") or f"snapshots are not {self.until} yet after the trigger fired"
+            raise AirflowFailException(message)
+        except CONTROL_FLOW_EXCEPTIONS:
+            raise
+        except Exception as exc:
+            record_error(context, exc, self._subject())
+            raise

@@ -1,7 +1,6 @@
-"""Trigger for OperationStatusSensor(deferrable=True): waits in the triggerer, not on a worker.
+"""Triggers for the deferrable sensors: the waits happen in the triggerer, not on a worker.
 
-The Compute Engine client is synchronous; each long-poll `wait` runs in a thread so the triggerer's
-event loop stays free.
+The Compute Engine client is synchronous; each call runs in a thread so the triggerer's event loop stays free.
 """
 
 from __future__ import annotations
@@ -42,3 +41,50 @@ class OperationStatusTrigger(BaseTrigger):
             if is_done(op):
                 yield TriggerEvent({"status": "done", "operation_ref": self.operation, "error": operation_error(op)})
                 return
+
+
+class SnapshotStatusTrigger(BaseTrigger):
+    """Looks at a run's snapshots every poll_seconds until all are taken (or READY); reports a failure as it is."""
+
+    def __init__(
+        self,
+        snapshots: list[dict[str, Any]],
+        project: str,
+        until: str,
+        endpoint: str | None = None,
+        poll_seconds: float = 5.0,
+    ):
+        super().__init__()
+        self.snapshots = snapshots
+        self.project = project
+        self.until = until
+        self.endpoint = endpoint
+        self.poll_seconds = poll_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "vmbackup.triggers.SnapshotStatusTrigger",
+            {
+                "snapshots": self.snapshots,
+                "project": self.project,
+                "until": self.until,
+                "endpoint": self.endpoint,
+                "poll_seconds": self.poll_seconds,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from vmbackup.compute_engine import ComputeEngineHook
+        from vmbackup.sensors import pending_snapshots, snapshot_states
+
+        hook = ComputeEngineHook(endpoint=self.endpoint)
+        while True:
+            try:
+                states = await asyncio.to_thread(snapshot_states, hook, self.project, self.snapshots)
+            except Exception as exc:  # e.g. a FAILED snapshot: the sensor looks once more and raises its message
+                yield TriggerEvent({"status": "error", "message": str(exc)})
+                return
+            if not pending_snapshots(states, self.until):
+                yield TriggerEvent({"status": "done", "states": states})
+                return
+            await asyncio.sleep(self.poll_seconds)
