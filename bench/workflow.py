@@ -65,6 +65,7 @@ class WorkflowBenchConfig:
     disk_gb: int = 50
     poke_interval: float | None = None  # default: the factory's 30 s, scaled like Compute Engine's time
     reschedule: bool = True  # also measure the fallback for an Airflow without a triggerer
+    repeat: int = 3  # backups of each 1-VM scenario (interleaved); their figures are averaged
     parallelism: int = 32
     run_timeout: float = 1800.0
 
@@ -292,8 +293,9 @@ def render_report(result: BenchResult) -> str:
         "(the factory's 30 s, scaled the same way). Each backup used fresh VMs with one "
         f"{cfg.disk_gb} GB disk. The controller's wait-mode detection found "
         f"{'a live triggerer' if result.wait_mode == 'deferrable' else 'no live triggerer'} in this Airflow, so "
-        f"`ours` and the fleet ran with {result.wait_mode} sensors. Measured in one run "
-        f"({result.seconds / 60:.1f} min).",
+        f"`ours` and the fleet ran with {result.wait_mode} sensors. Each 1-VM scenario backed up {cfg.repeat} "
+        f"VM(s) one after the other, interleaved with the others; its figures are the mean per backup and its "
+        f"wall time the median. Measured in one run ({result.seconds / 60:.1f} min).",
         "",
         render_table(result.rows),
         "",
@@ -307,7 +309,8 @@ def render_report(result: BenchResult) -> str:
     for name, scenario in s.items():
         downtime = scenario.downtime_seconds
         detail = (
-            f"downtime mean {_number(scenario.mean_downtime)}s max {_number(max(downtime) if downtime else None)}s"
+            f"downtime mean {_number(scenario.mean_downtime)}s "
+            f"({', '.join(_number(d) for d in downtime) if len(downtime) <= 5 else 'max ' + _number(max(downtime))})"
             if downtime
             else "no downtime measured"
         )
@@ -534,22 +537,49 @@ def run_scenario(
     return result
 
 
+def merge_repeats(name: str, runs: Sequence[ScenarioResult]) -> ScenarioResult:
+    """Several backups of one scenario as one: per-backup figures become means over them, wall time the median."""
+    walls = sorted(r.wall_seconds for r in runs if r.wall_seconds is not None)
+    calls: Counter[str] = Counter()
+    by_sensor: Counter[str] = Counter()
+    for r in runs:
+        calls.update(r.calls_by_method)
+        by_sensor.update(r.slot_seconds_by_sensor)
+    failed = [r.state for r in runs if r.state != "success"]
+    return ScenarioResult(
+        name=name,
+        dag_id=runs[0].dag_id,
+        run_id=", ".join(r.run_id for r in runs),
+        state=failed[0] if failed else "success",
+        wall_seconds=walls[len(walls) // 2] if walls else None,
+        downtime_seconds=[d for r in runs for d in r.downtime_seconds],
+        calls_by_method=dict(sorted(calls.items())),
+        sensor_slot_seconds=sum(r.sensor_slot_seconds for r in runs),
+        sensor_executions=sum(r.sensor_executions for r in runs),
+        instances=sum(r.instances for r in runs),
+        slot_seconds_by_sensor={task: round(seconds, 2) for task, seconds in sorted(by_sensor.items())},
+    )
+
+
 def run_workflow_bench(cfg: WorkflowBenchConfig, echo: Echo = print) -> BenchResult:
     started = time.monotonic()
     profile = cfg.simulator_profile()
-    ours_policy = policy_for("one-vm", ["ours-vm-1"])
-    tutorial_policy = policy_for("tutorial-vm", ["tutorial-vm-1"])
+    reps = range(1, cfg.repeat + 1)
+    ours_policies = [policy_for(f"one-vm-{i}", [f"ours-vm-{i}"]) for i in reps]
+    tutorial_policies = [policy_for(f"tutorial-vm-{i}", [f"tutorial-vm-{i}"]) for i in reps]
     many_names = [f"fleet-vm-{i:02d}" for i in range(1, cfg.vms + 1)]
     many_policy = policy_for(f"fleet-{cfg.vms}", many_names)
-    fallback_policy = policy_for("one-vm-reschedule", ["reschedule-vm-1"]).waiting("reschedule")
+    fallback_policies = [
+        policy_for(f"one-vm-reschedule-{i}", [f"reschedule-vm-{i}"]).waiting("reschedule") for i in reps
+    ]
     with _Stack(profile, cfg.disk_gb) as stack, tempfile.TemporaryDirectory(prefix="vmbackup-bench-") as tmp:
-        for policy in (ours_policy, tutorial_policy, many_policy, fallback_policy):
+        for policy in (*ours_policies, *tutorial_policies, many_policy, *fallback_policies):
             for target in policy.spec.instances or []:
                 stack.seed([target.name])
         dags = Path(tmp) / "dags"
         dags.mkdir()
-        tutorial_dag = write_tutorial_dag(dags, tutorial_policy)
-        fallback_dag = write_policy_dag(dags, fallback_policy) if cfg.reschedule else None
+        tutorial_dags = [write_tutorial_dag(dags, p) for p in tutorial_policies]
+        fallback_dags = [write_policy_dag(dags, p) for p in fallback_policies] if cfg.reschedule else []
         echo(f"simulator at {stack.simulator.base_url}; storage emulator at {stack.storage_url}")
         airflow = LocalAirflow(
             dags,
@@ -564,20 +594,29 @@ def run_workflow_bench(cfg: WorkflowBenchConfig, echo: Echo = print) -> BenchRes
             # The DAGs the controller would upload to this Airflow: rendered after asking it for a triggerer.
             result.wait_mode = mode = detect_wait_mode(airflow.api.base_url)
             echo(f"the controller's wait-mode detection chose {mode} sensors for this Airflow")
-            ours_dag = write_policy_dag(dags, ours_policy.waiting(mode))
+            planned = {
+                "ours": [(write_policy_dag(dags, p.waiting(mode)), p) for p in ours_policies],
+                "tutorial": list(zip(tutorial_dags, tutorial_policies, strict=True)),
+                "ours-reschedule": list(zip(fallback_dags, fallback_policies, strict=True)) if cfg.reschedule else [],
+            }
             many_dag = write_policy_dag(dags, many_policy.waiting(mode))
             api = airflow.api
-            result.scenarios["ours"] = run_scenario("ours", api, stack, ours_dag, ["ours-vm-1"], cfg.run_timeout, echo)
-            result.scenarios["tutorial"] = run_scenario(
-                "tutorial", api, stack, tutorial_dag, ["tutorial-vm-1"], cfg.run_timeout, echo
-            )
-            result.scenarios[f"ours-{cfg.vms}vm"] = run_scenario(
-                f"ours-{cfg.vms}vm", api, stack, many_dag, many_names, cfg.run_timeout, echo
-            )
-            if fallback_dag is not None:
-                result.scenarios["ours-reschedule"] = run_scenario(
-                    "ours-reschedule", api, stack, fallback_dag, ["reschedule-vm-1"], cfg.run_timeout, echo
-                )
+            runs: dict[str, list[ScenarioResult]] = {name: [] for name in planned}
+            for i in reps:  # interleaved, so a slow spell of the machine hits every scenario alike
+                for name, backups in planned.items():
+                    if backups:
+                        dag_id, policy = backups[i - 1]
+                        vms = [t.name for t in policy.spec.instances or []]
+                        runs[name].append(run_scenario(f"{name} #{i}", api, stack, dag_id, vms, cfg.run_timeout, echo))
+                if i == 1:
+                    result.scenarios[f"ours-{cfg.vms}vm"] = run_scenario(
+                        f"ours-{cfg.vms}vm", api, stack, many_dag, many_names, cfg.run_timeout, echo
+                    )
+            fleet = result.scenarios.pop(f"ours-{cfg.vms}vm")
+            merged = {name: merge_repeats(name, done) for name, done in runs.items() if done}
+            result.scenarios = {"ours": merged["ours"], "tutorial": merged["tutorial"], fleet.name: fleet}
+            if "ours-reschedule" in merged:
+                result.scenarios["ours-reschedule"] = merged["ours-reschedule"]
         result.violations = list(stack.simulator.violations)
     result.rows = build_rows(result.scenarios, cfg.vms, result.wait_mode)
     result.seconds = time.monotonic() - started
@@ -594,6 +633,7 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
         "--time-scale", type=float, default=0.5, help="multiplies every Compute Engine duration (default 0.5)"
     )
     parser.add_argument("--vms", type=int, default=20, help="VMs in the fleet run (default 20)")
+    parser.add_argument("--repeat", type=int, default=3, help="backups of each 1-VM scenario, averaged (default 3)")
     parser.add_argument("--disk-gb", type=int, default=50, help="size of each VM's disk (default 50)")
     parser.add_argument("--poke-interval", type=float, default=None, help="sensor poke seconds (default 30 x scale)")
     parser.add_argument(
@@ -606,6 +646,8 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
         parser.error("--time-scale must be > 0 (e.g. 0.5)")
     if args.vms < 1:
         parser.error("--vms must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.disk_gb < 1:
         parser.error("--disk-gb must be at least 1")
     cfg = WorkflowBenchConfig(
@@ -615,6 +657,7 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
         disk_gb=args.disk_gb,
         poke_interval=args.poke_interval,
         reschedule=not args.no_reschedule,
+        repeat=args.repeat,
         parallelism=args.parallelism,
     )
     return cfg, args.json

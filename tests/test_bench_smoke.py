@@ -19,6 +19,7 @@ from bench.workflow import (
     ScenarioResult,
     build_rows,
     instance_downtimes,
+    merge_repeats,
     parse_args,
     render_table,
     sensor_keys,
@@ -94,6 +95,36 @@ def test_slot_time_is_told_per_sensor_with_every_map_index_together() -> None:
     keys = {("g.wait_stopped", 0), ("g.wait_stopped", 1), ("g.wait_started", 0)}
 
     assert slot_intervals_by_task(events, keys) == {"g.wait_stopped": [4.0, 2.0], "g.wait_started": [1.0]}
+
+
+def backup_of(name: str, downtime: float, wall: float, slots: float, state: str = "success") -> ScenarioResult:
+    return ScenarioResult(
+        name=name,
+        dag_id="d",
+        run_id=f"r-{name}",
+        state=state,
+        wall_seconds=wall,
+        downtime_seconds=[downtime],
+        calls_by_method={"instances.get": 4},
+        sensor_slot_seconds=slots,
+        sensor_executions=2,
+        instances=1,
+        slot_seconds_by_sensor={"g.wait_stopped": slots},
+    )
+
+
+def test_repeated_backups_are_averaged_per_backup() -> None:
+    merged = merge_repeats("ours", [backup_of("a", 30, 70, 4), backup_of("b", 40, 90, 6), backup_of("c", 35, 80, 5)])
+    assert merged.mean_downtime == 35
+    assert merged.slot_seconds_per_backup == 5
+    assert merged.calls_per_backup == 4
+    assert merged.wall_seconds == 80  # the median
+    assert merged.slot_seconds_by_sensor == {"g.wait_stopped": 15}
+
+
+def test_one_failed_backup_fails_the_merged_scenario() -> None:
+    merged = merge_repeats("ours", [backup_of("a", 30, 70, 4), backup_of("b", 40, 90, 6, state="failed")])
+    assert merged.state == "failed"
 
 
 def test_sensors_are_recognised_by_their_operator_class() -> None:
@@ -199,6 +230,8 @@ def test_the_whole_bench_runs_end_to_end_on_the_fast_profile(tmp_path: Path) -> 
             "--poke-interval",
             "1",
             "--no-reschedule",
+            "--repeat",
+            "2",
             "--json",
             str(out),
         ],
@@ -215,3 +248,4 @@ def test_the_whole_bench_runs_end_to_end_on_the_fast_profile(tmp_path: Path) -> 
     assert result["wait_mode"] == "deferrable"  # LocalAirflow runs a triggerer, as `airflow standalone` does
     assert {s["state"] for s in result["scenarios"].values()} == {"success"}
     assert all(row["ours"] is not None and row["baseline"] is not None for row in result["rows"])
+    assert result["scenarios"]["ours"]["instances"] == 2  # --repeat 2: two 1-VM backups, averaged
