@@ -134,7 +134,7 @@ class OperationStatusSensor(_RecordingSensor):
         hook = ComputeEngineHook()
         left = self._seconds_left()
         long_poll = self.long_poll_seconds if left is None else min(self.long_poll_seconds, max(left, 0.0))
-        # long_poll_seconds=0: one GET, for waits whose end nobody is waiting on (the slot is held for the poll).
+        # long_poll_seconds=0: one GET, so a reschedule-mode poke never holds its slot in a long-poll.
         op = hook.wait_operation(ref, long_poll) if long_poll > 0 else hook.get_operation(ref)
         if is_done(op):
             return PokeReturnValue(is_done=True, xcom_value=self._finished(context, op))
@@ -171,7 +171,6 @@ class OperationStatusSensor(_RecordingSensor):
             from vmbackup.triggers import OperationStatusTrigger
 
             left = self._seconds_left()
-
             self.defer(
                 trigger=OperationStatusTrigger(
                     operation=dict(ref), endpoint=hook.endpoint, long_poll_seconds=self.long_poll_seconds
