@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -77,6 +80,24 @@ async def test_snapshot_trigger_reports_compute_engines_error(gce_sim: Any) -> N
     payload = await first_event(trigger)
     assert payload["status"] == "error"
     assert "Quota 'SNAPSHOTS' exceeded." in payload["message"]
+
+
+async def test_triggers_do_not_queue_behind_the_event_loops_shared_threads(gce_sim: Any) -> None:
+    """Other triggers' blocking calls fill the loop's default executor; ours must still get a thread."""
+    from vmbackup.triggers import SnapshotStatusTrigger
+
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    release = threading.Event()
+    busy = loop.run_in_executor(None, release.wait)  # the one shared thread, held as a long-poll would hold it
+    try:
+        items = start_snapshot(gce_sim, "snap-busy-loop")
+        trigger = SnapshotStatusTrigger(items, PROJECT, "taken", endpoint=gce_sim.base_url, poll_seconds=0.05)
+        payload = await asyncio.wait_for(first_event(trigger), timeout=60)  # a safety net, not a speed check
+        assert payload["status"] == "done"
+    finally:
+        release.set()
+        await busy
 
 
 def test_snapshot_trigger_serializes_to_its_import_path_and_plain_data() -> None:
