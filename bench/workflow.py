@@ -1,6 +1,8 @@
 """The workflow benchmark: our backup DAG against the Composer tutorial's flow, on a real Airflow and scheduler.
 
-Everything runs once, in one process tree, against the same Compute Engine simulator profile:
+Everything runs in one process tree, on one Airflow, against the same Compute Engine simulator profile. The 1-VM
+scenarios back up `--repeat` VMs each (default 3), one after the other and interleaved with each other, and
+report the mean per backup: a single backup's downtime varies by a few seconds with Airflow's scheduling.
 
 1. ``ours``: the rendered DAG of a 1-VM stop-mode policy, rendered as the controller renders it for this Airflow:
    the controller's own WaitModeResolver asks the Airflow's health endpoint, finds the triggerer running and picks

@@ -185,6 +185,8 @@ def test_with_a_triggerer_operation_waits_long_poll_in_the_trigger(airflow_home:
 
     assert dag.get_task("instances.wait_stopped").long_poll_seconds == 60
     assert dag.get_task("instances.wait_started").long_poll_seconds == 60
+    assert dag.get_task("instances.wait_snapshots_ready").deferrable is True
+    assert dag.get_task("instances.wait_snapshots_taken").deferrable is False  # too short to hand over
 
 
 def test_steps_a_stopped_vm_waits_on_retry_within_seconds(loaded: Any) -> None:

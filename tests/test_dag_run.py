@@ -593,11 +593,9 @@ def test_the_other_runs_lock_is_left_in_place(locked: BackupRun) -> None:
 
 @pytest.fixture(scope="module")
 def deferred(backup: Callable[..., BackupRun]) -> BackupRun:
-    def prepare(sim: ComputeSimulator) -> None:
-        sim.inject(Fault.slow("instances.stop", 1.5))  # still running when the sensor first looks: it must defer
-        sim.inject(Fault.slow("disks.createSnapshot", 1.5))  # still CREATING at the first look: deferred too
-
-    return backup("deferred", WORDPRESS, prepare, wait_mode="deferrable")
+    slow = Fault.slow("instances.stop", 1.5)  # still running when the sensor first looks: it must defer
+    uploading = Profile.fast(snapshot_upload_base_seconds=2.0)  # the upload wait defers too
+    return backup("deferred", WORDPRESS, lambda sim: sim.inject(slow), profile=uploading, wait_mode="deferrable")
 
 
 def test_deferrable_sensors_complete_a_backup(deferred: BackupRun) -> None:
@@ -606,8 +604,10 @@ def test_deferrable_sensors_complete_a_backup(deferred: BackupRun) -> None:
     assert len(deferred.ours()) == 1
 
 
-def test_deferred_snapshot_wait_starts_the_vm_only_once_the_snapshot_is_taken(deferred: BackupRun) -> None:
-    assert deferred.violations == []  # the simulator flags a start while a snapshot of the VM is CREATING
+def test_deferred_upload_wait_reports_the_snapshot_ready(deferred: BackupRun) -> None:
+    assert deferred.violations == []
+    assert deferred.report is not None
+    assert deferred.report.snapshots == [s["name"] for s in deferred.ours()]
 
 
 def test_deferred_sensor_looks_once_then_waits_in_the_trigger(deferred: BackupRun) -> None:

@@ -23,9 +23,8 @@ VM_DOWN_POKE_ENV = "VMBACKUP_VM_DOWN_POKE_SECONDS"
 # 2 s pokes cut that to 0.09x but swamped a 2-core Airflow with task starts once 20 VMs waited at once.
 VM_DOWN_POKE_SECONDS = 5.0
 # With a triggerer the operation waits long-poll `wait` in the trigger, where no worker slot is held, and the
-# snapshot-taken wait looks every second there (a look in the triggerer costs one GET, not a task start).
+# upload wait looks at its snapshots there every poke interval (one GET each, not a task start).
 TRIGGER_LONG_POLL_SECONDS = 60.0
-TRIGGER_SNAPSHOT_POLL_SECONDS = 1.0
 # Steps a stopped VM waits on retry after at most this long. Airflow 3.2-3.3 sometimes fails a rescheduled or
 # resumed sensor with "state mismatch" (a stale executor event; apache/airflow#71172, #72716): the retry absorbs
 # it, and the default 60 s retry delay would add a minute to the VM's downtime.
@@ -236,9 +235,9 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
             project=spec.project,
             until=TAKEN,
             timeout=timeouts.snapshot_seconds,
-            # CREATING lasts seconds and a stopped VM waits on it: look often (each look is one cheap GET).
-            poke_interval=TRIGGER_SNAPSHOT_POLL_SECONDS if deferrable else vm_down_poke,
-            deferrable=deferrable,
+            # CREATING lasts seconds and a stopped VM waits on it: look often (each look is one cheap GET). Never
+            # deferred: for a wait this short, handing it to the triggerer and resuming cost the VM 1-2 s more.
+            poke_interval=vm_down_poke,
             **quick,
         )
         ready = SnapshotStatusSensor(
