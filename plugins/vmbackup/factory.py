@@ -20,7 +20,7 @@ VM_DOWN_POKE_ENV = "VMBACKUP_VM_DOWN_POKE_SECONDS"
 # The waits a stopped VM sits on (wait_stopped without a triggerer, wait_snapshots_taken) look this often, each
 # look one GET in a short task execution. Measured by the workflow benchmark without a triggerer: a `wait`
 # long-poll inside wait_stopped's poke held a slot for the whole stop (0.26x a poke-mode sensor's slot-seconds);
-# 2 s pokes cut that to 0.09x but swamped a 2-core Airflow with task starts once 20 VMs waited at once.
+# 2 s pokes cut that to 0.09x, but 20 VMs then took 3.7x the time of one on a 2-core Airflow (1.5x at 5 s).
 VM_DOWN_POKE_SECONDS = 5.0
 # With a triggerer the operation waits long-poll `wait` in the trigger, where no worker slot is held, and the
 # upload wait looks at its snapshots there every poke interval (one GET each, not a task start).
@@ -237,7 +237,7 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
             until=TAKEN,
             timeout=timeouts.snapshot_seconds,
             # CREATING lasts seconds and a stopped VM waits on it: look often (each look is one cheap GET). Never
-            # deferred: for a wait this short, handing it to the triggerer and resuming cost the VM 1-2 s more.
+            # deferred: for a wait this short, handing it to the triggerer and resuming cost the VM about 1 s more.
             poke_interval=vm_down_poke,
             **quick,
         )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from vmbackup.airflow_compat import (
     CONTROL_FLOW_EXCEPTIONS,
@@ -23,6 +24,7 @@ from vmbackup.operators import now_iso, record_error, release_lock
 from vmbackup.retention import parse_timestamp
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TAKEN = "taken"  # every snapshot has left CREATING (UPLOADING or READY): the disk may change again
 READY = "ready"  # every snapshot is READY: the backup is complete
@@ -53,8 +55,12 @@ class _RecordingSensor(BaseSensorOperator):
         return None
 
     def execute(self, context: Any) -> Any:
+        return self._recorded(context, lambda: super(_RecordingSensor, self).execute(context))
+
+    def _recorded(self, context: Any, step: Callable[[], T]) -> T:
+        """Run a step of this sensor; a failure's message is left for the report (control flow passes through)."""
         try:
-            return super().execute(context)
+            return step()
         except CONTROL_FLOW_EXCEPTIONS:
             raise
         except Exception as exc:
@@ -159,43 +165,37 @@ class OperationStatusSensor(_RecordingSensor):
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        try:
-            ref = self._ref(context)
-            if ref is None:
-                self.on_done(context)
-                return None
-            hook = ComputeEngineHook()
-            op = hook.get_operation(ref)
-            if is_done(op):
-                return self._finished(context, op)
-            from vmbackup.triggers import OperationStatusTrigger
+        return self._recorded(context, lambda: self._look_then_defer(context))
 
-            left = self._seconds_left()
-            self.defer(
-                trigger=OperationStatusTrigger(
-                    operation=dict(ref), endpoint=hook.endpoint, long_poll_seconds=self.long_poll_seconds
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=float(self.timeout) if left is None else max(1.0, left)),
-            )
-        except CONTROL_FLOW_EXCEPTIONS:
-            raise
-        except Exception as exc:
-            record_error(context, exc, self._subject())
-            raise
+    def _look_then_defer(self, context: Any) -> Any:
+        ref = self._ref(context)
+        if ref is None:
+            self.on_done(context)
+            return None
+        hook = ComputeEngineHook()
+        op = hook.get_operation(ref)
+        if is_done(op):
+            return self._finished(context, op)
+        from vmbackup.triggers import OperationStatusTrigger
+
+        left = self._seconds_left()
+        self.defer(
+            trigger=OperationStatusTrigger(
+                operation=dict(ref), endpoint=hook.endpoint, long_poll_seconds=self.long_poll_seconds
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout) if left is None else max(1.0, left)),
+        )
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        try:
-            if not event or event.get("status") != "done":
-                raise AirflowFailException(f"operation wait ended without a result: {event!r}")
-            ref = operation_ref(event["operation_ref"])
-            assert ref is not None
-            return self._finished(context, ComputeEngineHook().get_operation(ref))
-        except CONTROL_FLOW_EXCEPTIONS:
-            raise
-        except Exception as exc:
-            record_error(context, exc, self._subject())
-            raise
+        return self._recorded(context, lambda: self._resumed(context, event))
+
+    def _resumed(self, context: Any, event: dict[str, Any] | None) -> Any:
+        if not event or event.get("status") != "done":
+            raise AirflowFailException(f"operation wait ended without a result: {event!r}")
+        ref = operation_ref(event["operation_ref"])
+        assert ref is not None
+        return self._finished(context, ComputeEngineHook().get_operation(ref))
 
 
 class InstanceStartedSensor(OperationStatusSensor):
@@ -293,39 +293,33 @@ class SnapshotStatusSensor(_RecordingSensor):
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        try:
-            looked = self.poke(context)
-            if looked.is_done:
-                return looked.xcom_value
-            from vmbackup.triggers import SnapshotStatusTrigger
+        return self._recorded(context, lambda: self._look_then_defer(context))
 
-            self.defer(
-                trigger=SnapshotStatusTrigger(
-                    snapshots=self._items(),
-                    project=self.project,
-                    until=self.until,
-                    endpoint=ComputeEngineHook().endpoint,
-                    poll_seconds=float(self.poke_interval),
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=float(self.timeout)),
-            )
-        except CONTROL_FLOW_EXCEPTIONS:
-            raise
-        except Exception as exc:
-            record_error(context, exc, self._subject())
-            raise
+    def _look_then_defer(self, context: Any) -> Any:
+        looked = self.poke(context)
+        if looked.is_done:
+            return looked.xcom_value
+        from vmbackup.triggers import SnapshotStatusTrigger
+
+        self.defer(
+            trigger=SnapshotStatusTrigger(
+                snapshots=self._items(),
+                project=self.project,
+                until=self.until,
+                endpoint=ComputeEngineHook().endpoint,
+                poll_seconds=float(self.poke_interval),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        return self._recorded(context, lambda: self._resumed(context, event))
+
+    def _resumed(self, context: Any, event: dict[str, Any] | None) -> Any:
         """One more look on the worker: the result (or Compute Engine's error) comes from the same code as a poke."""
-        try:
-            looked = self.poke(context)
-            if looked.is_done:
-                return looked.xcom_value
-            message = (event or {}).get("message") or f"snapshots are not {self.until} yet after the trigger fired"
-            raise AirflowFailException(message)
-        except CONTROL_FLOW_EXCEPTIONS:
-            raise
-        except Exception as exc:
-            record_error(context, exc, self._subject())
-            raise
+        looked = self.poke(context)
+        if looked.is_done:
+            return looked.xcom_value
+        message = (event or {}).get("message") or f"snapshots are not {self.until} yet after the trigger fired"
+        raise AirflowFailException(message)

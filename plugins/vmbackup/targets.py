@@ -58,7 +58,7 @@ def group_keys(policy: BackupPolicy) -> list[str]:
 
 
 REGIONAL_DISK_REASON = (
-    "is a regional persistent disk, which vmbackup-operator does not snapshot yet (its zonal disks were); back it "
+    "a regional persistent disk, which vmbackup-operator does not snapshot yet (its zonal disks were); back it "
     "up another way and name only the zonal disks in spec.instances[].disks, or keep the VM out of spec.selector"
 )
 
