@@ -154,13 +154,18 @@ def test_the_waits_a_stopped_vm_sits_on_look_every_five_seconds(loaded: Any) -> 
     assert dag.get_task("instances.wait_started").poke_interval == 30
 
 
-def test_operation_waits_are_deferrable_in_a_dag_rendered_for_a_triggerer(airflow_home: Any) -> None:
+@pytest.fixture
+def rendered_for_a_triggerer(airflow_home: Any) -> Any:
+    """The explicit policy's DAG as the controller renders it for an Airflow with a live triggerer."""
     deferrable = policy("explicit").waiting("deferrable")
     dags = AirflowDags(airflow_home)
     dags.clear()
     dags.write(dag_file_name(deferrable), render_dag(deferrable))
-    dag = dags.dagbag().dags[deferrable.dag_id]
+    return dags.dagbag().dags[deferrable.dag_id]
 
+
+def test_operation_waits_are_deferrable_in_a_dag_rendered_for_a_triggerer(rendered_for_a_triggerer: Any) -> None:
+    dag = rendered_for_a_triggerer
     assert dag.get_task("instances.wait_stopped").deferrable is True
     assert dag.get_task("instances.wait_started").deferrable is True
     assert "deferrable sensors" in dag.doc_md
@@ -176,13 +181,8 @@ def test_without_a_triggerer_no_poke_holds_its_slot_in_a_long_poll(loaded: Any) 
     assert "reschedule-mode sensors" in dag.doc_md
 
 
-def test_with_a_triggerer_operation_waits_long_poll_in_the_trigger(airflow_home: Any) -> None:
-    deferrable = policy("explicit").waiting("deferrable")
-    dags = AirflowDags(airflow_home)
-    dags.clear()
-    dags.write(dag_file_name(deferrable), render_dag(deferrable))
-    dag = dags.dagbag().dags[deferrable.dag_id]
-
+def test_with_a_triggerer_operation_waits_long_poll_in_the_trigger(rendered_for_a_triggerer: Any) -> None:
+    dag = rendered_for_a_triggerer
     assert dag.get_task("instances.wait_stopped").long_poll_seconds == 60
     assert dag.get_task("instances.wait_started").long_poll_seconds == 60
     assert dag.get_task("instances.wait_snapshots_ready").deferrable is True
