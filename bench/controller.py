@@ -45,7 +45,7 @@ from controller.airflow_api import PAGE_LIMIT
 from controller.bucket import dag_object_name
 from devstack.airflow_local import LocalAirflow, free_port
 from devstack.kube_local import LocalKubernetes
-from vmbackup.policy import dag_id_for, parse_policy
+from vmbackup.model.policy import dag_id_for, parse_policy
 
 PROJECT = "demo-project"
 BUCKET = "bench-composer-bucket"

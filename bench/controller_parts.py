@@ -24,7 +24,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.airflow_local import free_port
-from vmbackup.policy import API_GROUP, API_VERSION, KIND, PLURAL
+from vmbackup.model.policy import API_GROUP, API_VERSION, KIND, PLURAL
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding"}

@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vmbackup.factory import POKE_INTERVAL_ENV
-from vmbackup.policy import BackupPolicy
+from vmbackup.backup.dag import POKE_INTERVAL_ENV
+from vmbackup.model.policy import BackupPolicy
 
 
 def tutorial_dag_id(policy: BackupPolicy) -> str:
@@ -48,14 +48,14 @@ def build_tutorial_dag(policy_json: str) -> Any:
     import pendulum
 
     from vmbackup.airflow_compat import DAG, task, task_group
-    from vmbackup.operators import (
+    from vmbackup.backup.operators import (
         ResolveInstancesOperator,
         SnapshotDiskOperator,
         StartInstanceOperator,
         StopInstanceOperator,
     )
-    from vmbackup.sensors import READY, InstanceStartedSensor, OperationStatusSensor, SnapshotStatusSensor
-    from vmbackup.targets import NO_TIER
+    from vmbackup.backup.resolution import NO_TIER
+    from vmbackup.compute.sensors import READY, InstanceStartedSensor, OperationStatusSensor, SnapshotStatusSensor
 
     policy = BackupPolicy.from_json(policy_json)
     timeouts = policy.spec.timeouts

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from controller.airflow_api import ApiVersion
-from vmbackup.policy import COMPOSER_ENVIRONMENT_PATTERN
+from vmbackup.model.policy import COMPOSER_ENVIRONMENT_PATTERN
 
 _IMAGE_AIRFLOW = re.compile(r"airflow-(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 

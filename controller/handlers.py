@@ -13,7 +13,7 @@ import kopf
 
 from controller.reconciler import BACKUP_NOW_ANNOTATION, Controller
 from controller.restore_handlers import register_restore_handlers
-from vmbackup.policy import API_GROUP, API_VERSION, PLURAL
+from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL
 
 KOPF_PREFIX = "kopf.vmbackup.dev"
 FINALIZER = "vmbackup.dev/dag-cleanup"

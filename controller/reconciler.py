@@ -32,7 +32,7 @@ from controller.status import PolicyState, RunObservation, desired_status, short
 from controller.targets import Target, Targets, TargetUnavailableError
 from controller.tenancy import Tenancy
 from controller.wait_mode import WaitModeResolver
-from vmbackup.policy import BackupPolicy, ComposerTarget, PolicyError, WaitMode, dag_id_for, parse_policy
+from vmbackup.model.policy import BackupPolicy, ComposerTarget, PolicyError, WaitMode, dag_id_for, parse_policy
 
 BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"
 TERMINAL_RUN_STATES = ("success", "failed")

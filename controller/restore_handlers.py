@@ -25,9 +25,9 @@ from controller.airflow_link import AirflowRefusedError, AirflowUnreachableError
 from controller.conditions import changed_fields
 from controller.status import short
 from controller.targets import Target, TargetUnavailableError
-from vmbackup.policy import API_GROUP, API_VERSION, BackupPolicy, InstanceRef, PolicyError, parse_policy
-from vmbackup.policy import PLURAL as POLICY_PLURAL
-from vmbackup.restore import (
+from vmbackup.model.policy import API_GROUP, API_VERSION, BackupPolicy, InstanceRef, PolicyError, parse_policy
+from vmbackup.model.policy import PLURAL as POLICY_PLURAL
+from vmbackup.model.restore import (
     PLURAL,
     TERMINAL_PHASES,
     Restore,

@@ -11,8 +11,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from vmbackup.policy import API_GROUP, API_VERSION, GCE_NAME_PATTERN
-from vmbackup.restore import KIND, PLURAL
+from vmbackup.model.policy import API_GROUP, API_VERSION, GCE_NAME_PATTERN
+from vmbackup.model.restore import KIND, PLURAL
 
 RUN_LABEL_VALUE = re.compile(r"^r[0-9a-f]{11}$")  # vmbackup.identifiers.run_hash: what snapshots carry as their run
 

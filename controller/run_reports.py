@@ -14,7 +14,7 @@ from google.api_core import exceptions as gcs_errors
 from google.cloud import storage
 from pydantic import ValidationError
 
-from vmbackup.report import RunReport, latest_report_object_name, report_object_name
+from vmbackup.model.report import RunReport, latest_report_object_name, report_object_name
 
 
 class RunReportError(Exception):

@@ -30,8 +30,8 @@ from controller.airflow_api import (
     ImportErrorInfo,
 )
 from controller.run_reports import RunReportError, RunReportReader
-from vmbackup.policy import dag_id_for
-from vmbackup.report import RunReport
+from vmbackup.model.policy import dag_id_for
+from vmbackup.model.report import RunReport
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from controller.conditions import (
     Condition,
     merge_conditions,
 )
-from vmbackup.policy import WaitMode
+from vmbackup.model.policy import WaitMode
 
 SpecOutcome = Literal["Uploaded", "Invalid", "Refused", "Error"]
 

@@ -19,7 +19,7 @@ from google.cloud import storage
 
 from controller.bucket import BucketSync, PluginSyncResult
 from controller.config import ControllerConfig
-from vmbackup.policy import ComposerTarget
+from vmbackup.model.policy import ComposerTarget
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from vmbackup.policy import BackupPolicy
+from vmbackup.model.policy import BackupPolicy
 
 
 class TenancyConfigError(ValueError):

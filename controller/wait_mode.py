@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from vmbackup.policy import WaitMode
+from vmbackup.model.policy import WaitMode
 
 WaitModeSetting = Literal["auto", "reschedule", "deferrable"]
 WAIT_MODE_SETTINGS: tuple[WaitModeSetting, ...] = ("auto", "reschedule", "deferrable")

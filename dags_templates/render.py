@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from vmbackup.policy import BackupPolicy
+from vmbackup.model.policy import BackupPolicy
 
 
 class RenderError(RuntimeError):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from dags_templates.render import DataTemplate, RenderError
-from vmbackup.restore import Restore
+from vmbackup.model.restore import Restore
 
 RESTORE_TEMPLATE = DataTemplate(
     path=Path(__file__).with_name("vmrestore_dag.py.tmpl"),

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from devstack.stack import LocalStack, PortInUseError, StackPorts, default_state_dir, example_policies, wait_until
-from vmbackup.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
+from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
 
 DEMO_POLICY = ("default", "wordpress")
 INTERRUPTED = 130  # vmbackupctl's (and the shell's) exit code for Ctrl-C

@@ -22,8 +22,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable
-from vmbackup.policy import API_GROUP, API_VERSION, KIND, PLURAL
-from vmbackup.restore import PLURAL as RESTORE_PLURAL
+from vmbackup.model.policy import API_GROUP, API_VERSION, KIND, PLURAL
+from vmbackup.model.restore import PLURAL as RESTORE_PLURAL
 
 BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"  # the controller's contract (controller/reconciler.py)
 IN_CLUSTER_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

@@ -24,7 +24,7 @@ from controller.airflow_api import (
 from controller.config import AirflowAuthMode, ConfigError, ControllerConfig
 from controller.targets import Target
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable, UsageError
-from vmbackup.policy import ComposerTarget, dag_id_for
+from vmbackup.model.policy import ComposerTarget, dag_id_for
 
 FAILED_STATES = ("failed", "upstream_failed", "up_for_retry")
 LOG_FETCH_CONCURRENCY = 8

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from vmbackup.policy import BackupPolicy, PolicyError, parse_policy
+from vmbackup.model.policy import BackupPolicy, PolicyError, parse_policy
 
 NONE = "<none>"
 KUBECTL_MIN_WIDTH = 10  # kubectl's tabwriter: minimum cell width 10, padding 3

@@ -1,6 +1,6 @@
 """The last run's report from the Composer bucket, for describe: what happened to each VM and disk.
 
-The status carries the outcome; the report (written by the DAG, see vmbackup.report) says per
+The status carries the outcome; the report (written by the DAG, see vmbackup.model.report) says per
 instance how long it was down and per disk which snapshot it got or why not. Reading it is best
 effort: describe stays useful with only Kubernetes access, so a missing target or an unreachable
 bucket becomes one line in the output, not a failure.
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from controller.config import ControllerConfig
 from controller.vmbackupctl.errors import CliError
-from vmbackup.report import RunReport, latest_report_object_name, report_object_name
+from vmbackup.model.report import RunReport, latest_report_object_name, report_object_name
 
 BUCKET_TIMEOUT_SECONDS = 10.0
 BUCKET_DEADLINE_SECONDS = 20.0  # retries included: a person is waiting

@@ -14,9 +14,9 @@ from typing import Any
 
 from controller.vmbackupctl import render
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable
-from vmbackup import labels
+from vmbackup.model import labels
 
-ENDPOINT_ENV = "VMBACKUP_COMPUTE_ENDPOINT"  # plugins/vmbackup/compute_engine.py reads the same variable
+ENDPOINT_ENV = "VMBACKUP_COMPUTE_ENDPOINT"  # plugins/vmbackup/settings.py reads the same variable
 REQUEST_TIMEOUT_SECONDS = 60.0
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 

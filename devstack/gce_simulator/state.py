@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from vmbackup import labels as vm_labels
+from vmbackup.model import labels as vm_labels
 
 from .faults import Fault
 from .filters import FilterError, compile_filter

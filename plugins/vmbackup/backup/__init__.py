@@ -1,0 +1,1 @@
+"""The backup workflow of a VMBackupPolicy: its steps, their operators, and the DAG built from them."""

@@ -1,0 +1,161 @@
+"""Which instances and disks a run backs up, resolved when the run starts (so new VMs are picked up).
+
+A target is plain JSON data (it travels through XCom into each mapped task group), carrying everything a
+step needs: the instance, its zone and tier, and each disk with the snapshot name this run gives it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+
+from vmbackup.model.identifiers import run_hash, snapshot_name
+from vmbackup.model.policy import BackupPolicy
+
+if TYPE_CHECKING:
+    from vmbackup.compute.hook import ComputeEngineHook
+
+NO_TIER = "instances"  # group of a policy without tiers
+
+
+class DiskTarget(TypedDict):
+    name: str
+    zone: str
+    snapshot: str
+
+
+class UnsupportedDisk(TypedDict):
+    name: str
+    location: str  # the region of a regional disk
+    reason: str
+
+
+class Target(TypedDict):
+    project: str
+    zone: str
+    instance: str
+    tier: str | None
+    run: str
+    status: str  # at resolve time; the stop step reads it again right before acting
+    disks: list[DiskTarget]
+    unsupported_disks: NotRequired[list[UnsupportedDisk]]  # attached, wanted, and not snapshotted: the run fails
+
+
+class Skipped(TypedDict):
+    instance: str
+    zone: str
+    reason: str
+
+
+class Resolution(TypedDict):
+    groups: dict[str, list[Target]]
+    skipped: list[Skipped]
+    errors: list[Skipped]  # instances that should be backed up but cannot (missing VM, unknown disk)
+
+
+def group_keys(policy: BackupPolicy) -> list[str]:
+    """Task-group keys in stop order: the policy's tiers, or one group."""
+    return list(policy.spec.tiers) if policy.spec.tiers else [NO_TIER]
+
+
+REGIONAL_DISK_REASON = (
+    "a regional persistent disk, which vmbackup-operator does not snapshot yet (its zonal disks were); back it "
+    "up another way and name only the zonal disks in spec.instances[].disks, or keep the VM out of spec.selector"
+)
+
+
+def _persistent_disks(instance: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(name, zone) of each attached persistent zonal disk, and (name, region) of each regional one."""
+    zonal: list[tuple[str, str]] = []
+    regional: list[tuple[str, str]] = []
+    for attached in instance.disks:
+        if attached.type_ and attached.type_ != "PERSISTENT":
+            continue
+        parts = (attached.source or "").rstrip("/").split("/")
+        for scope, found in (("zones", zonal), ("regions", regional)):
+            if scope in parts:
+                found.append((parts[-1], parts[parts.index(scope) + 1]))
+    return zonal, regional
+
+
+def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) -> Resolution:
+    spec = policy.spec
+    run = run_hash(policy.dag_id, run_id)
+    groups: dict[str, list[Target]] = {key: [] for key in group_keys(policy)}
+    skipped: list[Skipped] = []
+    errors: list[Skipped] = []
+
+    def target(instance: Any, zone: str, tier: str | None, wanted: list[str] | None) -> Target | None:
+        attached, regional = _persistent_disks(instance)
+        names = [name for name, _ in attached]
+        if wanted is not None:
+            asked_regional = [name for name, _ in regional if name in wanted]
+            unknown = [d for d in wanted if d not in names and d not in asked_regional]
+            problems = []
+            if asked_regional:
+                problems.append(
+                    f"{', '.join(asked_regional)}: regional persistent disks are not snapshotted by vmbackup-operator "
+                    "yet; remove them from spec.instances[].disks and back them up another way"
+                )
+            if unknown:
+                problems.append(
+                    f"disks {', '.join(unknown)} are not attached to the instance (attached: "
+                    f"{', '.join(names + [n for n, _ in regional]) or 'none'}); fix spec.instances[].disks"
+                )
+            if problems:
+                errors.append(Skipped(instance=instance.name, zone=zone, reason="; ".join(problems)))
+                return None
+            attached = [(n, z) for n, z in attached if n in wanted]
+            regional = []
+        if not attached:
+            why = f" ({', '.join(n for n, _ in regional)} regional, not supported yet)" if regional else ""
+            errors.append(Skipped(instance=instance.name, zone=zone, reason=f"no persistent zonal disk attached{why}"))
+            return None
+        found = Target(
+            project=spec.project,
+            zone=zone,
+            instance=instance.name,
+            tier=tier,
+            run=run,
+            status=instance.status,
+            disks=[
+                DiskTarget(name=n, zone=z, snapshot=snapshot_name(policy.dag_id, run_id, spec.project, z, n))
+                for n, z in attached
+            ],
+        )
+        if regional:  # never a silently partial backup: the run reports these disks and fails
+            found["unsupported_disks"] = [
+                UnsupportedDisk(name=n, location=r, reason=REGIONAL_DISK_REASON) for n, r in regional
+            ]
+        return found
+
+    if spec.instances is not None:
+        for ref in spec.instances:
+            instance = hook.find_instance(spec.project, ref.zone, ref.name)
+            if instance is None:
+                errors.append(Skipped(instance=ref.name, zone=ref.zone, reason="instance not found"))
+                continue
+            found = target(instance, ref.zone, ref.tier, ref.disks)
+            if found:
+                groups[ref.tier or NO_TIER].append(found)
+    elif spec.selector is not None:
+        selector = spec.selector
+        for instance in hook.list_instances(spec.project, selector.zones, dict(selector.match_labels)):
+            zone = instance.zone.rstrip("/").rsplit("/", 1)[-1]
+            tier: str | None = None
+            if selector.tier_label is not None:
+                tier = instance.labels.get(selector.tier_label)
+                if tier not in groups:
+                    skipped.append(
+                        Skipped(
+                            instance=instance.name,
+                            zone=zone,
+                            reason=f"label {selector.tier_label}={tier!r} is not one of the tiers {spec.tiers}",
+                        )
+                    )
+                    continue
+            found = target(instance, zone, tier, None)
+            if found:
+                groups[tier or NO_TIER].append(found)
+    for members in groups.values():
+        members.sort(key=lambda t: (t["zone"], t["instance"]))
+    return Resolution(groups=groups, skipped=skipped, errors=errors)

@@ -1,0 +1,1 @@
+"""Compute Engine from Airflow: the hook (every API call), the triggers (which use only the hook) and sensors."""

@@ -1,0 +1,1 @@
+"""The restore workflow of a VMRestore: the plan, its operators, and the DAG built from them."""

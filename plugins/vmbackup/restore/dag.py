@@ -1,0 +1,127 @@
+"""Builds a VMRestore's DAG from the restore DATA (its canonical JSON); rendered restore DAG files call it.
+
+One run, triggered by the controller (no schedule): plan -> per disk (mapped): create from snapshot, wait ->
+create the instance -> wait -> clean up after a failure -> report. Waits use the shared OperationStatusSensor.
+Nothing here does I/O at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from vmbackup.backup.dag import POKE_INTERVAL_ENV, RETRIES_ENV, RETRY_DELAY_ENV
+from vmbackup.model.restore import Restore
+
+
+def doc_md(restore: Restore) -> str:
+    """What the restore does, for the DAG's page in the Airflow UI (all values are validated names)."""
+    spec = restore.spec
+    chosen = (
+        f"snapshot `{spec.snapshot}` and the other snapshots of its run"
+        if spec.snapshot
+        else f"backup run `{spec.snapshot_run}`"
+        if spec.snapshot_run
+        else "the newest run whose snapshots are all READY"
+    )
+    return "\n".join(
+        [
+            f"# VM restore `{restore.namespace}/{restore.name}`",
+            "",
+            "Managed by **vmbackup-operator** from a `VMRestore` custom resource; the controller triggers its one run.",
+            "",
+            f"- **Policy:** `{restore.namespace}/{restore.policy_name}` (project `{restore.project}`)",
+            f"- **Source instance:** `{restore.instance}`" + (f" in `{restore.zone}`" if restore.zone else ""),
+            f"- **Snapshots:** {chosen}",
+            f"- **New instance:** `{restore.target_name}`"
+            + (f" in `{spec.target_zone}`" if spec.target_zone else " in the source zone"),
+            f"- **On failure:** {'keep' if spec.keep_disks_on_failure else 'delete'} the disks created so far",
+            "",
+        ]
+    )
+
+
+def build_restore_dag(restore_json: str) -> Any:
+    import pendulum
+
+    from vmbackup.airflow_compat import DAG, task, task_group
+    from vmbackup.compute.sensors import OperationStatusSensor
+    from vmbackup.restore.operators import (
+        CLEANUP_TASK,
+        CREATE_INSTANCE_TASK,
+        DISKS_GROUP,
+        REPORT_TASK,
+        RESOLVE_TASK,
+        WAIT_INSTANCE_TASK,
+        CleanupRestoreDisksOperator,
+        CreateRestoredInstanceOperator,
+        CreateRestoreDiskOperator,
+        PlanRestoreOperator,
+        RestoreReportOperator,
+    )
+
+    restore = Restore.from_json(restore_json)
+    timeouts = restore.spec.timeouts
+    poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
+    deferrable = restore.wait_mode == "deferrable"
+    dag = DAG(
+        dag_id=restore.dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["vmrestore", f"namespace:{restore.namespace}", f"policy:{restore.policy_name}"],
+        doc_md=doc_md(restore),
+        description=f"Restore {restore.namespace}/{restore.name} of {restore.instance}",
+        default_args={
+            "owner": "vmbackup-operator",
+            "retries": int(os.environ.get(RETRIES_ENV, "2")),
+            "retry_delay": timedelta(seconds=float(os.environ.get(RETRY_DELAY_ENV, "60"))),
+        },
+    )
+    with dag:
+        plan = PlanRestoreOperator(task_id=RESOLVE_TASK, restore_json=restore_json)
+
+        @task(task_id="planned_disks")
+        def planned_disks(value: Any) -> list[Any]:
+            """The disks to create, one mapped task group each (a plan always has at least the boot disk)."""
+            return list((value or {}).get("disks") or [])
+
+        @task_group(group_id=DISKS_GROUP, tooltip="one restored disk")
+        def per_disk(disk: Any) -> None:
+            create = CreateRestoreDiskOperator(task_id="create", target=disk, restore_json=restore_json)
+            wait = OperationStatusSensor(
+                task_id="wait",
+                operation=create.output,
+                timeout=timeouts.disks_seconds,
+                poke_interval=poke,
+                deferrable=deferrable,
+            )
+            create >> wait
+
+        disks = per_disk.expand(disk=planned_disks(plan.output))
+        create_instance = CreateRestoredInstanceOperator(
+            task_id=CREATE_INSTANCE_TASK, plan=plan.output, restore_json=restore_json
+        )
+        wait_instance = OperationStatusSensor(
+            task_id=WAIT_INSTANCE_TASK,
+            operation=create_instance.output,
+            timeout=timeouts.instance_seconds,
+            poke_interval=poke,
+            deferrable=deferrable,
+        )
+        cleanup = CleanupRestoreDisksOperator(
+            task_id=CLEANUP_TASK,
+            restore_json=restore_json,
+            disk_timeout_seconds=timeouts.disks_seconds,
+            trigger_rule="all_done",
+        )
+        report = RestoreReportOperator(
+            task_id=REPORT_TASK, restore_json=restore_json, trigger_rule="all_done", retries=0
+        )
+        disks >> create_instance >> wait_instance
+        # Cleanup waits for every disk step too: with one disk failed, the others may still be creating.
+        [dag.get_task(f"{DISKS_GROUP}.create"), dag.get_task(f"{DISKS_GROUP}.wait"), wait_instance] >> cleanup
+        cleanup >> report
+    return dag

@@ -1,0 +1,250 @@
+"""The workflow benchmark's plumbing, so `python -m bench workflow` cannot rot. No timing is asserted here.
+
+The quick tests measure with the real simulator and read real Airflow-shaped records; the end-to-end run (a
+real Airflow, fast profile, 2 VMs) is marked slow.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.workflow import (
+    Row,
+    ScenarioResult,
+    build_rows,
+    instance_downtimes,
+    merge_repeats,
+    parse_args,
+    render_table,
+    sensor_keys,
+    slot_intervals,
+    slot_intervals_by_task,
+)
+from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.tools import REPO_ROOT
+
+
+def test_downtime_is_read_from_the_simulators_stop_and_start_operations(gce_clients: GceClients, gce_sim) -> None:
+    zone, name = "us-central1-c", "wordpress-1-vm"
+    stop = gce_clients.instances.stop_unary(project=GCE_PROJECT, zone=zone, instance=name)
+    gce_clients.zone_operations.wait(project=GCE_PROJECT, zone=zone, operation=stop.name)
+    start = gce_clients.instances.start_unary(project=GCE_PROJECT, zone=zone, instance=name)
+    gce_clients.zone_operations.wait(project=GCE_PROJECT, zone=zone, operation=start.name)
+
+    downtimes = instance_downtimes(gce_sim.operations(), zone, [name])
+
+    assert len(downtimes) == 1
+    assert downtimes[0] > 0
+
+
+def test_an_instance_that_was_never_stopped_has_no_downtime(gce_sim) -> None:
+    assert instance_downtimes(gce_sim.operations(), "us-central1-a", ["web-1"]) == []
+
+
+def event(event_id: int, when: str, task_id: str, name: str, map_index: int = -1) -> dict[str, object]:
+    return {"event_log_id": event_id, "when": when, "task_id": task_id, "event": name, "map_index": map_index}
+
+
+def test_slot_time_counts_each_execution_of_a_rescheduled_sensor() -> None:
+    events = [
+        event(1, "2026-01-01T00:00:00Z", "g.wait", "running", 0),
+        event(2, "2026-01-01T00:00:02Z", "g.wait", "up_for_reschedule", 0),
+        event(3, "2026-01-01T00:00:30Z", "g.wait", "running", 0),
+        event(4, "2026-01-01T00:00:31.5Z", "g.wait", "success", 0),
+    ]
+
+    assert slot_intervals(events, {("g.wait", 0)}) == [2.0, 1.5]
+
+
+def test_slot_time_ignores_tasks_that_are_not_sensors() -> None:
+    events = [
+        event(1, "2026-01-01T00:00:00Z", "stop", "running"),
+        event(2, "2026-01-01T00:00:05Z", "stop", "success"),
+    ]
+
+    assert slot_intervals(events, {("wait", -1)}) == []
+
+
+def test_a_deferred_sensor_frees_its_slot_until_it_resumes() -> None:
+    events = [
+        event(1, "2026-01-01T00:00:00Z", "wait", "running"),
+        event(2, "2026-01-01T00:00:01Z", "wait", "deferred"),
+        event(3, "2026-01-01T00:01:00Z", "wait", "running"),
+        event(4, "2026-01-01T00:01:01Z", "wait", "success"),
+    ]
+
+    assert sum(slot_intervals(events, {("wait", -1)})) == 2.0
+
+
+def test_slot_time_is_told_per_sensor_with_every_map_index_together() -> None:
+    events = [
+        event(1, "2026-01-01T00:00:00Z", "g.wait_stopped", "running", 0),
+        event(2, "2026-01-01T00:00:03Z", "g.wait_stopped", "running", 1),
+        event(3, "2026-01-01T00:00:04Z", "g.wait_stopped", "success", 0),
+        event(4, "2026-01-01T00:00:05Z", "g.wait_stopped", "success", 1),
+        event(5, "2026-01-01T00:00:06Z", "g.wait_started", "running", 0),
+        event(6, "2026-01-01T00:00:07Z", "g.wait_started", "success", 0),
+    ]
+    keys = {("g.wait_stopped", 0), ("g.wait_stopped", 1), ("g.wait_started", 0)}
+
+    assert slot_intervals_by_task(events, keys) == {"g.wait_stopped": [4.0, 2.0], "g.wait_started": [1.0]}
+
+
+def backup_of(name: str, downtime: float, wall: float, slots: float, state: str = "success") -> ScenarioResult:
+    return ScenarioResult(
+        name=name,
+        dag_id="d",
+        run_id=f"r-{name}",
+        state=state,
+        wall_seconds=wall,
+        downtime_seconds=[downtime],
+        calls_by_method={"instances.get": 4},
+        sensor_slot_seconds=slots,
+        sensor_executions=2,
+        instances=1,
+        slot_seconds_by_sensor={"g.wait_stopped": slots},
+    )
+
+
+def test_repeated_backups_are_averaged_per_backup() -> None:
+    merged = merge_repeats("ours", [backup_of("a", 30, 70, 4), backup_of("b", 40, 90, 6), backup_of("c", 35, 80, 5)])
+    assert merged.mean_downtime == 35
+    assert merged.slot_seconds_per_backup == 5
+    assert merged.calls_per_backup == 4
+    assert merged.wall_seconds == 80  # the median
+    assert merged.slot_seconds_by_sensor == {"g.wait_stopped": 15}
+
+
+def test_one_failed_backup_fails_the_merged_scenario() -> None:
+    merged = merge_repeats("ours", [backup_of("a", 30, 70, 4), backup_of("b", 40, 90, 6, state="failed")])
+    assert merged.state == "failed"
+
+
+def test_sensors_are_recognised_by_their_operator_class() -> None:
+    task_instances = [
+        {"task_id": "g.stop", "map_index": 0, "operator": "StopInstanceOperator"},
+        {"task_id": "g.wait_stopped", "map_index": 0, "operator": "OperationStatusSensor"},
+        {"task_id": "g.wait_started", "map_index": 1, "operator": "InstanceStartedSensor"},
+    ]
+
+    assert sensor_keys(task_instances) == {("g.wait_stopped", 0), ("g.wait_started", 1)}
+
+
+def scenario(name: str, downtime: float, slots: float, wall: float, instances: int = 1) -> ScenarioResult:
+    return ScenarioResult(
+        name=name,
+        dag_id=name,
+        run_id="r",
+        state="success",
+        wall_seconds=wall,
+        downtime_seconds=[downtime] * instances,
+        calls_by_method={"instances.get": 4 * instances},
+        sensor_slot_seconds=slots * instances,
+        sensor_executions=3,
+        instances=instances,
+    )
+
+
+def test_the_table_has_ratios_goals_and_verdicts() -> None:
+    rows = build_rows(
+        {
+            "ours": scenario("ours", downtime=40, slots=3, wall=100),
+            "tutorial": scenario("tutorial", downtime=100, slots=60, wall=150),
+            "ours-20vm": scenario("ours-20vm", downtime=45, slots=3, wall=200, instances=20),
+        },
+        vms=20,
+    )
+
+    table = render_table(rows)
+
+    assert (
+        "| VM downtime per backup (s), as deployed here (deferrable) | 40.0 (our DAG) | 100.0 (tutorial flow) "
+        "| 0.40x | <= 0.5x | met |" in table
+    )
+    assert "| 0.05x | <= 0.1x | met |" in table
+    assert "| wall time, 20 VMs vs 1 VM (s) | 200.0 (20 VMs) | 100.0 (1 VM) | 2.00x | <= 1.5x | MISSED |" in table
+
+
+def test_a_row_without_a_baseline_is_not_measured_rather_than_met() -> None:
+    assert Row("x", 1.0, None, "a", "b", 0.5).verdict == "NOT MEASURED"
+
+
+def test_a_zero_time_scale_is_refused_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--time-scale", "0"])
+
+    assert "--time-scale must be > 0" in capsys.readouterr().err
+
+
+def test_the_poke_interval_follows_the_time_scale_unless_given() -> None:
+    assert parse_args(["--time-scale", "0.5"])[0].poke_seconds == 15.0
+    assert parse_args(["--time-scale", "0.5", "--poke-interval", "2"])[0].poke_seconds == 2.0
+
+
+def test_the_tutorial_flow_is_one_sequential_chain_of_poke_mode_sensors(tmp_path: Path) -> None:
+    pytest.importorskip("airflow")
+    from bench.tutorial_dag import build_tutorial_dag
+    from bench.workflow import policy_for
+
+    dag = build_tutorial_dag(policy_for("tutorial-vm", ["tutorial-vm-1"]).to_json())
+
+    chain = ["stop", "wait_stopped", "snapshot", "wait_snapshot_ready", "start", "wait_started"]
+    for upstream, downstream in itertools.pairwise(chain):
+        assert f"backup.{downstream}" in dag.get_task(f"backup.{upstream}").downstream_task_ids
+    assert {dag.get_task(f"backup.{t}").mode for t in chain if t.startswith("wait")} == {"poke"}
+
+
+def test_the_dag_processor_finds_the_written_tutorial_dag(tmp_path: Path) -> None:
+    dagbag = pytest.importorskip("airflow.dag_processing.dagbag", reason="Airflow 3's DagBag")
+
+    from bench.tutorial_dag import write_tutorial_dag
+    from bench.workflow import policy_for
+
+    dag_id = write_tutorial_dag(tmp_path, policy_for("tutorial-vm", ["tutorial-vm-1"]))
+    bag = dagbag.DagBag(dag_folder=tmp_path, safe_mode=True)
+
+    assert bag.import_errors == {}
+    assert dag_id in bag.dag_ids
+
+
+@pytest.mark.slow
+def test_the_whole_bench_runs_end_to_end_on_the_fast_profile(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "workflow",
+            "--profile",
+            "fast",
+            "--vms",
+            "2",
+            "--poke-interval",
+            "1",
+            "--no-reschedule",
+            "--repeat",
+            "2",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| VM downtime per backup (s), as deployed here (deferrable) |" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["wait_mode"] == "deferrable"  # LocalAirflow runs a triggerer, as `airflow standalone` does
+    assert {s["state"] for s in result["scenarios"].values()} == {"success"}
+    assert all(row["ours"] is not None and row["baseline"] is not None for row in result["rows"])
+    assert result["scenarios"]["ours"]["instances"] == 2  # --repeat 2: two 1-VM backups, averaged

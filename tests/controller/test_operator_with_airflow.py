@@ -1,0 +1,325 @@
+"""The controller with a real Airflow 3: the bucket is mirrored into Airflow's folders, as Composer does.
+
+kopf against kmock, DAGs through the Cloud Storage emulator, and a real Airflow (api-server,
+scheduler, dag-processor) answering the controller's REST calls and batched polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import kmock
+import kopf
+import pytest
+from google.cloud import storage
+
+from controller.airflow_api import AirflowClient, DagInfo, DagRunInfo
+from controller.airflow_link import AirflowControl
+from controller.app import build_controller
+from controller.conditions import find_condition
+from controller.config import AirflowAuth, ControllerConfig
+from controller.handlers import build_registry
+from controller.reconciler import BACKUP_NOW_ANNOTATION, Controller, backup_now_run_id
+from devstack.bucket_mirror import BucketMirror
+from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
+from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator, stored
+from vmbackup.model.policy import dag_id_for
+from vmbackup.model.report import DiskResult, InstanceResult, RunReport, latest_report_object_name
+
+NAMESPACE = "shop"
+SPEC: dict[str, Any] = {
+    "project": "shop-prod-1",
+    "instances": [{"name": "web-1", "zone": "us-central1-a"}],
+    "schedule": "0 2 * * *",
+}
+AIRFLOW_WAIT = 120  # Airflow parses a new file within seconds; generous for a loaded CI machine
+
+pytestmark = pytest.mark.usefixtures("kubeconfig")
+
+
+@pytest.fixture
+def name() -> str:
+    """A fresh policy (and DAG) per test: Airflow's database outlives each test."""
+    return f"web-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def mirrored(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer) -> Iterator[BucketMirror]:
+    """Composer's bucket -> Airflow folder sync; our files leave Airflow's folders when the test ends."""
+    mirror = BucketMirror(gcs_bucket, airflow3_api.home)
+    mirror.start(interval_seconds=0.5)
+    yield mirror
+    mirror.stop()
+    for blob in gcs_bucket.client.list_blobs(gcs_bucket.name):
+        blob.delete()
+    mirror.sync_once()
+
+
+@pytest.fixture
+async def airflow(airflow3_api: AirflowServer) -> AsyncIterator[AirflowClient]:
+    async with airflow3_api.client() as client:
+        yield client
+
+
+@pytest.fixture
+def operator(
+    gcs_client: storage.Client, gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: BucketMirror
+) -> Callable[[], AbstractAsyncContextManager[Controller]]:
+    config = ControllerConfig(
+        bucket=gcs_bucket.name,
+        airflow_url=airflow3_api.base_url,
+        airflow_auth=AirflowAuth(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
+        poll_interval_seconds=1.0,
+        wait_mode_refresh_seconds=1.0,
+        metrics_port=0,
+        liveness_endpoint=None,
+        tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
+    )
+
+    @asynccontextmanager
+    async def start() -> AsyncIterator[Controller]:
+        controller = build_controller(config, storage_client=gcs_client)
+        async with running_operator(build_registry(controller)):
+            yield controller
+
+    return start
+
+
+async def create_policy(kube: kmock.KubernetesEmulator, name: str, spec: dict[str, Any], **meta: Any) -> None:
+    async with kube.post(policy_url(NAMESPACE), json=policy_object(NAMESPACE, name, spec, **meta)) as response:
+        assert response.status in (200, 201), await response.text()
+
+
+async def patch_policy(kube: kmock.KubernetesEmulator, name: str, patch: dict[str, Any]) -> None:
+    async with kube.patch(policy_url(NAMESPACE, name), json=patch) as response:
+        assert response.status == 200, await response.text()
+
+
+def condition(kube: kmock.KubernetesEmulator, name: str, type_: str) -> dict[str, Any]:
+    found = find_condition((stored(kube, NAMESPACE, name).get("status") or {}).get("conditions"), type_)
+    return dict(found) if found else {}
+
+
+def status(kube: kmock.KubernetesEmulator, name: str) -> dict[str, Any]:
+    return stored(kube, NAMESPACE, name).get("status") or {}
+
+
+async def dag(airflow: AirflowClient, dag_id: str) -> DagInfo | None:
+    return next((d for d in await airflow.list_dags() if d.dag_id == dag_id), None)
+
+
+async def test_a_dag_airflow_loads_makes_the_policy_ready(kube, operator, name) -> None:
+    async with operator():
+        await create_policy(kube, name, SPEC)
+
+        ready = await eventually(lambda: condition(kube, name, "Ready").get("status") == "True", within=AIRFLOW_WAIT)
+
+        assert ready
+        assert condition(kube, name, "AirflowReachable")["status"] == "True"
+        assert condition(kube, name, "DagImportError")["status"] == "False"
+        assert status(kube, name)["result"] == "Pending"
+        assert status(kube, name)["nextRun"]
+
+
+async def test_suspend_pauses_the_dag_in_airflow_and_resume_unpauses_it(kube, operator, airflow, name) -> None:
+    dag_id = dag_id_for(NAMESPACE, name)
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        await eventually(lambda: condition(kube, name, "Ready").get("status") == "True", within=AIRFLOW_WAIT)
+
+        await patch_policy(kube, name, {"metadata": {"generation": 2}, "spec": {"suspend": True}})
+        paused = await eventually(lambda: _paused(airflow, dag_id, True), within=AIRFLOW_WAIT)
+        await eventually(lambda: status(kube, name).get("result") == "Suspended")
+        suspended = await eventually(lambda: condition(kube, name, "Suspended").get("status") == "True")
+
+        await patch_policy(kube, name, {"metadata": {"generation": 3}, "spec": {"suspend": False}})
+        unpaused = await eventually(lambda: _paused(airflow, dag_id, False), within=AIRFLOW_WAIT)
+
+    assert paused
+    assert suspended
+    assert unpaused
+
+
+async def _paused(airflow: AirflowClient, dag_id: str, wanted: bool) -> bool:
+    found = await dag(airflow, dag_id)
+    return found is not None and found.is_paused is wanted
+
+
+async def manual_run(airflow: AirflowClient, dag_id: str) -> DagRunInfo | None:
+    """The DAG's newest run if it was triggered on demand (a new DAG may get a scheduled run first)."""
+    run = (await airflow.latest_runs([dag_id])).get(dag_id)
+    return run if run is not None and run.run_type == "manual" else None
+
+
+async def test_backup_now_triggers_a_run_and_clears_the_annotation(kube, operator, airflow, name) -> None:
+    dag_id = dag_id_for(NAMESPACE, name)
+    async with operator():
+        # Suspended: the triggered run stays queued instead of calling Compute Engine.
+        await create_policy(kube, name, {**SPEC, "suspend": True}, annotations={BACKUP_NOW_ANNOTATION: "please"})
+
+        run = await eventually(lambda: manual_run(airflow, dag_id), within=AIRFLOW_WAIT)
+        await eventually(
+            lambda: BACKUP_NOW_ANNOTATION not in (stored(kube, NAMESPACE, name)["metadata"].get("annotations") or {})
+        )
+        triggered = await eventually(lambda: [e for e in events_for(kube, name) if e["reason"] == "BackupTriggered"])
+
+    assert run.run_id in triggered[0]["message"]
+
+
+async def test_a_finished_run_fills_the_status_and_is_announced_once(kube, operator, airflow, gcs_bucket, name) -> None:
+    dag_id = dag_id_for(NAMESPACE, name)
+    async with operator() as controller:
+        await create_policy(kube, name, {**SPEC, "suspend": True}, annotations={BACKUP_NOW_ANNOTATION: "x"})
+        run_id = (await eventually(lambda: manual_run(airflow, dag_id), within=AIRFLOW_WAIT)).run_id
+
+        # What the DAG's last task does when a run succeeds: the report in the bucket; Airflow marks the run.
+        write_report(gcs_bucket, name, run_id, snapshots=["web-1-boot-20261125-0200-3f9a1c2b"])
+        await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "success"})
+
+        last_run = await eventually(
+            lambda: status(kube, name).get("lastRun", {}).get("state") == "success" and status(kube, name)["lastRun"],
+            within=AIRFLOW_WAIT,
+        )
+        succeeded = await eventually(lambda: condition(kube, name, "LastBackupSucceeded").get("status") == "True")
+        polls = controller.metrics.value("vmbackup_airflow_polls_total", {"outcome": "ok"})
+        await eventually(
+            lambda: controller.metrics.value("vmbackup_airflow_polls_total", {"outcome": "ok"}) >= polls + 2
+        )
+
+        announced = [e for e in events_for(kube, name) if e["reason"] == "BackupSucceeded"]
+        last_success = controller.metrics.value(
+            "vmbackup_last_success_timestamp_seconds", {"namespace": NAMESPACE, "name": name}
+        )
+
+    assert last_run["runId"] == run_id
+    assert succeeded
+    assert status(kube, name)["lastSnapshots"] == ["web-1-boot-20261125-0200-3f9a1c2b"]
+    assert status(kube, name)["lastSnapshotTime"]
+    assert len(announced) == 1
+    assert last_success > 0
+
+
+async def test_a_failed_run_is_announced_as_a_warning_and_counted(kube, operator, airflow, name) -> None:
+    dag_id = dag_id_for(NAMESPACE, name)
+    async with operator() as controller:
+        await create_policy(kube, name, {**SPEC, "suspend": True}, annotations={BACKUP_NOW_ANNOTATION: "x"})
+        run_id = (await eventually(lambda: manual_run(airflow, dag_id), within=AIRFLOW_WAIT)).run_id
+
+        await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "failed"})
+
+        failed = await eventually(
+            lambda: [e for e in events_for(kube, name) if e["reason"] == "BackupFailed"], within=AIRFLOW_WAIT
+        )
+        counted = controller.metrics.value("vmbackup_failed_runs_total", {"namespace": NAMESPACE, "name": name})
+
+    assert failed[0]["type"] == "Warning"
+    assert run_id in failed[0]["message"]
+    assert condition(kube, name, "LastBackupSucceeded")["status"] == "False"
+    assert counted == 1
+
+
+def write_report(bucket: storage.Bucket, name: str, run_id: str, snapshots: list[str]) -> None:
+    now = datetime.now(UTC)
+    report = RunReport(
+        namespace=NAMESPACE,
+        name=name,
+        dag_id=dag_id_for(NAMESPACE, name),
+        run_id=run_id,
+        consistency="stop",
+        result="succeeded",
+        started_at=now,
+        finished_at=now,
+        instances=[
+            InstanceResult(
+                instance="web-1",
+                zone="us-central1-a",
+                disks=[
+                    DiskResult(disk="web-1-boot", zone="us-central1-a", snapshot=s, state="READY") for s in snapshots
+                ],
+            )
+        ],
+    )
+    blob = bucket.blob(latest_report_object_name(NAMESPACE, name))
+    blob.upload_from_string(report.model_dump_json(by_alias=True), content_type="application/json")
+
+
+async def test_an_import_error_is_reported_and_the_policy_is_not_ready(kube, operator, gcs_bucket, name) -> None:
+    dag_id = dag_id_for(NAMESPACE, name)
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        await eventually(lambda: condition(kube, name, "Ready").get("status") == "True", within=AIRFLOW_WAIT)
+
+        # The file breaks under Airflow (e.g. an incompatible plugin): the controller must say so.
+        gcs_bucket.blob(f"dags/{dag_id}.py").upload_from_string(broken_dag_source("vmbackup plugin too old"))
+
+        error = await eventually(
+            lambda: (
+                condition(kube, name, "DagImportError").get("status") == "True"
+                and condition(kube, name, "DagImportError")
+            ),
+            within=AIRFLOW_WAIT,
+        )
+        ready = condition(kube, name, "Ready")
+
+    assert "vmbackup plugin too old" in error["message"]
+    assert (ready["status"], ready["reason"]) == ("False", "DagImportError")
+
+
+async def test_the_same_backup_now_request_starts_one_run(airflow3_api: AirflowServer, airflow, name) -> None:
+    dag_id = f"idle_{name.replace('-', '_')}"
+    airflow3_api.write_dag(dag_id, dag_source(dag_id))
+    airflow3_api.wait_for_dag(dag_id, timeout=AIRFLOW_WAIT)
+    control = AirflowControl(airflow)
+
+    first = await control.trigger_run(dag_id, "manual__backup-now-0123456789abcdef")
+    again = await control.trigger_run(dag_id, "manual__backup-now-0123456789abcdef")
+
+    assert first == again == "manual__backup-now-0123456789abcdef"
+    assert airflow3_api.get(f"/dags/{dag_id}/dagRuns")["total_entries"] == 1
+
+
+def test_a_backup_now_request_names_its_run_by_object_and_annotation_value() -> None:
+    def body(uid: str, value: str) -> kopf.Body:
+        return kopf.Body({"metadata": {"uid": uid, "annotations": {BACKUP_NOW_ANNOTATION: value}}})
+
+    assert backup_now_run_id(body("u1", "2026-11-25T10:00:00Z")) == backup_now_run_id(
+        body("u1", "2026-11-25T10:00:00Z")
+    )
+    assert backup_now_run_id(body("u1", "2026-11-25T10:00:00Z")) != backup_now_run_id(
+        body("u1", "2026-11-25T11:00:00Z")
+    )
+    assert backup_now_run_id(body("u1", "x")) != backup_now_run_id(body("u2", "x"))
+
+
+def wait_mode_in_bucket(bucket: storage.Bucket, name: str) -> str | None:
+    """The wait mode the DAG file in the bucket carries as data."""
+    blob = bucket.blob(f"dags/{dag_id_for(NAMESPACE, name)}.py")
+    if not blob.exists():
+        return None
+    text = blob.download_as_text()
+    return next((mode for mode in ("reschedule", "deferrable") if f'"waitMode":"{mode}"' in text), None)
+
+
+async def test_dags_follow_the_triggerer_of_their_airflow(kube, operator, gcs_bucket, airflow3_api, name) -> None:
+    """No triggerer: reschedule sensors; one starts: the DAG is rendered again, deferrable; it stops: back again."""
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        without = await eventually(lambda: wait_mode_in_bucket(gcs_bucket, name), within=AIRFLOW_WAIT)
+
+        triggerer = airflow3_api.triggerer_running()
+        await asyncio.to_thread(triggerer.__enter__)
+        try:
+            with_it = await eventually(
+                lambda: wait_mode_in_bucket(gcs_bucket, name) == "deferrable", within=AIRFLOW_WAIT
+            )
+        finally:
+            await asyncio.to_thread(triggerer.__exit__, None, None, None)
+        gone = await eventually(lambda: wait_mode_in_bucket(gcs_bucket, name) == "reschedule", within=AIRFLOW_WAIT)
+
+    assert (without, with_it, gone) == ("reschedule", True, True)

@@ -1,0 +1,190 @@
+"""VMRestores in the controller: kopf against kmock (the Kubernetes API) and the Cloud Storage emulator (the bucket).
+
+Airflow is configured at an address where nothing listens: the restore DAG is uploaded, and the restore waits
+(Pending) to trigger its run. Runs with a real Airflow are in test_restore_handlers_with_airflow.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import kmock
+import pytest
+from google.cloud import storage
+
+from controller.app import build_controller
+from controller.config import ControllerConfig
+from controller.handlers import build_registry
+from controller.reconciler import Controller
+from dags_templates.render_restore import render_restore_dag
+from tests.fixtures.gcs import free_port
+from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator
+from vmbackup.model.policy import API_GROUP, API_VERSION, parse_policy
+from vmbackup.model.restore import KIND, PLURAL, SINGULAR, parse_restore
+
+NAMESPACE = "shop"
+POLICY_SPEC: dict[str, Any] = {
+    "project": "shop-prod-1",
+    "instances": [{"name": "db-1", "zone": "us-central1-a"}],
+}
+TENANCY = {"namespaces": {NAMESPACE: {"projects": [{"project": "shop-prod-1", "zones": ["us-central1-a"]}]}}}
+RESTORES = f"{API_GROUP}/{API_VERSION}/{PLURAL}"
+
+Starter = Callable[[], AbstractAsyncContextManager[Controller]]
+
+pytestmark = pytest.mark.usefixtures("kubeconfig")
+
+
+def register_restores(kube: kmock.KubernetesEmulator) -> None:
+    kube.resources[RESTORES] = kmock.ResourceInfo(
+        kind=KIND,
+        singular=SINGULAR,
+        namespaced=True,
+        verbs={"list", "watch", "get", "create", "patch", "update", "delete"},
+        subresources={"status"},
+    )
+
+
+def restore_url(name: str | None = None) -> str:
+    base = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+    return base if name is None else f"{base}/{name}"
+
+
+def restore_object(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": KIND,
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "resourceVersion": "1",
+        },
+        "spec": spec,
+    }
+
+
+@pytest.fixture
+def config(gcs_bucket: storage.Bucket) -> ControllerConfig:
+    return ControllerConfig(
+        bucket=gcs_bucket.name,
+        airflow_url=f"http://127.0.0.1:{free_port()}",  # nothing listens here
+        airflow_auth=ControllerConfig().airflow_auth.__class__(mode="none"),
+        poll_interval_seconds=0.5,
+        metrics_port=0,
+        liveness_endpoint=None,
+        tenancy_text=json.dumps(TENANCY),
+    )
+
+
+@pytest.fixture
+def operator(
+    kube: kmock.KubernetesEmulator, config: ControllerConfig, gcs_client: storage.Client
+) -> Callable[[], AbstractAsyncContextManager[Controller]]:
+    register_restores(kube)
+
+    @asynccontextmanager
+    async def start() -> AsyncIterator[Controller]:
+        controller = build_controller(config, storage_client=gcs_client)
+        async with running_operator(build_registry(controller)):  # VMRestore handlers included
+            yield controller
+
+    return start
+
+
+async def create(kube: kmock.KubernetesEmulator, url: str, obj: dict[str, Any]) -> None:
+    async with kube.post(url, json=obj) as response:
+        assert response.status in (200, 201), await response.text()
+
+
+async def create_policy_and_restore(kube: kmock.KubernetesEmulator, name: str, spec: dict[str, Any]) -> None:
+    await create(kube, policy_url(NAMESPACE), policy_object(NAMESPACE, "db", POLICY_SPEC))
+    await create(kube, restore_url(), restore_object(name, spec))
+
+
+def status_of(kube: kmock.KubernetesEmulator, name: str) -> dict[str, Any]:
+    obj = kube.objects[RESTORES, NAMESPACE, name]
+    return dict(obj.raw.get("status") or {})
+
+
+def dag_in(bucket: storage.Bucket, name: str) -> str | None:
+    blob = bucket.get_blob(f"dags/vmrestore__{NAMESPACE}__{name}.py")
+    return None if blob is None else blob.download_as_text()
+
+
+async def test_a_restore_gets_its_dag_in_the_bucket_and_waits_for_airflow(
+    kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
+) -> None:
+    async with operator():
+        await create_policy_and_restore(kube, "db-back", {"policyName": "db"})
+
+        source = await eventually(lambda: dag_in(gcs_bucket, "db-back"), what="restore DAG uploaded")
+        status = await eventually(lambda: status_of(kube, "db-back").get("dagId") and status_of(kube, "db-back"))
+
+    policy = parse_policy(NAMESPACE, "db", POLICY_SPEC)
+    assert source == render_restore_dag(parse_restore(NAMESPACE, "db-back", {"policyName": "db"}, policy, 1))
+    assert status["phase"] == "Pending"
+    assert status["dagId"] == "vmrestore__shop__db-back"
+    assert "127.0.0.1" in status["message"]
+    assert "runId" not in status
+
+
+async def test_an_invalid_restore_fails_naming_the_field(
+    kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
+) -> None:
+    async with operator():
+        await create_policy_and_restore(kube, "db-back", {"policyName": "db", "instance": "mail-1"})
+
+        status = await eventually(
+            lambda: status_of(kube, "db-back").get("phase") == "Failed" and status_of(kube, "db-back")
+        )
+        events = await eventually(lambda: [e for e in events_for(kube, "db-back") if e["reason"] == "InvalidSpec"])
+
+    assert "spec.instance" in status["message"]
+    assert events[0]["type"] == "Warning"
+    assert dag_in(gcs_bucket, "db-back") is None
+
+
+async def test_a_target_zone_not_granted_to_the_namespace_is_refused(
+    kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
+) -> None:
+    async with operator():
+        await create_policy_and_restore(kube, "db-back", {"policyName": "db", "targetZone": "europe-west1-b"})
+
+        status = await eventually(
+            lambda: status_of(kube, "db-back").get("phase") == "Failed" and status_of(kube, "db-back")
+        )
+
+    assert "europe-west1-b" in status["message"]
+    assert dag_in(gcs_bucket, "db-back") is None
+
+
+async def test_a_restore_waits_for_its_policy(
+    kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
+) -> None:
+    async with operator():
+        await create(kube, restore_url(), restore_object("db-back", {"policyName": "db"}))
+
+        status = await eventually(lambda: status_of(kube, "db-back").get("phase") and status_of(kube, "db-back"))
+
+    assert status["phase"] == "Pending"
+    assert "waiting for VMBackupPolicy 'db'" in status["message"]
+    assert dag_in(gcs_bucket, "db-back") is None
+
+
+async def test_deleting_a_restore_removes_its_dag(
+    kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
+) -> None:
+    async with operator():
+        await create_policy_and_restore(kube, "db-back", {"policyName": "db"})
+        await eventually(lambda: dag_in(gcs_bucket, "db-back"))
+
+        async with kube.delete(restore_url("db-back")):
+            pass
+
+        await eventually(lambda: kube.objects[RESTORES, NAMESPACE, "db-back"].deleted)
+    assert dag_in(gcs_bucket, "db-back") is None

@@ -1,0 +1,251 @@
+"""PolicyRunStatus: what Airflow and the run report say, expressed as the status contract."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from controller.airflow_api import DagInfo, DagRunInfo, ImportErrorInfo
+from controller.run_status import PolicyRunStatus
+from vmbackup.model.report import DiskResult, InstanceResult, RunReport, StepError
+
+DAG_ID = "vmbackup__default__wordpress"
+START = datetime(2026, 11, 25, 2, 0, 3, tzinfo=UTC)
+END = datetime(2026, 11, 25, 2, 0, 41, tzinfo=UTC)
+NEXT = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+
+
+def dag(*, paused: bool = False, import_errors: bool = False) -> DagInfo:
+    return DagInfo(
+        dag_id=DAG_ID,
+        is_paused=paused,
+        has_import_errors=import_errors,
+        fileloc=f"/home/airflow/gcs/dags/{DAG_ID}.py",
+        next_run=NEXT,
+        last_parsed_time=START,
+    )
+
+
+def run(state: str, run_id: str = "scheduled__2026-11-25T02:00:00+00:00") -> DagRunInfo:
+    finished = state in ("success", "failed")
+    return DagRunInfo(
+        dag_id=DAG_ID,
+        run_id=run_id,
+        state=state,
+        run_type="scheduled",
+        queued_at=START,
+        start_date=START if state != "queued" else None,
+        end_date=END if finished else None,
+    )
+
+
+def report(run_id: str, *, failed: bool = False) -> RunReport:
+    disk = DiskResult(disk="wordpress-1-vm", zone="us-central1-c", snapshot="wordpress-1-vm-20261125-0200-3f9a1c2b")
+    return RunReport(
+        namespace="default",
+        name="wordpress",
+        dag_id=DAG_ID,
+        run_id=run_id,
+        consistency="stop",
+        result="failed" if failed else "succeeded",
+        started_at=START,
+        finished_at=END,
+        instances=[
+            InstanceResult(
+                instance="wordpress-1-vm",
+                zone="us-central1-c",
+                disks=[disk.model_copy(update={"state": "FAILED" if failed else "READY"})],
+            )
+        ],
+        errors=[StepError(step="tier_web.snapshot", instance="wordpress-1-vm", message="quota exceeded")]
+        if failed
+        else [],
+    )
+
+
+def status(**kwargs: Any) -> PolicyRunStatus:
+    return PolicyRunStatus("default", "wordpress", DAG_ID, **kwargs)
+
+
+def condition(fields: dict[str, Any], type_: str) -> dict[str, str] | None:
+    return next((c for c in fields["conditions"] if c["type"] == type_), None)
+
+
+def test_succeeded_run_with_report_gives_snapshot_names_and_time() -> None:
+    latest = run("success")
+    fields = status(dag=dag(), run=latest, report=report(latest.run_id)).status_fields()
+    assert fields["result"] == "Succeeded"
+    assert fields["lastSnapshots"] == ["wordpress-1-vm-20261125-0200-3f9a1c2b"]
+    assert fields["lastSnapshotTime"] == "2026-11-25T02:00:41Z"
+    assert condition(fields, "LastBackupSucceeded") == {
+        "type": "LastBackupSucceeded",
+        "status": "True",
+        "reason": "RunSucceeded",
+        "message": f"run {latest.run_id}: 1 snapshot created",
+    }
+
+
+def test_last_run_follows_the_contract_shape() -> None:
+    latest = run("success")
+    fields = status(dag=dag(), run=latest, report=report(latest.run_id)).status_fields()
+    assert fields["lastRun"] == {
+        "runId": latest.run_id,
+        "state": "success",
+        "startTime": "2026-11-25T02:00:03Z",
+        "endTime": "2026-11-25T02:00:41Z",
+        "durationSeconds": 38.0,
+        "failedStep": None,
+        "message": "1 snapshot created",
+    }
+
+
+def test_succeeded_run_without_report_keeps_previous_snapshot_names() -> None:
+    fields = status(dag=dag(), run=run("success")).status_fields()
+    assert fields["lastSnapshotTime"] == "2026-11-25T02:00:41Z"
+    assert "lastSnapshots" not in fields
+
+
+def test_next_run_is_the_schedules_next_start() -> None:
+    assert status(dag=dag(), run=run("success")).status_fields()["nextRun"] == "2026-11-26T02:00:00Z"
+
+
+def test_failed_run_names_the_step_from_the_report() -> None:
+    latest = run("failed")
+    poll = status(
+        dag=dag(),
+        run=latest,
+        report=report(latest.run_id, failed=True),
+        failed_step="tier_web.snapshot",
+        failure_message="tier_web.snapshot failed for wordpress-1-vm: quota exceeded",
+    )
+    fields = poll.status_fields()
+    assert fields["result"] == "Failed"
+    assert fields["lastRun"]["failedStep"] == "tier_web.snapshot"
+    assert fields["lastRun"]["message"] == "tier_web.snapshot failed for wordpress-1-vm: quota exceeded"
+    assert condition(fields, "LastBackupSucceeded") == {
+        "type": "LastBackupSucceeded",
+        "status": "False",
+        "reason": "RunFailed",
+        "message": f"run {latest.run_id}: tier_web.snapshot failed for wordpress-1-vm: quota exceeded",
+    }
+
+
+def test_failed_run_keeps_the_last_successful_snapshot_fields() -> None:
+    fields = status(dag=dag(), run=run("failed"), failed_step="snapshot", failure_message="x").status_fields()
+    assert "lastSnapshotTime" not in fields
+    assert "lastSnapshots" not in fields
+
+
+def test_running_run_leaves_last_backup_condition_as_it_was() -> None:
+    fields = status(dag=dag(), run=run("running")).status_fields()
+    assert fields["result"] == "Running"
+    assert fields["lastRun"]["endTime"] is None
+    assert condition(fields, "LastBackupSucceeded") is None
+
+
+def test_queued_run_is_queued() -> None:
+    assert status(dag=dag(), run=run("queued")).result == "Queued"
+
+
+def test_no_run_yet_is_pending() -> None:
+    fields = status(dag=dag()).status_fields()
+    assert fields["result"] == "Pending"
+    assert fields["lastRun"] is None
+    assert condition(fields, "LastBackupSucceeded") == {
+        "type": "LastBackupSucceeded",
+        "status": "Unknown",
+        "reason": "NoRunYet",
+        "message": "the DAG has not run yet",
+    }
+
+
+def test_paused_dag_is_suspended_without_a_next_run() -> None:
+    fields = status(dag=dag(paused=True), run=run("success")).status_fields()
+    assert fields["result"] == "Suspended"
+    assert fields["nextRun"] is None
+    assert condition(fields, "Suspended") == {
+        "type": "Suspended",
+        "status": "True",
+        "reason": "DagPaused",
+        "message": "the DAG is paused in Airflow",
+    }
+
+
+def test_paused_dag_still_shows_a_run_in_progress() -> None:
+    assert status(dag=dag(paused=True), run=run("running")).result == "Running"
+
+
+def test_active_dag_is_not_suspended() -> None:
+    assert condition(status(dag=dag()).status_fields(), "Suspended") == {
+        "type": "Suspended",
+        "status": "False",
+        "reason": "DagActive",
+        "message": "the DAG is scheduled in Airflow",
+    }
+
+
+def test_import_error_carries_the_end_of_airflows_traceback() -> None:
+    trace = "Traceback (most recent call last):\n" + "  frame\n" * 500 + "ImportError: policy JSON is not valid"
+    error = ImportErrorInfo(filename=f"{DAG_ID}.py", stack_trace=trace, timestamp=START)
+    poll = status(import_error=error)
+    found = condition(poll.status_fields(), "DagImportError")
+    assert found is not None
+    assert found["status"] == "True"
+    assert found["reason"] == "ImportError"
+    assert found["message"].endswith("ImportError: policy JSON is not valid")
+    assert len(found["message"]) <= 2000
+    assert poll.dag_loaded is False
+
+
+def test_dag_flagged_with_import_errors_without_a_record_still_says_so() -> None:
+    found = condition(status(dag=dag(import_errors=True)).status_fields(), "DagImportError")
+    assert found is not None
+    assert (found["status"], found["message"]) == ("True", f"Airflow cannot import /home/airflow/gcs/dags/{DAG_ID}.py")
+
+
+def test_cleanly_imported_dag_is_loaded() -> None:
+    poll = status(dag=dag())
+    assert condition(poll.status_fields(), "DagImportError") == {
+        "type": "DagImportError",
+        "status": "False",
+        "reason": "Imported",
+        "message": "",
+    }
+    assert poll.dag_loaded is True
+
+
+def test_dag_airflow_has_not_loaded_yet_is_unknown() -> None:
+    poll = status()
+    found = condition(poll.status_fields(), "DagImportError")
+    assert found is not None
+    assert (found["status"], found["reason"]) == ("Unknown", "DagNotLoaded")
+    assert poll.dag_loaded is False
+
+
+def test_unreachable_airflow_says_so_and_nothing_else() -> None:
+    poll = status(unreachable="cannot reach Airflow at http://airflow:8080: connection refused")
+    assert poll.status_fields() == {
+        "result": "Unknown",
+        "conditions": [
+            {
+                "type": "AirflowReachable",
+                "status": "False",
+                "reason": "Unreachable",
+                "message": "cannot reach Airflow at http://airflow:8080: connection refused",
+            }
+        ],
+    }
+
+
+def test_reachable_airflow_says_so() -> None:
+    assert condition(status(dag=dag()).status_fields(), "AirflowReachable") == {
+        "type": "AirflowReachable",
+        "status": "True",
+        "reason": "Reachable",
+        "message": "",
+    }
+
+
+def test_unreadable_report_is_mentioned_not_fatal() -> None:
+    fields = status(dag=dag(), run=run("success"), report_problem="gs://b/latest.json is not a valid run report")
+    assert fields.status_fields()["lastRun"]["message"] == "gs://b/latest.json is not a valid run report"

@@ -1,0 +1,149 @@
+"""End to end on the local stack (the one `make demo` starts): policy -> DAG -> run -> snapshots -> status.
+
+Every part is real and runs as it does in production, but for Google's services: kmock serves the
+Kubernetes API, the controller runs as its own process, a real Airflow (scheduler, executor,
+triggerer) runs the rendered DAG against the Compute Engine simulator, and Airflow's folders follow
+the storage emulator's bucket the way Composer's follow its bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from controller.reconciler import BACKUP_NOW_ANNOTATION
+from devstack.gce_simulator import Fault
+from devstack.stack import BUCKET, PROJECT, LocalStack, wait_until
+from vmbackup.model import labels
+from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "default"
+RUN_TIMEOUT = 600  # a whole backup on a busy 2-core machine; the simulator's time is scaled down
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack(
+        state_dir=tmp_path_factory.mktemp("stack"),
+        time_scale=0.02,
+        poll_interval=2.0,
+        use_kubeconfig=False,
+        echo=lambda line: None,
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def policies(stack: LocalStack) -> client.CustomObjectsApi:
+    assert stack.kubeconfig is not None
+    return client.CustomObjectsApi(config.new_client_from_config(str(stack.kubeconfig)))
+
+
+def apply_policy(stack: LocalStack, api: client.CustomObjectsApi, name: str) -> None:
+    body = {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "VMBackupPolicy",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "project": PROJECT,
+            "instances": [{"name": "wordpress-1-vm", "zone": "us-central1-c"}],
+            "schedule": "0 2 * * *",
+            "consistency": "stop",
+            "retention": {"count": 3},
+        },
+    }
+    api.create_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, stack.as_created(body))
+
+
+def get_policy(api: client.CustomObjectsApi, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = api.get_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, name)
+    return result
+
+
+def dag_object_exists(stack: LocalStack, name: str) -> bool:
+    return bool(stack.storage_client().bucket(BUCKET).blob(f"dags/{dag_id_for(NAMESPACE, name)}.py").exists())
+
+
+def back_up_now(stack: LocalStack, api: client.CustomObjectsApi, name: str) -> dict[str, Any]:
+    """Ask for a backup as a user would (the annotation) and wait until the status reports the run's end."""
+    assert stack.airflow is not None
+    wait_until(lambda: stack.airflow.api.dag(dag_id_for(NAMESPACE, name)), within=180, what="Airflow parsed the DAG")
+    api.patch_namespaced_custom_object(
+        API_GROUP, API_VERSION, NAMESPACE, PLURAL, name, {"metadata": {"annotations": {BACKUP_NOW_ANNOTATION: "1"}}}
+    )
+
+    def finished() -> dict[str, Any] | None:
+        status = get_policy(api, name).get("status") or {}
+        last_run = status.get("lastRun") or {}
+        return status if last_run.get("state") in ("success", "failed") else None
+
+    status: dict[str, Any] = wait_until(finished, within=RUN_TIMEOUT, what=f"{name}'s run in its status", interval=1)
+    return status
+
+
+def wordpress_status(stack: LocalStack) -> str:
+    assert stack.compute is not None
+    return str(stack.compute.instance(PROJECT, "us-central1-c", "wordpress-1-vm")["status"])
+
+
+def test_a_policy_backs_up_its_vm_and_deleting_it_keeps_the_snapshots(
+    stack: LocalStack, policies: client.CustomObjectsApi
+) -> None:
+    assert stack.compute is not None
+    apply_policy(stack, policies, "wordpress")
+    wait_until(lambda: dag_object_exists(stack, "wordpress"), within=60, what="the DAG in the bucket")
+    dag_file = stack.storage_client().bucket(BUCKET).blob(f"dags/{dag_id_for(NAMESPACE, 'wordpress')}.py")
+    assert '"waitMode":"deferrable"' in dag_file.download_as_text()  # the stack's Airflow runs a triggerer
+
+    status = back_up_now(stack, policies, "wordpress")
+
+    assert status["result"] == "Succeeded", status
+    taken = set(status["lastSnapshots"])
+    assert taken
+    ours = {
+        s["name"]: s
+        for s in stack.compute.snapshots(PROJECT)
+        if (s.get("labels") or {}).get(labels.POLICY_NAME) == "wordpress"
+    }
+    assert taken <= set(ours)
+    assert all(ours[name]["status"] == "READY" for name in taken)
+    assert wordpress_status(stack) == "RUNNING"
+    assert stack.compute.violations == []
+
+    policies.delete_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, "wordpress")
+    wait_until(lambda: not dag_object_exists(stack, "wordpress"), within=60, what="the DAG removed from the bucket")
+    still_there = {s["name"] for s in stack.compute.snapshots(PROJECT)}
+    assert taken <= still_there
+
+
+def test_a_failed_run_says_which_step_failed_and_the_vm_runs_again(
+    stack: LocalStack, policies: client.CustomObjectsApi
+) -> None:
+    assert stack.compute is not None
+    stack.compute.inject(
+        Fault.operation_error(
+            "disks.createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS' exceeded. Limit: 0.0 globally.", times=None
+        )
+    )
+    try:
+        apply_policy(stack, policies, "wordpress-quota")
+        status = back_up_now(stack, policies, "wordpress-quota")
+    finally:
+        stack.compute.clear_faults()
+
+    assert status["result"] == "Failed", status
+    assert "snapshot" in (status["lastRun"].get("failedStep") or ""), status["lastRun"]
+    assert "Quota 'SNAPSHOTS' exceeded" in status["lastRun"]["message"]
+    assert wordpress_status(stack) == "RUNNING"
+
+
+def test_the_stack_writes_an_env_file_for_the_cli(stack: LocalStack) -> None:
+    env = Path(stack.state_dir / "env").read_text()
+    assert "export KUBECONFIG=" in env
+    assert "export VMBACKUP_AIRFLOW_URL=" in env

@@ -1,0 +1,105 @@
+"""Resolving a policy's instances and disks at run time, against the simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from vmbackup.backup.resolution import NO_TIER, resolve_targets
+from vmbackup.compute.hook import ComputeEngineHook
+from vmbackup.model.policy import parse_policy
+
+PROJECT = "demo-project"
+RUN = "manual__2026-01-31T02:00:00+00:00"
+
+
+@pytest.fixture
+def hook(gce_sim: Any) -> ComputeEngineHook:
+    return ComputeEngineHook(endpoint=gce_sim.base_url, backoff_base_seconds=0.001)
+
+
+def resolve(hook: ComputeEngineHook, spec: dict[str, Any]) -> Any:
+    return resolve_targets(parse_policy("team-a", "p", {"project": PROJECT, **spec}), RUN, hook)
+
+
+def test_default_is_every_attached_persistent_disk(hook: ComputeEngineHook) -> None:
+    found = resolve(hook, {"instances": [{"name": "db-1", "zone": "us-central1-a"}]})
+    (target,) = found["groups"][NO_TIER]
+    assert [d["name"] for d in target["disks"]] == ["db-1", "db-1-data"]
+
+
+def test_a_disk_subset_is_honoured(hook: ComputeEngineHook) -> None:
+    found = resolve(hook, {"instances": [{"name": "db-1", "zone": "us-central1-a", "disks": ["db-1-data"]}]})
+    (target,) = found["groups"][NO_TIER]
+    assert [d["name"] for d in target["disks"]] == ["db-1-data"]
+
+
+def test_an_unattached_disk_is_an_error_that_names_the_fix(hook: ComputeEngineHook) -> None:
+    found = resolve(hook, {"instances": [{"name": "db-1", "zone": "us-central1-a", "disks": ["nope"]}]})
+    (error,) = found["errors"]
+    assert "nope" in error["reason"]
+    assert "spec.instances[].disks" in error["reason"]
+    assert found["groups"][NO_TIER] == []
+
+
+def test_a_missing_instance_is_an_error_and_the_others_still_run(hook: ComputeEngineHook) -> None:
+    spec = {"instances": [{"name": "ghost", "zone": "us-central1-a"}, {"name": "app-1", "zone": "us-central1-a"}]}
+    found = resolve(hook, spec)
+    assert [e["instance"] for e in found["errors"]] == ["ghost"]
+    assert [t["instance"] for t in found["groups"][NO_TIER]] == ["app-1"]
+
+
+def test_selector_sorts_instances_into_tiers(hook: ComputeEngineHook) -> None:
+    spec = {
+        "selector": {"zones": ["us-central1-a", "us-central1-b"], "matchLabels": {"app": "shop"}, "tierLabel": "tier"},
+        "tiers": ["web", "db"],
+    }
+    found = resolve(hook, spec)
+    assert [t["instance"] for t in found["groups"]["web"]] == ["web-1", "web-2"]
+    assert [t["instance"] for t in found["groups"]["db"]] == ["db-1"]
+    assert [s["instance"] for s in found["skipped"]] == ["app-1"]
+
+
+def test_selector_picks_up_a_vm_created_after_the_policy(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    spec = {"selector": {"zones": ["us-central1-f"], "matchLabels": {"app": "new"}}}
+    assert resolve(hook, spec)["groups"][NO_TIER] == []
+    gce_sim.add_instance(PROJECT, "us-central1-f", "fresh-1", labels={"app": "new"})
+    assert [t["instance"] for t in resolve(hook, spec)["groups"][NO_TIER]] == ["fresh-1"]
+
+
+def test_snapshot_names_are_fixed_for_the_run(hook: ComputeEngineHook) -> None:
+    spec = {"instances": [{"name": "wordpress-1-vm", "zone": "us-central1-c"}]}
+    first, again = resolve(hook, spec), resolve(hook, spec)
+    assert first["groups"][NO_TIER][0]["disks"] == again["groups"][NO_TIER][0]["disks"]
+
+
+def seed_regional(gce_sim: Any) -> None:
+    gce_sim.add_instance(
+        PROJECT, "us-central1-a", "ha-1", disks=["ha-1", {"name": "ha-shared", "region": "us-central1"}]
+    )
+
+
+def test_a_regional_disk_is_named_as_not_backed_up(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_regional(gce_sim)
+    found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a"}]})
+    (target,) = found["groups"][NO_TIER]
+    assert [d["name"] for d in target["disks"]] == ["ha-1"]
+    (unsupported,) = target["unsupported_disks"]
+    assert (unsupported["name"], unsupported["location"]) == ("ha-shared", "us-central1")
+    assert "spec.instances[].disks" in unsupported["reason"]
+
+
+def test_listing_only_the_zonal_disks_acknowledges_a_regional_one(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_regional(gce_sim)
+    found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a", "disks": ["ha-1"]}]})
+    (target,) = found["groups"][NO_TIER]
+    assert "unsupported_disks" not in target
+
+
+def test_asking_for_a_regional_disk_is_an_error_that_names_the_fix(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_regional(gce_sim)
+    found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a", "disks": ["ha-shared"]}]})
+    (error,) = found["errors"]
+    assert "ha-shared: regional persistent disks are not snapshotted" in error["reason"]
+    assert "spec.instances[].disks" in error["reason"]

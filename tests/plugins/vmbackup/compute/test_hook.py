@@ -1,0 +1,85 @@
+"""ComputeEngineHook against the simulator: bounded retries, long-poll waits, Compute Engine's own errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from devstack.gce_simulator import Fault
+from vmbackup.compute.hook import ComputeEngineHook, OperationFailedError
+
+PROJECT = "demo-project"
+ZONE = "us-central1-c"
+VM = "wordpress-1-vm"
+
+
+@pytest.fixture
+def hook(gce_sim: Any) -> ComputeEngineHook:
+    return ComputeEngineHook(endpoint=gce_sim.base_url, max_attempts=4, backoff_base_seconds=0.001)
+
+
+def test_transient_errors_are_retried(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    gce_sim.inject(Fault.rate_limited("instances.get", times=2))
+    gce_sim.inject(Fault.backend_error("instances.get", times=1))
+    assert hook.get_instance(PROJECT, ZONE, VM).status == "RUNNING"
+    assert gce_sim.call_counts()["instances.get"] == 4
+
+
+def test_retries_are_bounded(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    gce_sim.inject(Fault.backend_error("instances.get", times=None))
+    with pytest.raises(gexc.ServiceUnavailable):
+        hook.get_instance(PROJECT, ZONE, VM)
+    assert gce_sim.call_counts()["instances.get"] == 4
+
+
+def test_client_errors_are_not_retried(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    gce_sim.inject(Fault.http_error("instances.get", 403, times=None))
+    with pytest.raises(gexc.Forbidden):
+        hook.get_instance(PROJECT, ZONE, VM)
+    assert gce_sim.call_counts()["instances.get"] == 1
+
+
+def test_wait_done_long_polls_until_the_operation_is_done(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    ref = hook.stop_instance(PROJECT, ZONE, VM)
+    hook.wait_done(ref, 30)
+    assert gce_sim.instance(PROJECT, ZONE, VM)["status"] == "TERMINATED"
+    assert gce_sim.call_counts().get("zoneOperations.get", 0) == 0
+
+
+def test_failed_operation_raises_compute_engines_message(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    gce_sim.inject(Fault.operation_error("instances.stop", "ZONE_RESOURCE_POOL_EXHAUSTED", "The zone is busy."))
+    ref = hook.stop_instance(PROJECT, ZONE, VM)
+    with pytest.raises(OperationFailedError, match=re.escape("ZONE_RESOURCE_POOL_EXHAUSTED: The zone is busy.")):
+        hook.wait_done(ref, 30)
+
+
+def test_an_existing_snapshot_name_is_reported_not_raised(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    kwargs: dict[str, Any] = {"labels": {}, "storage_location": None, "guest_flush": False}
+    assert hook.create_snapshot(PROJECT, ZONE, VM, "snap-1", **kwargs) is not None
+    assert hook.create_snapshot(PROJECT, ZONE, VM, "snap-1", **kwargs) is None
+
+
+def test_label_selector_lists_matching_instances_across_zones(hook: ComputeEngineHook) -> None:
+    found = hook.list_instances(PROJECT, ["us-central1-a", "us-central1-b"], {"app": "shop", "tier": "web"})
+    assert sorted(i.name for i in found) == ["web-1", "web-2"]
+
+
+def test_lists_read_every_page(gce_sim: Any) -> None:
+    paged = ComputeEngineHook(endpoint=gce_sim.base_url, page_size=1)
+    found = paged.list_instances(PROJECT, ["us-central1-a"], {"app": "shop"})
+    assert len(found) > 1
+    assert gce_sim.call_counts()["instances.list"] == len(found)  # one call per page of one instance
+
+
+def test_a_rate_limit_on_a_later_page_is_retried(gce_sim: Any) -> None:
+    paged = ComputeEngineHook(endpoint=gce_sim.base_url, page_size=1, max_attempts=4, backoff_base_seconds=0.001)
+    unpaged = paged.list_instances(PROJECT, ["us-central1-a"], {"app": "shop"})
+    calls = gce_sim.call_counts()["instances.list"]
+    gce_sim.inject(Fault(method="instances.list", status=429, times=1, after=1))
+    again = paged.list_instances(PROJECT, ["us-central1-a"], {"app": "shop"})
+    assert [i.name for i in again] == [i.name for i in unpaged]
+    assert len(unpaged) > 1
+    assert gce_sim.call_counts()["instances.list"] == 2 * calls + 1

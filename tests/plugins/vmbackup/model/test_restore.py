@@ -1,0 +1,116 @@
+"""The VMRestore model: a restore spec plus the policy it names make one validated Restore, or name the bad field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from vmbackup.model.policy import GCE_NAME_PATTERN, LABEL_VALUE_PATTERN, PolicyError, parse_policy
+from vmbackup.model.restore import Restore, parse_restore, restore_marker, restored_disk_name
+
+ONE_VM = {"project": "demo-project", "instances": [{"name": "db-1", "zone": "us-central1-a"}]}
+TWO_VMS = {
+    "project": "demo-project",
+    "instances": [{"name": "db-1", "zone": "us-central1-a"}, {"name": "web-1", "zone": "us-central1-b"}],
+}
+SELECTOR = {"project": "demo-project", "selector": {"zones": ["us-central1-a"], "matchLabels": {"app": "shop"}}}
+
+
+def restore(spec: dict[str, Any], policy_spec: dict[str, Any] = ONE_VM, name: str = "db-back") -> Restore:
+    return parse_restore("shop", name, {"policyName": "db", **spec}, parse_policy("shop", "db", policy_spec))
+
+
+def problem_fields(spec: dict[str, Any], policy_spec: dict[str, Any] = ONE_VM, name: str = "db-back") -> list[str]:
+    with pytest.raises(PolicyError) as caught:
+        restore(spec, policy_spec, name)
+    return caught.value.fields
+
+
+def test_a_single_instance_policy_needs_no_instance() -> None:
+    chosen = restore({})
+    assert (chosen.instance, chosen.zone, chosen.project) == ("db-1", "us-central1-a", "demo-project")
+
+
+def test_the_new_vm_is_named_after_the_restore_by_default() -> None:
+    assert restore({}).target_name == "db-back"
+    assert restore({"targetName": "db-2"}).target_name == "db-2"
+
+
+def test_the_instance_is_required_when_the_policy_has_several() -> None:
+    assert problem_fields({}, TWO_VMS) == ["spec.instance"]
+
+
+def test_the_instance_zone_comes_from_the_policy() -> None:
+    assert restore({"instance": "web-1"}, TWO_VMS).zone == "us-central1-b"
+
+
+def test_an_instance_the_policy_does_not_back_up_is_refused() -> None:
+    assert problem_fields({"instance": "mail-1"}, TWO_VMS) == ["spec.instance"]
+
+
+def test_a_selector_policy_needs_the_instance_named() -> None:
+    assert problem_fields({}, SELECTOR) == ["spec.instance"]
+    assert restore({"instance": "shop-7"}, SELECTOR).zone is None  # read from the snapshots at run time
+
+
+def test_snapshot_and_snapshot_run_exclude_each_other() -> None:
+    with pytest.raises(PolicyError, match="set snapshotRun or snapshot, not both"):
+        restore({"snapshot": "db-1-abc", "snapshotRun": "r0123456789a"})
+
+
+def test_reserved_labels_cannot_be_set_on_the_new_vm() -> None:
+    assert problem_fields({"overrides": {"labels": {"vmbackup-restore": "x"}}}) == ["spec.overrides.labels"]
+
+
+def test_an_unknown_field_is_named() -> None:
+    assert problem_fields({"targetNmae": "x"}) == ["spec.targetNmae"]
+
+
+def test_a_restore_name_that_is_not_a_compute_engine_name_needs_a_target_name() -> None:
+    assert problem_fields({}, name="1st-restore") == ["spec.targetName"]
+    assert restore({"targetName": "db-first"}, name="1st-restore").target_name == "db-first"
+
+
+HOSTILE = ["x'; __import__('os').system('id'); '", 'a"""\nimport os', "UPPER", "a" * 64, "{{ ti }}"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize(
+    ("field", "spec"),
+    [
+        ("spec.instance", lambda v: {"instance": v}),
+        ("spec.snapshot", lambda v: {"snapshot": v}),
+        ("spec.snapshotRun", lambda v: {"snapshotRun": v}),
+        ("spec.targetName", lambda v: {"targetName": v}),
+        ("spec.targetZone", lambda v: {"targetZone": v}),
+        ("spec.overrides.machineType", lambda v: {"overrides": {"machineType": v}}),
+        ("spec.overrides.networkTags", lambda v: {"overrides": {"networkTags": [v]}}),
+        ("spec.overrides.networkInterfaces", lambda v: {"overrides": {"networkInterfaces": [{"network": v}]}}),
+        ("spec.overrides.serviceAccount", lambda v: {"overrides": {"serviceAccount": {"email": v}}}),
+    ],
+)
+def test_hostile_values_are_refused_naming_the_field(value: str, field: str, spec: Any) -> None:
+    assert any(f.startswith(field) for f in problem_fields(spec(value)))
+
+
+def test_the_marker_is_a_label_value_even_for_long_names() -> None:
+    short, long = restore_marker("shop", "db-back"), restore_marker("n" * 63, "r" * 63)
+    assert short == "shop_db-back"
+    assert re.fullmatch(LABEL_VALUE_PATTERN, long)
+    assert len(long) <= 63
+    assert long != restore_marker("n" * 63, "r" * 62 + "s")
+
+
+def test_restored_disk_names_are_compute_engine_names() -> None:
+    assert restored_disk_name("db-back", "db-1", boot=True) == "db-back"
+    assert restored_disk_name("db-back", "db-1-data", boot=False) == "db-back-db-1-data"
+    long = restored_disk_name("t" * 63, "d" * 63, boot=False)
+    assert re.fullmatch(GCE_NAME_PATTERN, long)
+    assert len(long) <= 63
+
+
+def test_the_restore_round_trips_through_its_json() -> None:
+    chosen = restore({"overrides": {"machineType": "e2-small", "networkInterfaces": [{"subnetwork": "db"}]}})
+    assert Restore.from_json(chosen.to_json()) == chosen
