@@ -13,12 +13,11 @@ names both "airflow" and "dag": the DAG processor's safe mode skips files that d
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from vmbackup.backup.dag import POKE_INTERVAL_ENV
 from vmbackup.model.policy import BackupPolicy
+from vmbackup.settings import AirflowSettings
 
 
 def tutorial_dag_id(policy: BackupPolicy) -> str:
@@ -49,17 +48,18 @@ def build_tutorial_dag(policy_json: str) -> Any:
 
     from vmbackup.airflow_compat import DAG, task, task_group
     from vmbackup.backup.operators import (
+        InstanceStartedSensor,
         ResolveInstancesOperator,
         SnapshotDiskOperator,
         StartInstanceOperator,
         StopInstanceOperator,
     )
     from vmbackup.backup.resolution import NO_TIER
-    from vmbackup.compute.sensors import READY, InstanceStartedSensor, OperationStatusSensor, SnapshotStatusSensor
+    from vmbackup.compute.sensors import READY, OperationStatusSensor, SnapshotStatusSensor
 
     policy = BackupPolicy.from_json(policy_json)
     timeouts = policy.spec.timeouts
-    poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
+    poke = AirflowSettings.from_env().poke_interval_seconds
     lock_ttl = timeouts.stop_seconds + timeouts.upload_seconds + timeouts.start_seconds + 600
     dag = DAG(
         dag_id=tutorial_dag_id(policy),

@@ -44,8 +44,8 @@ from typing import Any
 from bench.tutorial_dag import write_tutorial_dag
 from devstack.airflow_local import AirflowApi, LocalAirflow, parse_time
 from devstack.gce_simulator import ComputeSimulator, Profile
-from vmbackup.backup.dag import POKE_INTERVAL_ENV, RETRY_DELAY_ENV
 from vmbackup.model.policy import BackupPolicy, WaitMode, parse_policy
+from vmbackup.settings import POKE_INTERVAL_ENV, RETRY_DELAY_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_FOLDER = REPO_ROOT / "plugins"

@@ -27,14 +27,13 @@ from controller.status import short
 from controller.targets import Target, TargetUnavailableError
 from vmbackup.model.policy import API_GROUP, API_VERSION, BackupPolicy, InstanceRef, PolicyError, parse_policy
 from vmbackup.model.policy import PLURAL as POLICY_PLURAL
+from vmbackup.model.report import RestoreReport, restore_report_object_name
 from vmbackup.model.restore import (
     PLURAL,
     TERMINAL_PHASES,
     Restore,
-    RestoreReport,
     parse_restore,
     restore_dag_id_for,
-    restore_report_object_name,
 )
 
 if TYPE_CHECKING:

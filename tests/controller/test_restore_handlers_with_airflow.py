@@ -28,7 +28,8 @@ from devstack.bucket_mirror import BucketMirror
 from tests.controller.test_restore_handlers import RESTORES, create, register_restores, restore_object, restore_url
 from tests.fixtures.airflow_api import AirflowServer
 from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator
-from vmbackup.model.restore import RestoreReport, restore_dag_id_for, restore_report_object_name
+from vmbackup.model.report import RestoreReport, restore_report_object_name
+from vmbackup.model.restore import restore_dag_id_for
 
 NAMESPACE = "shop"
 POLICY_SPEC: dict[str, Any] = {

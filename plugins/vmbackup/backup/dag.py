@@ -1,43 +1,31 @@
 """Builds a policy's whole DAG from the policy DATA (its canonical JSON); rendered DAG files call build_dag.
 
-Nothing here does I/O at DAG parse time: Compute Engine is only contacted inside tasks. Tuning knobs
-that are about the Airflow installation rather than the policy come from environment variables.
+Nothing here does I/O at DAG parse time: Compute Engine is only contacted inside tasks. Tuning knobs that are
+about the Airflow installation rather than the policy come from AirflowSettings, read once per parse. Task ids
+come from backup.steps; steps are wired by object.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from vmbackup.model.policy import BackupPolicy
+from vmbackup.backup import steps
+from vmbackup.model.policy import BackupPolicy, cron_of
+from vmbackup.settings import AirflowSettings
 
-POKE_INTERVAL_ENV = "VMBACKUP_POKE_INTERVAL_SECONDS"
-RETRY_DELAY_ENV = "VMBACKUP_RETRY_DELAY_SECONDS"
-RETRIES_ENV = "VMBACKUP_TASK_RETRIES"
-VM_DOWN_POKE_ENV = "VMBACKUP_VM_DOWN_POKE_SECONDS"
-# The waits a stopped VM sits on (wait_stopped without a triggerer, wait_snapshots_taken) look this often, each
-# look one GET in a short task execution. Measured by the workflow benchmark without a triggerer: a `wait`
-# long-poll inside wait_stopped's poke held a slot for the whole stop (0.26x a poke-mode sensor's slot-seconds);
-# 2 s pokes cut that to 0.09x, but 20 VMs then took 3.7x the time of one on a 2-core Airflow (1.5x at 5 s).
-VM_DOWN_POKE_SECONDS = 5.0
-# With a triggerer the operation waits long-poll `wait` in the trigger, where no worker slot is held, and the
-# upload wait looks at its snapshots there every poke interval (one GET each, not a task start).
+# The waits a stopped VM sits on (wait_stopped without a triggerer, wait_snapshots_taken) look often, each look
+# one GET in a short task execution, so the VM is not kept down waiting for the next look; with a triggerer the
+# operation waits long-poll `wait` in the trigger instead, where no worker slot is held. README, "Workflow
+# benchmark", has what each choice was measured at.
 TRIGGER_LONG_POLL_SECONDS = 60.0
 # Steps a stopped VM waits on retry after at most this long. Airflow 3.2-3.3 sometimes fails a rescheduled or
 # resumed sensor with "state mismatch" (a stale executor event; apache/airflow#71172, #72716): the retry absorbs
-# it. The workflow benchmark caught it on one backup in three: with a 5 s delay that VM stayed down 7 s longer,
-# and the default 60 s would add a minute. Compute Engine's transient errors are retried inside the hook already.
+# it, and the default 60 s delay would keep the VM down a minute longer. Compute Engine's transient errors are
+# retried inside the hook already.
 VM_DOWN_RETRY_DELAY_SECONDS = 1.0
-
-_PRESETS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-}
 
 
 def first_start(policy: BackupPolicy) -> Any:
@@ -51,10 +39,6 @@ def first_start(policy: BackupPolicy) -> Any:
     if policy.created is None:
         return pendulum.datetime(2024, 1, 1, tz=policy.spec.timezone)
     return pendulum.instance(policy.created).in_timezone(policy.spec.timezone).replace(second=0, microsecond=0)
-
-
-def group_id(policy: BackupPolicy, key: str) -> str:
-    return f"tier_{key}" if policy.spec.tiers else "instances"
 
 
 def doc_md(policy: BackupPolicy) -> str:
@@ -114,27 +98,21 @@ def doc_md(policy: BackupPolicy) -> str:
 
 
 def build_dag(policy_json: str) -> Any:
-    """The DAG of one policy: resolve instances, per tier a mapped group per VM, then restore, prune, report."""
+    """The DAG of one policy: resolve instances, per tier a mapped group per VM, then restart, prune, report."""
 
     from vmbackup.airflow_compat import DAG, CronTriggerTimetable
     from vmbackup.backup.operators import ResolveInstancesOperator
+    from vmbackup.backup.prune import PruneSnapshotsOperator
     from vmbackup.backup.resolution import group_keys
-    from vmbackup.backup.run_report import (
-        PRUNE_TASK,
-        REPORT_TASK,
-        RESOLVE_TASK,
-        RESTORE_TASK,
-        PruneSnapshotsOperator,
-        RestoreInstancesOperator,
-        RunReportOperator,
-    )
+    from vmbackup.backup.run_report import RunReportOperator
+    from vmbackup.backup.safety_net import RestartStoppedInstancesOperator
 
     policy = BackupPolicy.from_json(policy_json)
     spec = policy.spec
-    cron = _PRESETS.get(spec.schedule, spec.schedule)
+    settings = AirflowSettings.from_env()
     dag = DAG(
         dag_id=policy.dag_id,
-        schedule=CronTriggerTimetable(cron, timezone=spec.timezone),
+        schedule=CronTriggerTimetable(cron_of(spec.schedule), timezone=spec.timezone),
         start_date=first_start(policy),
         catchup=False,
         max_active_runs=1,
@@ -142,85 +120,95 @@ def build_dag(policy_json: str) -> Any:
         tags=["vmbackup", f"namespace:{policy.namespace}", f"policy:{policy.name}", f"consistency:{spec.consistency}"],
         doc_md=doc_md(policy),
         description=f"VM backups of policy {policy.namespace}/{policy.name}",
-        default_args={
-            "owner": "vmbackup-operator",
-            "retries": int(os.environ.get(RETRIES_ENV, "2")),
-            "retry_delay": timedelta(seconds=float(os.environ.get(RETRY_DELAY_ENV, "60"))),
-        },
+        default_args=settings.task_defaults(),
     )
     keys = group_keys(policy)
-    group_ids = {key: group_id(policy, key) for key in keys}
+    group_ids = {key: steps.group_id(policy, key) for key in keys}
     with dag:
-        resolve = ResolveInstancesOperator(task_id=RESOLVE_TASK, policy_json=policy_json)
-        for key in keys:
-            _instance_group(policy, policy_json, key, group_ids[key], resolve)
+        resolve = ResolveInstancesOperator(task_id=steps.RESOLVE, policy_json=policy_json)
+        groups = [_instance_group(policy, policy_json, key, group_ids[key], resolve, settings) for key in keys]
         if spec.consistency == "stop":
-            for upper, lower in itertools.pairwise(keys):  # tier order: stop down, start back up
-                dag.get_task(f"{group_ids[upper]}.wait_stopped") >> dag.get_task(f"{group_ids[lower]}.stop")
-                dag.get_task(f"{group_ids[lower]}.wait_started") >> dag.get_task(f"{group_ids[upper]}.start")
-        prune = PruneSnapshotsOperator(task_id=PRUNE_TASK, policy_json=policy_json, trigger_rule="all_done")
+            for upper, lower in itertools.pairwise(groups):  # tier order: stop down, start back up
+                upper.wait_stopped >> lower.stop
+                lower.wait_started >> upper.start
+        prune = PruneSnapshotsOperator(task_id=steps.PRUNE, policy_json=policy_json, trigger_rule="all_done")
         report = RunReportOperator(
-            task_id=REPORT_TASK, policy_json=policy_json, group_ids=group_ids, trigger_rule="all_done", retries=0
+            task_id=steps.REPORT, policy_json=policy_json, group_ids=group_ids, trigger_rule="all_done", retries=0
         )
-        for gid in group_ids.values():
-            dag.get_task(f"{gid}.wait_snapshots_ready") >> prune
+        for group in groups:
+            group.wait_ready >> prune
         if spec.consistency == "stop":
-            restore = RestoreInstancesOperator(
-                task_id=RESTORE_TASK,
+            restart = RestartStoppedInstancesOperator(
+                task_id=steps.RESTART_STOPPED,
                 start_timeout_seconds=spec.timeouts.start_seconds,
                 stopping_timeout_seconds=spec.timeouts.stop_seconds,
                 trigger_rule="all_done",
             )
-            for gid in group_ids.values():
-                dag.get_task(f"{gid}.wait_started") >> restore
-            restore >> prune
+            for group in groups:
+                group.wait_started >> restart
+            restart >> prune
         prune >> report
-        _fail_run_on_any_failure(dag, exclude=REPORT_TASK)
+        _fail_run_on_any_failure(dag, exclude=report)
     return dag
 
 
-def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, resolve: Any) -> None:
+@dataclass
+class InstanceSteps:
+    """The steps of one tier's mapped group, as objects (None where the consistency mode has no such step)."""
+
+    snapshot: Any
+    wait_taken: Any
+    wait_ready: Any
+    stop: Any = None
+    wait_stopped: Any = None
+    start: Any = None
+    wait_started: Any = None
+
+
+def _instance_group(
+    policy: BackupPolicy, policy_json: str, key: str, gid: str, resolve: Any, settings: AirflowSettings
+) -> InstanceSteps:
     """One mapped task group over the VMs of a tier: each VM gets its own chain of steps."""
     from vmbackup.airflow_compat import task, task_group
-    from vmbackup.backup.operators import SnapshotDiskOperator, StartInstanceOperator, StopInstanceOperator
-    from vmbackup.compute.sensors import (
-        READY,
-        TAKEN,
+    from vmbackup.backup.operators import (
         InstanceStartedSensor,
-        OperationStatusSensor,
-        SnapshotStatusSensor,
+        SnapshotDiskOperator,
+        StartInstanceOperator,
+        StopInstanceOperator,
     )
+    from vmbackup.compute.sensors import READY, TAKEN, OperationStatusSensor, SnapshotStatusSensor
 
     spec = policy.spec
     timeouts = spec.timeouts
-    poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
-    vm_down_poke = min(poke, float(os.environ.get(VM_DOWN_POKE_ENV, str(VM_DOWN_POKE_SECONDS))))
+    poke = settings.poke_interval_seconds
+    vm_down_poke = min(poke, settings.vm_down_poke_seconds)
     deferrable = policy.wait_mode == "deferrable"
     long_poll = TRIGGER_LONG_POLL_SECONDS if deferrable else 0.0  # 0: a poke is one GET
     stop_mode = spec.consistency == "stop"
     # Only in stop mode is a VM down between these steps; elsewhere the default delay suits transient errors.
     quick: dict[str, Any] = {}
     if stop_mode:
-        default_delay = float(os.environ.get(RETRY_DELAY_ENV, "60"))
-        quick["retry_delay"] = timedelta(seconds=min(default_delay, VM_DOWN_RETRY_DELAY_SECONDS))
+        quick["retry_delay"] = timedelta(seconds=min(settings.retry_delay_seconds, VM_DOWN_RETRY_DELAY_SECONDS))
     # A VM of the first tier stays locked while every later tier stops and starts again.
     tiers = len(spec.tiers or [None])
     lock_ttl = tiers * (timeouts.stop_seconds + timeouts.start_seconds) + timeouts.snapshot_seconds + 600
+    built: list[InstanceSteps] = []
 
-    @task(task_id=f"{gid}_targets")
+    @task(task_id=steps.targets_task_id(gid))
     def pick_targets(resolution: Any, key: str = key) -> list[Any]:
         """This tier's VMs from the resolution (an empty list maps the group to nothing)."""
         return list(((resolution or {}).get("groups") or {}).get(key) or [])
 
     @task_group(group_id=gid, tooltip=f"one VM of {gid}")
     def per_instance(target: Any) -> None:
-        stop = None
+        stop: Any = None
+        wait_stopped: Any = None
         if stop_mode:
             stop = StopInstanceOperator(
-                task_id="stop", target=target, lock_ttl_seconds=lock_ttl, trigger_rule="none_failed"
+                task_id=steps.STOP, target=target, lock_ttl_seconds=lock_ttl, trigger_rule="none_failed"
             )
             wait_stopped = OperationStatusSensor(
-                task_id="wait_stopped",
+                task_id=steps.WAIT_STOPPED,
                 operation=stop.output,
                 timeout=timeouts.stop_seconds,
                 poke_interval=vm_down_poke,
@@ -230,25 +218,25 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
                 **quick,
             )
         snapshot = SnapshotDiskOperator(
-            task_id="snapshot",
+            task_id=steps.SNAPSHOT,
             target=target,
             stop_result=stop.output if stop is not None else None,
             policy_json=policy_json,
             **quick,
         )
         taken = SnapshotStatusSensor(
-            task_id="wait_snapshots_taken",
+            task_id=steps.WAIT_TAKEN,
             snapshots=snapshot.output,
             project=spec.project,
             until=TAKEN,
             timeout=timeouts.snapshot_seconds,
             # CREATING lasts seconds and a stopped VM waits on it: look often (each look is one cheap GET). Never
-            # deferred: for a wait this short, handing it to the triggerer and resuming cost the VM about 1 s more.
+            # deferred: for a wait this short, handing it to the triggerer and resuming keeps the VM down longer.
             poke_interval=vm_down_poke,
             **quick,
         )
         ready = SnapshotStatusSensor(
-            task_id="wait_snapshots_ready",
+            task_id=steps.WAIT_READY,
             snapshots=snapshot.output,
             project=spec.project,
             until=READY,
@@ -257,16 +245,17 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
             deferrable=deferrable,
         )
         taken >> ready
+        found = InstanceSteps(snapshot=snapshot, wait_taken=taken, wait_ready=ready)
         if stop_mode:
             start = StartInstanceOperator(
-                task_id="start",
+                task_id=steps.START,
                 target=target,
                 stopping_timeout_seconds=timeouts.stop_seconds,
                 trigger_rule="all_done",
                 **quick,
             )
             started = InstanceStartedSensor(
-                task_id="wait_started",
+                task_id=steps.WAIT_STARTED,
                 operation=start.output,
                 target=target,
                 timeout=timeouts.start_seconds,
@@ -277,19 +266,22 @@ def _instance_group(policy: BackupPolicy, policy_json: str, key: str, gid: str, 
             )
             wait_stopped >> snapshot
             taken >> start >> started
+            found.stop, found.wait_stopped, found.start, found.wait_started = stop, wait_stopped, start, started
+        built.append(found)
 
     per_instance.expand(target=pick_targets(resolve.output))
+    return built[0]
 
 
-def _fail_run_on_any_failure(dag: Any, exclude: str) -> None:
+def _fail_run_on_any_failure(dag: Any, exclude: Any) -> None:
     """A leaf that fails the run if any step failed, even one whose failure the report cannot see."""
     from vmbackup.airflow_compat import AirflowException, task
 
-    @task(task_id="fail_run_if_a_step_failed", trigger_rule="one_failed", retries=0)
+    @task(task_id=steps.FAIL_RUN, trigger_rule="one_failed", retries=0)
     def fail_run_if_a_step_failed() -> None:
         raise AirflowException("a backup step failed; the run report lists what happened to each VM")
 
-    upstream = [t for t in dag.tasks if t.task_id != exclude]
+    upstream = [t for t in dag.tasks if t is not exclude]
     watcher = fail_run_if_a_step_failed()
     for t in upstream:
         t >> watcher

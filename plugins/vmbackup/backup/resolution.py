@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
+from vmbackup.backup.steps import RESOLVE
 from vmbackup.model.identifiers import run_hash, snapshot_name
 from vmbackup.model.policy import BackupPolicy
 
@@ -159,3 +160,15 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
     for members in groups.values():
         members.sort(key=lambda t: (t["zone"], t["instance"]))
     return Resolution(groups=groups, skipped=skipped, errors=errors)
+
+
+def pulled_resolution(context: Any) -> Resolution | None:
+    """The resolve step's result, as later steps of the run pull it (None when it failed)."""
+    value = context["ti"].xcom_pull(task_ids=RESOLVE)
+    return value if isinstance(value, dict) and "groups" in value else None  # type: ignore[return-value]
+
+
+def all_targets(resolution: Resolution | None) -> list[Target]:
+    if not resolution:
+        return []
+    return [t for members in resolution["groups"].values() for t in members]

@@ -1,22 +1,20 @@
-"""The run's last steps: the safety net that restores VMs, retention pruning, and the run report.
+"""The run's report: what happened to each VM and disk, built from the steps' results and Compute Engine's state.
 
-All run with trigger rule all_done: whatever failed before, every VM this run stopped is started again,
-and a report is written. The report task fails the run when any step failed, after writing the report.
+Runs last with trigger rule all_done: a report is written whatever failed before, and the task then fails
+the run when any step failed.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
-import vmbackup.model.labels as vmlabels
 from vmbackup.airflow_compat import AirflowException, xcom_values
-from vmbackup.backup.operators import ERROR_KEY, STOPPED_STATUSES, BackupStepOperator, release_lock, start_if_ours
-from vmbackup.backup.resolution import Resolution, Target
-from vmbackup.compute.hook import ComputeEngineHook
+from vmbackup.backup import steps
+from vmbackup.backup.resolution import Target, pulled_resolution
+from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
+from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
 from vmbackup.model.policy import BackupPolicy
 from vmbackup.model.report import (
     DiskResult,
@@ -26,112 +24,13 @@ from vmbackup.model.report import (
     latest_report_object_name,
     report_object_name,
 )
-from vmbackup.model.retention import SnapshotInfo, parse_timestamp, snapshots_to_delete
+from vmbackup.model.retention import parse_timestamp
+from vmbackup.report_upload import upload_report
 
 log = logging.getLogger(__name__)
 
-RESOLVE_TASK = "resolve_instances"
-RESTORE_TASK = "restore_instances"
-PRUNE_TASK = "prune_snapshots"
-REPORT_TASK = "report"
-GROUP_STEPS = (
-    "stop",
-    "wait_stopped",
-    "snapshot",
-    "wait_snapshots_taken",
-    "start",
-    "wait_started",
-    "wait_snapshots_ready",
-)
 
-
-def _resolution(context: Any) -> Resolution | None:
-    value = context["ti"].xcom_pull(task_ids=RESOLVE_TASK)
-    return value if isinstance(value, dict) and "groups" in value else None  # type: ignore[return-value]
-
-
-def _all_targets(resolution: Resolution | None) -> list[Target]:
-    if not resolution:
-        return []
-    return [t for members in resolution["groups"].values() for t in members]
-
-
-class RestoreInstancesOperator(BackupStepOperator):
-    """Safety net: any instance still carrying this run's lock is started (if stopped) and unlocked."""
-
-    def __init__(self, *, start_timeout_seconds: int, stopping_timeout_seconds: int, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.start_timeout_seconds = start_timeout_seconds
-        self.stopping_timeout_seconds = stopping_timeout_seconds
-
-    def run_step(self, context: Any, hook: ComputeEngineHook) -> list[str]:
-        restored: list[str] = []
-        problems: list[str] = []
-        for target in _all_targets(_resolution(context)):
-            try:
-                ref = start_if_ours(hook, target, self.stopping_timeout_seconds)
-                if ref is not None:
-                    log.warning("%s was left stopped by a failed step: starting it", target["instance"])
-                    hook.wait_done(ref, self.start_timeout_seconds)
-                    restored.append(target["instance"])
-                release_lock(hook, target)
-            except Exception as exc:
-                log.exception("could not restore %s", target["instance"])
-                problems.append(f"{target['instance']}: {exc}")
-        if problems:
-            raise AirflowException("could not restore instances: " + "; ".join(problems))
-        return restored
-
-
-class PruneSnapshotsOperator(BackupStepOperator):
-    """Deletes this policy's snapshots that retention no longer keeps (per disk; newest READY always kept)."""
-
-    def __init__(self, *, policy_json: str, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.policy_json = policy_json
-
-    def run_step(self, context: Any, hook: ComputeEngineHook) -> list[str]:
-        policy = BackupPolicy.from_json(self.policy_json)
-        project = policy.spec.project
-        ours = hook.list_snapshots(
-            project,
-            {
-                vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
-                vmlabels.POLICY_NAMESPACE: policy.namespace,
-                vmlabels.POLICY_NAME: policy.name,
-            },
-        )
-        infos = [
-            SnapshotInfo(
-                name=s.name,
-                disk=_disk_key(s),
-                status=s.status,
-                created=parse_timestamp(s.creation_timestamp) if s.creation_timestamp else datetime.now(UTC),
-            )
-            for s in ours
-        ]
-        doomed = snapshots_to_delete(infos, policy.spec.retention, datetime.now(UTC))
-        pruned: list[str] = []
-        for snap in doomed:
-            log.info(
-                "Deleting snapshot %s (disk %s, created %s): outside retention", snap.name, snap.disk, snap.created
-            )
-            ref = hook.delete_snapshot(project, snap.name)
-            if ref is not None:
-                hook.wait_done(ref, 600)
-            pruned.append(snap.name)
-        return pruned
-
-
-def _disk_key(snapshot: Any) -> str:
-    """The source disk of a snapshot, as zones/Z/disks/D (source URLs vary in prefix)."""
-    source = snapshot.source_disk or ""
-    if "/zones/" in source:
-        return "zones/" + source.split("/zones/", 1)[1]
-    return source or f"instance:{snapshot.labels.get(vmlabels.INSTANCE, '?')}"
-
-
-class RunReportOperator(BackupStepOperator):
+class RunReportOperator(ComputeStepOperator):
     """Builds the RunReport from the steps' results and Compute Engine's state; writes it; fails a failed run."""
 
     def __init__(self, *, policy_json: str, group_ids: dict[str, str], **kwargs: Any):
@@ -142,7 +41,14 @@ class RunReportOperator(BackupStepOperator):
     def run_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
         report = self.build(context, hook)
         payload = report.model_dump(mode="json", by_alias=True)
-        write_report(report)
+        upload_report(
+            report,
+            [
+                report_object_name(report.namespace, report.name, report.run_id),
+                latest_report_object_name(report.namespace, report.name),
+            ],
+            "run report",
+        )
         if report.result == "failed":
             first = report.errors[0] if report.errors else None
             detail = f"{first.step}: {first.message}" if first else "see the report"
@@ -152,29 +58,31 @@ class RunReportOperator(BackupStepOperator):
     def build(self, context: Any, hook: ComputeEngineHook) -> RunReport:
         policy = BackupPolicy.from_json(self.policy_json)
         ti = context["ti"]
-        resolution = _resolution(context)
+        resolution = pulled_resolution(context)
         errors: list[StepError] = []
         existing = set(self.dag.task_ids)
-        for task_id in (t for t in (RESOLVE_TASK, RESTORE_TASK, PRUNE_TASK) if t in existing):
+        for task_id in (t for t in (steps.RESOLVE, steps.RESTART_STOPPED, steps.PRUNE) if t in existing):
             errors.extend(_step_errors(ti, task_id, [-1]))
         if resolution is None:
-            errors.append(StepError(step=RESOLVE_TASK, message="the instances to back up could not be resolved"))
+            errors.append(StepError(step=steps.RESOLVE, message="the instances to back up could not be resolved"))
         instances: list[InstanceResult] = []
         for key, members in (resolution["groups"] if resolution else {}).items():
             group = self.group_ids[key]
             indexes = list(range(len(members)))
 
             def by_instance(step: str, group: str = group, indexes: list[int] = indexes) -> dict[tuple[str, str], Any]:
-                return {(v.get("instance"), v.get("zone")): v for v in xcom_values(ti, f"{group}.{step}", indexes)}
+                return {
+                    (v.get("instance"), v.get("zone")): v for v in xcom_values(ti, steps.in_group(group, step), indexes)
+                }
 
             stops, stopped, started, ready = (
-                by_instance("stop"),
-                by_instance("wait_stopped"),
-                by_instance("wait_started"),
-                by_instance("wait_snapshots_ready"),
+                by_instance(steps.STOP),
+                by_instance(steps.WAIT_STOPPED),
+                by_instance(steps.WAIT_STARTED),
+                by_instance(steps.WAIT_READY),
             )
-            steps = [s for s in GROUP_STEPS if f"{group}.{s}" in existing]
-            group_errors = [e for step in steps for e in _step_errors(ti, f"{group}.{step}", indexes)]
+            present = [steps.in_group(group, s) for s in steps.GROUP_STEPS if steps.in_group(group, s) in existing]
+            group_errors = [e for task_id in present for e in _step_errors(ti, task_id, indexes)]
             errors.extend(group_errors)
             for target in members:
                 key_ = (target["instance"], target["zone"])
@@ -190,7 +98,7 @@ class RunReportOperator(BackupStepOperator):
                     )
                 )
         for item in resolution["errors"] if resolution else []:
-            errors.append(StepError(step=RESOLVE_TASK, instance=item["instance"], message=item["reason"]))
+            errors.append(StepError(step=steps.RESOLVE, instance=item["instance"], message=item["reason"]))
             instances.append(InstanceResult(instance=item["instance"], zone=item["zone"], error=item["reason"]))
         for item in resolution["skipped"] if resolution else []:
             instances.append(
@@ -198,8 +106,8 @@ class RunReportOperator(BackupStepOperator):
             )
         for inst in instances:
             if inst.error and not any(e.instance == inst.instance for e in errors):
-                errors.append(StepError(step=REPORT_TASK, instance=inst.instance, message=inst.error))
-        pruned = ti.xcom_pull(task_ids=PRUNE_TASK) or []
+                errors.append(StepError(step=steps.REPORT, instance=inst.instance, message=inst.error))
+        pruned = ti.xcom_pull(task_ids=steps.PRUNE) or []
         dag_run = context.get("dag_run")
         return RunReport(
             namespace=policy.namespace,
@@ -294,23 +202,5 @@ def _time(value: Any) -> datetime | None:
 def _step_errors(ti: Any, task_id: str, map_indexes: list[int]) -> list[StepError]:
     return [
         StepError(step=e["step"], instance=e.get("instance"), disk=e.get("disk"), message=e["message"])
-        for e in xcom_values(ti, task_id, map_indexes, key=ERROR_KEY)
+        for e in recorded_errors(ti, task_id, map_indexes)
     ]
-
-
-def write_report(report: RunReport) -> None:
-    """Write the report to the Composer bucket (this run's object and latest.json); skip without GCS_BUCKET."""
-    bucket_name = os.environ.get("GCS_BUCKET")
-    if not bucket_name:
-        log.warning("GCS_BUCKET is not set: the run report is not uploaded (it is still the task's return value)")
-        return
-    from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
-
-    text = json.dumps(report.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True)
-    bucket = storage.Client().bucket(bucket_name)
-    for name in (
-        report_object_name(report.namespace, report.name, report.run_id),
-        latest_report_object_name(report.namespace, report.name),
-    ):
-        bucket.blob(name).upload_from_string(text, content_type="application/json")
-        log.info("run report written to gs://%s/%s", bucket_name, name)

@@ -1,15 +1,16 @@
 """Compute Engine access for the DAG's tasks: google-cloud-compute clients with bounded, jittered retries.
 
 Clients are created lazily, once per hook, and a hook is created inside a task's execute(): never at DAG
-parse time and never in an operator's __init__, so parsing a DAG makes no network call. The endpoint is
-overridable (VMBACKUP_COMPUTE_ENDPOINT) for the project's Compute Engine simulator; an http:// endpoint
-gets anonymous credentials, anything else uses Application Default Credentials.
+parse time and never in an operator's __init__, so parsing a DAG makes no network call. Every Compute
+Engine call of the workflows (backup and restore, tasks and triggers) is a method here, as in the Airflow
+Google provider. The endpoint is overridable (AirflowSettings.compute_endpoint) for the project's Compute
+Engine simulator; an http:// endpoint gets anonymous credentials, anything else uses Application Default
+Credentials.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -20,12 +21,12 @@ from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.cloud import compute_v1
 
+from vmbackup.settings import AirflowSettings
+
 log = logging.getLogger(__name__)
 
-ENDPOINT_ENV = "VMBACKUP_COMPUTE_ENDPOINT"
-RETRY_ATTEMPTS_ENV = "VMBACKUP_RETRY_ATTEMPTS"
-RETRY_BASE_ENV = "VMBACKUP_RETRY_BASE_SECONDS"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+STOPPED_STATUSES = ("TERMINATED", "STOPPED", "SUSPENDED")  # an instance in one of these is not running
 
 T = TypeVar("T")
 
@@ -40,6 +41,20 @@ class OperationRef(TypedDict):
 
 class OperationFailedError(Exception):
     """A Compute Engine operation finished with an error; the message is Compute Engine's own."""
+
+
+class SnapshotFailedError(Exception):
+    """A snapshot turned FAILED, or its creation operation ended with an error; the message says which."""
+
+
+TAKEN = "taken"  # every snapshot has left CREATING (UPLOADING or READY): the disk may change again
+READY = "ready"  # every snapshot is READY: the backup is complete
+
+
+def pending_snapshots(states: dict[str, str], until: str) -> dict[str, str]:
+    """The snapshots not yet `until` (TAKEN or READY), with their states."""
+    wanted = ("READY",) if until == READY else ("UPLOADING", "READY")
+    return {name: state for name, state in states.items() if state not in wanted}
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
@@ -86,11 +101,13 @@ class ComputeEngineHook:
         backoff_base_seconds: float | None = None,
         backoff_cap_seconds: float = 30.0,
         page_size: int | None = None,
+        settings: AirflowSettings | None = None,
     ):
-        self.endpoint = endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV) or None
-        self.max_attempts = max_attempts or int(os.environ.get(RETRY_ATTEMPTS_ENV, "6"))
+        settings = settings or AirflowSettings.from_env()
+        self.endpoint = endpoint if endpoint is not None else settings.compute_endpoint
+        self.max_attempts = max_attempts or settings.compute_retry_attempts
         self.backoff_base = (
-            backoff_base_seconds if backoff_base_seconds is not None else float(os.environ.get(RETRY_BASE_ENV, "1"))
+            backoff_base_seconds if backoff_base_seconds is not None else settings.compute_retry_base_seconds
         )
         self.backoff_cap = backoff_cap_seconds
         self.page_size = page_size  # maxResults of list calls; None: Compute Engine's default (500)
@@ -213,6 +230,39 @@ class ComputeEngineHook:
         )
         return OperationRef(name=op.name, project=project, zone=zone)
 
+    def insert_instance(self, project: str, zone: str, instance: compute_v1.Instance) -> OperationRef | None:
+        """Start creating an instance; None when one of that name already exists."""
+        try:
+            op = self.call(
+                "instances.insert", self.instances.insert_unary, project=project, zone=zone, instance_resource=instance
+            )
+        except gexc.Conflict:
+            return None
+        return OperationRef(name=op.name, project=project, zone=zone)
+
+    # -- disks -----------------------------------------------------------------------------------------
+
+    def find_disk(self, project: str, zone: str, name: str) -> compute_v1.Disk | None:
+        try:
+            return self.call("disks.get", self.disks.get, project=project, zone=zone, disk=name)
+        except gexc.NotFound:
+            return None
+
+    def insert_disk(self, project: str, zone: str, disk: compute_v1.Disk) -> OperationRef | None:
+        """Start creating a disk; None when one of that name already exists (the caller checks whose it is)."""
+        try:
+            op = self.call("disks.insert", self.disks.insert_unary, project=project, zone=zone, disk_resource=disk)
+        except gexc.Conflict:
+            return None
+        return OperationRef(name=op.name, project=project, zone=zone)
+
+    def delete_disk(self, project: str, zone: str, name: str) -> OperationRef | None:
+        try:
+            op = self.call("disks.delete", self.disks.delete_unary, project=project, zone=zone, disk=name)
+        except gexc.NotFound:
+            return None
+        return OperationRef(name=op.name, project=project, zone=zone)
+
     # -- snapshots -------------------------------------------------------------------------------------
 
     def create_snapshot(
@@ -261,6 +311,32 @@ class ComputeEngineHook:
         except gexc.NotFound:
             return None
         return OperationRef(name=op.name, project=project, zone=None)
+
+    def snapshot_states(self, project: str, items: list[dict[str, Any]]) -> dict[str, str]:
+        """Each snapshot's status (MISSING while not yet visible); SnapshotFailedError names a failed one."""
+        states: dict[str, str] = {}
+        for item in items:
+            snapshot = self.find_snapshot(project, item["name"])
+            if snapshot is None:
+                states[item["name"]] = self._missing_snapshot(item)
+                continue
+            if snapshot.status == "FAILED":
+                self._missing_snapshot(item)  # raises with the creation operation's own error when it has one
+                raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} FAILED")
+            states[item["name"]] = snapshot.status
+        return states
+
+    def _missing_snapshot(self, item: dict[str, Any]) -> str:
+        ref = item.get("operation")
+        if ref:
+            op = self.get_operation(OperationRef(name=ref["name"], project=ref["project"], zone=ref.get("zone")))
+            if is_done(op):
+                error = operation_error(op)
+                if error:
+                    raise SnapshotFailedError(
+                        f"snapshot {item['name']} of disk {item['disk']} was not created: {error}"
+                    )
+        return "MISSING"
 
     # -- operations ------------------------------------------------------------------------------------
 

@@ -19,15 +19,23 @@ from vmbackup.airflow_compat import (
     BaseSensorOperator,
     PokeReturnValue,
 )
-from vmbackup.backup.operators import now_iso, record_error, release_lock
-from vmbackup.compute.hook import ComputeEngineHook, OperationRef, is_done, operation_error
+from vmbackup.compute.hook import (
+    READY,
+    TAKEN,
+    ComputeEngineHook,
+    OperationRef,
+    SnapshotFailedError,
+    is_done,
+    operation_error,
+    pending_snapshots,
+)
+from vmbackup.compute.step_operator import now_iso, record_error
 from vmbackup.model.retention import parse_timestamp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TAKEN = "taken"  # every snapshot has left CREATING (UPLOADING or READY): the disk may change again
-READY = "ready"  # every snapshot is READY: the backup is complete
+__all__ = ["READY", "TAKEN", "OperationStatusSensor", "SnapshotStatusSensor", "operation_ref"]
 
 
 def operation_ref(value: Any, project: str | None = None, zone: str | None = None) -> OperationRef | None:
@@ -198,54 +206,6 @@ class OperationStatusSensor(_RecordingSensor):
         return self._finished(context, ComputeEngineHook().get_operation(ref))
 
 
-class InstanceStartedSensor(OperationStatusSensor):
-    """Waits for the start operation, then removes this run's lock from the instance."""
-
-    template_fields: tuple[str, ...] = ("operation", "target")
-
-    def __init__(self, *, target: Any, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.target = target
-
-    def _subject(self) -> Any:
-        return self.target if isinstance(self.target, dict) else None
-
-    def on_done(self, context: Any) -> None:
-        if isinstance(self.target, dict):
-            release_lock(ComputeEngineHook(), self.target)  # type: ignore[arg-type]
-
-
-def snapshot_states(hook: ComputeEngineHook, project: str, items: list[dict[str, Any]]) -> dict[str, str]:
-    """Each snapshot's status (MISSING while not yet visible); raises with Compute Engine's message on failure."""
-    states: dict[str, str] = {}
-    for item in items:
-        snapshot = hook.find_snapshot(project, item["name"])
-        if snapshot is None:
-            states[item["name"]] = _missing(hook, item)
-            continue
-        if snapshot.status == "FAILED":
-            _missing(hook, item)  # raises with the creation operation's own error when it has one
-            raise AirflowFailException(f"snapshot {item['name']} of disk {item['disk']} FAILED")
-        states[item["name"]] = snapshot.status
-    return states
-
-
-def pending_snapshots(states: dict[str, str], until: str) -> dict[str, str]:
-    wanted = ("READY",) if until == READY else ("UPLOADING", "READY")
-    return {name: state for name, state in states.items() if state not in wanted}
-
-
-def _missing(hook: ComputeEngineHook, item: dict[str, Any]) -> str:
-    ref = item.get("operation")
-    if ref:
-        op = hook.get_operation(OperationRef(name=ref["name"], project=ref["project"], zone=ref.get("zone")))
-        if is_done(op):
-            error = operation_error(op)
-            if error:
-                raise AirflowFailException(f"snapshot {item['name']} of disk {item['disk']} was not created: {error}")
-    return "MISSING"
-
-
 class SnapshotStatusSensor(_RecordingSensor):
     """Waits until every snapshot of a SnapshotDiskOperator result is taken (left CREATING) or READY.
 
@@ -273,7 +233,10 @@ class SnapshotStatusSensor(_RecordingSensor):
         return list((self.snapshots or {}).get("snapshots") or [])
 
     def poke(self, context: Any) -> PokeReturnValue:
-        states = snapshot_states(ComputeEngineHook(), self.project, self._items())
+        try:
+            states = ComputeEngineHook().snapshot_states(self.project, self._items())
+        except SnapshotFailedError as exc:  # Compute Engine's verdict: retrying cannot change it
+            raise AirflowFailException(str(exc)) from None
         pending = pending_snapshots(states, self.until)
         if pending:
             log.info("waiting for snapshots %s", ", ".join(f"{n}={s}" for n, s in sorted(pending.items())))

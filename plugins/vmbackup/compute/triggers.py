@@ -1,9 +1,10 @@
 """Triggers for the deferrable sensors: the waits happen in the triggerer, not on a worker.
 
 The Compute Engine client is synchronous, so each call runs in a thread and the triggerer's event loop stays
-free. The threads are this module's own: the loop's default executor has min(32, cores + 4) threads (6 on a
-2-core triggerer) shared with every trigger of the environment, and a `wait` long-poll holds its thread until
-the operation ends. With 20 VMs waiting at once, the workflow benchmark's fleet queued behind that pool.
+free. The threads are this module's own: the loop's default executor has min(32, cores + 4) threads shared
+with every trigger of the environment, and a `wait` long-poll holds its thread until the operation ends, so a
+fleet of VMs waiting at once would queue every other trigger behind that pool (README, "Workflow benchmark").
+Triggers depend on the hook only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class OperationStatusTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            "vmbackup.triggers.OperationStatusTrigger",
+            "vmbackup.compute.triggers.OperationStatusTrigger",
             {"operation": self.operation, "endpoint": self.endpoint, "long_poll_seconds": self.long_poll_seconds},
         )
 
@@ -77,7 +78,7 @@ class SnapshotStatusTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            "vmbackup.triggers.SnapshotStatusTrigger",
+            "vmbackup.compute.triggers.SnapshotStatusTrigger",
             {
                 "snapshots": self.snapshots,
                 "project": self.project,
@@ -88,13 +89,12 @@ class SnapshotStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from vmbackup.compute.hook import ComputeEngineHook
-        from vmbackup.compute.sensors import pending_snapshots, snapshot_states
+        from vmbackup.compute.hook import ComputeEngineHook, pending_snapshots
 
         hook = ComputeEngineHook(endpoint=self.endpoint)
         while True:
             try:
-                states = await in_call_thread(snapshot_states, hook, self.project, self.snapshots)
+                states = await in_call_thread(hook.snapshot_states, self.project, self.snapshots)
             except Exception as exc:  # e.g. a FAILED snapshot: the sensor looks once more and raises its message
                 yield TriggerEvent({"status": "error", "message": str(exc)})
                 return

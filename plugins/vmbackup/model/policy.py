@@ -46,7 +46,14 @@ COMPOSER_ENVIRONMENT_PATTERN = r"^projects/[^/]+/locations/[^/]+/environments/[^
 RESERVED_LABEL_PREFIX = "vmbackup-"
 MAX_USER_LABELS = 48  # Compute Engine allows 64 labels per resource; we add a few of our own.
 
-SCHEDULE_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
+# The schedule presets a policy may use, and the cron expression each stands for (Airflow's own meanings).
+SCHEDULE_PRESETS: dict[str, str] = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+}
 ConsistencyMode = Literal["stop", "none", "guestFlush"]
 # How the DAG's operation sensors wait. A property of the Airflow environment, not of the policy: the controller
 # picks it for the environment it uploads to (controller/wait_mode.py) and the rendered DAG carries it as data.
@@ -376,6 +383,11 @@ _PATTERN_MEANING = {
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def cron_of(schedule: str) -> str:
+    """The 5-field cron expression of a validated schedule (presets expanded)."""
+    return SCHEDULE_PRESETS.get(schedule, schedule)
 
 
 def cron_problem(schedule: str) -> str | None:

@@ -1,7 +1,7 @@
-"""The run report: what a backup run did, per instance and disk.
+"""The reports the DAGs write and the controller reads: a backup run's, per instance and disk, and a restore's.
 
-Written by the DAG's final task (its return value, and JSON in the Composer bucket) and read by the
-controller to fill the policy's status. One model, both sides.
+Written by each DAG's report task (its return value, and JSON in the Composer bucket, see report_upload) and
+read by the controller to fill the custom resource's status. One model per report, both sides.
 """
 
 from __future__ import annotations
@@ -13,17 +13,22 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from vmbackup.model.restore import Phase
+
 REPORTS_PREFIX = "data/vmbackup/runs"
+RESTORES_PREFIX = "data/vmbackup/restores"
 
 RunResult = Literal["succeeded", "failed"]
 DiskState = Literal["READY", "UPLOADING", "CREATING", "FAILED", "SKIPPED"]
 
 
-class _ReportModel(BaseModel):
+class ReportModel(BaseModel):
+    """camelCase on the wire, like the CRDs; unknown fields ignored (a newer writer may add some)."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class DiskResult(_ReportModel):
+class DiskResult(ReportModel):
     disk: str
     zone: str
     snapshot: str | None = None
@@ -31,7 +36,7 @@ class DiskResult(_ReportModel):
     error: str | None = None
 
 
-class InstanceResult(_ReportModel):
+class InstanceResult(ReportModel):
     instance: str
     zone: str
     tier: str | None = None
@@ -45,14 +50,14 @@ class InstanceResult(_ReportModel):
     error: str | None = None
 
 
-class StepError(_ReportModel):
+class StepError(ReportModel):
     step: str  # task id, e.g. "tier_web.stop"
     instance: str | None = None
     disk: str | None = None
     message: str
 
 
-class RunReport(_ReportModel):
+class RunReport(ReportModel):
     namespace: str
     name: str
     dag_id: str
@@ -82,3 +87,28 @@ def report_object_name(namespace: str, name: str, run_id: str) -> str:
 
 def latest_report_object_name(namespace: str, name: str) -> str:
     return f"{REPORTS_PREFIX}/{namespace}/{name}/latest.json"
+
+
+class RestoreReport(ReportModel):
+    """What a restore run did so far; written to the bucket at each phase, read by the controller."""
+
+    namespace: str
+    name: str
+    dag_id: str
+    run_id: str
+    phase: Phase
+    source_instance: str
+    source_zone: str | None = None
+    instance: str
+    zone: str | None = None
+    snapshot_run: str | None = None
+    snapshots: list[str] = Field(default_factory=list)
+    created_disks: list[str] = Field(default_factory=list)
+    deleted_disks: list[str] = Field(default_factory=list)
+    message: str | None = None
+    failed_step: str | None = None
+    updated_at: datetime | None = None
+
+
+def restore_report_object_name(namespace: str, name: str) -> str:
+    return f"{RESTORES_PREFIX}/{namespace}/{name}.json"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -49,7 +48,6 @@ SINGULAR = "vmrestore"
 
 # Label on every disk and instance a restore creates: which VMRestore made it (adoption, cleanup, idempotency).
 RESTORE_LABEL = "vmbackup-restore"
-RESTORES_PREFIX = "data/vmbackup/restores"
 
 # A network (or subnetwork) given by name, or as a (partial) resource URL.
 NETWORK_REF_PATTERN = r"^([a-z]([-a-z0-9]{0,61}[a-z0-9])?|(https://www\.googleapis\.com/compute/v1/)?projects/[a-z][-a-z0-9.:]{3,62}/(global/networks|regions/[a-z]+-[a-z]+[0-9]+/subnetworks)/[a-z]([-a-z0-9]{0,61}[a-z0-9])?)$"
@@ -297,35 +295,3 @@ def parse_restore(
         zone=zone,
         spec=restore_spec,
     )
-
-
-# -- the restore report --------------------------------------------------------------------------------------
-
-
-class _ReportModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class RestoreReport(_ReportModel):
-    """What a restore run did so far; written to the bucket at each phase, read by the controller."""
-
-    namespace: str
-    name: str
-    dag_id: str
-    run_id: str
-    phase: Phase
-    source_instance: str
-    source_zone: str | None = None
-    instance: str
-    zone: str | None = None
-    snapshot_run: str | None = None
-    snapshots: list[str] = Field(default_factory=list)
-    created_disks: list[str] = Field(default_factory=list)
-    deleted_disks: list[str] = Field(default_factory=list)
-    message: str | None = None
-    failed_step: str | None = None
-    updated_at: datetime | None = None
-
-
-def restore_report_object_name(namespace: str, name: str) -> str:
-    return f"{RESTORES_PREFIX}/{namespace}/{name}.json"

@@ -7,12 +7,11 @@ Nothing here does I/O at parse time.
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
 from typing import Any
 
-from vmbackup.backup.dag import POKE_INTERVAL_ENV, RETRIES_ENV, RETRY_DELAY_ENV
 from vmbackup.model.restore import Restore
+from vmbackup.restore import steps
+from vmbackup.settings import AirflowSettings
 
 
 def doc_md(restore: Restore) -> str:
@@ -48,12 +47,6 @@ def build_restore_dag(restore_json: str) -> Any:
     from vmbackup.airflow_compat import DAG, task, task_group
     from vmbackup.compute.sensors import OperationStatusSensor
     from vmbackup.restore.operators import (
-        CLEANUP_TASK,
-        CREATE_INSTANCE_TASK,
-        DISKS_GROUP,
-        REPORT_TASK,
-        RESOLVE_TASK,
-        WAIT_INSTANCE_TASK,
         CleanupRestoreDisksOperator,
         CreateRestoredInstanceOperator,
         CreateRestoreDiskOperator,
@@ -63,7 +56,8 @@ def build_restore_dag(restore_json: str) -> Any:
 
     restore = Restore.from_json(restore_json)
     timeouts = restore.spec.timeouts
-    poke = float(os.environ.get(POKE_INTERVAL_ENV, "30"))
+    settings = AirflowSettings.from_env()
+    poke = settings.poke_interval_seconds
     deferrable = restore.wait_mode == "deferrable"
     dag = DAG(
         dag_id=restore.dag_id,
@@ -74,54 +68,52 @@ def build_restore_dag(restore_json: str) -> Any:
         tags=["vmrestore", f"namespace:{restore.namespace}", f"policy:{restore.policy_name}"],
         doc_md=doc_md(restore),
         description=f"Restore {restore.namespace}/{restore.name} of {restore.instance}",
-        default_args={
-            "owner": "vmbackup-operator",
-            "retries": int(os.environ.get(RETRIES_ENV, "2")),
-            "retry_delay": timedelta(seconds=float(os.environ.get(RETRY_DELAY_ENV, "60"))),
-        },
+        default_args=settings.task_defaults(),
     )
+    disk_steps: list[Any] = []
     with dag:
-        plan = PlanRestoreOperator(task_id=RESOLVE_TASK, restore_json=restore_json)
+        plan = PlanRestoreOperator(task_id=steps.PLAN, restore_json=restore_json)
 
-        @task(task_id="planned_disks")
+        @task(task_id=steps.PLANNED_DISKS)
         def planned_disks(value: Any) -> list[Any]:
             """The disks to create, one mapped task group each (a plan always has at least the boot disk)."""
             return list((value or {}).get("disks") or [])
 
-        @task_group(group_id=DISKS_GROUP, tooltip="one restored disk")
+        @task_group(group_id=steps.DISKS_GROUP, tooltip="one restored disk")
         def per_disk(disk: Any) -> None:
-            create = CreateRestoreDiskOperator(task_id="create", target=disk, restore_json=restore_json)
+            create = CreateRestoreDiskOperator(task_id=steps.CREATE_DISK, target=disk, restore_json=restore_json)
             wait = OperationStatusSensor(
-                task_id="wait",
+                task_id=steps.WAIT_DISK,
                 operation=create.output,
                 timeout=timeouts.disks_seconds,
                 poke_interval=poke,
                 deferrable=deferrable,
             )
             create >> wait
+            disk_steps.extend((create, wait))
 
         disks = per_disk.expand(disk=planned_disks(plan.output))
         create_instance = CreateRestoredInstanceOperator(
-            task_id=CREATE_INSTANCE_TASK, plan=plan.output, restore_json=restore_json
+            task_id=steps.CREATE_INSTANCE, plan=plan.output, restore_json=restore_json
         )
         wait_instance = OperationStatusSensor(
-            task_id=WAIT_INSTANCE_TASK,
+            task_id=steps.WAIT_INSTANCE,
             operation=create_instance.output,
             timeout=timeouts.instance_seconds,
             poke_interval=poke,
             deferrable=deferrable,
         )
         cleanup = CleanupRestoreDisksOperator(
-            task_id=CLEANUP_TASK,
+            task_id=steps.CLEANUP,
             restore_json=restore_json,
             disk_timeout_seconds=timeouts.disks_seconds,
             trigger_rule="all_done",
         )
         report = RestoreReportOperator(
-            task_id=REPORT_TASK, restore_json=restore_json, trigger_rule="all_done", retries=0
+            task_id=steps.REPORT, restore_json=restore_json, trigger_rule="all_done", retries=0
         )
         disks >> create_instance >> wait_instance
         # Cleanup waits for every disk step too: with one disk failed, the others may still be creating.
-        [dag.get_task(f"{DISKS_GROUP}.create"), dag.get_task(f"{DISKS_GROUP}.wait"), wait_instance] >> cleanup
+        [*disk_steps, wait_instance] >> cleanup
         cleanup >> report
     return dag

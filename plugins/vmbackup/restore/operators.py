@@ -1,459 +1,45 @@
 """Operators of the restore workflow: plan, create disks from snapshots, create the VM, clean up, report.
 
-Like the backup operators, each step starts Compute Engine work and returns the operation for the shared
-OperationStatusSensor to wait on. Everything a restore creates carries the label `vmbackup-restore=<marker>`
-and has a deterministic name, so a retried task (or a second run of the same VMRestore) adopts what an
-earlier try created instead of creating it twice. Nothing here ever writes to the source VM or to a snapshot:
-they are only read.
+Like the backup operators, each step starts Compute Engine work (through the hook) and returns the operation for
+the shared OperationStatusSensor to wait on. Everything a restore creates carries the label
+`vmbackup-restore=<marker>` and has a deterministic name, so a retried task (or a second run of the same
+VMRestore) adopts what an earlier try created instead of creating it twice. Nothing here ever writes to the
+source VM or to a snapshot: they are only read.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-import vmbackup.model.labels as vmlabels
-from vmbackup.airflow_compat import AirflowException, AirflowFailException, xcom_values
-from vmbackup.backup.operators import ERROR_KEY, BackupStepOperator
-from vmbackup.compute.hook import ComputeEngineHook, OperationRef, resource_name
-from vmbackup.model.policy import RESERVED_LABEL_PREFIX
-from vmbackup.model.restore import (
-    RESTORE_LABEL,
-    Restore,
-    RestoreReport,
-    restore_report_object_name,
-    restored_disk_name,
+from vmbackup.airflow_compat import AirflowException, AirflowFailException
+from vmbackup.compute.hook import ComputeEngineHook
+from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
+from vmbackup.model.report import RestoreReport, restore_report_object_name
+from vmbackup.model.restore import RESTORE_LABEL, Restore
+from vmbackup.report_upload import upload_report
+from vmbackup.restore import steps
+from vmbackup.restore.plan import (
+    PlannedDisk,
+    RestorePlan,
+    RestoreProblemError,
+    instance_resource,
+    is_ours,
+    plan_restore,
 )
-from vmbackup.model.retention import parse_timestamp
 
 log = logging.getLogger(__name__)
 
-RESOLVE_TASK = "resolve"
-DISKS_GROUP = "disks"
-CREATE_DISK_TASK = f"{DISKS_GROUP}.create"
-WAIT_DISK_TASK = f"{DISKS_GROUP}.wait"
-CREATE_INSTANCE_TASK = "create_instance"
-WAIT_INSTANCE_TASK = "wait_instance"
-CLEANUP_TASK = "cleanup_disks"
-REPORT_TASK = "report"
-DEFAULT_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-
-
-class RestoreProblemError(Exception):
-    """The restore cannot proceed as specified; the message names what to change. Not retried."""
-
-
-class PlannedDisk(TypedDict):
-    project: str
-    zone: str
-    name: str
-    snapshot: str
-    source_disk: str
-    boot: bool
-    device_name: str
-    auto_delete: bool
-    disk_type: str | None
-    labels: dict[str, str]
-    instance: str  # the target instance (for error records)
-
-
-class PlannedNic(TypedDict):
-    network: str
-    subnetwork: str | None
-    access_configs: list[dict[str, str]]
-
-
-class PlannedInstance(TypedDict):
-    machine_type: str
-    network_interfaces: list[PlannedNic]
-    tags: list[str]
-    labels: dict[str, str]
-    service_accounts: list[dict[str, Any]]
-
-
-class RestorePlan(TypedDict):
-    project: str
-    marker: str
-    run: str | None
-    snapshots: list[str]
-    source_instance: str
-    source_zone: str
-    source_exists: bool
-    target: str
-    zone: str
-    done: bool  # the target already exists and is this restore's: nothing left to do
-    disks: list[PlannedDisk]
-    instance: PlannedInstance
-
-
-# -- Compute Engine calls the backup hook does not make ------------------------------------------------------
-
-
-def find_disk(hook: ComputeEngineHook, project: str, zone: str, name: str) -> compute_v1.Disk | None:
-    try:
-        return hook.call("disks.get", hook.disks.get, project=project, zone=zone, disk=name)
-    except gexc.NotFound:
-        return None
-
-
-def insert_disk(hook: ComputeEngineHook, project: str, zone: str, disk: compute_v1.Disk) -> OperationRef | None:
-    """Start creating a disk; None when one of that name already exists (the caller checks whose it is)."""
-    try:
-        op = hook.call("disks.insert", hook.disks.insert_unary, project=project, zone=zone, disk_resource=disk)
-    except gexc.Conflict:
-        return None
-    return OperationRef(name=op.name, project=project, zone=zone)
-
-
-def delete_disk(hook: ComputeEngineHook, project: str, zone: str, name: str) -> OperationRef | None:
-    try:
-        op = hook.call("disks.delete", hook.disks.delete_unary, project=project, zone=zone, disk=name)
-    except gexc.NotFound:
-        return None
-    return OperationRef(name=op.name, project=project, zone=zone)
-
-
-def insert_instance(
-    hook: ComputeEngineHook, project: str, zone: str, instance: compute_v1.Instance
-) -> OperationRef | None:
-    """Start creating an instance; None when one of that name already exists."""
-    try:
-        op = hook.call(
-            "instances.insert", hook.instances.insert_unary, project=project, zone=zone, instance_resource=instance
-        )
-    except gexc.Conflict:
-        return None
-    return OperationRef(name=op.name, project=project, zone=zone)
-
-
-# -- planning ------------------------------------------------------------------------------------------------
-
-
-def _zone_of(url: str) -> str | None:
-    parts = url.rstrip("/").split("/")
-    return parts[parts.index("zones") + 1] if "zones" in parts else None
-
-
-def _region_of_zone(zone: str) -> str:
-    return zone.rsplit("-", 1)[0]
-
-
-def _region_of(url: str | None) -> str | None:
-    parts = (url or "").rstrip("/").split("/")
-    return parts[parts.index("regions") + 1] if "regions" in parts else None
-
-
-def _ours(labels: Any, marker: str) -> bool:
-    return bool(labels) and labels.get(RESTORE_LABEL) == marker
-
-
-def choose_snapshots(restore: Restore, hook: ComputeEngineHook) -> tuple[str | None, list[compute_v1.Snapshot]]:
-    """The snapshots of one backup run of the instance: the named one's run, the named run, or the newest
-    run whose snapshots are all READY. Raises RestoreProblemError with the fix when there is none."""
-    spec = restore.spec
-    ours = {
-        vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
-        vmlabels.POLICY_NAMESPACE: restore.namespace,
-        vmlabels.POLICY_NAME: restore.policy_name,
-        vmlabels.INSTANCE: restore.instance,
-    }
-    who = f"policy {restore.namespace}/{restore.policy_name} for instance {restore.instance}"
-    run = spec.snapshot_run
-    if spec.snapshot is not None:
-        named = hook.find_snapshot(restore.project, spec.snapshot)
-        if named is None:
-            raise RestoreProblemError(
-                f"spec.snapshot: snapshot {spec.snapshot} does not exist in project {restore.project}; "
-                f"list the snapshots of {who} with `vmbackupctl snapshots {restore.policy_name}`"
-            )
-        if any(named.labels.get(k) != v for k, v in ours.items()):
-            raise RestoreProblemError(
-                f"spec.snapshot: snapshot {spec.snapshot} was not made by {who}; pick one that was"
-            )
-        if named.status != "READY":
-            raise RestoreProblemError(
-                f"spec.snapshot: snapshot {spec.snapshot} is {named.status}, not READY; wait until it is READY "
-                "or pick another"
-            )
-        run = named.labels.get(vmlabels.RUN)
-    if run is not None:
-        found = hook.list_snapshots(restore.project, {**ours, vmlabels.RUN: run})
-        if not found:
-            raise RestoreProblemError(f"spec.snapshotRun: backup run {run} has no snapshot of {who}")
-        pending = sorted(f"{s.name} ({s.status})" for s in found if s.status != "READY")
-        if pending:
-            raise RestoreProblemError(
-                f"spec.snapshotRun: snapshots of run {run} are not all READY: {', '.join(pending)}; wait or pick "
-                "another run"
-            )
-        return run, _one_per_disk(found)
-    by_run: dict[str, list[compute_v1.Snapshot]] = {}
-    for snap in hook.list_snapshots(restore.project, ours):
-        by_run.setdefault(snap.labels.get(vmlabels.RUN, ""), []).append(snap)
-    complete = {r: snaps for r, snaps in by_run.items() if r and all(s.status == "READY" for s in snaps)}
-    if not complete:
-        raise RestoreProblemError(
-            f"spec.snapshot: there is no READY snapshot of {who} in project {restore.project}"
-            + (f" (runs still uploading or failed: {', '.join(sorted(by_run))})" if by_run else "")
-            + "; run a backup first, or wait until the running one is READY"
-        )
-    newest = max(complete, key=lambda r: max(parse_timestamp(s.creation_timestamp) for s in complete[r]))
-    return newest, _one_per_disk(complete[newest])
-
-
-def _one_per_disk(snapshots: list[compute_v1.Snapshot]) -> list[compute_v1.Snapshot]:
-    seen: dict[str, compute_v1.Snapshot] = {}
-    for snap in sorted(snapshots, key=lambda s: s.name):
-        seen.setdefault(snap.source_disk, snap)
-    return list(seen.values())
-
-
-def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
-    """Everything the later steps need, decided once from the snapshots, the source VM (read only) and the spec."""
-    spec = restore.spec
-    run, snapshots = choose_snapshots(restore, hook)
-    zones = {z for z in (_zone_of(s.source_disk) for s in snapshots) if z}
-    source_zone = restore.zone or (zones.pop() if len(zones) == 1 else None)
-    if source_zone is None:
-        raise RestoreProblemError("spec.zone: the snapshots come from several zones; name the source instance's zone")
-    target, zone = restore.target_name, spec.target_zone or source_zone
-    source = hook.find_instance(restore.project, source_zone, restore.instance)
-    attached = {resource_name(d.source): d for d in source.disks} if source is not None else {}
-    if source is None:
-        _require_config(restore, source_zone, [resource_name(s.source_disk) for s in snapshots])
-    boot_disk = _boot_disk(restore, source, attached, snapshots)
-
-    disks: list[PlannedDisk] = []
-    for snap in snapshots:
-        source_disk = resource_name(snap.source_disk)
-        boot = source_disk == boot_disk
-        link = attached.get(source_disk)
-        original = find_disk(hook, restore.project, source_zone, source_disk)
-        disks.append(
-            PlannedDisk(
-                project=restore.project,
-                zone=zone,
-                name=restored_disk_name(target, source_disk, boot),
-                snapshot=snap.name,
-                source_disk=source_disk,
-                boot=boot,
-                device_name=(link.device_name if link is not None and link.device_name else source_disk),
-                auto_delete=bool(link.auto_delete) if link is not None else boot,
-                disk_type=resource_name(original.type_) if original is not None and original.type_ else None,
-                labels={RESTORE_LABEL: restore.marker, vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE},
-                instance=target,
-            )
-        )
-    disks.sort(key=lambda d: (not d["boot"], d["name"]))
-    names = [d["name"] for d in disks]
-    if len(set(names)) != len(names):
-        raise RestoreProblemError(
-            f"spec.targetName: restored disk names collide ({', '.join(names)}); choose another name"
-        )
-
-    plan = RestorePlan(
-        project=restore.project,
-        marker=restore.marker,
-        run=run,
-        snapshots=[d["snapshot"] for d in disks],  # the boot disk's first
-        source_instance=restore.instance,
-        source_zone=source_zone,
-        source_exists=source is not None,
-        target=target,
-        zone=zone,
-        done=False,
-        disks=disks,
-        instance=_instance_config(restore, source, zone),
-    )
-    existing = hook.find_instance(restore.project, zone, target)
-    if existing is not None:
-        if not _ours(existing.labels, restore.marker):
-            raise RestoreProblemError(
-                f"spec.targetName: instance {target} already exists in zone {zone}; choose another targetName "
-                "(the existing instance was not touched)"
-            )
-        log.info("instance %s in %s was already restored by this VMRestore: nothing to do", target, zone)
-        plan["done"] = True
-        return plan
-    for disk in disks:
-        found = find_disk(hook, restore.project, zone, disk["name"])
-        if found is not None and not _ours(found.labels, restore.marker):
-            raise RestoreProblemError(
-                f"spec.targetName: disk {disk['name']} already exists in zone {zone} and was not created by this "
-                "restore; choose another targetName (the existing disk was not touched)"
-            )
-    log.info(
-        "Restoring %s (%s) as %s (%s) from run %s: %s",
-        restore.instance,
-        source_zone,
-        target,
-        zone,
-        run,
-        ", ".join(f"{d['snapshot']} -> {d['name']}" for d in disks),
-    )
-    return plan
-
-
-def _boot_disk(restore: Restore, source: Any, attached: dict[str, Any], snapshots: list[compute_v1.Snapshot]) -> str:
-    backed_up = [resource_name(s.source_disk) for s in snapshots]
-    wanted = restore.spec.overrides.boot_disk
-    if wanted is not None:
-        if wanted not in backed_up:
-            raise RestoreProblemError(
-                f"spec.overrides.bootDisk: the run has no snapshot of disk {wanted} (it has {', '.join(backed_up)})"
-            )
-        return wanted
-    if source is not None:
-        boot = next((name for name, d in attached.items() if d.boot), None)
-        if boot not in backed_up:
-            raise RestoreProblemError(
-                f"the backup run has no snapshot of boot disk {boot} of {restore.instance} (it has "
-                f"{', '.join(backed_up)}); set spec.overrides.bootDisk to the disk to boot from"
-            )
-        return str(boot)
-    if len(backed_up) == 1:
-        return backed_up[0]
-    raise RestoreProblemError(
-        f"spec.overrides.bootDisk: source instance {restore.instance} no longer exists, so which of "
-        f"{', '.join(backed_up)} is the boot disk is unknown; name it"
-    )
-
-
-def _require_config(restore: Restore, source_zone: str, backed_up: list[str]) -> None:
-    """With the source VM gone there is nothing to copy: every field that cannot be defaulted must be set."""
-    over = restore.spec.overrides
-    missing = [
-        f"spec.overrides.{f}"
-        for f, v in (("machineType", over.machine_type), ("networkInterfaces", over.network_interfaces))
-        if v is None
-    ]
-    if over.boot_disk is None and len(backed_up) > 1:
-        missing.append("spec.overrides.bootDisk")
-    if missing:
-        raise RestoreProblemError(
-            f"{missing[0]}: source instance {restore.instance} no longer exists in {source_zone}, so its "
-            f"configuration cannot be copied; set {', '.join(missing)}"
-            + (f" (bootDisk: one of {', '.join(backed_up)})" if "spec.overrides.bootDisk" in missing else "")
-        )
-
-
-def _network_url(project: str, ref: str) -> str:
-    """A bare network name as the partial URL instances.insert expects (URLs are kept)."""
-    return ref if "/" in ref else f"projects/{project}/global/networks/{ref}"
-
-
-def _subnetwork_url(project: str, zone: str, ref: str) -> str:
-    """A bare subnetwork name, in the target zone's region (URLs are kept)."""
-    return ref if "/" in ref else f"projects/{project}/regions/{_region_of_zone(zone)}/subnetworks/{ref}"
-
-
-def _instance_config(restore: Restore, source: Any, zone: str) -> PlannedInstance:
-    over = restore.spec.overrides
-    machine_type = over.machine_type or resource_name(source.machine_type)
-    if over.network_interfaces is not None:
-        nics = [
-            PlannedNic(
-                network=_network_url(restore.project, nic.network or "default"),
-                subnetwork=_subnetwork_url(restore.project, zone, nic.subnetwork) if nic.subnetwork else None,
-                access_configs=[{"type": "ONE_TO_ONE_NAT", "name": "External NAT"}] if nic.external_ip else [],
-            )
-            for nic in over.network_interfaces
-        ]
-    else:
-        nics = []
-        for nic in source.network_interfaces:
-            if nic.subnetwork and _region_of(nic.subnetwork) != _region_of_zone(zone):
-                raise RestoreProblemError(
-                    f"spec.overrides.networkInterfaces: target zone {zone} is not in region "
-                    f"{_region_of(nic.subnetwork)} of the source's subnetwork {resource_name(nic.subnetwork)}; "
-                    "set networkInterfaces[].subnetwork to one in the target region"
-                )
-            nics.append(
-                PlannedNic(
-                    network=nic.network,
-                    subnetwork=nic.subnetwork or None,
-                    # Only the kind of external access is copied: the source's address stays with the source.
-                    access_configs=[{"type": a.type_ or "ONE_TO_ONE_NAT", "name": a.name} for a in nic.access_configs],
-                )
-            )
-    if over.labels is not None:
-        labels = dict(over.labels)
-    elif source is not None:
-        labels = {k: v for k, v in source.labels.items() if not k.startswith(RESERVED_LABEL_PREFIX)}
-    else:
-        labels = {}
-    labels[RESTORE_LABEL] = restore.marker
-    if over.service_account is not None:
-        accounts = [{"email": over.service_account.email, "scopes": list(over.service_account.scopes)}]
-    elif source is not None:
-        accounts = [{"email": sa.email, "scopes": list(sa.scopes)} for sa in source.service_accounts]
-    else:
-        accounts = []
-    tags = list(over.network_tags) if over.network_tags is not None else (list(source.tags.items) if source else [])
-    return PlannedInstance(
-        machine_type=machine_type, network_interfaces=nics, tags=tags, labels=labels, service_accounts=accounts
-    )
-
-
-def instance_resource(plan: RestorePlan) -> compute_v1.Instance:
-    """The instances.insert body: the planned disks attached by name, the copied (or overridden) config."""
-    config = plan["instance"]
-    zone = plan["zone"]
-    return compute_v1.Instance(
-        name=plan["target"],
-        description=f"restored by vmbackup-operator from {plan['source_instance']} (run {plan['run']})",
-        machine_type=f"zones/{zone}/machineTypes/{config['machine_type']}",
-        disks=[
-            compute_v1.AttachedDisk(
-                source=f"projects/{plan['project']}/zones/{zone}/disks/{disk['name']}",
-                boot=disk["boot"],
-                device_name=disk["device_name"],
-                auto_delete=disk["auto_delete"],
-                mode="READ_WRITE",
-                type_="PERSISTENT",
-            )
-            for disk in plan["disks"]
-        ],
-        network_interfaces=[
-            compute_v1.NetworkInterface(
-                network=nic["network"],
-                access_configs=[
-                    compute_v1.AccessConfig(type_=a["type"], name=a["name"]) for a in nic["access_configs"]
-                ],
-                **({"subnetwork": nic["subnetwork"]} if nic["subnetwork"] else {}),
-            )
-            for nic in config["network_interfaces"]
-        ],
-        tags=compute_v1.Tags(items=config["tags"]),
-        labels=config["labels"],
-        service_accounts=[
-            compute_v1.ServiceAccount(email=sa["email"], scopes=sa["scopes"]) for sa in config["service_accounts"]
-        ],
-    )
-
-
-# -- the restore report in the bucket ------------------------------------------------------------------------
-
 
 def write_restore_report(report: RestoreReport) -> None:
-    """The controller reads phase and results from here; skipped (with a warning) without GCS_BUCKET."""
-    bucket_name = os.environ.get("GCS_BUCKET")
-    if not bucket_name:
-        log.warning("GCS_BUCKET is not set: the restore report is not uploaded")
-        return
-    from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
-
-    text = json.dumps(report.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True)
-    name = restore_report_object_name(report.namespace, report.name)
-    storage.Client().bucket(bucket_name).blob(name).upload_from_string(text, content_type="application/json")
-    log.info("restore report (%s) written to gs://%s/%s", report.phase, bucket_name, name)
+    """The controller reads phase and results from here."""
+    upload_report(
+        report, [restore_report_object_name(report.namespace, report.name)], f"restore report ({report.phase})"
+    )
 
 
 def _report(restore: Restore, context: Any, plan: RestorePlan | None, phase: str, **fields: Any) -> RestoreReport:
@@ -474,10 +60,7 @@ def _report(restore: Restore, context: Any, plan: RestorePlan | None, phase: str
     )
 
 
-# -- operators -----------------------------------------------------------------------------------------------
-
-
-class RestoreStepOperator(BackupStepOperator):
+class RestoreStepOperator(ComputeStepOperator):
     """A restore step: a RestoreProblemError (bad spec, taken name, snapshot not READY) fails at once, unretried."""
 
     ui_color = "#e6f4ea"
@@ -527,10 +110,10 @@ class CreateRestoreDiskOperator(RestoreStepOperator):
         )
         if disk["disk_type"]:
             resource.type_ = f"zones/{disk['zone']}/diskTypes/{disk['disk_type']}"
-        ref = insert_disk(hook, disk["project"], disk["zone"], resource)
+        ref = hook.insert_disk(disk["project"], disk["zone"], resource)
         if ref is None:
-            existing = find_disk(hook, disk["project"], disk["zone"], disk["name"])
-            if existing is None or not _ours(existing.labels, disk["labels"][RESTORE_LABEL]):
+            existing = hook.find_disk(disk["project"], disk["zone"], disk["name"])
+            if existing is None or not is_ours(existing.labels, disk["labels"][RESTORE_LABEL]):
                 raise AirflowFailException(
                     f"disk {disk['name']} already exists in zone {disk['zone']} and was not created by this restore; "
                     "choose another spec.targetName (the existing disk was not touched)"
@@ -548,7 +131,7 @@ class CreateRestoreDiskOperator(RestoreStepOperator):
             if found.status not in ("CREATING", "RESTORING") or time.monotonic() > deadline:
                 raise AirflowFailException(f"disk {disk['name']} is {found.status}, not READY")
             time.sleep(2)
-            refreshed = find_disk(hook, disk["project"], disk["zone"], disk["name"])
+            refreshed = hook.find_disk(disk["project"], disk["zone"], disk["name"])
             if refreshed is None:
                 raise AirflowException(f"disk {disk['name']} disappeared while being created; retrying")
             found = refreshed
@@ -569,10 +152,10 @@ class CreateRestoredInstanceOperator(RestoreStepOperator):
         write_restore_report(_report(self.restore, context, plan, "CreatingInstance"))
         if plan["done"]:
             return result
-        ref = insert_instance(hook, plan["project"], plan["zone"], instance_resource(plan))
+        ref = hook.insert_instance(plan["project"], plan["zone"], instance_resource(plan))
         if ref is None:
             existing = hook.find_instance(plan["project"], plan["zone"], plan["target"])
-            if existing is None or not _ours(existing.labels, plan["marker"]):
+            if existing is None or not is_ours(existing.labels, plan["marker"]):
                 raise AirflowFailException(
                     f"instance {plan['target']} already exists in zone {plan['zone']}; choose another "
                     "spec.targetName (the existing instance was not touched)"
@@ -584,14 +167,14 @@ class CreateRestoredInstanceOperator(RestoreStepOperator):
 
 
 def _plan(context: Any) -> RestorePlan | None:
-    value = context["ti"].xcom_pull(task_ids=RESOLVE_TASK)
+    value = context["ti"].xcom_pull(task_ids=steps.PLAN)
     return value if isinstance(value, dict) and "disks" in value else None  # type: ignore[return-value]
 
 
 def _restored(hook: ComputeEngineHook, plan: RestorePlan) -> Any:
     """The restored instance, when it exists and is this restore's."""
     instance = hook.find_instance(plan["project"], plan["zone"], plan["target"])
-    return instance if instance is not None and _ours(instance.labels, plan["marker"]) else None
+    return instance if instance is not None and is_ours(instance.labels, plan["marker"]) else None
 
 
 class CleanupRestoreDisksOperator(RestoreStepOperator):
@@ -614,14 +197,14 @@ class CleanupRestoreDisksOperator(RestoreStepOperator):
             return []
         deleted: list[str] = []
         for disk in plan["disks"]:
-            found = find_disk(hook, plan["project"], plan["zone"], disk["name"])
-            if found is None or not _ours(found.labels, plan["marker"]):
+            found = hook.find_disk(plan["project"], plan["zone"], disk["name"])
+            if found is None or not is_ours(found.labels, plan["marker"]):
                 continue
             if found.users:
                 log.warning("disk %s is attached to %s: kept", disk["name"], ", ".join(found.users))
                 continue
             log.info("Deleting disk %s: the restore failed", disk["name"])
-            ref = delete_disk(hook, plan["project"], plan["zone"], disk["name"])
+            ref = hook.delete_disk(plan["project"], plan["zone"], disk["name"])
             if ref is not None:
                 hook.wait_done(ref, self.disk_timeout_seconds)
             deleted.append(disk["name"])
@@ -636,12 +219,12 @@ class RestoreReportOperator(RestoreStepOperator):
         ti = context["ti"]
         plan = _plan(context)
         errors: list[dict[str, Any]] = []
-        for task_id in (RESOLVE_TASK, CREATE_INSTANCE_TASK, WAIT_INSTANCE_TASK, CLEANUP_TASK):
-            errors.extend(xcom_values(ti, task_id, [-1], key=ERROR_KEY))
+        for task_id in (steps.PLAN, steps.CREATE_INSTANCE, steps.WAIT_INSTANCE, steps.CLEANUP):
+            errors.extend(recorded_errors(ti, task_id, [-1]))
         indexes = list(range(len(plan["disks"]))) if plan else []
-        for task_id in (CREATE_DISK_TASK, WAIT_DISK_TASK):
-            errors.extend(xcom_values(ti, task_id, indexes, key=ERROR_KEY))
-        deleted = list(ti.xcom_pull(task_ids=CLEANUP_TASK) or [])
+        for task_id in (steps.CREATE_DISK_ID, steps.WAIT_DISK_ID):
+            errors.extend(recorded_errors(ti, task_id, indexes))
+        deleted = list(ti.xcom_pull(task_ids=steps.CLEANUP) or [])
         created: list[str] = []
         instance = None
         if plan is not None:
@@ -650,8 +233,8 @@ class RestoreReportOperator(RestoreStepOperator):
                 d["name"]
                 for d in plan["disks"]
                 if d["name"] not in deleted
-                and (found := find_disk(hook, plan["project"], plan["zone"], d["name"]))
-                and _ours(found.labels, plan["marker"])
+                and (found := hook.find_disk(plan["project"], plan["zone"], d["name"]))
+                and is_ours(found.labels, plan["marker"])
             ]
         succeeded = not errors and instance is not None
         message = None

@@ -29,7 +29,7 @@ def hook(gce_sim: Any) -> ComputeEngineHook:
 
 
 def race(hook: ComputeEngineHook, runs: list[str]) -> dict[str, str]:
-    from vmbackup.backup.operators import InstanceHeldError, acquire_lock
+    from vmbackup.backup.lock import InstanceHeldError, acquire_lock
 
     barrier = threading.Barrier(len(runs))
 
@@ -53,7 +53,7 @@ def test_only_one_of_racing_runs_gets_the_lock(hook: ComputeEngineHook, gce_sim:
 
 
 def test_lock_keeps_the_instances_own_labels(hook: ComputeEngineHook, gce_sim: Any) -> None:
-    from vmbackup.backup.operators import acquire_lock, release_lock
+    from vmbackup.backup.lock import acquire_lock, release_lock
 
     acquire_lock(hook, target("rone"), 600)
     assert release_lock(hook, target("rone")) is True
@@ -61,7 +61,7 @@ def test_lock_keeps_the_instances_own_labels(hook: ComputeEngineHook, gce_sim: A
 
 
 def test_a_run_cannot_release_another_runs_lock(hook: ComputeEngineHook, gce_sim: Any) -> None:
-    from vmbackup.backup.operators import acquire_lock, release_lock
+    from vmbackup.backup.lock import acquire_lock, release_lock
 
     acquire_lock(hook, target("rone"), 600)
     assert release_lock(hook, target("rtwo")) is False

@@ -49,7 +49,7 @@ def test_trigger_serializes_to_its_import_path_and_plain_data() -> None:
 
     ref = {"name": "operation-1", "project": PROJECT, "zone": ZONE}
     path, kwargs = OperationStatusTrigger(operation=ref, endpoint="http://127.0.0.1:1").serialize()
-    assert path == "vmbackup.triggers.OperationStatusTrigger"
+    assert path == "vmbackup.compute.triggers.OperationStatusTrigger"
     assert OperationStatusTrigger(**kwargs).serialize() == (path, kwargs)
 
 
@@ -105,7 +105,7 @@ def test_snapshot_trigger_serializes_to_its_import_path_and_plain_data() -> None
 
     items = [{"name": "snap-1", "disk": VM, "operation": {"name": "operation-1", "project": PROJECT, "zone": ZONE}}]
     path, kwargs = SnapshotStatusTrigger(items, PROJECT, "taken", endpoint="http://127.0.0.1:1").serialize()
-    assert path == "vmbackup.triggers.SnapshotStatusTrigger"
+    assert path == "vmbackup.compute.triggers.SnapshotStatusTrigger"
     assert SnapshotStatusTrigger(**kwargs).serialize() == (path, kwargs)
 
 

@@ -19,7 +19,8 @@ from dags_templates.render_restore import render_restore_dag, restore_dag_file_n
 from devstack.gce_simulator import Fault
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import parse_policy
-from vmbackup.model.restore import RESTORE_LABEL, RestoreReport, parse_restore, restore_report_object_name
+from vmbackup.model.report import RestoreReport, restore_report_object_name
+from vmbackup.model.restore import RESTORE_LABEL, parse_restore
 
 pytestmark = pytest.mark.airflow
 

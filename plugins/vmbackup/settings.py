@@ -1,0 +1,79 @@
+"""The Airflow side's settings: knobs of the Airflow installation (not of a policy), read from its environment.
+
+This is the one place that reads them. A DAG factory reads them once per DAG parse and hands the object to
+the tasks it builds; code that runs inside a task (the Compute Engine hook, the report upload) reads them when
+the task runs. Composer sets GCS_BUCKET on its workers; the VMBACKUP_* variables are ours (README, "Airflow
+tuning variables").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+POKE_INTERVAL_ENV = "VMBACKUP_POKE_INTERVAL_SECONDS"
+VM_DOWN_POKE_ENV = "VMBACKUP_VM_DOWN_POKE_SECONDS"
+RETRY_DELAY_ENV = "VMBACKUP_RETRY_DELAY_SECONDS"
+RETRIES_ENV = "VMBACKUP_TASK_RETRIES"
+COMPUTE_ENDPOINT_ENV = "VMBACKUP_COMPUTE_ENDPOINT"
+COMPUTE_RETRY_ATTEMPTS_ENV = "VMBACKUP_RETRY_ATTEMPTS"
+COMPUTE_RETRY_BASE_ENV = "VMBACKUP_RETRY_BASE_SECONDS"
+BUCKET_ENV = "GCS_BUCKET"
+
+
+class SettingsError(ValueError):
+    """A variable holds a value the Airflow side cannot use; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class AirflowSettings:
+    poke_interval_seconds: float = 30.0  # sensors' default look interval
+    vm_down_poke_seconds: float = 5.0  # looks of the waits a stopped VM sits on (capped by the poke interval)
+    retry_delay_seconds: float = 60.0  # Airflow's retry_delay of every task
+    task_retries: int = 2
+    compute_endpoint: str | None = None  # None: Compute Engine itself; http:// (the simulator): anonymous
+    compute_retry_attempts: int = 6  # attempts of one Compute Engine call on 429, 5xx and connection errors
+    compute_retry_base_seconds: float = 1.0  # first backoff of those retries (doubling, capped, full jitter)
+    report_bucket: str | None = None  # where run and restore reports go; None: not uploaded
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AirflowSettings:
+        env = os.environ if environ is None else environ
+        default = cls()
+        return cls(
+            poke_interval_seconds=_number(env, POKE_INTERVAL_ENV, default.poke_interval_seconds),
+            vm_down_poke_seconds=_number(env, VM_DOWN_POKE_ENV, default.vm_down_poke_seconds),
+            retry_delay_seconds=_number(env, RETRY_DELAY_ENV, default.retry_delay_seconds),
+            task_retries=int(_number(env, RETRIES_ENV, default.task_retries, whole=True)),
+            compute_endpoint=env.get(COMPUTE_ENDPOINT_ENV) or None,
+            compute_retry_attempts=int(
+                _number(env, COMPUTE_RETRY_ATTEMPTS_ENV, default.compute_retry_attempts, whole=True, minimum=1)
+            ),
+            compute_retry_base_seconds=_number(env, COMPUTE_RETRY_BASE_ENV, default.compute_retry_base_seconds),
+            report_bucket=env.get(BUCKET_ENV) or None,
+        )
+
+    def task_defaults(self) -> dict[str, Any]:
+        """default_args of every task of our DAGs (policy and restore alike)."""
+        return {
+            "owner": "vmbackup-operator",
+            "retries": self.task_retries,
+            "retry_delay": timedelta(seconds=self.retry_delay_seconds),
+        }
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, whole: bool = False, minimum: float = 0) -> float:
+    text = env.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        kind = "a whole number" if whole else "a number of seconds"
+        raise SettingsError(f"{name}={text!r} is not {kind} >= {minimum:g}; set it so, or unset it for {default:g}")
+    return value
