@@ -49,6 +49,25 @@ class AirflowAuthError(AirflowError):
     """The credentials were rejected (401/403): a configuration problem, not a transient one."""
 
 
+class AirflowRedirectError(AirflowError):
+    """Airflow answered with a redirect (3xx), which the client never follows: credentials stay on one origin.
+
+    aiohttp would follow it, dropping the Authorization header only for another origin but re-sending a 307/308's
+    body (the username and password of ``POST /auth/token``) to wherever the Location points.
+    """
+
+    def __init__(self, status: int, location: str, *, base_url: str, method: str, path: str) -> None:
+        self.location = location
+        super().__init__(
+            status,
+            f"Airflow at {base_url} redirects to {location or 'an unnamed location'}; the controller follows no "
+            "redirect, so its credentials never leave the target's address: configure the address that answers "
+            "itself (the tenancy map's airflowUri, or VMBACKUP_AIRFLOW_URL)",
+            method=method,
+            path=path,
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # What Airflow tells us, independent of the API generation.
 
@@ -301,7 +320,9 @@ class AirflowClient:
             headers = {"Accept": accept}
             if authenticated:
                 headers.update(await self.auth.headers(self))
-            status, body = await self._send(method, path, params=params, json_body=json_body, headers=headers)
+            status, body, location = await self._send(method, path, params=params, json_body=json_body, headers=headers)
+            if 300 <= status < 400:
+                raise AirflowRedirectError(status, location, base_url=self.base_url, method=method, path=path)
             # 401: expired; 403 on Airflow 3 can be a token signed by a rotated secret. Either way: renew once.
             if status in (401, 403) and authenticated and attempt == 1 and await self.auth.refresh(self):
                 continue
@@ -316,14 +337,15 @@ class AirflowClient:
         params: Mapping[str, Any] | None,
         json_body: Any,
         headers: dict[str, str],
-    ) -> tuple[int, str]:
+    ) -> tuple[int, str, str]:
+        """One request, redirects not followed: (status, body, Location header)."""
         url = self.base_url + path
         self.requests += 1
         try:
             async with self._get_session().request(
-                method, url, params=_query(params), json=json_body, headers=headers
+                method, url, params=_query(params), json=json_body, headers=headers, allow_redirects=False
             ) as response:
-                return response.status, await response.text()
+                return response.status, await response.text(), response.headers.get("Location", "")
         except TimeoutError as exc:
             raise AirflowUnavailable(f"Airflow at {self.base_url} did not answer {method} {path} in time") from exc
         except aiohttp.ClientError as exc:

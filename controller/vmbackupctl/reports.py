@@ -36,11 +36,11 @@ def read_last_report(config: ControllerConfig | None, obj: Mapping[str, Any]) ->
         raise ReportUnavailable("no run yet")
     if config is None or (not config.has_default_target and not spec.get("composer")):
         raise ReportUnavailable("no Composer target configured (VMBACKUP_* settings or flags)")
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     try:
-        target = asyncio.run(resolve_target(config, dict(spec)))
+        target = asyncio.run(resolve_target(config, namespace, dict(spec)))
     except CliError as exc:
         raise ReportUnavailable(exc.message) from None
-    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     bucket = _bucket(target.bucket)
     for object_name in (latest_report_object_name(namespace, name), report_object_name(namespace, name, run_id)):
         report = _download(bucket, object_name)
