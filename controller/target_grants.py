@@ -14,7 +14,7 @@ credentials used there are the ones the admin configured for that target. Two ki
 A Composer environment's bucket and Airflow URL come from the Composer API, and only there does the
 controller send its Google token unasked. A bucket is granted only together with its Airflow URL;
 its ``auth`` (default ``none``) reads the named Secret from files the Helm chart mounts under
-``VMBACKUP_TARGET_SECRETS_DIR/<secret>/<key>``. A bare bucket name (the format before 0.2.0, which
+``VMBACKUP_TARGET_SECRETS_DIR/<secret>/<key>``. A bare bucket name (the 0.1.x format, which
 let the policy choose the URL) is refused when the map is read, with the entry to write instead.
 """
 
@@ -100,7 +100,7 @@ class ComposerGrant(_Model):
         if re.fullmatch(COMPOSER_ENVIRONMENT_PATTERN, value):
             return {"environment": value}
         raise ValueError(
-            f"{value!r} grants a bucket without its Airflow URL (the format before 0.2.0, which let a policy "
+            f"{value!r} grants a bucket without its Airflow URL (the 0.1.x format, which let a policy "
             f"send the controller's credentials to any airflowUri); write "
             f"{{bucket: {value}, airflowUri: <its Airflow URL>, auth: {{type: basic|jwt|google|none, "
             f"existingSecret: <Secret>}}}} instead"
