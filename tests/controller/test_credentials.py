@@ -31,6 +31,7 @@ from controller.config import AirflowAuth, ControllerConfig
 from controller.handlers import build_registry
 from controller.reconciler import Controller
 from tests.fixtures.kube import eventually, policy_object, policy_url, running_operator, stored
+from tests.test_vmbackupctl import put_policy, vmbackupctl
 
 NAMESPACE = "shop"
 SPEC: dict[str, Any] = {
@@ -393,3 +394,59 @@ async def test_the_client_follows_no_redirect_so_a_307_cannot_replay_the_passwor
     assert raised.value.status == 307
     assert [s.path for s in redirecting.seen] == ["/auth/token"]
     assert elsewhere.seen == []
+
+
+# ---- vmbackupctl: the operator's configured credentials follow the same rule -------------------------------------
+
+
+@pytest.fixture
+def cli_settings(monkeypatch: pytest.MonkeyPatch, gcs_bucket: storage.Bucket) -> Callable[[str], None]:
+    """vmbackupctl configured like the controller: a default target on basic auth."""
+
+    def configure(default_url: str) -> None:
+        for name, value in {
+            "BUCKET": gcs_bucket.name,
+            "AIRFLOW_URL": default_url,
+            "AIRFLOW_AUTH": "basic",
+            "AIRFLOW_USERNAME": DEFAULT_USER,
+            "AIRFLOW_PASSWORD": DEFAULT_PASSWORD,
+        }.items():
+            monkeypatch.setenv(f"VMBACKUP_{name}", value)
+        monkeypatch.delenv("VMBACKUP_TENANCY_FILE", raising=False)
+        monkeypatch.delenv("VMBACKUP_COMPOSER_ENVIRONMENT", raising=False)
+
+    return configure
+
+
+async def test_vmbackupctl_logs_sends_nothing_to_an_ungranted_airflow_a_policy_names(
+    kube, listeners, cli_settings, monkeypatch
+) -> None:
+    default, attacker = await listeners(), await listeners()
+    cli_settings(default.url)
+    monkeypatch.setenv("VMBACKUP_TENANCY", json.dumps(tenancy()))
+    put_policy(
+        kube, NAMESPACE, "sneaky", spec={**SPEC, "composer": {"bucket": TENANT_BUCKET, "airflowUri": attacker.url}}
+    )
+
+    result = await vmbackupctl("logs", "sneaky", "-n", NAMESPACE)
+
+    assert result.code == 2
+    assert "spec.composer.airflowUri" in result.stderr
+    assert attacker.seen == []
+    assert default.seen == []
+
+
+async def test_vmbackupctl_logs_uses_a_granted_targets_own_credentials(
+    kube, listeners, cli_settings, monkeypatch
+) -> None:
+    default, granted = await listeners(), await listeners()
+    cli_settings(default.url)
+    monkeypatch.setenv("VMBACKUP_TENANCY", json.dumps(tenancy({"bucket": TENANT_BUCKET, "airflowUri": granted.url})))
+    put_policy(kube, NAMESPACE, "own", spec={**SPEC, "composer": {"bucket": TENANT_BUCKET, "airflowUri": granted.url}})
+
+    result = await vmbackupctl("logs", "own", "-n", NAMESPACE)
+
+    assert result.code == 3, result.stderr  # the empty Airflow does not know the DAG
+    assert granted.seen
+    assert granted.authorizations() == set()  # granted with auth none: the operator's password stays home
+    assert default.seen == []
