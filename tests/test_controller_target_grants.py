@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from controller.config import AirflowAuth
+from controller.config import AirflowAuth, ConfigError, ControllerConfig
 from controller.target_grants import TargetNotAllowedError
 from controller.tenancy import Tenancy, TenancyConfigError
 from vmbackup.policy import ComposerTarget, parse_policy
@@ -140,3 +140,8 @@ def test_one_target_granted_twice_with_different_credentials_stops_the_controlle
 
     with pytest.raises(TenancyConfigError, match="twice with different auth"):
         load(secrets_dir, BASIC_GRANT, other)
+
+
+def test_the_default_airflow_url_may_not_carry_credentials_either() -> None:
+    with pytest.raises(ConfigError, match=r"VMBACKUP_AIRFLOW_URL=.*must not carry credentials"):
+        ControllerConfig(bucket="b-1", airflow_url="http://admin:pw@airflow:8080")
