@@ -84,12 +84,13 @@ class Targets:
         grant, auth = self.tenancy.grant(namespace, composer)
         if grant.environment is not None:
             # The URL comes from the Composer API, so the controller's Google identity may authenticate there.
-            return await self._from_environment(grant.environment, auth)
-        assert grant.bucket is not None
-        assert grant.airflow_uri is not None
-        target = Target(grant.bucket, grant.airflow_uri, auth=auth)
-        if self.config.has_default_target and (await self.default()).key == target.key:
-            return await self.default()  # the default target by another name: one client, one set of credentials
+            target = await self._from_environment(grant.environment, auth)
+        else:
+            assert grant.bucket is not None
+            assert grant.airflow_uri is not None
+            target = Target(grant.bucket, grant.airflow_uri, auth=auth)
+        if self.config.has_default_target and (default := await self.default()).key == target.key:
+            return default  # the default target by another name: one client, one set of credentials
         return target
 
     async def default(self) -> Target:
