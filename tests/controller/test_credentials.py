@@ -30,8 +30,8 @@ from controller.conditions import find_condition
 from controller.config import AirflowAuth, ControllerConfig
 from controller.handlers import build_registry
 from controller.reconciler import Controller
+from tests.controller.vmbackupctl.test_commands import put_policy, vmbackupctl
 from tests.fixtures.kube import eventually, policy_object, policy_url, running_operator, stored
-from tests.test_vmbackupctl import put_policy, vmbackupctl
 
 NAMESPACE = "shop"
 SPEC: dict[str, Any] = {

@@ -10,7 +10,7 @@ import pytest
 from controller.config import ControllerConfig
 from controller.tenancy import Tenancy
 from tests.fixtures.tools import Helm, TemplateResult
-from vmbackup.policy import ComposerTarget
+from vmbackup.model.policy import ComposerTarget
 
 GRANT = {
     "bucket": "shop-composer-bucket",

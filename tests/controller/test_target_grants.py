@@ -11,7 +11,7 @@ import pytest
 from controller.config import AirflowAuth, ConfigError, ControllerConfig
 from controller.target_grants import TargetNotAllowedError
 from controller.tenancy import Tenancy, TenancyConfigError
-from vmbackup.policy import ComposerTarget, parse_policy
+from vmbackup.model.policy import ComposerTarget, parse_policy
 
 ENVIRONMENT = "projects/shop-prod-1/locations/us-central1/environments/backups"
 BASIC_GRANT = {
