@@ -334,6 +334,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     "path": path,
                     "params": params,
                     "query": query,
+                    "body": body or None,  # what was asked for (e.g. an inserted VM's network interfaces)
                     "status": status,
                     "fault": fault_note,
                     "duration": time.time() - started,
