@@ -217,9 +217,29 @@ def status_schema() -> Schema:
                 },
             },
             "nextRun": {"type": "string", "description": "When the next scheduled run is due (RFC 3339)."},
+            "verification": {
+                "type": "object",
+                "description": "Restore drills (spec.verification): the latest drill, and the run it last verified.",
+                "properties": {
+                    "lastVerifiedRun": {
+                        "type": "string",
+                        "description": "Backup run a drill last restored and checked.",
+                    },
+                    "snapshots": {
+                        "type": "array",
+                        "description": "That run's snapshots.",
+                        "items": {"type": "string"},
+                    },
+                    "time": {"type": "string", "format": "date-time", "description": "When the latest drill ended."},
+                    "bootSeconds": {"type": "number", "description": "Creation request to RUNNING, last success."},
+                    "result": {"type": "string", "enum": ["Succeeded", "Failed"], "description": "Latest drill."},
+                    "message": {"type": "string", "description": "What the latest drill found."},
+                },
+            },
             "conditions": {
                 "type": "array",
-                "description": "Ready, LastBackupSucceeded, Suspended, DagImportError, AirflowReachable.",
+                "description": "Ready, LastBackupSucceeded, Suspended, DagImportError, AirflowReachable, "
+                "RestoreVerified.",
                 "items": _condition_schema(),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
