@@ -22,15 +22,13 @@ from google.cloud import storage
 from pydantic import ValidationError
 
 from controller.bucket import BucketSync
-from controller.conditions import Condition, changed_fields, merge_conditions
+from controller.conditions import RESTORE_VERIFIED, Condition, changed_fields, merge_conditions
 from controller.metrics import ControllerMetrics
 from controller.status import short
 from vmbackup.drill import DrillReport, drill_dag_id_for, drill_report_object_name
 from vmbackup.policy import BackupPolicy
 
 logger = logging.getLogger(__name__)
-
-RESTORE_VERIFIED = "RestoreVerified"
 
 
 def sync_drill_dag(bucket: BucketSync, policy: BackupPolicy) -> bool:
