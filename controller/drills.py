@@ -25,8 +25,8 @@ from controller.bucket import BucketSync
 from controller.conditions import RESTORE_VERIFIED, Condition, changed_fields, merge_conditions
 from controller.metrics import ControllerMetrics
 from controller.status import short
-from vmbackup.drill import DrillReport, drill_dag_id_for, drill_report_object_name
-from vmbackup.policy import BackupPolicy
+from vmbackup.model.drill import DrillReport, drill_dag_id_for, drill_report_object_name
+from vmbackup.model.policy import BackupPolicy
 
 logger = logging.getLogger(__name__)
 

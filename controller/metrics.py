@@ -6,7 +6,7 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from vmbackup.drill import DRILL_RESULTS
+from vmbackup.model.drill import DRILL_RESULTS
 
 
 class ControllerMetrics:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dags_templates.render import DataTemplate
-from vmbackup.drill import drill_dag_id_for
-from vmbackup.policy import BackupPolicy
+from vmbackup.model.drill import drill_dag_id_for
+from vmbackup.model.policy import BackupPolicy
 
 DRILL_TEMPLATE = DataTemplate(
     path=Path(__file__).with_name("vmdrill_dag.py.tmpl"),

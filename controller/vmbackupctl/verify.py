@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from controller.vmbackupctl.errors import ExitCode, Failed
-from vmbackup.drill import drill_dag_id_for
+from vmbackup.model.drill import drill_dag_id_for
 
 if TYPE_CHECKING:
     from controller.vmbackupctl.commands import Session

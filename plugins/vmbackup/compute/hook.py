@@ -247,6 +247,18 @@ class ComputeEngineHook:
             return None
         return OperationRef(name=op.name, project=project, zone=zone)
 
+    def delete_instance(self, project: str, zone: str, name: str) -> OperationRef | None:
+        """Start deleting an instance; None when it is already gone."""
+        try:
+            op = self.call("instances.delete", self.instances.delete_unary, project=project, zone=zone, instance=name)
+        except gexc.NotFound:
+            return None
+        return OperationRef(name=op.name, project=project, zone=zone)
+
+    def serial_port_output(self, project: str, zone: str, name: str, port: int) -> compute_v1.SerialPortOutput:
+        request = compute_v1.GetSerialPortOutputInstanceRequest(project=project, zone=zone, instance=name, port=port)
+        return self.call("instances.getSerialPortOutput", self.instances.get_serial_port_output, request=request)
+
     # -- disks -----------------------------------------------------------------------------------------
 
     def find_disk(self, project: str, zone: str, name: str) -> compute_v1.Disk | None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import kmock
 import pytest
 
+from tests.controller.vmbackupctl.test_commands import SPEC, put_policy, vmbackupctl
 from tests.fixtures.gcs import free_port
-from tests.test_vmbackupctl import SPEC, put_policy, vmbackupctl
 
 VERIFICATION = {"schedule": "0 4 * * 0", "network": "drills"}
 

@@ -11,8 +11,8 @@ import pytest
 from dags_templates.render_drill import drill_dag_file_name, render_drill_dag
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.recovery import ZONE, RecoveryStack
-from vmbackup.drill import DRILL_LABEL, DrillReport, drill_dag_id_for, drill_report_object_name
-from vmbackup.policy import BackupPolicy
+from vmbackup.model.drill import DRILL_LABEL, DrillReport, drill_dag_id_for, drill_report_object_name
+from vmbackup.model.policy import BackupPolicy
 
 pytestmark = pytest.mark.airflow
 

@@ -21,7 +21,7 @@ from controller.handlers import build_registry
 from controller.reconciler import Controller
 from tests.fixtures.gcs import free_port
 from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator, stored
-from vmbackup.drill import DrillReport, drill_dag_id_for, drill_report_object_name
+from vmbackup.model.drill import DrillReport, drill_dag_id_for, drill_report_object_name
 
 NAMESPACE = "shop"
 NAME = "db"

@@ -7,9 +7,7 @@ the policy's drill marker (also what an earlier, interrupted drill left), and th
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import time
 from datetime import UTC, datetime
@@ -17,22 +15,15 @@ from typing import Any
 
 from google.cloud import compute_v1
 
-from vmbackup.airflow_compat import AirflowFailException, xcom_values
-from vmbackup.compute_engine import ComputeEngineHook, OperationRef, operation_error
-from vmbackup.drill import DRILL_LABEL, DrillReport, drill_marker, drill_report_object_name, drill_restore
-from vmbackup.operators import ERROR_KEY, BackupStepOperator
-from vmbackup.policy import BackupPolicy, PolicyError
-from vmbackup.restore import RESTORE_LABEL
-from vmbackup.restore_operators import (
-    RestorePlan,
-    RestoreProblemError,
-    delete_disk,
-    insert_disk,
-    insert_instance,
-    instance_resource,
-    plan_restore,
-)
-from vmbackup.sensors import _RecordingSensor
+from vmbackup.airflow_compat import AirflowFailException
+from vmbackup.compute.hook import ComputeEngineHook, OperationRef, operation_error
+from vmbackup.compute.sensors import _RecordingSensor
+from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
+from vmbackup.model.drill import DRILL_LABEL, DrillReport, drill_marker, drill_report_object_name, drill_restore
+from vmbackup.model.policy import BackupPolicy, PolicyError
+from vmbackup.model.restore import RESTORE_LABEL
+from vmbackup.report_upload import upload_report
+from vmbackup.restore.plan import RestorePlan, RestoreProblemError, instance_resource, plan_restore
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +34,7 @@ TEARDOWN_TASK = "teardown"
 REPORT_TASK = "report"
 
 
-class DrillStepOperator(BackupStepOperator):
+class DrillStepOperator(ComputeStepOperator):
     """A drill step; a problem with the spec or the backups fails at once, unretried, naming the fix."""
 
     ui_color = "#fce8e6"
@@ -102,13 +93,13 @@ class BootDrillOperator(DrillStepOperator):
             )
             if disk["disk_type"]:
                 resource.type_ = f"zones/{disk['zone']}/diskTypes/{disk['disk_type']}"
-            ref = insert_disk(hook, disk["project"], disk["zone"], resource)
+            ref = hook.insert_disk(disk["project"], disk["zone"], resource)
             if ref is not None:
                 disk_ops.append(ref)
         for ref in disk_ops:
             _wait(hook, ref, deadline, "disks")
         requested = time.monotonic()
-        ref = insert_instance(hook, plan["project"], plan["zone"], instance_resource(plan))
+        ref = hook.insert_instance(plan["project"], plan["zone"], instance_resource(plan))
         if ref is not None:
             _wait(hook, ref, deadline, "the VM")
         boot_seconds = round(time.monotonic() - requested, 3)
@@ -142,11 +133,7 @@ class GuestCheckSensor(_RecordingSensor):
         if check is None:
             return True
         plan: RestorePlan = self.plan
-        hook = ComputeEngineHook()
-        request = compute_v1.GetSerialPortOutputInstanceRequest(
-            project=plan["project"], zone=plan["zone"], instance=plan["target"], port=check.port
-        )
-        output = hook.call("instances.getSerialPortOutput", hook.instances.get_serial_port_output, request=request)
+        output = ComputeEngineHook().serial_port_output(plan["project"], plan["zone"], plan["target"], check.port)
         if re.search(check.serial_port_regex, output.contents, re.MULTILINE):
             log.info("guest check passed: serial port %d matches %r", check.port, check.serial_port_regex)
             return True
@@ -179,15 +166,14 @@ class TeardownDrillOperator(DrillStepOperator):
         deleted: list[str] = []
         for instance in hook.list_instances(project, [zone], ours):
             log.info("Deleting drill VM %s", instance.name)
-            op = hook.call(
-                "instances.delete", hook.instances.delete_unary, project=project, zone=zone, instance=instance.name
-            )
-            hook.wait_done(OperationRef(name=op.name, project=project, zone=zone), self.timeout_seconds)
+            ref = hook.delete_instance(project, zone, instance.name)
+            if ref is not None:
+                hook.wait_done(ref, self.timeout_seconds)
             deleted.append(instance.name)
         for disk in hook.list_disks(project, zone, ours):
             if disk.users:
                 continue
-            ref = delete_disk(hook, project, zone, disk.name)
+            ref = hook.delete_disk(project, zone, disk.name)
             if ref is not None:
                 hook.wait_done(ref, self.timeout_seconds)
             deleted.append(disk.name)
@@ -206,7 +192,7 @@ class DrillReportOperator(DrillStepOperator):
         ti = context["ti"]
         errors: list[dict[str, Any]] = []
         for task_id in (PLAN_TASK, BOOT_TASK, GUEST_CHECK_TASK, TEARDOWN_TASK):
-            errors.extend(xcom_values(ti, task_id, [-1], key=ERROR_KEY))
+            errors.extend(recorded_errors(ti, task_id, [-1]))
         plan = ti.xcom_pull(task_ids=PLAN_TASK)
         boot = ti.xcom_pull(task_ids=BOOT_TASK) or {}
         teardown = ti.xcom_pull(task_ids=TEARDOWN_TASK) or {}
@@ -259,14 +245,5 @@ class DrillReportOperator(DrillStepOperator):
 
 
 def write_drill_report(report: DrillReport) -> None:
-    """The controller reads status.verification from here; skipped (with a warning) without GCS_BUCKET."""
-    bucket_name = os.environ.get("GCS_BUCKET")
-    if not bucket_name:
-        log.warning("GCS_BUCKET is not set: the drill report is not uploaded")
-        return
-    from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
-
-    text = json.dumps(report.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True)
-    name = drill_report_object_name(report.namespace, report.name)
-    storage.Client().bucket(bucket_name).blob(name).upload_from_string(text, content_type="application/json")
-    log.info("drill report (%s) written to gs://%s/%s", report.result, bucket_name, name)
+    """The controller reads status.verification from here."""
+    upload_report(report, [drill_report_object_name(report.namespace, report.name)], "drill report")

@@ -6,20 +6,19 @@ plan -> boot -> guest check -> teardown (always) -> report (always). Nothing her
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
 from typing import Any
 
-from vmbackup.drill import drill_dag_id_for
-from vmbackup.factory import _PRESETS, POKE_INTERVAL_ENV, RETRIES_ENV, RETRY_DELAY_ENV, first_start
-from vmbackup.policy import BackupPolicy
+from vmbackup.backup.dag import first_start
+from vmbackup.model.drill import drill_dag_id_for
+from vmbackup.model.policy import BackupPolicy, cron_of
+from vmbackup.settings import AirflowSettings
 
 TEARDOWN_TIMEOUT_SECONDS = 900
 
 
 def build_drill_dag(policy_json: str) -> Any:
     from vmbackup.airflow_compat import DAG, CronTriggerTimetable
-    from vmbackup.drill_operators import (
+    from vmbackup.drill.operators import (
         BOOT_TASK,
         GUEST_CHECK_TASK,
         PLAN_TASK,
@@ -37,11 +36,10 @@ def build_drill_dag(policy_json: str) -> Any:
     if verification is None:
         raise ValueError(f"policy {policy.namespace}/{policy.name} has no spec.verification: no drill DAG")
     check = verification.guest_check
+    settings = AirflowSettings.from_env()
     dag = DAG(
         dag_id=drill_dag_id_for(policy.namespace, policy.name),
-        schedule=CronTriggerTimetable(
-            _PRESETS.get(verification.schedule, verification.schedule), timezone=policy.spec.timezone
-        ),
+        schedule=CronTriggerTimetable(cron_of(verification.schedule), timezone=policy.spec.timezone),
         start_date=first_start(policy),
         catchup=False,
         max_active_runs=1,
@@ -49,11 +47,7 @@ def build_drill_dag(policy_json: str) -> Any:
         doc_md=f"# Restore drill of `{policy.namespace}/{policy.name}`\n\nManaged by **vmbackup-operator**: "
         "restores the newest READY backup run into a throwaway VM, checks it and deletes it again.",
         description=f"Restore drills of policy {policy.namespace}/{policy.name}",
-        default_args={
-            "owner": "vmbackup-operator",
-            "retries": int(os.environ.get(RETRIES_ENV, "2")),
-            "retry_delay": timedelta(seconds=float(os.environ.get(RETRY_DELAY_ENV, "60"))),
-        },
+        default_args=settings.task_defaults(),
     )
     with dag:
         plan = PlanDrillOperator(task_id=PLAN_TASK, policy_json=policy_json)
@@ -68,7 +62,7 @@ def build_drill_dag(policy_json: str) -> Any:
             plan=plan.output,
             policy_json=policy_json,
             timeout=check.timeout_seconds if check else 60,
-            poke_interval=float(os.environ.get(POKE_INTERVAL_ENV, "30")),
+            poke_interval=settings.poke_interval_seconds,
             retries=0,  # a timed-out check is the drill's answer, not a transient error
         )
         teardown = TeardownDrillOperator(

@@ -9,8 +9,8 @@ import pytest
 
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.recovery import ZONE, RecoveryStack
-from vmbackup import labels as vmlabels
-from vmbackup.backup_record import read_record
+from vmbackup.model import labels as vmlabels
+from vmbackup.model.backup_record import read_record
 
 pytestmark = pytest.mark.airflow
 

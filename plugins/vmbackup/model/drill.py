@@ -17,11 +17,11 @@ import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
-from vmbackup.policy import BackupPolicy, PolicyError
-from vmbackup.restore import Restore, parse_restore, restore_marker
+from vmbackup.model.policy import BackupPolicy, PolicyError
+from vmbackup.model.report import ReportModel
+from vmbackup.model.restore import Restore, parse_restore, restore_marker
 
 DRILL_LABEL = "vmbackup-drill"  # on every VM and disk a drill creates: the policy's drill marker
 DRILLS_PREFIX = "data/vmbackup/drills"
@@ -96,11 +96,7 @@ def _drill_field(field: str) -> str:
 # -- the drill report ------------------------------------------------------------------------------------------
 
 
-class _ReportModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class DrillReport(_ReportModel):
+class DrillReport(ReportModel):
     """One drill's outcome, written by the drill DAG's last task; the controller fills status.verification."""
 
     namespace: str
