@@ -21,6 +21,7 @@ LAST_BACKUP_SUCCEEDED = "LastBackupSucceeded"
 SUSPENDED = "Suspended"
 DAG_IMPORT_ERROR = "DagImportError"
 AIRFLOW_REACHABLE = "AirflowReachable"
+RESTORE_VERIFIED = "RestoreVerified"  # restore drills (controller/drills.py); shown after the contract's types
 CONDITION_ORDER = (READY, LAST_BACKUP_SUCCEEDED, SUSPENDED, DAG_IMPORT_ERROR, AIRFLOW_REACHABLE)
 
 

@@ -6,6 +6,8 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from vmbackup.model.drill import DRILL_RESULTS
+
 
 class ControllerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
@@ -46,6 +48,19 @@ class ControllerMetrics:
             registry=self.registry,
         )
 
+        self.drill_runs = Counter(
+            "vmbackup_restore_drills",
+            "Restore drills that finished, by result (Succeeded, Failed).",
+            ["namespace", "name", "result"],
+            registry=self.registry,
+        )
+        self.drill_last_success = Gauge(
+            "vmbackup_restore_drill_last_success_timestamp_seconds",
+            "End time of the policy's last successful restore drill (Unix time).",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 when absent), e.g. value('vmbackup_uploads_total', {'kind': 'dag'})."""
         return self.registry.get_sample_value(name, labels or {}) or 0.0
@@ -55,6 +70,9 @@ class ControllerMetrics:
 
     def forget_policy(self, namespace: str, name: str) -> None:
         """A deleted policy's series would otherwise be reported forever."""
-        for metric in (self.last_success, self.failed_runs):
+        for metric in (self.last_success, self.failed_runs, self.drill_last_success):
             with contextlib.suppress(KeyError):
                 metric.remove(namespace, name)
+        for result in DRILL_RESULTS:
+            with contextlib.suppress(KeyError):
+                self.drill_runs.remove(namespace, name, result)

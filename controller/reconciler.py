@@ -27,12 +27,14 @@ from controller.airflow_link import (
 )
 from controller.conditions import READY, changed_fields, find_condition
 from controller.config import ControllerConfig
+from controller.drills import DrillStatus, sync_drill_dag
 from controller.metrics import ControllerMetrics
 from controller.status import PolicyState, RunObservation, desired_status, short
 from controller.target_grants import TargetNotAllowedError
 from controller.targets import Target, Targets, TargetUnavailableError
 from controller.tenancy import Tenancy
 from controller.wait_mode import WaitModeResolver
+from vmbackup.model.drill import drill_dag_id_for
 from vmbackup.model.policy import BackupPolicy, ComposerTarget, PolicyError, WaitMode, dag_id_for, parse_policy
 
 BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"
@@ -77,6 +79,7 @@ class Controller:
         self._polls: dict[tuple[str, str], _PollCache] = {}
         self._targets_by_key: dict[tuple[str, str], Target] = {}
         self.wait_modes = WaitModeResolver(config.wait_mode, config.wait_mode_refresh_seconds)
+        self.drills = DrillStatus(self.metrics)
 
     # ---- start-up and shutdown -------------------------------------------------------------
 
@@ -173,9 +176,18 @@ class Controller:
                 reason="DagUploaded",
                 message=f"gs://{bucket.name}/{result.object_name} ({policy.wait_mode} sensors)",
             )
+        try:
+            if await asyncio.to_thread(sync_drill_dag, bucket, policy):
+                self.metrics.uploads.labels("dag").inc()
+        except Exception as exc:
+            self._set(
+                state, "Error", "UploadFailed", f"cannot write the restore-drill DAG to gs://{bucket.name}: {exc}"
+            )
+            raise kopf.TemporaryError(f"drill DAG of {policy.dag_id}: {exc}", delay=30) from exc
         if previous_target is not None and previous_target != target.key:
             old = self._targets_by_key[previous_target]
             await asyncio.to_thread(self.targets.bucket(old).delete_dag, state.dag_id)
+            await asyncio.to_thread(self.targets.bucket(old).delete_dag, drill_dag_id_for(state.namespace, state.name))
         seen = self._cached_observation(state)
         if seen is None or seen.reachable:  # an unreachable Airflow would only slow the reconcile down
             await self._apply_pause(state, target)
@@ -214,6 +226,7 @@ class Controller:
                 bucket = self.targets.bucket(target)
                 try:
                     deleted = await asyncio.to_thread(bucket.delete_dag, dag_id_for(*key))
+                    await asyncio.to_thread(bucket.delete_dag, drill_dag_id_for(*key))
                 except Exception as exc:
                     raise kopf.TemporaryError(
                         f"cannot delete the DAG from gs://{bucket.name}: {exc}", delay=30
@@ -273,6 +286,7 @@ class Controller:
                 await self._apply_pause(state, target)
             self._announce_run(body, state, observation)
             self._write_status(body, patch, state, observation)
+            await self.drills.refresh(body, patch, self.targets.bucket(target).bucket, state.generation)
 
     async def _observe(self, target: Target, key: PolicyKey) -> RunObservation | None:
         cache = self._polls.setdefault(target.key, _PollCache())

@@ -12,6 +12,7 @@ from typing import TextIO
 from controller.config import AUTH_MODES
 from controller.vmbackupctl import commands
 from controller.vmbackupctl.errors import EXIT_CODES_HELP, CliError, ExitCode
+from controller.vmbackupctl.verify import verify as verify_command
 
 PROG = "vmbackupctl"
 DESCRIPTION = """\
@@ -28,6 +29,7 @@ examples:
   vmbackupctl describe wordpress -n shop
   vmbackupctl backup-now wordpress --wait --timeout 3600 && echo backed up
   vmbackupctl snapshots wordpress -o json
+  vmbackupctl verify wordpress --wait
   vmbackupctl logs wordpress --task tier_web.stop
 """
 )
@@ -105,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("policy")
     logs.add_argument("--run", metavar="RUN_ID", help="a run id (default: the newest run)")
     logs.add_argument("--task", metavar="TASK_ID", help="only this task's log")
+    verify = command(
+        "verify",
+        verify_command,
+        "start a restore drill of a policy now (spec.verification): the newest READY run into a throwaway VM",
+        airflow,
+    )
+    verify.add_argument("policy")
+    verify.add_argument("--wait", action="store_true", help="wait for the drill: exit 0 if it verified, 1 if not")
+    verify.add_argument("--timeout", type=_positive_seconds, default=3600.0, help="seconds --wait waits (3600)")
     restore = command(
         "restore",
         commands.restore,

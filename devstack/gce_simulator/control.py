@@ -97,6 +97,14 @@ class SimulatorControl:
     def seed_classic(self, project: str = "demo-project") -> None:
         self._call("POST", "seed/classic", {"project": project})
 
+    def set_guest_console(self, project: str, zone: str, disk: str, text: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("PUT", f"guest_console/{project}/{zone}/{disk}", {"text": text})
+        return result
+
+    def append_serial(self, project: str, zone: str, instance: str, text: str, port: int = 1) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"serial/{project}/{zone}/{instance}", {"text": text, "port": port})
+        return result
+
     # inspection ------------------------------------------------------------------------------------------
     def instance(self, project: str, zone: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"instances/{project}/{zone}/{name}")

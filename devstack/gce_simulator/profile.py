@@ -34,6 +34,10 @@ are marked ESTIMATE and were chosen to be typical rather than best or worst case
   same region. ``operation_pending_seconds`` = 1: ESTIMATE (operations are briefly PENDING before RUNNING).
 - Restore (``disk_create_*``, ``instance_provisioning_seconds``): ESTIMATE; a disk from a snapshot is usable within
   tens of seconds (data is lazily restored), so it scales only weakly with size.
+- ``attach_disk_seconds`` / ``detach_disk_seconds`` = 5: ESTIMATE (the attachDisk / detachDisk operations are
+  typically DONE within seconds; the docs give no figure). ``guest_boot_seconds`` = 30: ESTIMATE, from RUNNING
+  until a small Linux guest has printed its login prompt on the serial console ("the guest then still boots",
+  above; the docs give no figure).
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ class Profile:
     disk_create_seconds_per_gb: float = 0.0
     instance_provisioning_seconds: float = 0.0
     instance_staging_seconds: float = 0.0
+    attach_disk_seconds: float = 0.0
+    detach_disk_seconds: float = 0.0
+    guest_boot_seconds: float = 0.0
     wait_cap: float = 120.0
     time_scale: float = 1.0
 
@@ -84,6 +91,9 @@ class Profile:
             disk_create_seconds_per_gb=0.0001,
             instance_provisioning_seconds=0.01,
             instance_staging_seconds=0.01,
+            attach_disk_seconds=0.005,
+            detach_disk_seconds=0.005,
+            guest_boot_seconds=0.01,
             wait_cap=120.0,
             time_scale=1.0,
         )
@@ -108,6 +118,9 @@ class Profile:
             disk_create_seconds_per_gb=0.05,
             instance_provisioning_seconds=10.0,
             instance_staging_seconds=20.0,
+            attach_disk_seconds=5.0,
+            detach_disk_seconds=5.0,
+            guest_boot_seconds=30.0,
             wait_cap=120.0,
             time_scale=time_scale,
         )

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import devices
 from .faults import Fault
 from .profile import Profile
 from .state import ApiError, World
@@ -132,6 +133,31 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
             "instance",
             lambda w, p, q, b, f: w.set_instance_labels(p["project"], p["zone"], p["instance"], b, f),
         ),
+        (
+            "POST",
+            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)/attachDisk",
+            "instances.attachDisk",
+            "instance",
+            lambda w, p, q, b, f: devices.attach_disk(w, p["project"], p["zone"], p["instance"], b, f),
+        ),
+        (
+            "POST",
+            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)/detachDisk",
+            "instances.detachDisk",
+            "instance",
+            lambda w, p, q, b, f: devices.detach_disk(
+                w, p["project"], p["zone"], p["instance"], q.get("deviceName"), f
+            ),
+        ),
+        (
+            "GET",
+            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)/serialPort",
+            "instances.getSerialPortOutput",
+            "instance",
+            lambda w, p, q, b, f: devices.serial_port_output(
+                w, p["project"], p["zone"], p["instance"], q.get("port"), q.get("start")
+            ),
+        ),
         ("GET", _BASE + r"/zones/" + _Z + r"/disks", "disks.list", None, _list_disks),
         (
             "POST",
@@ -207,6 +233,8 @@ OPERATION_METHODS = {
     "instances.stop",
     "instances.start",
     "instances.setLabels",
+    "instances.attachDisk",
+    "instances.detachDisk",
     "instances.insert",
     "instances.delete",
     "disks.createSnapshot",
@@ -306,6 +334,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     "path": path,
                     "params": params,
                     "query": query,
+                    "body": body or None,  # what was asked for (e.g. an inserted VM's network interfaces)
                     "status": status,
                     "fault": fault_note,
                     "duration": time.time() - started,
@@ -363,6 +392,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     result = sim.add_disk(**body)
                 case ["disks", project, zone, name], "GET":
                     result = sim.disk(project, zone, name)
+                case ["guest_console", project, zone, disk], "PUT" | "POST":
+                    result = sim.set_guest_console(project, zone, disk, str(body["text"]))
+                case ["serial", project, zone, name], "POST":
+                    result = sim.append_serial(project, zone, name, str(body["text"]), int(body.get("port", 1)))
                 case ["snapshots", project], "GET":
                     result = sim.snapshots(project)
                 case ["operations"], "GET":
@@ -493,6 +526,15 @@ class ComputeSimulator:
 
     def seed_classic(self, project: str = "demo-project") -> None:
         self.world.seed_classic(project)
+
+    def set_guest_console(self, project: str, zone: str, disk: str, text: str) -> dict[str, Any]:
+        return devices.set_guest_console(self.world, project, zone, disk, text)
+
+    def append_serial(self, project: str, zone: str, instance: str, text: str, port: int = 1) -> dict[str, Any]:
+        return devices.append_serial(self.world, project, zone, instance, text, port)
+
+    def wait_for_serial(self, project: str, zone: str, instance: str, text: str, timeout: float = 10.0) -> bool:
+        return devices.wait_for_serial(self.world, project, zone, instance, text, timeout)
 
     def reset(self, profile: Profile | None = None) -> None:
         self.world.reset(profile)

@@ -26,6 +26,7 @@ from typing import Any
 
 from vmbackup.model import labels as vm_labels
 
+from . import devices
 from .faults import Fault
 from .filters import FilterError, compile_filter
 from .profile import Profile
@@ -106,6 +107,8 @@ class Instance:
     last_start: float | None = None
     last_stop: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    serial: dict[int, bytearray] = field(default_factory=dict)  # port -> the newest output (devices.py)
+    serial_discarded: dict[int, int] = field(default_factory=dict)  # port -> bytes dropped from the buffer
 
     @property
     def path(self) -> str:
@@ -174,6 +177,7 @@ class Disk:
     id: str = field(default_factory=_new_id)
     created: float = field(default_factory=time.time)
     snapshots_taken: int = 0
+    guest_console: str = ""  # what its operating system prints on the serial console when booted (devices.py)
 
     @property
     def path(self) -> str:
@@ -218,6 +222,7 @@ class Snapshot:
     created: float = field(default_factory=time.time)
     storage_bytes: int = 0
     guest_flush: bool = False
+    guest_console: str = ""  # the source disk's, when the snapshot was taken
 
     @property
     def path(self) -> str:
@@ -462,6 +467,7 @@ class World:
                         spec["name"],
                         size_gb=int(spec.get("size_gb", 10)),
                         disk_type=spec.get("disk_type", "pd-balanced"),
+                        guest_console=devices.DEFAULT_GUEST_CONSOLE if spec["boot"] else "",
                     )
                     self.disks[key] = disk
                 if disk.users:
@@ -772,6 +778,11 @@ class World:
                 if instance.status == "RUNNING":
                     self._finish(op)  # already running: a DONE no-op
                     return
+                try:
+                    devices.check_bootable(instance)
+                except ApiError as exc:
+                    self._finish(op, (exc.code, exc.reason, exc.message))
+                    return
                 self._check_start_during_snapshot(instance)
                 instance.status = "STAGING"
                 op.progress = 10
@@ -779,6 +790,7 @@ class World:
                 def running() -> None:
                     instance.status = "RUNNING"
                     instance.last_start = time.time()
+                    devices.booted(self, instance)
                     self._finish(op)
 
                 self._after(self.profile.start_seconds + op.extra_seconds, running)
@@ -854,6 +866,7 @@ class World:
                         size_gb=int(params.get("diskSizeGb") or snapshot.source_disk.size_gb),
                         source_snapshot=snapshot.self_link,
                         source_snapshot_id=snapshot.id,
+                        guest_console=snapshot.guest_console,
                     )
                     new_disks.append(disk)
                 else:
@@ -907,6 +920,7 @@ class World:
                     def running() -> None:
                         instance.status = "RUNNING"
                         instance.last_start = time.time()
+                        devices.booted(self, instance)
                         self._finish(op)
 
                     self._after(self.profile.instance_staging_seconds, running)
@@ -1011,6 +1025,7 @@ class World:
                 storage_locations=list(body.get("storageLocations") or [zone.rsplit("-", 2)[0]]),
                 description=str(body.get("description") or ""),
                 guest_flush=guest_flush,
+                guest_console=disk.guest_console,
             )
             self._check_snapshot_invariants(disk, snapshot)
             self.snapshots[(project, name)] = snapshot
@@ -1075,6 +1090,7 @@ class World:
                 status="CREATING",
                 source_snapshot=snapshot.self_link if snapshot else None,
                 source_snapshot_id=snapshot.id if snapshot else None,
+                guest_console=snapshot.guest_console if snapshot else "",
             )
             self.disks[(project, zone, name)] = disk
             self.zones.setdefault(project, set()).add(zone)

@@ -286,6 +286,9 @@ async def test_polls_that_change_nothing_do_not_patch_the_status(kube, operator)
     async with operator() as controller:
         await create_policy(kube, SPEC)
         await eventually(lambda: condition(kube, "AirflowReachable"))
+        # The create handler's own status write may land after the first poll's: count from when kopf has
+        # recorded the handler as done (its last-handled annotation is written after the handler's patch).
+        await eventually(lambda: stored(kube, NAMESPACE, NAME)["metadata"].get("annotations"))
         patches = status_patches()
         assert patches > 0
         polls = controller.metrics.value("vmbackup_airflow_polls_total", {"outcome": "unreachable"})

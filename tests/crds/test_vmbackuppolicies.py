@@ -134,6 +134,7 @@ def test_status_follows_the_status_contract():
         "lastSnapshots",
         "lastRun",
         "nextRun",
+        "verification",
         "conditions",
     }
     assert set(status["lastRun"]["properties"]) == {

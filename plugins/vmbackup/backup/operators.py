@@ -25,6 +25,7 @@ from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.sensors import OperationStatusSensor
 from vmbackup.compute.step_operator import ComputeStepOperator, now_iso
 from vmbackup.model import labels as vmlabels
+from vmbackup.model.backup_record import describe, disk_labels, record_fields
 from vmbackup.model.policy import BackupPolicy
 
 log = logging.getLogger(__name__)
@@ -131,16 +132,19 @@ class SnapshotDiskOperator(ComputeStepOperator):
             return result | {"skipped": self.stop_result["skipped"]}
         policy = BackupPolicy.from_json(self.policy_json)
         labels = self.snapshot_labels(policy, t)
+        record = record_fields(t.get("record"))
         for disk in t["disks"]:
             ref = hook.create_snapshot(
                 t["project"],
                 disk["zone"],
                 disk["name"],
                 disk["snapshot"],
-                labels=labels,
+                labels=labels | disk_labels(record, disk["name"]),
                 storage_location=policy.spec.snapshot.storage_location,
                 guest_flush=policy.spec.consistency == "guestFlush",
-                description=f"vmbackup {policy.namespace}/{policy.name} of {t['instance']}/{disk['name']}",
+                description=describe(
+                    f"vmbackup {policy.namespace}/{policy.name} of {t['instance']}/{disk['name']}", record
+                ),
             )
             if ref is None:
                 existing = hook.find_snapshot(t["project"], disk["snapshot"])

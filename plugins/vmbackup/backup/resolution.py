@@ -14,6 +14,7 @@ from vmbackup.model.policy import BackupPolicy
 
 if TYPE_CHECKING:
     from vmbackup.compute.hook import ComputeEngineHook
+    from vmbackup.model.backup_record import InstanceRecord
 
 NO_TIER = "instances"  # group of a policy without tiers
 
@@ -39,6 +40,7 @@ class Target(TypedDict):
     status: str  # at resolve time; the stop step reads it again right before acting
     disks: list[DiskTarget]
     unsupported_disks: NotRequired[list[UnsupportedDisk]]  # attached, wanted, and not snapshotted: the run fails
+    record: NotRequired[InstanceRecord]  # what a restore needs once the VM is gone (backup_record.py)
 
 
 class Skipped(TypedDict):
@@ -79,6 +81,8 @@ def _persistent_disks(instance: Any) -> tuple[list[tuple[str, str]], list[tuple[
 
 
 def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) -> Resolution:
+    from vmbackup.model.backup_record import instance_record  # google-cloud-compute: not at DAG parse time
+
     spec = policy.spec
     run = run_hash(policy.dag_id, run_id)
     groups: dict[str, list[Target]] = {key: [] for key in group_keys(policy)}
@@ -123,6 +127,7 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
                 for n, z in attached
             ],
         )
+        found["record"] = instance_record(instance)
         if regional:  # never a silently partial backup: the run reports these disks and fails
             found["unsupported_disks"] = [
                 UnsupportedDisk(name=n, location=r, reason=REGIONAL_DISK_REASON) for n, r in regional

@@ -207,6 +207,13 @@ class ComputeEngineHook:
             found.extend(inst for inst in listed if all(inst.labels.get(k) == v for k, v in match_labels.items()))
         return found
 
+    def list_disks(self, project: str, zone: str, match_labels: dict[str, str]) -> list[compute_v1.Disk]:
+        """Disks of a zone carrying every label (filtered by the server, and again here)."""
+        label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(match_labels.items()))
+        request = compute_v1.ListDisksRequest(project=project, zone=zone, filter=label_filter)
+        listed = self._every_page("disks.list", self.disks.list, request)
+        return [disk for disk in listed if all(disk.labels.get(k) == v for k, v in match_labels.items())]
+
     def stop_instance(self, project: str, zone: str, name: str) -> OperationRef:
         op = self.call("instances.stop", self.instances.stop_unary, project=project, zone=zone, instance=name)
         return OperationRef(name=op.name, project=project, zone=zone)
@@ -239,6 +246,18 @@ class ComputeEngineHook:
         except gexc.Conflict:
             return None
         return OperationRef(name=op.name, project=project, zone=zone)
+
+    def delete_instance(self, project: str, zone: str, name: str) -> OperationRef | None:
+        """Start deleting an instance; None when it is already gone."""
+        try:
+            op = self.call("instances.delete", self.instances.delete_unary, project=project, zone=zone, instance=name)
+        except gexc.NotFound:
+            return None
+        return OperationRef(name=op.name, project=project, zone=zone)
+
+    def serial_port_output(self, project: str, zone: str, name: str, port: int) -> compute_v1.SerialPortOutput:
+        request = compute_v1.GetSerialPortOutputInstanceRequest(project=project, zone=zone, instance=name, port=port)
+        return self.call("instances.getSerialPortOutput", self.instances.get_serial_port_output, request=request)
 
     # -- disks -----------------------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ RUN = "vmbackup-run"  # a short hash of the DAG run id
 INSTANCE = "vmbackup-instance"
 CONSISTENCY = "vmbackup-consistency"  # stop | none | guestflush (label values are lowercase)
 LOCK = "vmbackup-lock"  # set on an instance while a run holds it stopped-for-backup
+BOOT = "vmbackup-boot"  # on a snapshot: "true" when its disk was the instance's boot disk (backup_record.py)
+DEVICE = "vmbackup-device"  # on a snapshot: the device name its disk was attached with
 
 
 def consistency_value(mode: str) -> str:

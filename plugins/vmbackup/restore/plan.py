@@ -13,6 +13,7 @@ from google.cloud import compute_v1
 
 from vmbackup.compute.hook import ComputeEngineHook, resource_name
 from vmbackup.model import labels as vmlabels
+from vmbackup.model.backup_record import recorded_instance
 from vmbackup.model.policy import RESERVED_LABEL_PREFIX
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
 from vmbackup.model.retention import parse_timestamp
@@ -156,10 +157,14 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         raise RestoreProblemError("spec.zone: the snapshots come from several zones; name the source instance's zone")
     target, zone = restore.target_name, spec.target_zone or source_zone
     source = hook.find_instance(restore.project, source_zone, restore.instance)
-    attached = {resource_name(d.source): d for d in source.disks} if source is not None else {}
-    if source is None:
+    # With the source VM gone, its configuration as the backup run recorded it with the snapshots.
+    config = source if source is not None else recorded_instance(snapshots, restore.project, source_zone)
+    if source is None and config is not None:
+        log.info("source instance %s is gone: using its configuration recorded by run %s", restore.instance, run)
+    attached = {resource_name(d.source): d for d in config.disks} if config is not None else {}
+    if config is None:
         _require_config(restore, source_zone, [resource_name(s.source_disk) for s in snapshots])
-    boot_disk = _boot_disk(restore, source, attached, snapshots)
+    boot_disk = _boot_disk(restore, config, attached, snapshots)
 
     disks: list[PlannedDisk] = []
     for snap in snapshots:
@@ -201,7 +206,7 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         zone=zone,
         done=False,
         disks=disks,
-        instance=_instance_config(restore, source, zone),
+        instance=_instance_config(restore, config, zone),
     )
     existing = hook.find_instance(restore.project, zone, target)
     if existing is not None:

@@ -1,0 +1,119 @@
+"""Restore drills end to end: a real backup run, then the policy's rendered drill DAG with dag.test() on real
+Airflow against the simulator; the drill report it writes to the emulated bucket is what the controller reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dags_templates.render_drill import drill_dag_file_name, render_drill_dag
+from tests.fixtures.gce import GCE_PROJECT
+from tests.fixtures.recovery import ZONE, RecoveryStack
+from vmbackup.model.drill import DRILL_LABEL, DrillReport, drill_dag_id_for, drill_report_object_name
+from vmbackup.model.policy import BackupPolicy
+
+pytestmark = pytest.mark.airflow
+
+VERIFICATION = {
+    "schedule": "0 4 * * 0",
+    "network": "drills",
+    "subnetwork": "drills-central",
+    "networkTags": ["drill-isolated"],
+    "guestCheck": {"serialPortRegex": r"login: $", "timeoutSeconds": 30},
+}
+
+
+@pytest.fixture
+def stack(gce_sim: Any, gce_clients: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: Any) -> RecoveryStack:
+    return RecoveryStack(gce_sim, gce_clients, airflow_dags, gcs_bucket, monkeypatch)
+
+
+def drill(stack: RecoveryStack, policy: BackupPolicy) -> tuple[str, DrillReport]:
+    stack.sim.clear_calls()
+    stack.dags.write(drill_dag_file_name(policy), render_drill_dag(policy))
+    outcome = stack.dags.run(drill_dag_id_for(policy.namespace, policy.name))
+    stack.sim.wait_idle()
+    blob = stack.bucket.blob(drill_report_object_name(policy.namespace, policy.name))
+    return outcome.state, DrillReport.model_validate(json.loads(blob.download_as_text()))
+
+
+def drill_resources(stack: RecoveryStack) -> list[str]:
+    world = stack.sim.world
+    with world.cond:
+        found = [i.name for i in world.instances.values() if DRILL_LABEL in i.labels]
+        return found + [d.name for d in world.disks.values() if DRILL_LABEL in d.labels]
+
+
+def calls_on_source(stack: RecoveryStack) -> list[str]:
+    touching = {"instances.stop", "instances.start", "instances.setLabels", "instances.delete", "disks.delete"}
+    return [
+        c["method"]
+        for c in stack.sim.calls
+        if c["method"] in touching and c["params"].get("instance", c["params"].get("disk", "")).startswith("db-1")
+    ]
+
+
+def test_a_drill_restores_the_newest_run_checks_the_guest_and_deletes_everything(stack: RecoveryStack) -> None:
+    policy = stack.policy(verification=VERIFICATION)
+    stack.back_up(policy)
+    snapshots = sorted(s["name"] for s in stack.sim.snapshots(GCE_PROJECT))
+
+    state, report = drill(stack, policy)
+
+    assert state == "success"
+    assert report.result == "Succeeded", report.message
+    assert report.source_instance == "db-1"
+    assert sorted(report.snapshots) == snapshots
+    assert report.boot_seconds is not None
+    assert report.boot_seconds > 0
+    assert report.guest_check == "serial port 1 matched 'login: $'"
+    assert drill_resources(stack) == []
+    assert sorted(report.deleted) == sorted([report.drill_instance, f"{report.drill_instance}-db-1-data"])
+    assert sorted(s["name"] for s in stack.sim.snapshots(GCE_PROJECT)) == snapshots
+    assert calls_on_source(stack) == []
+    assert stack.sim.instance(GCE_PROJECT, ZONE, "db-1")["status"] == "RUNNING"
+
+
+def test_the_drill_vm_is_isolated_and_labelled_as_a_drill(stack: RecoveryStack) -> None:
+    policy = stack.policy(verification=VERIFICATION)
+    stack.back_up(policy)
+    drill(stack, policy)
+    [insert] = [c for c in stack.sim.calls if c["method"] == "instances.insert"]
+    body = insert["body"]
+    [nic] = body["networkInterfaces"]
+    assert nic["network"].endswith("/global/networks/drills")
+    assert nic["subnetwork"].endswith("/regions/us-central1/subnetworks/drills-central")
+    assert not nic.get("accessConfigs")  # no external address
+    assert body["tags"]["items"] == ["drill-isolated"]
+    assert body["labels"][DRILL_LABEL]
+    assert "app" not in body["labels"]  # no source label: no backup selector can pick the drill VM up
+
+
+def test_a_guest_check_that_never_matches_fails_the_drill_and_still_cleans_up(stack: RecoveryStack) -> None:
+    stack.sim.set_guest_console(GCE_PROJECT, ZONE, "db-1", "Kernel panic - not syncing: VFS: Unable to mount root fs\n")
+    policy = stack.policy(verification=VERIFICATION)
+    stack.back_up(policy)
+
+    state, report = drill(stack, policy)
+
+    assert state == "failed"
+    assert report.result == "Failed"
+    assert report.failed_step == "guest_check"
+    assert report.guest_check == "serial port 1 did not match 'login: $' within 30 s"
+    assert report.boot_seconds is not None
+    assert drill_resources(stack) == []
+    assert len(report.deleted) == 2
+    assert calls_on_source(stack) == []
+
+
+def test_a_policy_without_a_finished_backup_fails_the_drill_naming_the_fix(stack: RecoveryStack) -> None:
+    policy = stack.policy(verification=VERIFICATION)
+
+    state, report = drill(stack, policy)
+
+    assert state == "failed"
+    assert report.failed_step == "plan"
+    assert "run a backup first" in report.message
+    assert drill_resources(stack) == []
