@@ -40,9 +40,9 @@ def verify(session: Session, sleep: Callable[[float], None] = time.sleep) -> int
     run_id = f"manual__verify-{requested.strftime('%Y%m%dT%H%M%SZ')}"
 
     async def trigger() -> None:
-        url = (await resolve_target(config, dict(obj.get("spec") or {}))).airflow_url
-        with airflow_errors(url, dag_id):
-            async with make_airflow_client(url, config.airflow_auth) as client:
+        target = await resolve_target(config, session.namespace, dict(obj.get("spec") or {}))
+        with airflow_errors(target.airflow_url, dag_id):
+            async with make_airflow_client(target.airflow_url, target.auth) as client:
                 await client.set_paused(dag_id, False)
                 await client.trigger_run(dag_id, run_id=run_id)
 
