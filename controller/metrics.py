@@ -158,10 +158,13 @@ class ControllerMetrics:
     def record_run(
         self, namespace: str, name: str, report: RunReport | None, duration: float | None, *, count: bool
     ) -> None:
-        """A finished run's gauges (duration, per-VM downtime); with ``count``, its snapshots into the counters.
+        """A finished run's gauges (duration: Airflow's, else the report's; per-VM downtime); with ``count``, its
+        snapshots into the counters.
 
         ``count`` is False for a run announced before a restart: counting it again would count it twice.
         """
+        if duration is None and report is not None and report.started_at and report.finished_at:
+            duration = (report.finished_at - report.started_at).total_seconds()  # Airflow had no start time
         if duration is not None:
             self.last_run_duration.labels(namespace, name).set(duration)
         if report is None:
