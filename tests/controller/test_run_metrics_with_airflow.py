@@ -14,8 +14,7 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
 from controller.reconciler import BACKUP_NOW_ANNOTATION
-from tests.fixtures.kube import eventually, policy_url
-from tests.test_controller_airflow import (  # the controller-with-Airflow fixtures
+from tests.controller.test_operator_with_airflow import (  # the controller-with-Airflow fixtures
     AIRFLOW_WAIT,
     NAMESPACE,
     SPEC,
@@ -26,8 +25,9 @@ from tests.test_controller_airflow import (  # the controller-with-Airflow fixtu
     name,
     operator,
 )
-from vmbackup.policy import dag_id_for
-from vmbackup.report import DiskResult, InstanceResult, RunReport, latest_report_object_name
+from tests.fixtures.kube import eventually, policy_url
+from vmbackup.model.policy import dag_id_for
+from vmbackup.model.report import DiskResult, InstanceResult, RunReport, latest_report_object_name
 
 __all__ = ["airflow", "mirrored", "name", "operator"]  # fixtures, used by name
 
