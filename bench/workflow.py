@@ -70,6 +70,7 @@ class WorkflowBenchConfig:
     repeat: int = 3  # backups of each 1-VM scenario (interleaved); their figures are averaged
     parallelism: int = 32
     run_timeout: float = 1800.0
+    startup_timeout: float = 240.0  # for Airflow to answer its health check (longer on a loaded machine)
 
     @property
     def poke_seconds(self) -> float:
@@ -605,6 +606,7 @@ def run_workflow_bench(
             home=Path(tmp) / "airflow-home",
             parallelism=cfg.parallelism,
             echo=echo,
+            startup_timeout=cfg.startup_timeout,
         )
         with airflow:
             result = BenchResult(cfg, profile, airflow.version, airflow.executor)

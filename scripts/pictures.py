@@ -31,7 +31,7 @@ from devstack.airflow_local import LocalAirflow, free_port
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 GRAPH_PNG = DOCS / "airflow-graph.png"
 TIMELINE_PNG = DOCS / "downtime-timeline.png"
-PICTURE_BENCH = WorkflowBenchConfig(profile="fast", vms=3, repeat=1, reschedule=False)
+PICTURE_BENCH = WorkflowBenchConfig(profile="fast", vms=3, repeat=1, reschedule=False, startup_timeout=900.0)
 WINDOW = (1400, 800)
 
 
