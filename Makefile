@@ -1,5 +1,5 @@
 # The two commands a new user runs (README): `make demo` and `make test`.
-.PHONY: bootstrap demo test lint bench
+.PHONY: bootstrap demo test lint bench pictures
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -15,3 +15,8 @@ lint: bootstrap
 
 bench: bootstrap
 	@.venv/bin/python -m bench
+
+# The README's pictures (docs/*.png): a small benchmark run on the fast profile, Airflow's graph screenshotted
+# with headless Chromium (apt-get install chromium). matplotlib comes from the `pictures` dependency group only.
+pictures: bootstrap
+	@PATH="$$HOME/.local/bin:$$PWD/.tools/uv/bin:$$PATH" uv sync --frozen --quiet --group pictures && .venv/bin/python -m scripts.pictures

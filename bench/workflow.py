@@ -70,6 +70,7 @@ class WorkflowBenchConfig:
     repeat: int = 3  # backups of each 1-VM scenario (interleaved); their figures are averaged
     parallelism: int = 32
     run_timeout: float = 1800.0
+    startup_timeout: float = 240.0  # for Airflow to answer its health check (longer on a loaded machine)
 
     @property
     def poke_seconds(self) -> float:
@@ -94,6 +95,8 @@ class ScenarioResult:
     sensor_executions: int
     instances: int
     slot_seconds_by_sensor: dict[str, float] = field(default_factory=dict)
+    # Each VM's down interval (VM, seconds from the trigger it stopped, seconds it was RUNNING again): the timeline.
+    down_intervals: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def calls_per_backup(self) -> float:
@@ -179,6 +182,13 @@ class BenchResult:
 
 def instance_downtimes(operations: Iterable[Mapping[str, Any]], zone: str, names: Iterable[str]) -> list[float]:
     """Seconds each instance was not RUNNING: its stop operation's start to its following start operation's end."""
+    return [(up - down).total_seconds() for _, down, up in instance_down_intervals(operations, zone, names)]
+
+
+def instance_down_intervals(
+    operations: Iterable[Mapping[str, Any]], zone: str, names: Iterable[str]
+) -> list[tuple[str, datetime, datetime]]:
+    """(instance, stopped, RUNNING again) per stop: its stop operation's start to its following start's end."""
     by_target: dict[str, list[Mapping[str, Any]]] = {}
     for op in operations:
         by_target.setdefault(str(op.get("targetLink", "")), []).append(op)
@@ -196,7 +206,7 @@ def instance_downtimes(operations: Iterable[Mapping[str, Any]], zone: str, names
             elif op.get("operationType") == "start" and op.get("endTime") and stopped_at is not None:
                 started_at = parse_time(op["endTime"])
                 assert started_at is not None
-                downtimes.append((started_at - stopped_at).total_seconds())
+                downtimes.append((name, stopped_at, started_at))
                 stopped_at = None
     return downtimes
 
@@ -516,13 +526,15 @@ def run_scenario(
     task_instances = api.task_instances(dag_id, run_id)
     by_task = slot_intervals_by_task(api.event_logs(dag_id, run_id), sensor_keys(task_instances))
     intervals = [seconds for per_task in by_task.values() for seconds in per_task]
+    down = instance_down_intervals(stack.simulator.operations(), ZONE, instances)
     result = ScenarioResult(
         name=name,
         dag_id=dag_id,
         run_id=run_id,
         state=run.state,
         wall_seconds=run.seconds,
-        downtime_seconds=instance_downtimes(stack.simulator.operations(), ZONE, instances),
+        downtime_seconds=[(up - stopped).total_seconds() for _, stopped, up in down],
+        down_intervals=[(vm, stopped.timestamp() - since, up.timestamp() - since) for vm, stopped, up in down],
         calls_by_method=calls_between(stack.simulator.calls, since, until),
         sensor_slot_seconds=sum(intervals),
         sensor_executions=len(intervals),
@@ -560,10 +572,14 @@ def merge_repeats(name: str, runs: Sequence[ScenarioResult]) -> ScenarioResult:
         sensor_executions=sum(r.sensor_executions for r in runs),
         instances=sum(r.instances for r in runs),
         slot_seconds_by_sensor={task: round(seconds, 2) for task, seconds in sorted(by_sensor.items())},
+        down_intervals=[interval for r in runs for interval in r.down_intervals],
     )
 
 
-def run_workflow_bench(cfg: WorkflowBenchConfig, echo: Echo = print) -> BenchResult:
+def run_workflow_bench(
+    cfg: WorkflowBenchConfig, echo: Echo = print, while_up: Callable[[LocalAirflow, str], None] | None = None
+) -> BenchResult:
+    """All scenarios on one Airflow; ``while_up(airflow, fleet_dag_id)`` runs before it stops (scripts/pictures.py)."""
     started = time.monotonic()
     profile = cfg.simulator_profile()
     reps = range(1, cfg.repeat + 1)
@@ -590,6 +606,7 @@ def run_workflow_bench(cfg: WorkflowBenchConfig, echo: Echo = print) -> BenchRes
             home=Path(tmp) / "airflow-home",
             parallelism=cfg.parallelism,
             echo=echo,
+            startup_timeout=cfg.startup_timeout,
         )
         with airflow:
             result = BenchResult(cfg, profile, airflow.version, airflow.executor)
@@ -619,6 +636,8 @@ def run_workflow_bench(cfg: WorkflowBenchConfig, echo: Echo = print) -> BenchRes
             result.scenarios = {"ours": merged["ours"], "tutorial": merged["tutorial"], fleet.name: fleet}
             if "ours-reschedule" in merged:
                 result.scenarios["ours-reschedule"] = merged["ours-reschedule"]
+            if while_up is not None:
+                while_up(airflow, many_dag)
         result.violations = list(stack.simulator.violations)
     result.rows = build_rows(result.scenarios, cfg.vms, result.wait_mode)
     result.seconds = time.monotonic() - started

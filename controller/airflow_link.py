@@ -143,4 +143,5 @@ def observation_of(status: PolicyRunStatus) -> RunObservation:
         dag_loaded=status.dag is not None if status.reachable else None,
         import_error=import_error,
         unreachable_reason=status.unreachable or "",
+        report=status.report,
     )

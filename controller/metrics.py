@@ -1,12 +1,19 @@
-"""Prometheus metrics of the controller, on their own registry so tests and replicas stay independent."""
+"""Prometheus metrics of the controller, on their own registry so tests and replicas stay independent.
+
+Per-policy series carry only the policy's namespace and name (plus the VM, a reason or a result from a
+small fixed set): never a run id, so a policy's series count does not grow with its runs.
+"""
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
 
-from vmbackup.model.drill import DRILL_RESULTS
+from vmbackup.model.report import RunReport
+
+POLICY_LABELS = ["namespace", "name"]
 
 
 class ControllerMetrics:
@@ -32,13 +39,13 @@ class ControllerMetrics:
         self.last_success = Gauge(
             "vmbackup_last_success_timestamp_seconds",
             "End time of the policy's last successful backup run (Unix time).",
-            ["namespace", "name"],
+            POLICY_LABELS,
             registry=self.registry,
         )
         self.failed_runs = Counter(
             "vmbackup_failed_runs",
             "Backup runs that ended in failure, counted once per run.",
-            ["namespace", "name"],
+            POLICY_LABELS,
             registry=self.registry,
         )
         self.airflow_polls = Counter(
@@ -47,17 +54,65 @@ class ControllerMetrics:
             ["outcome"],
             registry=self.registry,
         )
-
+        self.schedule_interval = Gauge(
+            "vmbackup_schedule_interval_seconds",
+            "Longest gap between two slots of the policy's schedule: alerts on a missing backup wait a multiple of it.",
+            POLICY_LABELS,
+            registry=self.registry,
+        )
+        self.policy_created = Gauge(
+            "vmbackup_policy_created_timestamp_seconds",
+            "Creation time of the policy object (Unix time): a policy that never succeeded is late from here.",
+            POLICY_LABELS,
+            registry=self.registry,
+        )
+        self.airflow_reachable = Gauge(
+            "vmbackup_airflow_reachable",
+            "1 when the policy's Airflow answered the latest batched poll, 0 when it did not.",
+            POLICY_LABELS,
+            registry=self.registry,
+        )
+        self.last_run_duration = Gauge(
+            "vmbackup_last_run_duration_seconds",
+            "Duration of the policy's last finished backup run, from Airflow's start to its end.",
+            POLICY_LABELS,
+            registry=self.registry,
+        )
+        self.vm_downtime = Gauge(
+            "vmbackup_vm_downtime_seconds",
+            "How long each VM was stopped by the policy's last finished run (0: the run did not stop it).",
+            [*POLICY_LABELS, "instance", "zone"],
+            registry=self.registry,
+        )
+        self.snapshots_created = Counter(
+            "vmbackup_snapshots_created",
+            "Snapshots the policy's runs created and found READY, from the run reports.",
+            POLICY_LABELS,
+            registry=self.registry,
+        )
+        self.snapshots_pruned = Counter(
+            "vmbackup_snapshots_pruned",
+            "Snapshots the policy's retention deleted, from the run reports.",
+            POLICY_LABELS,
+            registry=self.registry,
+        )
+        self.missed_runs = Counter(
+            "vmbackup_missed_runs",
+            "Scheduled slots that touched no VM (late start, outside the maintenance window, or already backed up), "
+            "counted once per slot.",
+            [*POLICY_LABELS, "reason"],
+            registry=self.registry,
+        )
         self.drill_runs = Counter(
             "vmbackup_restore_drills",
             "Restore drills that finished, by result (Succeeded, Failed).",
-            ["namespace", "name", "result"],
+            [*POLICY_LABELS, "result"],
             registry=self.registry,
         )
         self.drill_last_success = Gauge(
             "vmbackup_restore_drill_last_success_timestamp_seconds",
             "End time of the policy's last successful restore drill (Unix time).",
-            ["namespace", "name"],
+            POLICY_LABELS,
             registry=self.registry,
         )
 
@@ -68,11 +123,72 @@ class ControllerMetrics:
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)
 
+    def policy_series(self) -> Iterable[MetricWrapperBase]:
+        """Every metric labelled by policy: forget_policy removes a policy's series from each."""
+        return (
+            self.last_success,
+            self.failed_runs,
+            self.schedule_interval,
+            self.policy_created,
+            self.airflow_reachable,
+            self.last_run_duration,
+            self.vm_downtime,
+            self.snapshots_created,
+            self.snapshots_pruned,
+            self.missed_runs,
+            self.drill_runs,
+            self.drill_last_success,
+        )
+
+    def track_policy(self, namespace: str, name: str, interval_seconds: float | None, created: float | None) -> None:
+        """A policy with an uploaded DAG: its schedule's interval, and its counters at 0 so the first one counts.
+
+        No interval (a suspended policy) removes the series: nothing is expected, so no backup is missing.
+        (Prometheus's increase() cannot see a counter's first step when the series starts at 1.)
+        """
+        if interval_seconds is None:
+            _remove_matching(self.schedule_interval, namespace, name)
+        else:
+            self.schedule_interval.labels(namespace, name).set(interval_seconds)
+        if created is not None:
+            self.policy_created.labels(namespace, name).set(created)
+        for counter in (self.failed_runs, self.snapshots_created, self.snapshots_pruned):
+            counter.labels(namespace, name)
+
+    def record_run(
+        self, namespace: str, name: str, report: RunReport | None, duration: float | None, *, count: bool
+    ) -> None:
+        """A finished run's gauges (duration: Airflow's, else the report's; per-VM downtime); with ``count``, its
+        snapshots into the counters.
+
+        ``count`` is False for a run announced before a restart: counting it again would count it twice.
+        """
+        if duration is None and report is not None and report.started_at and report.finished_at:
+            duration = (report.finished_at - report.started_at).total_seconds()  # Airflow had no start time
+        if duration is not None:
+            self.last_run_duration.labels(namespace, name).set(duration)
+        if report is None:
+            return
+        _remove_matching(self.vm_downtime, namespace, name)
+        for vm in report.instances:
+            self.vm_downtime.labels(namespace, name, vm.instance, vm.zone).set(vm.downtime_seconds or 0.0)
+        if count:
+            self.snapshots_created.labels(namespace, name).inc(len(report.snapshots))
+            self.snapshots_pruned.labels(namespace, name).inc(len(report.pruned_snapshots))
+
     def forget_policy(self, namespace: str, name: str) -> None:
         """A deleted policy's series would otherwise be reported forever."""
-        for metric in (self.last_success, self.failed_runs, self.drill_last_success):
-            with contextlib.suppress(KeyError):
-                metric.remove(namespace, name)
-        for result in DRILL_RESULTS:
-            with contextlib.suppress(KeyError):
-                self.drill_runs.remove(namespace, name, result)
+        for metric in self.policy_series():
+            _remove_matching(metric, namespace, name)
+
+
+def _remove_matching(metric: MetricWrapperBase, namespace: str, name: str) -> None:
+    """Remove every child of ``metric`` whose namespace and name are the policy's, whatever its other labels."""
+    children = {
+        tuple(sample.labels.values())  # a counter's or gauge's samples list its labels in declaration order
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.labels.get("namespace") == namespace and sample.labels.get("name") == name
+    }
+    for values in children:
+        metric.remove(*values)

@@ -29,6 +29,7 @@ from controller.conditions import READY, changed_fields, find_condition
 from controller.config import ControllerConfig
 from controller.drills import DrillStatus, sync_drill_dag
 from controller.metrics import ControllerMetrics
+from controller.schedule_interval import schedule_interval_seconds
 from controller.status import PolicyState, RunObservation, desired_status, short
 from controller.target_grants import TargetNotAllowedError
 from controller.targets import Target, Targets, TargetUnavailableError
@@ -161,6 +162,7 @@ class Controller:
         state.dag_hash = result.content_hash
         state.wait_mode = policy.wait_mode
         self._set(state, "Uploaded", "DagUploaded", f"DAG {result.object_name} in gs://{bucket.name}")
+        self._track(body, policy)
         if result.uploaded:
             self.metrics.uploads.labels("dag").inc()
             logger.info(
@@ -191,6 +193,18 @@ class Controller:
         seen = self._cached_observation(state)
         if seen is None or seen.reachable:  # an unreachable Airflow would only slow the reconcile down
             await self._apply_pause(state, target)
+
+    def _track(self, body: kopf.Body, policy: BackupPolicy) -> None:
+        """The series alerts need from the start; after a restart, the last success the status remembers."""
+        key = (policy.namespace, policy.name)
+        created = policy.created.timestamp() if policy.created is not None else None
+        interval = None if policy.spec.suspend else schedule_interval_seconds(policy.spec.schedule)
+        self.metrics.track_policy(*key, interval, created)
+        remembered = _timestamp((body.get("status") or {}).get("lastSnapshotTime"))
+        if remembered is not None and remembered > self.metrics.value(
+            "vmbackup_last_success_timestamp_seconds", {"namespace": key[0], "name": key[1]}
+        ):
+            self.metrics.last_success.labels(*key).set(remembered)
 
     async def wait_mode(self, target: Target) -> WaitMode:
         """How this target's DAG sensors wait (asks its Airflow at most once per refresh interval)."""
@@ -305,6 +319,8 @@ class Controller:
                     )
                 )
                 cache.taken_at = time.monotonic()
+                for polled, seen in cache.observations.items():
+                    self.metrics.airflow_reachable.labels(*polled).set(1 if seen.reachable else 0)
                 reachable = all(o.reachable for o in cache.observations.values())
                 self.metrics.airflow_polls.labels("ok" if reachable else "unreachable").inc()
             return cache.observations.get(key)
@@ -324,9 +340,11 @@ class Controller:
         if state.announced_run is None:
             shown = (body.get("status") or {}).get("lastRun") or {}
             if (shown.get("runId"), shown.get("state")) == run:
-                state.announced_run = run  # announced before a restart
+                state.announced_run = run  # announced before a restart: its gauges again, its counts not
+                self._record_run(state, observation, last_run, count=False)
                 return
         state.announced_run = run
+        self._record_run(state, observation, last_run, count=True)
         if run[1] == "success":
             snapshots = observation.fields.get("lastSnapshots") or []
             message = f"run {run[0]} succeeded: {len(snapshots)} snapshot(s) {', '.join(snapshots)}"
@@ -338,6 +356,18 @@ class Controller:
             message = f"run {run[0]} failed" + (f" at {step}" if step else "") + f": {last_run.get('message') or ''}"
             kopf.event(body, type="Warning", reason="BackupFailed", message=short(message))
             self.metrics.failed_runs.labels(state.namespace, state.name).inc()
+
+    def _record_run(
+        self, state: PolicyState, observation: RunObservation, last_run: Mapping[str, Any], *, count: bool
+    ) -> None:
+        duration = last_run.get("durationSeconds")
+        self.metrics.record_run(
+            state.namespace,
+            state.name,
+            observation.report,
+            float(duration) if duration is not None else None,
+            count=count,
+        )
 
     # ---- suspend and on-demand runs ------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from controller.conditions import (
     merge_conditions,
 )
 from vmbackup.model.policy import WaitMode
+from vmbackup.model.report import RunReport
 
 SpecOutcome = Literal["Uploaded", "Invalid", "Refused", "Error"]
 
@@ -60,6 +61,7 @@ class RunObservation:
     dag_loaded: bool | None = None  # Airflow has parsed the DAG (None: cannot tell)
     import_error: str | None = None
     unreachable_reason: str = ""
+    report: RunReport | None = None  # the latest finished run's report, when it left one
 
 
 def short(message: str) -> str:

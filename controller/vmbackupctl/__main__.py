@@ -15,35 +15,34 @@ from controller.vmbackupctl.errors import EXIT_CODES_HELP, CliError, ExitCode
 from controller.vmbackupctl.verify import verify as verify_command
 
 PROG = "vmbackupctl"
+KUBECTL_PROG = "kubectl vmbackup"  # the same program installed as kubectl's plugin (kubectl-vmbackup on PATH)
 DESCRIPTION = """\
 Inspect VMBackupPolicies and act on them: their status, on-demand backups, their snapshots in
 Compute Engine and their runs' logs in Airflow. The cluster is the one kubectl would use (KUBECONFIG,
 --context); Airflow is found like the controller finds it (the policy's spec.composer, else the
 VMBACKUP_* settings or the same flags as the controller)."""
 
-EPILOG = (
-    EXIT_CODES_HELP
-    + """
+EXAMPLES = """
 examples:
-  vmbackupctl get -A
-  vmbackupctl describe wordpress -n shop
-  vmbackupctl backup-now wordpress --wait --timeout 3600 && echo backed up
-  vmbackupctl snapshots wordpress -o json
-  vmbackupctl verify wordpress --wait
-  vmbackupctl logs wordpress --task tier_web.stop
+  {prog} get -A
+  {prog} describe wordpress -n shop
+  {prog} backup-now wordpress --wait --timeout 3600 && echo backed up
+  {prog} snapshots wordpress -o json
+  {prog} verify wordpress --wait
+  {prog} logs wordpress --task tier_web.stop
 """
-)
 
 Handler = Callable[[commands.Session], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description=DESCRIPTION,
-        epilog=EPILOG,
+        epilog=EXIT_CODES_HELP + EXAMPLES.format(prog=prog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.set_defaults(prog=prog)
     cluster = argparse.ArgumentParser(add_help=False)
     group = cluster.add_argument_group("cluster")
     group.add_argument("-n", "--namespace", help="namespace of the policy (default: the context's, else default)")
@@ -140,11 +139,17 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    prog: str = PROG,
+) -> int:
     """Run one command; the exit code (0 ok, 1 failed, 2 usage, 3 not found, 4 unreachable)."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    parser = build_parser()
+    parser = build_parser(prog)
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             args = parser.parse_args(argv)
@@ -154,17 +159,22 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     try:
         return int(args.handler(session))
     except CliError as exc:
-        print(f"{PROG}: error: {exc.message}", file=stderr)
+        print(f"{prog}: error: {exc.message}", file=stderr)
         return int(exc.code)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=stderr)
+        print(f"{prog}: interrupted", file=stderr)
         return 130
     except Exception as exc:
         if args.debug:
             traceback.print_exc(file=stderr)
         else:
-            print(f"{PROG}: error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=stderr)
+            print(f"{prog}: error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=stderr)
         return int(ExitCode.FAILED)
+
+
+def kubectl_plugin() -> int:
+    """``kubectl vmbackup ...``: kubectl runs ``kubectl-vmbackup`` from PATH with the arguments after ``vmbackup``."""
+    return main(prog=KUBECTL_PROG)
 
 
 if __name__ == "__main__":

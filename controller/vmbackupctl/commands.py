@@ -156,7 +156,7 @@ def backup_now(session: Session, sleep: Callable[[float], None] = time.sleep) ->
             waiting_for = f"run {announced} to finish" if announced else "the controller to start the run"
             raise Failed(
                 f"timed out after {args.timeout:g}s waiting for {waiting_for}; it goes on: "
-                f"check later with `vmbackupctl describe {args.policy} -n {session.namespace}`"
+                f"check later with `{args.prog} describe {args.policy} -n {session.namespace}`"
             )
         sleep(WAIT_POLL_SECONDS)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -43,6 +44,9 @@ class PolicyStore:
             self.default_namespace = _load(configuration, kubeconfig, context)
         configuration.retries = 1  # one retry on a dropped connection, then fail fast
         self.server = configuration.host
+        # The kubeconfig asked for no verification (insecure-skip-tls-verify): kubectl then stays quiet, and so do
+        # we; urllib3 would warn on every request. Certificate checks are still made whenever it did not ask.
+        self.skips_tls_verify = not configuration.verify_ssl
         self._api = k8s.CustomObjectsApi(k8s.ApiClient(configuration))
 
     def get(self, namespace: str, name: str) -> Policy:
@@ -88,9 +92,10 @@ class PolicyStore:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         created = True
         try:
-            self._api.create_namespaced_custom_object(
-                API_GROUP, API_VERSION, namespace, RESTORE_PLURAL, body, _request_timeout=REQUEST_TIMEOUT
-            )
+            with self._quiet():
+                self._api.create_namespaced_custom_object(
+                    API_GROUP, API_VERSION, namespace, RESTORE_PLURAL, body, _request_timeout=REQUEST_TIMEOUT
+                )
         except ApiException as exc:
             if exc.status != 409:
                 with self._errors(_one_restore(namespace, name), verb="create"):
@@ -107,7 +112,15 @@ class PolicyStore:
 
     @contextmanager
     def _errors(self, what: str, verb: str, not_found: str | None = None) -> Iterator[None]:
-        with _kube_errors(what, server=self.server, verb=verb, not_found=not_found):
+        with _kube_errors(what, server=self.server, verb=verb, not_found=not_found), self._quiet():
+            yield
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Without urllib3's InsecureRequestWarning, only where the kubeconfig skips TLS verification."""
+        with warnings.catch_warnings():
+            if self.skips_tls_verify:
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
             yield
 
 

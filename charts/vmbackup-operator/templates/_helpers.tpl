@@ -144,3 +144,10 @@ logs that it will not notice new namespaces or CRD changes until restarted).
   resources: [events]
   verbs: [create, patch]
 {{- end }}
+
+{{/* PromQL: a counter rose in the last hour, or appeared above 0 within it (increase() misses a new series' first step). */}}
+{{- define "vmbackup-operator.counterRose" -}}
+sum by ({{ .by }}) (increase({{ .metric }}[1h])) > 0
+or
+sum by ({{ .by }}) ({{ .metric }} unless {{ .metric }} offset 1h) > 0
+{{- end }}
