@@ -21,7 +21,10 @@ client options say; wait with an operations client as above, or build clients wi
 ``compute_client(ClientClass, base_url)`` (see ``clients.py``).
 
 Served (paths, verbs and JSON as compute v1): instances get/list/aggregatedList/stop/start/setLabels/insert/
-delete/attachDisk/detachDisk/getSerialPortOutput (the guest's console: ``devices``), disks get/list/createSnapshot/insert/delete, snapshots get/list/delete, zoneOperations and globalOperations get/wait;
+delete/attachDisk/detachDisk/getSerialPortOutput (the guest's console: ``devices``), disks
+get/list/createSnapshot/insert/delete, regionDisks get, snapshots get/list/insert/delete (from
+``sourceDisk`` or ``sourceInstantSnapshot``), instantSnapshots and regionInstantSnapshots insert/get/list/delete,
+zoneOperations, regionOperations and globalOperations get/wait;
 ``filter`` on list calls (``labels.app = web AND status = RUNNING`` ...). Compute Engine's error JSON shape.
 
 Control plane: ``/_sim/...`` on the same port (``SimulatorControl`` wraps it with ComputeSimulator's method
@@ -29,7 +32,8 @@ names). CLI: ``python -m devstack.gce_simulator --port 0 --profile fast --seed c
 first stdout line.
 
 Modules: ``profile`` (timings and their sources), ``faults``, ``filters``, ``state`` (state machines, invariants),
-``devices`` (disk attachment, serial console, the guest), ``server`` (HTTP), ``control``, ``clients``.
+``devices`` (disk attachment, serial console, the guest), ``instant_snapshots``, ``server`` (HTTP), ``control``,
+``clients``.
 """
 
 from .clients import compute_client, compute_client_options

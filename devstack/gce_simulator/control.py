@@ -118,6 +118,10 @@ class SimulatorControl:
         result: list[dict[str, Any]] = self._call("GET", f"snapshots/{project}")
         return result
 
+    def instant_snapshots(self, project: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"instant_snapshots/{project}")
+        return result
+
     def operations(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "operations")
         return result

@@ -30,6 +30,19 @@ are marked ESTIMATE and were chosen to be typical rather than best or worst case
 - "You can snapshot your disks at most once every 10 minutes ... at most 6 requests in 60 minutes" ("About disk
   snapshots", https://cloud.google.com/compute/docs/disks/snapshots). NOT enforced by the simulator (it would make
   retries in tests slow); keep it in mind when reading benchmark results.
+- Instant snapshots (instant_snapshots.py for the API): "Instant snapshots capture data at a specific point in time"
+  and restore "in minutes" ("About instant snapshots", https://cloud.google.com/compute/docs/disks/instant-snapshots);
+  the docs give no creation time. ``instant_snapshot_creating_seconds`` = 2 and ``instant_snapshot_delete_seconds``
+  = 2: ESTIMATE ("created in seconds"; no data is copied, the snapshot stays on the disk's storage).
+  ``instant_snapshot_min_interval_seconds`` = 30 and ``instant_snapshots_per_disk`` = 32 are documented limits ("A
+  disk can't have more than 32 instant snapshots"; "create a new instant snapshot at most once every 30 seconds",
+  https://cloud.google.com/compute/docs/troubleshooting/troubleshooting-instant-snapshots); the interval is scaled
+  like every duration (the fast profile keeps its ratio to the other fast durations), the count is not.
+- A standard snapshot from an instant snapshot (snapshots.insert with ``sourceInstantSnapshot``) walks the same
+  CREATING -> UPLOADING -> READY timings as one from a disk and joins the disk's incremental chain ("the new standard
+  ... snapshot is stored as an incremental resource, in the existing snapshot chain for the disk", "Create standard
+  snapshots from instant snapshots", https://cloud.google.com/compute/docs/disks/convert-instant-snapshot). The
+  CREATING part no longer holds the VM down: the point in time was fixed by the instant snapshot.
 - ``api_latency`` = 0.15 s per request: ESTIMATE for a Compute Engine REST round trip from a Composer worker in the
   same region. ``operation_pending_seconds`` = 1: ESTIMATE (operations are briefly PENDING before RUNNING).
 - Restore (``disk_create_*``, ``instance_provisioning_seconds``): ESTIMATE; a disk from a snapshot is usable within
@@ -69,6 +82,10 @@ class Profile:
     attach_disk_seconds: float = 0.0
     detach_disk_seconds: float = 0.0
     guest_boot_seconds: float = 0.0
+    instant_snapshot_creating_seconds: float = 0.0
+    instant_snapshot_delete_seconds: float = 0.0
+    instant_snapshot_min_interval_seconds: float = 0.0
+    instant_snapshots_per_disk: int = 32
     wait_cap: float = 120.0
     time_scale: float = 1.0
 
@@ -94,6 +111,9 @@ class Profile:
             attach_disk_seconds=0.005,
             detach_disk_seconds=0.005,
             guest_boot_seconds=0.01,
+            instant_snapshot_creating_seconds=0.004,
+            instant_snapshot_delete_seconds=0.002,
+            instant_snapshot_min_interval_seconds=0.02,
             wait_cap=120.0,
             time_scale=1.0,
         )
@@ -121,6 +141,10 @@ class Profile:
             attach_disk_seconds=5.0,
             detach_disk_seconds=5.0,
             guest_boot_seconds=30.0,
+            instant_snapshot_creating_seconds=2.0,
+            instant_snapshot_delete_seconds=2.0,
+            instant_snapshot_min_interval_seconds=30.0,
+            instant_snapshots_per_disk=32,
             wait_cap=120.0,
             time_scale=time_scale,
         )

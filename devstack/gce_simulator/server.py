@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import devices
+from . import devices, instant_snapshots
 from .faults import Fault
 from .profile import Profile
 from .state import ApiError, World
@@ -24,6 +24,7 @@ Handler = Callable[[World, dict[str, str], dict[str, str], dict[str, Any], list[
 
 _P = r"(?P<project>[^/]+)"
 _Z = r"(?P<zone>[^/]+)"
+_R = r"(?P<region>[^/]+)"
 _BASE = r"/compute/v1/projects/" + _P
 
 
@@ -72,6 +73,46 @@ def _list_disks(w: World, p: dict[str, str], q: dict[str, str], b: dict[str, Any
 def _list_snapshots(w: World, p: dict[str, str], q: dict[str, str], b: dict[str, Any], f: list[Fault]) -> Any:
     items = w.list_snapshots(p["project"], q.get("filter"))
     return _page(items, q, "compute#snapshotList", f"projects/{p['project']}/global/snapshots")
+
+
+def _scope(p: dict[str, str]) -> str:
+    return f"zones/{p['zone']}" if "zone" in p else f"regions/{p['region']}"
+
+
+def _list_instant_snapshots(w: World, p: dict[str, str], q: dict[str, str], b: dict[str, Any], f: list[Fault]) -> Any:
+    items = instant_snapshots.list_items(w, p["project"], _scope(p), q.get("filter"))
+    return _page(items, q, "compute#instantSnapshotList", f"projects/{p['project']}/{_scope(p)}/instantSnapshots")
+
+
+def _instant_snapshot_routes(where: str) -> list[tuple[str, str, str, str | None, Handler]]:
+    """The four instantSnapshots methods, zonal (``where`` = zones) or regional (regions)."""
+    collection = "instantSnapshots" if where == "zones" else "regionInstantSnapshots"
+    base = _BASE + f"/{where}/" + (_Z if where == "zones" else _R) + "/instantSnapshots"
+    one = base + r"/(?P<instant_snapshot>[^/]+)"
+    return [
+        ("GET", base, f"{collection}.list", None, _list_instant_snapshots),
+        (
+            "POST",
+            base,
+            f"{collection}.insert",
+            None,
+            lambda w, p, q, b, f: instant_snapshots.insert(w, p["project"], _scope(p), b, f),
+        ),
+        (
+            "GET",
+            one,
+            f"{collection}.get",
+            "instant_snapshot",
+            lambda w, p, q, b, f: instant_snapshots.get(w, p["project"], _scope(p), p["instant_snapshot"]),
+        ),
+        (
+            "DELETE",
+            one,
+            f"{collection}.delete",
+            "instant_snapshot",
+            lambda w, p, q, b, f: instant_snapshots.delete(w, p["project"], _scope(p), p["instant_snapshot"], f),
+        ),
+    ]
 
 
 def _truthy(value: str | None) -> bool:
@@ -184,6 +225,36 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
         ),
         ("GET", _BASE + r"/global/snapshots", "snapshots.list", None, _list_snapshots),
         (
+            "POST",
+            _BASE + r"/global/snapshots",
+            "snapshots.insert",
+            None,
+            lambda w, p, q, b, f: w.insert_snapshot(p["project"], b, f),
+        ),
+        (
+            "GET",
+            _BASE + r"/regions/" + _R + r"/disks/(?P<disk>[^/]+)",
+            "regionDisks.get",
+            "disk",
+            lambda w, p, q, b, f: w.region_disk(p["project"], p["region"], p["disk"]),
+        ),
+        *_instant_snapshot_routes("zones"),
+        *_instant_snapshot_routes("regions"),
+        (
+            "GET",
+            _BASE + r"/regions/" + _R + r"/operations/(?P<operation>[^/]+)",
+            "regionOperations.get",
+            "operation",
+            lambda w, p, q, b, f: w.get_operation(p["project"], f"regions/{p['region']}", p["operation"]),
+        ),
+        (
+            "POST",
+            _BASE + r"/regions/" + _R + r"/operations/(?P<operation>[^/]+)/wait",
+            "regionOperations.wait",
+            "operation",
+            lambda w, p, q, b, f: w.wait_operation(p["project"], f"regions/{p['region']}", p["operation"]),
+        ),
+        (
             "GET",
             _BASE + r"/global/snapshots/(?P<snapshot>[^/]+)",
             "snapshots.get",
@@ -241,6 +312,11 @@ OPERATION_METHODS = {
     "disks.delete",
     "disks.insert",
     "snapshots.delete",
+    "snapshots.insert",
+    "instantSnapshots.insert",
+    "instantSnapshots.delete",
+    "regionInstantSnapshots.insert",
+    "regionInstantSnapshots.delete",
 }
 
 
@@ -398,6 +474,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     result = sim.append_serial(project, zone, name, str(body["text"]), int(body.get("port", 1)))
                 case ["snapshots", project], "GET":
                     result = sim.snapshots(project)
+                case ["instant_snapshots", project], "GET":
+                    result = sim.instant_snapshots(project)
                 case ["operations"], "GET":
                     result = sim.operations()
                 case ["calls"], "GET":
@@ -548,6 +626,10 @@ class ComputeSimulator:
 
     def snapshots(self, project: str) -> list[dict[str, Any]]:
         return self.world.snapshot_list(project)
+
+    def instant_snapshots(self, project: str) -> list[dict[str, Any]]:
+        """Every instant snapshot of the project, zonal and regional."""
+        return instant_snapshots.instant_snapshot_list(self.world, project)
 
     def operations(self) -> list[dict[str, Any]]:
         return self.world.operation_list()

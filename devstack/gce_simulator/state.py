@@ -22,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmbackup.model import labels as vm_labels
 
@@ -30,6 +30,9 @@ from . import devices
 from .faults import Fault
 from .filters import FilterError, compile_filter
 from .profile import Profile
+
+if TYPE_CHECKING:
+    from .instant_snapshots import InstantSnapshot
 
 API_PREFIX = "https://www.googleapis.com/compute/v1/"
 DEFAULT_SERVICE_ACCOUNT = "{number}-compute@developer.gserviceaccount.com"
@@ -77,15 +80,16 @@ def _new_id() -> str:
 
 
 _RESOURCE_REF = re.compile(
-    r"(?:.*?/)?(?:projects/(?P<project>[^/]+)/)?(?:zones/(?P<zone>[^/]+)/)?(?P<collection>disks|snapshots|instances)/(?P<name>[^/?]+)$"
+    r"(?:.*?/)?(?:projects/(?P<project>[^/]+)/)?(?:zones/(?P<zone>[^/]+)/|regions/(?P<region>[^/]+)/|global/)?"
+    r"(?P<collection>disks|snapshots|instances|instantSnapshots)/(?P<name>[^/?]+)$"
 )
 
 
 def parse_ref(ref: str) -> dict[str, str | None]:
-    """Full URL or partial reference (projects/p/zones/z/disks/d, zones/z/disks/d, global/snapshots/s, or a name)."""
+    """Full URL or partial reference (projects/p/zones/z/disks/d, regions/r/disks/d, global/snapshots/s, a name)."""
     match = _RESOURCE_REF.match(ref)
     if not match:
-        return {"project": None, "zone": None, "collection": None, "name": ref.rsplit("/", 1)[-1]}
+        return {"project": None, "zone": None, "region": None, "collection": None, "name": ref.rsplit("/", 1)[-1]}
     return match.groupdict()
 
 
@@ -178,10 +182,19 @@ class Disk:
     created: float = field(default_factory=time.time)
     snapshots_taken: int = 0
     guest_console: str = ""  # what its operating system prints on the serial console when booted (devices.py)
+    # A regional persistent disk: ``zone`` then holds the region (the disks map is keyed by location) and
+    # ``replica_zones`` its two zones.
+    region: str | None = None
+    replica_zones: list[str] = field(default_factory=list)
+    last_instant_snapshot: float | None = None  # time.monotonic() of the last instant snapshot insert
+
+    @property
+    def location(self) -> str:
+        return f"regions/{self.region}" if self.region else f"zones/{self.zone}"
 
     @property
     def path(self) -> str:
-        return f"projects/{self.project}/zones/{self.zone}/disks/{self.name}"
+        return f"projects/{self.project}/{self.location}/disks/{self.name}"
 
     @property
     def self_link(self) -> str:
@@ -194,15 +207,19 @@ class Disk:
             "creationTimestamp": rfc3339(self.created),
             "name": self.name,
             "sizeGb": str(self.size_gb),
-            "zone": f"{API_PREFIX}projects/{self.project}/zones/{self.zone}",
             "status": self.status,
             "selfLink": self.self_link,
-            "type": f"{API_PREFIX}projects/{self.project}/zones/{self.zone}/diskTypes/{self.disk_type}",
+            "type": f"{API_PREFIX}projects/{self.project}/{self.location}/diskTypes/{self.disk_type}",
             "labels": dict(self.labels),
             "labelFingerprint": fingerprint(self.labels),
             "users": list(self.users),
             "physicalBlockSizeBytes": "4096",
         }
+        if self.region:
+            body["region"] = f"{API_PREFIX}projects/{self.project}/regions/{self.region}"
+            body["replicaZones"] = [f"{API_PREFIX}projects/{self.project}/zones/{z}" for z in self.replica_zones]
+        else:
+            body["zone"] = f"{API_PREFIX}projects/{self.project}/zones/{self.zone}"
         if self.source_snapshot:
             body["sourceSnapshot"] = self.source_snapshot
             body["sourceSnapshotId"] = self.source_snapshot_id
@@ -223,6 +240,7 @@ class Snapshot:
     storage_bytes: int = 0
     guest_flush: bool = False
     guest_console: str = ""  # the source disk's, when the snapshot was taken
+    source_instant_snapshot: InstantSnapshot | None = None
 
     @property
     def path(self) -> str:
@@ -233,7 +251,7 @@ class Snapshot:
         return API_PREFIX + self.path
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "kind": "compute#snapshot",
             "id": self.id,
             "creationTimestamp": rfc3339(self.created),
@@ -254,6 +272,10 @@ class Snapshot:
             "autoCreated": False,
             "guestFlush": self.guest_flush,
         }
+        if self.source_instant_snapshot is not None:
+            body["sourceInstantSnapshot"] = self.source_instant_snapshot.self_link
+            body["sourceInstantSnapshotId"] = self.source_instant_snapshot.id
+        return body
 
 
 @dataclass
@@ -274,11 +296,19 @@ class Operation:
     error: dict[str, Any] | None = None
     fault: Fault | None = None  # operation_error to end with
     extra_seconds: float = 0.0  # slow fault
+    region: str | None = None  # a regionOperations operation (zone is then None)
+
+    @property
+    def scope(self) -> str | None:
+        """Key of the operation's collection: its zone, ``regions/R``, or None for global operations."""
+        return f"regions/{self.region}" if self.region else self.zone
 
     @property
     def path(self) -> str:
         if self.zone:
             return f"projects/{self.project}/zones/{self.zone}/operations/{self.name}"
+        if self.region:
+            return f"projects/{self.project}/regions/{self.region}/operations/{self.name}"
         return f"projects/{self.project}/global/operations/{self.name}"
 
     def to_json(self) -> dict[str, Any]:
@@ -297,6 +327,8 @@ class Operation:
         }
         if self.zone:
             body["zone"] = f"{API_PREFIX}projects/{self.project}/zones/{self.zone}"
+        if self.region:
+            body["region"] = f"{API_PREFIX}projects/{self.project}/regions/{self.region}"
         if self.start_time is not None:
             body["startTime"] = rfc3339(self.start_time)
         if self.end_time is not None:
@@ -335,6 +367,8 @@ class World:
         self.instances: dict[tuple[str, str, str], Instance] = {}
         self.disks: dict[tuple[str, str, str], Disk] = {}
         self.snapshots: dict[tuple[str, str], Snapshot] = {}
+        # (project, "zones/Z" or "regions/R", name)
+        self.instant_snapshots: dict[tuple[str, str, str], InstantSnapshot] = {}
         self.operations: dict[tuple[str, str | None, str], Operation] = {}
         self.zones: dict[str, set[str]] = {}
         self.faults: list[Fault] = []
@@ -426,8 +460,8 @@ class World:
     ) -> dict[str, Any]:
         """Seed an instance. ``disks``: names (or dicts ``{name, size_gb, boot, device_name, disk_type}``) of disks
         in the same zone, created if missing; the first is the boot disk. Default: one 10 GB boot disk named like
-        the instance. A dict with ``region`` attaches a regional persistent disk: it shows on the instance only
-        (the simulator serves no regionDisks API)."""
+        the instance. A dict with ``region`` (and optionally ``replica_zone``) attaches a regional persistent disk,
+        served by regionDisks.get and snapshotted through regionInstantSnapshots or snapshots.insert."""
         with self.cond:
             if (project, zone, name) in self.instances:
                 raise ValueError(f"instance {project}/{zone}/{name} already exists")
@@ -455,25 +489,28 @@ class World:
                 baseline_status=status,
             )
             for index, spec in enumerate(specs):
-                if spec.get("region"):
-                    instance.disks.append(self._attached_regional_disk(project, spec, index))
-                    continue
-                key = (project, zone, spec["name"])
+                region = spec.get("region")
+                key = (project, region or zone, spec["name"])
                 disk = self.disks.get(key)
                 if disk is None:
                     disk = Disk(
                         project,
-                        zone,
+                        region or zone,
                         spec["name"],
                         size_gb=int(spec.get("size_gb", 10)),
                         disk_type=spec.get("disk_type", "pd-balanced"),
                         guest_console=devices.DEFAULT_GUEST_CONSOLE if spec["boot"] else "",
+                        region=region,
+                        replica_zones=[zone, *(z for z in [spec.get("replica_zone", f"{region}-f")] if z != zone)]
+                        if region
+                        else [],
                     )
                     self.disks[key] = disk
                 if disk.users:
                     raise ValueError(f"disk {spec['name']} is already attached to {disk.users}")
                 disk.users.append(instance.self_link)
-                instance.disks.append(self._attached_disk(disk, index, bool(spec["boot"]), spec.get("device_name")))
+                boot = bool(spec["boot"]) and not region
+                instance.disks.append(self._attached_disk(disk, index, boot, spec.get("device_name")))
             if status == "RUNNING":
                 instance.last_start = time.time()
             self.instances[(project, zone, name)] = instance
@@ -493,21 +530,6 @@ class World:
             "autoDelete": boot,
             "interface": "SCSI",
             "diskSizeGb": str(disk.size_gb),
-        }
-
-    @staticmethod
-    def _attached_regional_disk(project: str, spec: dict[str, Any], index: int) -> dict[str, Any]:
-        return {
-            "kind": "compute#attachedDisk",
-            "type": "PERSISTENT",
-            "mode": "READ_WRITE",
-            "source": f"{API_PREFIX}projects/{project}/regions/{spec['region']}/disks/{spec['name']}",
-            "deviceName": spec.get("device_name") or spec["name"],
-            "index": index,
-            "boot": False,
-            "autoDelete": False,
-            "interface": "SCSI",
-            "diskSizeGb": str(int(spec.get("size_gb", 10))),
         }
 
     def seed_classic(self, project: str) -> None:
@@ -549,6 +571,13 @@ class World:
     def disk(self, project: str, zone: str, name: str) -> dict[str, Any]:
         with self.cond:
             return self._disk(project, zone, name).to_json()
+
+    def region_disk(self, project: str, region: str, name: str) -> dict[str, Any]:
+        with self.cond:
+            disk = self.disks.get((project, region, name))
+            if disk is None or disk.region != region:
+                raise not_found(f"projects/{project}/regions/{region}/disks/{name}")
+            return disk.to_json()
 
     def snapshot_list(self, project: str) -> list[dict[str, Any]]:
         with self.cond:
@@ -637,15 +666,16 @@ class World:
         target_id: str,
         resource_key: str | None,
         faults: list[Fault],
+        region: str | None = None,
     ) -> Operation:
-        op = Operation(project, zone, operation_type, target_link, target_id, resource_key)
+        op = Operation(project, zone, operation_type, target_link, target_id, resource_key, region=region)
         op.name = f"operation-{int(time.time() * 1000)}-{next(self._op_seq):06d}-{random.getrandbits(32):08x}"
         for fault in faults:
             if fault.action == "operation_error":
                 op.fault = fault
             elif fault.action == "slow":
                 op.extra_seconds += fault.extra_seconds
-        self.operations[(project, zone, op.name)] = op
+        self.operations[(project, op.scope, op.name)] = op
         return op
 
     def _run_serialized(self, op: Operation, body: Callable[[], None]) -> None:
@@ -701,21 +731,23 @@ class World:
         self._after(op.extra_seconds, lambda: self._finish(op, error))
         return True
 
+    def _operation(self, project: str, scope: str | None, name: str) -> Operation:
+        """``scope``: a zone, ``regions/R``, or None for global operations."""
+        op = self.operations.get((project, scope, name))
+        if op is None:
+            where = "global" if not scope else scope if scope.startswith("regions/") else f"zones/{scope}"
+            raise not_found(f"projects/{project}/{where}/operations/{name}")
+        return op
+
     def get_operation(self, project: str, zone: str | None, name: str) -> dict[str, Any]:
         with self.cond:
-            op = self.operations.get((project, zone, name))
-            if op is None:
-                where = f"zones/{zone}" if zone else "global"
-                raise not_found(f"projects/{project}/{where}/operations/{name}")
+            op = self._operation(project, zone, name)
             return op.to_json()
 
     def wait_operation(self, project: str, zone: str | None, name: str) -> dict[str, Any]:
         """Long-poll until DONE or the profile's wait cap (scaled); returns the operation as it then is."""
         with self.cond:
-            op = self.operations.get((project, zone, name))
-            if op is None:
-                where = f"zones/{zone}" if zone else "global"
-                raise not_found(f"projects/{project}/{where}/operations/{name}")
+            op = self._operation(project, zone, name)
             epoch = self._epoch
             self.cond.wait_for(
                 lambda: op.status == "DONE" or not self._running or epoch != self._epoch,
@@ -811,7 +843,7 @@ class World:
                     "Labels fingerprint either invalid or resource labels have changed",
                 )
             new_labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
-            _validate_labels(new_labels)
+            validate_labels(new_labels)
             op = self._new_operation(project, zone, "setLabels", instance.self_link, instance.id, None, faults)
 
             def run() -> None:
@@ -875,7 +907,7 @@ class World:
             if not attach:
                 raise ApiError(400, "invalid", "At least one disk should be attached to the instance")
             labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
-            _validate_labels(labels)
+            validate_labels(labels)
             network = "default"
             for nic in body.get("networkInterfaces") or []:
                 if nic.get("network"):
@@ -974,6 +1006,10 @@ class World:
                 def gone() -> None:
                     if self.disks.get((project, zone, name)) is disk:
                         del self.disks[(project, zone, name)]
+                    # "Instant snapshots of a disk are deleted when the disk is deleted" (About instant snapshots)
+                    for key, instant in list(self.instant_snapshots.items()):
+                        if instant.source_disk is disk:
+                            del self.instant_snapshots[key]
                     self._finish(op)
 
                 self._after(self.profile.snapshot_delete_seconds + op.extra_seconds, gone)
@@ -984,7 +1020,7 @@ class World:
     def _remove_instance(self, instance: Instance) -> None:
         for attached in instance.disks:
             ref = parse_ref(attached["source"])
-            disk = self.disks.get((instance.project, instance.zone, str(ref["name"])))
+            disk = self.disks.get((instance.project, ref["region"] or instance.zone, str(ref["name"])))
             if disk is not None and instance.self_link in disk.users:
                 disk.users.remove(instance.self_link)
         self.instances.pop((instance.project, instance.zone, instance.name), None)
@@ -999,66 +1035,127 @@ class World:
     def create_snapshot(
         self, project: str, zone: str, disk_name: str, body: dict[str, Any], guest_flush: bool, faults: list[Fault]
     ) -> dict[str, Any]:
+        """disks.createSnapshot: a zonal operation on the disk."""
         with self.cond:
             disk = self._disk(project, zone, disk_name)
-            name = body.get("name")
-            if not name:
-                raise ApiError(400, "required", "Required field 'resource.name' not specified")
-            if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            snapshot = self._new_snapshot(project, disk, body, guest_flush, None)
+            op = self._new_operation(project, zone, "createSnapshot", disk.self_link, disk.id, disk.self_link, faults)
+            self._take_snapshot(op, snapshot)
+            return op.to_json()
+
+    def insert_snapshot(self, project: str, body: dict[str, Any], faults: list[Fault]) -> dict[str, Any]:
+        """snapshots.insert from ``sourceDisk`` (zonal or regional) or ``sourceInstantSnapshot``: a global operation.
+
+        From an instant snapshot the point in time is already fixed, so the disk need not be quiesced; the new
+        snapshot joins the disk's incremental chain ("Create standard snapshots from instant snapshots",
+        https://cloud.google.com/compute/docs/disks/convert-instant-snapshot).
+        """
+        with self.cond:
+            source_disk, source_instant = body.get("sourceDisk"), body.get("sourceInstantSnapshot")
+            if bool(source_disk) == bool(source_instant):
                 raise ApiError(
                     400,
                     "invalid",
-                    f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex "
-                    "'[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'",
+                    "Exactly one of 'resource.sourceDisk' or 'resource.sourceInstantSnapshot' is required",
                 )
-            if (project, name) in self.snapshots:
-                raise ApiError(
-                    409, "alreadyExists", f"The resource 'projects/{project}/global/snapshots/{name}' already exists"
-                )
-            snap_labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
-            _validate_labels(snap_labels)
-            snapshot = Snapshot(
-                project=project,
-                name=name,
-                source_disk=disk,
-                labels=snap_labels,
-                storage_locations=list(body.get("storageLocations") or [zone.rsplit("-", 2)[0]]),
-                description=str(body.get("description") or ""),
-                guest_flush=guest_flush,
-                guest_console=disk.guest_console,
-            )
-            self._check_snapshot_invariants(disk, snapshot)
-            self.snapshots[(project, name)] = snapshot
-            op = self._new_operation(project, zone, "createSnapshot", disk.self_link, disk.id, disk.self_link, faults)
-            first = disk.snapshots_taken == 0
-
-            def body_fn() -> None:
-                if op.fault is not None:
-
-                    def failed() -> None:
-                        snapshot.status = "FAILED"
-
-                    self._after(op.extra_seconds, failed)
-                    self._fail_with_fault(op)
-                    return
-
-                def uploading() -> None:
-                    snapshot.status = "UPLOADING"
-                    op.progress = 50
-
-                    def ready() -> None:
-                        snapshot.status = "READY"
-                        fill = 0.3 if first else 0.3 * self.profile.incremental_fraction
-                        snapshot.storage_bytes = int(disk.size_gb * 2**30 * fill)
-                        disk.snapshots_taken += 1
-                        self._finish(op)
-
-                    self._after(self.profile.snapshot_upload_seconds(disk.size_gb, first), ready)
-
-                self._after(self.profile.snapshot_creating_seconds + op.extra_seconds, uploading)
-
-            self._run_serialized(op, body_fn)
+            instant = None
+            if source_instant:
+                instant = self.instant_snapshot_ref(project, str(source_instant))
+                if instant.status != "READY":
+                    raise ApiError(400, "resourceNotReady", f"The resource '{instant.path}' is not ready")
+                disk = instant.source_disk
+            else:
+                disk = self.disk_ref(project, str(source_disk))
+            snapshot = self._new_snapshot(project, disk, body, bool(body.get("guestFlush")), instant)
+            op = self._new_operation(project, None, "insert", snapshot.self_link, snapshot.id, disk.self_link, faults)
+            self._take_snapshot(op, snapshot)
             return op.to_json()
+
+    def _new_snapshot(
+        self,
+        project: str,
+        disk: Disk,
+        body: dict[str, Any],
+        guest_flush: bool,
+        instant: InstantSnapshot | None,
+    ) -> Snapshot:
+        name = body.get("name")
+        if not name:
+            raise ApiError(400, "required", "Required field 'resource.name' not specified")
+        check_name(name)
+        if (project, name) in self.snapshots:
+            raise ApiError(
+                409, "alreadyExists", f"The resource 'projects/{project}/global/snapshots/{name}' already exists"
+            )
+        snap_labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
+        validate_labels(snap_labels)
+        snapshot = Snapshot(
+            project=project,
+            name=name,
+            source_disk=disk,
+            labels=snap_labels,
+            storage_locations=list(body.get("storageLocations") or [disk.zone.rsplit("-", 2)[0]]),
+            description=str(body.get("description") or ""),
+            guest_flush=guest_flush,
+            guest_console=disk.guest_console,
+            source_instant_snapshot=instant,
+        )
+        self._check_snapshot_invariants(disk, snapshot)
+        self.snapshots[(project, name)] = snapshot
+        return snapshot
+
+    def _take_snapshot(self, op: Operation, snapshot: Snapshot) -> None:
+        """CREATING (the disk is being read), UPLOADING, READY; the operation is DONE when the snapshot is READY."""
+        disk = snapshot.source_disk
+        first = disk.snapshots_taken == 0
+
+        def body_fn() -> None:
+            if op.fault is not None:
+
+                def failed() -> None:
+                    snapshot.status = "FAILED"
+
+                self._after(op.extra_seconds, failed)
+                self._fail_with_fault(op)
+                return
+
+            def uploading() -> None:
+                snapshot.status = "UPLOADING"
+                op.progress = 50
+
+                def ready() -> None:
+                    snapshot.status = "READY"
+                    fill = 0.3 if first else 0.3 * self.profile.incremental_fraction
+                    snapshot.storage_bytes = int(disk.size_gb * 2**30 * fill)
+                    disk.snapshots_taken += 1
+                    self._finish(op)
+
+                self._after(self.profile.snapshot_upload_seconds(disk.size_gb, first), ready)
+
+            self._after(self.profile.snapshot_creating_seconds + op.extra_seconds, uploading)
+
+        self._run_serialized(op, body_fn)
+
+    def disk_ref(self, project: str, ref: str) -> Disk:
+        """The disk a URL or partial reference names (zonal or regional)."""
+        parsed = parse_ref(ref)
+        if parsed["collection"] != "disks" or not (parsed["zone"] or parsed["region"]):
+            raise ApiError(400, "invalid", f"Invalid value for field 'resource.sourceDisk': '{ref}'")
+        key = (parsed["project"] or project, str(parsed["region"] or parsed["zone"]), str(parsed["name"]))
+        disk = self.disks.get(key)
+        if disk is None:
+            raise not_found(ref.removeprefix(API_PREFIX))
+        return disk
+
+    def instant_snapshot_ref(self, project: str, ref: str) -> InstantSnapshot:
+        parsed = parse_ref(ref)
+        scope = f"regions/{parsed['region']}" if parsed["region"] else f"zones/{parsed['zone']}"
+        if parsed["collection"] != "instantSnapshots" or not (parsed["zone"] or parsed["region"]):
+            raise ApiError(400, "invalid", f"Invalid value for field 'resource.sourceInstantSnapshot': '{ref}'")
+        found = self.instant_snapshots.get((parsed["project"] or project, scope, str(parsed["name"])))
+        if found is None:
+            raise not_found(ref.removeprefix(API_PREFIX))
+        return found
 
     def insert_disk(self, project: str, zone: str, body: dict[str, Any], faults: list[Fault]) -> dict[str, Any]:
         with self.cond:
@@ -1079,7 +1176,7 @@ class World:
                     f"Requested disk size cannot be smaller than the snapshot size ({snapshot.source_disk.size_gb} GB)",
                 )
             labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
-            _validate_labels(labels)
+            validate_labels(labels)
             disk = Disk(
                 project,
                 zone,
@@ -1158,19 +1255,25 @@ class World:
         users = set(disk.users)
         return [i for i in self.instances.values() if i.self_link in users]
 
+    def check_quiesced(self, disk: Disk, name: str, labels: dict[str, str]) -> None:
+        """A consistency=stop point in time (snapshot or instant snapshot) needs every VM of the disk TERMINATED."""
+        if labels.get(vm_labels.CONSISTENCY) != vm_labels.consistency_value("stop"):
+            return
+        for instance in self._instances_using(disk):
+            if instance.status != "TERMINATED":
+                self._violate(
+                    "snapshot-of-running-disk",
+                    f"snapshot {name} of disk {disk.name} while instance {instance.name} is "
+                    f"{instance.status} (consistency=stop requires TERMINATED)",
+                    snapshot=name,
+                    disk=disk.name,
+                    instance=instance.name,
+                    instance_status=instance.status,
+                )
+
     def _check_snapshot_invariants(self, disk: Disk, snapshot: Snapshot) -> None:
-        if snapshot.labels.get(vm_labels.CONSISTENCY) == vm_labels.consistency_value("stop"):
-            for instance in self._instances_using(disk):
-                if instance.status != "TERMINATED":
-                    self._violate(
-                        "snapshot-of-running-disk",
-                        f"createSnapshot {snapshot.name} of disk {disk.name} while instance {instance.name} is "
-                        f"{instance.status} (consistency=stop requires TERMINATED)",
-                        snapshot=snapshot.name,
-                        disk=disk.name,
-                        instance=instance.name,
-                        instance_status=instance.status,
-                    )
+        if snapshot.source_instant_snapshot is None:  # from an instant snapshot, the point in time is fixed already
+            self.check_quiesced(disk, snapshot.name, snapshot.labels)
         run = snapshot.labels.get(vm_labels.RUN)
         if run:
             for other in self.snapshots.values():
@@ -1192,7 +1295,11 @@ class World:
     def _check_start_during_snapshot(self, instance: Instance) -> None:
         """Starting a VM whose disk is still in a consistency=stop snapshot's CREATING phase breaks consistency."""
         links = {d["source"] for d in instance.disks}
-        for snapshot in self.snapshots.values():
+        points: list[Snapshot | InstantSnapshot] = [
+            *(s for s in self.snapshots.values() if s.source_instant_snapshot is None),
+            *self.instant_snapshots.values(),
+        ]
+        for snapshot in points:
             if (
                 snapshot.source_disk.self_link in links
                 and snapshot.status == "CREATING"
@@ -1238,11 +1345,25 @@ def _compile(filter_text: str | None) -> Callable[[dict[str, Any]], bool]:
         raise ApiError(400, "invalid", f"Invalid value for field 'filter': '{filter_text}'. {exc}") from exc
 
 
+_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def check_name(name: str) -> None:
+    """Compute Engine's resource name rule (RFC 1035), answered as its 400."""
+    if not _NAME.fullmatch(name):
+        raise ApiError(
+            400,
+            "invalid",
+            f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex "
+            "'[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'",
+        )
+
+
 _LABEL_KEY = re.compile(r"[a-z][-_a-z0-9]{0,62}")
 _LABEL_VALUE = re.compile(r"[-_a-z0-9]{0,63}")
 
 
-def _validate_labels(values: dict[str, str]) -> None:
+def validate_labels(values: dict[str, str]) -> None:
     if len(values) > 64:
         raise ApiError(400, "invalid", "Too many labels: at most 64 are allowed")
     for key, value in values.items():
