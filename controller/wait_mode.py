@@ -57,13 +57,6 @@ class WaitModeResolver:
         self._seen: dict[tuple[str, str], _Seen] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    def known(self, key: tuple[str, str]) -> WaitMode | None:
-        """The last answer for an environment, without asking (None: never answered)."""
-        if self.setting != "auto":
-            return self.setting
-        seen = self._seen.get(key)
-        return seen.mode if seen else None
-
     async def mode(self, key: tuple[str, str], airflow: HealthSource) -> WaitMode:
         """Ask at most once per refresh interval per environment; unreachable: the last answer, else reschedule.
 

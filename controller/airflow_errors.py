@@ -1,0 +1,23 @@
+"""What can go wrong asking Airflow, sorted into the kinds the caller acts on differently."""
+
+from __future__ import annotations
+
+
+class AirflowUnavailable(Exception):  # noqa: N818 - the name the controller and CLI use
+    """Airflow could not be asked: connection refused, timeout, or a 5xx. Worth retrying later."""
+
+
+class AirflowError(Exception):
+    """Airflow answered with a 4xx; ``message`` is the server's own explanation."""
+
+    def __init__(self, status: int, message: str, *, method: str = "", path: str = "") -> None:
+        self.status = status
+        self.message = message
+        self.method = method
+        self.path = path
+        where = f" on {method} {path}" if method else ""
+        super().__init__(f"Airflow refused the request{where} (HTTP {status}): {message}")
+
+
+class AirflowAuthError(AirflowError):
+    """The credentials were rejected (401/403): a configuration problem, not a transient one."""
