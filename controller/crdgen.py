@@ -1,6 +1,6 @@
 """Generates the VMBackupPolicy and VMRestore CustomResourceDefinitions from the shared models.
 
-The spec schema is derived from ``vmbackup.policy.PolicySpec`` so the API server and the controller
+The spec schema is derived from ``vmbackup.model.policy.PolicySpec`` so the API server and the controller
 can never disagree about field names, defaults, enums, patterns or bounds. What JSON Schema cannot say
 about the model's cross-field checks is added here as CEL rules (``x-kubernetes-validations``), next to
 the status schema and printer columns, which have no model of their own.
