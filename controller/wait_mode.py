@@ -1,8 +1,7 @@
 """How the DAGs' sensors wait in one Airflow environment: deferrable where it runs a triggerer.
 
-A deferrable sensor hands its wait to the triggerer and frees its worker slot (the workflow benchmark measures
-0.05x the slot-seconds of a poke-mode sensor); in an environment without a triggerer a deferred task never
-resumes. Airflow's health endpoint reports the triggerer's heartbeat on Airflow 2.10 and 3.x alike, and in
+A deferrable sensor hands its wait to the triggerer and frees its worker slot (README, "Workflow benchmark", has
+the slot-seconds measured); in an environment without a triggerer a deferred task never resumes. Airflow's health endpoint reports the triggerer's heartbeat on Airflow 2.10 and 3.x alike, and in
 Composer whether one is configured (workloadsConfig.triggerer). So the controller asks it, and renders each DAG
 with the answer as data (BackupPolicy.wait_mode). The answer is cached per environment and asked again every
 `refresh_seconds`; a policy whose DAG was rendered for another answer is rendered again by the status timer.
