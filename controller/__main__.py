@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.check_config:
             from controller.tenancy import Tenancy
 
-            Tenancy.load(config.tenancy_file, config.tenancy_text)
+            Tenancy.configured(config)
             print(f"configuration OK: {config!r}")
             return 0
         from controller.app import run

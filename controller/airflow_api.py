@@ -24,7 +24,7 @@ from typing import Any, Literal
 import aiohttp
 
 from controller.airflow_auth import AirflowAuth, NoAuth
-from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowUnavailable
+from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowRedirectError, AirflowUnavailable
 
 ApiVersion = Literal[1, 2]
 DEFAULT_DAG_PREFIX = "vmbackup__"
@@ -148,7 +148,9 @@ class AirflowClient:
             headers = {"Accept": accept}
             if authenticated:
                 headers.update(await self.auth.headers(self))
-            status, body = await self._send(method, path, params=params, json_body=json_body, headers=headers)
+            status, body, location = await self._send(method, path, params=params, json_body=json_body, headers=headers)
+            if 300 <= status < 400:
+                raise AirflowRedirectError(status, location, base_url=self.base_url, method=method, path=path)
             # 401: expired; 403 on Airflow 3 can be a token signed by a rotated secret. Either way: renew once.
             if status in (401, 403) and authenticated and attempt == 1 and await self.auth.refresh(self):
                 continue
@@ -163,14 +165,15 @@ class AirflowClient:
         params: Mapping[str, Any] | None,
         json_body: Any,
         headers: dict[str, str],
-    ) -> tuple[int, str]:
+    ) -> tuple[int, str, str]:
+        """One request, redirects not followed: (status, body, Location header)."""
         url = self.base_url + path
         self.requests += 1
         try:
             async with self._get_session().request(
-                method, url, params=_query(params), json=json_body, headers=headers
+                method, url, params=_query(params), json=json_body, headers=headers, allow_redirects=False
             ) as response:
-                return response.status, await response.text()
+                return response.status, await response.text(), response.headers.get("Location", "")
         except TimeoutError as exc:
             raise AirflowUnavailable(f"Airflow at {self.base_url} did not answer {method} {path} in time") from exc
         except aiohttp.ClientError as exc:

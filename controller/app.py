@@ -29,17 +29,19 @@ def build_controller(
     """Everything the handlers need, from the configuration alone (the tenancy map is read now: fail early)."""
 
     def airflow_for(target: Target) -> AirflowControl:
-        return AirflowControl(make_airflow_client(target.airflow_url, config.airflow_auth))
+        return AirflowControl(make_airflow_client(target.airflow_url, target.auth))  # the target's own credentials
 
+    tenancy = Tenancy.configured(config)
     targets = Targets(
         config,
+        tenancy=tenancy,
         storage_client=storage_client,
         airflow_factory=airflow_for,
         resolve_environment=_composer_resolver(),
     )
     return Controller(
         config,
-        tenancy=Tenancy.load(config.tenancy_file, config.tenancy_text),
+        tenancy=tenancy,
         targets=targets,
         feed=feed or PollerFeed(),
         metrics=metrics,

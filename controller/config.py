@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from controller.wait_mode import WAIT_MODE_SETTINGS, WaitModeSetting
 
@@ -21,6 +22,9 @@ AUTH_MODES: tuple[AirflowAuthMode, ...] = ("google", "basic", "jwt", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 ENV_PREFIX = "VMBACKUP_"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# Where the Secrets named by the tenancy map's composerTargets[].auth are mounted (one directory per Secret).
+DEFAULT_TARGET_SECRETS_DIR = Path("/etc/vmbackup/target-auth")
 
 
 class ConfigError(ValueError):
@@ -58,6 +62,7 @@ class ControllerConfig:
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
     tenancy_file: Path | None = None
     tenancy_text: str | None = None  # inline tenancy map (JSON or YAML); the file wins when both are set
+    target_secrets_dir: Path = DEFAULT_TARGET_SECRETS_DIR
     log_level: str = "INFO"
     log_format: LogFormat = "json"
 
@@ -68,8 +73,11 @@ class ControllerConfig:
             )
         if not self.composer_environment and bool(self.bucket) != bool(self.airflow_url):
             raise ConfigError("VMBACKUP_BUCKET and VMBACKUP_AIRFLOW_URL go together: set both (or neither)")
-        if self.airflow_url and not self.airflow_url.startswith(("http://", "https://")):
-            raise ConfigError(f"VMBACKUP_AIRFLOW_URL={self.airflow_url!r} must start with http:// or https://")
+        if self.airflow_url:
+            try:
+                airflow_url(self.airflow_url)
+            except ValueError as exc:
+                raise ConfigError(f"VMBACKUP_AIRFLOW_URL={self.airflow_url!r} {exc}") from None
         if self.poll_interval_seconds <= 0:
             raise ConfigError("VMBACKUP_POLL_INTERVAL must be a positive number of seconds, e.g. 60")
         if self.wait_mode not in WAIT_MODE_SETTINGS:
@@ -141,6 +149,7 @@ class ControllerConfig:
             "liveness_endpoint": cls.liveness_endpoint if liveness is None else (liveness.strip() or None),
             "tenancy_file": Path(path) if (path := get("TENANCY_FILE")) else None,
             "tenancy_text": get("TENANCY"),
+            "target_secrets_dir": Path(path) if (path := get("TARGET_SECRETS_DIR")) else DEFAULT_TARGET_SECRETS_DIR,
             "log_level": (get("LOG_LEVEL") or "INFO").upper(),
             "log_format": log_format,
         }
@@ -155,3 +164,29 @@ def _number(text: str | None, name: str, default: float) -> float:
         return float(text)
     except ValueError:
         raise ConfigError(f"{ENV_PREFIX}{name}={text!r} must be a number") from None
+
+
+def airflow_url(url: str) -> str:
+    """The canonical form of an Airflow base URL (lower-case scheme and host, no default port, no trailing /).
+
+    Raises ValueError for what must never carry or steer credentials: user:password@, a query or a fragment.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "must not carry credentials (user:password@): the controller authenticates with the credentials "
+            "the cluster admin configured for the target"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query (?...) or a fragment (#...)")
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    netloc = parts.hostname.lower() if ":" not in parts.hostname else f"[{parts.hostname.lower()}]"
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"

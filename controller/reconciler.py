@@ -29,6 +29,7 @@ from controller.conditions import READY, changed_fields, find_condition
 from controller.config import ControllerConfig
 from controller.metrics import ControllerMetrics
 from controller.status import PolicyState, RunObservation, desired_status, short
+from controller.target_grants import TargetNotAllowedError
 from controller.targets import Target, Targets, TargetUnavailableError
 from controller.tenancy import Tenancy
 from controller.wait_mode import WaitModeResolver
@@ -84,7 +85,7 @@ class Controller:
         if not self.config.has_default_target:
             return
         try:
-            target = await self.targets.resolve(None)
+            target = await self.targets.default()
             result = await self.targets.ensure_plugins(target)
         except TargetUnavailableError as exc:
             logger.error("Plugin sync at start-up failed (retried before the first upload): %s", exc)
@@ -126,13 +127,14 @@ class Controller:
             return
         refusal = self.tenancy.refusal(policy)
         if refusal is not None:
-            removed = await self._remove_refused_dag(state)
-            self._set(state, "Refused", "TargetNotAllowed", refusal + ("; its DAG was removed" if removed else ""))
-            _warn_once(body, state, before, refusal)
+            await self._refuse(body, state, before, refusal)
             return
         try:
-            target = await self.targets.resolve(policy.spec.composer)
+            target = await self.targets.resolve(policy.namespace, policy.spec.composer)
             synced = await self.targets.ensure_plugins(target)
+        except TargetNotAllowedError as exc:  # the tenancy check above already says so; kept for defence in depth
+            await self._refuse(body, state, before, str(exc))
+            return
         except TargetUnavailableError as exc:
             self._set(state, "Error", "TargetUnavailable", str(exc))
             raise kopf.TemporaryError(str(exc), delay=self.config.poll_interval_seconds) from exc
@@ -182,6 +184,12 @@ class Controller:
         """How this target's DAG sensors wait (asks its Airflow at most once per refresh interval)."""
         return await self.wait_modes.mode(target.key, self.targets.airflow(target))
 
+    async def _refuse(self, body: kopf.Body, state: PolicyState, before: tuple[str, str], refusal: str) -> None:
+        """Refused: nothing uploaded, no request to the named target; a DAG uploaded while allowed goes."""
+        removed = await self._remove_refused_dag(state)
+        self._set(state, "Refused", "TargetNotAllowed", refusal + ("; its DAG was removed" if removed else ""))
+        _warn_once(body, state, before, refusal)
+
     async def _remove_refused_dag(self, state: PolicyState) -> bool:
         """A refused policy must not keep acting through a DAG uploaded while it was allowed."""
         if state.target_key is None:
@@ -201,7 +209,7 @@ class Controller:
             state = self.states.get(key)
             target = self._targets_by_key.get(state.target_key) if state and state.target_key else None
             if target is None:
-                target = await self._target_of_spec(body.spec)
+                target = await self._target_of_spec(key[0], body.spec)
             if target is not None:
                 bucket = self.targets.bucket(target)
                 try:
@@ -217,10 +225,10 @@ class Controller:
             self.metrics.forget_policy(*key)
         self._locks.pop(key, None)
 
-    async def _target_of_spec(self, spec: Mapping[str, Any]) -> Target | None:
+    async def _target_of_spec(self, namespace: str, spec: Mapping[str, Any]) -> Target | None:
         """For a policy this process never reconciled (e.g. deleted while the controller was down).
 
-        None only when no target can be named at all; a target that cannot be resolved right now
+        None when no target can be named at all, or the named one is not granted (so never written to); a target that cannot be resolved right now
         (Composer API down) is retried, so the finalizer never lets a DAG file outlive its policy.
         """
         composer = None
@@ -232,7 +240,10 @@ class Controller:
         if composer is None and not self.config.has_default_target:
             return None
         try:
-            return await self.targets.resolve(composer)
+            return await self.targets.resolve(namespace, composer)
+        except TargetNotAllowedError as exc:
+            logger.info("Not deleting the DAG of a policy in %s from a target it was never granted: %s", namespace, exc)
+            return None
         except TargetUnavailableError as exc:
             raise kopf.TemporaryError(f"cannot find where the DAG is to delete it: {exc}", delay=30) from exc
 

@@ -24,6 +24,7 @@ from controller.airflow_api import AirflowError, AirflowUnavailable
 from controller.airflow_link import AirflowRefusedError, AirflowUnreachableError, DagNotFoundError
 from controller.conditions import changed_fields
 from controller.status import short
+from controller.target_grants import TargetNotAllowedError
 from controller.targets import Target, TargetUnavailableError
 from vmbackup.model.policy import API_GROUP, API_VERSION, BackupPolicy, InstanceRef, PolicyError, parse_policy
 from vmbackup.model.policy import PLURAL as POLICY_PLURAL
@@ -119,8 +120,11 @@ class RestoreHandlers:
             self._fail(body, patch, "TargetNotAllowed", refusal)
             return
         try:
-            target = await self.targets.resolve(policy.spec.composer)
+            target = await self.targets.resolve(namespace, policy.spec.composer)
             await self.targets.ensure_plugins(target)
+        except TargetNotAllowedError as exc:
+            self._fail(body, patch, "TargetNotAllowed", str(exc))
+            return
         except TargetUnavailableError as exc:
             self._patch(body, patch, {"phase": "Pending", "message": short(str(exc))})
             raise kopf.TemporaryError(str(exc), delay=self.config.poll_interval_seconds) from exc
@@ -230,7 +234,7 @@ class RestoreHandlers:
     async def _target_of(
         self, namespace: str, spec: Mapping[str, Any], policies: kopf.Index[Any, Any]
     ) -> Target | None:
-        """The policy's target (its spec.composer), else the controller's default."""
+        """The policy's granted target (its spec.composer), else the controller's default; None: no usable target."""
         found = next(iter(policies.get((namespace, str(spec.get("policyName") or "")), [])), None)
         composer = None
         if found is not None:
@@ -239,8 +243,8 @@ class RestoreHandlers:
             except PolicyError:
                 composer = None
         try:
-            return await self.targets.resolve(composer)
-        except TargetUnavailableError as exc:
+            return await self.targets.resolve(namespace, composer)
+        except (TargetNotAllowedError, TargetUnavailableError) as exc:
             logger.info("no target for the restore: %s", exc)
             return None
 

@@ -24,6 +24,7 @@ from controller.airflow_api import (
     AirflowAuthError,
     AirflowClient,
     AirflowError,
+    AirflowRedirectError,
     AirflowUnavailable,
     DagInfo,
     DagRunInfo,
@@ -227,6 +228,8 @@ class RunStatusPoller:
             reason = "AuthenticationFailed"
         elif isinstance(problem, AirflowUnavailable):
             reason = "Unreachable"
+        elif isinstance(problem, AirflowRedirectError):
+            reason = "Redirected"
         elif isinstance(problem, AirflowError):
             reason = "RequestFailed"
         else:

@@ -1,10 +1,12 @@
-"""Where policies' DAGs go: a registry of (bucket, Airflow) targets, each with its own clients.
+"""Where policies' DAGs go: a registry of (bucket, Airflow) targets, each with its own clients and credentials.
 
 The controller has a default target (a Composer environment, or a bucket + Airflow URL) and a
-policy may name another in ``spec.composer``. A target is identified by its bucket and Airflow URL;
-policies sharing a target share its BucketSync, its Airflow client and its one batched status poll.
-Our plugin package is synced to a target's bucket before the first DAG lands there, so no DAG is
-ever parsed without the code it imports.
+policy may name another in ``spec.composer``, which resolves only through the tenancy map's grant of
+it (controller/target_grants.py): a Target carries the credentials made for it, so the default
+target's never reach another Airflow and an ungranted address is never resolved at all. A target is
+identified by its bucket and Airflow URL; policies sharing a target share its BucketSync, its Airflow
+client and its one batched status poll. Our plugin package is synced to a target's bucket before the
+first DAG lands there, so no DAG is ever parsed without the code it imports.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 from google.cloud import storage
 
 from controller.bucket import BucketSync, PluginSyncResult
-from controller.config import ControllerConfig
+from controller.config import AirflowCredentials, ControllerConfig, airflow_url
+from controller.tenancy import Tenancy
 from vmbackup.model.policy import ComposerTarget
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ class Target:
     bucket: str
     airflow_url: str
     environment: str | None = None  # the Composer environment it was resolved from, if any
+    auth: AirflowCredentials = dataclasses.field(default_factory=lambda: AirflowCredentials(mode="none"), compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -54,11 +58,13 @@ class Targets:
         self,
         config: ControllerConfig,
         *,
+        tenancy: Tenancy,
         storage_client: storage.Client | None = None,
         airflow_factory: AirflowFactory,
         resolve_environment: EnvironmentResolver | None = None,
     ):
         self.config = config
+        self.tenancy = tenancy
         self._storage_client = storage_client
         self._airflow_factory = airflow_factory
         self._resolve_environment = resolve_environment
@@ -68,24 +74,38 @@ class Targets:
         self._plugins_synced: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def resolve(self, composer: ComposerTarget | None) -> Target:
-        """The target of a policy: its spec.composer, else the controller's default."""
-        if composer is not None:
-            if composer.environment:
-                return await self._from_environment(composer.environment)
-            assert composer.bucket
-            assert composer.airflow_uri
-            return Target(composer.bucket, composer.airflow_uri.rstrip("/"))
+    async def resolve(self, namespace: str, composer: ComposerTarget | None) -> Target:
+        """The target of a policy in ``namespace``: its granted spec.composer, else the controller's default.
+
+        Raises TargetNotAllowedError (before any request) for a spec.composer the tenancy map does not grant.
+        """
+        if composer is None:
+            return await self.default()
+        grant, auth = self.tenancy.grant(namespace, composer)
+        if grant.environment is not None:
+            # The URL comes from the Composer API, so the controller's Google identity may authenticate there.
+            target = await self._from_environment(grant.environment, auth)
+        else:
+            assert grant.bucket is not None
+            assert grant.airflow_uri is not None
+            target = Target(grant.bucket, grant.airflow_uri, auth=auth)
+        if self.config.has_default_target and (default := await self.default()).key == target.key:
+            return default  # the default target by another name: one client, one set of credentials
+        return target
+
+    async def default(self) -> Target:
+        """The controller's own target, with the credentials configured for it."""
+        auth = self.config.airflow_auth
         if self.config.composer_environment:
-            return await self._from_environment(self.config.composer_environment)
+            return await self._from_environment(self.config.composer_environment, auth)
         if self.config.bucket and self.config.airflow_url:
-            return Target(self.config.bucket, self.config.airflow_url.rstrip("/"))
+            return Target(self.config.bucket, airflow_url(self.config.airflow_url), auth=auth)
         raise TargetUnavailableError(
             "the controller has no default Composer target and the policy sets no spec.composer; set "
             "spec.composer, or configure the controller (Helm values composer.environment or composer.bucket)"
         )
 
-    async def _from_environment(self, environment: str) -> Target:
+    async def _from_environment(self, environment: str, auth: AirflowCredentials) -> Target:
         if environment not in self._environments:
             if self._resolve_environment is None:
                 raise TargetUnavailableError(f"cannot look up Composer environment {environment!r}: no resolver")
@@ -95,8 +115,13 @@ class Targets:
                 raise
             except Exception as exc:
                 raise TargetUnavailableError(f"cannot look up Composer environment {environment!r}: {exc}") from exc
-        bucket, airflow_url = self._environments[environment]
-        return Target(bucket, airflow_url.rstrip("/"), environment)
+        bucket, url = self._environments[environment]
+        try:
+            return Target(bucket, airflow_url(url), environment, auth=auth)
+        except ValueError as exc:
+            raise TargetUnavailableError(
+                f"Composer environment {environment} reports an Airflow URL that {exc}"
+            ) from None
 
     def bucket(self, target: Target) -> BucketSync:
         if target.bucket not in self._buckets:

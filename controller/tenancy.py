@@ -1,19 +1,20 @@
-"""Which Google Cloud projects (and zones) each namespace's policies may back up.
+"""Which Google Cloud projects (and zones) each namespace's policies may back up, and where their DAGs may go.
 
 A VMBackupPolicy makes the controller's service account stop VMs and snapshot disks in the project
 it names, so the namespace a policy lives in must be entitled to that project: otherwise anyone who
 can create a policy in any namespace could stop anyone's VMs. The cluster admin grants projects per
 namespace in a tenancy map (JSON or YAML, mounted from a ConfigMap by the Helm chart)::
 
-    allowAllProjects: false          # true: trust every namespace with every project
+    allowAllProjects: false          # true: trust every namespace with every project (not with any Airflow)
+    composerTargets: []              # spec.composer targets every namespace may use
     namespaces:
       shop:
         projects:
           - shop-prod                              # any zone
           - {project: shop-dev, zones: [us-central1-a, us-central1-b]}
-        composerTargets:                           # spec.composer values this namespace may use
+        composerTargets:                           # spec.composer targets this namespace may use
           - projects/shop-prod/locations/us-central1/environments/backups
-          - shop-composer-bucket
+          - {bucket: shop-composer-bucket, airflowUri: "https://airflow.shop", auth: {type: basic, existingSecret: s}}
 
 Default when no map is configured: **refuse every policy** (reason TargetNotAllowed, with the fix).
 A controller that silently let any namespace act on any project would be the dangerous default; a
@@ -23,8 +24,8 @@ A policy refused while its DAG runs (its spec moved to a project the namespace m
 DAG removed. A controller that *starts* with a map refusing existing policies only reports them
 Refused and leaves their DAGs alone: a mistyped map must not delete every DAG of the fleet.
 
-``spec.composer`` overrides are refused unless listed in the namespace's ``composerTargets`` (or
-``allowAllProjects`` is set): pointing a policy at another team's Composer would run our DAG there.
+``spec.composer`` is refused unless the map grants that exact target (controller/target_grants.py),
+``allowAllProjects`` included: the controller's Airflow credentials go only where the admin said.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from vmbackup.model.policy import BackupPolicy
+from controller.config import DEFAULT_TARGET_SECRETS_DIR, AirflowCredentials, ControllerConfig
+from controller.target_grants import ComposerGrant, TargetAuth, TargetNotAllowedError, find_grant
+from vmbackup.model.policy import BackupPolicy, ComposerTarget
 
 
 class TenancyConfigError(ValueError):
@@ -54,7 +57,7 @@ class ProjectGrant(_Model):
 
 class NamespaceGrant(_Model):
     projects: tuple[ProjectGrant, ...] = ()
-    composer_targets: tuple[str, ...] = ()
+    composer_targets: tuple[ComposerGrant, ...] = ()
 
     @field_validator("projects", mode="before")
     @classmethod
@@ -67,12 +70,25 @@ class NamespaceGrant(_Model):
 
 class TenancyMap(_Model):
     allow_all_projects: bool = False
+    composer_targets: tuple[ComposerGrant, ...] = ()  # granted to every namespace
     namespaces: dict[str, NamespaceGrant] = Field(default_factory=dict)
 
     def refusal(self, policy: BackupPolicy) -> str | None:
         """Why this policy may not run as written, or None when its namespace is entitled to every target."""
-        if self.allow_all_projects:
-            return None
+        if policy.spec.composer is not None:
+            try:
+                self.grant(policy.namespace, policy.spec.composer)
+            except TargetNotAllowedError as exc:
+                return str(exc)
+        return None if self.allow_all_projects else self._project_refusal(policy)
+
+    def grant(self, namespace: str, composer: ComposerTarget) -> ComposerGrant:
+        """The admin's grant of this spec.composer to the namespace (TargetNotAllowedError without one)."""
+        own = self.namespaces.get(namespace)
+        grants = (own.composer_targets if own else ()) + self.composer_targets
+        return find_grant(grants, namespace, composer, f"namespaces.{namespace}.composerTargets in the tenancy map")
+
+    def _project_refusal(self, policy: BackupPolicy) -> str | None:
         spec = policy.spec
         grant = self.namespaces.get(policy.namespace)
         if grant is None:
@@ -95,14 +111,6 @@ class TenancyMap(_Model):
                     f"zones {', '.join(denied)} of project {spec.project!r} are not allowed for namespace "
                     f"{policy.namespace!r} (allowed: {', '.join(project.zones)})"
                 )
-        if spec.composer is not None:
-            wanted = spec.composer.environment or spec.composer.bucket or ""
-            if wanted not in grant.composer_targets:
-                return (
-                    f"spec.composer {wanted!r} is not allowed for namespace {policy.namespace!r}; remove "
-                    f"spec.composer to use the controller's default, or ask the cluster admin to add it to "
-                    f"namespaces.{policy.namespace}.composerTargets"
-                )
         return None
 
 
@@ -113,18 +121,30 @@ NO_TENANCY_MESSAGE = (
 
 
 class Tenancy:
-    """The configured map, or the refuse-everything default when there is none."""
+    """The configured map, or the refuse-everything default when there is none; with each granted target's credentials."""
 
-    def __init__(self, tenancy_map: TenancyMap | None):
+    def __init__(
+        self, tenancy_map: TenancyMap | None, credentials: dict[ComposerGrant, AirflowCredentials] | None = None
+    ):
         self.map = tenancy_map
+        self.credentials = credentials or {}
 
     def refusal(self, policy: BackupPolicy) -> str | None:
         if self.map is None:
             return NO_TENANCY_MESSAGE
         return self.map.refusal(policy)
 
+    def grant(self, namespace: str, composer: ComposerTarget) -> tuple[ComposerGrant, AirflowCredentials]:
+        """The target's grant and the credentials made for it (an environment's: the controller's Google identity)."""
+        if self.map is None:
+            raise TargetNotAllowedError(f"spec.composer is not allowed: {NO_TENANCY_MESSAGE}")
+        found = self.map.grant(namespace, composer)
+        return found, self.credentials.get(found, AirflowCredentials(mode="google"))
+
     @classmethod
-    def load(cls, path: Path | None = None, text: str | None = None) -> Tenancy:
+    def load(
+        cls, path: Path | None = None, text: str | None = None, secrets_dir: Path = DEFAULT_TARGET_SECRETS_DIR
+    ) -> Tenancy:
         """From a file (wins) or inline text; JSON is YAML, so one parser reads both."""
         source = "inline VMBACKUP_TENANCY"
         if path is not None:
@@ -140,9 +160,38 @@ class Tenancy:
         except yaml.YAMLError as exc:
             raise TenancyConfigError(f"tenancy map in {source} is not valid YAML/JSON: {exc}") from None
         try:
-            return cls(TenancyMap.model_validate(data or {}))
+            tenancy_map = TenancyMap.model_validate(data or {})
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
             )
             raise TenancyConfigError(f"tenancy map in {source} is invalid: {problems}") from None
+        return cls(tenancy_map, _credentials(tenancy_map, source, secrets_dir))
+
+    @classmethod
+    def configured(cls, config: ControllerConfig) -> Tenancy:
+        """The map the controller's settings name (VMBACKUP_TENANCY_FILE or VMBACKUP_TENANCY)."""
+        return cls.load(config.tenancy_file, config.tenancy_text, config.target_secrets_dir)
+
+
+def _credentials(tenancy_map: TenancyMap, source: str, secrets_dir: Path) -> dict[ComposerGrant, AirflowCredentials]:
+    """Each bucket grant's credentials, read now (fail at start-up); one target, one set of credentials."""
+    grants = list(tenancy_map.composer_targets)
+    for namespace in tenancy_map.namespaces.values():
+        grants.extend(namespace.composer_targets)
+    credentials: dict[ComposerGrant, AirflowCredentials] = {}
+    by_target: dict[tuple[str | None, str | None], ComposerGrant] = {}
+    for grant in grants:
+        if grant.environment is not None:
+            continue
+        earlier = by_target.setdefault((grant.bucket, grant.airflow_uri), grant)
+        if earlier.auth != grant.auth:
+            raise TenancyConfigError(
+                f"tenancy map in {source} grants {grant.describe()} twice with different auth; one target has one "
+                "set of credentials: give every grant of it the same auth"
+            )
+        try:
+            credentials[grant] = (grant.auth or TargetAuth()).load(secrets_dir)
+        except ValueError as exc:
+            raise TenancyConfigError(f"tenancy map in {source}: {grant.describe()}: {exc}") from None
+    return credentials

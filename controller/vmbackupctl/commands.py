@@ -225,8 +225,8 @@ def logs(session: Session) -> int:
     dag_id = policy_dag_id(session.namespace, args.policy)
 
     async def run() -> int:
-        url = (await resolve_target(config, dict(obj.get("spec") or {}))).airflow_url
-        async with make_airflow_client(url, config.airflow_auth) as client:
+        target = await resolve_target(config, session.namespace, dict(obj.get("spec") or {}))
+        async with make_airflow_client(target.airflow_url, target.auth) as client:
             result = await fetch_run_logs(client, dag_id, args.run, args.task)
         session.out(format_run_logs(result))
         return ExitCode.OK

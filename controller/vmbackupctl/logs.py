@@ -1,8 +1,9 @@
 """A run's task logs from Airflow, reached with the controller's own configuration.
 
-The policy's Airflow is found exactly as the controller finds it (spec.composer, else the configured
-default target), and the controller's REST client does the talking, so the CLI cannot disagree with
-the controller about where a policy runs or how to log in.
+The policy's Airflow is found exactly as the controller finds it (spec.composer through the tenancy
+map's grant, else the configured default target), and the controller's REST client does the talking
+with the credentials made for that target, so the CLI cannot disagree with the controller about where
+a policy runs or how to log in, and never hands the operator's credentials to an address a policy wrote.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ class RunLogs:
     not_run: list[TaskInstanceInfo]  # tasks with no try yet (skipped, upstream failed, waiting)
 
 
-async def resolve_target(config: ControllerConfig, spec: dict[str, Any]) -> Target:
-    """The policy's bucket and Airflow web server, resolved as the controller resolves them."""
+async def resolve_target(config: ControllerConfig, namespace: str, spec: dict[str, Any]) -> Target:
+    """The policy's bucket, Airflow web server and credentials, resolved as the controller resolves them."""
+    from controller.target_grants import TargetNotAllowedError
     from controller.targets import Targets, TargetUnavailableError
+    from controller.tenancy import Tenancy, TenancyConfigError
 
     raw = spec.get("composer")
     try:
@@ -62,9 +65,19 @@ async def resolve_target(config: ControllerConfig, spec: dict[str, Any]) -> Targ
             "no Airflow to ask: the policy sets no spec.composer and no default target is configured; "
             "set VMBACKUP_COMPOSER_ENVIRONMENT, or VMBACKUP_BUCKET with VMBACKUP_AIRFLOW_URL (or the same flags)"
         )
-    targets = Targets(config, airflow_factory=lambda target: None, resolve_environment=_composer_resolver())
     try:
-        target = await targets.resolve(composer)
+        tenancy = Tenancy.configured(config) if composer is not None else Tenancy(None)
+    except TenancyConfigError as exc:
+        raise UsageError(f"configuration error: {exc}") from None
+    targets = Targets(
+        config, tenancy=tenancy, airflow_factory=lambda target: None, resolve_environment=_composer_resolver()
+    )
+    try:
+        target = await targets.resolve(namespace, composer)
+    except TargetNotAllowedError as exc:
+        raise UsageError(
+            f"{exc} (vmbackupctl reads the tenancy map from VMBACKUP_TENANCY_FILE, as the controller does)"
+        ) from None
     except TargetUnavailableError as exc:
         raise Unreachable(str(exc)) from None
     return target

@@ -37,11 +37,11 @@ def read_last_report(config: ControllerConfig | None, obj: Mapping[str, Any]) ->
         raise ReportUnavailable("no run yet")
     if config is None or (not config.has_default_target and not spec.get("composer")):
         raise ReportUnavailable("no Composer target configured (VMBACKUP_* settings or flags)")
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     try:
-        target = asyncio.run(resolve_target(config, dict(spec)))
+        target = asyncio.run(resolve_target(config, namespace, dict(spec)))
     except CliError as exc:
         raise ReportUnavailable(exc.message) from None
-    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     bucket = _bucket(target.bucket)
     report = find_run_report(lambda object_name: _download(bucket, object_name), namespace, name, run_id)
     if report is not None:

@@ -30,7 +30,15 @@ NAME = "web"
 DAG_ID = "vmbackup__shop__web"
 DAG_OBJECT = f"dags/{DAG_ID}.py"
 OTHER_BUCKET = "shop-own-composer-bucket"
-TENANCY = {"namespaces": {"shop": {"projects": ["shop-prod-1"], "composerTargets": [OTHER_BUCKET]}}}
+OTHER_AIRFLOW = f"http://127.0.0.1:{free_port()}"  # nothing listens here
+TENANCY = {
+    "namespaces": {
+        "shop": {
+            "projects": ["shop-prod-1"],
+            "composerTargets": [{"bucket": OTHER_BUCKET, "airflowUri": OTHER_AIRFLOW}],
+        }
+    }
+}
 SPEC: dict[str, Any] = {
     "project": "shop-prod-1",
     "instances": [{"name": "web-1", "zone": "us-central1-a"}],
@@ -236,7 +244,7 @@ async def test_a_policy_can_target_its_own_composer_bucket(kube, operator, gcs_c
         other = gcs_client.create_bucket(OTHER_BUCKET)
     for blob in gcs_client.list_blobs(OTHER_BUCKET):
         blob.delete()
-    composer = {"bucket": OTHER_BUCKET, "airflowUri": f"http://127.0.0.1:{free_port()}"}
+    composer = {"bucket": OTHER_BUCKET, "airflowUri": OTHER_AIRFLOW}
 
     async with operator():
         await create_policy(kube, {**SPEC, "composer": composer})

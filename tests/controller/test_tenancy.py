@@ -14,7 +14,7 @@ namespaces:
     projects:
       - shop-prod-1
       - {project: shop-dev-1, zones: [us-central1-a]}
-    composerTargets: [shop-composer-bucket]
+    composerTargets: [{bucket: shop-composer-bucket, airflowUri: "https://airflow.shop"}]
 """
 
 
@@ -66,6 +66,7 @@ def test_a_composer_override_must_be_granted(tenancy: Tenancy) -> None:
     assert tenancy.refusal(policy(composer=mine)) is None
     refusal = tenancy.refusal(policy(composer=theirs))
     assert refusal is not None
+    assert "spec.composer.airflowUri" in refusal
     assert "composerTargets" in refusal
 
 

@@ -71,6 +71,39 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 /etc/vmbackup/tenancy/tenancy.yaml
 {{- end }}
 
+{{/* Where each Secret named by a composerTargets[].auth is mounted: <dir>/<secret name>/<key>. */}}
+{{- define "vmbackup-operator.targetSecretsDir" -}}
+/etc/vmbackup/target-auth
+{{- end }}
+
+{{/* Every composerTargets entry of the tenancy map, with where it sits: JSON [{where, grant}]. */}}
+{{- define "vmbackup-operator.composerGrants" -}}
+{{- $tenancy := .Values.tenancy | default dict }}
+{{- $found := list }}
+{{- range $tenancy.composerTargets | default list }}
+{{- $found = append $found (dict "where" "tenancy.composerTargets" "grant" .) }}
+{{- end }}
+{{- range $namespace, $grant := $tenancy.namespaces | default dict }}
+{{- range $grant.composerTargets | default list }}
+{{- $found = append $found (dict "where" (printf "tenancy.namespaces.%s.composerTargets" $namespace) "grant" .) }}
+{{- end }}
+{{- end }}
+{{- toJson $found }}
+{{- end }}
+
+{{/* The Secrets the tenancy map names for its targets' credentials, each once. */}}
+{{- define "vmbackup-operator.targetSecrets" -}}
+{{- $names := list }}
+{{- range include "vmbackup-operator.composerGrants" . | fromJsonArray }}
+{{- if and (kindIs "map" .grant) .grant.auth }}
+{{- with .grant.auth.existingSecret }}
+{{- $names = append $names . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $names | uniq | sortAlpha | join "," }}
+{{- end }}
+
 {{/* Settings JSON Schema cannot express across keys; fail with the fix. */}}
 {{- define "vmbackup-operator.validate" -}}
 {{- $airflow := .Values.airflow }}
@@ -82,6 +115,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 {{- if and (has $airflow.auth.type (list "basic" "jwt")) (not $airflow.auth.existingSecret) }}
 {{- fail (printf "airflow.auth.type=%s needs airflow.auth.existingSecret: the name of a Secret with the %s" $airflow.auth.type (ternary "username and password" "token (or username and password)" (eq $airflow.auth.type "basic"))) }}
+{{- end }}
+{{- range include "vmbackup-operator.composerGrants" . | fromJsonArray }}
+{{- if and (kindIs "string" .grant) (not (regexMatch "^projects/[^/]+/locations/[^/]+/environments/[^/]+$" .grant)) }}
+{{- fail (printf "%s: %q grants a bucket without its Airflow URL (the 0.1.x format, which let a policy send the controller's credentials to any airflowUri); write {bucket: %s, airflowUri: <its Airflow URL>, auth: {type: basic|jwt|google|none, existingSecret: <Secret>}} instead" .where .grant .grant) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
