@@ -441,7 +441,8 @@ def detect_wait_mode(base_url: str) -> WaitMode:
     """What the controller would render for this Airflow: its own resolver, over the REST API."""
     import asyncio
 
-    from controller.airflow_api import AirflowClient, make_auth
+    from controller.airflow_api import AirflowClient
+    from controller.airflow_auth import make_auth
     from controller.airflow_link import AirflowControl
     from controller.wait_mode import WaitModeResolver
 

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from google.cloud import storage
 
-from controller.airflow_api import AirflowAuthError, AirflowClient, AirflowError, AirflowUnavailable, make_auth
-from controller.config import AirflowAuth
+from controller.airflow_api import AirflowClient
+from controller.airflow_auth import make_auth
+from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowUnavailable
+from controller.config import AirflowCredentials
 from controller.run_reports import RunReportReader
 from controller.run_status import PolicyRunStatus, RunStatusPoller
 
@@ -100,7 +102,7 @@ def _sorted_error(exc: Exception, dag_id: str) -> Exception:
     return exc
 
 
-def make_airflow_client(airflow_url: str, auth: AirflowAuth) -> AirflowClient:
+def make_airflow_client(airflow_url: str, auth: AirflowCredentials) -> AirflowClient:
     return AirflowClient(
         airflow_url, make_auth(auth.mode, username=auth.username, password=auth.password, token=auth.token)
     )
@@ -124,13 +126,8 @@ class PollerFeed:
 
 def observation_of(status: PolicyRunStatus) -> RunObservation:
     """The poller's per-policy answer in the reconciler's terms (its None fields remove status fields)."""
-    from controller.conditions import Condition
     from controller.status import RunObservation
 
-    fields = status.status_fields()
-    conditions = tuple(
-        Condition(c["type"], c["status"], c["reason"], c.get("message", "")) for c in fields.pop("conditions", [])
-    )
     import_error = None
     if status.import_error is not None:
         import_error = status.import_error.stack_trace or f"Airflow cannot import {status.import_error.filename}"
@@ -138,9 +135,10 @@ def observation_of(status: PolicyRunStatus) -> RunObservation:
         import_error = f"Airflow cannot import the file of {status.dag_id}"
     return RunObservation(
         reachable=status.reachable,
-        fields=fields,
-        conditions=conditions,
+        fields=status.status_fields(),
+        conditions=tuple(status.conditions()),
         dag_loaded=status.dag is not None if status.reachable else None,
+        dag_paused=status.dag.is_paused if status.reachable and status.dag is not None else None,
         import_error=import_error,
         unreachable_reason=status.unreachable or "",
         report=status.report,

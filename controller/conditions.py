@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
-# The contract's condition types, in the order they are shown.
+# The contract's condition types, in the order they are shown. Each has one owner: Ready and Suspended are
+# decided by controller/status.py, the others by what Airflow says (controller/run_status.py).
 READY = "Ready"
 LAST_BACKUP_SUCCEEDED = "LastBackupSucceeded"
 SUSPENDED = "Suspended"
@@ -35,8 +36,13 @@ class Condition:
     message: str = ""
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+@overload
+def rfc3339(moment: datetime) -> str: ...
+@overload
+def rfc3339(moment: None) -> None: ...
+def rfc3339(moment: datetime | None) -> str | None:
+    """A status timestamp as Kubernetes writes them (UTC, whole seconds); None stays None."""
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def merge_conditions(

@@ -32,7 +32,7 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class AirflowAuth:
+class AirflowCredentials:
     """How the controller authenticates to the Airflow REST API.
 
     google: Google ADC (Composer); basic: username + password; jwt: a bearer token; none: no header.
@@ -51,7 +51,7 @@ class ControllerConfig:
     composer_environment: str | None = None  # projects/P/locations/L/environments/E
     bucket: str | None = None  # self-managed Airflow: the DAG bucket ...
     airflow_url: str | None = None  # ... and the Airflow web server
-    airflow_auth: AirflowAuth = dataclasses.field(default_factory=AirflowAuth)
+    airflow_auth: AirflowCredentials = dataclasses.field(default_factory=AirflowCredentials)
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     poll_interval_seconds: float = 60.0
     # How DAG sensors wait: auto = deferrable where Airflow reports a live triggerer, else reschedule.
@@ -134,7 +134,7 @@ class ControllerConfig:
             "composer_environment": get("COMPOSER_ENVIRONMENT"),
             "bucket": get("BUCKET"),
             "airflow_url": get("AIRFLOW_URL"),
-            "airflow_auth": AirflowAuth(
+            "airflow_auth": AirflowCredentials(
                 mode=mode,  # checked against AUTH_MODES above
                 username=get("AIRFLOW_USERNAME"),
                 password=secret("AIRFLOW_PASSWORD"),

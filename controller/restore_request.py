@@ -14,7 +14,9 @@ from typing import Any
 from vmbackup.model.policy import API_GROUP, API_VERSION, GCE_NAME_PATTERN
 from vmbackup.model.restore import KIND, PLURAL
 
-RUN_LABEL_VALUE = re.compile(r"^r[0-9a-f]{11}$")  # vmbackup.identifiers.run_hash: what snapshots carry as their run
+RUN_LABEL_VALUE = re.compile(
+    r"^r[0-9a-f]{11}$"
+)  # vmbackup.model.identifiers.run_hash: what snapshots carry as their run
 
 
 def default_restore_name(policy: str, instance: str | None, now: datetime | None = None) -> str:

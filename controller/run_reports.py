@@ -9,12 +9,27 @@ once (found or not) and served from memory while that run stays the policy's lat
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 
 from google.api_core import exceptions as gcs_errors
 from google.cloud import storage
 from pydantic import ValidationError
 
 from vmbackup.model.report import RunReport, latest_report_object_name, report_object_name
+
+
+def find_run_report(
+    download: Callable[[str], RunReport | None], namespace: str, name: str, run_id: str
+) -> RunReport | None:
+    """A run's report: ``latest.json`` when it is that run's (the common case), else the run's own object.
+
+    The one lookup of the controller and vmbackupctl; ``download`` gives None for a missing object.
+    """
+    for object_name in (latest_report_object_name(namespace, name), report_object_name(namespace, name, run_id)):
+        report = download(object_name)
+        if report is not None and report.run_id == run_id:
+            return report
+    return None
 
 
 class RunReportError(Exception):
@@ -39,18 +54,13 @@ class RunReportReader:
         return report
 
     def read(self, namespace: str, name: str, run_id: str) -> RunReport | None:
-        """Blocking read: ``latest.json`` if it is this run's, else the run's own object."""
-        latest = self._download(latest_report_object_name(namespace, name))
-        if latest is not None and latest.run_id == run_id:
-            return latest
-        own = self._download(report_object_name(namespace, name, run_id))
-        if own is not None and own.run_id == run_id:
-            return own
-        return None
+        """Blocking read (see find_run_report)."""
+        return find_run_report(self._download, namespace, name, run_id)
 
-    def forget(self, namespace: str, name: str) -> None:
-        """Drop a deleted policy's cached report."""
-        self._cache.pop((namespace, name), None)
+    def keep_only(self, policies: Iterable[tuple[str, str]]) -> None:
+        """Drop the cached reports of policies no longer polled (deleted, or moved to another target)."""
+        kept = set(policies)
+        self._cache = {key: value for key, value in self._cache.items() if key in kept}
 
     def _download(self, object_name: str) -> RunReport | None:
         self.reads += 1

@@ -30,6 +30,7 @@ from controller.airflow_api import (
     DagRunInfo,
     ImportErrorInfo,
 )
+from controller.conditions import AIRFLOW_REACHABLE, DAG_IMPORT_ERROR, LAST_BACKUP_SUCCEEDED, Condition, rfc3339
 from controller.run_reports import RunReportError, RunReportReader
 from vmbackup.model.policy import dag_id_for
 from vmbackup.model.report import RunReport
@@ -43,20 +44,10 @@ RESULTS = {"success": "Succeeded", "failed": "Failed", "running": "Running", "qu
 MAX_MESSAGE_CHARS = 2000  # condition messages stay readable in `kubectl describe`
 
 
-def rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _tail(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """The end of a long text: a traceback's last lines say what went wrong."""
     text = text.strip()
     return text if len(text) <= limit else "..." + text[-(limit - 3) :]
-
-
-def _condition(type_: str, status: str, reason: str, message: str = "") -> dict[str, str]:
-    return {"type": type_, "status": status, "reason": reason, "message": message}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,44 +123,39 @@ class PolicyRunStatus:
             notes.append(self.report_problem)
         return "; ".join(notes)
 
-    def conditions(self) -> list[dict[str, str]]:
-        """LastBackupSucceeded, Suspended, DagImportError, AirflowReachable: the ones Airflow decides.
+    def conditions(self) -> list[Condition]:
+        """LastBackupSucceeded, DagImportError, AirflowReachable: the conditions Airflow decides (their one owner).
 
         A condition this cycle cannot decide is left out (e.g. LastBackupSucceeded while a run is in
-        progress), so the object keeps what it said before.
+        progress), so the object keeps what it said before. Ready and Suspended are controller/status.py's.
         """
         if not self.reachable:
-            return [_condition("AirflowReachable", "False", self.unreachable_reason, self.unreachable or "")]
+            return [Condition(AIRFLOW_REACHABLE, "False", self.unreachable_reason, self.unreachable or "")]
         conditions = []
         run = self.run
         if run is None:
-            conditions.append(_condition("LastBackupSucceeded", "Unknown", "NoRunYet", "the DAG has not run yet"))
+            conditions.append(Condition(LAST_BACKUP_SUCCEEDED, "Unknown", "NoRunYet", "the DAG has not run yet"))
         elif run.state == "success":
-            conditions.append(_condition("LastBackupSucceeded", "True", "RunSucceeded", self._describe_run()))
+            conditions.append(Condition(LAST_BACKUP_SUCCEEDED, "True", "RunSucceeded", self._describe_run()))
         elif run.state == "failed":
-            conditions.append(_condition("LastBackupSucceeded", "False", "RunFailed", self._describe_run()))
-        if self.dag is not None:
-            if self.dag.is_paused:
-                conditions.append(_condition("Suspended", "True", "DagPaused", "the DAG is paused in Airflow"))
-            else:
-                conditions.append(_condition("Suspended", "False", "DagActive", "the DAG is scheduled in Airflow"))
+            conditions.append(Condition(LAST_BACKUP_SUCCEEDED, "False", "RunFailed", self._describe_run()))
         if self.import_error is not None:
-            conditions.append(_condition("DagImportError", "True", "ImportError", _tail(self.import_error.stack_trace)))
+            conditions.append(Condition(DAG_IMPORT_ERROR, "True", "ImportError", _tail(self.import_error.stack_trace)))
         elif self.dag is not None and self.dag.has_import_errors:
             where = self.dag.fileloc or self.dag_id
-            conditions.append(_condition("DagImportError", "True", "ImportError", f"Airflow cannot import {where}"))
+            conditions.append(Condition(DAG_IMPORT_ERROR, "True", "ImportError", f"Airflow cannot import {where}"))
         elif self.dag is None:
             conditions.append(
-                _condition(
-                    "DagImportError",
+                Condition(
+                    DAG_IMPORT_ERROR,
                     "Unknown",
                     "DagNotLoaded",
                     f"Airflow has not loaded DAG {self.dag_id} yet; an uploaded file is picked up at the next scan",
                 )
             )
         else:
-            conditions.append(_condition("DagImportError", "False", "Imported", ""))
-        conditions.append(_condition("AirflowReachable", "True", "Reachable", ""))
+            conditions.append(Condition(DAG_IMPORT_ERROR, "False", "Imported", ""))
+        conditions.append(Condition(AIRFLOW_REACHABLE, "True", "Reachable", ""))
         return conditions
 
     def _describe_run(self) -> str:
@@ -178,9 +164,9 @@ class PolicyRunStatus:
         return f"run {self.run.run_id}: {message}" if message else f"run {self.run.run_id}"
 
     def status_fields(self) -> dict[str, Any]:
-        """The status subset this module owns: result, lastRun, nextRun, lastSnapshotTime, lastSnapshots, conditions."""
+        """The status fields this module owns: result, lastRun, nextRun, lastSnapshotTime, lastSnapshots."""
         if not self.reachable:
-            return {"result": "Unknown", "conditions": self.conditions()}
+            return {"result": "Unknown"}
         fields: dict[str, Any] = {
             "result": self.result,
             "lastRun": self.last_run(),
@@ -192,7 +178,6 @@ class PolicyRunStatus:
             fields["lastSnapshotTime"] = rfc3339(finished or run.end_date)
             if self.report is not None:
                 fields["lastSnapshots"] = self.report.snapshots
-        fields["conditions"] = self.conditions()
         return fields
 
 
@@ -216,6 +201,8 @@ class RunStatusPoller:
     async def poll(self, policies: Iterable[PolicyKey]) -> dict[PolicyKey, PolicyRunStatus]:
         """Every policy's status; an unreachable Airflow gives each an AirflowReachable=False status."""
         keys = list(dict.fromkeys(policies))
+        if self.reports is not None:
+            self.reports.keep_only(keys)  # a deleted policy's report is not kept
         if not keys:
             return {}
         dag_ids = {key: dag_id_for(*key) for key in keys}

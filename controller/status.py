@@ -13,14 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from controller.conditions import (
-    AIRFLOW_REACHABLE,
-    DAG_IMPORT_ERROR,
-    READY,
-    SUSPENDED,
-    Condition,
-    merge_conditions,
-)
+from controller.conditions import READY, SUSPENDED, Condition, merge_conditions
 from vmbackup.model.policy import WaitMode
 from vmbackup.model.report import RunReport
 
@@ -57,8 +50,9 @@ class RunObservation:
 
     reachable: bool
     fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # result + RUN_FIELDS
-    conditions: tuple[Condition, ...] = ()  # LastBackupSucceeded, DagImportError, AirflowReachable
+    conditions: tuple[Condition, ...] = ()  # the ones Airflow decides, built by PolicyRunStatus.conditions
     dag_loaded: bool | None = None  # Airflow has parsed the DAG (None: cannot tell)
+    dag_paused: bool | None = None  # the DAG is paused in Airflow (None: cannot tell)
     import_error: str | None = None
     unreachable_reason: str = ""
     report: RunReport | None = None  # the latest finished run's report, when it left one
@@ -88,6 +82,18 @@ def ready_condition(state: PolicyState, observation: RunObservation | None) -> C
     return Condition(READY, "True", "DagLoaded", "DAG uploaded and loaded by Airflow")
 
 
+def suspended_condition(state: PolicyState, observation: RunObservation | None) -> Condition:
+    """Suspended = the DAG is paused: as Airflow says when it answered about the DAG, else as the spec asks."""
+    paused = observation.dag_paused if observation is not None and observation.reachable else None
+    if paused is True:
+        return Condition(SUSPENDED, "True", "DagPaused", "the DAG is paused in Airflow")
+    if paused is False:
+        return Condition(SUSPENDED, "False", "DagActive", "the DAG is scheduled in Airflow")
+    if state.suspend:
+        return Condition(SUSPENDED, "True", "SuspendedBySpec", "spec.suspend is true: scheduled runs are paused")
+    return Condition(SUSPENDED, "False", "Active", "scheduled runs are enabled")
+
+
 def desired_status(
     state: PolicyState,
     observation: RunObservation | None,
@@ -96,12 +102,7 @@ def desired_status(
 ) -> dict[str, Any]:
     """The whole status the object should carry now (existing run fields are kept when Airflow is silent)."""
     current = current or {}
-    conditions = [ready_condition(state, observation)]
-    conditions.append(
-        Condition(SUSPENDED, "True", "SuspendedBySpec", "spec.suspend is true: scheduled runs are paused")
-        if state.suspend
-        else Condition(SUSPENDED, "False", "Active", "scheduled runs are enabled")
-    )
+    conditions = [ready_condition(state, observation), suspended_condition(state, observation)]
     status: dict[str, Any] = {"observedGeneration": state.generation, "dagId": state.dag_id}
     if state.dag_hash is not None:
         status["dagHash"] = state.dag_hash
@@ -109,16 +110,6 @@ def desired_status(
         if observation.reachable:
             status.update({k: v for k, v in observation.fields.items() if k in RUN_FIELDS})  # None: remove
         conditions.extend(observation.conditions)
-        if not observation.reachable and not any(c.type == AIRFLOW_REACHABLE for c in observation.conditions):
-            conditions.append(
-                Condition(AIRFLOW_REACHABLE, "False", "Unreachable", short(observation.unreachable_reason))
-            )
-        if observation.reachable and not any(c.type == DAG_IMPORT_ERROR for c in observation.conditions):
-            conditions.append(
-                Condition(DAG_IMPORT_ERROR, "True", "ImportError", short(observation.import_error))
-                if observation.import_error
-                else Condition(DAG_IMPORT_ERROR, "False", "NoImportError", "")
-            )
     status["result"] = _result(state, observation, current)
     status["conditions"] = merge_conditions(current.get("conditions"), conditions, generation=state.generation, now=now)
     return status

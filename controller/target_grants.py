@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from controller.config import AirflowAuth, airflow_url
+from controller.config import AirflowCredentials, airflow_url
 from vmbackup.model.policy import COMPOSER_ENVIRONMENT_PATTERN, ComposerTarget
 
 SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # a Kubernetes Secret name (DNS subdomain)
@@ -63,10 +63,10 @@ class TargetAuth(_Model):
             raise ValueError(f"auth.type {self.type} needs auth.existingSecret (a Secret with its credentials)")
         return self
 
-    def load(self, secrets_dir: Path) -> AirflowAuth:
+    def load(self, secrets_dir: Path) -> AirflowCredentials:
         """The credentials themselves, read from ``secrets_dir/<existingSecret>/<key>``."""
         if self.type in ("none", "google"):
-            return AirflowAuth(mode=self.type)
+            return AirflowCredentials(mode=self.type)
 
         def read(key: str) -> str:
             path = secrets_dir / str(self.existing_secret) / key
@@ -79,8 +79,8 @@ class TargetAuth(_Model):
                 ) from None
 
         if self.type == "jwt" and self.token_key:
-            return AirflowAuth(mode="jwt", token=read(self.token_key))
-        return AirflowAuth(mode=self.type, username=read(self.username_key), password=read(self.password_key))
+            return AirflowCredentials(mode="jwt", token=read(self.token_key))
+        return AirflowCredentials(mode=self.type, username=read(self.username_key), password=read(self.password_key))
 
 
 class ComposerGrant(_Model):

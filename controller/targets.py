@@ -20,7 +20,7 @@ from typing import Any
 from google.cloud import storage
 
 from controller.bucket import BucketSync, PluginSyncResult
-from controller.config import AirflowAuth, ControllerConfig, airflow_url
+from controller.config import AirflowCredentials, ControllerConfig, airflow_url
 from controller.tenancy import Tenancy
 from vmbackup.model.policy import ComposerTarget
 
@@ -36,7 +36,7 @@ class Target:
     bucket: str
     airflow_url: str
     environment: str | None = None  # the Composer environment it was resolved from, if any
-    auth: AirflowAuth = dataclasses.field(default_factory=lambda: AirflowAuth(mode="none"), compare=False)
+    auth: AirflowCredentials = dataclasses.field(default_factory=lambda: AirflowCredentials(mode="none"), compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -105,7 +105,7 @@ class Targets:
             "spec.composer, or configure the controller (Helm values composer.environment or composer.bucket)"
         )
 
-    async def _from_environment(self, environment: str, auth: AirflowAuth) -> Target:
+    async def _from_environment(self, environment: str, auth: AirflowCredentials) -> Target:
         if environment not in self._environments:
             if self._resolve_environment is None:
                 raise TargetUnavailableError(f"cannot look up Composer environment {environment!r}: no resolver")

@@ -37,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from controller.config import DEFAULT_TARGET_SECRETS_DIR, AirflowAuth, ControllerConfig
+from controller.config import DEFAULT_TARGET_SECRETS_DIR, AirflowCredentials, ControllerConfig
 from controller.target_grants import ComposerGrant, TargetAuth, TargetNotAllowedError, find_grant
 from vmbackup.model.policy import BackupPolicy, ComposerTarget
 
@@ -123,7 +123,9 @@ NO_TENANCY_MESSAGE = (
 class Tenancy:
     """The configured map, or the refuse-everything default when there is none; with each granted target's credentials."""
 
-    def __init__(self, tenancy_map: TenancyMap | None, credentials: dict[ComposerGrant, AirflowAuth] | None = None):
+    def __init__(
+        self, tenancy_map: TenancyMap | None, credentials: dict[ComposerGrant, AirflowCredentials] | None = None
+    ):
         self.map = tenancy_map
         self.credentials = credentials or {}
 
@@ -132,12 +134,12 @@ class Tenancy:
             return NO_TENANCY_MESSAGE
         return self.map.refusal(policy)
 
-    def grant(self, namespace: str, composer: ComposerTarget) -> tuple[ComposerGrant, AirflowAuth]:
+    def grant(self, namespace: str, composer: ComposerTarget) -> tuple[ComposerGrant, AirflowCredentials]:
         """The target's grant and the credentials made for it (an environment's: the controller's Google identity)."""
         if self.map is None:
             raise TargetNotAllowedError(f"spec.composer is not allowed: {NO_TENANCY_MESSAGE}")
         found = self.map.grant(namespace, composer)
-        return found, self.credentials.get(found, AirflowAuth(mode="google"))
+        return found, self.credentials.get(found, AirflowCredentials(mode="google"))
 
     @classmethod
     def load(
@@ -172,12 +174,12 @@ class Tenancy:
         return cls.load(config.tenancy_file, config.tenancy_text, config.target_secrets_dir)
 
 
-def _credentials(tenancy_map: TenancyMap, source: str, secrets_dir: Path) -> dict[ComposerGrant, AirflowAuth]:
+def _credentials(tenancy_map: TenancyMap, source: str, secrets_dir: Path) -> dict[ComposerGrant, AirflowCredentials]:
     """Each bucket grant's credentials, read now (fail at start-up); one target, one set of credentials."""
     grants = list(tenancy_map.composer_targets)
     for namespace in tenancy_map.namespaces.values():
         grants.extend(namespace.composer_targets)
-    credentials: dict[ComposerGrant, AirflowAuth] = {}
+    credentials: dict[ComposerGrant, AirflowCredentials] = {}
     by_target: dict[tuple[str | None, str | None], ComposerGrant] = {}
     for grant in grants:
         if grant.environment is not None:

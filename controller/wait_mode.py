@@ -1,8 +1,7 @@
 """How the DAGs' sensors wait in one Airflow environment: deferrable where it runs a triggerer.
 
-A deferrable sensor hands its wait to the triggerer and frees its worker slot (the workflow benchmark measures
-0.05x the slot-seconds of a poke-mode sensor); in an environment without a triggerer a deferred task never
-resumes. Airflow's health endpoint reports the triggerer's heartbeat on Airflow 2.10 and 3.x alike, and in
+A deferrable sensor hands its wait to the triggerer and frees its worker slot (README, "Workflow benchmark", has
+the slot-seconds measured); in an environment without a triggerer a deferred task never resumes. Airflow's health endpoint reports the triggerer's heartbeat on Airflow 2.10 and 3.x alike, and in
 Composer whether one is configured (workloadsConfig.triggerer). So the controller asks it, and renders each DAG
 with the answer as data (BackupPolicy.wait_mode). The answer is cached per environment and asked again every
 `refresh_seconds`; a policy whose DAG was rendered for another answer is rendered again by the status timer.
@@ -56,13 +55,6 @@ class WaitModeResolver:
         self._clock = clock
         self._seen: dict[tuple[str, str], _Seen] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-
-    def known(self, key: tuple[str, str]) -> WaitMode | None:
-        """The last answer for an environment, without asking (None: never answered)."""
-        if self.setting != "auto":
-            return self.setting
-        seen = self._seen.get(key)
-        return seen.mode if seen else None
 
     async def mode(self, key: tuple[str, str], airflow: HealthSource) -> WaitMode:
         """Ask at most once per refresh interval per environment; unreachable: the last answer, else reschedule.

@@ -90,8 +90,6 @@ POLICY_TEMPLATE = DataTemplate(
     variable="POLICY_JSON",
     what="policy",
 )
-TEMPLATE_PATH = POLICY_TEMPLATE.path
-PLACEHOLDER = POLICY_TEMPLATE.placeholder
 
 
 def template_text() -> str:
@@ -106,8 +104,3 @@ def render_dag(policy: BackupPolicy) -> str:
 def verify_rendered(rendered: str, policy_json: str) -> None:
     """Raise RenderError unless `rendered` is the policy template with the policy JSON as its one string."""
     POLICY_TEMPLATE.verify(rendered, policy_json)
-
-
-def dag_file_name(policy: BackupPolicy) -> str:
-    """Object name under the bucket's dags/ folder."""
-    return f"{policy.dag_id}.py"

@@ -14,11 +14,8 @@ RESTORE_TEMPLATE = DataTemplate(
     variable="RESTORE_JSON",
     what="restore",
 )
-TEMPLATE_PATH = RESTORE_TEMPLATE.path
-PLACEHOLDER = RESTORE_TEMPLATE.placeholder
-VARIABLE = RESTORE_TEMPLATE.variable
 
-__all__ = ["RenderError", "render_restore_dag", "restore_dag_file_name", "template_text", "verify_rendered"]
+__all__ = ["RenderError", "render_restore_dag", "template_text", "verify_rendered"]
 
 
 def template_text() -> str:
@@ -34,8 +31,3 @@ def verify_rendered(rendered: str, restore_json: str) -> None:
     """Raise RenderError unless `rendered` is the restore template with the restore JSON as its one string."""
     RESTORE_TEMPLATE.verify(rendered, restore_json)
     Restore.from_json(json.dumps(json.loads(restore_json)))  # and the data is a restore the DAG can build
-
-
-def restore_dag_file_name(restore: Restore) -> str:
-    """Object name under the bucket's dags/ folder."""
-    return f"{restore.dag_id}.py"

@@ -22,6 +22,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from controller.conditions import rfc3339
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable
 from vmbackup.model.policy import API_GROUP, API_VERSION, KIND, PLURAL
 from vmbackup.model.restore import PLURAL as RESTORE_PLURAL
@@ -72,7 +73,7 @@ class PolicyStore:
 
     def request_backup(self, namespace: str, name: str, now: datetime | None = None) -> Policy:
         """Set the on-demand annotation (its value: when it was asked); the controller triggers and clears it."""
-        value = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        value = rfc3339(now or datetime.now(UTC))
         body = {"metadata": {"annotations": {BACKUP_NOW_ANNOTATION: value}}}
         with self._errors(_one(namespace, name), verb="patch"):
             obj = self._api.patch_namespaced_custom_object(

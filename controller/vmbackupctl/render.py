@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from controller.conditions import rfc3339
 from vmbackup.model.policy import BackupPolicy, PolicyError, parse_policy
 
 NONE = "<none>"
@@ -105,7 +106,7 @@ def when(value: Any, now: datetime) -> str:
         return NONE
     delta = (now - moment).total_seconds()
     relative = f"in {human_duration(-delta)}" if delta < -1 else f"{human_duration(delta)} ago"
-    return f"{moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} ({relative})"
+    return f"{rfc3339(moment)} ({relative})"
 
 
 # ---- get -------------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from controller.config import ControllerConfig
+from controller.run_reports import find_run_report
 from controller.vmbackupctl.errors import CliError
-from vmbackup.model.report import RunReport, latest_report_object_name, report_object_name
+from vmbackup.model.report import RunReport
 
 BUCKET_TIMEOUT_SECONDS = 10.0
 BUCKET_DEADLINE_SECONDS = 20.0  # retries included: a person is waiting
@@ -42,10 +43,9 @@ def read_last_report(config: ControllerConfig | None, obj: Mapping[str, Any]) ->
     except CliError as exc:
         raise ReportUnavailable(exc.message) from None
     bucket = _bucket(target.bucket)
-    for object_name in (latest_report_object_name(namespace, name), report_object_name(namespace, name, run_id)):
-        report = _download(bucket, object_name)
-        if report is not None and report.run_id == run_id:
-            return report
+    report = find_run_report(lambda object_name: _download(bucket, object_name), namespace, name, run_id)
+    if report is not None:
+        return report
     raise ReportUnavailable(f"run {run_id} left no report in gs://{target.bucket}")
 
 

@@ -12,11 +12,9 @@ from controller.airflow_api import (
     AirflowClient,
     AirflowError,
     AirflowUnavailable,
-    BasicAuth,
     DagRunInfo,
-    JwtAuth,
-    make_auth,
 )
+from controller.airflow_auth import BasicAuth, JwtAuth, make_auth
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.gcs import free_port
 

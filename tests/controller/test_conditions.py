@@ -2,7 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
+from controller.airflow_api import ImportErrorInfo
+from controller.airflow_link import observation_of
 from controller.conditions import READY, Condition, changed_fields, find_condition, merge_conditions
+from controller.run_status import PolicyRunStatus
 from controller.status import PolicyState, RunObservation, desired_status
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -69,9 +72,10 @@ def test_an_invalid_spec_says_invalid_whatever_airflow_reports() -> None:
 
 def test_unreachable_airflow_keeps_the_last_run_result_and_says_why() -> None:
     state = PolicyState("shop", "web", "vmbackup__shop__web", outcome="Uploaded")
-    status = desired_status(
-        state, RunObservation(reachable=False, unreachable_reason="connection refused"), {"result": "Succeeded"}, T0
+    unreachable = observation_of(
+        PolicyRunStatus("shop", "web", "vmbackup__shop__web", unreachable="connection refused")
     )
+    status = desired_status(state, unreachable, {"result": "Succeeded"}, T0)
     assert status["result"] == "Succeeded"
     reachable = find_condition(status["conditions"], "AirflowReachable")
     assert reachable is not None
@@ -81,9 +85,9 @@ def test_unreachable_airflow_keeps_the_last_run_result_and_says_why() -> None:
 
 def test_an_import_error_makes_the_policy_not_ready() -> None:
     state = PolicyState("shop", "web", "vmbackup__shop__web", outcome="Uploaded")
-    status = desired_status(
-        state, RunObservation(reachable=True, import_error="SyntaxError", dag_loaded=False), None, T0
-    )
+    error = ImportErrorInfo(filename="vmbackup__shop__web.py", stack_trace="SyntaxError", timestamp=T0)
+    broken = observation_of(PolicyRunStatus("shop", "web", "vmbackup__shop__web", import_error=error))
+    status = desired_status(state, broken, None, T0)
     ready = find_condition(status["conditions"], READY)
     assert ready is not None
     assert (ready["status"], ready["reason"]) == ("False", "DagImportError")
@@ -99,3 +103,10 @@ def test_suspended_policies_say_suspended() -> None:
     suspended = find_condition(status["conditions"], "Suspended")
     assert suspended is not None
     assert suspended["status"] == "True"
+
+
+def test_suspended_has_one_source_airflows_answer_when_it_has_one() -> None:
+    state = PolicyState("shop", "web", "vmbackup__shop__web", outcome="Uploaded", suspend=True)
+    active = RunObservation(reachable=True, fields={"result": "Succeeded"}, dag_loaded=True, dag_paused=False)
+    suspended = [c for c in desired_status(state, active, None, T0)["conditions"] if c["type"] == "Suspended"]
+    assert [(c["status"], c["reason"]) for c in suspended] == [("False", "DagActive")]

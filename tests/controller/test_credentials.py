@@ -24,10 +24,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.cloud import storage
 
-from controller.airflow_api import AirflowClient, AirflowRedirectError, JwtAuth
+from controller.airflow_api import AirflowClient, AirflowRedirectError
+from controller.airflow_auth import JwtAuth
 from controller.app import build_controller
 from controller.conditions import find_condition
-from controller.config import AirflowAuth, ControllerConfig
+from controller.config import AirflowCredentials, ControllerConfig
 from controller.handlers import build_registry
 from controller.reconciler import Controller
 from tests.controller.vmbackupctl.test_commands import put_policy, vmbackupctl
@@ -173,13 +174,13 @@ def secrets_dir(tmp_path: Path) -> Path:
     return tmp_path / "target-auth"
 
 
-def default_auth(mode: str) -> tuple[AirflowAuth, str]:
+def default_auth(mode: str) -> tuple[AirflowCredentials, str]:
     """The default target's configured credentials and the Authorization header they become."""
     if mode == "basic":
-        return AirflowAuth("basic", DEFAULT_USER, DEFAULT_PASSWORD), basic(DEFAULT_USER, DEFAULT_PASSWORD)
+        return AirflowCredentials("basic", DEFAULT_USER, DEFAULT_PASSWORD), basic(DEFAULT_USER, DEFAULT_PASSWORD)
     if mode == "jwt":
-        return AirflowAuth("jwt", DEFAULT_USER, DEFAULT_PASSWORD), f"Bearer {DEFAULT_JWT}"
-    return AirflowAuth("google"), f"Bearer {GOOGLE_TOKEN}"
+        return AirflowCredentials("jwt", DEFAULT_USER, DEFAULT_PASSWORD), f"Bearer {DEFAULT_JWT}"
+    return AirflowCredentials("google"), f"Bearer {GOOGLE_TOKEN}"
 
 
 # ---- the controller ------------------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def operator(
     gcs_client: storage.Client, gcs_bucket: storage.Bucket, secrets_dir: Path
 ) -> Callable[..., AbstractAsyncContextManager[Controller]]:
     @asynccontextmanager
-    async def start(default_url: str, auth: AirflowAuth, tenancy: dict[str, Any]) -> AsyncIterator[Controller]:
+    async def start(default_url: str, auth: AirflowCredentials, tenancy: dict[str, Any]) -> AsyncIterator[Controller]:
         config = ControllerConfig(
             bucket=gcs_bucket.name,
             airflow_url=default_url,

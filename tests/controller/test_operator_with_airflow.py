@@ -23,7 +23,7 @@ from controller.airflow_api import AirflowClient, DagInfo, DagRunInfo
 from controller.airflow_link import AirflowControl
 from controller.app import build_controller
 from controller.conditions import find_condition
-from controller.config import AirflowAuth, ControllerConfig
+from controller.config import AirflowCredentials, ControllerConfig
 from controller.handlers import build_registry
 from controller.reconciler import BACKUP_NOW_ANNOTATION, Controller, backup_now_run_id
 from devstack.bucket_mirror import BucketMirror
@@ -74,7 +74,7 @@ def operator(
     config = ControllerConfig(
         bucket=gcs_bucket.name,
         airflow_url=airflow3_api.base_url,
-        airflow_auth=AirflowAuth(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
+        airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
         poll_interval_seconds=1.0,
         wait_mode_refresh_seconds=1.0,
         metrics_port=0,

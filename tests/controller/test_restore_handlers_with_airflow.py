@@ -20,7 +20,7 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
 from controller.app import build_controller
-from controller.config import AirflowAuth, ControllerConfig
+from controller.config import AirflowCredentials, ControllerConfig
 from controller.handlers import build_registry
 from controller.reconciler import Controller
 from controller.restore_handlers import run_id_for
@@ -80,7 +80,7 @@ def operator(
     config = ControllerConfig(
         bucket=gcs_bucket.name,
         airflow_url=airflow3_api.base_url,
-        airflow_auth=AirflowAuth(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
+        airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
         poll_interval_seconds=1.0,
         metrics_port=0,
         liveness_endpoint=None,

@@ -70,3 +70,13 @@ async def test_invalid_report_is_named_and_left_in_place(gcs_bucket: storage.Buc
     with pytest.raises(RunReportError, match=rf"gs://{gcs_bucket.name}/{name} is not a valid run report"):
         await RunReportReader(gcs_bucket).report_for("default", "wordpress", "manual__1")
     assert gcs_bucket.blob(name).exists()
+
+
+async def test_the_report_of_a_policy_no_longer_polled_is_not_kept(gcs_bucket: storage.Bucket) -> None:
+    upload(gcs_bucket, "manual__1", latest=True)
+    reader = RunReportReader(gcs_bucket)
+    await reader.report_for("default", "wordpress", "manual__1")
+    reader.keep_only([("default", "other")])  # wordpress was deleted
+    reads = reader.reads
+    await reader.report_for("default", "wordpress", "manual__1")
+    assert reader.reads > reads

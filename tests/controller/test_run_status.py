@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
 from controller.airflow_api import DagInfo, DagRunInfo, ImportErrorInfo
+from controller.airflow_link import observation_of
 from controller.run_status import PolicyRunStatus
+from controller.status import PolicyState, suspended_condition
 from vmbackup.model.report import DiskResult, InstanceResult, RunReport, StepError
 
 DAG_ID = "vmbackup__default__wordpress"
 START = datetime(2026, 11, 25, 2, 0, 3, tzinfo=UTC)
 END = datetime(2026, 11, 25, 2, 0, 41, tzinfo=UTC)
 NEXT = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+# What the spec asks, to show that Airflow's answer about the DAG decides Suspended when it has one.
+ACTIVE_SPEC = PolicyState("default", "wordpress", DAG_ID, outcome="Uploaded", suspend=False)
+SUSPENDED_SPEC = PolicyState("default", "wordpress", DAG_ID, outcome="Uploaded", suspend=True)
 
 
 def dag(*, paused: bool = False, import_errors: bool = False) -> DagInfo:
@@ -67,17 +73,18 @@ def status(**kwargs: Any) -> PolicyRunStatus:
     return PolicyRunStatus("default", "wordpress", DAG_ID, **kwargs)
 
 
-def condition(fields: dict[str, Any], type_: str) -> dict[str, str] | None:
-    return next((c for c in fields["conditions"] if c["type"] == type_), None)
+def condition(poll: PolicyRunStatus, type_: str) -> dict[str, str] | None:
+    return next((dataclasses.asdict(c) for c in poll.conditions() if c.type == type_), None)
 
 
 def test_succeeded_run_with_report_gives_snapshot_names_and_time() -> None:
     latest = run("success")
-    fields = status(dag=dag(), run=latest, report=report(latest.run_id)).status_fields()
+    poll = status(dag=dag(), run=latest, report=report(latest.run_id))
+    fields = poll.status_fields()
     assert fields["result"] == "Succeeded"
     assert fields["lastSnapshots"] == ["wordpress-1-vm-20261125-0200-3f9a1c2b"]
     assert fields["lastSnapshotTime"] == "2026-11-25T02:00:41Z"
-    assert condition(fields, "LastBackupSucceeded") == {
+    assert condition(poll, "LastBackupSucceeded") == {
         "type": "LastBackupSucceeded",
         "status": "True",
         "reason": "RunSucceeded",
@@ -87,7 +94,8 @@ def test_succeeded_run_with_report_gives_snapshot_names_and_time() -> None:
 
 def test_last_run_follows_the_contract_shape() -> None:
     latest = run("success")
-    fields = status(dag=dag(), run=latest, report=report(latest.run_id)).status_fields()
+    poll = status(dag=dag(), run=latest, report=report(latest.run_id))
+    fields = poll.status_fields()
     assert fields["lastRun"] == {
         "runId": latest.run_id,
         "state": "success",
@@ -100,7 +108,8 @@ def test_last_run_follows_the_contract_shape() -> None:
 
 
 def test_succeeded_run_without_report_keeps_previous_snapshot_names() -> None:
-    fields = status(dag=dag(), run=run("success")).status_fields()
+    poll = status(dag=dag(), run=run("success"))
+    fields = poll.status_fields()
     assert fields["lastSnapshotTime"] == "2026-11-25T02:00:41Z"
     assert "lastSnapshots" not in fields
 
@@ -122,7 +131,7 @@ def test_failed_run_names_the_step_from_the_report() -> None:
     assert fields["result"] == "Failed"
     assert fields["lastRun"]["failedStep"] == "tier_web.snapshot"
     assert fields["lastRun"]["message"] == "tier_web.snapshot failed for wordpress-1-vm: quota exceeded"
-    assert condition(fields, "LastBackupSucceeded") == {
+    assert condition(poll, "LastBackupSucceeded") == {
         "type": "LastBackupSucceeded",
         "status": "False",
         "reason": "RunFailed",
@@ -131,16 +140,18 @@ def test_failed_run_names_the_step_from_the_report() -> None:
 
 
 def test_failed_run_keeps_the_last_successful_snapshot_fields() -> None:
-    fields = status(dag=dag(), run=run("failed"), failed_step="snapshot", failure_message="x").status_fields()
+    poll = status(dag=dag(), run=run("failed"), failed_step="snapshot", failure_message="x")
+    fields = poll.status_fields()
     assert "lastSnapshotTime" not in fields
     assert "lastSnapshots" not in fields
 
 
 def test_running_run_leaves_last_backup_condition_as_it_was() -> None:
-    fields = status(dag=dag(), run=run("running")).status_fields()
+    poll = status(dag=dag(), run=run("running"))
+    fields = poll.status_fields()
     assert fields["result"] == "Running"
     assert fields["lastRun"]["endTime"] is None
-    assert condition(fields, "LastBackupSucceeded") is None
+    assert condition(poll, "LastBackupSucceeded") is None
 
 
 def test_queued_run_is_queued() -> None:
@@ -148,10 +159,11 @@ def test_queued_run_is_queued() -> None:
 
 
 def test_no_run_yet_is_pending() -> None:
-    fields = status(dag=dag()).status_fields()
+    poll = status(dag=dag())
+    fields = poll.status_fields()
     assert fields["result"] == "Pending"
     assert fields["lastRun"] is None
-    assert condition(fields, "LastBackupSucceeded") == {
+    assert condition(poll, "LastBackupSucceeded") == {
         "type": "LastBackupSucceeded",
         "status": "Unknown",
         "reason": "NoRunYet",
@@ -160,10 +172,11 @@ def test_no_run_yet_is_pending() -> None:
 
 
 def test_paused_dag_is_suspended_without_a_next_run() -> None:
-    fields = status(dag=dag(paused=True), run=run("success")).status_fields()
+    poll = status(dag=dag(paused=True), run=run("success"))
+    fields = poll.status_fields()
     assert fields["result"] == "Suspended"
     assert fields["nextRun"] is None
-    assert condition(fields, "Suspended") == {
+    assert dataclasses.asdict(suspended_condition(ACTIVE_SPEC, observation_of(poll))) == {
         "type": "Suspended",
         "status": "True",
         "reason": "DagPaused",
@@ -176,7 +189,7 @@ def test_paused_dag_still_shows_a_run_in_progress() -> None:
 
 
 def test_active_dag_is_not_suspended() -> None:
-    assert condition(status(dag=dag()).status_fields(), "Suspended") == {
+    assert dataclasses.asdict(suspended_condition(SUSPENDED_SPEC, observation_of(status(dag=dag())))) == {
         "type": "Suspended",
         "status": "False",
         "reason": "DagActive",
@@ -188,7 +201,7 @@ def test_import_error_carries_the_end_of_airflows_traceback() -> None:
     trace = "Traceback (most recent call last):\n" + "  frame\n" * 500 + "ImportError: policy JSON is not valid"
     error = ImportErrorInfo(filename=f"{DAG_ID}.py", stack_trace=trace, timestamp=START)
     poll = status(import_error=error)
-    found = condition(poll.status_fields(), "DagImportError")
+    found = condition(poll, "DagImportError")
     assert found is not None
     assert found["status"] == "True"
     assert found["reason"] == "ImportError"
@@ -198,14 +211,14 @@ def test_import_error_carries_the_end_of_airflows_traceback() -> None:
 
 
 def test_dag_flagged_with_import_errors_without_a_record_still_says_so() -> None:
-    found = condition(status(dag=dag(import_errors=True)).status_fields(), "DagImportError")
+    found = condition(status(dag=dag(import_errors=True)), "DagImportError")
     assert found is not None
     assert (found["status"], found["message"]) == ("True", f"Airflow cannot import /home/airflow/gcs/dags/{DAG_ID}.py")
 
 
 def test_cleanly_imported_dag_is_loaded() -> None:
     poll = status(dag=dag())
-    assert condition(poll.status_fields(), "DagImportError") == {
+    assert condition(poll, "DagImportError") == {
         "type": "DagImportError",
         "status": "False",
         "reason": "Imported",
@@ -216,7 +229,7 @@ def test_cleanly_imported_dag_is_loaded() -> None:
 
 def test_dag_airflow_has_not_loaded_yet_is_unknown() -> None:
     poll = status()
-    found = condition(poll.status_fields(), "DagImportError")
+    found = condition(poll, "DagImportError")
     assert found is not None
     assert (found["status"], found["reason"]) == ("Unknown", "DagNotLoaded")
     assert poll.dag_loaded is False
@@ -224,21 +237,19 @@ def test_dag_airflow_has_not_loaded_yet_is_unknown() -> None:
 
 def test_unreachable_airflow_says_so_and_nothing_else() -> None:
     poll = status(unreachable="cannot reach Airflow at http://airflow:8080: connection refused")
-    assert poll.status_fields() == {
-        "result": "Unknown",
-        "conditions": [
-            {
-                "type": "AirflowReachable",
-                "status": "False",
-                "reason": "Unreachable",
-                "message": "cannot reach Airflow at http://airflow:8080: connection refused",
-            }
-        ],
-    }
+    assert poll.status_fields() == {"result": "Unknown"}
+    assert [dataclasses.asdict(c) for c in poll.conditions()] == [
+        {
+            "type": "AirflowReachable",
+            "status": "False",
+            "reason": "Unreachable",
+            "message": "cannot reach Airflow at http://airflow:8080: connection refused",
+        }
+    ]
 
 
 def test_reachable_airflow_says_so() -> None:
-    assert condition(status(dag=dag()).status_fields(), "AirflowReachable") == {
+    assert condition(status(dag=dag()), "AirflowReachable") == {
         "type": "AirflowReachable",
         "status": "True",
         "reason": "Reachable",

@@ -12,7 +12,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from controller.airflow_api import AirflowClient, BasicAuth, JwtAuth
+from controller.airflow_api import AirflowClient
+from controller.airflow_auth import BasicAuth, JwtAuth
 from controller.run_reports import RunReportReader
 from controller.run_status import PolicyKey, PolicyRunStatus, RunStatusPoller
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
@@ -180,9 +181,9 @@ def test_running_run_is_running(polled: dict[PolicyKey, PolicyRunStatus]) -> Non
 
 
 def test_import_error_surfaces_airflows_message(polled: dict[PolicyKey, PolicyRunStatus]) -> None:
-    found = next(c for c in polled[BROKEN].conditions() if c["type"] == "DagImportError")
-    assert found["status"] == "True"
-    assert "spec.instances[0].zone: 'us-central1' is not a zone" in found["message"]
+    found = next(c for c in polled[BROKEN].conditions() if c.type == "DagImportError")
+    assert found.status == "True"
+    assert "spec.instances[0].zone: 'us-central1' is not a zone" in found.message
 
 
 def test_dag_not_uploaded_is_not_loaded(polled: dict[PolicyKey, PolicyRunStatus]) -> None:
@@ -207,8 +208,8 @@ async def test_unreachable_airflow_gives_every_policy_a_reason() -> None:
         polled = await poller.poll(ALL)
     assert set(polled) == set(ALL)
     for status in polled.values():
-        reachable = next(c for c in status.conditions() if c["type"] == "AirflowReachable")
-        assert (reachable["status"], reachable["reason"]) == ("False", "Unreachable")
+        reachable = next(c for c in status.conditions() if c.type == "AirflowReachable")
+        assert (reachable.status, reachable.reason) == ("False", "Unreachable")
 
 
 async def test_rejected_credentials_are_named_as_such(airflow_api: AirflowServer) -> None:
@@ -217,7 +218,7 @@ async def test_rejected_credentials_are_named_as_such(airflow_api: AirflowServer
     async with poller.client:
         polled = await poller.poll([SUCCEEDED])
     reachable = polled[SUCCEEDED].conditions()[0]
-    assert (reachable["type"], reachable["status"], reachable["reason"]) == (
+    assert (reachable.type, reachable.status, reachable.reason) == (
         "AirflowReachable",
         "False",
         "AuthenticationFailed",

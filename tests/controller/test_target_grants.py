@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from controller.config import AirflowAuth, ConfigError, ControllerConfig
+from controller.config import AirflowCredentials, ConfigError, ControllerConfig
 from controller.target_grants import TargetNotAllowedError
 from controller.tenancy import Tenancy, TenancyConfigError
 from vmbackup.model.policy import ComposerTarget, parse_policy
@@ -45,7 +45,7 @@ def test_a_granted_bucket_and_url_come_with_the_credentials_read_from_its_secret
     )
 
     assert grant.airflow_uri == "https://airflow.shop.example"
-    assert auth == AirflowAuth(mode="basic", username="shop", password="s3cret")
+    assert auth == AirflowCredentials(mode="basic", username="shop", password="s3cret")
 
 
 def test_the_granted_bucket_with_another_url_is_refused_naming_the_field_and_the_fix(secrets_dir: Path) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from controller.airflow_api import AirflowClient, make_auth
+from controller.airflow_api import AirflowClient
+from controller.airflow_auth import make_auth
 from controller.airflow_link import AirflowControl
 from controller.config import ConfigError, ControllerConfig
 from controller.wait_mode import WaitModeResolver, wait_mode_from_health

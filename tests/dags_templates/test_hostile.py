@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dags_templates.render import dag_file_name, render_dag
+from dags_templates.render import render_dag
 from vmbackup.model.policy import BackupPolicy, InstanceRef, PolicySpec
 
 pytestmark = pytest.mark.airflow
@@ -47,7 +47,7 @@ def marker(tmp_path: Path) -> Path:
 def test_hostile_values_render_as_one_inert_literal_and_never_run(airflow_dags: Any, marker: Path) -> None:
     for index, value in enumerate(payloads(marker)):
         policy = unvalidated_policy(f"hostile-{index}", value)
-        airflow_dags.write(dag_file_name(policy), render_dag(policy))
+        airflow_dags.write_dag(policy.dag_id, render_dag(policy))
     bag = airflow_dags.dagbag()
     assert not marker.exists()
     assert len(bag.import_errors) == len(payloads(marker))

@@ -1,6 +1,7 @@
-"""Sensors of the backup workflow: wait for a Compute Engine operation, or for snapshots to reach a state.
+"""Sensors of both workflows: wait for a Compute Engine operation, or for snapshots to reach a state.
 
-Defaults suit Composer: mode="reschedule" (no worker slot held between pokes) and a timeout that the
+Each looks through the hook and, when deferrable, hands its wait to a trigger of compute/triggers.py (the
+triggers import only the hook, never this module). Defaults suit Composer: mode="reschedule" (no worker slot held between pokes) and a timeout that the
 DAG factory always sets from the policy (Airflow's default of 7 days would hide a stuck VM).
 """
 

@@ -22,6 +22,15 @@ TEMPLATES = sorted((REPO_ROOT / "dags_templates").glob("*.py.tmpl"))
 EARLIER_TRIGGER_PATHS = ["vmbackup.triggers.OperationStatusTrigger", "vmbackup.triggers.SnapshotStatusTrigger"]
 
 
+def import_string(path: str) -> Any:
+    """What the triggerer resolves a trigger row's class path with, on either Airflow line."""
+    try:
+        from airflow._shared.module_loading import import_string as triggerer_import  # Airflow 3
+    except ImportError:
+        from airflow.utils.module_loading import import_string as triggerer_import  # Airflow 2.10
+    return triggerer_import(path)
+
+
 def template_imports(template: Path) -> list[tuple[str, str]]:
     tree = ast.parse(template.read_text(encoding="utf-8"))
     return [
@@ -54,8 +63,6 @@ def test_rendered_dags_keep_their_entry_points() -> None:
 
 @pytest.mark.parametrize("path", EARLIER_TRIGGER_PATHS)
 def test_trigger_paths_of_earlier_releases_load_the_current_triggers(path: str) -> None:
-    from airflow.utils.module_loading import import_string  # what the triggerer resolves a trigger row with
-
     from vmbackup.compute import triggers
 
     trigger_class = import_string(path)
@@ -63,8 +70,6 @@ def test_trigger_paths_of_earlier_releases_load_the_current_triggers(path: str) 
 
 
 async def test_a_trigger_deferred_under_an_earlier_path_resumes(gce_sim: Any) -> None:
-    from airflow.utils.module_loading import import_string
-
     ref = ComputeEngineHook(endpoint=gce_sim.base_url).stop_instance("demo-project", "us-central1-c", "wordpress-1-vm")
     row_kwargs = {"operation": dict(ref), "endpoint": gce_sim.base_url, "long_poll_seconds": 60.0}
     trigger = import_string("vmbackup.triggers.OperationStatusTrigger")(**row_kwargs)

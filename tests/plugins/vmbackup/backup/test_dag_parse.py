@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dags_templates.render import dag_file_name, render_dag
+from dags_templates.render import render_dag
 from tests.fixtures.airflow_env import AirflowDags
 from vmbackup.model.policy import BackupPolicy, parse_policy
 
@@ -46,7 +46,7 @@ def loaded(airflow_home: Any) -> Any:
     dags = AirflowDags(airflow_home)
     dags.clear()
     for name in POLICIES:
-        dags.write(dag_file_name(policy(name)), render_dag(policy(name)))
+        dags.write_dag(policy(name).dag_id, render_dag(policy(name)))
     return dags.dagbag()
 
 
@@ -126,7 +126,7 @@ def test_first_scheduled_run_is_the_first_after_the_policy_was_created(airflow_h
     created = parse_policy("team-a", "explicit", POLICIES["explicit"], created=applied.isoformat())
     dags = AirflowDags(airflow_home)
     dags.clear()
-    dags.write(dag_file_name(created), render_dag(created))
+    dags.write_dag(created.dag_id, render_dag(created))
     dag = dags.dagbag().dags[created.dag_id]
 
     first = CronTriggerTimetable("0 2 * * *", timezone="Europe/Paris").next_dagrun_info(
@@ -141,7 +141,7 @@ def test_a_suspended_policy_is_paused_from_its_first_parse(airflow_home: Any) ->
     suspended = parse_policy("team-a", "explicit", {**POLICIES["explicit"], "suspend": True})
     dags = AirflowDags(airflow_home)
     dags.clear()
-    dags.write(dag_file_name(suspended), render_dag(suspended))
+    dags.write_dag(suspended.dag_id, render_dag(suspended))
     assert dags.dagbag().dags[suspended.dag_id].is_paused_upon_creation is True
 
 
@@ -160,7 +160,7 @@ def rendered_for_a_triggerer(airflow_home: Any) -> Any:
     deferrable = policy("explicit").waiting("deferrable")
     dags = AirflowDags(airflow_home)
     dags.clear()
-    dags.write(dag_file_name(deferrable), render_dag(deferrable))
+    dags.write_dag(deferrable.dag_id, render_dag(deferrable))
     return dags.dagbag().dags[deferrable.dag_id]
 
 

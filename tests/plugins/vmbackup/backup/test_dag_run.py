@@ -18,7 +18,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1, storage
 
-from dags_templates.render import dag_file_name, render_dag
+from dags_templates.render import render_dag
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile, compute_client
 from tests.fixtures.airflow_env import AirflowDags
 from tests.fixtures.gcs import COMPOSER_BUCKET, GCS_PROJECT
@@ -103,7 +103,7 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
         gce_server.clear_calls()
         policy = parse_policy("team-a", name, {"project": PROJECT, **spec}).waiting(wait_mode)
         dags.clear()
-        dags.write(dag_file_name(policy), render_dag(policy))
+        dags.write_dag(policy.dag_id, render_dag(policy))
         settings = {
             "VMBACKUP_COMPUTE_ENDPOINT": gce_server.base_url,
             "VMBACKUP_POKE_INTERVAL_SECONDS": "0.2",

@@ -15,7 +15,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from dags_templates.render_restore import render_restore_dag, restore_dag_file_name
+from dags_templates.render_restore import render_restore_dag
 from devstack.gce_simulator import Fault
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import parse_policy
@@ -72,7 +72,7 @@ def restore_env(gce_sim: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: p
         policy = parse_policy(NAMESPACE, "db", POLICY_SPEC)
         restore = parse_restore(NAMESPACE, name, {"policyName": "db", **spec}, policy)
         restore = restore.model_copy(update={"wait_mode": wait_mode})
-        airflow_dags.write(restore_dag_file_name(restore), render_restore_dag(restore))
+        airflow_dags.write_dag(restore.dag_id, render_restore_dag(restore))
         outcome = airflow_dags.run(restore.dag_id)
         blob = gcs_bucket.blob(restore_report_object_name(NAMESPACE, name))
         report = RestoreReport.model_validate(json.loads(blob.download_as_text())) if blob.exists() else None

@@ -1,0 +1,165 @@
+"""From a pydantic model to a Kubernetes structural schema: the machinery both CRDs are generated with.
+
+controller/crdgen.py says what each CRD holds (CEL rules, status, printer columns); this module only
+translates the shared models' JSON Schema into what the API server accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel
+
+Schema = dict[str, Any]
+
+
+def model_spec_schema(
+    spec_model: type[BaseModel],
+    module: ModuleType,
+    extra_constraints: Mapping[tuple[str, ...], Schema],
+    cel_rules: Mapping[tuple[str, ...], list[Schema]],
+) -> Schema:
+    """A .spec schema: the model's, plus CEL rules and the constraints the model keeps in validators."""
+    raw = spec_model.model_json_schema(by_alias=True)
+    schema = _structural(raw, raw.get("$defs", {}), _models(module), model_name=spec_model.__name__)
+    for path, extra in extra_constraints.items():
+        _at(schema, path).update(copy.deepcopy(extra))
+    for path, rules in cel_rules.items():
+        _at(schema, path)["x-kubernetes-validations"] = copy.deepcopy(rules)
+    return schema
+
+
+def condition_schema() -> Schema:
+    return {
+        "type": "object",
+        "description": "One aspect of the policy's state, in the shape of metav1.Condition.",
+        "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "maxLength": 316,
+                "description": "Ready, LastBackupSucceeded, Suspended, DagImportError or AirflowReachable.",
+            },
+            "status": {
+                "type": "string",
+                "enum": ["True", "False", "Unknown"],
+                "description": "Whether the condition holds.",
+            },
+            "reason": {
+                "type": "string",
+                "maxLength": 1024,
+                "description": "One CamelCase word saying why the condition has its status.",
+            },
+            "message": {
+                "type": "string",
+                "maxLength": 32768,
+                "description": "What happened, for a person (e.g. Airflow's import error).",
+            },
+            "lastTransitionTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the status last changed.",
+            },
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0,
+                "description": "The .metadata.generation the condition was set for.",
+            },
+        },
+    }
+
+
+def _models(module: ModuleType) -> dict[str, type[BaseModel]]:
+    """Model classes by the name pydantic gives their $defs entries."""
+    found: dict[str, type[BaseModel]] = {}
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel:
+            found[value.__name__] = value
+    return found
+
+
+def _factory_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """Defaults given by default_factory, which JSON Schema generation leaves out.
+
+    Nested models are dumped with exclude_defaults: the schema's own nested defaults fill the rest in,
+    so the API server stores the same values the model would use.
+    """
+    defaults: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if field.default_factory is None:
+            continue
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        defaults[field.alias or name] = value
+    return defaults
+
+
+def _structural(
+    node: Schema, defs: Schema, models: dict[str, type[BaseModel]], model_name: str | None = None
+) -> Schema:
+    """Turn pydantic's JSON Schema into a Kubernetes structural schema."""
+    node = dict(node)
+    description = node.pop("description", None)
+    default = node.pop("default", None)
+    node.pop("title", None)
+    if "anyOf" in node:  # Optional[X]: absent means None; Kubernetes drops nulls of non-nullable fields.
+        variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+        if len(variants) != 1:
+            raise ValueError(f"cannot express a union in a structural schema: {variants}")
+        node.update(variants[0])
+    if "$ref" in node:
+        model_name = node.pop("$ref").rsplit("/", 1)[-1]
+        target = dict(defs[model_name])
+        doc = target.pop("description", None)
+        if doc and description and doc != description:
+            description = f"{description} {doc}"
+        description = description or doc
+        node = {**target, **node}
+        node.pop("title", None)
+    out: Schema = {}
+    if node.get("type") == "object" and "properties" in node:
+        out["type"] = "object"
+        model_defaults = _factory_defaults(models[model_name]) if model_name else {}
+        properties = {}
+        for key, child in node["properties"].items():
+            child_schema = _structural(child, defs, models)
+            if key in model_defaults and "default" not in child_schema:
+                child_schema["default"] = model_defaults[key]
+            properties[key] = child_schema
+        if node.get("required"):
+            out["required"] = list(node["required"])
+        out["properties"] = properties
+    elif node.get("type") == "object":  # a string map: keys are checked by CEL and the model
+        out["type"] = "object"
+        values = list(node.get("patternProperties", {}).values()) or [node.get("additionalProperties", {})]
+        out["additionalProperties"] = _structural(values[0], defs, models)
+        for bound in ("minProperties", "maxProperties"):
+            if bound in node:
+                out[bound] = node[bound]
+    elif node.get("type") == "array":
+        out["type"] = "array"
+        out["items"] = _structural(node["items"], defs, models)
+        for bound in ("minItems", "maxItems"):
+            if bound in node:
+                out[bound] = node[bound]
+    else:
+        for key in ("type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "format"):
+            if key in node:
+                out[key] = node[key]
+    if description:
+        out = {"description": " ".join(description.split()), **out}
+    if default is not None:
+        out["default"] = default
+    return out
+
+
+def _at(schema: Schema, path: tuple[str, ...]) -> Schema:
+    node = schema
+    for part in path:
+        node = node["items"] if part == "[]" else node["properties"][part]
+    return node

@@ -1,0 +1,42 @@
+"""AirflowSettings: the Airflow side's knobs from the Composer environment's variables, bad values named."""
+
+from __future__ import annotations
+
+import pytest
+
+from vmbackup.settings import AirflowSettings, SettingsError
+
+
+def test_unset_variables_give_the_documented_defaults() -> None:
+    settings = AirflowSettings.from_env({})
+    assert (settings.poke_interval_seconds, settings.vm_down_poke_seconds) == (30.0, 5.0)
+    assert (settings.retry_delay_seconds, settings.task_retries) == (60.0, 2)
+    assert (settings.compute_endpoint, settings.report_bucket) == (None, None)
+
+
+def test_variables_are_read_into_one_object() -> None:
+    settings = AirflowSettings.from_env(
+        {
+            "VMBACKUP_POKE_INTERVAL_SECONDS": "2",
+            "VMBACKUP_TASK_RETRIES": "0",
+            "VMBACKUP_COMPUTE_ENDPOINT": "http://127.0.0.1:8085",
+            "GCS_BUCKET": "composer-bucket",
+        }
+    )
+    assert (settings.poke_interval_seconds, settings.task_retries) == (2.0, 0)
+    assert (settings.compute_endpoint, settings.report_bucket) == ("http://127.0.0.1:8085", "composer-bucket")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("VMBACKUP_TASK_RETRIES", "two"), ("VMBACKUP_RETRY_ATTEMPTS", "0"), ("VMBACKUP_POKE_INTERVAL_SECONDS", "-1")],
+)
+def test_a_bad_value_names_the_variable_and_the_fix(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=rf"{name}={value!r} is not .*; set it so, or unset it"):
+        AirflowSettings.from_env({name: value})
+
+
+def test_task_defaults_carry_the_retry_settings() -> None:
+    defaults = AirflowSettings.from_env({"VMBACKUP_RETRY_DELAY_SECONDS": "5"}).task_defaults()
+    assert defaults["retries"] == 2
+    assert defaults["retry_delay"].total_seconds() == 5
