@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from vmbackup.slots import MissReason
 
 
 class ControllerMetrics:
@@ -39,6 +42,13 @@ class ControllerMetrics:
             ["namespace", "name"],
             registry=self.registry,
         )
+        self.missed_runs = Counter(
+            "vmbackup_missed_runs",
+            "Scheduled slots that touched no VM (late start, outside the maintenance window, or already backed up), "
+            "counted once per slot.",
+            ["namespace", "name", "reason"],
+            registry=self.registry,
+        )
         self.airflow_polls = Counter(
             "vmbackup_airflow_polls",
             "Batched Airflow status queries, by outcome (ok, unreachable).",
@@ -58,3 +68,6 @@ class ControllerMetrics:
         for metric in (self.last_success, self.failed_runs):
             with contextlib.suppress(KeyError):
                 metric.remove(namespace, name)
+        for reason in get_args(MissReason):
+            with contextlib.suppress(KeyError):
+                self.missed_runs.remove(namespace, name, reason)

@@ -302,7 +302,12 @@ class Controller:
                 state.announced_run = run  # announced before a restart
                 return
         state.announced_run = run
-        if run[1] == "success":
+        missed = observation.fields.get("lastMissedSlot") if observation.fields.get("result") == "Missed" else None
+        if run[1] == "success" and missed:
+            message = f"run {run[0]} touched no VM: slot {missed.get('time')} missed ({missed.get('reason')}): "
+            kopf.event(body, type="Warning", reason="SlotMissed", message=short(message + str(missed.get("message"))))
+            self.metrics.missed_runs.labels(state.namespace, state.name, str(missed.get("reason"))).inc()
+        elif run[1] == "success":
             snapshots = observation.fields.get("lastSnapshots") or []
             message = f"run {run[0]} succeeded: {len(snapshots)} snapshot(s) {', '.join(snapshots)}"
             kopf.event(body, type="Normal", reason="BackupSucceeded", message=short(message))

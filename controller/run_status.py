@@ -29,9 +29,10 @@ from controller.airflow_api import (
     DagRunInfo,
     ImportErrorInfo,
 )
+from controller.conditions import SCHEDULE_ON_TIME
 from controller.run_reports import RunReportError, RunReportReader
 from vmbackup.model.policy import dag_id_for
-from vmbackup.model.report import RunReport
+from vmbackup.model.report import MissedSlot, RunReport
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,13 @@ class PolicyRunStatus:
             return "Suspended"
         if self.run is None:
             return "Pending"
+        if self.run.state == "success" and self.missed is not None:
+            return "Missed"
         return RESULTS.get(self.run.state, "Unknown")
+
+    @property
+    def missed(self) -> MissedSlot | None:
+        return self.report.missed if self.report is not None else None
 
     @property
     def snapshots(self) -> list[str] | None:
@@ -124,6 +131,8 @@ class PolicyRunStatus:
         notes = []
         if run.state == "failed":
             notes.append(self.failure_message or "the run failed; see its task logs in Airflow")
+        elif run.state == "success" and self.missed is not None:
+            notes.append(f"slot missed ({self.missed.reason}): {self.missed.message}")
         elif run.state == "success" and self.report is not None:
             count = len(self.report.snapshots)
             notes.append(f"{count} snapshot{'' if count == 1 else 's'} created")
@@ -143,10 +152,13 @@ class PolicyRunStatus:
         run = self.run
         if run is None:
             conditions.append(_condition("LastBackupSucceeded", "Unknown", "NoRunYet", "the DAG has not run yet"))
-        elif run.state == "success":
+        elif run.state == "success" and self.missed is None:
             conditions.append(_condition("LastBackupSucceeded", "True", "RunSucceeded", self._describe_run()))
         elif run.state == "failed":
             conditions.append(_condition("LastBackupSucceeded", "False", "RunFailed", self._describe_run()))
+        schedule = self._schedule_condition()
+        if schedule is not None:
+            conditions.append(schedule)
         if self.dag is not None:
             if self.dag.is_paused:
                 conditions.append(_condition("Suspended", "True", "DagPaused", "the DAG is paused in Airflow"))
@@ -171,6 +183,18 @@ class PolicyRunStatus:
         conditions.append(_condition("AirflowReachable", "True", "Reachable", ""))
         return conditions
 
+    def _schedule_condition(self) -> dict[str, str] | None:
+        """ScheduleOnTime for a finished scheduled run; a backup asked for by hand says nothing about the schedule."""
+        if self.run is None or not self.run.finished or self.report is None:
+            return None
+        missed = self.report.missed
+        if missed is not None:
+            slot = rfc3339(missed.slot)
+            return _condition(SCHEDULE_ON_TIME, "False", f"Missed{missed.reason}", f"slot {slot}: {missed.message}")
+        if self.report.slot is not None:
+            return _condition(SCHEDULE_ON_TIME, "True", "SlotRan", f"slot {rfc3339(self.report.slot)} ran")
+        return None
+
     def _describe_run(self) -> str:
         assert self.run is not None
         message = self._run_message()
@@ -186,7 +210,16 @@ class PolicyRunStatus:
             "nextRun": rfc3339(self.dag.next_run) if self.dag is not None and not self.dag.is_paused else None,
         }
         run = self.run
-        if run is not None and run.state == "success":
+        if self.report is not None and self.report.slot is not None:
+            fields["lastScheduleTime"] = rfc3339(self.report.slot)
+        missed = self.missed
+        if run is not None and run.state == "success" and missed is not None:
+            fields["lastMissedSlot"] = {
+                "time": rfc3339(missed.slot),
+                "reason": missed.reason,
+                "message": missed.message,
+            }
+        elif run is not None and run.state == "success":
             finished = self.report.finished_at if self.report is not None and self.report.finished_at else None
             fields["lastSnapshotTime"] = rfc3339(finished or run.end_date)
             if self.report is not None:

@@ -27,7 +27,7 @@ SpecOutcome = Literal["Uploaded", "Invalid", "Refused", "Error"]
 
 # Results the controller decides itself; any other result comes from Airflow's runs.
 OWN_RESULTS = ("Invalid", "Refused", "Suspended")
-RUN_FIELDS = ("lastSnapshotTime", "lastSnapshots", "lastRun", "nextRun")
+RUN_FIELDS = ("lastSnapshotTime", "lastSnapshots", "lastRun", "nextRun", "lastScheduleTime", "lastMissedSlot")
 MAX_MESSAGE = 4000  # the CRD allows 32768; keep status objects small
 
 
@@ -106,6 +106,7 @@ def desired_status(
     if observation is not None:
         if observation.reachable:
             status.update({k: v for k, v in observation.fields.items() if k in RUN_FIELDS})  # None: remove
+            status.update(_missed_count(observation.fields.get("lastMissedSlot"), current))
         conditions.extend(observation.conditions)
         if not observation.reachable and not any(c.type == AIRFLOW_REACHABLE for c in observation.conditions):
             conditions.append(
@@ -120,6 +121,15 @@ def desired_status(
     status["result"] = _result(state, observation, current)
     status["conditions"] = merge_conditions(current.get("conditions"), conditions, generation=state.generation, now=now)
     return status
+
+
+def _missed_count(missed: Any, current: Mapping[str, Any]) -> dict[str, int]:
+    """missedSlots goes up once per missed slot, however many polls see it."""
+    if not missed:
+        return {}
+    known = current.get("lastMissedSlot") or {}
+    count = int(current.get("missedSlots") or 0)
+    return {"missedSlots": count if known.get("time") == missed.get("time") else count + 1}
 
 
 def _result(state: PolicyState, observation: RunObservation | None, current: Mapping[str, Any]) -> str:

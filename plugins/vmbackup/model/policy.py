@@ -46,6 +46,7 @@ LABEL_VALUE_PATTERN = r"^[-_a-z0-9]{0,63}$"
 STORAGE_LOCATION_PATTERN = r"^[a-z][-a-z0-9]{1,62}$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 COMPOSER_ENVIRONMENT_PATTERN = r"^projects/[^/]+/locations/[^/]+/environments/[^/]+$"
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 # Labels our own snapshots carry; keep clear of them in user labels.
 RESERVED_LABEL_PREFIX = "vmbackup-"
@@ -181,15 +182,10 @@ class Timeouts(_Model):
 class MaintenanceWindow(_Model):
     """When scheduled runs may touch VMs: every day from `start` for `durationMinutes`, in spec.timezone."""
 
-    start: str = Field(max_length=5, description="Start of the window, HH:MM (24 h) in the policy's time zone.")
+    start: Annotated[str, StringConstraints(pattern=CLOCK_PATTERN)] = Field(
+        description="Start of the window, HH:MM (24 h) in the policy's time zone."
+    )
     duration_minutes: int = Field(ge=1, le=1440, description="Length of the window in minutes (1-1440).")
-
-    @field_validator("start")
-    @classmethod
-    def _clock(cls, start: str) -> str:
-        if parse_clock(start) is None:
-            raise ValueError(f"{_shown(start)} is not a time of day; write HH:MM in 24 h, e.g. '01:30'")
-        return start
 
     def window(self) -> Window:
         clock = parse_clock(self.start)
@@ -448,6 +444,7 @@ _PATTERN_MEANING = {
     STORAGE_LOCATION_PATTERN: "a storage location such as us or us-central1",
     DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-'",
     COMPOSER_ENVIRONMENT_PATTERN: "projects/PROJECT/locations/REGION/environments/NAME",
+    CLOCK_PATTERN: "a time of day, HH:MM in 24 h (e.g. '01:30')",
 }
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from vmbackup.model.restore import Phase
+from vmbackup.model.slots import MissReason
 
 REPORTS_PREFIX = "data/vmbackup/runs"
 RESTORES_PREFIX = "data/vmbackup/restores"
@@ -57,6 +58,14 @@ class StepError(ReportModel):
     message: str
 
 
+class MissedSlot(ReportModel):
+    """A scheduled slot the run did not back up: it touched no VM (checked when the run started)."""
+
+    slot: datetime  # the slot's time (the run's logical date)
+    reason: MissReason
+    message: str
+
+
 class RunReport(ReportModel):
     namespace: str
     name: str
@@ -69,6 +78,8 @@ class RunReport(ReportModel):
     instances: list[InstanceResult] = Field(default_factory=list)
     pruned_snapshots: list[str] = Field(default_factory=list)
     errors: list[StepError] = Field(default_factory=list)
+    slot: datetime | None = None  # the scheduled slot of this run; None for a backup asked for by hand
+    missed: MissedSlot | None = None
 
     @property
     def snapshots(self) -> list[str]:
