@@ -7,7 +7,7 @@ from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from vmbackup.slots import MissReason
+from vmbackup.model.slots import MissReason
 
 
 class ControllerMetrics:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from controller.conditions import SCHEDULE_ON_TIME, find_condition
 from controller.run_status import PolicyRunStatus
 from controller.status import PolicyState, RunObservation, desired_status
-from tests.test_run_status import DAG_ID, END, START, dag, run
-from vmbackup.report import MissedSlot, RunReport
+from tests.controller.test_run_status import DAG_ID, END, START, dag, run
+from vmbackup.model.report import MissedSlot, RunReport
 
 SLOT = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 RUN_ID = "scheduled__2026-11-25T02:00:00+00:00"
