@@ -121,6 +121,8 @@ class RunReportOperator(ComputeStepOperator):
             instances=instances,
             pruned_snapshots=list(pruned),
             errors=errors,
+            slot=resolution.get("slot") if resolution else None,
+            missed=resolution.get("missed") if resolution else None,
         )
 
     def _instance_result(
