@@ -62,7 +62,7 @@ SCHEDULE_PRESETS: dict[str, str] = {
 }
 # How late a stop-mode run may start by default: Composer's DAG sync (3-5 min), a busy scheduler and a worker
 # scaled up from zero make minutes of lateness normal; past a quarter of an hour the VM would go down at a time
-# its owner did not choose (README: "Late runs and maintenance windows").
+# its owner did not choose (README: "Late runs, maintenance windows and one backup per slot").
 STOP_MODE_STARTING_DEADLINE_SECONDS = 900
 MIN_STARTING_DEADLINE_SECONDS = 60  # Airflow's scheduler needs seconds to start a run; less would miss every slot
 MAX_STARTING_DEADLINE_SECONDS = 86400
