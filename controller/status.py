@@ -48,6 +48,8 @@ class PolicyState:
     paused_applied: bool | None = None  # what Airflow was last told; None: not yet
     wait_mode: WaitMode | None = None  # how the uploaded DAG's sensors wait; None: nothing uploaded yet
     announced_run: tuple[str, str] | None = None  # (runId, state) of the last run an Event was posted for
+    instances: frozenset[tuple[str, str, str]] = frozenset()  # (project, zone, name) named in spec.instances
+    shared: str = ""  # which other policies of the namespace name the same VMs (said in the Ready message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +69,17 @@ def short(message: str) -> str:
 
 
 def ready_condition(state: PolicyState, observation: RunObservation | None) -> Condition:
-    """Ready = the spec is valid and allowed, the DAG is in the bucket, and Airflow loaded it cleanly."""
+    """Ready = the spec is valid and allowed, the DAG is in the bucket, and Airflow loaded it cleanly.
+
+    Its message also says which other policies of the namespace name the same VMs.
+    """
+    ready = _ready(state, observation)
+    if state.outcome != "Uploaded" or not state.shared:
+        return ready
+    return dataclasses.replace(ready, message=short(ready.message + state.shared))
+
+
+def _ready(state: PolicyState, observation: RunObservation | None) -> Condition:
     if state.outcome != "Uploaded":
         return Condition(READY, "False", state.reason, short(state.message))
     if observation is None:

@@ -48,6 +48,7 @@ class InstanceResult(ReportModel):
     downtime_seconds: float | None = None
     disks: list[DiskResult] = Field(default_factory=list)
     skipped_reason: str | None = None  # e.g. another run holds the VM
+    note: str | None = None  # what happened after this run gave the VM back (e.g. another policy's run took it)
     error: str | None = None
 
 
