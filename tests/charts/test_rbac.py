@@ -21,7 +21,7 @@ from controller.config import AirflowAuth, ControllerConfig
 from controller.handlers import FINALIZER, build_registry
 from controller.reconciler import BACKUP_NOW_ANNOTATION
 from tests.fixtures.gcs import free_port
-from tests.fixtures.kube import RESTORES, eventually, policy_object, policy_url, running_operator, stored
+from tests.fixtures.kube import offline_config, RESTORES, eventually, policy_object, policy_url, running_operator, stored
 from tests.fixtures.rbac import ChartRbac, RequestAttributes, controller_requests, request_attributes
 from tests.fixtures.tools import Helm
 from vmbackup.model.policy import API_GROUP, API_VERSION
@@ -41,15 +41,7 @@ pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 @pytest.fixture
 def config(gcs_bucket: storage.Bucket) -> ControllerConfig:
-    return ControllerConfig(
-        bucket=gcs_bucket.name,
-        airflow_url=f"http://127.0.0.1:{free_port()}",  # nothing listens: triggering is retried, as in an outage
-        airflow_auth=AirflowAuth(mode="none"),
-        poll_interval_seconds=0.5,
-        metrics_port=0,
-        liveness_endpoint=None,
-        tenancy_text=json.dumps(TENANCY),
-    )
+    return offline_config(gcs_bucket.name, TENANCY)
 
 
 def restore_url(name: str | None = None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import kmock
@@ -11,10 +10,8 @@ from google.cloud import storage
 
 from controller.app import build_controller
 from controller.conditions import find_condition
-from controller.config import AirflowAuth, ControllerConfig
 from controller.handlers import build_registry
-from tests.fixtures.gcs import free_port
-from tests.fixtures.kube import eventually, policy_object, policy_url, running_operator, stored
+from tests.fixtures.kube import eventually, offline_config, policy_object, policy_url, running_operator, stored
 
 PROJECT = "shop-prod-1"
 pytestmark = pytest.mark.usefixtures("kubeconfig")
@@ -32,15 +29,7 @@ def ready_message(kube: kmock.KubernetesEmulator, name: str) -> str:
 async def test_each_policy_says_which_other_policy_names_its_vms(
     kube: kmock.KubernetesEmulator, gcs_bucket: storage.Bucket, gcs_client: storage.Client
 ) -> None:
-    config = ControllerConfig(
-        bucket=gcs_bucket.name,
-        airflow_url=f"http://127.0.0.1:{free_port()}",
-        airflow_auth=AirflowAuth(mode="none"),
-        poll_interval_seconds=0.5,
-        metrics_port=0,
-        liveness_endpoint=None,
-        tenancy_text=json.dumps({"namespaces": {"shop": {"projects": [PROJECT]}}}),
-    )
+    config = offline_config(gcs_bucket.name, {"namespaces": {"shop": {"projects": [PROJECT]}}})
     async with running_operator(build_registry(build_controller(config, storage_client=gcs_client))):
         for name, body in (("web", spec("web-1", "db-1")), ("db", spec("db-1")), ("cache", spec("cache-1"))):
             async with kube.post(policy_url("shop"), json=policy_object("shop", name, body)) as response:

@@ -7,7 +7,6 @@ Warning Event naming spec.schedule, from the real controller on kmock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, time
@@ -19,10 +18,16 @@ from google.cloud import storage
 
 from controller.app import build_controller
 from controller.conditions import find_condition
-from controller.config import AirflowAuth, ControllerConfig
 from controller.handlers import build_registry
-from tests.fixtures.gcs import free_port
-from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator, stored
+from tests.fixtures.kube import (
+    events_for,
+    eventually,
+    offline_config,
+    policy_object,
+    policy_url,
+    running_operator,
+    stored,
+)
 from vmbackup.model.policy import STOP_MODE_STARTING_DEADLINE_SECONDS, PolicyError, parse_policy
 from vmbackup.model.slots import CronSlots, Window
 
@@ -103,15 +108,7 @@ def test_a_window_holds_its_start_and_not_its_end_and_may_cross_midnight() -> No
 def operator(
     kube: kmock.KubernetesEmulator, gcs_bucket: storage.Bucket, gcs_client: storage.Client, kubeconfig: Any
 ) -> Callable[[], AbstractAsyncContextManager[None]]:
-    config = ControllerConfig(
-        bucket=gcs_bucket.name,
-        airflow_url=f"http://127.0.0.1:{free_port()}",
-        airflow_auth=AirflowAuth(mode="none"),
-        poll_interval_seconds=0.5,
-        metrics_port=0,
-        liveness_endpoint=None,
-        tenancy_text=json.dumps({"namespaces": {"shop": {"projects": ["shop-prod-1"]}}}),
-    )
+    config = offline_config(gcs_bucket.name, {"namespaces": {"shop": {"projects": ["shop-prod-1"]}}})
 
     @asynccontextmanager
     async def start() -> AsyncIterator[None]:
