@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -67,6 +68,17 @@ def configure_logging(config: ControllerConfig) -> None:
     logging.getLogger().setLevel(config.log_level)
 
 
+def replica_priority(started_ns: int | None = None) -> int:
+    """This replica's kopf peering priority: distinct per replica, higher for the one that started first.
+
+    kopf pauses every peer when two share a priority ("Possibly conflicting operators with the same
+    priority") and lets the highest act otherwise. Minus the start time in microseconds gives each replica
+    its own priority, keeps the acting one in place when a new replica joins, and stays below a developer's
+    `kopf run --dev` (priority 666), which then pauses the cluster's replicas as kopf intends.
+    """
+    return -((time.time_ns() if started_ns is None else started_ns) // 1000)
+
+
 def run(config: ControllerConfig) -> None:
     """Run until stopped by a signal: watches, handlers, peering (when named), liveness, metrics."""
     configure_logging(config)
@@ -83,7 +95,11 @@ def run(config: ControllerConfig) -> None:
         "namespaces": config.namespaces,
     }
     if config.peering_name:
-        options["peering_name"] = config.peering_name  # two replicas: one is active, the other waits
+        # Several replicas: the oldest acts, the others wait (README "High availability").
+        options["peering_name"] = config.peering_name
+        options["priority"] = replica_priority()
+        settings.peering.lifetime = config.peering_lifetime_seconds
+        settings.peering.mandatory = True  # start paused until the peering shows whether an older replica acts
     else:
         options["standalone"] = True
     logger.info(

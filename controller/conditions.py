@@ -23,7 +23,8 @@ SUSPENDED = "Suspended"
 DAG_IMPORT_ERROR = "DagImportError"
 AIRFLOW_REACHABLE = "AirflowReachable"
 RESTORE_VERIFIED = "RestoreVerified"  # restore drills (controller/drills.py); shown after the contract's types
-CONDITION_ORDER = (READY, LAST_BACKUP_SUCCEEDED, SUSPENDED, DAG_IMPORT_ERROR, AIRFLOW_REACHABLE)
+SCHEDULE_ON_TIME = "ScheduleOnTime"  # True when the latest slot ran; False (reason Missed*) when it was skipped
+CONDITION_ORDER = (READY, LAST_BACKUP_SUCCEEDED, SCHEDULE_ON_TIME, SUSPENDED, DAG_IMPORT_ERROR, AIRFLOW_REACHABLE)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,6 +58,9 @@ class ControllerConfig:
     wait_mode: WaitModeSetting = "auto"
     wait_mode_refresh_seconds: float = 300.0
     peering_name: str | None = None  # None: standalone (one replica)
+    # How long a replica's peering record counts as alive: a replica killed without a goodbye is taken over
+    # after at most this long (kopf refreshes the record 5-10 s before it expires).
+    peering_lifetime_seconds: int = 15
     metrics_port: int = 9090  # 0: no metrics endpoint
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
     tenancy_file: Path | None = None
@@ -84,6 +87,8 @@ class ControllerConfig:
             raise ConfigError(f"VMBACKUP_WAIT_MODE={self.wait_mode!r} must be one of {', '.join(WAIT_MODE_SETTINGS)}")
         if self.wait_mode_refresh_seconds <= 0:
             raise ConfigError("VMBACKUP_WAIT_MODE_REFRESH must be a positive number of seconds, e.g. 300")
+        if not 10 <= self.peering_lifetime_seconds <= 600:
+            raise ConfigError("VMBACKUP_PEERING_LIFETIME must be 10-600 seconds, e.g. 15")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError("VMBACKUP_METRICS_PORT must be a port number (0 disables metrics)")
         if self.log_level not in LOG_LEVELS:
@@ -145,6 +150,7 @@ class ControllerConfig:
             "wait_mode": (get("WAIT_MODE") or "auto").lower(),
             "wait_mode_refresh_seconds": _number(get("WAIT_MODE_REFRESH"), "WAIT_MODE_REFRESH", 300.0),
             "peering_name": get("PEERING"),
+            "peering_lifetime_seconds": int(_number(get("PEERING_LIFETIME"), "PEERING_LIFETIME", 15)),
             "metrics_port": int(_number(get("METRICS_PORT"), "METRICS_PORT", 9090)),
             "liveness_endpoint": cls.liveness_endpoint if liveness is None else (liveness.strip() or None),
             "tenancy_file": Path(path) if (path := get("TENANCY_FILE")) else None,

@@ -125,7 +125,18 @@ ROOT_RULES: list[Rule] = [
 ]
 
 
-RESULTS = ("Succeeded", "Failed", "Running", "Queued", "Pending", "Invalid", "Refused", "Suspended", "Unknown")
+RESULTS = (
+    "Succeeded",
+    "Failed",
+    "Missed",
+    "Running",
+    "Queued",
+    "Pending",
+    "Invalid",
+    "Refused",
+    "Suspended",
+    "Unknown",
+)
 
 
 def status_schema() -> Schema:
@@ -147,8 +158,33 @@ def status_schema() -> Schema:
             "result": {
                 "type": "string",
                 "enum": list(RESULTS),
-                "description": "Outcome in one word: Succeeded, Failed, Running or Queued (last run); Pending (no run "
-                "yet); Invalid (bad spec); Refused (not allowed here); Suspended; Unknown.",
+                "description": "Outcome in one word: Succeeded, Failed, Running or Queued (last run); Missed (the "
+                "latest slot touched no VM: started late, outside the maintenance window, or already backed up); "
+                "Pending (no run yet); Invalid (bad spec); Refused (not allowed here); Suspended; Unknown.",
+            },
+            "lastScheduleTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "The latest scheduled slot a run started for (backed up or missed).",
+            },
+            "lastMissedSlot": {
+                "type": "object",
+                "description": "The latest scheduled slot that touched no VM, and why.",
+                "properties": {
+                    "time": {"type": "string", "format": "date-time", "description": "The slot."},
+                    "reason": {
+                        "type": "string",
+                        "enum": ["Late", "OutsideWindow", "AlreadyBackedUp"],
+                        "description": "Late (after slot + startingDeadlineSeconds), OutsideWindow (maintenance "
+                        "window), AlreadyBackedUp (the slot's snapshots exist, e.g. from another Airflow).",
+                    },
+                    "message": {"type": "string", "description": "What happened, with the numbers."},
+                },
+            },
+            "missedSlots": {
+                "type": "integer",
+                "format": "int64",
+                "description": "Scheduled slots missed since the policy was created (as seen by the controller).",
             },
             "lastSnapshotTime": {
                 "type": "string",
@@ -195,8 +231,8 @@ def status_schema() -> Schema:
             },
             "conditions": {
                 "type": "array",
-                "description": "Ready, LastBackupSucceeded, Suspended, DagImportError, AirflowReachable, "
-                "RestoreVerified.",
+                "description": "Ready, LastBackupSucceeded, ScheduleOnTime, Suspended, DagImportError, "
+                "AirflowReachable, RestoreVerified.",
                 "items": condition_schema(),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],

@@ -27,6 +27,11 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
         prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # The chart installs the CRDs before the controller starts and names the namespaces it watches, so
+    # kopf needs no runtime observation of CRDs or namespaces, nor the RBAC for it: kopf's "restricted
+    # mode" (kopf/_core/reactor/observation.py; docs.kopf.dev "Deployment" lists the RBAC it would need).
+    # Without this, a least-privilege ServiceAccount gets 403 on customresourcedefinitions.
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 600  # reconnect periodically; a silent watch must not go stale
     settings.watching.client_timeout = 660
 

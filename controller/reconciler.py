@@ -129,6 +129,7 @@ class Controller:
             self._set(state, "Invalid", "InvalidSpec", f"{problems} (the last valid DAG, if any, is kept)")
             _warn_once(body, state, before, problems)
             return
+        state.instances = frozenset((policy.spec.project, i.zone, i.name) for i in policy.spec.instances or ())
         refusal = self.tenancy.refusal(policy)
         if refusal is not None:
             await self._refuse(body, state, before, refusal)
@@ -345,7 +346,12 @@ class Controller:
                 return
         state.announced_run = run
         self._record_run(state, observation, last_run, count=True)
-        if run[1] == "success":
+        missed = observation.fields.get("lastMissedSlot") if observation.fields.get("result") == "Missed" else None
+        if run[1] == "success" and missed:
+            message = f"run {run[0]} touched no VM: slot {missed.get('time')} missed ({missed.get('reason')}): "
+            kopf.event(body, type="Warning", reason="SlotMissed", message=short(message + str(missed.get("message"))))
+            self.metrics.missed_runs.labels(state.namespace, state.name, str(missed.get("reason"))).inc()
+        elif run[1] == "success":
             snapshots = observation.fields.get("lastSnapshots") or []
             message = f"run {run[0]} succeeded: {len(snapshots)} snapshot(s) {', '.join(snapshots)}"
             kopf.event(body, type="Normal", reason="BackupSucceeded", message=short(message))
@@ -417,14 +423,34 @@ class Controller:
     def _set(state: PolicyState, outcome: Any, reason: str, message: str) -> None:
         state.outcome, state.reason, state.message = outcome, reason, message
 
+    def _shared_instances(self, state: PolicyState) -> str:
+        """Other policies of the namespace that name one of this policy's VMs (explicit lists), said in Ready."""
+        shared: dict[str, list[str]] = {}
+        for other in self.states.values():
+            if other is state or other.namespace != state.namespace:
+                continue
+            common = state.instances & other.instances
+            if common:
+                shared[other.name] = [f"{name} ({zone})" for _, zone, name in common]
+        return _shared_note(shared) if shared else ""
+
     def _write_status(
         self, body: kopf.Body, patch: kopf.Patch, state: PolicyState, observation: RunObservation | None
     ) -> None:
+        state.shared = self._shared_instances(state)
         current = body.get("status") or {}
         changed = changed_fields(current, desired_status(state, observation, current, datetime.now(UTC)))
         if changed:
             logger.debug("Status of %s/%s changes in %s", state.namespace, state.name, ", ".join(sorted(changed)))
             patch.status.update(changed)
+
+
+def _shared_note(shared: dict[str, list[str]]) -> str:
+    return "; " + "; ".join(
+        f"policy {other} also names {', '.join(sorted(vms))}: their runs take turns (a VM another run holds is "
+        "skipped and reported)"
+        for other, vms in sorted(shared.items())
+    )
 
 
 def _warn_once(body: kopf.Body, state: PolicyState, before: tuple[str, str], message: str) -> None:

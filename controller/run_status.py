@@ -30,10 +30,17 @@ from controller.airflow_api import (
     DagRunInfo,
     ImportErrorInfo,
 )
-from controller.conditions import AIRFLOW_REACHABLE, DAG_IMPORT_ERROR, LAST_BACKUP_SUCCEEDED, Condition, rfc3339
+from controller.conditions import (
+    AIRFLOW_REACHABLE,
+    DAG_IMPORT_ERROR,
+    LAST_BACKUP_SUCCEEDED,
+    SCHEDULE_ON_TIME,
+    Condition,
+    rfc3339,
+)
 from controller.run_reports import RunReportError, RunReportReader
 from vmbackup.model.policy import dag_id_for
-from vmbackup.model.report import RunReport
+from vmbackup.model.report import MissedSlot, RunReport
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +96,13 @@ class PolicyRunStatus:
             return "Suspended"
         if self.run is None:
             return "Pending"
+        if self.run.state == "success" and self.missed is not None:
+            return "Missed"
         return RESULTS.get(self.run.state, "Unknown")
+
+    @property
+    def missed(self) -> MissedSlot | None:
+        return self.report.missed if self.report is not None else None
 
     @property
     def snapshots(self) -> list[str] | None:
@@ -116,6 +129,8 @@ class PolicyRunStatus:
         notes = []
         if run.state == "failed":
             notes.append(self.failure_message or "the run failed; see its task logs in Airflow")
+        elif run.state == "success" and self.missed is not None:
+            notes.append(f"slot missed ({self.missed.reason}): {self.missed.message}")
         elif run.state == "success" and self.report is not None:
             count = len(self.report.snapshots)
             notes.append(f"{count} snapshot{'' if count == 1 else 's'} created")
@@ -135,10 +150,13 @@ class PolicyRunStatus:
         run = self.run
         if run is None:
             conditions.append(Condition(LAST_BACKUP_SUCCEEDED, "Unknown", "NoRunYet", "the DAG has not run yet"))
-        elif run.state == "success":
+        elif run.state == "success" and self.missed is None:
             conditions.append(Condition(LAST_BACKUP_SUCCEEDED, "True", "RunSucceeded", self._describe_run()))
         elif run.state == "failed":
             conditions.append(Condition(LAST_BACKUP_SUCCEEDED, "False", "RunFailed", self._describe_run()))
+        schedule = self._schedule_condition()
+        if schedule is not None:
+            conditions.append(schedule)
         if self.import_error is not None:
             conditions.append(Condition(DAG_IMPORT_ERROR, "True", "ImportError", _tail(self.import_error.stack_trace)))
         elif self.dag is not None and self.dag.has_import_errors:
@@ -158,6 +176,18 @@ class PolicyRunStatus:
         conditions.append(Condition(AIRFLOW_REACHABLE, "True", "Reachable", ""))
         return conditions
 
+    def _schedule_condition(self) -> Condition | None:
+        """ScheduleOnTime for a finished scheduled run; a backup asked for by hand says nothing about the schedule."""
+        if self.run is None or not self.run.finished or self.report is None:
+            return None
+        missed = self.report.missed
+        if missed is not None:
+            slot = rfc3339(missed.slot)
+            return Condition(SCHEDULE_ON_TIME, "False", f"Missed{missed.reason}", f"slot {slot}: {missed.message}")
+        if self.report.slot is not None:
+            return Condition(SCHEDULE_ON_TIME, "True", "SlotRan", f"slot {rfc3339(self.report.slot)} ran")
+        return None
+
     def _describe_run(self) -> str:
         assert self.run is not None
         message = self._run_message()
@@ -173,7 +203,16 @@ class PolicyRunStatus:
             "nextRun": rfc3339(self.dag.next_run) if self.dag is not None and not self.dag.is_paused else None,
         }
         run = self.run
-        if run is not None and run.state == "success":
+        if self.report is not None and self.report.slot is not None:
+            fields["lastScheduleTime"] = rfc3339(self.report.slot)
+        missed = self.missed
+        if run is not None and run.state == "success" and missed is not None:
+            fields["lastMissedSlot"] = {
+                "time": rfc3339(missed.slot),
+                "reason": missed.reason,
+                "message": missed.message,
+            }
+        elif run is not None and run.state == "success":
             finished = self.report.finished_at if self.report is not None and self.report.finished_at else None
             fields["lastSnapshotTime"] = rfc3339(finished or run.end_date)
             if self.report is not None:

@@ -21,7 +21,7 @@ SpecOutcome = Literal["Uploaded", "Invalid", "Refused", "Error"]
 
 # Results the controller decides itself; any other result comes from Airflow's runs.
 OWN_RESULTS = ("Invalid", "Refused", "Suspended")
-RUN_FIELDS = ("lastSnapshotTime", "lastSnapshots", "lastRun", "nextRun")
+RUN_FIELDS = ("lastSnapshotTime", "lastSnapshots", "lastRun", "nextRun", "lastScheduleTime", "lastMissedSlot")
 MAX_MESSAGE = 4000  # the CRD allows 32768; keep status objects small
 
 
@@ -42,6 +42,8 @@ class PolicyState:
     paused_applied: bool | None = None  # what Airflow was last told; None: not yet
     wait_mode: WaitMode | None = None  # how the uploaded DAG's sensors wait; None: nothing uploaded yet
     announced_run: tuple[str, str] | None = None  # (runId, state) of the last run an Event was posted for
+    instances: frozenset[tuple[str, str, str]] = frozenset()  # (project, zone, name) named in spec.instances
+    shared: str = ""  # which other policies of the namespace name the same VMs (said in the Ready message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +65,17 @@ def short(message: str) -> str:
 
 
 def ready_condition(state: PolicyState, observation: RunObservation | None) -> Condition:
-    """Ready = the spec is valid and allowed, the DAG is in the bucket, and Airflow loaded it cleanly."""
+    """Ready = the spec is valid and allowed, the DAG is in the bucket, and Airflow loaded it cleanly.
+
+    Its message also says which other policies of the namespace name the same VMs.
+    """
+    ready = _ready(state, observation)
+    if state.outcome != "Uploaded" or not state.shared:
+        return ready
+    return dataclasses.replace(ready, message=short(ready.message + state.shared))
+
+
+def _ready(state: PolicyState, observation: RunObservation | None) -> Condition:
     if state.outcome != "Uploaded":
         return Condition(READY, "False", state.reason, short(state.message))
     if observation is None:
@@ -109,10 +121,20 @@ def desired_status(
     if observation is not None:
         if observation.reachable:
             status.update({k: v for k, v in observation.fields.items() if k in RUN_FIELDS})  # None: remove
+            status.update(_missed_count(observation.fields.get("lastMissedSlot"), current))
         conditions.extend(observation.conditions)
     status["result"] = _result(state, observation, current)
     status["conditions"] = merge_conditions(current.get("conditions"), conditions, generation=state.generation, now=now)
     return status
+
+
+def _missed_count(missed: Any, current: Mapping[str, Any]) -> dict[str, int]:
+    """missedSlots goes up once per missed slot, however many polls see it."""
+    if not missed:
+        return {}
+    known = current.get("lastMissedSlot") or {}
+    count = int(current.get("missedSlots") or 0)
+    return {"missedSlots": count if known.get("time") == missed.get("time") else count + 1}
 
 
 def _result(state: PolicyState, observation: RunObservation | None, current: Mapping[str, Any]) -> str:

@@ -57,6 +57,7 @@ class LocalKubernetes:
         self._started = threading.Event()
         self._stopping: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self._emulator: kmock.KubernetesEmulator | None = None
 
     def start(self, timeout: float = 30) -> str:
         self._thread = threading.Thread(target=self._serve, name="local-kubernetes", daemon=True)
@@ -79,6 +80,10 @@ class LocalKubernetes:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def served(self) -> list[kmock.Request]:
+        """Every request served so far (kmock keeps them), e.g. to check them against the chart's RBAC."""
+        return list(self._emulator) if self._emulator is not None else []
 
     def kubeconfig(self, namespace: str = "default") -> str:
         """A kubeconfig for this server: what KUBECONFIG points the controller and the CLI at."""
@@ -110,6 +115,7 @@ class LocalKubernetes:
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
         async with kmock.KubernetesEmulator() as emulator:
+            self._emulator = emulator
             emulator.resources.load_bundled()
             for key, info in resources_from_crds(self.crd_paths).items():
                 emulator.resources[key] = info

@@ -280,6 +280,10 @@ class LocalStack:
         }
         return {**doc, "metadata": {**assigned, **metadata}}
 
+    def kube_requests(self) -> list[Any]:
+        """The requests the local Kubernetes API served (empty on a real cluster): kmock keeps them."""
+        return self._kube.served() if self._kube is not None else []
+
     def storage_client(self) -> storage.Client:
         return storage.Client(project=PROJECT, credentials=AnonymousCredentials())
 

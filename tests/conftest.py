@@ -6,13 +6,15 @@
 - kube:        kmock as the Kubernetes API server, with a kubeconfig pointing at it
 - airflow_api: `airflow standalone` on loopback, for the REST API
 - tools:       the real helm and kubectl binaries fetched by scripts/bootstrap.sh
+- rbac:        Kubernetes' RBAC matching of the controller's requests against the chart's roles
 """
 
 pytest_plugins = [
     "tests.fixtures.gce",
     "tests.fixtures.airflow_env",
     "tests.fixtures.gcs",
+    "tests.fixtures.tools",
+    "tests.fixtures.rbac",
     "tests.fixtures.kube",
     "tests.fixtures.airflow_api",
-    "tests.fixtures.tools",
 ]

@@ -136,7 +136,11 @@ def test_status_follows_the_status_contract():
         "nextRun",
         "verification",
         "conditions",
+        "lastScheduleTime",
+        "lastMissedSlot",
+        "missedSlots",
     }
+    assert set(status["lastMissedSlot"]["properties"]) == {"time", "reason", "message"}
     assert set(status["lastRun"]["properties"]) == {
         "runId",
         "state",

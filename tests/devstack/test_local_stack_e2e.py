@@ -18,6 +18,7 @@ from kubernetes import client, config
 from controller.reconciler import BACKUP_NOW_ANNOTATION
 from devstack.gce_simulator import Fault
 from devstack.stack import BUCKET, PROJECT, LocalStack, wait_until
+from tests.fixtures.rbac import ChartRbac, controller_requests
 from vmbackup.model import labels
 from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
 
@@ -147,3 +148,11 @@ def test_the_stack_writes_an_env_file_for_the_cli(stack: LocalStack) -> None:
     env = Path(stack.state_dir / "env").read_text()
     assert "export KUBECONFIG=" in env
     assert "export VMBACKUP_AIRFLOW_URL=" in env
+
+
+def test_the_controller_asked_only_for_what_the_chart_grants(stack: LocalStack, chart_rbac: ChartRbac) -> None:
+    """Last in this module: every request the controller process made in the tests above (kmock kept them)."""
+    made = controller_requests(stack.kube_requests())
+
+    assert made, "the controller made no request to the local Kubernetes API"
+    assert not chart_rbac.denied(made), "the chart does not allow: " + "; ".join(map(str, chart_rbac.denied(made)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from vmbackup.airflow_compat import AirflowFailException
@@ -20,7 +21,8 @@ from vmbackup.backup.lock import (
     release_lock,
     start_if_ours,
 )
-from vmbackup.backup.resolution import Target, resolve_targets
+from vmbackup.backup.resolution import Resolution, Target, group_keys, resolve_targets
+from vmbackup.backup.slot_check import missed_slot, scheduled_slot, slot_label
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.sensors import OperationStatusSensor
 from vmbackup.compute.step_operator import ComputeStepOperator, now_iso
@@ -40,7 +42,14 @@ class ResolveInstancesOperator(ComputeStepOperator):
 
     def run_step(self, context: Any, hook: ComputeEngineHook) -> Any:
         policy = BackupPolicy.from_json(self.policy_json)
+        slot = scheduled_slot(context)
+        missed = missed_slot(policy, slot, datetime.now(UTC), hook) if slot is not None else None
+        if missed is not None:  # before any instance is even read: the run touches nothing
+            log.warning("slot %s missed (%s): %s", slot, missed.reason, missed.message)
+            nothing: Resolution = {"groups": {key: [] for key in group_keys(policy)}, "skipped": [], "errors": []}
+            return nothing | {"slot": slot.isoformat() if slot else None, "missed": missed.model_dump(mode="json")}
         resolution = resolve_targets(policy, context["run_id"], hook)
+        resolution["slot"] = slot.isoformat() if slot else None
         for group, members in resolution["groups"].items():
             log.info("%s: %s", group, ", ".join(f"{t['instance']} ({t['zone']})" for t in members) or "no instance")
         for item in resolution["skipped"] + resolution["errors"]:
@@ -111,7 +120,7 @@ class SnapshotDiskOperator(ComputeStepOperator):
         self.stop_result = stop_result
         self.policy_json = policy_json
 
-    def snapshot_labels(self, policy: BackupPolicy, t: Target) -> dict[str, str]:
+    def snapshot_labels(self, policy: BackupPolicy, t: Target, slot: datetime | None = None) -> dict[str, str]:
         labels = dict(policy.spec.snapshot.labels)
         labels.update(
             {
@@ -123,6 +132,8 @@ class SnapshotDiskOperator(ComputeStepOperator):
                 vmlabels.CONSISTENCY: vmlabels.consistency_value(policy.spec.consistency),
             }
         )
+        if slot is not None:
+            labels[vmlabels.SLOT] = slot_label(slot)
         return labels
 
     def run_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
@@ -131,7 +142,7 @@ class SnapshotDiskOperator(ComputeStepOperator):
         if isinstance(self.stop_result, dict) and self.stop_result.get("skipped"):
             return result | {"skipped": self.stop_result["skipped"]}
         policy = BackupPolicy.from_json(self.policy_json)
-        labels = self.snapshot_labels(policy, t)
+        labels = self.snapshot_labels(policy, t, scheduled_slot(context))
         record = record_fields(t.get("record"))
         for disk in t["disks"]:
             ref = hook.create_snapshot(

@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from vmbackup.backup.resolution import pulled_resolution
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator
 from vmbackup.model import labels as vmlabels
@@ -23,6 +24,9 @@ class PruneSnapshotsOperator(ComputeStepOperator):
         self.policy_json = policy_json
 
     def run_step(self, context: Any, hook: ComputeEngineHook) -> list[str]:
+        resolution = pulled_resolution(context)
+        if resolution and resolution.get("missed"):
+            return []  # a missed slot touches nothing, snapshots included
         policy = BackupPolicy.from_json(self.policy_json)
         project = policy.spec.project
         ours = hook.list_snapshots(

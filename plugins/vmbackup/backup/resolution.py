@@ -53,6 +53,8 @@ class Resolution(TypedDict):
     groups: dict[str, list[Target]]
     skipped: list[Skipped]
     errors: list[Skipped]  # instances that should be backed up but cannot (missing VM, unknown disk)
+    slot: NotRequired[str | None]  # the scheduled slot (ISO 8601, UTC); None for a run asked for by hand
+    missed: NotRequired[dict[str, Any] | None]  # a MissedSlot (JSON): the run touches no VM
 
 
 def group_keys(policy: BackupPolicy) -> list[str]:

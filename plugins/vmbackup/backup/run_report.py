@@ -15,6 +15,8 @@ from vmbackup.backup import steps
 from vmbackup.backup.resolution import Target, pulled_resolution
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
+from vmbackup.model import labels as vmlabels
+from vmbackup.model.identifiers import parse_lock
 from vmbackup.model.policy import BackupPolicy
 from vmbackup.model.report import (
     DiskResult,
@@ -121,6 +123,8 @@ class RunReportOperator(ComputeStepOperator):
             instances=instances,
             pruned_snapshots=list(pruned),
             errors=errors,
+            slot=resolution.get("slot") if resolution else None,
+            missed=resolution.get("missed") if resolution else None,
         )
 
     def _instance_result(
@@ -168,8 +172,16 @@ class RunReportOperator(ComputeStepOperator):
         started_at = _time((started or {}).get("end_time")) or _time((started or {}).get("observed_at"))
         downtime = (started_at - stopped_at).total_seconds() if stopped_at and started_at else None
         problems = [e.message for e in group_errors if e.instance == target["instance"]]
+        note = None
         if _normal(final) != _normal(prior):
-            problems.append(f"instance is {final} after the run but was {prior} before it")
+            other = _other_run(now, target)
+            if other and started_at is not None:  # this run gave it back; another run has taken it since
+                note = (
+                    f"this run returned it to {prior} at {started_at.isoformat()}; it is {final} now because "
+                    f"another backup run ({other}) holds it"
+                )
+            else:
+                problems.append(f"instance is {final} after the run but was {prior} before it")
         problems.extend(f"{d.disk}: {d.error}" for d in disks if d.error)
         return InstanceResult(
             instance=target["instance"],
@@ -182,8 +194,15 @@ class RunReportOperator(ComputeStepOperator):
             downtime_seconds=downtime if (stop or {}).get("operation") else None,
             disks=disks,
             skipped_reason=skipped,
+            note=note,
             error="; ".join(problems) or None,
         )
+
+
+def _other_run(instance: Any, target: Target) -> str | None:
+    """The run (hash) of another policy or run that holds the instance's lock now, if any."""
+    lock = parse_lock((instance.labels or {}).get(vmlabels.LOCK)) if instance is not None else None
+    return lock[0] if lock and lock[0] != target["run"] else None
 
 
 def _normal(status: str | None) -> str | None:

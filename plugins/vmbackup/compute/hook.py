@@ -342,8 +342,27 @@ class ComputeEngineHook:
             if snapshot.status == "FAILED":
                 self._missing_snapshot(item)  # raises with the creation operation's own error when it has one
                 raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} FAILED")
-            states[item["name"]] = snapshot.status
+            states[item["name"]] = self._trusted_status(item, snapshot.status)
         return states
+
+    def _trusted_status(self, item: dict[str, Any], status: str) -> str:
+        """READY counts only once the disks.createSnapshot operation is DONE too.
+
+        With disks.createSnapshot a snapshot can read READY before its creation is done (the race that moved the
+        GCE PD CSI driver to snapshots.insert, kubernetes-sigs/gcp-compute-persistent-disk-csi-driver#1857).
+        Leaving CREATING, the restart point, is unaffected: that is the cut (container-storage-interface/spec
+        pull requests #224 and #307; README "Why the VM starts again while its snapshots upload").
+        """
+        ref = item.get("operation")
+        if status != "READY" or not ref:
+            return status
+        op = self.get_operation(OperationRef(name=ref["name"], project=ref["project"], zone=ref.get("zone")))
+        if not is_done(op):
+            return "UPLOADING"
+        error = operation_error(op)
+        if error:
+            raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} was not created: {error}")
+        return status
 
     def _missing_snapshot(self, item: dict[str, Any]) -> str:
         ref = item.get("operation")

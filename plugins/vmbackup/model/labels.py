@@ -11,6 +11,7 @@ POLICY_NAME = "vmbackup-policy"
 RUN = "vmbackup-run"  # a short hash of the DAG run id
 INSTANCE = "vmbackup-instance"
 CONSISTENCY = "vmbackup-consistency"  # stop | none | guestflush (label values are lowercase)
+SLOT = "vmbackup-slot"  # the scheduled slot a snapshot backs up (UTC, e.g. 20261125t0200z): one backup per slot
 LOCK = "vmbackup-lock"  # set on an instance while a run holds it stopped-for-backup
 BOOT = "vmbackup-boot"  # on a snapshot: "true" when its disk was the instance's boot disk (backup_record.py)
 DEVICE = "vmbackup-device"  # on a snapshot: the device name its disk was attached with

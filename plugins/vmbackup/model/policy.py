@@ -22,10 +22,15 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from vmbackup.model.slots import CRON_FIELD_RANGES as _CRON_FIELD_RANGES
+from vmbackup.model.slots import CRON_NAMES as _CRON_NAMES
+from vmbackup.model.slots import CronSlots, Window, parse_clock, schedule_rate_problem
 
 API_GROUP = "vmbackup.dev"
 API_VERSION = "v1alpha1"
@@ -41,6 +46,7 @@ LABEL_VALUE_PATTERN = r"^[-_a-z0-9]{0,63}$"
 STORAGE_LOCATION_PATTERN = r"^[a-z][-a-z0-9]{1,62}$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 COMPOSER_ENVIRONMENT_PATTERN = r"^projects/[^/]+/locations/[^/]+/environments/[^/]+$"
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 # Labels our own snapshots carry; keep clear of them in user labels.
 RESERVED_LABEL_PREFIX = "vmbackup-"
@@ -54,6 +60,12 @@ SCHEDULE_PRESETS: dict[str, str] = {
     "@monthly": "0 0 1 * *",
     "@yearly": "0 0 1 1 *",
 }
+# How late a stop-mode run may start by default: Composer's DAG sync (3-5 min), a busy scheduler and a worker
+# scaled up from zero make minutes of lateness normal; past a quarter of an hour the VM would go down at a time
+# its owner did not choose (README: "Late runs, maintenance windows and one backup per slot").
+STOP_MODE_STARTING_DEADLINE_SECONDS = 900
+MIN_STARTING_DEADLINE_SECONDS = 60  # Airflow's scheduler needs seconds to start a run; less would miss every slot
+MAX_STARTING_DEADLINE_SECONDS = 86400
 ConsistencyMode = Literal["stop", "none", "guestFlush"]
 # How the DAG's operation sensors wait. A property of the Airflow environment, not of the policy: the controller
 # picks it for the environment it uploads to (controller/wait_mode.py) and the rendered DAG carries it as data.
@@ -65,12 +77,6 @@ Zone = Annotated[str, StringConstraints(pattern=ZONE_PATTERN, max_length=63)]
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN, max_length=63)]
 LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]
 TierName = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
-
-_CRON_FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_CRON_NAMES = {
-    3: {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
-    4: {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
-}
 
 
 class _Model(BaseModel):
@@ -173,6 +179,20 @@ class Timeouts(_Model):
     start_seconds: int = Field(default=600, ge=30, le=86400, description="Wait for a VM to start.")
 
 
+class MaintenanceWindow(_Model):
+    """When scheduled runs may touch VMs: every day from `start` for `durationMinutes`, in spec.timezone."""
+
+    start: Annotated[str, StringConstraints(pattern=CLOCK_PATTERN)] = Field(
+        description="Start of the window, HH:MM (24 h) in the policy's time zone."
+    )
+    duration_minutes: int = Field(ge=1, le=1440, description="Length of the window in minutes (1-1440).")
+
+    def window(self) -> Window:
+        clock = parse_clock(self.start)
+        assert clock is not None  # validated
+        return Window(clock, self.duration_minutes)
+
+
 class ComposerTarget(_Model):
     """Where this policy's DAG goes, when not the controller's default environment."""
 
@@ -263,6 +283,18 @@ class PolicySpec(_Model):
         default="@daily", max_length=100, description="Cron expression (5 fields) or @hourly/@daily/@weekly/@monthly."
     )
     timezone: str = Field(default="Etc/UTC", max_length=64, description="IANA time zone of the schedule.")
+    starting_deadline_seconds: int | None = Field(
+        default=None,
+        ge=MIN_STARTING_DEADLINE_SECONDS,
+        le=MAX_STARTING_DEADLINE_SECONDS,
+        description="How late after its slot a scheduled run may still start (Kubernetes CronJob's meaning); a "
+        f"later run touches no VM and is recorded as missed. Default: {STOP_MODE_STARTING_DEADLINE_SECONDS} "
+        "in stop mode, no limit otherwise. backup-now runs are not limited.",
+    )
+    maintenance_window: MaintenanceWindow | None = Field(
+        default=None,
+        description="Scheduled runs that start outside this daily window touch no VM and are recorded as missed.",
+    )
     consistency: ConsistencyMode = Field(
         default="stop",
         description="stop: stop the VM, snapshot, start it (consistent); none: crash-consistent snapshot of the "
@@ -276,6 +308,41 @@ class PolicySpec(_Model):
     verification: Verification | None = Field(default=None, description="Scheduled restore drills.")
 
     _valid_schedule = field_validator("schedule")(lambda cls, value: _checked_schedule(value))
+
+    @field_validator("schedule")
+    @classmethod
+    def _within_snapshot_rate(cls, schedule: str) -> str:
+        problem = schedule_rate_problem(schedule, cron_of(schedule))
+        if problem:
+            raise ValueError(problem)
+        return schedule
+
+    @field_validator("maintenance_window")
+    @classmethod
+    def _window_fits_schedule(cls, window: MaintenanceWindow | None, info: ValidationInfo) -> MaintenanceWindow | None:
+        schedule = info.data.get("schedule")
+        if window is None or schedule is None:
+            return window
+        slots = CronSlots.parse(cron_of(schedule))
+        gap = int(slots.shortest_gap().total_seconds() // 60)
+        if window.duration_minutes > gap:
+            raise ValueError(
+                f"durationMinutes {window.duration_minutes} is longer than the {gap} minutes between slots of "
+                f"{schedule!r}: a window that long cannot tell one slot from the next; shorten it to at most {gap}"
+            )
+        if not window.window().holds_a_slot_of(slots):
+            raise ValueError(
+                f"no slot of {schedule!r} falls in {window.window()}: every run would be missed; move the window "
+                "or the schedule"
+            )
+        return window
+
+    @property
+    def effective_starting_deadline(self) -> int | None:
+        """The deadline a scheduled run is held to (seconds after its slot), None for no limit."""
+        if self.starting_deadline_seconds is not None:
+            return self.starting_deadline_seconds
+        return STOP_MODE_STARTING_DEADLINE_SECONDS if self.consistency == "stop" else None
 
     @field_validator("timezone")
     @classmethod
@@ -415,6 +482,7 @@ _PATTERN_MEANING = {
     STORAGE_LOCATION_PATTERN: "a storage location such as us or us-central1",
     DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-'",
     COMPOSER_ENVIRONMENT_PATTERN: "projects/PROJECT/locations/REGION/environments/NAME",
+    CLOCK_PATTERN: "a time of day, HH:MM in 24 h (e.g. '01:30')",
 }
 
 

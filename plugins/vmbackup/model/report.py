@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from vmbackup.model.restore import Phase
+from vmbackup.model.slots import MissReason
 
 REPORTS_PREFIX = "data/vmbackup/runs"
 RESTORES_PREFIX = "data/vmbackup/restores"
@@ -47,6 +48,7 @@ class InstanceResult(ReportModel):
     downtime_seconds: float | None = None
     disks: list[DiskResult] = Field(default_factory=list)
     skipped_reason: str | None = None  # e.g. another run holds the VM
+    note: str | None = None  # what happened after this run gave the VM back (e.g. another policy's run took it)
     error: str | None = None
 
 
@@ -54,6 +56,14 @@ class StepError(ReportModel):
     step: str  # task id, e.g. "tier_web.stop"
     instance: str | None = None
     disk: str | None = None
+    message: str
+
+
+class MissedSlot(ReportModel):
+    """A scheduled slot the run did not back up: it touched no VM (checked when the run started)."""
+
+    slot: datetime  # the slot's time (the run's logical date)
+    reason: MissReason
     message: str
 
 
@@ -69,6 +79,8 @@ class RunReport(ReportModel):
     instances: list[InstanceResult] = Field(default_factory=list)
     pruned_snapshots: list[str] = Field(default_factory=list)
     errors: list[StepError] = Field(default_factory=list)
+    slot: datetime | None = None  # the scheduled slot of this run; None for a backup asked for by hand
+    missed: MissedSlot | None = None
 
     @property
     def snapshots(self) -> list[str]:
