@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from dags_templates.render import DataTemplate
-from vmbackup.model.drill import drill_dag_id_for
 from vmbackup.model.policy import BackupPolicy
 
 DRILL_TEMPLATE = DataTemplate(
@@ -21,8 +20,3 @@ def render_drill_dag(policy: BackupPolicy) -> str:
     if policy.spec.verification is None:
         raise ValueError("the policy has no spec.verification")
     return DRILL_TEMPLATE.render(policy.to_json())
-
-
-def drill_dag_file_name(policy: BackupPolicy) -> str:
-    """Object name under the bucket's dags/ folder."""
-    return f"{drill_dag_id_for(policy.namespace, policy.name)}.py"

@@ -17,7 +17,7 @@ import pytest
 from google.cloud import storage
 
 from controller.app import build_controller
-from controller.config import AirflowAuth, ControllerConfig
+from controller.config import AirflowCredentials, ControllerConfig
 from controller.handlers import FINALIZER, build_registry
 from controller.reconciler import BACKUP_NOW_ANNOTATION
 from tests.fixtures.gcs import free_port

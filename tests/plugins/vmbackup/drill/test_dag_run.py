@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dags_templates.render_drill import drill_dag_file_name, render_drill_dag
+from dags_templates.render_drill import render_drill_dag
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.recovery import ZONE, RecoveryStack
 from vmbackup.model.drill import DRILL_LABEL, DrillReport, drill_dag_id_for, drill_report_object_name
@@ -32,7 +32,7 @@ def stack(gce_sim: Any, gce_clients: Any, gcs_bucket: Any, airflow_dags: Any, mo
 
 def drill(stack: RecoveryStack, policy: BackupPolicy) -> tuple[str, DrillReport]:
     stack.sim.clear_calls()
-    stack.dags.write(drill_dag_file_name(policy), render_drill_dag(policy))
+    stack.dags.write_dag(drill_dag_id_for(policy.namespace, policy.name), render_drill_dag(policy))
     outcome = stack.dags.run(drill_dag_id_for(policy.namespace, policy.name))
     stack.sim.wait_idle()
     blob = stack.bucket.blob(drill_report_object_name(policy.namespace, policy.name))
