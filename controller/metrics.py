@@ -48,13 +48,6 @@ class ControllerMetrics:
             POLICY_LABELS,
             registry=self.registry,
         )
-        self.missed_runs = Counter(
-            "vmbackup_missed_runs",
-            "Scheduled slots that touched no VM (late start, outside the maintenance window, or already backed up), "
-            "counted once per slot.",
-            ["namespace", "name", "reason"],
-            registry=self.registry,
-        )
         self.airflow_polls = Counter(
             "vmbackup_airflow_polls",
             "Batched Airflow status queries, by outcome (ok, unreachable).",

@@ -72,6 +72,14 @@ class CronSlots:
             gaps.append(_DAY)
         return timedelta(minutes=min(gaps))
 
+    def longest_gap(self) -> timedelta:
+        """The longest two consecutive slots leave between them (wall clock; a year when it never fires twice)."""
+        times = self.times_of_day()
+        firing = [day.toordinal() for day in _scanned_days() if self.fires_on(day)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        gaps += [(later - earlier) * _DAY - times[-1] + times[0] for earlier, later in itertools.pairwise(firing)]
+        return timedelta(minutes=max(gaps)) if gaps else timedelta(days=366)
+
     def _consecutive_firing_days(self) -> bool:
         day = date(2024, 1, 1)
         previous = False
@@ -81,6 +89,11 @@ class CronSlots:
                 return True
             previous, day = fires, day + timedelta(days=1)
         return False
+
+
+def _scanned_days() -> list[date]:
+    first = date(2024, 1, 1)
+    return [first + timedelta(days=offset) for offset in range(366 * _YEARS_SCANNED)]
 
 
 def _expand(text: str, low: int, high: int, names: dict[str, int]) -> set[int]:
