@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 from controller.conditions import SCHEDULE_ON_TIME, find_condition
 from controller.run_status import PolicyRunStatus
@@ -36,34 +38,39 @@ def status_of(report_: RunReport) -> PolicyRunStatus:
     return PolicyRunStatus("default", "wordpress", DAG_ID, dag=dag(), run=run("success", RUN_ID), report=report_)
 
 
+def conditions_of(status: PolicyRunStatus) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(condition) for condition in status.conditions()]
+
+
 def test_a_missed_slot_reads_as_result_missed_with_the_reason() -> None:
-    fields = status_of(report(missed=LATE)).status_fields()
+    status = status_of(report(missed=LATE))
+    fields = status.status_fields()
 
     assert fields["result"] == "Missed"
     assert fields["lastMissedSlot"] == {"time": "2026-11-25T02:00:00Z", "reason": "Late", "message": LATE.message}
     assert fields["lastScheduleTime"] == "2026-11-25T02:00:00Z"
     assert "lastSnapshotTime" not in fields  # nothing was backed up
-    schedule = find_condition(fields["conditions"], SCHEDULE_ON_TIME)
+    schedule = find_condition(conditions_of(status), SCHEDULE_ON_TIME)
     assert schedule is not None
     assert (schedule["status"], schedule["reason"]) == ("False", "MissedLate")
     assert LATE.message in schedule["message"]
-    assert find_condition(fields["conditions"], "LastBackupSucceeded") is None  # a missed slot is not a backup
+    assert find_condition(conditions_of(status), "LastBackupSucceeded") is None  # a missed slot is not a backup
 
 
 def test_a_slot_that_ran_puts_schedule_on_time_back_to_true() -> None:
-    fields = status_of(report(missed=None)).status_fields()
+    status = status_of(report(missed=None))
 
-    assert fields["result"] == "Succeeded"
-    schedule = find_condition(fields["conditions"], SCHEDULE_ON_TIME)
+    assert status.status_fields()["result"] == "Succeeded"
+    schedule = find_condition(conditions_of(status), SCHEDULE_ON_TIME)
     assert schedule is not None
     assert (schedule["status"], schedule["reason"]) == ("True", "SlotRan")
 
 
 def test_a_backup_asked_for_by_hand_says_nothing_about_the_schedule() -> None:
-    fields = status_of(report(missed=None, slot=None)).status_fields()
+    status = status_of(report(missed=None, slot=None))
 
-    assert find_condition(fields["conditions"], SCHEDULE_ON_TIME) is None
-    assert "lastScheduleTime" not in fields
+    assert find_condition(conditions_of(status), SCHEDULE_ON_TIME) is None
+    assert "lastScheduleTime" not in status.status_fields()
 
 
 def test_missed_slots_count_once_per_slot_however_many_polls_see_it() -> None:
