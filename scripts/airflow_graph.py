@@ -5,10 +5,10 @@ Node.js). Airflow 3's UI is a single-page app: no load event says the graph is d
 DOM condition instead: the graph's React Flow nodes carry each task's id in ``data-id``, and the picture is taken
 once every task of the DAG has a node and the view has stopped moving after "Fit View".
 
-Logging in: Airflow's simple auth manager hands the UI its JWT in the ``_token`` cookie
-(airflow/api_fastapi/auth/managers/base_auth_manager.py, COOKIE_NAME_JWT_TOKEN; set by
-simple/routes/login.py after the login form), and the API server reads it from there. A token from
-``POST /auth/token`` with the local stack's user, set as that cookie, is the same login without the form.
+Logging in: Airflow 3's API server takes the UI's JWT from the ``_token`` cookie, where a login puts it
+(COOKIE_NAME_JWT_TOKEN in airflow/api_fastapi/auth/managers/base_auth_manager.py, read in
+airflow/api_fastapi/core_api/security.py). A token from the simple auth manager's ``POST /auth/token`` with the
+local stack's user, set as that cookie, is that login without the form.
 """
 
 from __future__ import annotations
