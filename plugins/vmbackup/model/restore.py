@@ -237,6 +237,11 @@ class Restore(_Model):
         return self.spec.mode == IN_PLACE
 
     @property
+    def restored_instance(self) -> str:
+        """The VM that ends up with the restored disks: the source itself (InPlace) or the new one."""
+        return self.instance if self.in_place else self.target_name
+
+    @property
     def marker(self) -> str:
         return restore_marker(self.namespace, self.name)
 

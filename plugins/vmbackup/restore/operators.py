@@ -45,7 +45,6 @@ def write_restore_report(report: RestoreReport) -> None:
 
 
 def _report(restore: Restore, context: Any, plan: RestorePlan | None, phase: str, **fields: Any) -> RestoreReport:
-    target = restore.instance if restore.in_place else restore.target_name
     return RestoreReport(
         namespace=restore.namespace,
         name=restore.name,
@@ -54,7 +53,7 @@ def _report(restore: Restore, context: Any, plan: RestorePlan | None, phase: str
         phase=phase,
         source_instance=restore.instance,
         source_zone=plan["source_zone"] if plan else restore.zone,
-        instance=plan["target"] if plan else target,
+        instance=plan["target"] if plan else restore.restored_instance,
         zone=plan["zone"] if plan else (restore.spec.target_zone or restore.zone),
         mode=restore.spec.mode,
         snapshot_run=plan["run"] if plan else None,
