@@ -76,7 +76,9 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
     originals: list[Attachment] = []
     for snap in snapshots:
         source_disk = resource_name(snap.source_disk)
-        link = by_disk.get(source_disk)
+        new_name = restored_disk_name(restore.name, source_disk, False)
+        # The disk as attached now: the backed-up one, or this restore's own (an earlier run already swapped it).
+        link = by_disk.get(source_disk) or by_disk.get(new_name)
         device = snap.labels.get(vmlabels.DEVICE) or (link.device_name if link is not None else source_disk)
         current = by_device.get(device)
         if vmlabels.BOOT in snap.labels:
@@ -103,7 +105,7 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
             PlannedDisk(
                 project=restore.project,
                 zone=zone,
-                name=restored_disk_name(restore.name, source_disk, False),
+                name=new_name,
                 snapshot=snap.name,
                 source_disk=source_disk,
                 boot=boot,

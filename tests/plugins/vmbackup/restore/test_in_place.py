@@ -111,3 +111,15 @@ def test_an_in_place_restore_is_refused_while_a_backup_run_holds_the_vm(
     assert "db-1 is held by a backup run" in (run.report.message or "")
     assert gce_sim.instance(PROJECT, ZONE, "db-1") == before
     assert gce_sim.call_counts().get("disks.insert", 0) == 0
+
+
+def test_running_the_same_in_place_restore_twice_swaps_once(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:
+    seed_run(gce_sim, gce_clients, "rone")
+    first = restore_env(NAME, **IN_PLACE)
+
+    second = restore_env(NAME, **IN_PLACE)
+
+    assert (first.state, second.state) == ("success", "success"), second.task_states
+    done = [c["method"] for c in gce_sim.calls if c["status"] == 200]
+    assert (done.count("disks.insert"), done.count("instances.attachDisk"), done.count("instances.stop")) == (2, 2, 1)
+    assert disks_of(gce_sim.instance(PROJECT, ZONE, "db-1"))["data"] == (NEW_DISKS["data"], False)
