@@ -347,6 +347,25 @@ RESTORE_CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "rule": "!(has(self.snapshot) && has(self.snapshotRun))",
             "message": "set snapshotRun or snapshot, not both (a snapshot names its run)",
         },
+        {
+            "rule": "self.mode != 'InPlace' || (has(self.inPlace) && self.inPlace.confirmReplaceDisks == true)",
+            "message": "spec.inPlace.confirmReplaceDisks: required for mode InPlace (the source VM is stopped and its "
+            "disks are replaced); set spec.inPlace.confirmReplaceDisks: true to confirm, or remove spec.mode",
+        },
+        {
+            "rule": "!has(self.inPlace) || self.mode == 'InPlace'",
+            "message": "spec.inPlace is only for spec.mode InPlace; set spec.mode: InPlace or remove spec.inPlace",
+        },
+        {
+            "rule": "self.mode != 'InPlace' || !(has(self.targetName) || has(self.targetZone))",
+            "message": "an InPlace restore keeps the source VM: remove spec.targetName and spec.targetZone",
+        },
+        {
+            "rule": "self.mode != 'InPlace' || !has(self.overrides) || !(has(self.overrides.machineType) || "
+            "has(self.overrides.networkTags) || has(self.overrides.labels) || has(self.overrides.serviceAccount) || "
+            "has(self.overrides.networkInterfaces) || has(self.overrides.bootDisk))",
+            "message": "an InPlace restore keeps the source VM's configuration: remove spec.overrides",
+        },
         IMMUTABLE_SPEC_RULE,
     ],
     ("overrides", "labels"): CEL_RULES[("snapshot", "labels")],
@@ -381,7 +400,8 @@ def restore_status_schema() -> Schema:
             "phase": {
                 "type": "string",
                 "enum": list(restore.PHASES),
-                "description": "Pending, CreatingDisks, CreatingInstance, Succeeded or Failed.",
+                "description": "Pending, CreatingDisks, CreatingInstance (new VM) or ReplacingDisks (InPlace), "
+                "Succeeded or Failed.",
             },
             "message": {**text, "description": "What happened; on failure, the failed step's own message."},
             "observedGeneration": {"type": "integer", "format": "int64", "description": "Generation acted on."},
@@ -396,6 +416,14 @@ def restore_status_schema() -> Schema:
             "snapshots": names("Every snapshot used, the boot disk's first."),
             "createdDisks": names("Disks created by this restore (and kept)."),
             "deletedDisks": names("Disks this restore created and deleted after a failure."),
+            "replacedDisks": names(
+                "InPlace: the original disks the restore replaced (kept, labelled vmbackup-replaced-by, unless "
+                "spec.inPlace.deleteReplacedDisks)."
+            ),
+            "rolledBack": {
+                "type": "boolean",
+                "description": "InPlace: a failure put the original disks back and started the VM again.",
+            },
             "failedStep": {**text, "description": "The step that failed, if any."},
         },
     }

@@ -72,6 +72,8 @@ def status_from_report(report: RestoreReport) -> dict[str, Any]:
         "snapshots": report.snapshots or None,
         "createdDisks": report.created_disks if report.phase in TERMINAL_PHASES else None,
         "deletedDisks": report.deleted_disks or None,
+        "replacedDisks": report.replaced_disks or None,
+        "rolledBack": True if report.rolled_back else None,
         "failedStep": report.failed_step,
         "message": short(report.message) if report.message else None,
     }
@@ -131,7 +133,11 @@ class RestoreHandlers:
         restore = restore.model_copy(update={"wait_mode": await self.controller.wait_mode(target)})
         await self._upload(target, restore)
         run_id = run_id_for(str(body.metadata.uid))
-        fields = {"dagId": restore.dag_id, "observedGeneration": restore.generation, "instance": restore.target_name}
+        fields = {
+            "dagId": restore.dag_id,
+            "observedGeneration": restore.generation,
+            "instance": restore.restored_instance,
+        }
         try:
             await self._trigger(target, restore.dag_id, run_id)
         except (AirflowUnreachableError, DagNotFoundError) as exc:

@@ -10,6 +10,14 @@ REST shapes (compute v1 reference, ``instances.attachDisk`` / ``instances.detach
   github.com/litmuschaos/chaos-charts/issues/562); attaching a boot disk is refused the same way. The wording of
   the other refusals (no disk with that device name, a second boot disk, a device name in use, starting without a
   boot disk) is NOT VERIFIED against Compute Engine; their HTTP status and reason follow its error catalog.
+- Sharing: "Multiple virtual machines can use a disk in read-only mode at a time ... Only one virtual machine at a
+  time can be attached to a disk in read-write mode" (compute v1 reference, ``AttachedDisk.mode``). So a disk in
+  use anywhere cannot be attached READ_WRITE (400 ``resourceInUseByAnotherResource``, the reason Compute Engine
+  gives), and a disk attached READ_WRITE somewhere cannot be attached at all; READ_ONLY next to READ_ONLY is
+  allowed. ``instances.insert`` applies the same rule (``check_shareable``).
+- ``POST .../zones/{zone}/disks/{disk}/setLabels`` with a ``ZoneSetLabelsRequest`` (``labels``,
+  ``labelFingerprint``) answers a zonal Operation (``operationType`` setLabels); a stale fingerprint is refused
+  with 412 ``conditionNotMet``, as ``instances.setLabels`` is.
 - ``GET .../instances/{instance}/serialPort?port=N&start=S`` answers ``compute#serialPortOutput`` with
   ``contents``, ``start``, ``next`` and ``selfLink``. "If the amount of serial console output exceeds the size of
   the buffer (1 MB), the oldest output is discarded ... the start position is adjusted to the oldest output still
@@ -62,7 +70,8 @@ def attach_disk(
         disk = world._disk(ref["project"] or project, ref["zone"] or zone, str(ref["name"]))
         boot = bool(body.get("boot"))
         device_name = str(body.get("deviceName") or disk.name)
-        _check_attachable(instance, disk, boot, device_name)
+        mode = str(body.get("mode") or "READ_WRITE")
+        _check_attachable(world, instance, disk, boot, device_name, mode)
         op = world._new_operation(
             project, zone, "attachDisk", instance.self_link, instance.id, instance.self_link, faults
         )
@@ -73,13 +82,13 @@ def attach_disk(
 
             def attached() -> None:
                 try:
-                    _check_attachable(instance, disk, boot, device_name)
+                    _check_attachable(world, instance, disk, boot, device_name, mode)
                 except state.ApiError as exc:
                     world._finish(op, (exc.code, exc.reason, exc.message))
                     return
                 entry = world._attached_disk(disk, len(instance.disks), boot, device_name)
                 entry["autoDelete"] = bool(body.get("autoDelete", False))
-                entry["mode"] = str(body.get("mode") or "READ_WRITE")
+                entry["mode"] = mode
                 instance.disks.insert(0, entry) if boot else instance.disks.append(entry)
                 _reindex(instance)
                 disk.users.append(instance.self_link)
@@ -91,15 +100,36 @@ def attach_disk(
         return op.to_json()
 
 
-def _check_attachable(instance: Instance, disk: Disk, boot: bool, device_name: str) -> None:
-    if disk.status != "READY":
-        raise state.ApiError(400, "resourceNotReady", f"The resource '{disk.path}' is not ready")
-    if disk.users:
+def check_shareable(world: World, disk: Disk, mode: str) -> None:
+    """READ_WRITE needs the disk unused; READ_ONLY needs every other attachment READ_ONLY too (lock held)."""
+    if not disk.users:
+        return
+    writers = [
+        user
+        for user in disk.users
+        for other in world.instances.values()
+        if other.self_link == user
+        for entry in other.disks
+        if state.parse_ref(entry["source"])["name"] == disk.name and entry.get("mode", "READ_WRITE") != "READ_ONLY"
+    ]
+    if mode != "READ_ONLY" or writers:
         raise state.ApiError(
             400,
             "resourceInUseByAnotherResource",
-            f"The disk resource '{disk.path}' is already being used by '{disk.users[0]}'",
+            f"The disk resource '{disk.path}' is already being used by '{(writers or disk.users)[0]}'",
         )
+
+
+def _check_attachable(world: World, instance: Instance, disk: Disk, boot: bool, device_name: str, mode: str) -> None:
+    if disk.status != "READY":
+        raise state.ApiError(400, "resourceNotReady", f"The resource '{disk.path}' is not ready")
+    if instance.self_link in disk.users:
+        raise state.ApiError(
+            400,
+            "resourceInUseByAnotherResource",
+            f"The disk resource '{disk.path}' is already being used by '{instance.self_link}'",
+        )
+    check_shareable(world, disk, mode)
     if any(d.get("deviceName") == device_name for d in instance.disks):
         raise state.ApiError(400, "invalid", f"Invalid value for field 'resource.deviceName': '{device_name}'. In use.")
     if boot:
@@ -161,6 +191,30 @@ def check_bootable(instance: Instance) -> None:
     """instances.start refuses an instance without a boot disk (as Compute Engine does; wording NOT VERIFIED)."""
     if not any(d.get("boot") for d in instance.disks):
         raise _usage_error(f"Instance '{instance.name}' has no boot disk; attach one with boot=true")
+
+
+def set_disk_labels(
+    world: World, project: str, zone: str, name: str, body: dict[str, Any], faults: list[Fault]
+) -> dict[str, Any]:
+    with world.cond:
+        disk = world._disk(project, zone, name)
+        if body.get("labelFingerprint") != state.fingerprint(disk.labels):
+            raise state.ApiError(
+                412, "conditionNotMet", "Labels fingerprint either invalid or resource labels have changed"
+            )
+        labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
+        state.validate_labels(labels)
+        op = world._new_operation(project, zone, "setLabels", disk.self_link, disk.id, None, faults)
+
+        def run() -> None:
+            if world._fail_with_fault(op):
+                return
+            world._after(world.profile.set_labels_seconds + op.extra_seconds, lambda: world._finish(op))
+
+        if op.fault is None:
+            disk.labels = labels  # visible at once, as for instances.setLabels
+        world._run_serialized(op, run)
+        return op.to_json()
 
 
 # -- the serial console ----------------------------------------------------------------------------------------

@@ -202,6 +202,13 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
         ("GET", _BASE + r"/zones/" + _Z + r"/disks", "disks.list", None, _list_disks),
         (
             "POST",
+            _BASE + r"/zones/" + _Z + r"/disks/(?P<disk>[^/]+)/setLabels",
+            "disks.setLabels",
+            "disk",
+            lambda w, p, q, b, f: devices.set_disk_labels(w, p["project"], p["zone"], p["disk"], b, f),
+        ),
+        (
+            "POST",
             _BASE + r"/zones/" + _Z + r"/disks",
             "disks.insert",
             None,
@@ -311,6 +318,7 @@ OPERATION_METHODS = {
     "disks.createSnapshot",
     "disks.delete",
     "disks.insert",
+    "disks.setLabels",
     "snapshots.delete",
     "snapshots.insert",
     "instantSnapshots.insert",

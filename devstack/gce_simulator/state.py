@@ -873,12 +873,7 @@ class World:
                 if spec.get("source"):
                     ref = parse_ref(spec["source"])
                     disk = self._disk(ref["project"] or project, ref["zone"] or zone, str(ref["name"]))
-                    if disk.users:
-                        raise ApiError(
-                            400,
-                            "resourceInUseByAnotherResource",
-                            f"The disk resource '{disk.path}' is already being used by '{disk.users[0]}'",
-                        )
+                    devices.check_shareable(self, disk, str(spec.get("mode") or "READ_WRITE"))
                     if disk.status != "READY":
                         raise ApiError(400, "resourceNotReady", f"The resource '{disk.path}' is not ready")
                 elif spec.get("initializeParams", {}).get("sourceSnapshot"):
@@ -932,6 +927,7 @@ class World:
                 instance.disks.append(
                     self._attached_disk(disk, index, bool(spec.get("boot", index == 0)), spec.get("deviceName"))
                 )
+                instance.disks[-1]["mode"] = str(spec.get("mode") or "READ_WRITE")
             self.instances[(project, zone, name)] = instance
             self.zones.setdefault(project, set()).add(zone)
             op = self._new_operation(

@@ -188,3 +188,32 @@ async def test_deleting_a_restore_removes_its_dag(
 
         await eventually(lambda: kube.objects[RESTORES, NAMESPACE, "db-back"].deleted)
     assert dag_in(gcs_bucket, "db-back") is None
+
+
+async def test_an_in_place_restore_without_confirmation_fails_naming_the_field(
+    kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
+) -> None:
+    async with operator():
+        await create_policy_and_restore(kube, "db-back", {"policyName": "db", "mode": "InPlace"})
+
+        status = await eventually(
+            lambda: status_of(kube, "db-back").get("phase") == "Failed" and status_of(kube, "db-back")
+        )
+
+    assert status["message"].startswith("spec.inPlace.confirmReplaceDisks: required for mode InPlace")
+    assert "set spec.inPlace.confirmReplaceDisks: true" in status["message"]
+    assert dag_in(gcs_bucket, "db-back") is None
+
+
+async def test_a_confirmed_in_place_restore_gets_its_dag(
+    kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
+) -> None:
+    spec = {"policyName": "db", "mode": "InPlace", "inPlace": {"confirmReplaceDisks": True}}
+    async with operator():
+        await create_policy_and_restore(kube, "db-back", spec)
+
+        source = await eventually(lambda: dag_in(gcs_bucket, "db-back"), what="restore DAG uploaded")
+        status = await eventually(lambda: status_of(kube, "db-back").get("dagId") and status_of(kube, "db-back"))
+
+    assert "InPlace" in source
+    assert status["instance"] == "db-1"  # the VM restored into is the source itself

@@ -24,6 +24,9 @@ POLICIES = {
 }
 
 
+IN_PLACE: dict[str, Any] = {"mode": "InPlace", "inPlace": {"confirmReplaceDisks": True}}
+
+
 @pytest.fixture(scope="module")
 def schema() -> CustomResourceSchema:
     return CustomResourceSchema(CRD)
@@ -68,6 +71,7 @@ def test_crd_has_a_status_subresource_and_the_printer_columns() -> None:
         "Pending",
         "CreatingDisks",
         "CreatingInstance",
+        "ReplacingDisks",
         "Succeeded",
         "Failed",
     ]
@@ -88,12 +92,32 @@ def test_example_is_accepted_by_the_crd_and_the_model(example: Path, schema: Cus
         ({"policyName": "wordpress", "overrides": {"labels": {"vmbackup-x": "y"}}}, ".spec.overrides.labels"),
         ({"policyName": "wordpress", "overrides": {"machineType": "E2"}}, ".spec.overrides.machineType"),
         ({"policyName": "wordpress", "keepDisksOnFailure": "yes"}, ".spec.keepDisksOnFailure"),
+        ({"policyName": "wordpress", "mode": "InPlace"}, ".spec"),
+        ({"policyName": "wordpress", "mode": "InPlace", "inPlace": {"confirmReplaceDisks": False}}, ".spec"),
+        ({"policyName": "wordpress", "inPlace": {"confirmReplaceDisks": True}}, ".spec"),
+        ({"policyName": "wordpress", **IN_PLACE, "targetName": "web-2"}, ".spec"),
+        ({"policyName": "wordpress", **IN_PLACE, "overrides": {"machineType": "e2-small"}}, ".spec"),
+        ({"policyName": "wordpress", "mode": "Elsewhere"}, ".spec.mode"),
     ],
 )
 def test_crd_and_model_both_refuse(spec: dict[str, Any], field: str, schema: CustomResourceSchema) -> None:
     obj = a_restore(spec)
     assert any(error.startswith(field) for error in schema.errors(obj)), schema.errors(obj)
     assert model_problems(obj)
+
+
+def test_an_in_place_restore_without_confirmation_is_refused_naming_the_field(schema: CustomResourceSchema) -> None:
+    obj = a_restore({"policyName": "wordpress", "mode": "InPlace"})
+
+    assert any("spec.inPlace.confirmReplaceDisks: required for mode InPlace" in e for e in schema.errors(obj))
+    assert model_problems(obj) == ["spec.inPlace.confirmReplaceDisks"]
+
+
+def test_a_confirmed_in_place_restore_is_accepted(schema: CustomResourceSchema) -> None:
+    obj = a_restore({"policyName": "wordpress", **IN_PLACE})
+
+    assert schema.errors(obj) == []
+    assert model_problems(obj) == []
 
 
 def test_the_crd_defaults_what_the_model_defaults(schema: CustomResourceSchema) -> None:

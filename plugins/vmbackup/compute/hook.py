@@ -21,6 +21,7 @@ from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.cloud import compute_v1
 
+from vmbackup.compute.attachments import DiskAttachmentCalls
 from vmbackup.settings import AirflowSettings
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,9 @@ def resource_name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-class ComputeEngineHook:
-    """The Compute Engine calls the backup workflow makes, each retried on 429, 5xx and connection errors."""
+class ComputeEngineHook(DiskAttachmentCalls):
+    """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors (attach and
+    detach calls in compute/attachments.py)."""
 
     def __init__(
         self,

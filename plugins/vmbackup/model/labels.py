@@ -14,6 +14,7 @@ CONSISTENCY = "vmbackup-consistency"  # stop | none | guestflush (label values a
 SLOT = "vmbackup-slot"  # the scheduled slot a snapshot backs up (UTC, e.g. 20261125t0200z): one backup per slot
 LOCK = "vmbackup-lock"  # set on an instance while a run holds it stopped-for-backup
 BOOT = "vmbackup-boot"  # on a snapshot: "true" when its disk was the instance's boot disk (backup_record.py)
+REPLACED_BY = "vmbackup-replaced-by"  # on a disk an InPlace restore detached: which restore (its marker)
 DEVICE = "vmbackup-device"  # on a snapshot: the device name its disk was attached with
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from vmbackup.model.restore import Phase
+from vmbackup.model.restore import Phase, RestoreMode
 from vmbackup.model.slots import MissReason
 
 REPORTS_PREFIX = "data/vmbackup/runs"
@@ -117,6 +117,9 @@ class RestoreReport(ReportModel):
     snapshots: list[str] = Field(default_factory=list)
     created_disks: list[str] = Field(default_factory=list)
     deleted_disks: list[str] = Field(default_factory=list)
+    mode: RestoreMode = "NewInstance"
+    replaced_disks: list[str] = Field(default_factory=list)  # InPlace: the original disks the restore detached
+    rolled_back: bool = False  # InPlace: a failure put the original disks back and started the VM again
     message: str | None = None
     failed_step: str | None = None
     updated_at: datetime | None = None

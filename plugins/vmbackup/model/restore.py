@@ -55,8 +55,13 @@ SERVICE_ACCOUNT_PATTERN = r"^(default|[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z0-9][-a-z
 SCOPE_PATTERN = r"^https://www\.googleapis\.com/auth/[a-z][-a-z0-9._/]{0,100}$"
 RUN_LABEL_PATTERN = LABEL_VALUE_PATTERN
 
-Phase = Literal["Pending", "CreatingDisks", "CreatingInstance", "Succeeded", "Failed"]
-PHASES: tuple[str, ...] = ("Pending", "CreatingDisks", "CreatingInstance", "Succeeded", "Failed")
+Phase = Literal["Pending", "CreatingDisks", "CreatingInstance", "ReplacingDisks", "Succeeded", "Failed"]
+PHASES: tuple[str, ...] = ("Pending", "CreatingDisks", "CreatingInstance", "ReplacingDisks", "Succeeded", "Failed")
+# NewInstance: a new VM from the snapshots (the source is only read). InPlace: the source VM itself gets disks
+# made from the snapshots (stopped, disks swapped, started again), keeping its name, IP, metadata and tags.
+RestoreMode = Literal["NewInstance", "InPlace"]
+IN_PLACE: RestoreMode = "InPlace"
+CONFIRM_FIELD = "spec.inPlace.confirmReplaceDisks"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 NetworkRef = Annotated[str, StringConstraints(pattern=NETWORK_REF_PATTERN, max_length=300)]
@@ -136,8 +141,36 @@ class RestoreTimeouts(_Model):
     instance_seconds: int = Field(default=900, ge=30, le=86400, description="Wait for the instance to be created.")
 
 
+class InPlaceSpec(_Model):
+    """An InPlace restore: what the user confirms, and what becomes of the disks it replaces."""
+
+    confirm_replace_disks: StrictBool = Field(
+        default=False,
+        description="Must be true for mode InPlace: the source VM is stopped and its disks are replaced by disks "
+        "made from the snapshots (it is started again afterwards).",
+    )
+    delete_replaced_disks: StrictBool = Field(
+        default=False,
+        description="Delete the replaced (original) disks once the restore succeeded. Default: keep them, labelled "
+        "vmbackup-replaced-by=<namespace>_<restore>.",
+    )
+    swap_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86400,
+        description="Wait for the VM to stop, for the disks to be swapped and for it to be RUNNING again.",
+    )
+
+
 class RestoreSpec(_Model):
     """The spec of a VMRestore."""
+
+    mode: RestoreMode = Field(
+        default="NewInstance",
+        description="NewInstance: create a new VM from the snapshots. InPlace: replace the source VM's disks with "
+        "disks made from the snapshots, keeping the VM (name, internal IP, metadata, tags); needs spec.inPlace.",
+    )
+    in_place: InPlaceSpec | None = Field(default=None, description="Settings of mode InPlace.")
 
     policy_name: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)] = Field(
         description="The VMBackupPolicy (same namespace) whose snapshots to restore from."
@@ -198,6 +231,15 @@ class Restore(_Model):
     @property
     def target_name(self) -> str:
         return self.spec.target_name or self.name
+
+    @property
+    def in_place(self) -> bool:
+        return self.spec.mode == IN_PLACE
+
+    @property
+    def restored_instance(self) -> str:
+        """The VM that ends up with the restored disks: the source itself (InPlace) or the new one."""
+        return self.instance if self.in_place else self.target_name
 
     @property
     def marker(self) -> str:
@@ -280,6 +322,10 @@ def parse_restore(
         problems.append(("spec.instance", f"required: policy {policy.name} selects its instances by label"))
     elif zone is not None and policy.spec.selector is not None and zone not in policy.spec.selector.zones:
         problems.append(("spec.zone", f"{zone} is not one of the zones policy {policy.name} searches"))
+    if restore_spec.mode == IN_PLACE:
+        problems.extend(_in_place_problems(restore_spec))
+    elif restore_spec.in_place is not None:
+        problems.append(("spec.inPlace", "only for spec.mode InPlace; set spec.mode: InPlace or remove spec.inPlace"))
     target = restore_spec.target_name or name
     if not re.fullmatch(GCE_NAME_PATTERN, target):
         problems.append(("spec.targetName", f"required: the restore's name {name!r} is not a Compute Engine name"))
@@ -295,3 +341,29 @@ def parse_restore(
         zone=zone,
         spec=restore_spec,
     )
+
+
+def _in_place_problems(spec: RestoreSpec) -> list[tuple[str, str]]:
+    """An InPlace restore needs its confirmation, and nothing that only a new VM could have."""
+    problems: list[tuple[str, str]] = []
+    if spec.in_place is None or not spec.in_place.confirm_replace_disks:
+        problems.append(
+            (
+                CONFIRM_FIELD,
+                "required for mode InPlace: the source VM is stopped and its disks are replaced; set "
+                "spec.inPlace.confirmReplaceDisks: true to confirm, or remove spec.mode to restore as a new VM",
+            )
+        )
+    for field, value in (("targetName", spec.target_name), ("targetZone", spec.target_zone)):
+        if value is not None:
+            problems.append((f"spec.{field}", "an InPlace restore keeps the source VM; remove it (or the mode)"))
+    overridden = sorted(k for k, v in spec.overrides.model_dump(by_alias=True, exclude_none=True).items() if v)
+    if overridden:
+        problems.append(
+            (
+                f"spec.overrides.{overridden[0]}",
+                "an InPlace restore keeps the source VM's configuration; remove "
+                f"spec.overrides ({', '.join(overridden)})",
+            )
+        )
+    return problems

@@ -1,7 +1,8 @@
 """Builds a VMRestore's DAG from the restore DATA (its canonical JSON); rendered restore DAG files call it.
 
 One run, triggered by the controller (no schedule): plan -> per disk (mapped): create from snapshot, wait ->
-create the instance -> wait -> clean up after a failure -> report. Waits use the shared OperationStatusSensor.
+create the instance -> wait -> clean up after a failure -> report. Mode InPlace replaces the instance steps with
+replace_disks (stop, swap, start) -> settle (always: keep the replaced disks, or put them back). Waits use the shared OperationStatusSensor.
 Nothing here does I/O at parse time.
 """
 
@@ -33,8 +34,12 @@ def doc_md(restore: Restore) -> str:
             f"- **Policy:** `{restore.namespace}/{restore.policy_name}` (project `{restore.project}`)",
             f"- **Source instance:** `{restore.instance}`" + (f" in `{restore.zone}`" if restore.zone else ""),
             f"- **Snapshots:** {chosen}",
-            f"- **New instance:** `{restore.target_name}`"
-            + (f" in `{spec.target_zone}`" if spec.target_zone else " in the source zone"),
+            (
+                f"- **In place:** `{restore.instance}` is stopped, its disks replaced, and started again"
+                if restore.in_place
+                else f"- **New instance:** `{restore.target_name}`"
+                + (f" in `{spec.target_zone}`" if spec.target_zone else " in the source zone")
+            ),
             f"- **On failure:** {'keep' if spec.keep_disks_on_failure else 'delete'} the disks created so far",
             "",
         ]
@@ -93,6 +98,24 @@ def build_restore_dag(restore_json: str) -> Any:
             disk_steps.extend((create, wait))
 
         disks = per_disk.expand(disk=planned_disks(plan.output))
+        cleanup = CleanupRestoreDisksOperator(
+            task_id=steps.CLEANUP,
+            restore_json=restore_json,
+            disk_timeout_seconds=timeouts.disks_seconds,
+            trigger_rule="all_done",
+        )
+        report = RestoreReportOperator(
+            task_id=steps.REPORT, restore_json=restore_json, trigger_rule="all_done", retries=0
+        )
+        if restore.in_place:
+            from vmbackup.restore.in_place_operators import ReplaceDisksOperator, SettleInPlaceOperator
+
+            replace = ReplaceDisksOperator(task_id=steps.REPLACE_DISKS, plan=plan.output, restore_json=restore_json)
+            # Always: puts the original disks back after any failure (also one before the VM was touched).
+            settle = SettleInPlaceOperator(task_id=steps.SETTLE, restore_json=restore_json, trigger_rule="all_done")
+            disks >> replace
+            [*disk_steps, replace] >> settle >> cleanup >> report
+            return dag
         create_instance = CreateRestoredInstanceOperator(
             task_id=steps.CREATE_INSTANCE, plan=plan.output, restore_json=restore_json
         )
@@ -102,15 +125,6 @@ def build_restore_dag(restore_json: str) -> Any:
             timeout=timeouts.instance_seconds,
             poke_interval=poke,
             deferrable=deferrable,
-        )
-        cleanup = CleanupRestoreDisksOperator(
-            task_id=steps.CLEANUP,
-            restore_json=restore_json,
-            disk_timeout_seconds=timeouts.disks_seconds,
-            trigger_rule="all_done",
-        )
-        report = RestoreReportOperator(
-            task_id=steps.REPORT, restore_json=restore_json, trigger_rule="all_done", retries=0
         )
         disks >> create_instance >> wait_instance
         # Cleanup waits for every disk step too: with one disk failed, the others may still be creating.

@@ -19,10 +19,12 @@ from google.cloud import compute_v1
 from vmbackup.airflow_compat import AirflowException, AirflowFailException
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
+from vmbackup.model import labels as vmlabels
 from vmbackup.model.report import RestoreReport, restore_report_object_name
 from vmbackup.model.restore import RESTORE_LABEL, Restore
 from vmbackup.report_upload import upload_report
 from vmbackup.restore import steps
+from vmbackup.restore.in_place import plan_in_place
 from vmbackup.restore.plan import (
     PlannedDisk,
     RestorePlan,
@@ -51,8 +53,9 @@ def _report(restore: Restore, context: Any, plan: RestorePlan | None, phase: str
         phase=phase,
         source_instance=restore.instance,
         source_zone=plan["source_zone"] if plan else restore.zone,
-        instance=restore.target_name,
+        instance=plan["target"] if plan else restore.restored_instance,
         zone=plan["zone"] if plan else (restore.spec.target_zone or restore.zone),
+        mode=restore.spec.mode,
         snapshot_run=plan["run"] if plan else None,
         snapshots=plan["snapshots"] if plan else [],
         updated_at=datetime.now(UTC),
@@ -88,7 +91,7 @@ class PlanRestoreOperator(RestoreStepOperator):
 
     def restore_step(self, context: Any, hook: ComputeEngineHook) -> RestorePlan:
         restore = self.restore
-        plan = plan_restore(restore, hook)
+        plan = plan_in_place(restore, hook, context["run_id"]) if restore.in_place else plan_restore(restore, hook)
         phase = "CreatingInstance" if plan["done"] else "CreatingDisks"
         write_restore_report(_report(restore, context, plan, phase))
         return plan
@@ -177,6 +180,12 @@ def _restored(hook: ComputeEngineHook, plan: RestorePlan) -> Any:
     return instance if instance is not None and is_ours(instance.labels, plan["marker"]) else None
 
 
+def _settled(context: Any) -> dict[str, Any]:
+    """What the settle step of an InPlace restore did (empty for a new-VM restore)."""
+    value = context["ti"].xcom_pull(task_ids=steps.SETTLE)
+    return value if isinstance(value, dict) else {}
+
+
 class CleanupRestoreDisksOperator(RestoreStepOperator):
     """After a failure: deletes the disks this restore created that no instance uses (unless asked to keep them).
 
@@ -190,7 +199,7 @@ class CleanupRestoreDisksOperator(RestoreStepOperator):
 
     def restore_step(self, context: Any, hook: ComputeEngineHook) -> list[str]:
         plan = _plan(context)
-        if plan is None or _restored(hook, plan) is not None:
+        if plan is None or _restored(hook, plan) is not None or _settled(context).get("restored"):
             return []
         if self.restore.spec.keep_disks_on_failure:
             log.warning("the restore failed; its disks are kept (spec.keepDisksOnFailure)")
@@ -219,7 +228,15 @@ class RestoreReportOperator(RestoreStepOperator):
         ti = context["ti"]
         plan = _plan(context)
         errors: list[dict[str, Any]] = []
-        for task_id in (steps.PLAN, steps.CREATE_INSTANCE, steps.WAIT_INSTANCE, steps.CLEANUP):
+        singles = (
+            steps.PLAN,
+            steps.CREATE_INSTANCE,
+            steps.WAIT_INSTANCE,
+            steps.REPLACE_DISKS,
+            steps.SETTLE,
+            steps.CLEANUP,
+        )
+        for task_id in singles:
             errors.extend(recorded_errors(ti, task_id, [-1]))
         indexes = list(range(len(plan["disks"]))) if plan else []
         for task_id in (steps.CREATE_DISK_ID, steps.WAIT_DISK_ID):
@@ -236,10 +253,20 @@ class RestoreReportOperator(RestoreStepOperator):
                 and (found := hook.find_disk(plan["project"], plan["zone"], d["name"]))
                 and is_ours(found.labels, plan["marker"])
             ]
-        succeeded = not errors and instance is not None
+        settled = _settled(context)
+        done = bool(settled.get("restored")) if restore.in_place else instance is not None
+        succeeded = not errors and done
         message = None
         failed_step = None
-        if succeeded:
+        replaced = list(settled.get("replaced") or [])
+        if succeeded and restore.in_place:
+            gone = settled.get("deleted_replaced") or []
+            message = f"instance {restore.instance} restored in place from run {plan['run'] if plan else '?'}; " + (
+                f"replaced disks deleted: {', '.join(gone)}"
+                if gone
+                else f"replaced disks kept, labelled {vmlabels.REPLACED_BY}={restore.marker}: {', '.join(replaced)}"
+            )
+        elif succeeded:
             message = f"instance {restore.target_name} restored in {plan['zone'] if plan else '?'} from run " + str(
                 plan["run"] if plan else "?"
             )
@@ -247,6 +274,11 @@ class RestoreReportOperator(RestoreStepOperator):
             first = errors[0] if errors else None
             failed_step = first["step"] if first else None
             message = first["message"] if first else "the restore did not create the instance"
+            if settled.get("rolled_back"):
+                message += (
+                    f"; {restore.instance} was put back as it was (its original disks attached again, started "
+                    "again if it was running)"
+                )
             if deleted:
                 message += f" (created disks deleted: {', '.join(deleted)})"
             elif created and restore.spec.keep_disks_on_failure:
@@ -260,6 +292,8 @@ class RestoreReportOperator(RestoreStepOperator):
             deleted_disks=deleted,
             message=message,
             failed_step=failed_step,
+            replaced_disks=replaced,
+            rolled_back=bool(settled.get("rolled_back")),
         )
         write_restore_report(report)
         if not succeeded:

@@ -7,7 +7,7 @@ writes to it: the later steps only carry it out. A RestoreProblemError names the
 from __future__ import annotations
 
 import logging
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from google.cloud import compute_v1
 
@@ -53,6 +53,21 @@ class PlannedInstance(TypedDict):
     service_accounts: list[dict[str, Any]]
 
 
+class Attachment(TypedDict):
+    disk: str
+    device_name: str
+    boot: bool
+    auto_delete: bool
+
+
+class InPlacePlan(TypedDict):
+    lock_run: str  # the run part of the lock label this restore holds the VM with
+    prior_status: str  # RUNNING: started again at the end (also after a failure); TERMINATED: left stopped
+    originals: list[Attachment]  # what the VM has at the restored device names now
+    replacements: list[Attachment]  # the restored disks, at the same device names
+    delete_replaced: bool
+
+
 class RestorePlan(TypedDict):
     project: str
     marker: str
@@ -66,6 +81,7 @@ class RestorePlan(TypedDict):
     done: bool  # the target already exists and is this restore's: nothing left to do
     disks: list[PlannedDisk]
     instance: PlannedInstance
+    in_place: NotRequired[InPlacePlan]  # mode InPlace only (restore/in_place.py)
 
 
 def _zone_of(url: str) -> str | None:

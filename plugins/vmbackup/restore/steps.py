@@ -11,3 +11,6 @@ CREATE_INSTANCE = "create_instance"
 WAIT_INSTANCE = "wait_instance"
 CLEANUP = "cleanup_disks"
 REPORT = "report"
+# Mode InPlace: instead of create_instance / wait_instance
+REPLACE_DISKS = "replace_disks"  # stop the VM, swap its disks for the restored ones, start it
+SETTLE = "settle"  # always: label (or delete) the replaced disks, or put them back after a failure

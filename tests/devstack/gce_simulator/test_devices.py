@@ -173,3 +173,34 @@ def test_a_disk_restored_from_a_snapshot_boots_the_same_guest(gce_sim: ComputeSi
     )
     wait(gce_clients, gce_clients.instances.insert_unary(project=P, zone=ZONE, instance_resource=vm))
     assert gce_sim.wait_for_serial(P, ZONE, "app-1-copy", "kernel panic", timeout=5)
+
+
+def attach(clients: GceClients, instance: str, source: str, **fields: object) -> compute_v1.Operation:
+    attached = compute_v1.AttachedDisk(source=source, **fields)
+    return clients.instances.attach_disk_unary(project=P, zone=ZONE, instance=instance, attached_disk_resource=attached)
+
+
+def test_a_read_only_disk_can_be_shared_read_only_but_not_written(gce_sim: ComputeSimulator, gce_clients: GceClients):
+    shared = a_disk(gce_sim, "reference-data")
+    assert not wait(gce_clients, attach(gce_clients, DB, shared, device_name="ref", mode="READ_ONLY")).error.errors
+
+    assert not wait(gce_clients, attach(gce_clients, "app-1", shared, device_name="ref", mode="READ_ONLY")).error.errors
+    with pytest.raises(exceptions.BadRequest, match="is already being used by"):
+        attach(gce_clients, "web-1", shared, device_name="ref", mode="READ_WRITE")
+    assert len(gce_clients.disks.get(project=P, zone=ZONE, disk="reference-data").users) == 2
+
+
+def test_disk_labels_are_set_with_their_fingerprint(gce_clients: GceClients):
+    disk = gce_clients.disks.get(project=P, zone=ZONE, disk="db-1-data")
+    body = compute_v1.ZoneSetLabelsRequest(labels={"team": "dba"}, label_fingerprint=disk.label_fingerprint)
+    op = gce_clients.disks.set_labels_unary(
+        project=P, zone=ZONE, resource="db-1-data", zone_set_labels_request_resource=body
+    )
+    assert op.operation_type == "setLabels"
+    assert not wait(gce_clients, op).error.errors
+    assert gce_clients.disks.get(project=P, zone=ZONE, disk="db-1-data").labels == {"team": "dba"}
+
+    with pytest.raises(exceptions.PreconditionFailed, match="fingerprint"):
+        gce_clients.disks.set_labels_unary(
+            project=P, zone=ZONE, resource="db-1-data", zone_set_labels_request_resource=body
+        )

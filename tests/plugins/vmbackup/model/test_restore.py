@@ -114,3 +114,35 @@ def test_restored_disk_names_are_compute_engine_names() -> None:
 def test_the_restore_round_trips_through_its_json() -> None:
     chosen = restore({"overrides": {"machineType": "e2-small", "networkInterfaces": [{"subnetwork": "db"}]}})
     assert Restore.from_json(chosen.to_json()) == chosen
+
+
+CONFIRMED = {"mode": "InPlace", "inPlace": {"confirmReplaceDisks": True}}
+
+
+def test_an_in_place_restore_needs_its_confirmation() -> None:
+    with pytest.raises(PolicyError) as caught:
+        restore({"mode": "InPlace"})
+    ((field, message),) = caught.value.problems
+    assert field == "spec.inPlace.confirmReplaceDisks"
+    assert "set spec.inPlace.confirmReplaceDisks: true to confirm" in message
+
+
+def test_a_confirmed_in_place_restore_restores_into_the_source_vm() -> None:
+    chosen = restore(CONFIRMED)
+    assert (chosen.in_place, chosen.restored_instance) == (True, "db-1")
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"targetName": "db-2"}, "spec.targetName"),
+        ({"targetZone": "us-central1-b"}, "spec.targetZone"),
+        ({"overrides": {"machineType": "e2-small"}}, "spec.overrides.machineType"),
+    ],
+)
+def test_an_in_place_restore_refuses_what_only_a_new_vm_has(extra: dict[str, Any], field: str) -> None:
+    assert problem_fields({**CONFIRMED, **extra}) == [field]
+
+
+def test_in_place_settings_need_the_in_place_mode() -> None:
+    assert problem_fields({"inPlace": {"confirmReplaceDisks": True}}) == ["spec.inPlace"]
