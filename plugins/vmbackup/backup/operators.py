@@ -22,12 +22,11 @@ from vmbackup.backup.lock import (
     start_if_ours,
 )
 from vmbackup.backup.resolution import Resolution, Target, group_keys, resolve_targets
-from vmbackup.backup.slot_check import missed_slot, scheduled_slot, slot_label
+from vmbackup.backup.slot_check import missed_slot, scheduled_slot
+from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.sensors import OperationStatusSensor
 from vmbackup.compute.step_operator import ComputeStepOperator, now_iso
-from vmbackup.model import labels as vmlabels
-from vmbackup.model.backup_record import describe, disk_labels, record_fields
 from vmbackup.model.policy import BackupPolicy
 
 log = logging.getLogger(__name__)
@@ -120,55 +119,13 @@ class SnapshotDiskOperator(ComputeStepOperator):
         self.stop_result = stop_result
         self.policy_json = policy_json
 
-    def snapshot_labels(self, policy: BackupPolicy, t: Target, slot: datetime | None = None) -> dict[str, str]:
-        labels = dict(policy.spec.snapshot.labels)
-        labels.update(
-            {
-                vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
-                vmlabels.POLICY_NAMESPACE: policy.namespace,
-                vmlabels.POLICY_NAME: policy.name,
-                vmlabels.RUN: t["run"],
-                vmlabels.INSTANCE: t["instance"],
-                vmlabels.CONSISTENCY: vmlabels.consistency_value(policy.spec.consistency),
-            }
-        )
-        if slot is not None:
-            labels[vmlabels.SLOT] = slot_label(slot)
-        return labels
-
     def run_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
         t: Target = self.target
         result: dict[str, Any] = {"instance": t["instance"], "zone": t["zone"], "snapshots": [], "skipped": None}
         if isinstance(self.stop_result, dict) and self.stop_result.get("skipped"):
             return result | {"skipped": self.stop_result["skipped"]}
         policy = BackupPolicy.from_json(self.policy_json)
-        labels = self.snapshot_labels(policy, t, scheduled_slot(context))
-        record = record_fields(t.get("record"))
-        for disk in t["disks"]:
-            ref = hook.create_snapshot(
-                t["project"],
-                disk["zone"],
-                disk["name"],
-                disk["snapshot"],
-                labels=labels | disk_labels(record, disk["name"]),
-                storage_location=policy.spec.snapshot.storage_location,
-                guest_flush=policy.spec.consistency == "guestFlush",
-                description=describe(
-                    f"vmbackup {policy.namespace}/{policy.name} of {t['instance']}/{disk['name']}", record
-                ),
-            )
-            if ref is None:
-                existing = hook.find_snapshot(t["project"], disk["snapshot"])
-                if existing is None or existing.labels.get(vmlabels.RUN) != t["run"]:
-                    raise AirflowFailException(
-                        f"a snapshot named {disk['snapshot']} exists and was not made by this run; "
-                        "delete it or rename the disk"
-                    )
-                log.info("snapshot %s already exists (made by an earlier try of this run)", disk["snapshot"])
-            else:
-                log.info("Creating snapshot %s of disk %s (%s)", disk["snapshot"], disk["name"], t["instance"])
-            result["snapshots"].append({"name": disk["snapshot"], "disk": disk["name"], "operation": ref})
-        return result
+        return result | {"snapshots": cut_snapshots(hook, policy, t, scheduled_slot(context))}
 
 
 class StartInstanceOperator(ComputeStepOperator):
