@@ -68,6 +68,7 @@ class WorkflowBenchConfig:
     poke_interval: float | None = None  # default: the factory's 30 s, scaled like Compute Engine's time
     reschedule: bool = True  # also measure the fallback for an Airflow without a triggerer
     repeat: int = 3  # backups of each 1-VM scenario (interleaved); their figures are averaged
+    fleet_repeat: int = 3  # runs of the fleet scenario, each on fresh VMs; the wall-time ratio's spread
     parallelism: int = 32
     run_timeout: float = 1800.0
     startup_timeout: float = 240.0  # for Airflow to answer its health check (longer on a loaded machine)
@@ -158,6 +159,7 @@ class BenchResult:
     rows: list[Row] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    fleet_repeats: list[ScenarioResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -251,6 +253,20 @@ def calls_between(calls: Iterable[Mapping[str, Any]], since: float, until: float
     return dict(sorted(counts.items()))
 
 
+def physical_floor(profile: Profile) -> float:
+    """The shortest downtime Compute Engine allows one VM in stop mode, in the profile's (scaled) seconds.
+
+    The VM is down from its stop operation's start: the guest stops, the snapshot operation waits PENDING and
+    stays CREATING, the start operation waits PENDING and boots. No workflow can start the VM sooner.
+    """
+    return profile.scaled(
+        profile.stop_seconds
+        + profile.snapshot_creating_seconds
+        + profile.start_seconds
+        + 2 * profile.operation_pending_seconds
+    )
+
+
 # -- output -----------------------------------------------------------------------------------------------------
 
 
@@ -301,7 +317,9 @@ def render_report(result: BenchResult) -> str:
         f"{profile.scaled(profile.snapshot_creating_seconds):.1f}s, first upload of a {cfg.disk_gb} GB disk "
         f"{profile.scaled(profile.snapshot_upload_seconds(cfg.disk_gb, first=True)):.1f}s, API latency "
         f"{profile.scaled(profile.api_latency) * 1000:.0f}ms, operation PENDING "
-        f"{profile.scaled(profile.operation_pending_seconds):.2f}s. Sensor poke interval {cfg.poke_seconds:g}s "
+        f"{profile.scaled(profile.operation_pending_seconds):.2f}s; the physical floor of one VM's downtime "
+        f"(stop, PENDING, CREATING, PENDING, start) {physical_floor(profile):.1f}s. Sensor poke interval "
+        f"{cfg.poke_seconds:g}s "
         "(the factory's 30 s, scaled the same way). Each backup used fresh VMs with one "
         f"{cfg.disk_gb} GB disk. The controller's wait-mode detection found "
         f"{'a live triggerer' if result.wait_mode == 'deferrable' else 'no live triggerer'} in this Airflow, so "
@@ -331,6 +349,12 @@ def render_report(result: BenchResult) -> str:
             f"{detail}, sensor slot-seconds {scenario.sensor_slot_seconds:.1f} over {scenario.sensor_executions} "
             f"executions ({_by_sensor(scenario)}), {scenario.calls_per_backup:.1f} API calls per backup"
         )
+    for i, run in enumerate(result.fleet_repeats, start=1):
+        downtime = run.downtime_seconds
+        parts.append(
+            f"- fleet repeat {i}: run {run.state}, wall {_number(run.wall_seconds)}s, downtime mean "
+            f"{_number(run.mean_downtime)}s, max {_number(max(downtime) if downtime else None)}s"
+        )
     if result.violations:
         parts.append(f"- simulator invariant violations: {len(result.violations)}: {result.violations[:3]}")
     else:
@@ -343,7 +367,13 @@ def _by_sensor(scenario: ScenarioResult) -> str:
     return ", ".join(f"{task.rsplit('.', 1)[-1]} {seconds:.1f}" for task, seconds in parts) or "none"
 
 
-def build_rows(scenarios: Mapping[str, ScenarioResult], vms: int, wait_mode: str = "deferrable") -> list[Row]:
+def build_rows(
+    scenarios: Mapping[str, ScenarioResult],
+    vms: int,
+    wait_mode: str = "deferrable",
+    floor: float | None = None,
+    fleet_repeats: Sequence[ScenarioResult] = (),
+) -> list[Row]:
     ours, tutorial = scenarios.get("ours"), scenarios.get("tutorial")
     fallback, many = scenarios.get("ours-reschedule"), scenarios.get(f"ours-{vms}vm")
     rows = [
@@ -403,6 +433,8 @@ def build_rows(scenarios: Mapping[str, ScenarioResult], vms: int, wait_mode: str
             1.5,
         ),
     ]
+    rows += floor_rows(ours, many, vms, floor)
+    rows += wall_repeat_rows(fleet_repeats, ours, vms)
     if many is not None:
         rows.append(
             Row(
@@ -415,6 +447,61 @@ def build_rows(scenarios: Mapping[str, ScenarioResult], vms: int, wait_mode: str
             )
         )
     return rows
+
+
+def floor_rows(ours: ScenarioResult | None, many: ScenarioResult | None, vms: int, floor: float | None) -> list[Row]:
+    """Downtime against the physical floor: 1 VM (goal 1.1x) and every VM of the fleet run (mean and max, 1.2x)."""
+    if floor is None:
+        return []
+    rows = [
+        Row(
+            "VM downtime per backup vs the physical floor (s), 1 VM",
+            ours.mean_downtime if ours else None,
+            floor,
+            "our DAG",
+            "floor",
+            1.1,
+        )
+    ]
+    if many is not None and many.downtime_seconds:
+        rows.append(
+            Row(
+                f"VM downtime vs the physical floor (s), mean of the {vms}-VM run",
+                many.mean_downtime,
+                floor,
+                f"{vms} VMs, mean",
+                "floor",
+                1.2,
+            )
+        )
+        rows.append(
+            Row(
+                f"VM downtime vs the physical floor (s), worst VM of the {vms}-VM run",
+                max(many.downtime_seconds),
+                floor,
+                f"{vms} VMs, max",
+                "floor",
+                1.2,
+            )
+        )
+    return rows
+
+
+def wall_repeat_rows(repeats: Sequence[ScenarioResult], ours: ScenarioResult | None, vms: int) -> list[Row]:
+    """The fleet's wall-time ratio once per repeat, so its spread shows (one run's ratio moves a lot)."""
+    if ours is None or ours.wall_seconds is None or len(repeats) < 2:
+        return []
+    return [
+        Row(
+            f"wall time, {vms} VMs vs 1 VM (s), repeat {i}",
+            r.wall_seconds,
+            ours.wall_seconds,
+            f"{vms} VMs",
+            "1 VM, median",
+            1.5,
+        )
+        for i, r in enumerate(repeats, start=1)
+    ]
 
 
 # -- running ----------------------------------------------------------------------------------------------------
@@ -586,13 +673,14 @@ def run_workflow_bench(
     reps = range(1, cfg.repeat + 1)
     ours_policies = [policy_for(f"one-vm-{i}", [f"ours-vm-{i}"]) for i in reps]
     tutorial_policies = [policy_for(f"tutorial-vm-{i}", [f"tutorial-vm-{i}"]) for i in reps]
-    many_names = [f"fleet-vm-{i:02d}" for i in range(1, cfg.vms + 1)]
-    many_policy = policy_for(f"fleet-{cfg.vms}", many_names)
+    fleet_reps = range(1, cfg.fleet_repeat + 1)
+    fleet_names = {r: [f"fleet-{r}-vm-{i:02d}" for i in range(1, cfg.vms + 1)] for r in fleet_reps}
+    fleet_policies = {r: policy_for(f"fleet-{cfg.vms}-{r}", names) for r, names in fleet_names.items()}
     fallback_policies = [
         policy_for(f"one-vm-reschedule-{i}", [f"reschedule-vm-{i}"]).waiting("reschedule") for i in reps
     ]
     with _Stack(profile, cfg.disk_gb) as stack, tempfile.TemporaryDirectory(prefix="vmbackup-bench-") as tmp:
-        for policy in (*ours_policies, *tutorial_policies, many_policy, *fallback_policies):
+        for policy in (*ours_policies, *tutorial_policies, *fleet_policies.values(), *fallback_policies):
             for target in policy.spec.instances or []:
                 stack.seed([target.name])
         dags = Path(tmp) / "dags"
@@ -619,28 +707,39 @@ def run_workflow_bench(
                 "tutorial": list(zip(tutorial_dags, tutorial_policies, strict=True)),
                 "ours-reschedule": list(zip(fallback_dags, fallback_policies, strict=True)) if cfg.reschedule else [],
             }
-            many_dag = write_policy_dag(dags, many_policy.waiting(mode))
+            fleet_dags = {r: write_policy_dag(dags, p.waiting(mode)) for r, p in fleet_policies.items()}
             api = airflow.api
             runs: dict[str, list[ScenarioResult]] = {name: [] for name in planned}
+            fleet_runs: list[ScenarioResult] = []
             for i in reps:  # interleaved, so a slow spell of the machine hits every scenario alike
                 for name, backups in planned.items():
                     if backups:
                         dag_id, policy = backups[i - 1]
                         vms = [t.name for t in policy.spec.instances or []]
                         runs[name].append(run_scenario(f"{name} #{i}", api, stack, dag_id, vms, cfg.run_timeout, echo))
-                if i == 1:
-                    result.scenarios[f"ours-{cfg.vms}vm"] = run_scenario(
-                        f"ours-{cfg.vms}vm", api, stack, many_dag, many_names, cfg.run_timeout, echo
+                if i in fleet_dags:
+                    fleet_runs.append(
+                        run_scenario(
+                            f"ours-{cfg.vms}vm #{i}", api, stack, fleet_dags[i], fleet_names[i], cfg.run_timeout, echo
+                        )
                     )
-            fleet = result.scenarios.pop(f"ours-{cfg.vms}vm")
+            for r in fleet_reps:  # fleet repeats beyond the 1-VM repeats
+                if r > cfg.repeat:
+                    fleet_runs.append(
+                        run_scenario(
+                            f"ours-{cfg.vms}vm #{r}", api, stack, fleet_dags[r], fleet_names[r], cfg.run_timeout, echo
+                        )
+                    )
+            fleet = dataclasses.replace(fleet_runs[0], name=f"ours-{cfg.vms}vm")
             merged = {name: merge_repeats(name, done) for name, done in runs.items() if done}
             result.scenarios = {"ours": merged["ours"], "tutorial": merged["tutorial"], fleet.name: fleet}
             if "ours-reschedule" in merged:
                 result.scenarios["ours-reschedule"] = merged["ours-reschedule"]
             if while_up is not None:
-                while_up(airflow, many_dag)
+                while_up(airflow, fleet_dags[1])
         result.violations = list(stack.simulator.violations)
-    result.rows = build_rows(result.scenarios, cfg.vms, result.wait_mode)
+    result.fleet_repeats = fleet_runs
+    result.rows = build_rows(result.scenarios, cfg.vms, result.wait_mode, physical_floor(profile), fleet_runs)
     result.seconds = time.monotonic() - started
     return result
 
@@ -656,6 +755,9 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
     )
     parser.add_argument("--vms", type=int, default=20, help="VMs in the fleet run (default 20)")
     parser.add_argument("--repeat", type=int, default=3, help="backups of each 1-VM scenario, averaged (default 3)")
+    parser.add_argument(
+        "--fleet-repeat", type=int, default=3, help="runs of the fleet scenario, for its spread (default 3)"
+    )
     parser.add_argument("--disk-gb", type=int, default=50, help="size of each VM's disk (default 50)")
     parser.add_argument("--poke-interval", type=float, default=None, help="sensor poke seconds (default 30 x scale)")
     parser.add_argument(
@@ -670,6 +772,8 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
         parser.error("--vms must be at least 1")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.fleet_repeat < 1:
+        parser.error("--fleet-repeat must be at least 1")
     if args.disk_gb < 1:
         parser.error("--disk-gb must be at least 1")
     cfg = WorkflowBenchConfig(
@@ -680,6 +784,7 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
         poke_interval=args.poke_interval,
         reschedule=not args.no_reschedule,
         repeat=args.repeat,
+        fleet_repeat=args.fleet_repeat,
         parallelism=args.parallelism,
     )
     return cfg, args.json

@@ -29,7 +29,9 @@ TIMELINE_PNG = DOCS / "downtime-timeline.png"
 # The realistic profile (at the bench's time scale 0.5), so the bars show Compute Engine's stop, snapshot and start
 # times and not only Airflow's scheduling (the fast profile's operations take milliseconds); two backups per 1-VM
 # flow, since one backup's downtime moves by seconds with Airflow's scheduling on a busy machine.
-PICTURE_BENCH = WorkflowBenchConfig(profile="realistic", vms=3, repeat=2, reschedule=False, startup_timeout=900.0)
+PICTURE_BENCH = WorkflowBenchConfig(
+    profile="realistic", vms=3, repeat=2, fleet_repeat=1, reschedule=False, startup_timeout=900.0
+)
 
 
 def echo(line: str) -> None:

@@ -18,14 +18,18 @@ from bench.workflow import (
     Row,
     ScenarioResult,
     build_rows,
+    floor_rows,
     instance_downtimes,
     merge_repeats,
     parse_args,
+    physical_floor,
     render_table,
     sensor_keys,
     slot_intervals,
     slot_intervals_by_task,
+    wall_repeat_rows,
 )
+from devstack.gce_simulator import Profile
 from tests.fixtures.gce import GCE_PROJECT, GceClients
 from tests.fixtures.tools import REPO_ROOT
 
@@ -231,6 +235,8 @@ def test_the_whole_bench_runs_end_to_end_on_the_fast_profile(tmp_path: Path) -> 
             "--no-reschedule",
             "--repeat",
             "2",
+            "--fleet-repeat",
+            "2",
             "--json",
             str(out),
         ],
@@ -248,3 +254,34 @@ def test_the_whole_bench_runs_end_to_end_on_the_fast_profile(tmp_path: Path) -> 
     assert {s["state"] for s in result["scenarios"].values()} == {"success"}
     assert all(row["ours"] is not None and row["baseline"] is not None for row in result["rows"])
     assert result["scenarios"]["ours"]["instances"] == 2  # --repeat 2: two 1-VM backups, averaged
+    assert [r["metric"] for r in result["rows"] if "repeat" in r["metric"]] == [
+        "wall time, 2 VMs vs 1 VM (s), repeat 1",
+        "wall time, 2 VMs vs 1 VM (s), repeat 2",
+    ]
+
+
+def test_the_physical_floor_is_stop_cut_and_start_with_their_pending_waits() -> None:
+    profile = Profile.realistic(time_scale=0.5)
+
+    floor = physical_floor(profile)
+
+    assert floor == pytest.approx(0.5 * (30 + 10 + 20 + 2 * 1))
+
+
+def test_the_fleet_is_judged_against_the_floor_by_its_mean_and_its_worst_vm() -> None:
+    fleet = backup_of("fleet", 30, 100, 4)
+    fleet.downtime_seconds = [33.0, 36.0]
+
+    rows = {r.metric: r for r in floor_rows(backup_of("one", 30, 60, 2), fleet, 2, 30.0)}
+
+    assert rows["VM downtime vs the physical floor (s), mean of the 2-VM run"].ratio == pytest.approx(1.15)
+    assert rows["VM downtime vs the physical floor (s), worst VM of the 2-VM run"].verdict == "met"
+
+
+def test_each_fleet_repeat_gets_its_own_wall_time_ratio() -> None:
+    one = backup_of("one", 30, 60, 2)
+    repeats = [backup_of("a", 30, 80, 2), backup_of("b", 30, 100, 2)]
+
+    rows = wall_repeat_rows(repeats, one, 20)
+
+    assert [r.verdict for r in rows] == ["met", "MISSED"]
