@@ -253,6 +253,23 @@ def calls_between(calls: Iterable[Mapping[str, Any]], since: float, until: float
     return dict(sorted(counts.items()))
 
 
+def fewest_running(intervals: Iterable[tuple[str, datetime, datetime]], vms: int) -> int:
+    """The fewest of ``vms`` VMs RUNNING at any instant, from each VM's down intervals (a rolling tier's promise)."""
+    edges = sorted(
+        [(down, 1) for _, down, _ in intervals] + [(up, -1) for _, _, up in intervals], key=lambda e: (e[0], e[1])
+    )
+    down_now = most_down = 0
+    for _, step in edges:  # at a tie the start counts first: a VM up at t and another down at t never overlap
+        down_now += step
+        most_down = max(most_down, down_now)
+    return vms - most_down
+
+
+def task_executions(events: Iterable[Mapping[str, Any]]) -> int:
+    """How many times Airflow ran a task instance (each `running` in its event log: a process or a resume)."""
+    return sum(1 for e in events if e.get("event") == "running" and e.get("task_id"))
+
+
 def physical_floor(profile: Profile) -> float:
     """The shortest downtime Compute Engine allows one VM in stop mode, in the profile's (scaled) seconds.
 

@@ -10,6 +10,7 @@ import itertools
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from bench.workflow import (
     Row,
     ScenarioResult,
     build_rows,
+    fewest_running,
     floor_rows,
     instance_downtimes,
     merge_repeats,
@@ -27,6 +29,7 @@ from bench.workflow import (
     sensor_keys,
     slot_intervals,
     slot_intervals_by_task,
+    task_executions,
     wall_repeat_rows,
 )
 from devstack.gce_simulator import Profile
@@ -285,3 +288,30 @@ def test_each_fleet_repeat_gets_its_own_wall_time_ratio() -> None:
     rows = wall_repeat_rows(repeats, one, 20)
 
     assert [r.verdict for r in rows] == ["met", "MISSED"]
+
+
+def at(second: int) -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=second)
+
+
+def test_a_tier_backed_up_one_vm_at_a_time_keeps_all_but_one_running() -> None:
+    intervals = [("a", at(0), at(30)), ("b", at(30), at(60)), ("c", at(60), at(90))]
+
+    assert fewest_running(intervals, 3) == 2
+
+
+def test_overlapping_down_intervals_lower_the_fewest_running() -> None:
+    intervals = [("a", at(0), at(30)), ("b", at(10), at(40)), ("c", at(60), at(90))]
+
+    assert fewest_running(intervals, 3) == 1
+
+
+def test_task_executions_count_every_run_of_a_task_instance() -> None:
+    events = [
+        event(1, "2026-01-01T00:00:00Z", "g.wait", "running", 0),
+        event(2, "2026-01-01T00:00:02Z", "g.wait", "deferred", 0),
+        event(3, "2026-01-01T00:00:30Z", "g.wait", "running", 0),
+        event(4, "2026-01-01T00:00:31Z", "g.wait", "success", 0),
+    ]
+
+    assert task_executions(events) == 2
