@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from google.api_core import exceptions as gcs_errors
 from google.cloud import storage
@@ -42,15 +43,20 @@ class RunReportReader:
     def __init__(self, bucket: storage.Bucket) -> None:
         self.bucket = bucket
         self.reads = 0  # bucket GETs, for benchmarks
-        self._cache: dict[tuple[str, str], tuple[str, RunReport | None]] = {}
+        # (namespace, name) -> ((run id, its start), report). A run id alone does not name a run: an Airflow with
+        # a fresh metadata DB gives the same slot the same id (scheduled__<slot>) again.
+        self._cache: dict[tuple[str, str], tuple[tuple[str, datetime | None], RunReport | None]] = {}
 
-    async def report_for(self, namespace: str, name: str, run_id: str) -> RunReport | None:
-        """The report of finished run ``run_id``; None when the run left none (it failed before writing it)."""
+    async def report_for(
+        self, namespace: str, name: str, run_id: str, started_at: datetime | None = None
+    ) -> RunReport | None:
+        """The report of finished run ``run_id`` (started at ``started_at``); None when the run left none."""
+        run = (run_id, started_at)
         cached = self._cache.get((namespace, name))
-        if cached is not None and cached[0] == run_id:
+        if cached is not None and cached[0] == run:
             return cached[1]
         report = await asyncio.to_thread(self.read, namespace, name, run_id)
-        self._cache[(namespace, name)] = (run_id, report)
+        self._cache[(namespace, name)] = (run, report)
         return report
 
     def read(self, namespace: str, name: str, run_id: str) -> RunReport | None:

@@ -235,7 +235,8 @@ class RunStatusPoller:
         self.reports = reports
         self.dag_id_prefix = dag_id_prefix
         self._limit = asyncio.Semaphore(concurrency)
-        self._failures: dict[tuple[str, str], tuple[str | None, str]] = {}  # (dag_id, run_id) -> (step, message)
+        # (dag_id, run_id, run start) -> (step, message): a fresh metadata DB reuses run ids (scheduled__<slot>)
+        self._failures: dict[tuple[str, str, datetime | None], tuple[str | None, str]] = {}
 
     async def poll(self, policies: Iterable[PolicyKey]) -> dict[PolicyKey, PolicyRunStatus]:
         """Every policy's status; an unreachable Airflow gives each an AirflowReachable=False status."""
@@ -259,7 +260,11 @@ class RunStatusPoller:
         statuses = await asyncio.gather(
             *(self._status(key, dag_ids[key], dags.get(dag_ids[key]), runs.get(dag_ids[key]), errors) for key in keys)
         )
-        self._failures = {k: v for k, v in self._failures.items() if runs.get(k[0]) and runs[k[0]].run_id == k[1]}
+        self._failures = {
+            k: v
+            for k, v in self._failures.items()
+            if runs.get(k[0]) and (runs[k[0]].run_id, runs[k[0]].start_date) == k[1:]
+        }
         return dict(zip(keys, statuses, strict=True))
 
     def _unreachable(self, key: PolicyKey, dag_id: str, problem: BaseException) -> PolicyRunStatus:
@@ -288,7 +293,7 @@ class RunStatusPoller:
         if run is not None and run.finished and self.reports is not None:
             async with self._limit:
                 try:
-                    report = await self.reports.report_for(namespace, name, run.run_id)
+                    report = await self.reports.report_for(namespace, name, run.run_id, run.start_date)
                 except RunReportError as exc:
                     report_problem = str(exc)
                 except Exception as exc:  # the bucket is a best-effort source of detail, never fatal
@@ -315,7 +320,7 @@ class RunStatusPoller:
             error = report.failed_step
             subject = " ".join(part for part in (error.instance, error.disk) if part)
             return error.step, f"{error.step} failed{f' for {subject}' if subject else ''}: {error.message}"
-        cached = self._failures.get((dag_id, run.run_id))
+        cached = self._failures.get((dag_id, run.run_id, run.start_date))
         if cached is not None:
             return cached
         async with self._limit:
@@ -335,7 +340,7 @@ class RunStatusPoller:
             )
         else:
             answer = (None, "the run failed without a failed task (timed out or marked failed)")
-        self._failures[(dag_id, run.run_id)] = answer
+        self._failures[(dag_id, run.run_id, run.start_date)] = answer
         return answer
 
 

@@ -241,6 +241,10 @@ class AirflowApi:
                 raise TimeoutError(f"DAG {dag_id!r} did not appear within {timeout:.0f}s.\n{detail}")
             time.sleep(0.5)
 
+    def delete_dag(self, dag_id: str) -> None:
+        """Forget a DAG and its runs, as a new metadata DB would; the DAG processor parses its file again."""
+        self.request("DELETE", f"/dags/{dag_id}")
+
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from google.cloud import storage
 
@@ -62,6 +64,18 @@ async def test_a_new_run_is_read_again(gcs_bucket: storage.Bucket) -> None:
     report = await reader.report_for("default", "wordpress", "manual__2")
     assert report is not None
     assert report.run_id == "manual__2"
+
+
+async def test_a_run_of_the_same_id_that_started_anew_is_read_again(gcs_bucket: storage.Bucket) -> None:
+    """An Airflow with a fresh metadata DB runs a slot under the id an earlier Airflow gave it."""
+    upload(gcs_bucket, "scheduled__1", latest=True)
+    reader = RunReportReader(gcs_bucket)
+    await reader.report_for("default", "wordpress", "scheduled__1", datetime(2026, 1, 1, 2, 0, tzinfo=UTC))
+    reads = reader.reads
+
+    await reader.report_for("default", "wordpress", "scheduled__1", datetime(2026, 1, 1, 9, 0, tzinfo=UTC))
+
+    assert reader.reads > reads
 
 
 async def test_invalid_report_is_named_and_left_in_place(gcs_bucket: storage.Bucket) -> None:

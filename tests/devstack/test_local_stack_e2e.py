@@ -8,7 +8,9 @@ the storage emulator's bucket the way Composer's follow its bucket.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,54 @@ def apply_policy(stack: LocalStack, api: client.CustomObjectsApi, name: str) -> 
         },
     }
     api.create_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, stack.as_created(body))
+
+
+def apply_scheduled_policy(
+    stack: LocalStack, api: client.CustomObjectsApi, name: str, slot: datetime, **spec: Any
+) -> None:
+    """A daily policy whose one slot is ``slot`` and that was created an hour before it.
+
+    Its DAG reaches Airflow after that slot, so the scheduler runs the slot at once (catchup off still runs the
+    latest past slot): the late start that the run's own slot check must catch.
+    """
+    created = slot - timedelta(hours=1)
+    body = {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "VMBackupPolicy",
+        "metadata": {"name": name, "namespace": NAMESPACE, "creationTimestamp": f"{created:%Y-%m-%dT%H:%M:%SZ}"},
+        "spec": {
+            "project": PROJECT,
+            "instances": [{"name": "wordpress-1-vm", "zone": "us-central1-c"}],
+            "schedule": f"{slot.minute} {slot.hour} * * *",
+            "consistency": "stop",
+            "retention": {"count": 3},
+            **spec,
+        },
+    }
+    api.create_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, stack.as_created(body))
+
+
+def minutes_ago(minutes: int) -> datetime:
+    return datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes)
+
+
+def compute_writes(stack: LocalStack, since: float) -> list[str]:
+    """The Compute Engine calls since ``since`` that change something (operation waits are reads)."""
+    assert stack.compute is not None
+    return [
+        str(c["method"])
+        for c in stack.compute.calls
+        if float(c["time"]) >= since and c["http_method"] != "GET" and not str(c["method"]).endswith(".wait")
+    ]
+
+
+def settled_result(api: client.CustomObjectsApi, name: str, result: str, within: float = RUN_TIMEOUT) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        status = get_policy(api, name).get("status") or {}
+        return status if status.get("result") == result else None
+
+    found: dict[str, Any] = wait_until(reached, within=within, what=f"{name}'s result {result}", interval=1)
+    return found
 
 
 def get_policy(api: client.CustomObjectsApi, name: str) -> dict[str, Any]:
@@ -142,6 +192,47 @@ def test_a_failed_run_says_which_step_failed_and_the_vm_runs_again(
     assert "snapshot" in (status["lastRun"].get("failedStep") or ""), status["lastRun"]
     assert "Quota 'SNAPSHOTS' exceeded" in status["lastRun"]["message"]
     assert wordpress_status(stack) == "RUNNING"
+
+
+def test_a_dag_that_reaches_airflow_after_its_slot_touches_no_vm_and_reads_missed(
+    stack: LocalStack, policies: client.CustomObjectsApi
+) -> None:
+    since = time.time()
+    slot = minutes_ago(20)  # later than the stop-mode default deadline when Airflow gets to run it
+
+    apply_scheduled_policy(stack, policies, "wordpress-late", slot)
+    status = settled_result(policies, "wordpress-late", "Missed")
+
+    assert status["lastMissedSlot"]["reason"] == "Late", status
+    assert "spec.startingDeadlineSeconds" in status["lastMissedSlot"]["message"]
+    assert status["lastMissedSlot"]["time"] == f"{slot:%Y-%m-%dT%H:%M:%SZ}"
+    assert compute_writes(stack, since) == []
+    assert wordpress_status(stack) == "RUNNING"
+
+
+def test_a_slot_backed_up_once_is_not_run_again_by_an_airflow_without_its_record(
+    stack: LocalStack, policies: client.CustomObjectsApi
+) -> None:
+    assert stack.airflow is not None
+    slot = minutes_ago(2)
+    apply_scheduled_policy(stack, policies, "wordpress-once", slot, startingDeadlineSeconds=3600)
+    first = settled_result(policies, "wordpress-once", "Succeeded")
+    assert first["lastSnapshots"]
+    since = time.time()
+
+    dag_id = dag_id_for(NAMESPACE, "wordpress-once")
+    stack.airflow.api.delete_dag(dag_id)  # Airflow forgets the slot's run, as a fresh metadata DB would
+    try:
+        again = settled_result(policies, "wordpress-once", "Missed", within=200)
+    except TimeoutError as exc:
+        runs = [(r["dag_run_id"], r["state"]) for r in stack.airflow.api.dag_runs(dag_id)]
+        raise AssertionError(
+            f"{exc}; Airflow's runs: {runs}; status: {get_policy(policies, 'wordpress-once').get('status')}"
+        ) from exc
+
+    assert again["lastMissedSlot"]["reason"] == "AlreadyBackedUp", again
+    assert again["lastMissedSlot"]["time"] == f"{slot:%Y-%m-%dT%H:%M:%SZ}"
+    assert compute_writes(stack, since) == []
 
 
 def test_the_stack_writes_an_env_file_for_the_cli(stack: LocalStack) -> None:
