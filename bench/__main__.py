@@ -12,6 +12,12 @@ def _workflow(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def _fleet(argv: Sequence[str]) -> int:
+    from bench.fleet import main
+
+    return main(argv)
+
+
 def _controller(argv: Sequence[str]) -> int:
     from bench.controller import main
 
@@ -20,6 +26,7 @@ def _controller(argv: Sequence[str]) -> int:
 
 BENCHES: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "workflow": (_workflow, "our backup DAG vs the Composer tutorial's flow (downtime, slots, API calls, 20 VMs)"),
+    "fleet": (_fleet, "a selector matching more VMs than Airflow's max_map_length (lowered), in one run"),
     "controller": (_controller, "the controller at 1,000 policies (upload time, RSS, restart, Airflow calls, latency)"),
 }
 
