@@ -161,16 +161,20 @@ def render_report(result: FleetResult) -> str:
             "|---|---|",
             f"| run | {s.state} |",
             f"| VMs backed up | {result.backed_up} of {cfg.vms} |",
-            f"| wall time | {s.wall_seconds if s.wall_seconds is not None else 'n/a'} s |",
+            f"| wall time | {_number(s.wall_seconds)} s |",
             f"| Airflow task executions per VM | {result.executions_per_vm:.2f} ({result.task_executions} in all) |",
             f"| Compute Engine API calls per VM | {s.calls_per_backup:.1f} |",
-            f"| VM downtime mean / max | {_mean(downtime)} / {max(downtime) if downtime else 'n/a'} s |",
+            f"| VM downtime mean / max | {_mean(downtime)} / {_number(max(downtime) if downtime else None)} s |",
         ]
     )
 
 
 def _mean(values: Sequence[float]) -> str:
-    return f"{sum(values) / len(values):.2f}" if values else "n/a"
+    return _number(sum(values) / len(values) if values else None)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def parse_args(argv: Sequence[str]) -> tuple[FleetBenchConfig, Path | None]:
