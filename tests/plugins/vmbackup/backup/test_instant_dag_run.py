@@ -145,6 +145,30 @@ def test_a_failed_conversion_leaves_no_instant_snapshot_and_the_vm_running(conve
     assert vmlabels.LOCK not in conversion_fails.labels[VM]
 
 
+# -- the instant snapshot itself fails -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cut_fails(backup: Callable[..., BackupRun]) -> BackupRun:
+    fault = Fault.operation_error("instantSnapshots.insert", "INTERNAL_ERROR", "Internal error.", times=None)
+    spec = {"instances": [{"name": "db-1", "zone": "us-central1-a"}], **INSTANT}  # a boot and a data disk
+    return backup("cutfail", spec, lambda sim: sim.inject(fault))
+
+
+def test_a_failed_instant_snapshot_fails_the_run_with_compute_engines_message(cut_fails: BackupRun) -> None:
+    assert cut_fails.state == "failed"
+    assert cut_fails.report is not None
+    assert any("Internal error." in e.message for e in cut_fails.report.errors)
+    assert cut_fails.ours() == []
+
+
+def test_a_failed_instant_snapshot_starts_the_vm_and_leaves_no_instant_snapshot(cut_fails: BackupRun) -> None:
+    assert cut_fails.statuses["db-1"] == "RUNNING"
+    assert cut_fails.left_in_wrong_state == []
+    assert cut_fails.instant_snapshots == []
+    assert len(cut_fails.calls_of("instantSnapshots.delete")) == 2
+
+
 # -- the per-disk limits, and what earlier runs left -----------------------------------------------------------
 
 # An interval long enough that the instant snapshot seeded just before the run is still "too recent".
