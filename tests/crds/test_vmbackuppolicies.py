@@ -183,6 +183,7 @@ def test_examples_cover_the_documented_cases():
     assert "maxAgeDays" in flush["retention"]
     assert flush["snapshot"]["storageLocation"]
     assert flush["snapshot"]["labels"]
+    assert specs["instant-snapshots"]["snapshot"]["method"] == "instant"
 
 
 def test_api_server_defaults_are_the_model_defaults(policy_schema: CustomResourceSchema):
