@@ -210,9 +210,11 @@ def remove_instant_snapshots(hook: ComputeEngineHook, policy: BackupPolicy, t: T
         if found is None or not made_by(policy, found.labels, t["run"]):
             continue
         standard = hook.find_snapshot(t["project"], disk["snapshot"])
-        busy = standard is not None and standard.status in CONVERTING and bool(standard.source_instant_snapshot)
-        outcome = "kept" if busy else "deleted" if delete_instant_snapshot(hook, t["project"], scope, name) else "kept"
-        done[outcome].append(name)
+        converting = standard is not None and standard.status in CONVERTING and bool(standard.source_instant_snapshot)
+        if converting:
+            log.warning("instant snapshot %s is kept: snapshot %s is still being made from it", name, disk["snapshot"])
+        deleted = not converting and delete_instant_snapshot(hook, t["project"], scope, name)
+        done["deleted" if deleted else "kept"].append(name)
     return done
 
 
