@@ -137,6 +137,15 @@ def test_an_instant_snapshot_refused_for_a_per_disk_limit_says_so(hook: ComputeE
         hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i2", labels={})
 
 
+def test_an_instant_snapshot_past_the_per_disk_count_says_so(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    gce_sim.set_profile(Profile.fast(instant_snapshots_per_disk=1, instant_snapshot_min_interval_seconds=0))
+    ref = hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i1", labels={})
+    assert ref is not None
+    hook.wait_done(ref, 30)
+    with pytest.raises(InstantSnapshotLimitError, match="can't have more than 1 instant snapshots"):
+        hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i2", labels={})
+
+
 def test_a_regional_instant_snapshot_is_awaited_through_region_operations(
     hook: ComputeEngineHook, gce_sim: Any, regional_disk: str
 ) -> None:
