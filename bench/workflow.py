@@ -10,6 +10,8 @@ report the mean per backup: a single backup's downtime varies by a few seconds w
 2. ``tutorial``: the tutorial's sequential flow (bench/tutorial_dag.py), poke-mode sensors, same operators.
 3. ``ours x N``: the rendered DAG of an N-VM policy (default 20), same Airflow, same wait mode.
 4. ``ours, reschedule``: the 1-VM DAG rendered as for an Airflow without a triggerer (the fallback), same Airflow.
+5. ``ours, instant`` (``--method both``): the 1-VM DAG with spec.snapshot.method instant. ``--method instant``
+   instead renders scenarios 1, 3 and 4 with instant snapshots.
 
 Each backup gets fresh VMs with identical disks, so every run takes a first (full) snapshot.
 
@@ -57,6 +59,8 @@ SLOT_RELEASING_EVENTS = frozenset(
     {"success", "failed", "up_for_reschedule", "deferred", "up_for_retry", "skipped", "removed", "upstream_failed"}
 )
 Echo = Callable[[str], None]
+INSTANT_SCENARIO = "ours-instant"  # the 1-VM scenario with spec.snapshot.method instant (--method both)
+INSTANT_DOWNTIME_GOAL = 0.4  # issue 10: instant method's downtime vs the tutorial's flow
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class WorkflowBenchConfig:
     repeat: int = 3  # backups of each 1-VM scenario (interleaved); their figures are averaged
     fleet_repeat: int = 3  # runs of the fleet scenario, each on fresh VMs; the wall-time ratio's spread
     parallelism: int = 32
+    method: str = "standard"  # spec.snapshot.method of our DAGs; "both": an extra 1-VM scenario with instant snapshots
     run_timeout: float = 1800.0
     startup_timeout: float = 240.0  # for Airflow to answer its health check (longer on a loaded machine)
 
@@ -270,18 +275,15 @@ def task_executions(events: Iterable[Mapping[str, Any]]) -> int:
     return sum(1 for e in events if e.get("event") == "running" and e.get("task_id"))
 
 
-def physical_floor(profile: Profile) -> float:
+def physical_floor(profile: Profile, method: str = "standard") -> float:
     """The shortest downtime Compute Engine allows one VM in stop mode, in the profile's (scaled) seconds.
 
-    The VM is down from its stop operation's start: the guest stops, the snapshot operation waits PENDING and
-    stays CREATING, the start operation waits PENDING and boots. No workflow can start the VM sooner.
+    The VM is down from its stop operation's start: the guest stops, the cut's operation waits PENDING and the
+    snapshot stays CREATING (an instant snapshot: until READY), the start operation waits PENDING and boots. No
+    workflow can start the VM sooner.
     """
-    return profile.scaled(
-        profile.stop_seconds
-        + profile.snapshot_creating_seconds
-        + profile.start_seconds
-        + 2 * profile.operation_pending_seconds
-    )
+    cut = profile.instant_snapshot_creating_seconds if method == "instant" else profile.snapshot_creating_seconds
+    return profile.scaled(profile.stop_seconds + cut + profile.start_seconds + 2 * profile.operation_pending_seconds)
 
 
 # -- output -----------------------------------------------------------------------------------------------------
@@ -335,7 +337,8 @@ def render_report(result: BenchResult) -> str:
         f"{profile.scaled(profile.snapshot_upload_seconds(cfg.disk_gb, first=True)):.1f}s, API latency "
         f"{profile.scaled(profile.api_latency) * 1000:.0f}ms, operation PENDING "
         f"{profile.scaled(profile.operation_pending_seconds):.2f}s; the physical floor of one VM's downtime "
-        f"(stop, PENDING, CREATING, PENDING, start) {physical_floor(profile):.1f}s. Sensor poke interval "
+        f"(stop, PENDING, CREATING, PENDING, start) {physical_floor(profile):.1f}s "
+        f"({physical_floor(profile, 'instant'):.1f}s with instant snapshots). Sensor poke interval "
         f"{cfg.poke_seconds:g}s "
         "(the factory's 30 s, scaled the same way). Each backup used fresh VMs with one "
         f"{cfg.disk_gb} GB disk. The controller's wait-mode detection found "
@@ -388,19 +391,22 @@ def build_rows(
     scenarios: Mapping[str, ScenarioResult],
     vms: int,
     wait_mode: str = "deferrable",
-    floor: float | None = None,
+    method: str = "standard",
+    floors: Mapping[str, float] | None = None,
     fleet_repeats: Sequence[ScenarioResult] = (),
 ) -> list[Row]:
     ours, tutorial = scenarios.get("ours"), scenarios.get("tutorial")
     fallback, many = scenarios.get("ours-reschedule"), scenarios.get(f"ours-{vms}vm")
+    instant = scenarios.get(INSTANT_SCENARIO)
+    primary = "instant" if method == "instant" else "standard"
     rows = [
         Row(
-            f"VM downtime per backup (s), as deployed here ({wait_mode})",
+            f"VM downtime per backup (s), as deployed here ({wait_mode}, {primary} snapshots)",
             ours.mean_downtime if ours else None,
             tutorial.mean_downtime if tutorial else None,
             "our DAG",
             "tutorial flow",
-            0.5,
+            INSTANT_DOWNTIME_GOAL if primary == "instant" else 0.5,
         ),
         Row(
             f"worker-slot-seconds waiting per backup, as deployed here ({wait_mode})",
@@ -411,6 +417,17 @@ def build_rows(
             0.1,
         ),
     ]
+    if instant is not None:
+        rows.append(
+            Row(
+                f"VM downtime per backup (s), instant snapshots ({wait_mode})",
+                instant.mean_downtime,
+                tutorial.mean_downtime if tutorial else None,
+                "our DAG, instant",
+                "tutorial flow",
+                INSTANT_DOWNTIME_GOAL,
+            )
+        )
     if fallback is not None:
         rows.append(
             Row(
@@ -450,7 +467,19 @@ def build_rows(
             1.5,
         ),
     ]
-    rows += floor_rows(ours, many, vms, floor)
+    floors = floors or {}
+    rows += floor_rows(ours, many, vms, floors.get(primary))
+    if instant is not None and "instant" in floors:
+        rows.append(
+            Row(
+                "VM downtime per backup vs the physical floor (s), 1 VM, instant snapshots",
+                instant.mean_downtime,
+                floors["instant"],
+                "our DAG, instant",
+                "floor, instant",
+                1.1,
+            )
+        )
     rows += wall_repeat_rows(fleet_repeats, ours, vms)
     if many is not None:
         rows.append(
@@ -524,7 +553,7 @@ def wall_repeat_rows(repeats: Sequence[ScenarioResult], ours: ScenarioResult | N
 # -- running ----------------------------------------------------------------------------------------------------
 
 
-def policy_for(name: str, instances: Sequence[str]) -> BackupPolicy:
+def policy_for(name: str, instances: Sequence[str], method: str = "standard") -> BackupPolicy:
     return parse_policy(
         NAMESPACE,
         name,
@@ -532,6 +561,7 @@ def policy_for(name: str, instances: Sequence[str]) -> BackupPolicy:
             "project": PROJECT,
             "instances": [{"name": instance, "zone": ZONE} for instance in instances],
             "consistency": "stop",
+            "snapshot": {"method": method},
             "schedule": "@daily",
             "retention": {"count": 7},
         },
@@ -688,16 +718,28 @@ def run_workflow_bench(
     started = time.monotonic()
     profile = cfg.simulator_profile()
     reps = range(1, cfg.repeat + 1)
-    ours_policies = [policy_for(f"one-vm-{i}", [f"ours-vm-{i}"]) for i in reps]
+    method = "instant" if cfg.method == "instant" else "standard"
+    ours_policies = [policy_for(f"one-vm-{i}", [f"ours-vm-{i}"], method) for i in reps]
     tutorial_policies = [policy_for(f"tutorial-vm-{i}", [f"tutorial-vm-{i}"]) for i in reps]
     fleet_reps = range(1, cfg.fleet_repeat + 1)
     fleet_names = {r: [f"fleet-{r}-vm-{i:02d}" for i in range(1, cfg.vms + 1)] for r in fleet_reps}
-    fleet_policies = {r: policy_for(f"fleet-{cfg.vms}-{r}", names) for r, names in fleet_names.items()}
+    fleet_policies = {r: policy_for(f"fleet-{cfg.vms}-{r}", names, method) for r, names in fleet_names.items()}
     fallback_policies = [
-        policy_for(f"one-vm-reschedule-{i}", [f"reschedule-vm-{i}"]).waiting("reschedule") for i in reps
+        policy_for(f"one-vm-reschedule-{i}", [f"reschedule-vm-{i}"], method).waiting("reschedule") for i in reps
     ]
+    instant_policies = (
+        [policy_for(f"one-vm-instant-{i}", [f"instant-vm-{i}"], "instant") for i in reps]
+        if cfg.method == "both"
+        else []
+    )
     with _Stack(profile, cfg.disk_gb) as stack, tempfile.TemporaryDirectory(prefix="vmbackup-bench-") as tmp:
-        for policy in (*ours_policies, *tutorial_policies, *fleet_policies.values(), *fallback_policies):
+        for policy in (
+            *ours_policies,
+            *tutorial_policies,
+            *fleet_policies.values(),
+            *fallback_policies,
+            *instant_policies,
+        ):
             for target in policy.spec.instances or []:
                 stack.seed([target.name])
         dags = Path(tmp) / "dags"
@@ -723,6 +765,7 @@ def run_workflow_bench(
                 "ours": [(write_policy_dag(dags, p.waiting(mode)), p) for p in ours_policies],
                 "tutorial": list(zip(tutorial_dags, tutorial_policies, strict=True)),
                 "ours-reschedule": list(zip(fallback_dags, fallback_policies, strict=True)) if cfg.reschedule else [],
+                INSTANT_SCENARIO: [(write_policy_dag(dags, p.waiting(mode)), p) for p in instant_policies],
             }
             fleet_dags = {r: write_policy_dag(dags, p.waiting(mode)) for r, p in fleet_policies.items()}
             api = airflow.api
@@ -750,13 +793,15 @@ def run_workflow_bench(
             fleet = dataclasses.replace(fleet_runs[0], name=f"ours-{cfg.vms}vm")
             merged = {name: merge_repeats(name, done) for name, done in runs.items() if done}
             result.scenarios = {"ours": merged["ours"], "tutorial": merged["tutorial"], fleet.name: fleet}
-            if "ours-reschedule" in merged:
-                result.scenarios["ours-reschedule"] = merged["ours-reschedule"]
+            for extra in ("ours-reschedule", INSTANT_SCENARIO):
+                if extra in merged:
+                    result.scenarios[extra] = merged[extra]
             if while_up is not None:
                 while_up(airflow, fleet_dags[1])
         result.violations = list(stack.simulator.violations)
     result.fleet_repeats = fleet_runs
-    result.rows = build_rows(result.scenarios, cfg.vms, result.wait_mode, physical_floor(profile), fleet_runs)
+    floors = {m: physical_floor(profile, m) for m in ("standard", "instant")}
+    result.rows = build_rows(result.scenarios, cfg.vms, result.wait_mode, cfg.method, floors, fleet_runs)
     result.seconds = time.monotonic() - started
     return result
 
@@ -781,6 +826,12 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
         "--no-reschedule", action="store_true", help="skip the no-triggerer fallback (reschedule) scenario"
     )
     parser.add_argument("--parallelism", type=int, default=32, help="Airflow [core] parallelism (default 32)")
+    parser.add_argument(
+        "--method",
+        choices=("standard", "instant", "both"),
+        default="standard",
+        help="spec.snapshot.method of our DAGs; both: standard, plus a 1-VM scenario with instant snapshots",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this path")
     args = parser.parse_args(list(argv))
     if args.time_scale <= 0:
@@ -803,6 +854,7 @@ def parse_args(argv: Sequence[str]) -> tuple[WorkflowBenchConfig, Path | None]:
         repeat=args.repeat,
         fleet_repeat=args.fleet_repeat,
         parallelism=args.parallelism,
+        method=args.method,
     )
     return cfg, args.json
 

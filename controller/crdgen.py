@@ -72,6 +72,13 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "message": "selector.tierLabel needs spec.tiers",
             "fieldPath": ".selector",
         },
+        {
+            "rule": "!has(self.snapshot) || !has(self.snapshot.method) || self.snapshot.method != 'instant' "
+            "|| !has(self.consistency) || self.consistency != 'guestFlush'",
+            "message": "snapshot.method instant cannot be used with consistency guestFlush (instant snapshots take "
+            "no guest flush): use method standard or consistency stop",
+            "fieldPath": ".snapshot.method",
+        },
     ],
     ("schedule",): [
         {

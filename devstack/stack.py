@@ -84,6 +84,12 @@ EXAMPLE_VMS: tuple[tuple[str, str, dict[str, str], list[dict[str, Any]] | None],
         [{"name": "shop-app-1", "size_gb": 20}, {"name": "shop-app-1-data", "size_gb": 50, "device_name": "data"}],
     ),
     ("billing-db-1", "europe-west4-a", {"app": "billing"}, None),
+    (
+        "shop-db-1",
+        "us-central1-a",
+        {"app": "shop-db"},
+        [{"name": "shop-db-1", "size_gb": 20}, {"name": "shop-db-data", "size_gb": 100, "region": "us-central1"}],
+    ),
 )
 
 

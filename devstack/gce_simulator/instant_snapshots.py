@@ -145,7 +145,7 @@ def _check_limits(world: World, disk: Disk) -> None:
             400,
             "invalid",
             f"A disk can't have more than {world.profile.instant_snapshots_per_disk} instant snapshots. To create an "
-            f"instant snapshot of the disk {disk.name}, delete one first.",
+            "instant snapshot of the disk, delete one first.",  # the documented text, word for word
         )
     interval = world.profile.scaled(world.profile.instant_snapshot_min_interval_seconds)
     if disk.last_instant_snapshot is not None and time.monotonic() - disk.last_instant_snapshot < interval:

@@ -183,6 +183,7 @@ def test_examples_cover_the_documented_cases():
     assert "maxAgeDays" in flush["retention"]
     assert flush["snapshot"]["storageLocation"]
     assert flush["snapshot"]["labels"]
+    assert specs["instant-snapshots"]["snapshot"]["method"] == "instant"
 
 
 def test_api_server_defaults_are_the_model_defaults(policy_schema: CustomResourceSchema):
@@ -257,6 +258,12 @@ BOTH_REFUSE = [
     ("schedule with code", with_(MINIMAL, schedule="0 2 * * *; import os"), "spec.schedule"),
     ("time zone path escape", with_(MINIMAL, timezone="../../etc/passwd"), "spec.timezone"),
     ("unknown consistency", with_(MINIMAL, consistency="freeze"), "spec.consistency"),
+    ("unknown snapshot method", with_(MINIMAL, snapshot={"method": "fast"}), "spec.snapshot.method"),
+    (
+        "instant snapshots with guest flush",
+        with_(MINIMAL, consistency="guestFlush", snapshot={"method": "instant"}),
+        "spec.snapshot",
+    ),
     ("bad project", with_(MINIMAL, project="Bad_Project"), "spec.project"),
     (
         "instance name with code",
@@ -298,6 +305,8 @@ BOTH_ACCEPT = [
     ("composer environment", with_(MINIMAL, composer={"environment": "projects/p/locations/l/environments/e"})),
     ("self-managed airflow", with_(MINIMAL, composer={"bucket": "my-bucket", "airflowUri": "http://airflow:8080"})),
     ("age retention only", with_(MINIMAL, retention={"maxAgeDays": 30})),
+    ("instant snapshots", with_(MINIMAL, snapshot={"method": "instant"})),
+    ("crash-consistent instant snapshots", with_(MINIMAL, consistency="none", snapshot={"method": "instant"})),
     ("tiered selector", with_(MINIMAL, instances=None, selector={**SELECTOR, "tierLabel": "tier"}, tiers=["web"])),
     (
         "same VM name in two zones",

@@ -72,6 +72,13 @@ def doc_md(policy: BackupPolicy) -> str:
         lines.append(f"- **Selector:** instances labelled {labels} in {zones} (resolved at each run)")
     if spec.tiers:
         lines.append(f"- **Tiers (stop order):** {' → '.join(f'`{t}`' for t in spec.tiers)}; started in reverse")
+    lines.append(
+        f"- **Snapshot method:** `{spec.snapshot.method}`"
+        + {
+            "standard": " (a snapshot of each disk)",
+            "instant": " (an instant snapshot of each disk, converted to a standard snapshot, then deleted)",
+        }[spec.snapshot.method]
+    )
     keep = []
     if spec.retention.count is not None:
         keep.append(f"the newest {spec.retention.count}")
@@ -137,6 +144,8 @@ def build_dag(policy_json: str) -> Any:
         )
         for group in groups:
             group.wait_ready >> prune
+            if group.conversion is not None:
+                group.conversion.delete >> prune  # prune's sweep of leftover instant snapshots comes after
         if spec.consistency == "stop":
             restart = RestartStoppedInstancesOperator(
                 task_id=steps.RESTART_STOPPED,
@@ -163,6 +172,33 @@ class InstanceSteps:
     wait_stopped: Any = None
     start: Any = None
     wait_started: Any = None
+    conversion: InstantConversion | None = None
+
+
+@dataclass
+class InstantConversion:
+    """The steps spec.snapshot.method instant adds after the cut: convert, then delete the instant snapshots."""
+
+    convert: Any
+    delete: Any
+
+
+def _instant_conversion(policy_json: str, target: Any, cut: Any, taken: Any) -> InstantConversion:
+    """Convert (once `taken` saw the instant snapshots READY) and delete (after the READY wait, or any failure).
+
+    `cut` is the step whose result lists the instant snapshots: wire both onto whichever step cuts them.
+    Returns the conversion steps; the caller makes the READY wait look at `convert.output` and precede `delete`.
+    """
+    from vmbackup.backup.instant_operators import ConvertInstantSnapshotsOperator, DeleteInstantSnapshotsOperator
+
+    convert = ConvertInstantSnapshotsOperator(
+        task_id=steps.CONVERT, target=target, policy_json=policy_json, cut=cut.output
+    )
+    delete = DeleteInstantSnapshotsOperator(
+        task_id=steps.DELETE_INSTANT, target=target, policy_json=policy_json, trigger_rule="all_done"
+    )
+    taken >> convert
+    return InstantConversion(convert=convert, delete=delete)
 
 
 def _instance_group(
@@ -235,9 +271,12 @@ def _instance_group(
             poke_interval=vm_down_poke,
             **quick,
         )
+        conversion = None
+        if spec.snapshot.method == "instant":
+            conversion = _instant_conversion(policy_json, target, snapshot, taken)
         ready = SnapshotStatusSensor(
             task_id=steps.WAIT_READY,
-            snapshots=snapshot.output,
+            snapshots=(conversion.convert if conversion else snapshot).output,
             project=spec.project,
             until=READY,
             timeout=timeouts.upload_seconds,
@@ -245,7 +284,9 @@ def _instance_group(
             deferrable=deferrable,
         )
         taken >> ready
-        found = InstanceSteps(snapshot=snapshot, wait_taken=taken, wait_ready=ready)
+        if conversion is not None:
+            conversion.convert >> ready >> conversion.delete
+        found = InstanceSteps(snapshot=snapshot, wait_taken=taken, wait_ready=ready, conversion=conversion)
         if stop_mode:
             start = StartInstanceOperator(
                 task_id=steps.START,

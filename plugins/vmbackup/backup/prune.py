@@ -1,4 +1,8 @@
-"""Retention pruning: deletes this policy's snapshots that retention no longer keeps (selection in model.retention)."""
+"""Retention pruning: deletes this policy's snapshots that retention no longer keeps (selection in model.retention).
+
+With spec.snapshot.method instant it also sweeps the instant snapshots this policy made and a failed or interrupted
+run left behind (only those carrying the policy's labels; never while a conversion still reads one).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from vmbackup.backup.resolution import pulled_resolution
-from vmbackup.compute.hook import ComputeEngineHook
+from vmbackup.backup.resolution import Resolution, all_targets, disk_scope, pulled_resolution
+from vmbackup.backup.snapshot_cuts import CONVERTING, delete_instant_snapshot, made_by
+from vmbackup.compute.hook import ComputeEngineHook, resource_name
 from vmbackup.compute.step_operator import ComputeStepOperator
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import BackupPolicy
@@ -47,6 +52,13 @@ class PruneSnapshotsOperator(ComputeStepOperator):
             for s in ours
         ]
         doomed = snapshots_to_delete(infos, policy.spec.retention, datetime.now(UTC))
+        if policy.spec.snapshot.method == "instant":
+            converting = {
+                resource_name(s.source_instant_snapshot)
+                for s in ours
+                if s.source_instant_snapshot and s.status in CONVERTING
+            }
+            sweep_instant_snapshots(hook, policy, resolution, converting)
         pruned: list[str] = []
         for snap in doomed:
             log.info(
@@ -59,9 +71,45 @@ class PruneSnapshotsOperator(ComputeStepOperator):
         return pruned
 
 
+def instant_scopes(policy: BackupPolicy, resolution: Resolution | None) -> list[str]:
+    """Where this policy's instant snapshots can be: its zones, their regions, and every resolved disk's scope."""
+    spec = policy.spec
+    zones = {i.zone for i in spec.instances or []} | set(spec.selector.zones if spec.selector else [])
+    scopes = {f"zones/{z}" for z in zones} | {f"regions/{z.rsplit('-', 1)[0]}" for z in zones}
+    scopes |= {disk_scope(d) for t in all_targets(resolution) for d in t["disks"]}
+    return sorted(scopes)
+
+
+def sweep_instant_snapshots(
+    hook: ComputeEngineHook, policy: BackupPolicy, resolution: Resolution | None, converting: set[str]
+) -> list[str]:
+    """Delete the instant snapshots this policy made that are still there (a run's own delete step failed or never
+    ran); one a conversion still reads is left for the next run."""
+    labels = {
+        vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
+        vmlabels.POLICY_NAMESPACE: policy.namespace,
+        vmlabels.POLICY_NAME: policy.name,
+    }
+    swept: list[str] = []
+    for scope in instant_scopes(policy, resolution):
+        for instant in hook.list_instant_snapshots(policy.spec.project, scope, labels):
+            if not made_by(policy, instant.labels) or instant.name in converting:
+                continue
+            log.warning(
+                "Deleting instant snapshot %s (%s), left behind by run %s",
+                instant.name,
+                scope,
+                instant.labels.get(vmlabels.RUN),
+            )
+            if delete_instant_snapshot(hook, policy.spec.project, scope, instant.name):
+                swept.append(instant.name)
+    return swept
+
+
 def _disk_key(snapshot: Any) -> str:
-    """The source disk of a snapshot, as zones/Z/disks/D (source URLs vary in prefix)."""
+    """The source disk of a snapshot, as zones/Z/disks/D or regions/R/disks/D (source URLs vary in prefix)."""
     source = snapshot.source_disk or ""
-    if "/zones/" in source:
-        return "zones/" + source.split("/zones/", 1)[1]
+    for scope in ("zones", "regions"):
+        if f"/{scope}/" in source:
+            return f"{scope}/" + source.split(f"/{scope}/", 1)[1]
     return source or f"instance:{snapshot.labels.get(vmlabels.INSTANCE, '?')}"

@@ -21,14 +21,14 @@ NO_TIER = "instances"  # group of a policy without tiers
 
 class DiskTarget(TypedDict):
     name: str
-    zone: str
+    zone: str  # the disk's zone, or its region when `regional`
     snapshot: str
+    regional: NotRequired[bool]  # a regional persistent disk (regionDisks, regionInstantSnapshots)
 
 
-class UnsupportedDisk(TypedDict):
-    name: str
-    location: str  # the region of a regional disk
-    reason: str
+def disk_scope(disk: DiskTarget) -> str:
+    """Where the disk lives, as Compute Engine's URLs say it: zones/Z or regions/R."""
+    return f"{'regions' if disk.get('regional') else 'zones'}/{disk['zone']}"
 
 
 class Target(TypedDict):
@@ -39,7 +39,6 @@ class Target(TypedDict):
     run: str
     status: str  # at resolve time; the stop step reads it again right before acting
     disks: list[DiskTarget]
-    unsupported_disks: NotRequired[list[UnsupportedDisk]]  # attached, wanted, and not snapshotted: the run fails
     record: NotRequired[InstanceRecord]  # what a restore needs once the VM is gone (backup_record.py)
 
 
@@ -62,14 +61,8 @@ def group_keys(policy: BackupPolicy) -> list[str]:
     return list(policy.spec.tiers) if policy.spec.tiers else [NO_TIER]
 
 
-REGIONAL_DISK_REASON = (
-    "a regional persistent disk, which vmbackup-operator does not snapshot yet (its zonal disks were); back it "
-    "up another way and name only the zonal disks in spec.instances[].disks, or keep the VM out of spec.selector"
-)
-
-
 def _persistent_disks(instance: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(name, zone) of each attached persistent zonal disk, and (name, region) of each regional one."""
+    """(name, zone) of each attached persistent zonal disk, and (name, region) of each regional one, in attach order."""
     zonal: list[tuple[str, str]] = []
     regional: list[tuple[str, str]] = []
     for attached in instance.disks:
@@ -92,31 +85,33 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
     errors: list[Skipped] = []
 
     def target(instance: Any, zone: str, tier: str | None, wanted: list[str] | None) -> Target | None:
-        attached, regional = _persistent_disks(instance)
-        names = [name for name, _ in attached]
+        zonal, regional = _persistent_disks(instance)
+        attached = [(n, z, False) for n, z in zonal] + [(n, r, True) for n, r in regional]
+        names = [name for name, _, _ in attached]
         if wanted is not None:
-            asked_regional = [name for name, _ in regional if name in wanted]
-            unknown = [d for d in wanted if d not in names and d not in asked_regional]
-            problems = []
-            if asked_regional:
-                problems.append(
-                    f"{', '.join(asked_regional)}: regional persistent disks are not snapshotted by vmbackup-operator "
-                    "yet; remove them from spec.instances[].disks and back them up another way"
-                )
+            unknown = [d for d in wanted if d not in names]
             if unknown:
-                problems.append(
-                    f"disks {', '.join(unknown)} are not attached to the instance (attached: "
-                    f"{', '.join(names + [n for n, _ in regional]) or 'none'}); fix spec.instances[].disks"
+                errors.append(
+                    Skipped(
+                        instance=instance.name,
+                        zone=zone,
+                        reason=f"disks {', '.join(unknown)} are not attached to the instance (attached: "
+                        f"{', '.join(names) or 'none'}); fix spec.instances[].disks",
+                    )
                 )
-            if problems:
-                errors.append(Skipped(instance=instance.name, zone=zone, reason="; ".join(problems)))
                 return None
-            attached = [(n, z) for n, z in attached if n in wanted]
-            regional = []
+            attached = [d for d in attached if d[0] in wanted]
         if not attached:
-            why = f" ({', '.join(n for n, _ in regional)} regional, not supported yet)" if regional else ""
-            errors.append(Skipped(instance=instance.name, zone=zone, reason=f"no persistent zonal disk attached{why}"))
+            errors.append(Skipped(instance=instance.name, zone=zone, reason="no persistent disk attached"))
             return None
+        disks: list[DiskTarget] = []
+        for name, location, is_regional in attached:
+            disk = DiskTarget(
+                name=name, zone=location, snapshot=snapshot_name(policy.dag_id, run_id, spec.project, location, name)
+            )
+            if is_regional:
+                disk["regional"] = True
+            disks.append(disk)
         found = Target(
             project=spec.project,
             zone=zone,
@@ -124,16 +119,9 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
             tier=tier,
             run=run,
             status=instance.status,
-            disks=[
-                DiskTarget(name=n, zone=z, snapshot=snapshot_name(policy.dag_id, run_id, spec.project, z, n))
-                for n, z in attached
-            ],
+            disks=disks,
         )
         found["record"] = instance_record(instance)
-        if regional:  # never a silently partial backup: the run reports these disks and fails
-            found["unsupported_disks"] = [
-                UnsupportedDisk(name=n, location=r, reason=REGIONAL_DISK_REASON) for n, r in regional
-            ]
         return found
 
     if spec.instances is not None:

@@ -16,7 +16,7 @@ from vmbackup.backup.resolution import Target, pulled_resolution
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
 from vmbackup.model import labels as vmlabels
-from vmbackup.model.identifiers import parse_lock
+from vmbackup.model.identifiers import instant_snapshot_name, parse_lock
 from vmbackup.model.policy import BackupPolicy
 from vmbackup.model.report import (
     DiskResult,
@@ -77,11 +77,13 @@ class RunReportOperator(ComputeStepOperator):
                     (v.get("instance"), v.get("zone")): v for v in xcom_values(ti, steps.in_group(group, step), indexes)
                 }
 
-            stops, stopped, started, ready = (
+            stops, stopped, started, ready, cuts, removed = (
                 by_instance(steps.STOP),
                 by_instance(steps.WAIT_STOPPED),
                 by_instance(steps.WAIT_STARTED),
                 by_instance(steps.WAIT_READY),
+                by_instance(steps.SNAPSHOT),
+                by_instance(steps.DELETE_INSTANT),
             )
             present = [steps.in_group(group, s) for s in steps.GROUP_STEPS if steps.in_group(group, s) in existing]
             group_errors = [e for task_id in present for e in _step_errors(ti, task_id, indexes)]
@@ -96,6 +98,8 @@ class RunReportOperator(ComputeStepOperator):
                         stopped.get(key_),
                         started.get(key_),
                         ready.get(key_),
+                        cuts.get(key_),
+                        removed.get(key_),
                         group_errors,
                     )
                 )
@@ -135,6 +139,8 @@ class RunReportOperator(ComputeStepOperator):
         stopped: dict[str, Any] | None,
         started: dict[str, Any] | None,
         ready: dict[str, Any] | None,
+        cut: dict[str, Any] | None,
+        removed: dict[str, Any] | None,
         group_errors: list[StepError],
     ) -> InstanceResult:
         skipped = (stop or {}).get("skipped")
@@ -142,6 +148,8 @@ class RunReportOperator(ComputeStepOperator):
         now = hook.find_instance(target["project"], target["zone"], target["instance"])
         final = now.status if now is not None else "MISSING"
         states = (ready or {}).get("states") or {}
+        cut_of = {item["disk"]: item for item in (cut or {}).get("snapshots") or []}
+        kept = set((removed or {}).get("kept") or [])
         disks = []
         for disk in target["disks"]:
             state = "SKIPPED"
@@ -161,13 +169,11 @@ class RunReportOperator(ComputeStepOperator):
                     snapshot=None if skipped else disk["snapshot"],
                     state=state,
                     error=error,
+                    method=cut_of.get(disk["name"], {}).get("kind"),
+                    note=cut_of.get(disk["name"], {}).get("fallback") or _kept_note(disk["snapshot"], kept),
                 )
             )
             states.pop(disk["snapshot"], None)
-        disks.extend(
-            DiskResult(disk=d["name"], zone=d["location"], state="SKIPPED", error=d["reason"])
-            for d in target.get("unsupported_disks", [])
-        )
         stopped_at = _time((stopped or {}).get("start_time")) or _time((stop or {}).get("requested_at"))
         started_at = _time((started or {}).get("end_time")) or _time((started or {}).get("observed_at"))
         downtime = (started_at - stopped_at).total_seconds() if stopped_at and started_at else None
@@ -197,6 +203,14 @@ class RunReportOperator(ComputeStepOperator):
             note=note,
             error="; ".join(problems) or None,
         )
+
+
+def _kept_note(snapshot: str, kept: set[str]) -> str | None:
+    """Why the disk's instant snapshot is still there, when the delete step had to keep it."""
+    name = instant_snapshot_name(snapshot)
+    if name not in kept:
+        return None
+    return f"instant snapshot {name} was kept (a snapshot was still being made from it); a later run's prune deletes it"
 
 
 def _other_run(instance: Any, target: Target) -> str | None:

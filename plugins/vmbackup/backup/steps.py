@@ -22,7 +22,10 @@ WAIT_TAKEN = "wait_snapshots_taken"
 START = "start"
 WAIT_STARTED = "wait_started"
 WAIT_READY = "wait_snapshots_ready"
-GROUP_STEPS = (STOP, WAIT_STOPPED, SNAPSHOT, WAIT_TAKEN, START, WAIT_STARTED, WAIT_READY)
+# spec.snapshot.method instant only: instant snapshots to standard ones, then the instant ones deleted.
+CONVERT = "convert_instant_snapshots"
+DELETE_INSTANT = "delete_instant_snapshots"
+GROUP_STEPS = (STOP, WAIT_STOPPED, SNAPSHOT, WAIT_TAKEN, START, WAIT_STARTED, CONVERT, WAIT_READY, DELETE_INSTANT)
 
 
 def group_id(policy: BackupPolicy, key: str) -> str:

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Any, TypedDict, TypeVar
+from typing import Any, NotRequired, TypedDict, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
@@ -33,11 +33,34 @@ T = TypeVar("T")
 
 
 class OperationRef(TypedDict):
-    """What a sensor needs to find an operation again: its name and scope (zone, or None for global)."""
+    """What a sensor needs to find an operation again: its name and scope (zone, region, or neither for global)."""
 
     name: str
     project: str
     zone: str | None
+    region: NotRequired[str | None]  # a regionOperations operation (zone is then None)
+
+
+def as_operation_ref(value: dict[str, Any]) -> OperationRef:
+    """An OperationRef from its JSON form (XCom, trigger kwargs), keeping the region of a regional operation."""
+    ref = OperationRef(name=value["name"], project=value["project"], zone=value.get("zone"))
+    if value.get("region"):
+        ref["region"] = value["region"]
+    return ref
+
+
+class InstantSnapshotLimitError(Exception):
+    """Compute Engine refused an instant snapshot for one of its per-disk limits (32 per disk, one per 30 s)."""
+
+
+# Words of the two per-disk limits' documented errors, "A disk can't have more than 32 instant snapshots..." and "The
+# previous instant snapshot is too recent..." ("Troubleshooting instant snapshots",
+# https://cloud.google.com/compute/docs/troubleshooting/troubleshooting-instant-snapshots). Their HTTP status is not
+# documented, so the refusal is recognised by these words in any 4xx answer (the count is left out of the match).
+INSTANT_SNAPSHOT_LIMIT_TEXTS = (
+    "can't have more than",
+    "previous instant snapshot is too recent",
+)
 
 
 class OperationFailedError(Exception):
@@ -47,6 +70,9 @@ class OperationFailedError(Exception):
 class SnapshotFailedError(Exception):
     """A snapshot turned FAILED, or its creation operation ended with an error; the message says which."""
 
+
+STANDARD = "standard"  # a snapshot item (snapshot_cuts.py) of a standard snapshot
+INSTANT = "instant"  # a snapshot item of an instant snapshot (zonal, or regional with a "regions/R" scope)
 
 TAKEN = "taken"  # every snapshot has left CREATING (UPLOADING or READY): the disk may change again
 READY = "ready"  # every snapshot is READY: the backup is complete
@@ -84,6 +110,19 @@ def operation_error(op: compute_v1.Operation) -> str | None:
 
 def is_done(op: compute_v1.Operation) -> bool:
     return bool(op.status == compute_v1.Operation.Status.DONE)
+
+
+def scope_parts(scope: str) -> tuple[str, str]:
+    """("zones", Z) or ("regions", R) of a scope such as zones/us-central1-a or regions/us-central1."""
+    kind, _, where = scope.partition("/")
+    if kind not in ("zones", "regions") or not where:
+        raise ValueError(f"not a zone or region scope: {scope!r}")
+    return kind, where
+
+
+def resource_url(project: str, scope: str, collection: str, name: str) -> str:
+    """The full URL of a zonal or regional resource, as Compute Engine's source fields take it."""
+    return f"https://www.googleapis.com/compute/v1/projects/{project}/{scope}/{collection}/{name}"
 
 
 def resource_name(url: str) -> str:
@@ -141,6 +180,18 @@ class ComputeEngineHook(DiskAttachmentCalls):
     @cached_property
     def snapshots(self) -> compute_v1.SnapshotsClient:
         return compute_v1.SnapshotsClient(**self._client_kwargs)
+
+    @cached_property
+    def instant_snapshots(self) -> compute_v1.InstantSnapshotsClient:
+        return compute_v1.InstantSnapshotsClient(**self._client_kwargs)
+
+    @cached_property
+    def region_instant_snapshots(self) -> compute_v1.RegionInstantSnapshotsClient:
+        return compute_v1.RegionInstantSnapshotsClient(**self._client_kwargs)
+
+    @cached_property
+    def region_operations(self) -> compute_v1.RegionOperationsClient:
+        return compute_v1.RegionOperationsClient(**self._client_kwargs)
 
     @cached_property
     def zone_operations(self) -> compute_v1.ZoneOperationsClient:
@@ -313,6 +364,37 @@ class ComputeEngineHook(DiskAttachmentCalls):
             return None
         return OperationRef(name=op.name, project=project, zone=zone)
 
+    def insert_snapshot(
+        self,
+        project: str,
+        name: str,
+        *,
+        labels: dict[str, str],
+        storage_location: str | None,
+        source_disk: str | None = None,
+        source_instant_snapshot: str | None = None,
+        guest_flush: bool = False,
+        description: str = "",
+    ) -> OperationRef | None:
+        """snapshots.insert from a disk URL (zonal or regional) or an instant snapshot URL; None when the name exists.
+
+        A global operation. Used where disks.createSnapshot cannot go: regional disks and instant snapshots.
+        """
+        snapshot = compute_v1.Snapshot(name=name, labels=labels, description=description)
+        if source_disk:
+            snapshot.source_disk = source_disk
+        if source_instant_snapshot:
+            snapshot.source_instant_snapshot = source_instant_snapshot
+        if storage_location:
+            snapshot.storage_locations = [storage_location]
+        if guest_flush:
+            snapshot.guest_flush = True
+        try:
+            op = self.call("snapshots.insert", self.snapshots.insert_unary, project=project, snapshot_resource=snapshot)
+        except gexc.Conflict:
+            return None
+        return OperationRef(name=op.name, project=project, zone=None)
+
     def find_snapshot(self, project: str, name: str) -> compute_v1.Snapshot | None:
         try:
             return self.call("snapshots.get", self.snapshots.get, project=project, snapshot=name)
@@ -333,10 +415,117 @@ class ComputeEngineHook(DiskAttachmentCalls):
             return None
         return OperationRef(name=op.name, project=project, zone=None)
 
+    # -- instant snapshots (zonal: instantSnapshots, regional: regionInstantSnapshots) ------------------------
+
+    def insert_instant_snapshot(
+        self, project: str, scope: str, disk: str, name: str, *, labels: dict[str, str], description: str = ""
+    ) -> OperationRef | None:
+        """Start an instant snapshot of a disk in its own zone or region; None when one of that name exists.
+
+        Raises InstantSnapshotLimitError when Compute Engine refuses it for a per-disk limit (the caller decides).
+        """
+        kind, where = scope_parts(scope)
+        resource = compute_v1.InstantSnapshot(
+            name=name, source_disk=resource_url(project, scope, "disks", disk), labels=labels, description=description
+        )
+        try:
+            if kind == "zones":
+                op = self.call(
+                    "instantSnapshots.insert",
+                    self.instant_snapshots.insert_unary,
+                    project=project,
+                    zone=where,
+                    instant_snapshot_resource=resource,
+                )
+                return OperationRef(name=op.name, project=project, zone=where)
+            op = self.call(
+                "regionInstantSnapshots.insert",
+                self.region_instant_snapshots.insert_unary,
+                project=project,
+                region=where,
+                instant_snapshot_resource=resource,
+            )
+        except gexc.Conflict:
+            return None
+        except gexc.ClientError as exc:
+            if any(text in str(exc.message) for text in INSTANT_SNAPSHOT_LIMIT_TEXTS):
+                raise InstantSnapshotLimitError(str(exc.message)) from None
+            raise
+        return OperationRef(name=op.name, project=project, zone=None, region=where)
+
+    def find_instant_snapshot(self, project: str, scope: str, name: str) -> compute_v1.InstantSnapshot | None:
+        kind, where = scope_parts(scope)
+        try:
+            if kind == "zones":
+                return self.call(
+                    "instantSnapshots.get",
+                    self.instant_snapshots.get,
+                    project=project,
+                    zone=where,
+                    instant_snapshot=name,
+                )
+            return self.call(
+                "regionInstantSnapshots.get",
+                self.region_instant_snapshots.get,
+                project=project,
+                region=where,
+                instant_snapshot=name,
+            )
+        except gexc.NotFound:
+            return None
+
+    def list_instant_snapshots(
+        self, project: str, scope: str, labels: dict[str, str]
+    ) -> list[compute_v1.InstantSnapshot]:
+        """Instant snapshots of a zone or region carrying every label (filtered server-side, and again locally)."""
+        kind, where = scope_parts(scope)
+        label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(labels.items()))
+        listed: list[Any]
+        if kind == "zones":
+            zonal = compute_v1.ListInstantSnapshotsRequest(project=project, zone=where, filter=label_filter)
+            listed = self._every_page("instantSnapshots.list", self.instant_snapshots.list, zonal)
+        else:
+            regional = compute_v1.ListRegionInstantSnapshotsRequest(project=project, region=where, filter=label_filter)
+            listed = self._every_page("regionInstantSnapshots.list", self.region_instant_snapshots.list, regional)
+        return [i for i in listed if all(i.labels.get(k) == v for k, v in labels.items())]
+
+    def delete_instant_snapshot(self, project: str, scope: str, name: str) -> OperationRef | None:
+        """Start deleting an instant snapshot; None when it is already gone."""
+        kind, where = scope_parts(scope)
+        try:
+            if kind == "zones":
+                op = self.call(
+                    "instantSnapshots.delete",
+                    self.instant_snapshots.delete_unary,
+                    project=project,
+                    zone=where,
+                    instant_snapshot=name,
+                )
+                return OperationRef(name=op.name, project=project, zone=where)
+            op = self.call(
+                "regionInstantSnapshots.delete",
+                self.region_instant_snapshots.delete_unary,
+                project=project,
+                region=where,
+                instant_snapshot=name,
+            )
+        except gexc.NotFound:
+            return None
+        return OperationRef(name=op.name, project=project, zone=None, region=where)
+
+    # -- snapshot states -------------------------------------------------------------------------------
+
     def snapshot_states(self, project: str, items: list[dict[str, Any]]) -> dict[str, str]:
-        """Each snapshot's status (MISSING while not yet visible); SnapshotFailedError names a failed one."""
+        """Each item's status (MISSING while not yet visible); SnapshotFailedError names a failed one.
+
+        Items are snapshot_cuts.py's: a standard snapshot, or (kind "instant") an instant snapshot, whose READY
+        counts as taken and as ready alike (its point in time is fixed; it has no upload).
+        """
         states: dict[str, str] = {}
         for item in items:
+            if item.get("kind") == INSTANT:
+                states[item["name"]] = self._instant_state(project, item)
+                continue
             snapshot = self.find_snapshot(project, item["name"])
             if snapshot is None:
                 states[item["name"]] = self._missing_snapshot(item)
@@ -346,6 +535,24 @@ class ComputeEngineHook(DiskAttachmentCalls):
                 raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} FAILED")
             states[item["name"]] = self._trusted_status(item, snapshot.status)
         return states
+
+    def _instant_state(self, project: str, item: dict[str, Any]) -> str:
+        """An instant snapshot's status; READY only once its insert operation is DONE too (CREATING until then)."""
+        found = self.find_instant_snapshot(project, item["scope"], item["name"])
+        if found is None:
+            return self._missing_snapshot(item)
+        if found.status == "FAILED":
+            self._missing_snapshot(item)
+            raise SnapshotFailedError(f"instant snapshot {item['name']} of disk {item['disk']} FAILED")
+        if found.status != "READY" or not item.get("operation"):
+            return str(found.status)
+        op = self.get_operation(as_operation_ref(item["operation"]))
+        if not is_done(op):
+            return "CREATING"
+        error = operation_error(op)
+        if error:
+            raise SnapshotFailedError(f"instant snapshot {item['name']} of disk {item['disk']} failed: {error}")
+        return "READY"
 
     def _trusted_status(self, item: dict[str, Any], status: str) -> str:
         """READY counts only once the disks.createSnapshot operation is DONE too.
@@ -358,7 +565,7 @@ class ComputeEngineHook(DiskAttachmentCalls):
         ref = item.get("operation")
         if status != "READY" or not ref:
             return status
-        op = self.get_operation(OperationRef(name=ref["name"], project=ref["project"], zone=ref.get("zone")))
+        op = self.get_operation(as_operation_ref(ref))
         if not is_done(op):
             return "UPLOADING"
         error = operation_error(op)
@@ -369,7 +576,7 @@ class ComputeEngineHook(DiskAttachmentCalls):
     def _missing_snapshot(self, item: dict[str, Any]) -> str:
         ref = item.get("operation")
         if ref:
-            op = self.get_operation(OperationRef(name=ref["name"], project=ref["project"], zone=ref.get("zone")))
+            op = self.get_operation(as_operation_ref(ref))
             if is_done(op):
                 error = operation_error(op)
                 if error:
@@ -381,6 +588,14 @@ class ComputeEngineHook(DiskAttachmentCalls):
     # -- operations ------------------------------------------------------------------------------------
 
     def get_operation(self, ref: OperationRef) -> compute_v1.Operation:
+        if ref.get("region"):
+            return self.call(
+                "regionOperations.get",
+                self.region_operations.get,
+                project=ref["project"],
+                region=ref["region"],
+                operation=ref["name"],
+            )
         if ref["zone"]:
             return self.call(
                 "zoneOperations.get",
@@ -402,6 +617,15 @@ class ComputeEngineHook(DiskAttachmentCalls):
 
         bounded = max(1.0, min(timeout_seconds, 120.0))
         try:
+            if ref.get("region"):
+                return self.call(
+                    "regionOperations.wait",
+                    self.region_operations.wait,
+                    project=ref["project"],
+                    region=ref["region"],
+                    operation=ref["name"],
+                    timeout=bounded,
+                )
             if ref["zone"]:
                 return self.call(
                     "zoneOperations.wait",

@@ -26,6 +26,7 @@ from vmbackup.compute.hook import (
     ComputeEngineHook,
     OperationRef,
     SnapshotFailedError,
+    as_operation_ref,
     is_done,
     operation_error,
     pending_snapshots,
@@ -50,7 +51,7 @@ def operation_ref(value: Any, project: str | None = None, zone: str | None = Non
     if isinstance(value, dict) and "operation" in value:
         return operation_ref(value["operation"], project, zone)
     if isinstance(value, dict) and "name" in value and "project" in value:
-        return OperationRef(name=value["name"], project=value["project"], zone=value.get("zone"))
+        return as_operation_ref(value)
     raise ValueError(f"not an operation reference: {value!r}")
 
 

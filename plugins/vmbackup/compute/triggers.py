@@ -41,12 +41,10 @@ class OperationStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from vmbackup.compute.hook import ComputeEngineHook, OperationRef, is_done, operation_error
+        from vmbackup.compute.hook import ComputeEngineHook, as_operation_ref, is_done, operation_error
 
         hook = ComputeEngineHook(endpoint=self.endpoint)
-        ref = OperationRef(
-            name=self.operation["name"], project=self.operation["project"], zone=self.operation.get("zone")
-        )
+        ref = as_operation_ref(self.operation)
         while True:
             try:
                 op = await in_call_thread(hook.wait_operation, ref, self.long_poll_seconds)

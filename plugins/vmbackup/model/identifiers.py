@@ -32,6 +32,14 @@ def snapshot_name(dag_id: str, run_id: str, project: str, zone: str, disk: str) 
     return name
 
 
+def instant_snapshot_name(snapshot: str) -> str:
+    """The instant snapshot cut for a run's snapshot of a disk: derived from that name, so it too is per run and disk.
+
+    Instant snapshots are a collection of their own (zonal or regional), so the suffix is for people reading a list.
+    """
+    return f"{snapshot}-i"
+
+
 def lock_value(run: str, ttl_seconds: int, now: float | None = None) -> str:
     """Label value of the instance lock: which run holds it and until when (epoch seconds)."""
     expires = int((time.time() if now is None else now) + ttl_seconds)

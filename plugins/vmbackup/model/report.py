@@ -35,6 +35,8 @@ class DiskResult(ReportModel):
     snapshot: str | None = None
     state: DiskState = "SKIPPED"
     error: str | None = None
+    method: str | None = None  # how the point in time was cut: standard, or instant (then converted)
+    note: str | None = None  # e.g. an instant snapshot refused for a per-disk limit, a standard one taken instead
 
 
 class InstanceResult(ReportModel):

@@ -34,6 +34,11 @@ POLICIES = {
         "retention": {"maxAgeDays": 30},
         "snapshot": {"labels": {"team": "payments"}, "storageLocation": "us"},
     },
+    "instant": {
+        "project": "demo-project",
+        "instances": [{"name": "wordpress-1-vm", "zone": "us-central1-c"}],
+        "snapshot": {"method": "instant"},
+    },
 }
 
 
@@ -96,6 +101,28 @@ def test_crash_consistent_mode_never_stops_a_vm(loaded: Any) -> None:
     dag = loaded.dags[policy("crash-consistent").dag_id]
     assert not [t for t in dag.task_ids if t.endswith((".stop", ".start"))]
     assert "restore_instances" not in dag.task_ids
+
+
+def test_instant_snapshots_are_converted_once_taken_and_deleted_after_the_ready_wait(loaded: Any) -> None:
+    dag = loaded.dags[policy("instant").dag_id]
+    assert "instances.wait_snapshots_taken" in dag.get_task("instances.convert_instant_snapshots").upstream_task_ids
+    assert "instances.convert_instant_snapshots" in dag.get_task("instances.wait_snapshots_ready").upstream_task_ids
+    delete = dag.get_task("instances.delete_instant_snapshots")
+    assert delete.upstream_task_ids - {"instances_targets"} == {"instances.wait_snapshots_ready"}
+    assert str(delete.trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
+    assert "instances.delete_instant_snapshots" in dag.get_task("prune_snapshots").upstream_task_ids
+
+
+def test_the_vm_starts_once_the_instant_snapshots_are_taken_not_converted(loaded: Any) -> None:
+    dag = loaded.dags[policy("instant").dag_id]
+    assert dag.get_task("instances.start").upstream_task_ids - {"instances_targets"} == {
+        "instances.wait_snapshots_taken"
+    }
+
+
+def test_standard_snapshots_have_no_conversion_steps(loaded: Any) -> None:
+    dag = loaded.dags[policy("explicit").dag_id]
+    assert not [t for t in dag.task_ids if t.endswith(("convert_instant_snapshots", "delete_instant_snapshots"))]
 
 
 def test_sensors_reschedule_with_policy_timeouts(loaded: Any) -> None:

@@ -54,6 +54,7 @@ class BackupRun:
     operations: list[dict[str, Any]]
     statuses: dict[str, str] = field(default_factory=dict)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    instant_snapshots: list[dict[str, Any]] = field(default_factory=list)
 
     def calls_of(self, method: str, instance: str | None = None) -> list[dict[str, Any]]:
         return [
@@ -137,6 +138,7 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
             operations=gce_server.operations(),
             statuses={i.name: i.status for i in instances},
             labels={i.name: dict(i.labels) for i in instances},
+            instant_snapshots=gce_server.instant_snapshots(PROJECT),
         )
 
     yield run
@@ -466,27 +468,35 @@ def test_a_stop_past_its_timeout_takes_no_snapshot_and_starts_the_vm_again(stuck
     assert len(stuck_stop.calls_of("instances.start")) == 1
 
 
+def seed_regional_vm(sim: ComputeSimulator) -> None:
+    """ha-1 in us-central1-a: a zonal boot disk and a regional persistent disk (us-central1) beside it."""
+    sim.add_instance(PROJECT, "us-central1-a", "ha-1", disks=["ha-1", {"name": "ha-shared", "region": "us-central1"}])
+
+
+HA = {"instances": [{"name": "ha-1", "zone": "us-central1-a"}]}
+
+
 @pytest.fixture(scope="module")
 def regional_disk(backup: Callable[..., BackupRun]) -> BackupRun:
-    def prepare(sim: ComputeSimulator) -> None:
-        sim.add_instance(
-            PROJECT, "us-central1-a", "ha-1", disks=["ha-1", {"name": "ha-shared", "region": "us-central1"}]
-        )
-
-    return backup("regional", {"instances": [{"name": "ha-1", "zone": "us-central1-a"}]}, prepare)
+    return backup("regional", HA, seed_regional_vm)
 
 
-def test_a_regional_disk_fails_the_run_naming_the_disk_and_the_fix(regional_disk: BackupRun) -> None:
-    assert regional_disk.state == "failed"
-    (skipped,) = [d for d in regional_disk.instance_report("ha-1").disks if d.disk == "ha-shared"]
-    assert skipped.state == "SKIPPED"
-    assert skipped.error is not None
-    assert "spec.instances[].disks" in skipped.error
-
-
-def test_the_zonal_disks_beside_a_regional_one_are_still_backed_up(regional_disk: BackupRun) -> None:
-    assert [s["sourceDisk"].rsplit("/", 1)[-1] for s in regional_disk.ours()] == ["ha-1"]
+def test_a_vm_with_a_regional_disk_is_backed_up(regional_disk: BackupRun) -> None:
+    assert regional_disk.state == "success", regional_disk.task_states
+    assert regional_disk.violations == []
     assert regional_disk.statuses["ha-1"] == "RUNNING"
+
+
+def test_a_regional_disk_is_snapshotted_by_snapshots_insert_from_its_regional_url(regional_disk: BackupRun) -> None:
+    sources = sorted(s["sourceDisk"].split("/projects/", 1)[1] for s in regional_disk.ours())
+    assert sources == [f"{PROJECT}/regions/us-central1/disks/ha-shared", f"{PROJECT}/zones/us-central1-a/disks/ha-1"]
+    assert [c["status"] for c in regional_disk.calls if c["method"] == "snapshots.insert"] == [200]
+    assert all(s["status"] == "READY" for s in regional_disk.ours())
+
+
+def test_the_report_lists_the_regional_disk_in_its_region(regional_disk: BackupRun) -> None:
+    (shared,) = [d for d in regional_disk.instance_report("ha-1").disks if d.disk == "ha-shared"]
+    assert (shared.zone, shared.state, shared.method) == ("us-central1", "READY", "standard")
 
 
 @pytest.fixture(scope="module")

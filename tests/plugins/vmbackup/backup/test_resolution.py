@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from vmbackup.backup.resolution import NO_TIER, resolve_targets
+from vmbackup.backup.resolution import NO_TIER, disk_scope, resolve_targets
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model.policy import parse_policy
 
@@ -80,26 +80,29 @@ def seed_regional(gce_sim: Any) -> None:
     )
 
 
-def test_a_regional_disk_is_named_as_not_backed_up(hook: ComputeEngineHook, gce_sim: Any) -> None:
+def test_a_regional_disk_is_a_target_disk_in_its_region(hook: ComputeEngineHook, gce_sim: Any) -> None:
     seed_regional(gce_sim)
     found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a"}]})
     (target,) = found["groups"][NO_TIER]
-    assert [d["name"] for d in target["disks"]] == ["ha-1"]
-    (unsupported,) = target["unsupported_disks"]
-    assert (unsupported["name"], unsupported["location"]) == ("ha-shared", "us-central1")
-    assert "spec.instances[].disks" in unsupported["reason"]
+    assert [(d["name"], d["zone"], d.get("regional", False)) for d in target["disks"]] == [
+        ("ha-1", "us-central1-a", False),
+        ("ha-shared", "us-central1", True),
+    ]
+    assert [disk_scope(d) for d in target["disks"]] == ["zones/us-central1-a", "regions/us-central1"]
 
 
-def test_listing_only_the_zonal_disks_acknowledges_a_regional_one(hook: ComputeEngineHook, gce_sim: Any) -> None:
-    seed_regional(gce_sim)
-    found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a", "disks": ["ha-1"]}]})
-    (target,) = found["groups"][NO_TIER]
-    assert "unsupported_disks" not in target
-
-
-def test_asking_for_a_regional_disk_is_an_error_that_names_the_fix(hook: ComputeEngineHook, gce_sim: Any) -> None:
+def test_a_regional_disk_can_be_asked_for_by_name(hook: ComputeEngineHook, gce_sim: Any) -> None:
     seed_regional(gce_sim)
     found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a", "disks": ["ha-shared"]}]})
+    (target,) = found["groups"][NO_TIER]
+    assert [d["name"] for d in target["disks"]] == ["ha-shared"]
+    assert found["errors"] == []
+
+
+def test_asking_for_a_disk_that_is_not_attached_names_the_attached_ones(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_regional(gce_sim)
+    found = resolve(hook, {"instances": [{"name": "ha-1", "zone": "us-central1-a", "disks": ["ha-gone"]}]})
     (error,) = found["errors"]
-    assert "ha-shared: regional persistent disks are not snapshotted" in error["reason"]
+    assert "ha-gone are not attached" in error["reason"]
+    assert "attached: ha-1, ha-shared" in error["reason"]
     assert "spec.instances[].disks" in error["reason"]

@@ -8,8 +8,16 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from devstack.gce_simulator import Fault
-from vmbackup.compute.hook import ComputeEngineHook, OperationFailedError
+from devstack.gce_simulator import Fault, Profile
+from vmbackup.compute.hook import (
+    INSTANT,
+    TAKEN,
+    ComputeEngineHook,
+    InstantSnapshotLimitError,
+    OperationFailedError,
+    pending_snapshots,
+    resource_url,
+)
 
 PROJECT = "demo-project"
 ZONE = "us-central1-c"
@@ -83,3 +91,87 @@ def test_a_rate_limit_on_a_later_page_is_retried(gce_sim: Any) -> None:
     assert [i.name for i in again] == [i.name for i in unpaged]
     assert len(unpaged) > 1
     assert gce_sim.call_counts()["instances.list"] == 2 * calls + 1
+
+
+# -- instant snapshots and snapshots.insert ---------------------------------------------------------------------
+
+ZONAL = f"zones/{ZONE}"
+REGIONAL = "regions/us-central1"
+
+
+@pytest.fixture
+def regional_disk(gce_sim: Any) -> str:
+    gce_sim.add_instance(
+        PROJECT, "us-central1-a", "ha-1", disks=["ha-1", {"name": "ha-shared", "region": "us-central1"}]
+    )
+    return "ha-shared"
+
+
+def test_an_instant_snapshot_is_inserted_found_listed_and_deleted(hook: ComputeEngineHook) -> None:
+    ref = hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i", labels={"team": "blog"})
+    assert ref is not None
+    hook.wait_done(ref, 30)
+    found = hook.find_instant_snapshot(PROJECT, ZONAL, "wp-i")
+    assert found is not None
+    assert found.status == "READY"
+    assert [i.name for i in hook.list_instant_snapshots(PROJECT, ZONAL, {"team": "blog"})] == ["wp-i"]
+    gone = hook.delete_instant_snapshot(PROJECT, ZONAL, "wp-i")
+    assert gone is not None
+    hook.wait_done(gone, 30)
+    assert hook.find_instant_snapshot(PROJECT, ZONAL, "wp-i") is None
+    assert hook.delete_instant_snapshot(PROJECT, ZONAL, "wp-i") is None
+
+
+def test_an_instant_snapshot_of_an_existing_name_answers_none(hook: ComputeEngineHook) -> None:
+    ref = hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i", labels={})
+    assert ref is not None
+    hook.wait_done(ref, 30)
+    assert hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i", labels={}) is None
+
+
+def test_an_instant_snapshot_refused_for_a_per_disk_limit_says_so(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    gce_sim.set_profile(Profile.fast(instant_snapshot_min_interval_seconds=3600))
+    ref = hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i1", labels={})
+    assert ref is not None
+    with pytest.raises(InstantSnapshotLimitError, match="previous instant snapshot is too recent"):
+        hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i2", labels={})
+
+
+def test_an_instant_snapshot_past_the_per_disk_count_says_so(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    gce_sim.set_profile(Profile.fast(instant_snapshots_per_disk=1, instant_snapshot_min_interval_seconds=0))
+    ref = hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i1", labels={})
+    assert ref is not None
+    hook.wait_done(ref, 30)
+    with pytest.raises(InstantSnapshotLimitError, match="can't have more than 1 instant snapshots"):
+        hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i2", labels={})
+
+
+def test_a_regional_instant_snapshot_is_awaited_through_region_operations(
+    hook: ComputeEngineHook, gce_sim: Any, regional_disk: str
+) -> None:
+    ref = hook.insert_instant_snapshot(PROJECT, REGIONAL, regional_disk, "ha-i", labels={})
+    assert ref is not None
+    assert (ref["zone"], ref.get("region")) == (None, "us-central1")
+    hook.wait_done(ref, 30)
+    assert gce_sim.call_counts()["regionOperations.wait"] >= 1
+    item = {"name": "ha-i", "disk": regional_disk, "operation": ref, "kind": INSTANT, "scope": REGIONAL}
+    assert hook.snapshot_states(PROJECT, [item]) == {"ha-i": "READY"}
+
+
+def test_a_creating_instant_snapshot_is_not_taken_yet(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    gce_sim.set_profile(Profile.fast(instant_snapshot_creating_seconds=5))
+    ref = hook.insert_instant_snapshot(PROJECT, ZONAL, VM, "wp-i", labels={})
+    item = {"name": "wp-i", "disk": VM, "operation": ref, "kind": INSTANT, "scope": ZONAL}
+    assert pending_snapshots(hook.snapshot_states(PROJECT, [item]), TAKEN) == {"wp-i": "CREATING"}
+
+
+def test_a_snapshot_is_inserted_from_a_regional_disk(hook: ComputeEngineHook, regional_disk: str) -> None:
+    source = resource_url(PROJECT, REGIONAL, "disks", regional_disk)
+    ref = hook.insert_snapshot(PROJECT, "ha-s", labels={"team": "ha"}, storage_location=None, source_disk=source)
+    assert ref is not None
+    assert ref["zone"] is None  # a global operation
+    hook.wait_done(ref, 30)
+    snapshot = hook.find_snapshot(PROJECT, "ha-s")
+    assert snapshot is not None
+    assert snapshot.source_disk.endswith(f"/{REGIONAL}/disks/{regional_disk}")
+    assert hook.insert_snapshot(PROJECT, "ha-s", labels={}, storage_location=None, source_disk=source) is None

@@ -28,6 +28,19 @@ def test_classic_policy_gets_safe_defaults():
     assert policy.dag_id == dag_id_for("default", "wordpress") == "vmbackup__default__wordpress"
 
 
+def test_snapshots_are_standard_unless_the_policy_asks_for_instant_ones():
+    assert parse_policy("default", "wordpress", WORDPRESS).spec.snapshot.method == "standard"
+    instant = parse_policy("default", "wordpress", {**WORDPRESS, "snapshot": {"method": "instant"}})
+    assert instant.spec.snapshot.method == "instant"
+
+
+def test_instant_snapshots_with_guest_flush_are_refused_naming_the_field_and_the_fix():
+    spec = {**WORDPRESS, "consistency": "guestFlush", "snapshot": {"method": "instant"}}
+    message = errors_of(spec)["spec.snapshot"]
+    assert message.startswith("method instant cannot be used with consistency guestFlush")
+    assert "Set snapshot.method to standard, or consistency to stop" in message
+
+
 def test_json_round_trip_is_canonical():
     policy = parse_policy("default", "wordpress", WORDPRESS)
     text = policy.to_json()
