@@ -17,6 +17,7 @@ from vmbackup.backup.lock import (
     InstanceHeldError,
     acquire_lock,
     foreign_lock,
+    held_message,
     holds_our_lock,
     release_lock,
     start_if_ours,
@@ -77,8 +78,9 @@ class StopInstanceOperator(ComputeStepOperator):
         instance = hook.get_instance(t["project"], t["zone"], t["instance"])
         held = foreign_lock(instance, t["run"], time.time())
         if held:
-            log.warning("%s: %s", t["instance"], held)
-            return result | {"prior_status": instance.status, "skipped": held}
+            reason = f"{held_message(held)}; skipped so it is not stopped twice"
+            log.warning("%s: %s", t["instance"], reason)
+            return result | {"prior_status": instance.status, "skipped": reason}
         ours = holds_our_lock(instance, t)  # a retry of this task after it already stopped the VM
         if instance.status in STOPPED_STATUSES and not ours:
             log.info("%s is %s: it stays stopped and is snapshotted as it is", t["instance"], instance.status)

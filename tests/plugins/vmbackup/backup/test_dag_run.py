@@ -575,7 +575,7 @@ def locked(backup: Callable[..., BackupRun]) -> BackupRun:
 def test_vm_held_by_another_run_is_not_stopped(locked: BackupRun) -> None:
     assert locked.calls_of("instances.stop", "web-1") == []
     assert locked.statuses["web-1"] == "RUNNING"
-    assert "another backup run" in (locked.instance_report("web-1").skipped_reason or "")
+    assert "held by another run (rother;" in (locked.instance_report("web-1").skipped_reason or "")
 
 
 def test_an_expired_lock_does_not_block_a_backup(locked: BackupRun) -> None:
