@@ -8,7 +8,9 @@ the storage emulator's bucket the way Composer's follow its bucket.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,13 @@ import pytest
 from kubernetes import client, config
 
 from controller.reconciler import BACKUP_NOW_ANNOTATION
+from devstack.airflow_local import AirflowApiError
 from devstack.gce_simulator import Fault
 from devstack.stack import BUCKET, PROJECT, LocalStack, wait_until
 from tests.fixtures.rbac import ChartRbac, controller_requests
 from vmbackup.model import labels
 from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
+from vmbackup.model.report import RunReport, latest_report_object_name
 
 pytestmark = pytest.mark.e2e
 
@@ -46,17 +50,28 @@ def policies(stack: LocalStack) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(config.new_client_from_config(str(stack.kubeconfig)))
 
 
-def apply_policy(stack: LocalStack, api: client.CustomObjectsApi, name: str) -> None:
+def apply_policy(
+    stack: LocalStack,
+    api: client.CustomObjectsApi,
+    name: str,
+    created: datetime | None = None,
+    **spec: Any,
+) -> None:
+    """Create a stop-mode policy of wordpress-1-vm; `created` back-dates it (a DAG that reaches Airflow late)."""
+    metadata: dict[str, Any] = {"name": name, "namespace": NAMESPACE}
+    if created is not None:
+        metadata["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
     body = {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": "VMBackupPolicy",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": metadata,
         "spec": {
             "project": PROJECT,
             "instances": [{"name": "wordpress-1-vm", "zone": "us-central1-c"}],
             "schedule": "0 2 * * *",
             "consistency": "stop",
             "retention": {"count": 3},
+            **spec,
         },
     }
     api.create_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, stack.as_created(body))
@@ -148,6 +163,128 @@ def test_the_stack_writes_an_env_file_for_the_cli(stack: LocalStack) -> None:
     env = Path(stack.state_dir / "env").read_text()
     assert "export KUBECONFIG=" in env
     assert "export VMBACKUP_AIRFLOW_URL=" in env
+
+
+# -- the real scheduler: a slot that passed before its DAG reached Airflow, a slot run by a fresh metadata DB ----
+
+READS = ("get", "list", "aggregatedList", "wait")
+
+
+def past_slot() -> tuple[datetime, str]:
+    """A slot four minutes ago and an hourly schedule with it: with catchup off, Airflow runs it at once."""
+    slot = (datetime.now(UTC) - timedelta(minutes=4)).replace(second=0, microsecond=0)
+    return slot, f"{slot.minute} * * * *"
+
+
+def missed_status(api: client.CustomObjectsApi, name: str, reason: str) -> dict[str, Any]:
+    def missed() -> dict[str, Any] | None:
+        status = get_policy(api, name).get("status") or {}
+        return status if (status.get("lastMissedSlot") or {}).get("reason") == reason else None
+
+    found: dict[str, Any] = wait_until(missed, within=RUN_TIMEOUT, what=f"{name}'s slot missed ({reason})", interval=1)
+    return found
+
+
+def writes_to(stack: LocalStack, instance: str) -> list[str]:
+    assert stack.compute is not None
+    return [
+        c["method"]
+        for c in stack.compute.calls
+        if c["method"].rsplit(".", 1)[-1] not in READS and instance in str(c.get("params"))
+    ]
+
+
+def test_a_dag_that_reaches_airflow_after_its_slot_touches_no_vm(
+    stack: LocalStack, policies: client.CustomObjectsApi
+) -> None:
+    """Created before its slot, seen by Airflow only after it: the scheduler runs the slot late, the run reads only."""
+    assert stack.compute is not None
+    slot, schedule = past_slot()
+    stack.compute.clear_calls()
+    apply_policy(
+        stack, policies, "latecomer", created=slot - timedelta(minutes=2), schedule=schedule, startingDeadlineSeconds=60
+    )
+
+    status = missed_status(policies, "latecomer", "Late")
+
+    assert status["result"] == "Missed", status
+    assert "spec.startingDeadlineSeconds" in status["lastMissedSlot"]["message"]
+    assert status["lastMissedSlot"]["time"].startswith(slot.strftime("%Y-%m-%dT%H:%M"))
+    assert writes_to(stack, "wordpress-1-vm") == []
+    assert wordpress_status(stack) == "RUNNING"
+
+
+def forget_history(stack: LocalStack, dag_id: str) -> set[str]:
+    """Airflow forgets the DAG and its runs, as a new metadata DB would; the DAG processor parses it again.
+
+    Returns the runs it forgot (run id and queue time)."""
+    assert stack.airflow is not None
+    api = stack.airflow.api
+    ran = {r["dag_run_id"] + r["queued_at"] for r in api.dag_runs(dag_id)}
+
+    def forgotten() -> bool:
+        try:
+            api.request("DELETE", f"/dags/{dag_id}")
+        except AirflowApiError as exc:
+            if "-> 404" not in str(exc) and "-> 409" not in str(exc):  # 409: a task still running; ask again
+                raise
+        runs = api.dag_runs(dag_id) if api.dag(dag_id) else []
+        return not any(r["dag_run_id"] + r["queued_at"] in ran for r in runs)
+
+    wait_until(forgotten, within=120, what=f"Airflow forgot {dag_id}'s runs", interval=2)
+    return ran
+
+
+def latest_report(stack: LocalStack, name: str) -> RunReport:
+    blob = stack.storage_client().bucket(BUCKET).blob(latest_report_object_name(NAMESPACE, name))
+    return RunReport.model_validate(json.loads(blob.download_as_text()))
+
+
+@pytest.mark.timeout(2 * RUN_TIMEOUT)  # two scheduled runs of one slot, with a DAG parse between them
+def test_the_same_slot_on_a_fresh_airflow_metadata_db_stops_no_vm(
+    stack: LocalStack, policies: client.CustomObjectsApi
+) -> None:
+    """The slot runs once; Airflow then forgets the DAG and its runs (as a new metadata DB would) and runs the slot
+    again: that run finds the slot's snapshots and stops nothing."""
+    assert stack.compute is not None
+    assert stack.airflow is not None
+    slot, schedule = past_slot()
+    stack.compute.clear_calls()
+    apply_policy(
+        stack,
+        policies,
+        "onceperslot",
+        created=slot - timedelta(minutes=2),
+        schedule=schedule,
+        startingDeadlineSeconds=3600,
+    )
+    dag_id = dag_id_for(NAMESPACE, "onceperslot")
+
+    def backed_up() -> dict[str, Any] | None:
+        status = get_policy(policies, "onceperslot").get("status") or {}
+        return status if (status.get("lastRun") or {}).get("state") == "success" else None
+
+    first = wait_until(backed_up, within=RUN_TIMEOUT, what="the slot's first run", interval=1)
+    assert first["result"] == "Succeeded", first
+    assert writes_to(stack, "wordpress-1-vm").count("instances.stop") == 1
+
+    forgot = forget_history(stack, dag_id)
+
+    def ran_again() -> list[dict[str, Any]]:
+        assert stack.airflow is not None
+        runs = stack.airflow.api.dag_runs(dag_id) if stack.airflow.api.dag(dag_id) else []
+        return [
+            r for r in runs if r["dag_run_id"] + r["queued_at"] not in forgot and r["state"] in ("success", "failed")
+        ]
+
+    (again,) = wait_until(ran_again, within=RUN_TIMEOUT, what="the slot's run on the fresh history", interval=1)
+    report = latest_report(stack, "onceperslot")
+
+    assert again["dag_run_id"] == f"scheduled__{slot.isoformat()}", again  # the same slot, run a second time
+    assert report.missed is not None, report
+    assert report.missed.reason == "AlreadyBackedUp"
+    assert writes_to(stack, "wordpress-1-vm").count("instances.stop") == 1
+    assert wordpress_status(stack) == "RUNNING"
 
 
 def test_the_controller_asked_only_for_what_the_chart_grants(stack: LocalStack, chart_rbac: ChartRbac) -> None:
