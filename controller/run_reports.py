@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from google.api_core import exceptions as gcs_errors
 from google.cloud import storage
@@ -42,15 +43,20 @@ class RunReportReader:
     def __init__(self, bucket: storage.Bucket) -> None:
         self.bucket = bucket
         self.reads = 0  # bucket GETs, for benchmarks
-        self._cache: dict[tuple[str, str], tuple[str, RunReport | None]] = {}
+        # (namespace, name) -> ((run id, when it ended), report): a run id names a slot, and the same slot can run
+        # again under the same id (a new Airflow metadata DB, a deleted DAG), so its end tells the runs apart.
+        self._cache: dict[tuple[str, str], tuple[tuple[str, datetime | None], RunReport | None]] = {}
 
-    async def report_for(self, namespace: str, name: str, run_id: str) -> RunReport | None:
-        """The report of finished run ``run_id``; None when the run left none (it failed before writing it)."""
+    async def report_for(
+        self, namespace: str, name: str, run_id: str, ended: datetime | None = None
+    ) -> RunReport | None:
+        """The report of finished run ``run_id`` (that ended at ``ended``); None when the run left none (it failed
+        before writing it)."""
         cached = self._cache.get((namespace, name))
-        if cached is not None and cached[0] == run_id:
+        if cached is not None and cached[0] == (run_id, ended):
             return cached[1]
         report = await asyncio.to_thread(self.read, namespace, name, run_id)
-        self._cache[(namespace, name)] = (run_id, report)
+        self._cache[(namespace, name)] = ((run_id, ended), report)
         return report
 
     def read(self, namespace: str, name: str, run_id: str) -> RunReport | None:

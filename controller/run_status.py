@@ -288,7 +288,7 @@ class RunStatusPoller:
         if run is not None and run.finished and self.reports is not None:
             async with self._limit:
                 try:
-                    report = await self.reports.report_for(namespace, name, run.run_id)
+                    report = await self.reports.report_for(namespace, name, run.run_id, run.end_date)
                 except RunReportError as exc:
                     report_problem = str(exc)
                 except Exception as exc:  # the bucket is a best-effort source of detail, never fatal

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from google.cloud import storage
 
@@ -9,14 +11,14 @@ from controller.run_reports import RunReportError, RunReportReader
 from vmbackup.model.report import RunReport, latest_report_object_name, report_object_name
 
 
-def upload(bucket: storage.Bucket, run_id: str, *, latest: bool) -> None:
+def upload(bucket: storage.Bucket, run_id: str, *, latest: bool, result: str = "succeeded") -> None:
     report = RunReport(
         namespace="default",
         name="wordpress",
         dag_id="vmbackup__default__wordpress",
         run_id=run_id,
         consistency="stop",
-        result="succeeded",
+        result=result,  # type: ignore[arg-type]
     )
     data = report.model_dump_json(by_alias=True)
     bucket.blob(report_object_name("default", "wordpress", run_id)).upload_from_string(data)
@@ -62,6 +64,18 @@ async def test_a_new_run_is_read_again(gcs_bucket: storage.Bucket) -> None:
     report = await reader.report_for("default", "wordpress", "manual__2")
     assert report is not None
     assert report.run_id == "manual__2"
+
+
+async def test_a_slot_run_again_under_the_same_run_id_is_read_again(gcs_bucket: storage.Bucket) -> None:
+    """A new Airflow metadata DB (or a deleted DAG) runs a slot again under the same run id; it ends later."""
+    slot = "scheduled__2026-11-25T02:00:00+00:00"
+    upload(gcs_bucket, slot, latest=True)
+    reader = RunReportReader(gcs_bucket)
+    await reader.report_for("default", "wordpress", slot, datetime(2026, 11, 25, 2, 5, tzinfo=UTC))
+    upload(gcs_bucket, slot, latest=True, result="failed")
+    again = await reader.report_for("default", "wordpress", slot, datetime(2026, 11, 25, 9, 1, tzinfo=UTC))
+    assert again is not None
+    assert again.result == "failed"
 
 
 async def test_invalid_report_is_named_and_left_in_place(gcs_bucket: storage.Bucket) -> None:

@@ -285,6 +285,7 @@ def test_the_same_slot_on_a_fresh_airflow_metadata_db_stops_no_vm(
     assert report.missed.reason == "AlreadyBackedUp"
     assert writes_to(stack, "wordpress-1-vm").count("instances.stop") == 1
     assert wordpress_status(stack) == "RUNNING"
+    assert missed_status(policies, "onceperslot", "AlreadyBackedUp")["result"] == "Missed"  # the same run id, seen anew
 
 
 def test_the_controller_asked_only_for_what_the_chart_grants(stack: LocalStack, chart_rbac: ChartRbac) -> None:
