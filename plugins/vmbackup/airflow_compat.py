@@ -61,6 +61,20 @@ CONTROL_FLOW_EXCEPTIONS: tuple[type[BaseException], ...] = (
 )
 
 
+def first_reschedule_date(context: Any) -> Any:
+    """When a reschedule-mode sensor's first poke began (None during that first poke), as BaseSensorOperator reckons
+    its timeout on each line: from the task_reschedule rows of the task's first try."""
+    ti = context["ti"]
+    if AIRFLOW_3:
+        return ti.get_first_reschedule_date(context)
+    from airflow.sensors.base import _orig_start_date  # 2.10's own helper for exactly this
+
+    first_try = (ti.max_tries or 0) - (ti.task.retries or 0) + 1
+    return _orig_start_date(
+        dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=first_try
+    )
+
+
 def xcom_values(ti: Any, task_id: str, map_indexes: list[int], key: str = "return_value") -> list[Any]:
     """XCom values of one task's instances that exist, on both lines (3.x returns None for missing ones)."""
     if not map_indexes:
@@ -93,6 +107,7 @@ __all__ = [
     "TriggerEvent",
     "TriggerRule",
     "XComArg",
+    "first_reschedule_date",
     "task",
     "task_group",
     "xcom_values",

@@ -225,9 +225,13 @@ def _instance_group(
     quick: dict[str, Any] = {}
     if stop_mode:
         quick["retry_delay"] = timedelta(seconds=min(settings.retry_delay_seconds, VM_DOWN_RETRY_DELAY_SECONDS))
-    # A VM of the first tier stays locked while every later tier stops and starts again.
+    # A VM of the first tier stays locked while every later tier waits for its VMs, stops and starts again.
     tiers = len(spec.tiers or [None])
-    lock_ttl = tiers * (timeouts.stop_seconds + timeouts.start_seconds) + timeouts.snapshot_seconds + 600
+    lock_ttl = (
+        tiers * (timeouts.lock_wait_seconds + timeouts.stop_seconds + timeouts.start_seconds)
+        + timeouts.snapshot_seconds
+        + 600
+    )
     built: list[InstanceSteps] = []
 
     @task(task_id=steps.targets_task_id(gid))
@@ -241,7 +245,12 @@ def _instance_group(
         wait_stopped: Any = None
         if stop_mode:
             stop = StopInstanceOperator(
-                task_id=steps.STOP, target=target, lock_ttl_seconds=lock_ttl, trigger_rule="none_failed"
+                task_id=steps.STOP,
+                target=target,
+                policy_json=policy_json,
+                lock_ttl_seconds=lock_ttl,
+                poke_interval=poke,  # while another run holds the VM; nothing of ours is down meanwhile
+                trigger_rule="none_failed",
             )
             wait_stopped = OperationStatusSensor(
                 task_id=steps.WAIT_STOPPED,

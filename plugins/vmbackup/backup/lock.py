@@ -1,20 +1,20 @@
-"""The instance lock: a label naming the run that stopped a VM, so only that run starts it again.
+"""The instance lock: labels naming the run that stopped a VM, so only that run starts it again.
 
 Set and removed with labelFingerprint concurrency, so two runs (of one policy or two) never both hold a VM;
 whether "this run stopped it" is read from the instance itself, so it holds after retries and partial failures.
+The lock names its holder (policy or restore, namespace/name, Airflow run id: model/identifiers.lock_labels), so
+a run that meets it can say who holds the VM; an older lock without those labels is honoured all the same.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from vmbackup.backup.resolution import Target
 from vmbackup.compute.hook import ComputeEngineHook, OperationRef
-from vmbackup.model import labels as vmlabels
-from vmbackup.model.identifiers import lock_value, parse_lock
+from vmbackup.model.identifiers import Lock, lock_labels, read_lock, without_lock
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,19 @@ log = logging.getLogger(__name__)
 class InstanceHeldError(Exception):
     """Another run holds the instance (its lock label has not expired)."""
 
+    def __init__(self, lock: Lock):
+        super().__init__(held_message(lock))
+        self.lock = lock
 
-def foreign_lock(instance: Any, run: str, now: float) -> str | None:
-    lock = parse_lock(instance.labels.get(vmlabels.LOCK))
-    if lock and lock[0] != run and lock[1] > now:
-        until = datetime.fromtimestamp(lock[1], UTC).isoformat()
-        return f"another backup run ({lock[0]}) holds this instance until {until}; skipped so it is not stopped twice"
-    return None
+
+def held_message(lock: Lock) -> str:
+    return f"held by {lock.holder()} until {lock.until()}"
+
+
+def foreign_lock(instance: Any, run: str, now: float) -> Lock | None:
+    """The unexpired lock of another run on the instance, if any."""
+    lock = read_lock(instance.labels)
+    return lock if lock and lock.run != run and lock.expires > now else None
 
 
 def acquire_lock(hook: ComputeEngineHook, target: Target, ttl_seconds: int, attempts: int = 8) -> Any:
@@ -38,11 +44,10 @@ def acquire_lock(hook: ComputeEngineHook, target: Target, ttl_seconds: int, atte
         held = foreign_lock(instance, target["run"], time.time())
         if held:
             raise InstanceHeldError(held)
-        lock = parse_lock(instance.labels.get(vmlabels.LOCK))
-        if lock and lock[0] == target["run"]:
+        lock = read_lock(instance.labels)
+        if lock and lock.run == target["run"]:
             return instance
-        labels = dict(instance.labels)
-        labels[vmlabels.LOCK] = lock_value(target["run"], ttl_seconds)
+        labels = without_lock(instance.labels) | lock_labels(target["run"], ttl_seconds, target.get("holder"))
         if _set_labels(hook, target, labels, instance.label_fingerprint):
             continue  # re-read: confirms our lock (or meets the run that won the race)
     raise RuntimeError(f"could not lock instance {target['instance']}: its labels kept changing")
@@ -54,10 +59,10 @@ def release_lock(hook: ComputeEngineHook, target: Target, attempts: int = 8) -> 
         instance = hook.find_instance(target["project"], target["zone"], target["instance"])
         if instance is None:
             return False
-        lock = parse_lock(instance.labels.get(vmlabels.LOCK))
-        if not lock or lock[0] != target["run"]:
+        lock = read_lock(instance.labels)
+        if not lock or lock.run != target["run"]:
             return False
-        labels = {k: v for k, v in instance.labels.items() if k != vmlabels.LOCK}
+        labels = without_lock(instance.labels)
         if _set_labels(hook, target, labels, instance.label_fingerprint):
             return True
     raise RuntimeError(f"could not release the lock of instance {target['instance']}: its labels kept changing")
@@ -80,8 +85,8 @@ def _set_labels(hook: ComputeEngineHook, target: Target, labels: dict[str, str],
 
 
 def holds_our_lock(instance: Any, target: Target) -> bool:
-    lock = parse_lock(instance.labels.get(vmlabels.LOCK))
-    return bool(lock and lock[0] == target["run"])
+    lock = read_lock(instance.labels)
+    return bool(lock and lock.run == target["run"])
 
 
 def start_if_ours(hook: ComputeEngineHook, t: Target, stopping_timeout_seconds: float) -> OperationRef | None:

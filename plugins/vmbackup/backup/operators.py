@@ -12,22 +12,25 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from vmbackup.airflow_compat import AirflowFailException
+from vmbackup.airflow_compat import AirflowFailException, PokeReturnValue, first_reschedule_date
 from vmbackup.backup.lock import (
     InstanceHeldError,
     acquire_lock,
     foreign_lock,
+    held_message,
     holds_our_lock,
     release_lock,
     start_if_ours,
 )
 from vmbackup.backup.resolution import Resolution, Target, group_keys, resolve_targets
-from vmbackup.backup.slot_check import missed_slot, scheduled_slot
+from vmbackup.backup.slot_check import missed_slot, scheduled_slot, too_late
 from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
-from vmbackup.compute.sensors import OperationStatusSensor
+from vmbackup.compute.sensors import OperationStatusSensor, _RecordingSensor
 from vmbackup.compute.step_operator import ComputeStepOperator, now_iso
+from vmbackup.model.identifiers import Lock
 from vmbackup.model.policy import BackupPolicy
+from vmbackup.model.report import MissedSlot
 
 log = logging.getLogger(__name__)
 
@@ -59,30 +62,49 @@ class ResolveInstancesOperator(ComputeStepOperator):
 # -- the three Compute Engine steps --------------------------------------------------------------------------
 
 
-class StopInstanceOperator(ComputeStepOperator):
+class StopInstanceOperator(_RecordingSensor):
     """Stops a RUNNING instance (after locking it) and returns the stop operation; a stopped one is left alone.
 
-    Returns {"instance", "zone", "prior_status", "operation": OperationRef | None, "skipped": reason | None}.
+    A VM that another run holds (another policy's backup, a restore) is waited for, in reschedule mode so no
+    worker slot is held between looks, for up to spec.timeouts.lockWaitSeconds; then it is skipped with the
+    holder named. A wait never carries the stop past the starting deadline or out of the maintenance window
+    (slot_check.too_late). Returns {"instance", "zone", "prior_status", "operation": OperationRef | None,
+    "skipped": reason | None}.
     """
 
     template_fields = ("target",)
+    ui_color = "#e8f0fe"
 
-    def __init__(self, *, target: Any, lock_ttl_seconds: int, **kwargs: Any):
-        super().__init__(target=target, **kwargs)
+    def __init__(self, *, target: Any, policy_json: str, lock_ttl_seconds: int, **kwargs: Any):
+        policy = BackupPolicy.from_json(policy_json)
+        self.lock_wait_seconds = policy.spec.timeouts.lock_wait_seconds
+        # The sensor's own timeout only backs up poke(), which ends the wait itself (skipping, never failing).
+        super().__init__(timeout=self.lock_wait_seconds + 3600, **kwargs)
+        self.target = target
+        self.policy_json = policy_json
         self.lock_ttl_seconds = lock_ttl_seconds
 
-    def run_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
+    def _subject(self) -> Any:
+        return self.target if isinstance(self.target, dict) else None
+
+    def poke(self, context: Any) -> PokeReturnValue:
         t: Target = self.target
-        result: dict[str, Any] = {"instance": t["instance"], "zone": t["zone"], "operation": None, "skipped": None}
+        hook = ComputeEngineHook()
+        first = first_reschedule_date(context)
+        waited = 0.0 if first is None else max(0.0, time.time() - first.timestamp())
         instance = hook.get_instance(t["project"], t["zone"], t["instance"])
         held = foreign_lock(instance, t["run"], time.time())
+        slot = scheduled_slot(context)
+        policy = BackupPolicy.from_json(self.policy_json)
+        late = too_late(policy, slot, datetime.now(UTC)) if slot is not None and (held or first) else None
         if held:
-            log.warning("%s: %s", t["instance"], held)
-            return result | {"prior_status": instance.status, "skipped": held}
+            return self._held(held, waited, late)
+        if late is not None:  # the holder let go, but only after the time this slot may stop a VM
+            return self._skip(instance.status, f"waited {waited:.0f} s for another run's lock, {_too_late_now(late)}")
         ours = holds_our_lock(instance, t)  # a retry of this task after it already stopped the VM
         if instance.status in STOPPED_STATUSES and not ours:
             log.info("%s is %s: it stays stopped and is snapshotted as it is", t["instance"], instance.status)
-            return result | {"prior_status": instance.status}
+            return self._done({"prior_status": instance.status})
         if instance.status != "RUNNING" and not ours:
             raise AirflowFailException(
                 f"instance {t['instance']} is {instance.status}; a consistent backup needs it RUNNING or "
@@ -90,12 +112,46 @@ class StopInstanceOperator(ComputeStepOperator):
             )
         try:
             acquire_lock(hook, t, self.lock_ttl_seconds)
-        except InstanceHeldError as exc:
-            log.warning("%s: %s", t["instance"], exc)
-            return result | {"prior_status": instance.status, "skipped": str(exc)}
+        except InstanceHeldError as exc:  # another run locked it between our look and our lock
+            return self._held(exc.lock, waited, late)
         log.info("Stopping instance %s in %s (project %s)", t["instance"], t["zone"], t["project"])
         ref = hook.stop_instance(t["project"], t["zone"], t["instance"])
-        return result | {"prior_status": "RUNNING", "operation": ref, "requested_at": now_iso()}
+        return self._done({"prior_status": "RUNNING", "operation": ref, "requested_at": now_iso()})
+
+    def _held(self, lock: Lock, waited: float, late: MissedSlot | None) -> PokeReturnValue:
+        """Wait for another run's lock, or give up on the VM once the wait is over."""
+        status = self.target["status"]
+        if late is not None:
+            return self._skip(status, f"{held_message(lock)}; waited {waited:.0f} s, {_too_late_now(late)}")
+        if waited >= self.lock_wait_seconds:
+            return self._skip(
+                status,
+                f"held by {lock.holder()}; waited {waited:.0f} s (spec.timeouts.lockWaitSeconds: "
+                f"{self.lock_wait_seconds} s); skipped so it is not stopped twice",
+            )
+        log.info(
+            "%s: %s; waiting (%.0f s of %d s)",
+            self.target["instance"],
+            held_message(lock),
+            waited,
+            self.lock_wait_seconds,
+        )
+        return PokeReturnValue(is_done=False)
+
+    def _skip(self, prior_status: str, reason: str) -> PokeReturnValue:
+        log.warning("%s: %s", self.target["instance"], reason)
+        return self._done({"prior_status": prior_status, "skipped": reason})
+
+    def _done(self, found: dict[str, Any]) -> PokeReturnValue:
+        t: Target = self.target
+        result: dict[str, Any] = {"instance": t["instance"], "zone": t["zone"], "operation": None, "skipped": None}
+        return PokeReturnValue(is_done=True, xcom_value=result | found)
+
+
+def _too_late_now(late: MissedSlot) -> str:
+    """Why a wait ended before its bound: the slot may stop no VM any more."""
+    field = {"Late": "spec.startingDeadlineSeconds", "OutsideWindow": "spec.maintenanceWindow"}.get(late.reason, "")
+    return f"and now this slot may stop no VM ({late.reason}, {field}); skipped"
 
 
 class SnapshotDiskOperator(ComputeStepOperator):

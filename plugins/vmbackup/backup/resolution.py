@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from vmbackup.backup.steps import RESOLVE
-from vmbackup.model.identifiers import run_hash, snapshot_name
+from vmbackup.model.identifiers import LockHolder, lock_holder, run_hash, snapshot_name
 from vmbackup.model.policy import BackupPolicy
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class Target(TypedDict):
     instance: str
     tier: str | None
     run: str
+    holder: NotRequired[LockHolder]  # who the lock names (a target of an older DAG version has none)
     status: str  # at resolve time; the stop step reads it again right before acting
     disks: list[DiskTarget]
     record: NotRequired[InstanceRecord]  # what a restore needs once the VM is gone (backup_record.py)
@@ -80,6 +81,7 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
 
     spec = policy.spec
     run = run_hash(policy.dag_id, run_id)
+    holder = lock_holder("policy", policy.namespace, policy.name, run_id)
     groups: dict[str, list[Target]] = {key: [] for key in group_keys(policy)}
     skipped: list[Skipped] = []
     errors: list[Skipped] = []
@@ -118,6 +120,7 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
             instance=instance.name,
             tier=tier,
             run=run,
+            holder=holder,
             status=instance.status,
             disks=disks,
         )

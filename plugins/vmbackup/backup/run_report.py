@@ -15,8 +15,7 @@ from vmbackup.backup import steps
 from vmbackup.backup.resolution import Target, pulled_resolution
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
-from vmbackup.model import labels as vmlabels
-from vmbackup.model.identifiers import instant_snapshot_name, parse_lock
+from vmbackup.model.identifiers import instant_snapshot_name, read_lock
 from vmbackup.model.policy import BackupPolicy
 from vmbackup.model.report import (
     DiskResult,
@@ -179,12 +178,13 @@ class RunReportOperator(ComputeStepOperator):
         downtime = (started_at - stopped_at).total_seconds() if stopped_at and started_at else None
         problems = [e.message for e in group_errors if e.instance == target["instance"]]
         note = None
-        if _normal(final) != _normal(prior):
+        if skipped:  # this run never touched it: what another run does with it meanwhile is no failure of ours
+            pass
+        elif _normal(final) != _normal(prior):
             other = _other_run(now, target)
             if other and started_at is not None:  # this run gave it back; another run has taken it since
                 note = (
-                    f"this run returned it to {prior} at {started_at.isoformat()}; it is {final} now because "
-                    f"another backup run ({other}) holds it"
+                    f"this run returned it to {prior} at {started_at.isoformat()}; it is {final} now: held by {other}"
                 )
             else:
                 problems.append(f"instance is {final} after the run but was {prior} before it")
@@ -214,9 +214,9 @@ def _kept_note(snapshot: str, kept: set[str]) -> str | None:
 
 
 def _other_run(instance: Any, target: Target) -> str | None:
-    """The run (hash) of another policy or run that holds the instance's lock now, if any."""
-    lock = parse_lock((instance.labels or {}).get(vmlabels.LOCK)) if instance is not None else None
-    return lock[0] if lock and lock[0] != target["run"] else None
+    """Who else (policy or restore, and run) holds the instance's lock now, if anyone."""
+    lock = read_lock(instance.labels) if instance is not None else None
+    return lock.holder() if lock and lock.run != target["run"] else None
 
 
 def _normal(status: str | None) -> str | None:

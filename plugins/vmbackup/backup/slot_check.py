@@ -42,6 +42,36 @@ def slot_label(slot: datetime) -> str:
 
 def missed_slot(policy: BackupPolicy, slot: datetime, now: datetime, hook: ComputeEngineHook) -> MissedSlot | None:
     """Why this slot must touch no VM, or None when the run may go on (only reads Compute Engine)."""
+    late = too_late(policy, slot, now)
+    if late is not None:
+        return late
+    spec = policy.spec
+    taken = hook.list_snapshots(
+        spec.project,
+        {
+            vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
+            vmlabels.POLICY_NAMESPACE: policy.namespace,
+            vmlabels.POLICY_NAME: policy.name,
+            vmlabels.SLOT: slot_label(slot),
+        },
+    )
+    kept = sorted(s.name for s in taken if s.status != "FAILED")
+    if kept:
+        return MissedSlot(
+            slot=slot,
+            reason="AlreadyBackedUp",
+            message=f"this slot was already backed up ({', '.join(kept[:5])}{' ...' if len(kept) > 5 else ''}), "
+            "e.g. by another Airflow; no VM was touched",
+        )
+    return None
+
+
+def too_late(policy: BackupPolicy, slot: datetime, now: datetime) -> MissedSlot | None:
+    """Why no VM may be stopped for this slot any more (past the starting deadline, outside the window), or None.
+
+    Asked when the run starts, and again by a stop step that waited for another run's lock: a wait never carries
+    a stop past the deadline or out of the window.
+    """
     spec = policy.spec
     late = (now - slot).total_seconds()
     deadline = spec.effective_starting_deadline
@@ -61,23 +91,6 @@ def missed_slot(policy: BackupPolicy, slot: datetime, now: datetime, hook: Compu
             reason="OutsideWindow",
             message=f"the run started at {local:%H:%M} {spec.timezone}, outside spec.maintenanceWindow "
             f"({window.window()}); no VM was touched",
-        )
-    taken = hook.list_snapshots(
-        spec.project,
-        {
-            vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
-            vmlabels.POLICY_NAMESPACE: policy.namespace,
-            vmlabels.POLICY_NAME: policy.name,
-            vmlabels.SLOT: slot_label(slot),
-        },
-    )
-    kept = sorted(s.name for s in taken if s.status != "FAILED")
-    if kept:
-        return MissedSlot(
-            slot=slot,
-            reason="AlreadyBackedUp",
-            message=f"this slot was already backed up ({', '.join(kept[:5])}{' ...' if len(kept) > 5 else ''}), "
-            "e.g. by another Airflow; no VM was touched",
         )
     return None
 

@@ -12,7 +12,15 @@ RUN = "vmbackup-run"  # a short hash of the DAG run id
 INSTANCE = "vmbackup-instance"
 CONSISTENCY = "vmbackup-consistency"  # stop | none | guestflush (label values are lowercase)
 SLOT = "vmbackup-slot"  # the scheduled slot a snapshot backs up (UTC, e.g. 20261125t0200z): one backup per slot
-LOCK = "vmbackup-lock"  # set on an instance while a run holds it stopped-for-backup
+LOCK = "vmbackup-lock"  # set on an instance while a run holds it: "<run hash>-<expiry, epoch seconds>"
+# Who holds the lock, set and removed with it in one setLabels call (identifiers.lock_labels): the namespace, the
+# holding policy or restore (the key names the kind) and its Airflow run id in label form. A lock without them
+# (set by an older version) is still a lock; its holder is just not known.
+LOCK_NAMESPACE = "vmbackup-lock-namespace"
+LOCK_POLICY = "vmbackup-lock-policy"
+LOCK_RESTORE = "vmbackup-lock-restore"
+LOCK_RUN_ID = "vmbackup-lock-run"
+LOCK_LABELS = (LOCK, LOCK_NAMESPACE, LOCK_POLICY, LOCK_RESTORE, LOCK_RUN_ID)
 BOOT = "vmbackup-boot"  # on a snapshot: "true" when its disk was the instance's boot disk (backup_record.py)
 REPLACED_BY = "vmbackup-replaced-by"  # on a disk an InPlace restore detached: which restore (its marker)
 DEVICE = "vmbackup-device"  # on a snapshot: the device name its disk was attached with

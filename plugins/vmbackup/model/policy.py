@@ -64,6 +64,9 @@ SCHEDULE_PRESETS: dict[str, str] = {
 # scaled up from zero make minutes of lateness normal; past a quarter of an hour the VM would go down at a time
 # its owner did not choose (README: "Late runs, maintenance windows and one backup per slot").
 STOP_MODE_STARTING_DEADLINE_SECONDS = 900
+# How long a stop step waits for a VM another run holds (README, "Overlapping policies"): a stop-mode backup of
+# another policy usually gives the VM back within minutes; a longer hold is a long upload-free stop or a restore.
+DEFAULT_LOCK_WAIT_SECONDS = 300
 MIN_STARTING_DEADLINE_SECONDS = 60  # Airflow's scheduler needs seconds to start a run; less would miss every slot
 MAX_STARTING_DEADLINE_SECONDS = 86400
 ConsistencyMode = Literal["stop", "none", "guestFlush"]
@@ -186,6 +189,13 @@ class Timeouts(_Model):
     )
     upload_seconds: int = Field(default=7200, ge=60, le=172800, description="Wait for a snapshot to be READY.")
     start_seconds: int = Field(default=600, ge=30, le=86400, description="Wait for a VM to start.")
+    lock_wait_seconds: int = Field(
+        default=DEFAULT_LOCK_WAIT_SECONDS,
+        ge=0,
+        le=86400,
+        description="Wait for a VM that another policy's (or a restore's) run holds; after it, the VM is skipped "
+        "(0: skip at once). Never past the starting deadline or the maintenance window.",
+    )
 
 
 class MaintenanceWindow(_Model):

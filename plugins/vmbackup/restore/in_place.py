@@ -19,11 +19,11 @@ import logging
 import time
 from typing import Any
 
-from vmbackup.backup.lock import acquire_lock, foreign_lock, holds_our_lock, release_lock
+from vmbackup.backup.lock import acquire_lock, foreign_lock, held_message, holds_our_lock, release_lock
 from vmbackup.backup.resolution import Target
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook, resource_name
 from vmbackup.model import labels as vmlabels
-from vmbackup.model.identifiers import run_hash
+from vmbackup.model.identifiers import lock_holder, run_hash
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
 from vmbackup.restore.plan import (
     Attachment,
@@ -62,7 +62,8 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
     held = foreign_lock(instance, lock_run, time.time())
     if held:
         raise RestoreProblemError(
-            f"instance {restore.instance} is held by a backup run, so it is not restored in place now ({held}); "
+            f"instance {restore.instance} is held by a backup run, so it is not restored in place now "
+            f"({held_message(held)}); "
             "nothing was changed: create the VMRestore again once that backup has finished"
         )
     if instance.status not in ("RUNNING", *STOPPED_STATUSES):
@@ -157,6 +158,7 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
         instance=_instance_config(restore, instance, zone),
         in_place=InPlacePlan(
             lock_run=lock_run,
+            lock_holder=lock_holder("restore", restore.namespace, restore.name, run_id),
             prior_status="RUNNING" if instance.status == "RUNNING" else "TERMINATED",
             originals=[] if done else originals,
             replacements=[
@@ -170,7 +172,7 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
 
 def lock_target(plan: RestorePlan) -> Target:
     """The VM as backup/lock.py names what it locks (this restore's own run value)."""
-    return Target(
+    found = Target(
         project=plan["project"],
         zone=plan["zone"],
         instance=plan["target"],
@@ -179,6 +181,9 @@ def lock_target(plan: RestorePlan) -> Target:
         status=plan["in_place"]["prior_status"],
         disks=[],
     )
+    if "lock_holder" in plan["in_place"]:
+        found["holder"] = plan["in_place"]["lock_holder"]
+    return found
 
 
 def attached(hook: ComputeEngineHook, plan: RestorePlan) -> dict[str, str]:

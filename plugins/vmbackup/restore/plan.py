@@ -14,6 +14,7 @@ from google.cloud import compute_v1
 from vmbackup.compute.hook import ComputeEngineHook, resource_name
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.backup_record import recorded_instance
+from vmbackup.model.identifiers import LockHolder
 from vmbackup.model.policy import RESERVED_LABEL_PREFIX
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
 from vmbackup.model.retention import parse_timestamp
@@ -62,6 +63,7 @@ class Attachment(TypedDict):
 
 class InPlacePlan(TypedDict):
     lock_run: str  # the run part of the lock label this restore holds the VM with
+    lock_holder: NotRequired[LockHolder]  # who that lock names (this restore and its run)
     prior_status: str  # RUNNING: started again at the end (also after a failure); TERMINATED: left stopped
     originals: list[Attachment]  # what the VM has at the restored device names now
     replacements: list[Attachment]  # the restored disks, at the same device names

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,10 +21,14 @@ from google.cloud import compute_v1, storage
 
 from dags_templates.render import render_dag
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile, compute_client
+from devstack.stack import wait_until
 from tests.fixtures.airflow_env import AirflowDags
 from tests.fixtures.gcs import COMPOSER_BUCKET, GCS_PROJECT
+from vmbackup.backup.lock import acquire_lock, release_lock, start_if_ours
+from vmbackup.backup.resolution import Target, all_targets, resolve_targets
+from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
-from vmbackup.model.identifiers import SNAPSHOT_NAME_PATTERN
+from vmbackup.model.identifiers import SNAPSHOT_NAME_PATTERN, run_id_label
 from vmbackup.model.policy import BackupPolicy, WaitMode, parse_policy
 from vmbackup.model.report import RunReport, latest_report_object_name, report_object_name
 
@@ -96,7 +101,9 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
         env: dict[str, str] | None = None,
         profile: Profile | None = None,
         wait_mode: WaitMode = "reschedule",
+        alongside: Callable[[ComputeSimulator], None] | None = None,
     ) -> BackupRun:
+        """`alongside` runs in a thread during the run (another policy's run acting on the VMs meanwhile)."""
         gce_server.reset(profile=profile or Profile.fast())
         gce_server.seed_classic(PROJECT)
         if prepare:
@@ -116,7 +123,11 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
         with pytest.MonkeyPatch.context() as patch:
             for key, value in settings.items():
                 patch.setenv(key, value)
-            outcome = dags.run(policy.dag_id)
+            with ThreadPoolExecutor(1) as pool:
+                meanwhile = pool.submit(alongside, gce_server) if alongside else None
+                outcome = dags.run(policy.dag_id)
+                if meanwhile is not None:
+                    meanwhile.result(timeout=60)  # its failure fails the scenario
         gce_server.wait_idle()
         prefix = latest_report_object_name(policy.namespace, policy.name).rsplit("/", 1)[0]
         objects = sorted(b.name for b in gcs.list_blobs(COMPOSER_BUCKET, prefix=prefix))
@@ -578,14 +589,17 @@ def locked(backup: Callable[..., BackupRun]) -> BackupRun:
         lock_label(sim, "us-central1-a", "web-1", f"rother-{int(time.time()) + 3600}")
         lock_label(sim, "us-central1-b", "web-2", f"rstale-{int(time.time()) - 60}")
 
-    spec = {"instances": [{"name": "web-1", "zone": "us-central1-a"}, {"name": "web-2", "zone": "us-central1-b"}]}
+    spec = {
+        "instances": [{"name": "web-1", "zone": "us-central1-a"}, {"name": "web-2", "zone": "us-central1-b"}],
+        "timeouts": {"lockWaitSeconds": 1},  # an older lock (no holder labels) that nobody releases
+    }
     return backup("locked", spec, prepare)
 
 
 def test_vm_held_by_another_run_is_not_stopped(locked: BackupRun) -> None:
     assert locked.calls_of("instances.stop", "web-1") == []
     assert locked.statuses["web-1"] == "RUNNING"
-    assert "another backup run" in (locked.instance_report("web-1").skipped_reason or "")
+    assert "held by another run (rother;" in (locked.instance_report("web-1").skipped_reason or "")
 
 
 def test_an_expired_lock_does_not_block_a_backup(locked: BackupRun) -> None:
@@ -596,6 +610,183 @@ def test_an_expired_lock_does_not_block_a_backup(locked: BackupRun) -> None:
 
 def test_the_other_runs_lock_is_left_in_place(locked: BackupRun) -> None:
     assert locked.labels["web-1"][vmlabels.LOCK].startswith("rother-")
+
+
+def test_a_vm_held_by_another_run_does_not_fail_the_run(locked: BackupRun) -> None:
+    assert locked.state == "success", locked.task_states
+    assert "waited" in (locked.instance_report("web-1").skipped_reason or "")
+
+
+# -- overlapping policies: two policies select one VM ------------------------------------------------------------
+
+NIGHTLY_RUN = "scheduled__2026-12-02T02:00:00+00:00"
+WEB_1 = {"name": "web-1", "zone": "us-central1-a"}
+WEB_SELECTOR = {"zones": ["us-central1-a"], "matchLabels": {"app": "shop", "tier": "web"}}  # selects web-1
+
+
+@dataclass
+class OtherPolicyRun:
+    """Policy `nightly`'s run holding web-1, through that policy's own code: resolved, locked and stopped as its
+    stop step does; given back as its start step and started sensor do (start, then release the lock)."""
+
+    hook: ComputeEngineHook
+    target: Target
+    released: bool = False
+
+    @classmethod
+    def holding(cls, sim: ComputeSimulator, spec: dict[str, Any]) -> OtherPolicyRun:
+        hook = ComputeEngineHook(endpoint=sim.base_url)
+        nightly = parse_policy("team-a", "nightly", {"project": PROJECT, **spec})
+        (target,) = [t for t in all_targets(resolve_targets(nightly, NIGHTLY_RUN, hook)) if t["instance"] == "web-1"]
+        acquire_lock(hook, target, 600)
+        hook.wait_done(hook.stop_instance(PROJECT, target["zone"], "web-1"), 30)
+        return cls(hook, target)
+
+    def give_back(self) -> None:
+        started = start_if_ours(self.hook, self.target, 30)
+        if started is not None:
+            self.hook.wait_done(started, 30)
+        self.released = release_lock(self.hook, self.target)
+
+
+def looks_at(sim: ComputeSimulator, instance: str) -> int:
+    return sum(1 for c in sim.calls if c["method"] == "instances.get" and c["params"].get("instance") == instance)
+
+
+@dataclass
+class Overlap:
+    run: BackupRun
+    nightly: OtherPolicyRun
+
+    def nightly_started_at(self) -> int:
+        """Index in the call log of nightly's start of web-1 (this run's calls are in the same log)."""
+        return next(i for i, c in enumerate(self.run.calls) if c["method"] == "instances.start" and c["status"] == 200)
+
+    def stopped_at(self) -> int:
+        return next(i for i, c in enumerate(self.run.calls) if c["method"] == "instances.stop" and c["status"] == 200)
+
+
+def overlap(
+    backup: Callable[..., BackupRun],
+    name: str,
+    nightly_spec: dict[str, Any],
+    spec: dict[str, Any],
+    give_back_when: Callable[[ComputeSimulator], bool] | None,
+) -> Overlap:
+    """Run policy `name` while nightly holds web-1; nightly gives it back once `give_back_when` holds (None: after
+    the run)."""
+    held: list[OtherPolicyRun] = []
+
+    def hold(sim: ComputeSimulator) -> None:
+        held.append(OtherPolicyRun.holding(sim, nightly_spec))
+
+    def give_back(sim: ComputeSimulator) -> None:
+        assert give_back_when is not None
+        wait_until(lambda: give_back_when(sim), within=45, what="the moment to give web-1 back", interval=0.05)
+        held[0].give_back()
+
+    run = backup(name, spec, hold, alongside=give_back if give_back_when else None)
+    if give_back_when is None:
+        held[0].give_back()
+    return Overlap(run=run, nightly=held[0])
+
+
+def waited_for_web_1(sim: ComputeSimulator) -> bool:
+    """This run's stop step looked at web-1 at least twice (so it was rescheduled at least once)."""
+    return looks_at(sim, "web-1") >= 3  # the resolve step's look (explicit list) plus two of the stop step's
+
+
+@pytest.fixture(scope="module")
+def overlap_lists_wait(backup: Callable[..., BackupRun]) -> Overlap:
+    """Two explicit lists name web-1; nightly holds it when `hourly` starts and gives it back while hourly waits."""
+    spec = {"instances": [WEB_1], "timeouts": {"lockWaitSeconds": 60}}
+    return overlap(backup, "hourly", {"instances": [WEB_1]}, spec, waited_for_web_1)
+
+
+def test_overlapping_lists_wait_for_the_vm_then_both_back_it_up(overlap_lists_wait: Overlap) -> None:
+    assert overlap_lists_wait.run.state == "success", overlap_lists_wait.run.task_states
+    assert overlap_lists_wait.nightly.released
+    assert overlap_lists_wait.run.instance_report("web-1").skipped_reason is None
+    assert [s["sourceDisk"].rsplit("/", 1)[-1] for s in overlap_lists_wait.run.ours()] == ["web-1"]
+
+
+def test_the_waiting_run_stops_the_vm_only_after_the_other_policy_started_it(overlap_lists_wait: Overlap) -> None:
+    assert len(overlap_lists_wait.run.calls_of("instances.stop", "web-1")) == 1
+    assert overlap_lists_wait.nightly_started_at() < overlap_lists_wait.stopped_at()
+
+
+def test_after_both_runs_the_vm_runs_and_carries_no_lock(overlap_lists_wait: Overlap) -> None:
+    assert overlap_lists_wait.run.statuses["web-1"] == "RUNNING"
+    assert not set(overlap_lists_wait.run.labels["web-1"]) & set(vmlabels.LOCK_LABELS)
+    assert overlap_lists_wait.run.violations == []
+
+
+@pytest.fixture(scope="module")
+def overlap_lists_skip(backup: Callable[..., BackupRun]) -> Overlap:
+    """Nightly keeps web-1 past hourly's lockWaitSeconds and gives it back only while hourly's next tier stops."""
+    spec = {
+        "tiers": ["web", "app"],
+        "instances": [WEB_1 | {"tier": "web"}, {"name": "app-1", "zone": "us-central1-a", "tier": "app"}],
+        "timeouts": {"lockWaitSeconds": 1},
+    }
+
+    def app_tier_stopped(sim: ComputeSimulator) -> bool:  # hourly is done with web-1 (its tier) by then
+        return any(c["method"] == "instances.stop" and c["params"].get("instance") == "app-1" for c in sim.calls)
+
+    return overlap(backup, "hourly", {"instances": [WEB_1]}, spec, app_tier_stopped)
+
+
+def test_a_vm_held_past_lock_wait_is_skipped_naming_the_other_policy_and_run(overlap_lists_skip: Overlap) -> None:
+    reason = overlap_lists_skip.run.instance_report("web-1").skipped_reason or ""
+    assert reason.startswith(f"held by policy team-a/nightly run {run_id_label(NIGHTLY_RUN)}; waited "), reason
+    assert "spec.timeouts.lockWaitSeconds: 1 s" in reason
+
+
+def test_the_skipped_vm_is_not_touched_and_the_rest_is_backed_up(overlap_lists_skip: Overlap) -> None:
+    assert overlap_lists_skip.run.calls_of("instances.stop", "web-1") == []
+    assert [s["sourceDisk"].rsplit("/", 1)[-1] for s in overlap_lists_skip.run.ours()] == ["app-1"]
+
+
+def test_a_skipped_vm_its_holder_gives_back_meanwhile_is_no_failure(overlap_lists_skip: Overlap) -> None:
+    """web-1 was TERMINATED (nightly's) when hourly looked and RUNNING at its report: not hourly's doing."""
+    assert overlap_lists_skip.nightly.released
+    assert overlap_lists_skip.run.statuses["web-1"] == "RUNNING"
+    assert overlap_lists_skip.run.state == "success", overlap_lists_skip.run.task_states
+    assert overlap_lists_skip.run.report is not None
+    assert overlap_lists_skip.run.report.result == "succeeded", overlap_lists_skip.run.report.errors
+
+
+@pytest.fixture(scope="module")
+def overlap_selector_wait(backup: Callable[..., BackupRun]) -> Overlap:
+    """Nightly names web-1 in a list, `shopweb` selects it by label; shopweb waits, then backs it up."""
+    spec = {"selector": WEB_SELECTOR, "timeouts": {"lockWaitSeconds": 60}}
+
+    def looked_twice(sim: ComputeSimulator) -> bool:  # a selector resolves with a list: every look is the stop step's
+        return looks_at(sim, "web-1") >= 2
+
+    return overlap(backup, "shopweb", {"instances": [WEB_1]}, spec, looked_twice)
+
+
+def test_a_list_and_a_selector_on_one_vm_both_back_it_up(overlap_selector_wait: Overlap) -> None:
+    assert overlap_selector_wait.run.state == "success", overlap_selector_wait.run.task_states
+    assert overlap_selector_wait.nightly.released
+    assert overlap_selector_wait.nightly_started_at() < overlap_selector_wait.stopped_at()
+    assert [s["sourceDisk"].rsplit("/", 1)[-1] for s in overlap_selector_wait.run.ours()] == ["web-1"]
+    assert overlap_selector_wait.run.statuses["web-1"] == "RUNNING"
+
+
+@pytest.fixture(scope="module")
+def overlap_selector_skip(backup: Callable[..., BackupRun]) -> Overlap:
+    """Nightly selects web-1 by label and keeps it; `hourly` lists it and gives up after lockWaitSeconds."""
+    spec = {"instances": [WEB_1], "timeouts": {"lockWaitSeconds": 1}}
+    return overlap(backup, "hourly", {"selector": WEB_SELECTOR}, spec, None)
+
+
+def test_a_selector_policys_hold_is_named_when_a_list_policy_skips(overlap_selector_skip: Overlap) -> None:
+    assert overlap_selector_skip.run.state == "success", overlap_selector_skip.run.task_states
+    reason = overlap_selector_skip.run.instance_report("web-1").skipped_reason or ""
+    assert reason.startswith("held by policy team-a/nightly run "), reason
+    assert overlap_selector_skip.run.calls_of("instances.stop", "web-1") == []
 
 
 # -- deferrable sensors ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from vmbackup.backup.resolution import Target
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
+from vmbackup.model.identifiers import lock_holder
 
 pytestmark = pytest.mark.airflow
 
@@ -66,3 +67,36 @@ def test_a_run_cannot_release_another_runs_lock(hook: ComputeEngineHook, gce_sim
     acquire_lock(hook, target("rone"), 600)
     assert release_lock(hook, target("rtwo")) is False
     assert vmlabels.LOCK in gce_sim.instance(PROJECT, ZONE, VM)["labels"]
+
+
+def test_a_held_instance_names_the_policy_and_run_holding_it(hook: ComputeEngineHook) -> None:
+    from vmbackup.backup.lock import InstanceHeldError, acquire_lock
+
+    nightly = target("rone") | {
+        "holder": lock_holder("policy", "team-a", "nightly", "scheduled__2026-01-31T02:00:00+00:00")
+    }
+    acquire_lock(hook, nightly, 600)  # type: ignore[arg-type]
+    with pytest.raises(InstanceHeldError, match="held by policy team-a/nightly run scheduled__2026-01-31t02-00"):
+        acquire_lock(hook, target("rtwo"), 600)
+
+
+def test_releasing_removes_the_holder_labels_too(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    from vmbackup.backup.lock import acquire_lock, release_lock
+
+    nightly = target("rone") | {"holder": lock_holder("policy", "team-a", "nightly", "manual__x")}
+    acquire_lock(hook, nightly, 600)  # type: ignore[arg-type]
+    assert vmlabels.LOCK_POLICY in gce_sim.instance(PROJECT, ZONE, VM)["labels"]
+    release_lock(hook, nightly)  # type: ignore[arg-type]
+    assert gce_sim.instance(PROJECT, ZONE, VM)["labels"] == {"app": "wordpress"}
+
+
+def test_an_expired_locks_holder_labels_are_replaced_by_the_new_holders(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    from vmbackup.backup.lock import acquire_lock
+
+    old = target("rold") | {"holder": lock_holder("restore", "team-b", "db-back", "manual__x")}
+    acquire_lock(hook, old, -60)  # type: ignore[arg-type]  # already expired
+    acquire_lock(hook, target("rnew"), 600)
+    labels = gce_sim.instance(PROJECT, ZONE, VM)["labels"]
+    assert labels[vmlabels.LOCK].startswith("rnew-")
+    assert vmlabels.LOCK_RESTORE not in labels
+    assert vmlabels.LOCK_NAMESPACE not in labels

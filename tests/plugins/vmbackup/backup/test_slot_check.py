@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from vmbackup.backup.slot_check import missed_slot, slot_label
+from vmbackup.backup.slot_check import missed_slot, slot_label, too_late
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import STOP_MODE_STARTING_DEADLINE_SECONDS, BackupPolicy, parse_policy
@@ -106,3 +106,24 @@ def test_a_slot_whose_snapshots_exist_is_missed_as_already_backed_up(hook: Compu
 
 def test_the_slot_label_is_a_valid_label_value() -> None:
     assert slot_label(SLOT) == "20261125t0200z"
+
+
+# -- too_late: asked again by a stop step that waited for another run's lock ------------------------------------
+
+
+def test_a_wait_may_end_in_a_stop_until_the_deadline() -> None:
+    assert too_late(policy(startingDeadlineSeconds=300), SLOT, SLOT + timedelta(seconds=300)) is None
+
+
+def test_a_wait_past_the_deadline_may_stop_no_vm() -> None:
+    late = too_late(policy(startingDeadlineSeconds=300), SLOT, SLOT + timedelta(seconds=301))
+    assert late is not None
+    assert late.reason == "Late"
+
+
+def test_a_wait_past_the_maintenance_window_may_stop_no_vm() -> None:
+    windowed = policy(maintenanceWindow={"start": "02:00", "durationMinutes": 10}, startingDeadlineSeconds=3600)
+    assert too_late(windowed, SLOT, SLOT + timedelta(minutes=9)) is None
+    closed = too_late(windowed, SLOT, SLOT + timedelta(minutes=10))
+    assert closed is not None
+    assert closed.reason == "OutsideWindow"

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from vmbackup.model.identifiers import SNAPSHOT_NAME_PATTERN, lock_value, parse_lock, run_hash, snapshot_name
+import re
+
+from vmbackup.model import labels as vmlabels
+from vmbackup.model.identifiers import (
+    SNAPSHOT_NAME_PATTERN,
+    lock_holder,
+    lock_labels,
+    lock_value,
+    parse_lock,
+    read_lock,
+    run_hash,
+    snapshot_name,
+    without_lock,
+)
 
 DAG = "vmbackup__team-a__wordpress"
 RUN = "scheduled__2026-01-31T02:00:00+00:00"
@@ -44,3 +57,40 @@ def test_lock_value_round_trips() -> None:
 def test_unreadable_lock_is_ignored() -> None:
     assert parse_lock("garbage") is None
     assert parse_lock("") is None
+
+
+LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")  # Compute Engine's label value rule
+
+
+def test_a_lock_names_its_policy_and_run() -> None:
+    labels = lock_labels("rabc", 60, lock_holder("policy", "team-a", "nightly", RUN), now=1000)
+    lock = read_lock(labels)
+    assert lock is not None
+    assert (lock.run, lock.expires) == ("rabc", 1060)
+    assert lock.holder() == "policy team-a/nightly run scheduled__2026-01-31t02-00-00-00-00"
+
+
+def test_a_restores_lock_names_the_restore() -> None:
+    lock = read_lock(lock_labels("rabc", 60, lock_holder("restore", "team-a", "db-back", RUN), now=1000))
+    assert lock is not None
+    assert lock.holder().startswith("restore team-a/db-back run ")
+
+
+def test_every_lock_label_is_a_valid_label_value_for_the_longest_names() -> None:
+    longest = "n" * 63
+    run_id = "manual__2026-01-31T02:00:00.123456+00:00" + "x" * 40
+    labels = lock_labels(run_hash(DAG, run_id), 86400 * 365, lock_holder("restore", longest, longest, run_id))
+    assert all(LABEL_VALUE.fullmatch(value) for value in labels.values()), labels
+    assert set(labels) <= set(vmlabels.LOCK_LABELS)
+
+
+def test_an_older_lock_without_its_holder_is_still_a_lock() -> None:
+    lock = read_lock({vmlabels.LOCK: "rother-2000000000"})
+    assert lock is not None
+    assert (lock.run, lock.expires) == ("rother", 2000000000)
+    assert "does not name its policy" in lock.holder()
+
+
+def test_removing_a_lock_removes_its_holder_labels_only() -> None:
+    labels = {"app": "web", **lock_labels("rabc", 60, lock_holder("policy", "team-a", "nightly", RUN))}
+    assert without_lock(labels) == {"app": "web"}

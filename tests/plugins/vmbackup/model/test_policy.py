@@ -25,6 +25,7 @@ def test_classic_policy_gets_safe_defaults():
     assert policy.spec.consistency == "stop"
     assert policy.spec.timezone == "Etc/UTC"
     assert policy.spec.timeouts.stop_seconds == 600
+    assert policy.spec.timeouts.lock_wait_seconds == 300
     assert policy.dag_id == dag_id_for("default", "wordpress") == "vmbackup__default__wordpress"
 
 
@@ -70,6 +71,7 @@ def test_exactly_one_of_instances_or_selector():
         ("instances", [{"name": "w" * 64, "zone": "us-central1-c"}], "spec.instances[0].name"),
         ("snapshot", {"labels": {"vmbackup-policy": "x"}}, "spec.snapshot.labels"),
         ("snapshot", {"labels": {"team": "A B"}}, "spec.snapshot.labels.team"),
+        ("timeouts", {"lockWaitSeconds": -1}, "spec.timeouts.lockWaitSeconds"),
         ("typo", 1, "spec.typo"),
     ],
 )

@@ -16,6 +16,7 @@ from vmbackup.backup.lock import acquire_lock
 from vmbackup.backup.resolution import Target
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
+from vmbackup.model.identifiers import lock_holder
 
 pytestmark = pytest.mark.airflow
 
@@ -101,6 +102,7 @@ def test_an_in_place_restore_is_refused_while_a_backup_run_holds_the_vm(
 ) -> None:
     seed_run(gce_sim, gce_clients, "rone")
     backup = Target(project=PROJECT, zone=ZONE, instance="db-1", tier=None, run="rbackup", status="RUNNING", disks=[])
+    backup["holder"] = lock_holder("policy", "team-a", "nightly", "manual__now")
     acquire_lock(ComputeEngineHook(endpoint=gce_sim.base_url), backup, 600)
     before = gce_sim.instance(PROJECT, ZONE, "db-1")
 
@@ -109,6 +111,7 @@ def test_an_in_place_restore_is_refused_while_a_backup_run_holds_the_vm(
     assert run.state == "failed"
     assert run.report is not None
     assert "db-1 is held by a backup run" in (run.report.message or "")
+    assert "policy team-a/nightly run manual__now" in (run.report.message or "")
     assert gce_sim.instance(PROJECT, ZONE, "db-1") == before
     assert gce_sim.call_counts().get("disks.insert", 0) == 0
 
