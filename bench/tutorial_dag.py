@@ -79,7 +79,9 @@ def build_tutorial_dag(policy_json: str) -> Any:
 
         @task_group(group_id="backup")
         def backup(target: Any) -> None:
-            stop = StopInstanceOperator(task_id="stop", target=target, lock_ttl_seconds=lock_ttl)
+            stop = StopInstanceOperator(
+                task_id="stop", target=target, policy_json=policy_json, lock_ttl_seconds=lock_ttl
+            )
             wait_stopped = OperationStatusSensor(
                 task_id="wait_stopped",
                 operation=stop.output,
