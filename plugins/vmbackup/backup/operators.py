@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vmbackup.airflow_compat import AirflowFailException
+from vmbackup.airflow_compat import CONTROL_FLOW_EXCEPTIONS, AirflowException, AirflowFailException, BaseOperator
 from vmbackup.backup.lock import (
     InstanceHeldError,
     acquire_lock,
@@ -21,13 +21,14 @@ from vmbackup.backup.lock import (
     release_lock,
     start_if_ours,
 )
-from vmbackup.backup.resolution import Resolution, Target, group_keys, resolve_targets
+from vmbackup.backup.resolution import Resolution, Target, batched, group_keys, resolve_targets
 from vmbackup.backup.slot_check import missed_slot, scheduled_slot
 from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.sensors import OperationStatusSensor
-from vmbackup.compute.step_operator import ComputeStepOperator, now_iso
+from vmbackup.compute.step_operator import ComputeStepOperator, now_iso, record_error
 from vmbackup.model.policy import BackupPolicy
+from vmbackup.settings import max_map_length
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,15 @@ class ResolveInstancesOperator(ComputeStepOperator):
         missed = missed_slot(policy, slot, datetime.now(UTC), hook) if slot is not None else None
         if missed is not None:  # before any instance is even read: the run touches nothing
             log.warning("slot %s missed (%s): %s", slot, missed.reason, missed.message)
-            nothing: Resolution = {"groups": {key: [] for key in group_keys(policy)}, "skipped": [], "errors": []}
+            nothing: Resolution = {
+                "groups": {key: [] for key in group_keys(policy)},
+                "batches": {key: [] for key in group_keys(policy)},
+                "skipped": [],
+                "errors": [],
+            }
             return nothing | {"slot": slot.isoformat() if slot else None, "missed": missed.model_dump(mode="json")}
         resolution = resolve_targets(policy, context["run_id"], hook)
+        resolution["batches"] = batched(policy, resolution["groups"], max_map_length())
         resolution["slot"] = slot.isoformat() if slot else None
         for group, members in resolution["groups"].items():
             log.info("%s: %s", group, ", ".join(f"{t['instance']} ({t['zone']})" for t in members) or "no instance")
@@ -162,3 +169,153 @@ class InstanceStartedSensor(OperationStatusSensor):
     def on_done(self, context: Any) -> None:
         if isinstance(self.target, dict):
             release_lock(ComputeEngineHook(), self.target)  # type: ignore[arg-type]
+
+
+# -- the down window and the batch steps -----------------------------------------------------------------------
+
+WINDOW_KEY = "vmbackup_window"  # XCom key of a batch step's per-VM results, pushed also when the step fails
+
+
+def batch_result(vms: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch step's result: each VM's record and every snapshot it cut (what wait_snapshots_ready waits on)."""
+    snapshots = [cut for vm in vms if not vm.get("skipped") for cut in vm.get("snapshots") or []]
+    only = vms[0] if len(vms) == 1 else {}
+    return {"vms": vms, "snapshots": snapshots, "instance": only.get("instance"), "zone": only.get("zone")}
+
+
+class _BatchStep(BaseOperator):
+    """A step over a batch of VMs: every VM's result is kept for the report, then the step fails if any VM failed.
+
+    A VM's failure is Compute Engine's verdict or a timeout, and the VM has been returned to its prior state: a
+    retry would take it down a second time, so the step fails without retries (a worker or triggerer lost midway
+    is still retried by Airflow, and the window picks up from Compute Engine's state).
+    """
+
+    template_fields: tuple[str, ...] = ("batch",)
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, batch: Any, policy_json: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.batch = batch
+        self.policy_json = policy_json
+
+    def _targets(self) -> list[Target]:
+        return list(self.batch or [])
+
+    def _finish(self, context: Any, vms: list[dict[str, Any]]) -> dict[str, Any]:
+        result = batch_result(vms)
+        context["ti"].xcom_push(key=WINDOW_KEY, value=result)
+        failed = [vm for vm in vms if vm.get("error")]
+        if failed:
+            detail = "; ".join(f"{vm['instance']}: {vm.get('error_step')}: {vm['error']}" for vm in failed)
+            raise AirflowFailException(f"{len(failed)} of {len(vms)} VM(s) failed: {detail}")
+        return result
+
+    def _recorded(self, context: Any, step: Any) -> Any:
+        try:
+            return step()
+        except CONTROL_FLOW_EXCEPTIONS:
+            raise
+        except AirflowFailException:  # the VMs' own errors, already in the step's result
+            raise
+        except Exception as exc:
+            record_error(context, exc)
+            raise
+
+
+class DownWindowOperator(_BatchStep):
+    """The down window of a batch of VMs (backup/down_window.py), as one task or deferred to one trigger."""
+
+    ui_color = "#fce8e6"
+
+    def __init__(
+        self,
+        *,
+        phase: str,
+        deferrable: bool,
+        poll_seconds: float,
+        lock_ttl_seconds: int,
+        project_limit: int,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.phase = phase
+        self.deferrable = deferrable
+        self.poll_seconds = poll_seconds
+        self.lock_ttl_seconds = lock_ttl_seconds
+        self.project_limit = project_limit
+
+    def execute(self, context: Any) -> Any:
+        return self._recorded(context, lambda: self._start(context))
+
+    def _start(self, context: Any) -> Any:
+        from vmbackup.backup.down_window import DownWindowTrigger, run_window
+
+        policy = BackupPolicy.from_json(self.policy_json)
+        targets = self._targets()
+        if not targets:
+            return self._finish(context, [])
+        cap = policy.spec.unavailable_cap(len(targets))
+        slot = scheduled_slot(context)
+        hook = ComputeEngineHook()
+        if not self.deferrable:
+            vms = run_window(
+                hook,
+                policy,
+                targets,
+                slot,
+                self.phase,  # type: ignore[arg-type]
+                max_unavailable=cap,
+                project_limit=self.project_limit,
+                poll_seconds=self.poll_seconds,
+                lock_ttl_seconds=self.lock_ttl_seconds,
+            )
+            return self._finish(context, [dict(vm) for vm in vms])
+        t = policy.spec.timeouts
+        waves = -(-len(targets) // cap)
+        backstop = waves * (t.stop_seconds + t.snapshot_seconds + 2 * t.start_seconds) + 600
+        self.defer(
+            trigger=DownWindowTrigger(
+                policy_json=self.policy_json,
+                targets=[dict(target) for target in targets],
+                slot=slot.isoformat() if slot else None,
+                phase=self.phase,
+                max_unavailable=cap,
+                project_limit=self.project_limit,
+                poll_seconds=self.poll_seconds,
+                lock_ttl_seconds=self.lock_ttl_seconds,
+                endpoint=hook.endpoint,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=backstop),
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        return self._recorded(context, lambda: self._resumed(context, event))
+
+    def _resumed(self, context: Any, event: dict[str, Any] | None) -> Any:
+        if not event or event.get("status") != "done":
+            raise AirflowException(f"the down window ended without a result: {(event or {}).get('message')!r}")
+        return self._finish(context, list(event["vms"]))
+
+
+class SnapshotBatchOperator(_BatchStep):
+    """Cuts the snapshots of a batch of running VMs (consistency none or guestFlush: no VM goes down)."""
+
+    def execute(self, context: Any) -> Any:
+        return self._recorded(context, lambda: self._cut(context))
+
+    def _cut(self, context: Any) -> Any:
+        policy = BackupPolicy.from_json(self.policy_json)
+        slot = scheduled_slot(context)
+        hook = ComputeEngineHook()
+        vms: list[dict[str, Any]] = []
+        for t in self._targets():
+            vm: dict[str, Any] = {"instance": t["instance"], "zone": t["zone"], "tier": t.get("tier"), "error": None}
+            try:
+                vm["snapshots"] = cut_snapshots(hook, policy, t, slot)
+            except Exception as exc:
+                log.error("%s: snapshot failed: %s", t["instance"], exc)
+                vm.update(snapshots=[], error=str(exc) or type(exc).__name__, error_step="snapshot")
+            vms.append(vm)
+        return self._finish(context, vms)

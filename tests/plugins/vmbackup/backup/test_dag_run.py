@@ -415,7 +415,9 @@ def test_failed_stop_fails_the_run(stop_fails: BackupRun) -> None:
     assert stop_fails.state == "failed"
     assert stop_fails.report is not None
     assert stop_fails.report.result == "failed"
-    assert any(e.step == "instances.stop" for e in stop_fails.report.errors)
+    assert any(
+        e.step == "instances.down_window" and e.message.startswith("instances.stop") for e in stop_fails.report.errors
+    )
 
 
 def test_failed_stop_leaves_the_vm_running_and_unlocked(stop_fails: BackupRun) -> None:
@@ -433,7 +435,8 @@ def stop_operation_fails(backup: Callable[..., BackupRun]) -> BackupRun:
 def test_failed_stop_operation_fails_the_run_with_compute_engines_message(stop_operation_fails: BackupRun) -> None:
     assert stop_operation_fails.state == "failed"
     assert stop_operation_fails.report is not None
-    (error,) = [e for e in stop_operation_fails.report.errors if e.step.endswith("wait_stopped")]
+    (error,) = [e for e in stop_operation_fails.report.errors if e.step == "instances.down_window"]
+    assert error.message.startswith("wait_stopped")
     assert "Operation rate exceeded." in error.message
 
 
@@ -454,9 +457,9 @@ def stuck_stop(backup: Callable[..., BackupRun]) -> BackupRun:
 def test_a_stop_past_its_timeout_fails_the_run_naming_the_field(stuck_stop: BackupRun) -> None:
     assert stuck_stop.state == "failed"
     assert stuck_stop.report is not None
-    (error,) = [e for e in stuck_stop.report.errors if e.step.endswith("wait_stopped")]
+    (error,) = [e for e in stuck_stop.report.errors if e.step == "instances.down_window"]
     assert "spec.timeouts.stopSeconds" in error.message
-    assert [s for k, s in stuck_stop.task_states.items() if k.startswith("instances.wait_stopped")] == ["failed"]
+    assert stuck_stop.task_states["instances.down_window[0]"] == "failed"
 
 
 def test_a_stop_past_its_timeout_takes_no_snapshot_and_starts_the_vm_again(stuck_stop: BackupRun) -> None:
@@ -539,20 +542,20 @@ def test_rate_limit_storm_is_ridden_out(rate_limited: BackupRun) -> None:
 
 @pytest.fixture(scope="module")
 def snapshot_retried(backup: Callable[..., BackupRun]) -> BackupRun:
-    """The snapshot task fails after its first disk (503s on the second exhaust the hook's retries) and is retried."""
+    """The cut fails after its first disk (503s on the second exhaust the hook's retries) and is tried again."""
     fault = Fault.backend_error("disks.createSnapshot", target="db-1-data", times=6)
     spec = {"instances": [{"name": "db-1", "zone": "us-central1-a"}]}
     return backup("dbretry", spec, lambda sim: sim.inject(fault))
 
 
-def test_retried_snapshot_task_creates_no_duplicate(snapshot_retried: BackupRun) -> None:
+def test_a_retried_cut_creates_no_duplicate(snapshot_retried: BackupRun) -> None:
     assert snapshot_retried.state == "success", snapshot_retried.task_states
     disks = sorted(s["sourceDisk"].rsplit("/", 1)[-1] for s in snapshot_retried.ours())
     assert disks == ["db-1", "db-1-data"]
     assert snapshot_retried.violations == []
 
 
-def test_retried_snapshot_task_did_meet_its_own_snapshot(snapshot_retried: BackupRun) -> None:
+def test_a_retried_cut_meets_its_own_snapshot(snapshot_retried: BackupRun) -> None:
     boot = [
         c for c in snapshot_retried.calls if c["method"] == "disks.createSnapshot" and c["params"]["disk"] == "db-1"
     ]
@@ -610,8 +613,8 @@ def test_deferred_upload_wait_reports_the_snapshot_ready(deferred: BackupRun) ->
     assert deferred.report.snapshots == [s["name"] for s in deferred.ours()]
 
 
-def test_deferred_sensor_looks_once_then_waits_in_the_trigger(deferred: BackupRun) -> None:
+def test_the_deferred_down_window_long_polls_the_stop_in_the_trigger(deferred: BackupRun) -> None:
     (stop_op,) = [op["name"] for op in deferred.operations if op["operationType"] == "stop"]
     on_stop = [c["method"] for c in deferred.calls if c["params"].get("operation") == stop_op]
-    assert on_stop[0] == "zoneOperations.get"
-    assert "zoneOperations.wait" in on_stop[1:]
+    assert on_stop[0] == "zoneOperations.wait"
+    assert "zoneOperations.get" not in on_stop
