@@ -618,3 +618,90 @@ def test_the_deferred_down_window_long_polls_the_stop_in_the_trigger(deferred: B
     on_stop = [c["method"] for c in deferred.calls if c["params"].get("operation") == stop_op]
     assert on_stop[0] == "zoneOperations.wait"
     assert "zoneOperations.get" not in on_stop
+
+
+# -- rolling tiers (maxUnavailable) -----------------------------------------------------------------------------
+
+ROLLING_WEB = ["roll-web-1", "roll-web-2", "roll-web-3"]
+
+
+def fewest_running(run: BackupRun, names: list[str]) -> int:
+    """The fewest of `names` RUNNING at any instant of the simulator's timeline (stop begins -> RUNNING again)."""
+    from bench.workflow import instance_down_intervals
+
+    edges = sorted(
+        (moment.timestamp(), change)
+        for _, down, up in instance_down_intervals(run.operations, "us-central1-a", names)
+        for moment, change in ((down, -1), (up, +1))
+    )
+    running = fewest = len(names)
+    for _, change in edges:  # at equal times RUNNING again (+1) sorts after going down (-1): the worst case
+        running += change
+        fewest = min(fewest, running)
+    return fewest
+
+
+@pytest.fixture(scope="module")
+def rolling(backup: Callable[..., BackupRun]) -> BackupRun:
+    def prepare(sim: ComputeSimulator) -> None:
+        for name in ROLLING_WEB:
+            sim.add_instance(PROJECT, "us-central1-a", name, labels={"app": "roll", "tier": "web"})
+        sim.add_instance(PROJECT, "us-central1-a", "roll-db-1", labels={"app": "roll", "tier": "db"})
+
+    selector = {"zones": ["us-central1-a"], "matchLabels": {"app": "roll"}, "tierLabel": "tier"}
+    return backup("rolling", {"selector": selector, "tiers": ["web", "db"], "maxUnavailable": 1}, prepare)
+
+
+def test_a_rolling_tier_backs_up_every_vm(rolling: BackupRun) -> None:
+    assert rolling.state == "success", rolling.task_states
+    assert sorted(s["labels"][vmlabels.INSTANCE] for s in rolling.ours()) == sorted([*ROLLING_WEB, "roll-db-1"])
+    assert rolling.violations == []
+    assert rolling.left_in_wrong_state == []
+
+
+def test_a_rolling_tier_of_three_never_has_fewer_than_two_running(rolling: BackupRun) -> None:
+    assert fewest_running(rolling, ROLLING_WEB) == 2
+    assert all(len(rolling.calls_of("instances.stop", name)) == 1 for name in ROLLING_WEB)
+
+
+def test_a_rolling_tier_keeps_its_last_vm_down_while_the_next_tier_is_backed_up(rolling: BackupRun) -> None:
+    stopped = rolling.operation_times("stop", "endTime")
+    started = rolling.operation_times("start", "endTime")
+    stop_called = rolling.operation_times("stop", "insertTime")
+    start_called = rolling.operation_times("start", "insertTime")
+    last = max(ROLLING_WEB, key=stop_called.__getitem__)
+    assert stopped[last] <= stop_called["roll-db-1"]
+    assert started["roll-db-1"] <= start_called[last]
+
+
+# -- a fleet beyond Airflow's max_map_length ------------------------------------------------------------------
+
+FLEET = [f"fleet-{i:02d}" for i in range(1, 41)]
+
+
+@pytest.fixture(scope="module")
+def fleet(backup: Callable[..., BackupRun]) -> BackupRun:
+    def prepare(sim: ComputeSimulator) -> None:
+        for name in FLEET:
+            sim.add_instance(PROJECT, "us-central1-f", name, labels={"app": "fleet"})
+
+    selector = {"zones": ["us-central1-f"], "matchLabels": {"app": "fleet"}}
+    return backup("fleet", {"selector": selector}, prepare, env={"AIRFLOW__CORE__MAX_MAP_LENGTH": "16"})
+
+
+def test_a_fleet_beyond_max_map_length_backs_up_every_vm(fleet: BackupRun) -> None:
+    assert fleet.state == "success", fleet.task_states
+    assert sorted(s["labels"][vmlabels.INSTANCE] for s in fleet.ours()) == FLEET
+    assert all(fleet.statuses[name] == "RUNNING" for name in FLEET)
+    assert fleet.left_in_wrong_state == []
+
+
+def test_a_fleet_beyond_max_map_length_maps_to_at_most_that_many_windows(fleet: BackupRun) -> None:
+    windows = [k for k in fleet.task_states if k.startswith("instances.down_window[")]
+    assert 0 < len(windows) <= 16
+
+
+def test_every_vm_of_the_fleet_is_stopped_once(fleet: BackupRun) -> None:
+    assert sorted(c["params"]["instance"] for c in fleet.calls_of("instances.stop")) == FLEET
+    assert fleet.report is not None
+    assert [i.instance for i in fleet.report.instances if i.downtime_seconds is not None] == FLEET
