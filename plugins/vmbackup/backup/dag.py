@@ -71,6 +71,8 @@ def doc_md(policy: BackupPolicy) -> str:
         lines.append(f"- **Selector:** instances labelled {labels} in {zones} (resolved at each run)")
     if spec.tiers:
         lines.append(f"- **Tiers (stop order):** {' → '.join(f'`{t}`' for t in spec.tiers)}; started in reverse")
+    if spec.max_unavailable is not None:
+        lines.append(f"- **Rolling:** at most `{spec.max_unavailable}` VMs of a tier down at once")
     keep = []
     if spec.retention.count is not None:
         keep.append(f"the newest {spec.retention.count}")
@@ -80,8 +82,9 @@ def doc_md(policy: BackupPolicy) -> str:
     lines.append(
         "- **Waiting:** "
         + {
-            "deferrable": "deferrable sensors (Compute Engine operations are awaited in the triggerer)",
-            "reschedule": "reschedule-mode sensors (no triggerer found when the DAG was rendered)",
+            "deferrable": "deferrable sensors (each down window and upload wait runs in the triggerer)",
+            "reschedule": "reschedule-mode sensors (no triggerer found when the DAG was rendered: each down window is "
+            "one task)",
         }[policy.wait_mode]
     )
     t = spec.timeouts

@@ -19,8 +19,9 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
@@ -99,15 +100,28 @@ def timeouts_of(policy: BackupPolicy) -> WindowTimeouts:
 # -- per-process guards ---------------------------------------------------------------------------------------
 
 _guards_lock = threading.Lock()
-_vm_guards: dict[tuple[str, str, str, str], threading.Lock] = {}
+_vm_guards: dict[tuple[str, str, str, str], tuple[threading.Lock, int]] = {}  # the lock and how many want it
 _project_caps: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 
 
-def _vm_guard(t: Target) -> threading.Lock:
-    """One window at a time per VM and run in this process (a re-created trigger waits for the one still going)."""
+@contextmanager
+def _one_window_per_vm(t: Target) -> Iterator[None]:
+    """One window at a time per VM and run in this process (a re-created trigger waits for the one still going);
+    the entry goes once nobody waits on it, so a long-lived triggerer keeps none per finished run."""
     key = (t["run"], t["project"], t["zone"], t["instance"])
     with _guards_lock:
-        return _vm_guards.setdefault(key, threading.Lock())
+        guard, users = _vm_guards.get(key, (threading.Lock(), 0))
+        _vm_guards[key] = (guard, users + 1)
+    try:
+        with guard:
+            yield
+    finally:
+        with _guards_lock:
+            guard, users = _vm_guards[key]
+            if users == 1:
+                del _vm_guards[key]
+            else:
+                _vm_guards[key] = (guard, users - 1)
 
 
 def project_cap(project: str, limit: int) -> threading.BoundedSemaphore:
@@ -372,7 +386,7 @@ def run_window(
     def one(index: int, vm: _Vm) -> None:
         stays_down = False
         try:
-            with _vm_guard(vm.t), cap:
+            with _one_window_per_vm(vm.t), cap:
                 if phase == UP:
                     _guarded(vm, vm.up)
                     return

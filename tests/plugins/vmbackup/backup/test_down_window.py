@@ -7,6 +7,7 @@ window again: every VM is stopped once, gets one snapshot per disk and ends as i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -144,3 +145,34 @@ def test_a_vm_stopped_before_the_window_stays_stopped_and_is_snapshotted(
     assert hook.get_instance(GCE_PROJECT, "us-central1-a", "cold-1").status == "TERMINATED"
     assert stops(gce_sim) == []
     assert len(our_snapshots(gce_sim, cold_target)) == 1
+
+
+def test_a_rolling_batch_has_at_most_max_unavailable_vms_down_at_once(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    from bench.workflow import instance_down_intervals
+
+    names = ["roll-1", "roll-2", "roll-3"]
+    for name in names:
+        gce_sim.add_instance(GCE_PROJECT, "us-central1-d", name, labels={"app": "roll"})
+    spec = {"project": GCE_PROJECT, "selector": {"zones": ["us-central1-d"], "matchLabels": {"app": "roll"}}}
+    rolling = parse_policy("team-a", "rolling", {**spec, "maxUnavailable": "34%"})
+    targets = resolve_targets(rolling, "manual__rolling", hook)["groups"]["instances"]
+    cap = rolling.spec.unavailable_cap(len(targets))
+    vms = run_window(
+        hook,
+        rolling,
+        targets,
+        None,
+        FULL,
+        max_unavailable=cap,
+        project_limit=4,
+        poll_seconds=0.05,
+        lock_ttl_seconds=600,
+    )
+    assert [vm["error"] for vm in vms] == [None, None, None]
+    intervals = sorted(
+        (down, up) for _, down, up in instance_down_intervals(gce_sim.operations(), "us-central1-d", names)
+    )
+    assert len(intervals) == 3
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(intervals))
