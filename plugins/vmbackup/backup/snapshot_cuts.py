@@ -21,10 +21,9 @@ from vmbackup.compute.hook import (
     INSTANT,
     STANDARD,
     ComputeEngineHook,
-    InstantSnapshotLimitError,
     OperationRef,
-    resource_url,
 )
+from vmbackup.compute.instant_snapshot_calls import InstantSnapshotLimitError, resource_url
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.backup_record import describe, disk_labels, record_fields
 from vmbackup.model.identifiers import instant_snapshot_name

@@ -22,6 +22,7 @@ from google.api_core.client_options import ClientOptions
 from google.cloud import compute_v1
 
 from vmbackup.compute.attachments import DiskAttachmentCalls
+from vmbackup.compute.instant_snapshot_calls import InstantSnapshotCalls
 from vmbackup.settings import AirflowSettings
 
 log = logging.getLogger(__name__)
@@ -47,20 +48,6 @@ def as_operation_ref(value: dict[str, Any]) -> OperationRef:
     if value.get("region"):
         ref["region"] = value["region"]
     return ref
-
-
-class InstantSnapshotLimitError(Exception):
-    """Compute Engine refused an instant snapshot for one of its per-disk limits (32 per disk, one per 30 s)."""
-
-
-# Words of the two per-disk limits' documented errors, "A disk can't have more than 32 instant snapshots..." and "The
-# previous instant snapshot is too recent..." ("Troubleshooting instant snapshots",
-# https://cloud.google.com/compute/docs/troubleshooting/troubleshooting-instant-snapshots). Their HTTP status is not
-# documented, so the refusal is recognised by these words in any 4xx answer (the count is left out of the match).
-INSTANT_SNAPSHOT_LIMIT_TEXTS = (
-    "can't have more than",
-    "previous instant snapshot is too recent",
-)
 
 
 class OperationFailedError(Exception):
@@ -112,25 +99,12 @@ def is_done(op: compute_v1.Operation) -> bool:
     return bool(op.status == compute_v1.Operation.Status.DONE)
 
 
-def scope_parts(scope: str) -> tuple[str, str]:
-    """("zones", Z) or ("regions", R) of a scope such as zones/us-central1-a or regions/us-central1."""
-    kind, _, where = scope.partition("/")
-    if kind not in ("zones", "regions") or not where:
-        raise ValueError(f"not a zone or region scope: {scope!r}")
-    return kind, where
-
-
-def resource_url(project: str, scope: str, collection: str, name: str) -> str:
-    """The full URL of a zonal or regional resource, as Compute Engine's source fields take it."""
-    return f"https://www.googleapis.com/compute/v1/projects/{project}/{scope}/{collection}/{name}"
-
-
 def resource_name(url: str) -> str:
     """Last path segment of a Compute Engine resource URL (disks are referenced by URL on instances)."""
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-class ComputeEngineHook(DiskAttachmentCalls):
+class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
     """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors (attach and
     detach calls in compute/attachments.py)."""
 
@@ -414,104 +388,6 @@ class ComputeEngineHook(DiskAttachmentCalls):
         except gexc.NotFound:
             return None
         return OperationRef(name=op.name, project=project, zone=None)
-
-    # -- instant snapshots (zonal: instantSnapshots, regional: regionInstantSnapshots) ------------------------
-
-    def insert_instant_snapshot(
-        self, project: str, scope: str, disk: str, name: str, *, labels: dict[str, str], description: str = ""
-    ) -> OperationRef | None:
-        """Start an instant snapshot of a disk in its own zone or region; None when one of that name exists.
-
-        Raises InstantSnapshotLimitError when Compute Engine refuses it for a per-disk limit (the caller decides).
-        """
-        kind, where = scope_parts(scope)
-        resource = compute_v1.InstantSnapshot(
-            name=name, source_disk=resource_url(project, scope, "disks", disk), labels=labels, description=description
-        )
-        try:
-            if kind == "zones":
-                op = self.call(
-                    "instantSnapshots.insert",
-                    self.instant_snapshots.insert_unary,
-                    project=project,
-                    zone=where,
-                    instant_snapshot_resource=resource,
-                )
-                return OperationRef(name=op.name, project=project, zone=where)
-            op = self.call(
-                "regionInstantSnapshots.insert",
-                self.region_instant_snapshots.insert_unary,
-                project=project,
-                region=where,
-                instant_snapshot_resource=resource,
-            )
-        except gexc.Conflict:
-            return None
-        except gexc.ClientError as exc:
-            if any(text in str(exc.message) for text in INSTANT_SNAPSHOT_LIMIT_TEXTS):
-                raise InstantSnapshotLimitError(str(exc.message)) from None
-            raise
-        return OperationRef(name=op.name, project=project, zone=None, region=where)
-
-    def find_instant_snapshot(self, project: str, scope: str, name: str) -> compute_v1.InstantSnapshot | None:
-        kind, where = scope_parts(scope)
-        try:
-            if kind == "zones":
-                return self.call(
-                    "instantSnapshots.get",
-                    self.instant_snapshots.get,
-                    project=project,
-                    zone=where,
-                    instant_snapshot=name,
-                )
-            return self.call(
-                "regionInstantSnapshots.get",
-                self.region_instant_snapshots.get,
-                project=project,
-                region=where,
-                instant_snapshot=name,
-            )
-        except gexc.NotFound:
-            return None
-
-    def list_instant_snapshots(
-        self, project: str, scope: str, labels: dict[str, str]
-    ) -> list[compute_v1.InstantSnapshot]:
-        """Instant snapshots of a zone or region carrying every label (filtered server-side, and again locally)."""
-        kind, where = scope_parts(scope)
-        label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(labels.items()))
-        listed: list[Any]
-        if kind == "zones":
-            zonal = compute_v1.ListInstantSnapshotsRequest(project=project, zone=where, filter=label_filter)
-            listed = self._every_page("instantSnapshots.list", self.instant_snapshots.list, zonal)
-        else:
-            regional = compute_v1.ListRegionInstantSnapshotsRequest(project=project, region=where, filter=label_filter)
-            listed = self._every_page("regionInstantSnapshots.list", self.region_instant_snapshots.list, regional)
-        return [i for i in listed if all(i.labels.get(k) == v for k, v in labels.items())]
-
-    def delete_instant_snapshot(self, project: str, scope: str, name: str) -> OperationRef | None:
-        """Start deleting an instant snapshot; None when it is already gone."""
-        kind, where = scope_parts(scope)
-        try:
-            if kind == "zones":
-                op = self.call(
-                    "instantSnapshots.delete",
-                    self.instant_snapshots.delete_unary,
-                    project=project,
-                    zone=where,
-                    instant_snapshot=name,
-                )
-                return OperationRef(name=op.name, project=project, zone=where)
-            op = self.call(
-                "regionInstantSnapshots.delete",
-                self.region_instant_snapshots.delete_unary,
-                project=project,
-                region=where,
-                instant_snapshot=name,
-            )
-        except gexc.NotFound:
-            return None
-        return OperationRef(name=op.name, project=project, zone=None, region=where)
 
     # -- snapshot states -------------------------------------------------------------------------------
 

@@ -13,11 +13,10 @@ from vmbackup.compute.hook import (
     INSTANT,
     TAKEN,
     ComputeEngineHook,
-    InstantSnapshotLimitError,
     OperationFailedError,
     pending_snapshots,
-    resource_url,
 )
+from vmbackup.compute.instant_snapshot_calls import InstantSnapshotLimitError, resource_url
 
 PROJECT = "demo-project"
 ZONE = "us-central1-c"
