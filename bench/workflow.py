@@ -21,8 +21,8 @@ How each figure is measured (no figure comes from Airflow's own idea of the VM):
   and is RUNNING again when its start operation ends; downtime is the time between the two.
 - Worker-slot-seconds waiting: Airflow's event log records `running` when a task instance starts executing on
   a worker and its new state (`up_for_reschedule`, `deferred`, `success`, ...) when that execution ends. The sum
-  of those intervals over the sensor task instances (operator class ending in "Sensor") is the time sensors held
-  a worker slot; time in the triggerer or between reschedules is not a slot. Each execution's process start-up
+  of those intervals over the waiting task instances (operator class ending in "Sensor", and the down window,
+  which waits on Compute Engine inside its task where no triggerer runs) is the time waits held a worker slot; time in the triggerer or between reschedules is not a slot. Each execution's process start-up
   before `running` is left out for both flows alike.
 - API calls: the simulator's call log between the start and the end of the run, by API method.
 - Wall time: the DAG run's start_date to end_date as the scheduler recorded them (real LocalExecutor).
@@ -101,6 +101,7 @@ class ScenarioResult:
     sensor_executions: int
     instances: int
     slot_seconds_by_sensor: dict[str, float] = field(default_factory=dict)
+    task_executions: int = 0  # every task execution of the run (starts, pokes, resumes)
     # Each VM's down interval (VM, seconds from the trigger it stopped, seconds it was RUNNING again): the timeline.
     down_intervals: list[tuple[str, float, float]] = field(default_factory=list)
 
@@ -245,11 +246,14 @@ def slot_intervals_by_task(
     return intervals
 
 
+WAITING_OPERATORS = ("Sensor", "DownWindowOperator")  # class-name endings of the tasks that wait on Compute Engine
+
+
 def sensor_keys(task_instances: Iterable[Mapping[str, Any]]) -> set[tuple[str, int]]:
     return {
         (ti["task_id"], ti.get("map_index", -1) if ti.get("map_index") is not None else -1)
         for ti in task_instances
-        if str(ti.get("operator") or ti.get("operator_name") or "").endswith("Sensor")
+        if str(ti.get("operator") or ti.get("operator_name") or "").endswith(WAITING_OPERATORS)
     }
 
 
@@ -367,7 +371,8 @@ def render_report(result: BenchResult) -> str:
         parts.append(
             f"- `{name}`: run {scenario.state}, {scenario.instances} VM(s), wall {_number(scenario.wall_seconds)}s, "
             f"{detail}, sensor slot-seconds {scenario.sensor_slot_seconds:.1f} over {scenario.sensor_executions} "
-            f"executions ({_by_sensor(scenario)}), {scenario.calls_per_backup:.1f} API calls per backup"
+            f"executions ({_by_sensor(scenario)}), {scenario.task_executions / max(scenario.instances, 1):.1f} task "
+            f"executions per VM, {scenario.calls_per_backup:.1f} API calls per backup"
         )
     for i, run in enumerate(result.fleet_repeats, start=1):
         downtime = run.downtime_seconds
@@ -659,7 +664,8 @@ def run_scenario(
     stack.simulator.wait_idle(timeout=30)
     until = time.time()
     task_instances = api.task_instances(dag_id, run_id)
-    by_task = slot_intervals_by_task(api.event_logs(dag_id, run_id), sensor_keys(task_instances))
+    events = api.event_logs(dag_id, run_id)
+    by_task = slot_intervals_by_task(events, sensor_keys(task_instances))
     intervals = [seconds for per_task in by_task.values() for seconds in per_task]
     down = instance_down_intervals(stack.simulator.operations(), ZONE, instances)
     result = ScenarioResult(
@@ -675,6 +681,7 @@ def run_scenario(
         sensor_executions=len(intervals),
         instances=len(instances),
         slot_seconds_by_sensor={task: round(sum(v), 2) for task, v in sorted(by_task.items())},
+        task_executions=task_executions(events),
     )
     if run.state != "success":
         failed = sorted({ti["task_id"] for ti in task_instances if ti["state"] == "failed"})
@@ -707,6 +714,7 @@ def merge_repeats(name: str, runs: Sequence[ScenarioResult]) -> ScenarioResult:
         sensor_executions=sum(r.sensor_executions for r in runs),
         instances=sum(r.instances for r in runs),
         slot_seconds_by_sensor={task: round(seconds, 2) for task, seconds in sorted(by_sensor.items())},
+        task_executions=sum(r.task_executions for r in runs),
         down_intervals=[interval for r in runs for interval in r.down_intervals],
     )
 

@@ -109,6 +109,8 @@ def _structural(
     node.pop("title", None)
     if "anyOf" in node:  # Optional[X]: absent means None; Kubernetes drops nulls of non-nullable fields.
         variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+        if sorted(v.get("type", "") for v in variants) == ["integer", "string"]:  # a count or a percentage
+            variants = [{"x-kubernetes-int-or-string": True}]
         if len(variants) != 1:
             raise ValueError(f"cannot express a union in a structural schema: {variants}")
         node.update(variants[0])
@@ -148,7 +150,17 @@ def _structural(
             if bound in node:
                 out[bound] = node[bound]
     else:
-        for key in ("type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "format"):
+        for key in (
+            "type",
+            "enum",
+            "pattern",
+            "minLength",
+            "maxLength",
+            "minimum",
+            "maximum",
+            "format",
+            "x-kubernetes-int-or-string",
+        ):
             if key in node:
                 out[key] = node[key]
     if description:

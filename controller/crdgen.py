@@ -80,6 +80,14 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "fieldPath": ".snapshot.method",
         },
     ],
+    ("maxUnavailable",): [
+        {
+            "rule": "type(self) == int ? (self >= 1 && self <= "
+            f"{policy.MAX_UNAVAILABLE_VMS}) : self.matches('{policy.MAX_UNAVAILABLE_PERCENT_PATTERN}')",
+            "message": f"maxUnavailable must be a number of VMs from 1 to {policy.MAX_UNAVAILABLE_VMS} (e.g. 1) or a "
+            "percentage from 1% to 100% (e.g. '50%')",
+        }
+    ],
     ("schedule",): [
         {
             "rule": _SCHEDULE_RULE,

@@ -22,6 +22,8 @@ COMPUTE_ENDPOINT_ENV = "VMBACKUP_COMPUTE_ENDPOINT"
 COMPUTE_RETRY_ATTEMPTS_ENV = "VMBACKUP_RETRY_ATTEMPTS"
 COMPUTE_RETRY_BASE_ENV = "VMBACKUP_RETRY_BASE_SECONDS"
 BUCKET_ENV = "GCS_BUCKET"
+VMS_IN_FLIGHT_ENV = "VMBACKUP_MAX_VMS_IN_FLIGHT_PER_PROJECT"
+DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's own default of [core] max_map_length
 
 
 class SettingsError(ValueError):
@@ -38,6 +40,8 @@ class AirflowSettings:
     compute_retry_attempts: int = 6  # attempts of one Compute Engine call on 429, 5xx and connection errors
     compute_retry_base_seconds: float = 1.0  # first backoff of those retries (doubling, capped, full jitter)
     report_bucket: str | None = None  # where run and restore reports go; None: not uploaded
+    # VMs of one project whose down window does Compute Engine work at once in one process (README, "Fleets")
+    max_vms_in_flight_per_project: int = 20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AirflowSettings:
@@ -54,6 +58,9 @@ class AirflowSettings:
             ),
             compute_retry_base_seconds=_number(env, COMPUTE_RETRY_BASE_ENV, default.compute_retry_base_seconds),
             report_bucket=env.get(BUCKET_ENV) or None,
+            max_vms_in_flight_per_project=int(
+                _number(env, VMS_IN_FLIGHT_ENV, default.max_vms_in_flight_per_project, whole=True, minimum=1)
+            ),
         )
 
     def task_defaults(self) -> dict[str, Any]:
@@ -63,6 +70,14 @@ class AirflowSettings:
             "retries": self.task_retries,
             "retry_delay": timedelta(seconds=self.retry_delay_seconds),
         }
+
+
+def max_map_length() -> int:
+    """Airflow's [core] max_map_length, read when a task runs: a mapped task expands to at most this many instances
+    (AIRFLOW__CORE__MAX_MAP_LENGTH sets it, as every Airflow option)."""
+    from airflow.configuration import conf
+
+    return max(1, conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH))
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, whole: bool = False, minimum: float = 0) -> float:

@@ -133,14 +133,15 @@ def test_one_failed_backup_fails_the_merged_scenario() -> None:
     assert merged.state == "failed"
 
 
-def test_sensors_are_recognised_by_their_operator_class() -> None:
+def test_waiting_tasks_are_recognised_by_their_operator_class() -> None:
     task_instances = [
         {"task_id": "g.stop", "map_index": 0, "operator": "StopInstanceOperator"},
         {"task_id": "g.wait_stopped", "map_index": 0, "operator": "OperationStatusSensor"},
         {"task_id": "g.wait_started", "map_index": 1, "operator": "InstanceStartedSensor"},
+        {"task_id": "h.down_window", "map_index": 0, "operator": "DownWindowOperator"},
     ]
 
-    assert sensor_keys(task_instances) == {("g.wait_stopped", 0), ("g.wait_started", 1)}
+    assert sensor_keys(task_instances) == {("g.wait_stopped", 0), ("g.wait_started", 1), ("h.down_window", 0)}
 
 
 def scenario(name: str, downtime: float, slots: float, wall: float, instances: int = 1) -> ScenarioResult:

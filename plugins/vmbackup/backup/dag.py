@@ -16,15 +16,14 @@ from vmbackup.backup import steps
 from vmbackup.model.policy import BackupPolicy, cron_of
 from vmbackup.settings import AirflowSettings
 
-# The waits a stopped VM sits on (wait_stopped without a triggerer, wait_snapshots_taken) look often, each look
-# one GET in a short task execution, so the VM is not kept down waiting for the next look; with a triggerer the
-# operation waits long-poll `wait` in the trigger instead, where no worker slot is held. README, "Workflow
+# Inside the down window a stopped VM's waits look this often at most (each look one GET per VM or snapshot; the
+# operation waits long-poll `wait`), so the VM is not kept down waiting for the next look. README, "Workflow
 # benchmark", has what each choice was measured at.
-TRIGGER_LONG_POLL_SECONDS = 60.0
-# Steps a stopped VM waits on retry after at most this long. Airflow 3.2-3.3 sometimes fails a rescheduled or
-# resumed sensor with "state mismatch" (a stale executor event; apache/airflow#71172, #72716): the retry absorbs
-# it, and the default 60 s delay would keep the VM down a minute longer. Compute Engine's transient errors are
-# retried inside the hook already.
+WINDOW_POLL_SECONDS = 1.0
+# The down window retries after at most this long when its worker or trigger was lost (Airflow 3.2-3.3 also fails
+# a resumed task now and then with "state mismatch", a stale executor event; apache/airflow#71172, #72716): the
+# default 60 s delay would keep the VMs down a minute longer. Compute Engine's transient errors are retried inside
+# the hook already.
 VM_DOWN_RETRY_DELAY_SECONDS = 1.0
 
 
@@ -79,6 +78,8 @@ def doc_md(policy: BackupPolicy) -> str:
             "instant": " (an instant snapshot of each disk, converted to a standard snapshot, then deleted)",
         }[spec.snapshot.method]
     )
+    if spec.max_unavailable is not None:
+        lines.append(f"- **Rolling:** at most `{spec.max_unavailable}` VMs of a tier down at once")
     keep = []
     if spec.retention.count is not None:
         keep.append(f"the newest {spec.retention.count}")
@@ -88,8 +89,9 @@ def doc_md(policy: BackupPolicy) -> str:
     lines.append(
         "- **Waiting:** "
         + {
-            "deferrable": "deferrable sensors (Compute Engine operations are awaited in the triggerer)",
-            "reschedule": "reschedule-mode sensors (no triggerer found when the DAG was rendered)",
+            "deferrable": "deferrable sensors (each down window and upload wait runs in the triggerer)",
+            "reschedule": "reschedule-mode sensors (no triggerer found when the DAG was rendered: each down window is "
+            "one task)",
         }[policy.wait_mode]
     )
     t = spec.timeouts
@@ -131,13 +133,17 @@ def build_dag(policy_json: str) -> Any:
     )
     keys = group_keys(policy)
     group_ids = {key: steps.group_id(policy, key) for key in keys}
+    stop_mode = spec.consistency == "stop"
     with dag:
         resolve = ResolveInstancesOperator(task_id=steps.RESOLVE, policy_json=policy_json)
-        groups = [_instance_group(policy, policy_json, key, group_ids[key], resolve, settings) for key in keys]
-        if spec.consistency == "stop":
-            for upper, lower in itertools.pairwise(groups):  # tier order: stop down, start back up
-                upper.wait_stopped >> lower.stop
-                lower.wait_started >> upper.start
+        groups = [
+            _batch_group(policy, policy_json, key, group_ids[key], resolve, settings, innermost=index == len(keys) - 1)
+            for index, key in enumerate(keys)
+        ]
+        if stop_mode:
+            for upper, lower in itertools.pairwise(groups):  # tier order: down tier by tier, up in reverse
+                upper.down >> lower.down
+                lower.up >> upper.up
         prune = PruneSnapshotsOperator(task_id=steps.PRUNE, policy_json=policy_json, trigger_rule="all_done")
         report = RunReportOperator(
             task_id=steps.REPORT, policy_json=policy_json, group_ids=group_ids, trigger_rule="all_done", retries=0
@@ -146,7 +152,7 @@ def build_dag(policy_json: str) -> Any:
             group.wait_ready >> prune
             if group.conversion is not None:
                 group.conversion.delete >> prune  # prune's sweep of leftover instant snapshots comes after
-        if spec.consistency == "stop":
+        if stop_mode:
             restart = RestartStoppedInstancesOperator(
                 task_id=steps.RESTART_STOPPED,
                 start_timeout_seconds=spec.timeouts.start_seconds,
@@ -154,7 +160,7 @@ def build_dag(policy_json: str) -> Any:
                 trigger_rule="all_done",
             )
             for group in groups:
-                group.wait_started >> restart
+                group.up >> restart
             restart >> prune
         prune >> report
         _fail_run_on_any_failure(dag, exclude=report)
@@ -162,69 +168,65 @@ def build_dag(policy_json: str) -> Any:
 
 
 @dataclass
-class InstanceSteps:
-    """The steps of one tier's mapped group, as objects (None where the consistency mode has no such step)."""
+class BatchSteps:
+    """The steps of one tier's mapped group, as objects: `down` ends the tier's going down (the cut is taken),
+    `up` ends its coming up (the same task when the tier's window is one step)."""
 
-    snapshot: Any
-    wait_taken: Any
+    down: Any
+    up: Any
     wait_ready: Any
-    stop: Any = None
-    wait_stopped: Any = None
-    start: Any = None
-    wait_started: Any = None
     conversion: InstantConversion | None = None
 
 
 @dataclass
 class InstantConversion:
-    """The steps spec.snapshot.method instant adds after the cut: convert, then delete the instant snapshots."""
+    """The steps spec.snapshot.method instant adds after a batch's cut: convert, then delete the instant snapshots."""
 
     convert: Any
     delete: Any
 
 
-def _instant_conversion(policy_json: str, target: Any, cut: Any, taken: Any) -> InstantConversion:
-    """Convert (once `taken` saw the instant snapshots READY) and delete (after the READY wait, or any failure).
-
-    `cut` is the step whose result lists the instant snapshots: wire both onto whichever step cuts them.
-    Returns the conversion steps; the caller makes the READY wait look at `convert.output` and precede `delete`.
-    """
+def _instant_conversion(policy_json: str, batch: Any, cut: Any) -> InstantConversion:
+    """Convert once `cut` (the down window, or the cut of running VMs) saw the instant snapshots READY; delete after
+    the READY wait. Both run whatever failed before: the conversion reads each VM's record of the cut, the delete
+    cleans up from the batch's targets. The caller makes the READY wait look at `convert.output`."""
     from vmbackup.backup.instant_operators import ConvertInstantSnapshotsOperator, DeleteInstantSnapshotsOperator
 
     convert = ConvertInstantSnapshotsOperator(
-        task_id=steps.CONVERT, target=target, policy_json=policy_json, cut=cut.output
+        task_id=steps.CONVERT, batch=batch, policy_json=policy_json, cut_task_id=cut.task_id, trigger_rule="all_done"
     )
     delete = DeleteInstantSnapshotsOperator(
-        task_id=steps.DELETE_INSTANT, target=target, policy_json=policy_json, trigger_rule="all_done"
+        task_id=steps.DELETE_INSTANT, batch=batch, policy_json=policy_json, trigger_rule="all_done"
     )
-    taken >> convert
+    cut >> convert
     return InstantConversion(convert=convert, delete=delete)
 
 
-def _instance_group(
-    policy: BackupPolicy, policy_json: str, key: str, gid: str, resolve: Any, settings: AirflowSettings
-) -> InstanceSteps:
-    """One mapped task group over the VMs of a tier: each VM gets its own chain of steps."""
+def _batch_group(
+    policy: BackupPolicy,
+    policy_json: str,
+    key: str,
+    gid: str,
+    resolve: Any,
+    settings: AirflowSettings,
+    *,
+    innermost: bool,
+) -> BatchSteps:
+    """One mapped task group over the batches of a tier: the down window (or the cut), then the upload wait.
+
+    The last tier (or the only group) runs its whole window as one step; an earlier tier goes down in one step and
+    comes up in another, after the later tiers are up again.
+    """
     from vmbackup.airflow_compat import task, task_group
-    from vmbackup.backup.operators import (
-        InstanceStartedSensor,
-        SnapshotDiskOperator,
-        StartInstanceOperator,
-        StopInstanceOperator,
-    )
-    from vmbackup.compute.sensors import READY, TAKEN, OperationStatusSensor, SnapshotStatusSensor
+    from vmbackup.backup.batch_operators import DownWindowOperator, SnapshotBatchOperator
+    from vmbackup.backup.down_window import DOWN, FULL, UP
+    from vmbackup.compute.sensors import READY, SnapshotStatusSensor
 
     spec = policy.spec
     timeouts = spec.timeouts
     poke = settings.poke_interval_seconds
-    vm_down_poke = min(poke, settings.vm_down_poke_seconds)
     deferrable = policy.wait_mode == "deferrable"
-    long_poll = TRIGGER_LONG_POLL_SECONDS if deferrable else 0.0  # 0: a poke is one GET
     stop_mode = spec.consistency == "stop"
-    # Only in stop mode is a VM down between these steps; elsewhere the default delay suits transient errors.
-    quick: dict[str, Any] = {}
-    if stop_mode:
-        quick["retry_delay"] = timedelta(seconds=min(settings.retry_delay_seconds, VM_DOWN_RETRY_DELAY_SECONDS))
     # A VM of the first tier stays locked while every later tier waits for its VMs, stops and starts again.
     tiers = len(spec.tiers or [None])
     lock_ttl = (
@@ -232,94 +234,53 @@ def _instance_group(
         + timeouts.snapshot_seconds
         + 600
     )
-    built: list[InstanceSteps] = []
+    window: dict[str, Any] = {
+        "policy_json": policy_json,
+        "deferrable": deferrable,
+        "poll_seconds": min(WINDOW_POLL_SECONDS, poke, settings.vm_down_poke_seconds),
+        "poke_interval": poke,  # the looks of the lock wait, before anything of ours is down
+        "lock_ttl_seconds": lock_ttl,
+        "project_limit": settings.max_vms_in_flight_per_project,
+        "retry_delay": timedelta(seconds=min(settings.retry_delay_seconds, VM_DOWN_RETRY_DELAY_SECONDS)),
+    }
+    built: list[BatchSteps] = []
 
     @task(task_id=steps.targets_task_id(gid))
-    def pick_targets(resolution: Any, key: str = key) -> list[Any]:
-        """This tier's VMs from the resolution (an empty list maps the group to nothing)."""
-        return list(((resolution or {}).get("groups") or {}).get(key) or [])
+    def pick_batches(resolution: Any, key: str = key) -> list[Any]:
+        """This tier's batches of VMs from the resolution (an empty list maps the group to nothing)."""
+        return list(((resolution or {}).get("batches") or {}).get(key) or [])
 
-    @task_group(group_id=gid, tooltip=f"one VM of {gid}")
-    def per_instance(target: Any) -> None:
-        stop: Any = None
-        wait_stopped: Any = None
-        if stop_mode:
-            stop = StopInstanceOperator(
-                task_id=steps.STOP,
-                target=target,
-                policy_json=policy_json,
-                lock_ttl_seconds=lock_ttl,
-                poke_interval=poke,  # while another run holds the VM; nothing of ours is down meanwhile
-                trigger_rule="none_failed",
+    @task_group(group_id=gid, tooltip=f"one batch of VMs of {gid}")
+    def per_batch(batch: Any) -> None:
+        down: Any
+        up: Any
+        if not stop_mode:
+            down = up = SnapshotBatchOperator(task_id=steps.SNAPSHOT, batch=batch, policy_json=policy_json)
+        elif innermost:
+            down = up = DownWindowOperator(
+                task_id=steps.DOWN_WINDOW, batch=batch, phase=FULL, trigger_rule="none_failed", **window
             )
-            wait_stopped = OperationStatusSensor(
-                task_id=steps.WAIT_STOPPED,
-                operation=stop.output,
-                timeout=timeouts.stop_seconds,
-                poke_interval=vm_down_poke,
-                long_poll_seconds=long_poll,
-                deferrable=deferrable,
-                timeout_field="spec.timeouts.stopSeconds",
-                **quick,
+        else:
+            down = DownWindowOperator(
+                task_id=steps.GO_DOWN, batch=batch, phase=DOWN, trigger_rule="none_failed", **window
             )
-        snapshot = SnapshotDiskOperator(
-            task_id=steps.SNAPSHOT,
-            target=target,
-            stop_result=stop.output if stop is not None else None,
-            policy_json=policy_json,
-            **quick,
-        )
-        taken = SnapshotStatusSensor(
-            task_id=steps.WAIT_TAKEN,
-            snapshots=snapshot.output,
-            project=spec.project,
-            until=TAKEN,
-            timeout=timeouts.snapshot_seconds,
-            # CREATING lasts seconds and a stopped VM waits on it: look often (each look is one cheap GET). Never
-            # deferred: for a wait this short, handing it to the triggerer and resuming keeps the VM down longer.
-            poke_interval=vm_down_poke,
-            **quick,
-        )
-        conversion = None
-        if spec.snapshot.method == "instant":
-            conversion = _instant_conversion(policy_json, target, snapshot, taken)
+            up = DownWindowOperator(task_id=steps.COME_UP, batch=batch, phase=UP, trigger_rule="all_done", **window)
+            down >> up
+        conversion = _instant_conversion(policy_json, batch, down) if spec.snapshot.method == "instant" else None
         ready = SnapshotStatusSensor(
             task_id=steps.WAIT_READY,
-            snapshots=(conversion.convert if conversion else snapshot).output,
+            snapshots=(conversion.convert if conversion else down).output,
             project=spec.project,
             until=READY,
             timeout=timeouts.upload_seconds,
             poke_interval=poke,
             deferrable=deferrable,
         )
-        taken >> ready
-        if conversion is not None:
-            conversion.convert >> ready >> conversion.delete
-        found = InstanceSteps(snapshot=snapshot, wait_taken=taken, wait_ready=ready, conversion=conversion)
-        if stop_mode:
-            start = StartInstanceOperator(
-                task_id=steps.START,
-                target=target,
-                stopping_timeout_seconds=timeouts.stop_seconds,
-                trigger_rule="all_done",
-                **quick,
-            )
-            started = InstanceStartedSensor(
-                task_id=steps.WAIT_STARTED,
-                operation=start.output,
-                target=target,
-                timeout=timeouts.start_seconds,
-                poke_interval=poke,
-                long_poll_seconds=long_poll,
-                deferrable=deferrable,
-                timeout_field="spec.timeouts.startSeconds",
-            )
-            wait_stopped >> snapshot
-            taken >> start >> started
-            found.stop, found.wait_stopped, found.start, found.wait_started = stop, wait_stopped, start, started
-        built.append(found)
+        if conversion is not None:  # the READY wait follows the conversion, which runs whatever the cut did
+            ready >> conversion.delete
+        built.append(BatchSteps(down=down, up=up, wait_ready=ready, conversion=conversion))
 
-    per_instance.expand(target=pick_targets(resolve.output))
+    per_batch.expand(batch=pick_batches(resolve.output))
     return built[0]
 
 

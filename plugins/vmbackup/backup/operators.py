@@ -22,15 +22,16 @@ from vmbackup.backup.lock import (
     release_lock,
     start_if_ours,
 )
-from vmbackup.backup.resolution import Resolution, Target, group_keys, resolve_targets
-from vmbackup.backup.slot_check import missed_slot, scheduled_slot, too_late
+from vmbackup.backup.lock_wait import lock_verdict
+from vmbackup.backup.resolution import Resolution, Target, batched, group_keys, resolve_targets
+from vmbackup.backup.slot_check import missed_slot, scheduled_slot
 from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.sensors import OperationStatusSensor, _RecordingSensor
 from vmbackup.compute.step_operator import ComputeStepOperator, now_iso
 from vmbackup.model.identifiers import Lock
 from vmbackup.model.policy import BackupPolicy
-from vmbackup.model.report import MissedSlot
+from vmbackup.settings import max_map_length
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,15 @@ class ResolveInstancesOperator(ComputeStepOperator):
         missed = missed_slot(policy, slot, datetime.now(UTC), hook) if slot is not None else None
         if missed is not None:  # before any instance is even read: the run touches nothing
             log.warning("slot %s missed (%s): %s", slot, missed.reason, missed.message)
-            nothing: Resolution = {"groups": {key: [] for key in group_keys(policy)}, "skipped": [], "errors": []}
+            nothing: Resolution = {
+                "groups": {key: [] for key in group_keys(policy)},
+                "batches": {key: [] for key in group_keys(policy)},
+                "skipped": [],
+                "errors": [],
+            }
             return nothing | {"slot": slot.isoformat() if slot else None, "missed": missed.model_dump(mode="json")}
         resolution = resolve_targets(policy, context["run_id"], hook)
+        resolution["batches"] = batched(policy, resolution["groups"], max_map_length())
         resolution["slot"] = slot.isoformat() if slot else None
         for group, members in resolution["groups"].items():
             log.info("%s: %s", group, ", ".join(f"{t['instance']} ({t['zone']})" for t in members) or "no instance")
@@ -90,17 +97,10 @@ class StopInstanceOperator(_RecordingSensor):
     def poke(self, context: Any) -> PokeReturnValue:
         t: Target = self.target
         hook = ComputeEngineHook()
-        first = first_reschedule_date(context)
-        waited = 0.0 if first is None else max(0.0, time.time() - first.timestamp())
         instance = hook.get_instance(t["project"], t["zone"], t["instance"])
-        held = foreign_lock(instance, t["run"], time.time())
-        slot = scheduled_slot(context)
-        policy = BackupPolicy.from_json(self.policy_json)
-        late = too_late(policy, slot, datetime.now(UTC)) if slot is not None and (held or first) else None
-        if held:
-            return self._held(held, waited, late)
-        if late is not None:  # the holder let go, but only after the time this slot may stop a VM
-            return self._skip(instance.status, f"waited {waited:.0f} s for another run's lock, {_too_late_now(late)}")
+        looked = self._look(context, foreign_lock(instance, t["run"], time.time()))
+        if looked is not None:
+            return looked
         ours = holds_our_lock(instance, t)  # a retry of this task after it already stopped the VM
         if instance.status in STOPPED_STATUSES and not ours:
             log.info("%s is %s: it stays stopped and is snapshotted as it is", t["instance"], instance.status)
@@ -113,45 +113,35 @@ class StopInstanceOperator(_RecordingSensor):
         try:
             acquire_lock(hook, t, self.lock_ttl_seconds)
         except InstanceHeldError as exc:  # another run locked it between our look and our lock
-            return self._held(exc.lock, waited, late)
+            return self._look(context, exc.lock) or PokeReturnValue(is_done=False)
         log.info("Stopping instance %s in %s (project %s)", t["instance"], t["zone"], t["project"])
         ref = hook.stop_instance(t["project"], t["zone"], t["instance"])
         return self._done({"prior_status": "RUNNING", "operation": ref, "requested_at": now_iso()})
 
-    def _held(self, lock: Lock, waited: float, late: MissedSlot | None) -> PokeReturnValue:
-        """Wait for another run's lock, or give up on the VM once the wait is over."""
-        status = self.target["status"]
-        if late is not None:
-            return self._skip(status, f"{held_message(lock)}; waited {waited:.0f} s, {_too_late_now(late)}")
-        if waited >= self.lock_wait_seconds:
-            return self._skip(
-                status,
-                f"held by {lock.holder()}; waited {waited:.0f} s (spec.timeouts.lockWaitSeconds: "
-                f"{self.lock_wait_seconds} s); skipped so it is not stopped twice",
+    def _look(self, context: Any, lock: Lock | None) -> PokeReturnValue | None:
+        """Wait on (not done), give up on the VM (done, skipped), or None: go on and stop it."""
+        first = first_reschedule_date(context)
+        waited = 0.0 if first is None else max(0.0, time.time() - first.timestamp())
+        policy = BackupPolicy.from_json(self.policy_json)
+        verdict = lock_verdict(policy, {0: lock}, waited, first is not None, scheduled_slot(context), datetime.now(UTC))
+        if verdict.wait:
+            log.info(
+                "%s: %s; waiting (%.0f s of %d s)",
+                self.target["instance"],
+                held_message(lock) if lock else "held",
+                waited,
+                self.lock_wait_seconds,
             )
-        log.info(
-            "%s: %s; waiting (%.0f s of %d s)",
-            self.target["instance"],
-            held_message(lock),
-            waited,
-            self.lock_wait_seconds,
-        )
-        return PokeReturnValue(is_done=False)
-
-    def _skip(self, prior_status: str, reason: str) -> PokeReturnValue:
-        log.warning("%s: %s", self.target["instance"], reason)
-        return self._done({"prior_status": prior_status, "skipped": reason})
+            return PokeReturnValue(is_done=False)
+        if 0 in verdict.skips:
+            log.warning("%s: %s", self.target["instance"], verdict.skips[0])
+            return self._done({"prior_status": self.target["status"], "skipped": verdict.skips[0]})
+        return None
 
     def _done(self, found: dict[str, Any]) -> PokeReturnValue:
         t: Target = self.target
         result: dict[str, Any] = {"instance": t["instance"], "zone": t["zone"], "operation": None, "skipped": None}
         return PokeReturnValue(is_done=True, xcom_value=result | found)
-
-
-def _too_late_now(late: MissedSlot) -> str:
-    """Why a wait ended before its bound: the slot may stop no VM any more."""
-    field = {"Late": "spec.startingDeadlineSeconds", "OutsideWindow": "spec.maintenanceWindow"}.get(late.reason, "")
-    return f"and now this slot may stop no VM ({late.reason}, {field}); skipped"
 
 
 class SnapshotDiskOperator(ComputeStepOperator):

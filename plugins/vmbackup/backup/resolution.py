@@ -51,6 +51,7 @@ class Skipped(TypedDict):
 
 class Resolution(TypedDict):
     groups: dict[str, list[Target]]
+    batches: NotRequired[dict[str, list[list[Target]]]]  # each group's VMs as the down-window steps take them
     skipped: list[Skipped]
     errors: list[Skipped]  # instances that should be backed up but cannot (missing VM, unknown disk)
     slot: NotRequired[str | None]  # the scheduled slot (ISO 8601, UTC); None for a run asked for by hand
@@ -158,6 +159,29 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
     for members in groups.values():
         members.sort(key=lambda t: (t["zone"], t["instance"]))
     return Resolution(groups=groups, skipped=skipped, errors=errors)
+
+
+def vm_key(t: Target | dict[str, Any]) -> str:
+    """One VM of a batch, as a key that survives JSON (a trigger's kwargs, an XCom)."""
+    return f"{t['zone']}/{t['instance']}"
+
+
+def batched(
+    policy: BackupPolicy, groups: dict[str, list[Target]], max_map_length: int
+) -> dict[str, list[list[Target]]]:
+    """Each group's VMs in batches, one mapped task instance per batch, so no group maps to more instances than
+    Airflow's max_map_length allows. A rolling tier (maxUnavailable below its size) is one batch: its cap is kept
+    inside one step. Otherwise one VM per batch while the limit allows, so each VM's window runs on its own."""
+    batches: dict[str, list[list[Target]]] = {}
+    for key, members in groups.items():
+        if not members:
+            batches[key] = []
+        elif policy.spec.unavailable_cap(len(members)) < len(members):
+            batches[key] = [list(members)]
+        else:
+            size = -(-len(members) // max(1, max_map_length))
+            batches[key] = [members[i : i + size] for i in range(0, len(members), size)]
+    return batches
 
 
 def pulled_resolution(context: Any) -> Resolution | None:

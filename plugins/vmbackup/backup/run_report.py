@@ -12,6 +12,7 @@ from typing import Any
 
 from vmbackup.airflow_compat import AirflowException, xcom_values
 from vmbackup.backup import steps
+from vmbackup.backup.batch_operators import WINDOW_KEY
 from vmbackup.backup.resolution import Target, pulled_resolution
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
@@ -69,39 +70,30 @@ class RunReportOperator(ComputeStepOperator):
         instances: list[InstanceResult] = []
         for key, members in (resolution["groups"] if resolution else {}).items():
             group = self.group_ids[key]
-            indexes = list(range(len(members)))
-
-            def by_instance(step: str, group: str = group, indexes: list[int] = indexes) -> dict[tuple[str, str], Any]:
-                return {
-                    (v.get("instance"), v.get("zone")): v for v in xcom_values(ti, steps.in_group(group, step), indexes)
-                }
-
-            stops, stopped, started, ready, cuts, removed = (
-                by_instance(steps.STOP),
-                by_instance(steps.WAIT_STOPPED),
-                by_instance(steps.WAIT_STARTED),
-                by_instance(steps.WAIT_READY),
-                by_instance(steps.SNAPSHOT),
-                by_instance(steps.DELETE_INSTANT),
-            )
+            batches: dict[str, Any] = dict(resolution.get("batches") or {}) if resolution else {}
+            indexes = list(range(len(batches[key]) if key in batches else len(members)))
+            kept = {
+                name
+                for done in xcom_values(ti, steps.in_group(group, steps.DELETE_INSTANT), indexes)
+                for name in (done or {}).get("kept") or []
+            }
             present = [steps.in_group(group, s) for s in steps.GROUP_STEPS if steps.in_group(group, s) in existing]
+            windows = {task_id: _window_records(ti, task_id, indexes) for task_id in present}
             group_errors = [e for task_id in present for e in _step_errors(ti, task_id, indexes)]
+            group_errors += [
+                StepError(step=task_id, instance=vm["instance"], message=f"{vm.get('error_step')}: {vm['error']}")
+                for task_id, records in windows.items()
+                for vm in records.values()
+                if vm.get("error")
+            ]
             errors.extend(group_errors)
+            down_ids = [steps.in_group(group, s) for s in (steps.DOWN_WINDOW, steps.GO_DOWN, steps.SNAPSHOT)]
+            up_ids = [steps.in_group(group, s) for s in (steps.COME_UP, steps.DOWN_WINDOW)]
             for target in members:
                 key_ = (target["instance"], target["zone"])
-                instances.append(
-                    self._instance_result(
-                        hook,
-                        target,
-                        stops.get(key_),
-                        stopped.get(key_),
-                        started.get(key_),
-                        ready.get(key_),
-                        cuts.get(key_),
-                        removed.get(key_),
-                        group_errors,
-                    )
-                )
+                down = next((windows[t][key_] for t in down_ids if key_ in windows.get(t, {})), None)
+                up = next((windows[t][key_] for t in up_ids if key_ in windows.get(t, {})), None)
+                instances.append(self._instance_result(hook, target, down, up, kept, group_errors))
         for item in resolution["errors"] if resolution else []:
             errors.append(StepError(step=steps.RESOLVE, instance=item["instance"], message=item["reason"]))
             instances.append(InstanceResult(instance=item["instance"], zone=item["zone"], error=item["reason"]))
@@ -134,21 +126,17 @@ class RunReportOperator(ComputeStepOperator):
         self,
         hook: ComputeEngineHook,
         target: Target,
-        stop: dict[str, Any] | None,
-        stopped: dict[str, Any] | None,
-        started: dict[str, Any] | None,
-        ready: dict[str, Any] | None,
-        cut: dict[str, Any] | None,
-        removed: dict[str, Any] | None,
+        down: dict[str, Any] | None,
+        up: dict[str, Any] | None,
+        kept: set[str],
         group_errors: list[StepError],
     ) -> InstanceResult:
-        skipped = (stop or {}).get("skipped")
-        prior = (stop or {}).get("prior_status") or target["status"]
+        """One VM's outcome from its down window's records (`down`: going down and the cut; `up`: coming up)."""
+        skipped = (down or {}).get("skipped")
+        prior = (down or {}).get("prior_status") or target["status"]
         now = hook.find_instance(target["project"], target["zone"], target["instance"])
         final = now.status if now is not None else "MISSING"
-        states = (ready or {}).get("states") or {}
-        cut_of = {item["disk"]: item for item in (cut or {}).get("snapshots") or []}
-        kept = set((removed or {}).get("kept") or [])
+        cut_of = {item["disk"]: item for item in (down or {}).get("snapshots") or []}
         disks = []
         for disk in target["disks"]:
             state = "SKIPPED"
@@ -172,9 +160,12 @@ class RunReportOperator(ComputeStepOperator):
                     note=cut_of.get(disk["name"], {}).get("fallback") or _kept_note(disk["snapshot"], kept),
                 )
             )
-            states.pop(disk["snapshot"], None)
-        stopped_at = _time((stopped or {}).get("start_time")) or _time((stop or {}).get("requested_at"))
-        started_at = _time((started or {}).get("end_time")) or _time((started or {}).get("observed_at"))
+        stopped_by_us = bool((down or {}).get("stopped"))
+        requested = (down or {}).get("stop_requested_at")
+        stopped_at = _time((down or {}).get("stopped_at")) or (
+            datetime.fromtimestamp(float(requested), UTC) if requested else None
+        )
+        started_at = _time((up or {}).get("started_at"))
         downtime = (started_at - stopped_at).total_seconds() if stopped_at and started_at else None
         problems = [e.message for e in group_errors if e.instance == target["instance"]]
         note = None
@@ -195,9 +186,9 @@ class RunReportOperator(ComputeStepOperator):
             tier=target["tier"],
             prior_status=prior,
             final_status=final,
-            stopped_at=stopped_at if (stop or {}).get("operation") else None,
-            started_at=started_at if (stop or {}).get("operation") else None,
-            downtime_seconds=downtime if (stop or {}).get("operation") else None,
+            stopped_at=stopped_at if stopped_by_us else None,
+            started_at=started_at if stopped_by_us else None,
+            downtime_seconds=downtime if stopped_by_us else None,
             disks=disks,
             skipped_reason=skipped,
             note=note,
@@ -211,6 +202,15 @@ def _kept_note(snapshot: str, kept: set[str]) -> str | None:
     if name not in kept:
         return None
     return f"instant snapshot {name} was kept (a snapshot was still being made from it); a later run's prune deletes it"
+
+
+def _window_records(ti: Any, task_id: str, indexes: list[int]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The per-VM records a batch step left (also when it failed), by (instance, zone)."""
+    return {
+        (vm["instance"], vm["zone"]): vm
+        for value in xcom_values(ti, task_id, indexes, key=WINDOW_KEY)
+        for vm in (value or {}).get("vms") or []
+    }
 
 
 def _other_run(instance: Any, target: Target) -> str | None:

@@ -14,7 +14,15 @@ PRUNE = "prune_snapshots"
 REPORT = "report"
 FAIL_RUN = "fail_run_if_a_step_failed"
 
-# The steps of one VM, inside its tier's mapped task group ("<group>.<step>").
+# The steps of a batch of VMs, inside its tier's mapped task group ("<group>.<step>"): the down window (stop mode),
+# split in two for a tier that stays down while the later tiers are backed up, or the cut (other modes); then the
+# wait for the upload.
+DOWN_WINDOW = "down_window"
+GO_DOWN = "go_down"
+COME_UP = "come_up"
+WINDOW_STEPS = (DOWN_WINDOW, GO_DOWN, COME_UP)
+
+# The steps of one VM in the per-step layout of earlier releases (the benchmark's tutorial flow keeps it).
 STOP = "stop"
 WAIT_STOPPED = "wait_stopped"
 SNAPSHOT = "snapshot"
@@ -22,10 +30,11 @@ WAIT_TAKEN = "wait_snapshots_taken"
 START = "start"
 WAIT_STARTED = "wait_started"
 WAIT_READY = "wait_snapshots_ready"
-# spec.snapshot.method instant only: instant snapshots to standard ones, then the instant ones deleted.
+# spec.snapshot.method instant only, per batch after the cut: instant snapshots to standard ones, then the instant
+# ones deleted.
 CONVERT = "convert_instant_snapshots"
 DELETE_INSTANT = "delete_instant_snapshots"
-GROUP_STEPS = (STOP, WAIT_STOPPED, SNAPSHOT, WAIT_TAKEN, START, WAIT_STARTED, CONVERT, WAIT_READY, DELETE_INSTANT)
+GROUP_STEPS = (DOWN_WINDOW, GO_DOWN, COME_UP, SNAPSHOT, CONVERT, WAIT_READY, DELETE_INSTANT)
 
 
 def group_id(policy: BackupPolicy, key: str) -> str:
@@ -34,7 +43,7 @@ def group_id(policy: BackupPolicy, key: str) -> str:
 
 
 def targets_task_id(group: str) -> str:
-    """The task that picks a group's VMs out of the resolution."""
+    """The task that picks a group's batches of VMs out of the resolution."""
     return f"{group}_targets"
 
 

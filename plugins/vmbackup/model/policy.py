@@ -47,6 +47,8 @@ STORAGE_LOCATION_PATTERN = r"^[a-z][-a-z0-9]{1,62}$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 COMPOSER_ENVIRONMENT_PATTERN = r"^projects/[^/]+/locations/[^/]+/environments/[^/]+$"
 CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+MAX_UNAVAILABLE_PERCENT_PATTERN = r"^([1-9][0-9]?|100)%$"
+MAX_UNAVAILABLE_VMS = 10000  # no tier holds more VMs than a selector can resolve
 
 # Labels our own snapshots carry; keep clear of them in user labels.
 RESERVED_LABEL_PREFIX = "vmbackup-"
@@ -298,6 +300,12 @@ class PolicySpec(_Model):
         description="Application tiers in stop order: every VM of a tier stops before any VM of the next; "
         "VMs start again in reverse order.",
     )
+    max_unavailable: int | str | None = Field(
+        default=None,
+        description="Rolling tiers: at most this many VMs of each tier (or of all VMs, without tiers) are down at "
+        "once, as a number (e.g. 1) or a percentage of the tier's VMs rounded down, at least 1 (e.g. '50%'). "
+        "Default: all VMs of a tier at once.",
+    )
     schedule: str = Field(
         default="@daily", max_length=100, description="Cron expression (5 fields) or @hourly/@daily/@weekly/@monthly."
     )
@@ -335,6 +343,31 @@ class PolicySpec(_Model):
         if problem:
             raise ValueError(problem)
         return schedule
+
+    @field_validator("max_unavailable")
+    @classmethod
+    def _unavailable_is_a_count_or_percent(cls, value: int | str | None) -> int | str | None:
+        fix = (
+            f"use a whole number of VMs from 1 to {MAX_UNAVAILABLE_VMS} (e.g. 1) or a percentage from 1% to 100% "
+            "(e.g. '50%')"
+        )
+        if value is None:
+            return None
+        if isinstance(value, bool) or (isinstance(value, int) and not 1 <= value <= MAX_UNAVAILABLE_VMS):
+            raise ValueError(f"{value!r} is not a number of VMs; {fix}")
+        if isinstance(value, str) and not re.fullmatch(MAX_UNAVAILABLE_PERCENT_PATTERN, value):
+            raise ValueError(f"{_shown(value)} is not a number of VMs or a percentage; {fix}")
+        return value
+
+    def unavailable_cap(self, size: int) -> int:
+        """How many of a tier's `size` VMs may be down at once: maxUnavailable, a percentage rounded down (as
+        Kubernetes rounds a Deployment's), never less than 1; all of them by default."""
+        value = self.max_unavailable
+        if value is None:
+            return max(1, size)
+        if isinstance(value, str):
+            return max(1, size * int(value.rstrip("%")) // 100)
+        return max(1, min(value, size))
 
     @field_validator("maintenance_window")
     @classmethod

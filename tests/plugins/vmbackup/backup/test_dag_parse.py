@@ -82,19 +82,20 @@ def test_dag_is_tagged_and_documented(loaded: Any) -> None:
     assert "wordpress-1-vm" in dag.doc_md
 
 
-def test_stop_mode_has_one_chain_per_tier(loaded: Any) -> None:
+def test_stop_mode_gives_each_tier_its_down_window(loaded: Any) -> None:
     dag = loaded.dags[policy("selector-tiers").dag_id]
-    for tier in ("web", "app", "db"):
-        for step in ("stop", "wait_stopped", "snapshot", "wait_snapshots_taken", "start", "wait_started"):
+    for tier in ("web", "app"):
+        for step in ("go_down", "come_up", "wait_snapshots_ready"):
             assert f"tier_{tier}.{step}" in dag.task_ids
+    assert {"tier_db.down_window", "tier_db.wait_snapshots_ready"} <= set(dag.task_ids)
 
 
 def test_tiers_stop_in_order_and_start_in_reverse(loaded: Any) -> None:
     dag = loaded.dags[policy("selector-tiers").dag_id]
-    assert "tier_web.wait_stopped" in dag.get_task("tier_app.stop").upstream_task_ids
-    assert "tier_app.wait_stopped" in dag.get_task("tier_db.stop").upstream_task_ids
-    assert "tier_db.wait_started" in dag.get_task("tier_app.start").upstream_task_ids
-    assert "tier_app.wait_started" in dag.get_task("tier_web.start").upstream_task_ids
+    assert "tier_web.go_down" in dag.get_task("tier_app.go_down").upstream_task_ids
+    assert "tier_app.go_down" in dag.get_task("tier_db.down_window").upstream_task_ids
+    assert "tier_db.down_window" in dag.get_task("tier_app.come_up").upstream_task_ids
+    assert "tier_app.come_up" in dag.get_task("tier_web.come_up").upstream_task_ids
 
 
 def test_crash_consistent_mode_never_stops_a_vm(loaded: Any) -> None:
@@ -103,9 +104,11 @@ def test_crash_consistent_mode_never_stops_a_vm(loaded: Any) -> None:
     assert "restore_instances" not in dag.task_ids
 
 
-def test_instant_snapshots_are_converted_once_taken_and_deleted_after_the_ready_wait(loaded: Any) -> None:
+def test_instant_snapshots_are_converted_after_the_down_window_and_deleted_after_the_ready_wait(loaded: Any) -> None:
     dag = loaded.dags[policy("instant").dag_id]
-    assert "instances.wait_snapshots_taken" in dag.get_task("instances.convert_instant_snapshots").upstream_task_ids
+    convert = dag.get_task("instances.convert_instant_snapshots")
+    assert "instances.down_window" in convert.upstream_task_ids
+    assert str(convert.trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
     assert "instances.convert_instant_snapshots" in dag.get_task("instances.wait_snapshots_ready").upstream_task_ids
     delete = dag.get_task("instances.delete_instant_snapshots")
     assert delete.upstream_task_ids - {"instances_targets"} == {"instances.wait_snapshots_ready"}
@@ -113,11 +116,11 @@ def test_instant_snapshots_are_converted_once_taken_and_deleted_after_the_ready_
     assert "instances.delete_instant_snapshots" in dag.get_task("prune_snapshots").upstream_task_ids
 
 
-def test_the_vm_starts_once_the_instant_snapshots_are_taken_not_converted(loaded: Any) -> None:
+def test_the_upload_wait_of_an_instant_backup_follows_only_the_conversion(loaded: Any) -> None:
+    """A window that failed for one VM of a batch still leaves the others' snapshots converted and waited for."""
     dag = loaded.dags[policy("instant").dag_id]
-    assert dag.get_task("instances.start").upstream_task_ids - {"instances_targets"} == {
-        "instances.wait_snapshots_taken"
-    }
+    ready = dag.get_task("instances.wait_snapshots_ready")
+    assert ready.upstream_task_ids - {"instances_targets"} == {"instances.convert_instant_snapshots"}
 
 
 def test_standard_snapshots_have_no_conversion_steps(loaded: Any) -> None:
@@ -125,18 +128,18 @@ def test_standard_snapshots_have_no_conversion_steps(loaded: Any) -> None:
     assert not [t for t in dag.task_ids if t.endswith(("convert_instant_snapshots", "delete_instant_snapshots"))]
 
 
-def test_sensors_reschedule_with_policy_timeouts(loaded: Any) -> None:
+def test_upload_wait_reschedules_with_the_policy_timeout(loaded: Any) -> None:
     dag = loaded.dags[policy("explicit").dag_id]
-    wait_stopped = dag.get_task("instances.wait_stopped")
-    assert wait_stopped.mode == "reschedule"
-    assert wait_stopped.timeout == 600
-    assert dag.get_task("instances.wait_snapshots_ready").timeout == 7200
+    ready = dag.get_task("instances.wait_snapshots_ready")
+    assert ready.mode == "reschedule"
+    assert ready.timeout == 7200
 
 
 def test_report_runs_whatever_happened_before(loaded: Any) -> None:
     dag = loaded.dags[policy("explicit").dag_id]
     assert str(dag.get_task("report").trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
-    assert str(dag.get_task("instances.start").trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
+    tiered = loaded.dags[policy("selector-tiers").dag_id]
+    assert str(tiered.get_task("tier_web.come_up").trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
 
 
 def test_first_scheduled_run_is_the_first_after_the_policy_was_created(airflow_home: Any) -> None:
@@ -172,13 +175,11 @@ def test_a_suspended_policy_is_paused_from_its_first_parse(airflow_home: Any) ->
     assert dags.dagbag().dags[suspended.dag_id].is_paused_upon_creation is True
 
 
-def test_the_waits_a_stopped_vm_sits_on_look_every_five_seconds(loaded: Any) -> None:
-    """A stop or a CREATING snapshot lasts seconds: a 30 s poke would add up to 30 s of downtime to each backup."""
+def test_the_down_window_looks_at_a_stopped_vm_every_second(loaded: Any) -> None:
+    """A stop or a CREATING snapshot lasts seconds: a 30 s look would add up to 30 s of downtime to each backup."""
     dag = loaded.dags[policy("explicit").dag_id]
-    assert dag.get_task("instances.wait_stopped").poke_interval == 5
-    assert dag.get_task("instances.wait_snapshots_taken").poke_interval == 5
+    assert dag.get_task("instances.down_window").poll_seconds == 1
     assert dag.get_task("instances.wait_snapshots_ready").poke_interval == 30
-    assert dag.get_task("instances.wait_started").poke_interval == 30
 
 
 @pytest.fixture
@@ -191,34 +192,21 @@ def rendered_for_a_triggerer(airflow_home: Any) -> Any:
     return dags.dagbag().dags[deferrable.dag_id]
 
 
-def test_operation_waits_are_deferrable_in_a_dag_rendered_for_a_triggerer(rendered_for_a_triggerer: Any) -> None:
+def test_the_down_window_is_deferred_in_a_dag_rendered_for_a_triggerer(rendered_for_a_triggerer: Any) -> None:
     dag = rendered_for_a_triggerer
-    assert dag.get_task("instances.wait_stopped").deferrable is True
-    assert dag.get_task("instances.wait_started").deferrable is True
+    assert dag.get_task("instances.down_window").deferrable is True
+    assert dag.get_task("instances.wait_snapshots_ready").deferrable is True
     assert "deferrable sensors" in dag.doc_md
 
 
-def test_without_a_triggerer_no_poke_holds_its_slot_in_a_long_poll(loaded: Any) -> None:
-    """A reschedule-mode poke holds its slot while it long-polls: each poke is one GET instead."""
+def test_without_a_triggerer_the_down_window_is_one_task(loaded: Any) -> None:
     dag = loaded.dags[policy("explicit").dag_id]
-
-    assert dag.get_task("instances.wait_stopped").deferrable is False
-    assert dag.get_task("instances.wait_stopped").long_poll_seconds == 0
-    assert dag.get_task("instances.wait_started").long_poll_seconds == 0
+    assert dag.get_task("instances.down_window").deferrable is False
     assert "reschedule-mode sensors" in dag.doc_md
 
 
-def test_with_a_triggerer_operation_waits_long_poll_in_the_trigger(rendered_for_a_triggerer: Any) -> None:
-    dag = rendered_for_a_triggerer
-    assert dag.get_task("instances.wait_stopped").long_poll_seconds == 60
-    assert dag.get_task("instances.wait_started").long_poll_seconds == 60
-    assert dag.get_task("instances.wait_snapshots_ready").deferrable is True
-    assert dag.get_task("instances.wait_snapshots_taken").deferrable is False  # too short to hand over
-
-
-def test_steps_a_stopped_vm_waits_on_retry_within_seconds(loaded: Any) -> None:
-    """A retry (e.g. after Airflow's spurious 'state mismatch' on a rescheduled sensor) must not add a minute."""
+def test_a_lost_down_window_is_retried_within_seconds(loaded: Any) -> None:
+    """A retry (a worker lost, or Airflow's spurious 'state mismatch' on a resumed task) must not add a minute."""
     dag = loaded.dags[policy("explicit").dag_id]
-    for task_id in ("wait_stopped", "snapshot", "wait_snapshots_taken", "start"):
-        assert dag.get_task(f"instances.{task_id}").retry_delay.total_seconds() == 1, task_id
+    assert dag.get_task("instances.down_window").retry_delay.total_seconds() == 1
     assert dag.get_task("instances.wait_snapshots_ready").retry_delay.total_seconds() == 60

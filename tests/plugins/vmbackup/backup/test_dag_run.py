@@ -428,7 +428,9 @@ def test_failed_stop_fails_the_run(stop_fails: BackupRun) -> None:
     assert stop_fails.state == "failed"
     assert stop_fails.report is not None
     assert stop_fails.report.result == "failed"
-    assert any(e.step == "instances.stop" for e in stop_fails.report.errors)
+    assert any(
+        e.step == "instances.down_window" and e.message.startswith("instances.stop") for e in stop_fails.report.errors
+    )
 
 
 def test_failed_stop_leaves_the_vm_running_and_unlocked(stop_fails: BackupRun) -> None:
@@ -446,7 +448,8 @@ def stop_operation_fails(backup: Callable[..., BackupRun]) -> BackupRun:
 def test_failed_stop_operation_fails_the_run_with_compute_engines_message(stop_operation_fails: BackupRun) -> None:
     assert stop_operation_fails.state == "failed"
     assert stop_operation_fails.report is not None
-    (error,) = [e for e in stop_operation_fails.report.errors if e.step.endswith("wait_stopped")]
+    (error,) = [e for e in stop_operation_fails.report.errors if e.step == "instances.down_window"]
+    assert error.message.startswith("wait_stopped")
     assert "Operation rate exceeded." in error.message
 
 
@@ -467,9 +470,9 @@ def stuck_stop(backup: Callable[..., BackupRun]) -> BackupRun:
 def test_a_stop_past_its_timeout_fails_the_run_naming_the_field(stuck_stop: BackupRun) -> None:
     assert stuck_stop.state == "failed"
     assert stuck_stop.report is not None
-    (error,) = [e for e in stuck_stop.report.errors if e.step.endswith("wait_stopped")]
+    (error,) = [e for e in stuck_stop.report.errors if e.step == "instances.down_window"]
     assert "spec.timeouts.stopSeconds" in error.message
-    assert [s for k, s in stuck_stop.task_states.items() if k.startswith("instances.wait_stopped")] == ["failed"]
+    assert stuck_stop.task_states["instances.down_window[0]"] == "failed"
 
 
 def test_a_stop_past_its_timeout_takes_no_snapshot_and_starts_the_vm_again(stuck_stop: BackupRun) -> None:
@@ -560,20 +563,20 @@ def test_rate_limit_storm_is_ridden_out(rate_limited: BackupRun) -> None:
 
 @pytest.fixture(scope="module")
 def snapshot_retried(backup: Callable[..., BackupRun]) -> BackupRun:
-    """The snapshot task fails after its first disk (503s on the second exhaust the hook's retries) and is retried."""
+    """The cut fails after its first disk (503s on the second exhaust the hook's retries) and is tried again."""
     fault = Fault.backend_error("disks.createSnapshot", target="db-1-data", times=6)
     spec = {"instances": [{"name": "db-1", "zone": "us-central1-a"}]}
     return backup("dbretry", spec, lambda sim: sim.inject(fault))
 
 
-def test_retried_snapshot_task_creates_no_duplicate(snapshot_retried: BackupRun) -> None:
+def test_a_retried_cut_creates_no_duplicate(snapshot_retried: BackupRun) -> None:
     assert snapshot_retried.state == "success", snapshot_retried.task_states
     disks = sorted(s["sourceDisk"].rsplit("/", 1)[-1] for s in snapshot_retried.ours())
     assert disks == ["db-1", "db-1-data"]
     assert snapshot_retried.violations == []
 
 
-def test_retried_snapshot_task_did_meet_its_own_snapshot(snapshot_retried: BackupRun) -> None:
+def test_a_retried_cut_meets_its_own_snapshot(snapshot_retried: BackupRun) -> None:
     boot = [
         c for c in snapshot_retried.calls if c["method"] == "disks.createSnapshot" and c["params"]["disk"] == "db-1"
     ]
@@ -811,8 +814,95 @@ def test_deferred_upload_wait_reports_the_snapshot_ready(deferred: BackupRun) ->
     assert deferred.report.snapshots == [s["name"] for s in deferred.ours()]
 
 
-def test_deferred_sensor_looks_once_then_waits_in_the_trigger(deferred: BackupRun) -> None:
+def test_the_deferred_down_window_long_polls_the_stop_in_the_trigger(deferred: BackupRun) -> None:
     (stop_op,) = [op["name"] for op in deferred.operations if op["operationType"] == "stop"]
     on_stop = [c["method"] for c in deferred.calls if c["params"].get("operation") == stop_op]
-    assert on_stop[0] == "zoneOperations.get"
-    assert "zoneOperations.wait" in on_stop[1:]
+    assert on_stop[0] == "zoneOperations.wait"
+    assert "zoneOperations.get" not in on_stop
+
+
+# -- rolling tiers (maxUnavailable) -----------------------------------------------------------------------------
+
+ROLLING_WEB = ["roll-web-1", "roll-web-2", "roll-web-3"]
+
+
+def fewest_running(run: BackupRun, names: list[str]) -> int:
+    """The fewest of `names` RUNNING at any instant of the simulator's timeline (stop begins -> RUNNING again)."""
+    from bench.workflow import instance_down_intervals
+
+    edges = sorted(
+        (moment.timestamp(), change)
+        for _, down, up in instance_down_intervals(run.operations, "us-central1-a", names)
+        for moment, change in ((down, -1), (up, +1))
+    )
+    running = fewest = len(names)
+    for _, change in edges:  # at equal times RUNNING again (+1) sorts after going down (-1): the worst case
+        running += change
+        fewest = min(fewest, running)
+    return fewest
+
+
+@pytest.fixture(scope="module")
+def rolling(backup: Callable[..., BackupRun]) -> BackupRun:
+    def prepare(sim: ComputeSimulator) -> None:
+        for name in ROLLING_WEB:
+            sim.add_instance(PROJECT, "us-central1-a", name, labels={"app": "roll", "tier": "web"})
+        sim.add_instance(PROJECT, "us-central1-a", "roll-db-1", labels={"app": "roll", "tier": "db"})
+
+    selector = {"zones": ["us-central1-a"], "matchLabels": {"app": "roll"}, "tierLabel": "tier"}
+    return backup("rolling", {"selector": selector, "tiers": ["web", "db"], "maxUnavailable": 1}, prepare)
+
+
+def test_a_rolling_tier_backs_up_every_vm(rolling: BackupRun) -> None:
+    assert rolling.state == "success", rolling.task_states
+    assert sorted(s["labels"][vmlabels.INSTANCE] for s in rolling.ours()) == sorted([*ROLLING_WEB, "roll-db-1"])
+    assert rolling.violations == []
+    assert rolling.left_in_wrong_state == []
+
+
+def test_a_rolling_tier_of_three_never_has_fewer_than_two_running(rolling: BackupRun) -> None:
+    assert fewest_running(rolling, ROLLING_WEB) == 2
+    assert all(len(rolling.calls_of("instances.stop", name)) == 1 for name in ROLLING_WEB)
+
+
+def test_a_rolling_tier_keeps_its_last_vm_down_while_the_next_tier_is_backed_up(rolling: BackupRun) -> None:
+    stopped = rolling.operation_times("stop", "endTime")
+    started = rolling.operation_times("start", "endTime")
+    stop_called = rolling.operation_times("stop", "insertTime")
+    start_called = rolling.operation_times("start", "insertTime")
+    last = max(ROLLING_WEB, key=stop_called.__getitem__)
+    assert stopped[last] <= stop_called["roll-db-1"]
+    assert started["roll-db-1"] <= start_called[last]
+
+
+# -- a fleet beyond Airflow's max_map_length ------------------------------------------------------------------
+
+FLEET = [f"fleet-{i:02d}" for i in range(1, 41)]
+
+
+@pytest.fixture(scope="module")
+def fleet(backup: Callable[..., BackupRun]) -> BackupRun:
+    def prepare(sim: ComputeSimulator) -> None:
+        for name in FLEET:
+            sim.add_instance(PROJECT, "us-central1-f", name, labels={"app": "fleet"})
+
+    selector = {"zones": ["us-central1-f"], "matchLabels": {"app": "fleet"}}
+    return backup("fleet", {"selector": selector}, prepare, env={"AIRFLOW__CORE__MAX_MAP_LENGTH": "16"})
+
+
+def test_a_fleet_beyond_max_map_length_backs_up_every_vm(fleet: BackupRun) -> None:
+    assert fleet.state == "success", fleet.task_states
+    assert sorted(s["labels"][vmlabels.INSTANCE] for s in fleet.ours()) == FLEET
+    assert all(fleet.statuses[name] == "RUNNING" for name in FLEET)
+    assert fleet.left_in_wrong_state == []
+
+
+def test_a_fleet_beyond_max_map_length_maps_to_at_most_that_many_windows(fleet: BackupRun) -> None:
+    windows = [k for k in fleet.task_states if k.startswith("instances.down_window[")]
+    assert 0 < len(windows) <= 16
+
+
+def test_every_vm_of_the_fleet_is_stopped_once(fleet: BackupRun) -> None:
+    assert sorted(c["params"]["instance"] for c in fleet.calls_of("instances.stop")) == FLEET
+    assert fleet.report is not None
+    assert [i.instance for i in fleet.report.instances if i.downtime_seconds is not None] == FLEET

@@ -98,3 +98,19 @@ def test_tiers_must_cover_every_listed_instance():
 @pytest.mark.parametrize("schedule", ["@daily", "0 2 * * *", "*/15 1-5 * jan-mar mon-fri", "30 4 1,15 * 0"])
 def test_valid_schedules(schedule):
     assert cron_problem(schedule) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "size", "cap"), [(None, 3, 3), (1, 3, 1), (5, 3, 3), ("50%", 3, 1), ("10%", 3, 1), ("100%", 4, 4)]
+)
+def test_max_unavailable_caps_a_tier(value, size, cap):
+    spec = WORDPRESS if value is None else {**WORDPRESS, "maxUnavailable": value}
+    assert parse_policy("default", "wordpress", spec).spec.unavailable_cap(size) == cap
+
+
+@pytest.mark.parametrize("value", [0, -1, "0%", "150%", "half", "2", 1.5])
+def test_a_bad_max_unavailable_is_named_with_the_fix(value):
+    problems = errors_of({**WORDPRESS, "maxUnavailable": value})
+    (path,) = {p.split(".int")[0].split(".str")[0] for p in problems}
+    assert path == "spec.maxUnavailable"
+    assert any("percentage" in message or "valid" in message for message in problems.values())

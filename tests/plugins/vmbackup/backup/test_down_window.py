@@ -1,0 +1,178 @@
+"""The down window re-entered after a restart: run_window against the simulator, left where a killed try leaves it.
+
+A worker or triggerer that dies mid-window leaves only Compute Engine's state behind (our lock label, a stop under
+way, the cuts). Each test sets up that state through the real API, as the interrupted try made it, then runs the
+window again: every VM is stopped once, gets one snapshot per disk and ends as it began.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from devstack.gce_simulator import ComputeSimulator
+from tests.fixtures.gce import GCE_PROJECT
+from vmbackup.backup.down_window import DOWN, FULL, VmWindow, run_window
+from vmbackup.backup.lock import acquire_lock, holds_our_lock
+from vmbackup.backup.resolution import Target, resolve_targets
+from vmbackup.compute.hook import ComputeEngineHook
+from vmbackup.model import labels as vmlabels
+from vmbackup.model.policy import BackupPolicy, parse_policy
+
+DB = {"name": "db-1", "zone": "us-central1-a"}  # a boot disk and a data disk
+
+
+@pytest.fixture
+def hook(gce_sim: ComputeSimulator) -> ComputeEngineHook:
+    return ComputeEngineHook(endpoint=gce_sim.base_url, backoff_base_seconds=0.01)
+
+
+@pytest.fixture
+def policy() -> BackupPolicy:
+    return parse_policy("team-a", "reentry", {"project": GCE_PROJECT, "instances": [DB]})
+
+
+@pytest.fixture
+def target(policy: BackupPolicy, hook: ComputeEngineHook) -> Target:
+    (found,) = resolve_targets(policy, "manual__reentry", hook)["groups"]["instances"]
+    return found
+
+
+@pytest.fixture
+def window(policy: BackupPolicy, hook: ComputeEngineHook, target: Target) -> Callable[..., list[VmWindow]]:
+    def run(phase: Any = FULL) -> list[VmWindow]:
+        return run_window(
+            hook,
+            policy,
+            [target],
+            None,
+            phase,
+            max_unavailable=1,
+            project_limit=4,
+            poll_seconds=0.05,
+            lock_ttl_seconds=600,
+        )
+
+    return run
+
+
+def stops(sim: ComputeSimulator) -> list[dict[str, Any]]:
+    return [c for c in sim.calls if c["method"] == "instances.stop" and c["status"] == 200]
+
+
+def our_snapshots(sim: ComputeSimulator, target: Target) -> list[str]:
+    return sorted(s["name"] for s in sim.snapshots(GCE_PROJECT) if s["labels"].get(vmlabels.RUN) == target["run"])
+
+
+def ends_as_it_began(sim: ComputeSimulator, hook: ComputeEngineHook, target: Target) -> bool:
+    instance = hook.get_instance(GCE_PROJECT, target["zone"], target["instance"])
+    return instance.status == "RUNNING" and not holds_our_lock(instance, target) and sim.check_left_stopped() == []
+
+
+def test_a_window_run_twice_stops_the_vm_once_and_cuts_once(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
+) -> None:
+    (first,) = window()
+    (second,) = window()
+    assert first["error"] is None
+    assert second["error"] is None
+    assert len(stops(gce_sim)) == 1
+    assert len(our_snapshots(gce_sim, target)) == 2
+    assert ends_as_it_began(gce_sim, hook, target)
+
+
+def test_a_window_killed_after_locking_stops_the_vm_once(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
+) -> None:
+    acquire_lock(hook, target, 600)  # the killed try locked the VM and died before asking for the stop
+    (vm,) = window()
+    assert vm["error"] is None
+    assert len(stops(gce_sim)) == 1
+    assert ends_as_it_began(gce_sim, hook, target)
+
+
+def test_a_window_killed_while_the_vm_stops_does_not_stop_it_again(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
+) -> None:
+    acquire_lock(hook, target, 600)
+    hook.stop_instance(GCE_PROJECT, target["zone"], target["instance"])  # the killed try's stop, still under way
+    (vm,) = window()
+    assert vm["error"] is None
+    assert vm["stopped"] is True
+    assert len(stops(gce_sim)) == 1
+    assert len(our_snapshots(gce_sim, target)) == 2
+    assert ends_as_it_began(gce_sim, hook, target)
+
+
+def test_a_window_killed_after_the_cut_starts_the_vm_without_a_second_cut(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
+) -> None:
+    (down,) = window(DOWN)  # the try got as far as the cut: the VM is down, locked, its snapshots cut
+    assert hook.get_instance(GCE_PROJECT, target["zone"], target["instance"]).status == "TERMINATED"
+    (vm,) = window()
+    assert down["error"] is None
+    assert vm["error"] is None
+    assert len(stops(gce_sim)) == 1
+    creates = [c for c in gce_sim.calls if c["method"] == "disks.createSnapshot" and c["status"] == 200]
+    assert len(creates) == 2
+    assert ends_as_it_began(gce_sim, hook, target)
+
+
+def test_a_vm_stopped_before_the_window_stays_stopped_and_is_snapshotted(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, policy: BackupPolicy, target: Target
+) -> None:
+    gce_sim.add_instance(GCE_PROJECT, "us-central1-a", "cold-1", status="TERMINATED")
+    spec = {"project": GCE_PROJECT, "instances": [{"name": "cold-1", "zone": "us-central1-a"}]}
+    cold = parse_policy("team-a", "cold", spec)
+    (cold_target,) = resolve_targets(cold, "manual__cold", hook)["groups"]["instances"]
+    for _ in range(2):
+        (vm,) = run_window(
+            hook,
+            cold,
+            [cold_target],
+            None,
+            FULL,
+            max_unavailable=1,
+            project_limit=4,
+            poll_seconds=0.05,
+            lock_ttl_seconds=600,
+        )
+        assert vm["error"] is None
+        assert vm["stopped"] is False
+    assert hook.get_instance(GCE_PROJECT, "us-central1-a", "cold-1").status == "TERMINATED"
+    assert stops(gce_sim) == []
+    assert len(our_snapshots(gce_sim, cold_target)) == 1
+
+
+def test_a_rolling_batch_has_at_most_max_unavailable_vms_down_at_once(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    from bench.workflow import instance_down_intervals
+
+    names = ["roll-1", "roll-2", "roll-3"]
+    for name in names:
+        gce_sim.add_instance(GCE_PROJECT, "us-central1-d", name, labels={"app": "roll"})
+    spec = {"project": GCE_PROJECT, "selector": {"zones": ["us-central1-d"], "matchLabels": {"app": "roll"}}}
+    rolling = parse_policy("team-a", "rolling", {**spec, "maxUnavailable": "34%"})
+    targets = resolve_targets(rolling, "manual__rolling", hook)["groups"]["instances"]
+    cap = rolling.spec.unavailable_cap(len(targets))
+    vms = run_window(
+        hook,
+        rolling,
+        targets,
+        None,
+        FULL,
+        max_unavailable=cap,
+        project_limit=4,
+        poll_seconds=0.05,
+        lock_ttl_seconds=600,
+    )
+    assert [vm["error"] for vm in vms] == [None, None, None]
+    intervals = sorted(
+        (down, up) for _, down, up in instance_down_intervals(gce_sim.operations(), "us-central1-d", names)
+    )
+    assert len(intervals) == 3
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(intervals))
