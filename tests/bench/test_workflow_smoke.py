@@ -26,6 +26,7 @@ from bench.workflow import (
     parse_args,
     physical_floor,
     render_table,
+    rolling_rows,
     sensor_keys,
     slot_intervals,
     slot_intervals_by_task,
@@ -353,3 +354,18 @@ def test_task_executions_count_every_run_of_a_task_instance() -> None:
     ]
 
     assert task_executions(events) == 2
+
+
+def test_a_rolling_tier_that_kept_two_of_three_running_meets_its_goal() -> None:
+    rolling = scenario("ours-rolling-3vm", downtime=30, slots=1, wall=120, instances=3)
+    rolling.down_intervals = [("a", 0.0, 30.0), ("b", 30.0, 60.0), ("c", 61.0, 90.0)]
+    (row,) = rolling_rows(rolling)
+    assert (row.ours, row.baseline, row.verdict) == (2.0, 2.0, "met")
+    assert "| >= 1x | met |" in render_table([row])
+
+
+def test_a_rolling_tier_with_two_down_at_once_misses_its_goal() -> None:
+    rolling = scenario("ours-rolling-3vm", downtime=30, slots=1, wall=120, instances=3)
+    rolling.down_intervals = [("a", 0.0, 30.0), ("b", 10.0, 40.0), ("c", 61.0, 90.0)]
+    (row,) = rolling_rows(rolling)
+    assert (row.ours, row.verdict) == (1.0, "MISSED")
