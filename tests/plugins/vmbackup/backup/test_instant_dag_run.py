@@ -215,3 +215,41 @@ def test_an_instant_snapshot_the_policy_did_not_make_is_never_deleted(limited: B
     assert {i["name"] for i in limited.instant_snapshots} == {"someone-elses"}
     deleted = {c["params"].get("instant_snapshot") for c in limited.calls_of("instantSnapshots.delete")}
     assert deleted == {"left-by-an-old-run"}
+
+
+# -- one VM of a batch fails its window ------------------------------------------------------------------------
+
+ROLLING = ["roll-1", "roll-2", "roll-3"]
+
+
+@pytest.fixture(scope="module")
+def batch_one_fails(backup: Callable[..., BackupRun]) -> BackupRun:
+    """A rolling tier is one batch (one down window); roll-2's stop fails, the other two are backed up."""
+
+    def prepare(sim: ComputeSimulator) -> None:
+        for name in ROLLING:
+            sim.add_instance(PROJECT, "us-central1-a", name, labels={"app": "roll"})
+        sim.inject(
+            Fault.operation_error("instances.stop", "INTERNAL_ERROR", "Stop failed.", times=None, target="roll-2")
+        )
+
+    selector = {"zones": ["us-central1-a"], "matchLabels": {"app": "roll"}}
+    return backup("batchfail", {"selector": selector, "maxUnavailable": 1, **INSTANT}, prepare)
+
+
+def test_a_vm_that_fails_its_window_fails_the_run_naming_it(batch_one_fails: BackupRun) -> None:
+    assert batch_one_fails.state == "failed"
+    assert batch_one_fails.report is not None
+    assert [e.instance for e in batch_one_fails.report.errors if "Stop failed." in e.message] == ["roll-2"]
+
+
+def test_the_other_vms_of_the_batch_still_get_their_standard_snapshots(batch_one_fails: BackupRun) -> None:
+    made = {s["labels"][vmlabels.INSTANCE]: s["status"] for s in batch_one_fails.ours()}
+    assert made == {"roll-1": "READY", "roll-3": "READY"}
+    assert batch_one_fails.instance_report("roll-1").error is None
+
+
+def test_the_failed_batch_leaves_every_vm_running_and_no_instant_snapshot(batch_one_fails: BackupRun) -> None:
+    assert all(batch_one_fails.statuses[name] == "RUNNING" for name in ROLLING)
+    assert batch_one_fails.left_in_wrong_state == []
+    assert batch_one_fails.instant_snapshots == []
