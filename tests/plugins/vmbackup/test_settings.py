@@ -12,6 +12,7 @@ def test_unset_variables_give_the_documented_defaults() -> None:
     assert (settings.poke_interval_seconds, settings.vm_down_poke_seconds) == (30.0, 5.0)
     assert (settings.retry_delay_seconds, settings.task_retries) == (60.0, 2)
     assert (settings.compute_endpoint, settings.report_bucket) == (None, None)
+    assert settings.max_vms_in_flight_per_project == 20
 
 
 def test_variables_are_read_into_one_object() -> None:
@@ -21,15 +22,23 @@ def test_variables_are_read_into_one_object() -> None:
             "VMBACKUP_TASK_RETRIES": "0",
             "VMBACKUP_COMPUTE_ENDPOINT": "http://127.0.0.1:8085",
             "GCS_BUCKET": "composer-bucket",
+            "VMBACKUP_MAX_VMS_IN_FLIGHT_PER_PROJECT": "50",
         }
     )
+    assert settings.max_vms_in_flight_per_project == 50
     assert (settings.poke_interval_seconds, settings.task_retries) == (2.0, 0)
     assert (settings.compute_endpoint, settings.report_bucket) == ("http://127.0.0.1:8085", "composer-bucket")
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("VMBACKUP_TASK_RETRIES", "two"), ("VMBACKUP_RETRY_ATTEMPTS", "0"), ("VMBACKUP_POKE_INTERVAL_SECONDS", "-1")],
+    [
+        ("VMBACKUP_TASK_RETRIES", "two"),
+        ("VMBACKUP_RETRY_ATTEMPTS", "0"),
+        ("VMBACKUP_POKE_INTERVAL_SECONDS", "-1"),
+        ("VMBACKUP_MAX_VMS_IN_FLIGHT_PER_PROJECT", "0"),
+        ("VMBACKUP_MAX_VMS_IN_FLIGHT_PER_PROJECT", "2.5"),
+    ],
 )
 def test_a_bad_value_names_the_variable_and_the_fix(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=rf"{name}={value!r} is not .*; set it so, or unset it"):
