@@ -189,8 +189,8 @@ def test_a_failed_run_says_which_step_failed_and_the_vm_runs_again(
         stack.compute.clear_faults()
 
     assert status["result"] == "Failed", status
-    assert "snapshot" in (status["lastRun"].get("failedStep") or ""), status["lastRun"]
-    assert "Quota 'SNAPSHOTS' exceeded" in status["lastRun"]["message"]
+    assert status["lastRun"].get("failedStep") == "instances.down_window", status["lastRun"]
+    assert "failed for wordpress-1-vm: snapshot: Quota 'SNAPSHOTS' exceeded" in status["lastRun"]["message"]
     assert wordpress_status(stack) == "RUNNING"
 
 

@@ -16,7 +16,11 @@ def policy(**spec: object) -> BackupPolicy:
     return parse_policy(
         "team-a",
         "hourly",
-        {"project": "shop-prod", "instances": [{"name": "web-1", "zone": "us-central1-a"}], "timeouts": {"lockWaitSeconds": 60}}
+        {
+            "project": "shop-prod",
+            "instances": [{"name": "web-1", "zone": "us-central1-a"}],
+            "timeouts": {"lockWaitSeconds": 60},
+        }
         | spec,
     )
 
