@@ -675,6 +675,7 @@ def overlap(
     nightly_spec: dict[str, Any],
     spec: dict[str, Any],
     give_back_when: Callable[[ComputeSimulator], bool] | None,
+    wait_mode: WaitMode = "reschedule",
 ) -> Overlap:
     """Run policy `name` while nightly holds web-1; nightly gives it back once `give_back_when` holds (None: after
     the run)."""
@@ -688,7 +689,7 @@ def overlap(
         wait_until(lambda: give_back_when(sim), within=45, what="the moment to give web-1 back", interval=0.05)
         held[0].give_back()
 
-    run = backup(name, spec, hold, alongside=give_back if give_back_when else None)
+    run = backup(name, spec, hold, alongside=give_back if give_back_when else None, wait_mode=wait_mode)
     if give_back_when is None:
         held[0].give_back()
     return Overlap(run=run, nightly=held[0])
@@ -722,6 +723,21 @@ def test_after_both_runs_the_vm_runs_and_carries_no_lock(overlap_lists_wait: Ove
     assert overlap_lists_wait.run.statuses["web-1"] == "RUNNING"
     assert not set(overlap_lists_wait.run.labels["web-1"]) & set(vmlabels.LOCK_LABELS)
     assert overlap_lists_wait.run.violations == []
+
+
+@pytest.fixture(scope="module")
+def overlap_deferred_wait(backup: Callable[..., BackupRun]) -> Overlap:
+    """As overlap_lists_wait, with the DAG rendered for an Airflow with a triggerer: the window waits for the lock by
+    rescheduling, then defers to its trigger."""
+    spec = {"instances": [WEB_1], "timeouts": {"lockWaitSeconds": 60}}
+    return overlap(backup, "hourlydeferred", {"instances": [WEB_1]}, spec, waited_for_web_1, wait_mode="deferrable")
+
+
+def test_a_deferrable_window_waits_for_the_lock_then_backs_up_the_vm(overlap_deferred_wait: Overlap) -> None:
+    assert overlap_deferred_wait.run.state == "success", overlap_deferred_wait.run.task_states
+    assert overlap_deferred_wait.nightly_started_at() < overlap_deferred_wait.stopped_at()
+    assert [s["sourceDisk"].rsplit("/", 1)[-1] for s in overlap_deferred_wait.run.ours()] == ["web-1"]
+    assert overlap_deferred_wait.run.statuses["web-1"] == "RUNNING"
 
 
 @pytest.fixture(scope="module")
