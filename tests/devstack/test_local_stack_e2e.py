@@ -190,7 +190,9 @@ def test_a_failed_run_says_which_step_failed_and_the_vm_runs_again(
 
     assert status["result"] == "Failed", status
     assert status["lastRun"].get("failedStep") == "instances.down_window", status["lastRun"]
-    assert "failed for wordpress-1-vm: snapshot: Quota 'SNAPSHOTS' exceeded" in status["lastRun"]["message"]
+    message = status["lastRun"]["message"]  # the window's sub-step that met the error, then Compute Engine's words
+    assert message.startswith("instances.down_window failed for wordpress-1-vm: wait_snapshots_taken: "), message
+    assert "Quota 'SNAPSHOTS' exceeded" in message
     assert wordpress_status(stack) == "RUNNING"
 
 
