@@ -128,7 +128,8 @@ class DownWindowOperator(_BatchStep):
         return self._recorded(context, lambda: self._start(context))
 
     def _start(self, context: Any) -> Any:
-        from vmbackup.backup.down_window import UP, DownWindowTrigger, run_window
+        from vmbackup.backup.down_window import UP, run_window
+        from vmbackup.backup.down_window_trigger import DownWindowTrigger
 
         policy = BackupPolicy.from_json(self.policy_json)
         targets = self._targets()

@@ -4,8 +4,8 @@ One synchronous function (run_window) takes a batch of VMs through lock, stop, w
 start, wait RUNNING and unlock. It keeps no state of its own: what it has done is read back from Compute Engine
 (our lock label says we stopped a VM; the deterministic snapshot names find earlier cuts), so running it again
 after a worker or triggerer restart picks up where Compute Engine's state says, stops no VM twice and cuts no
-snapshot twice. It is hosted as one task where no triggerer exists and as one trigger (DownWindowTrigger) where
-one does. A VM always ends as it began: every VM this window stopped is started again, whatever failed.
+snapshot twice. It is hosted as one task where no triggerer exists (batch_operators.DownWindowOperator) and as
+one trigger where one does (down_window_trigger.DownWindowTrigger). A VM always ends as it began: every VM this window stopped is started again, whatever failed.
 
 Tiers split the window in two phases: an earlier tier goes down (DOWN) and stays down while the later tiers are
 backed up, then comes up (UP); the last tier runs both at once (FULL). maxUnavailable caps how many VMs of the
@@ -15,17 +15,15 @@ down (at most the cap) comes back up before the next one goes down.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
-from vmbackup.airflow_compat import BaseTrigger, TriggerEvent
 from vmbackup.backup.lock import InstanceHeldError, acquire_lock, foreign_lock, holds_our_lock, release_lock
 from vmbackup.backup.lock_wait import raced_message
 from vmbackup.backup.resolution import Target, vm_key
@@ -52,10 +50,6 @@ UP: Phase = "up"
 STARTING_STATUSES = ("PROVISIONING", "STAGING", "REPAIRING")  # a start is under way: wait for RUNNING
 STOPPING_STATUSES = ("STOPPING", "SUSPENDING")  # Compute Engine refuses a start until these end
 CUT_ATTEMPTS = 3  # tries of the cut while the VM is down, each after the hook's own retries ran out
-
-# Windows in flight at once in one process (a triggerer, a worker); each holds a thread while its VMs are down.
-WINDOW_THREADS = 256
-_windows = ThreadPoolExecutor(max_workers=WINDOW_THREADS, thread_name_prefix="vmbackup-window")
 
 
 class WindowError(Exception):
@@ -435,75 +429,3 @@ def _guarded(vm: _Vm, part: Callable[[], Any]) -> Any:
 def _record(vm: _Vm, step: str, message: str) -> None:
     if vm.result.get("error") is None:
         vm.result["error"], vm.result["error_step"] = message, step
-
-
-# -- the deferrable host --------------------------------------------------------------------------------------
-
-
-class DownWindowTrigger(BaseTrigger):
-    """Runs run_window in the triggerer (no worker slot held); a restarted triggerer runs it again from its kwargs,
-    and it picks up where Compute Engine's state says."""
-
-    def __init__(
-        self,
-        policy_json: str,
-        targets: list[dict[str, Any]],
-        slot: str | None,
-        phase: str,
-        max_unavailable: int,
-        project_limit: int,
-        poll_seconds: float,
-        lock_ttl_seconds: int,
-        endpoint: str | None = None,
-        skips: dict[str, str] | None = None,
-    ):
-        super().__init__()
-        self.skips = skips or {}
-        self.policy_json = policy_json
-        self.targets = targets
-        self.slot = slot
-        self.phase = phase
-        self.max_unavailable = max_unavailable
-        self.project_limit = project_limit
-        self.poll_seconds = poll_seconds
-        self.lock_ttl_seconds = lock_ttl_seconds
-        self.endpoint = endpoint
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "vmbackup.backup.down_window.DownWindowTrigger",
-            {
-                "policy_json": self.policy_json,
-                "targets": self.targets,
-                "slot": self.slot,
-                "phase": self.phase,
-                "max_unavailable": self.max_unavailable,
-                "project_limit": self.project_limit,
-                "poll_seconds": self.poll_seconds,
-                "lock_ttl_seconds": self.lock_ttl_seconds,
-                "endpoint": self.endpoint,
-                "skips": self.skips,
-            },
-        )
-
-    def _run(self) -> list[VmWindow]:
-        return run_window(
-            ComputeEngineHook(endpoint=self.endpoint),
-            BackupPolicy.from_json(self.policy_json),
-            self.targets,  # type: ignore[arg-type]
-            datetime.fromisoformat(self.slot) if self.slot else None,
-            self.phase,  # type: ignore[arg-type]
-            max_unavailable=self.max_unavailable,
-            project_limit=self.project_limit,
-            poll_seconds=self.poll_seconds,
-            lock_ttl_seconds=self.lock_ttl_seconds,
-            skips=self.skips,
-        )
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            results = await asyncio.get_running_loop().run_in_executor(_windows, self._run)
-        except Exception as exc:  # a trigger must report, not crash the triggerer's loop
-            yield TriggerEvent({"status": "error", "message": str(exc) or type(exc).__name__})
-            return
-        yield TriggerEvent({"status": "done", "vms": results})
