@@ -30,6 +30,7 @@ from vmbackup.backup.resolution import Target, vm_key
 from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import (
     STOPPED_STATUSES,
+    STOPPING_STATUSES,
     TAKEN,
     ComputeEngineHook,
     OperationFailedError,
@@ -47,8 +48,6 @@ FULL: Phase = "full"
 DOWN: Phase = "down"
 UP: Phase = "up"
 
-STARTING_STATUSES = ("PROVISIONING", "STAGING", "REPAIRING")  # a start is under way: wait for RUNNING
-STOPPING_STATUSES = ("STOPPING", "SUSPENDING")  # Compute Engine refuses a start until these end
 CUT_ATTEMPTS = 3  # tries of the cut while the VM is down, each after the hook's own retries ran out
 
 
@@ -351,11 +350,6 @@ class _Vm:
 
 
 # -- a batch --------------------------------------------------------------------------------------------------
-
-
-def unavailable_slots(policy: BackupPolicy, size: int) -> int:
-    """How many VMs of a tier of `size` may be down at once (spec.maxUnavailable; all of them by default)."""
-    return policy.spec.unavailable_cap(size)
 
 
 def run_window(

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from vmbackup.backup.resolution import Target
-from vmbackup.compute.hook import ComputeEngineHook, OperationRef
+from vmbackup.compute.hook import STOPPING_STATUSES, ComputeEngineHook, OperationRef
 from vmbackup.model.identifiers import Lock, lock_labels, read_lock, without_lock
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def start_if_ours(hook: ComputeEngineHook, t: Target, stopping_timeout_seconds: 
     if instance is None or not holds_our_lock(instance, t):
         return None
     deadline = time.monotonic() + stopping_timeout_seconds
-    while instance.status in ("STOPPING", "SUSPENDING") and time.monotonic() < deadline:
+    while instance.status in STOPPING_STATUSES and time.monotonic() < deadline:
         time.sleep(1)  # Compute Engine refuses start while the instance is still stopping
         instance = hook.get_instance(t["project"], t["zone"], t["instance"])
     if instance.status == "RUNNING":

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 STOPPED_STATUSES = ("TERMINATED", "STOPPED", "SUSPENDED")  # an instance in one of these is not running
+STOPPING_STATUSES = ("STOPPING", "SUSPENDING")  # Compute Engine refuses a start until these end
 
 T = TypeVar("T")
 
