@@ -145,7 +145,9 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_is_killed(
     takeover = time.monotonic() - killed
     print(f"takeover: {takeover:.1f} s from SIGKILL to the next policy's DAG in the bucket (lifetime {LIFETIME} s)")
 
-    assert uploaded(second_log, "after-the-kill")
+    # The upload line is logged once the object is written: wait for it rather than race the log file.
+    wait_until(lambda: uploaded(second_log, "after-the-kill"), within=30, what="the survivor logs its upload")
+    assert not uploaded(first_log, "after-the-kill")
     assert second.poll() is None
     made = controller_requests(kube.served())
     rbac = ChartRbac.from_render(helm.template(values={"replicaCount": 2, "peering": {"name": PEERING}}))
