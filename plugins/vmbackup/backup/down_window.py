@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
@@ -93,29 +94,39 @@ def timeouts_of(policy: BackupPolicy) -> WindowTimeouts:
 
 # -- per-process guards ---------------------------------------------------------------------------------------
 
+
+@dataclass
+class _Seat:
+    """A VM's place in this process for one run and phase: one window holds it at a time."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0  # windows holding or waiting for it
+    earlier: VmWindow | None = None  # the result of the window that held it before, while another one waited
+
+
 _guards_lock = threading.Lock()
-_vm_guards: dict[tuple[str, str, str, str], tuple[threading.Lock, int]] = {}  # the lock and how many want it
+_seats: dict[tuple[str, str, str, str, str], _Seat] = {}
 _project_caps: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 
 
 @contextmanager
-def _one_window_per_vm(t: Target) -> Iterator[None]:
-    """One window at a time per VM and run in this process (a re-created trigger waits for the one still going);
-    the entry goes once nobody waits on it, so a long-lived triggerer keeps none per finished run."""
-    key = (t["run"], t["project"], t["zone"], t["instance"])
+def _one_window_per_vm(t: Target, phase: Phase) -> Iterator[_Seat]:
+    """One window at a time per VM, run and phase in this process: a re-created trigger or a retried task waits for
+    the window still going (threads cannot be cancelled), and finds its result in the seat (`earlier`), so it
+    reports what that window did, Compute Engine's reasons included, instead of re-deriving it. The entry goes
+    once nobody waits on it, so a long-lived triggerer keeps none per finished run."""
+    key = (t["run"], phase, t["project"], t["zone"], t["instance"])
     with _guards_lock:
-        guard, users = _vm_guards.get(key, (threading.Lock(), 0))
-        _vm_guards[key] = (guard, users + 1)
+        seat = _seats.setdefault(key, _Seat())
+        seat.users += 1
     try:
-        with guard:
-            yield
+        with seat.lock:
+            yield seat
     finally:
         with _guards_lock:
-            guard, users = _vm_guards[key]
-            if users == 1:
-                del _vm_guards[key]
-            else:
-                _vm_guards[key] = (guard, users - 1)
+            seat.users -= 1
+            if seat.users == 0:
+                del _seats[key]
 
 
 def project_cap(project: str, limit: int) -> threading.BoundedSemaphore:
@@ -184,10 +195,11 @@ class _Vm:
         ours = holds_our_lock(instance, self.t)
         made = self._cuts_made()
         r["prior_status"] = "RUNNING" if ours else instance.status
-        if made is not None:  # an earlier try went through the whole down part
+        if made is not None:  # an earlier try cut them: it may have died before they left CREATING, or they failed
             r["snapshots"] = made
             r["stopped"] = ours
             log.info("%s: this run's snapshots exist already", self.t["instance"])
+            self._wait_taken(made, earlier=True)
             return ours
         stop_ref: OperationRef | None = None
         if not ours and self.skip is not None:  # the lock wait before the window gave up on it
@@ -272,13 +284,22 @@ class _Vm:
     def _cut_and_wait(self) -> None:
         cuts = self._cut()
         self.result["snapshots"] = cuts
+        self._wait_taken(cuts)
+
+    def _wait_taken(self, cuts: list[dict[str, Any]], *, earlier: bool = False) -> None:
+        """Until every cut has left CREATING (the disk may change again); a FAILED cut fails the VM's window.
+
+        `earlier`: the cuts are an earlier try's, found by name; their operations (and so Compute Engine's reason
+        for a failure) are that try's, so the message points to it.
+        """
         timeout = self.timeouts["snapshot_seconds"]
         deadline = time.time() + timeout
         while True:
             try:
                 states = self.hook.snapshot_states(self.t["project"], cuts)
             except SnapshotFailedError as exc:
-                raise WindowError("wait_snapshots_taken", str(exc)) from None
+                why = " (cut by an earlier try of this run: its log has Compute Engine's reason)" if earlier else ""
+                raise WindowError("wait_snapshots_taken", f"{exc}{why}") from None
             pending = pending_snapshots(states, TAKEN)
             if not pending:
                 self.result["taken_at"] = time.time()
@@ -383,15 +404,19 @@ def run_window(
     def one(index: int, vm: _Vm) -> None:
         stays_down = False
         try:
-            with _one_window_per_vm(vm.t), cap:
-                if phase == UP:
+            with _one_window_per_vm(vm.t, phase) as seat, cap:
+                if seat.earlier is not None:  # this VM's window of this run and phase ended while this one waited
+                    log.info("%s: an earlier window of this run just ended; its result stands", vm.t["instance"])
+                    vm.result.update(seat.earlier)
+                elif phase == UP:
                     _guarded(vm, vm.up)
-                    return
-                ours = _guarded(vm, vm.down)
-                if phase == DOWN and index >= held_from and ours is True and vm.result.get("error") is None:
-                    stays_down = True  # held for the later tiers; the UP phase starts it
-                    return
-                _guarded(vm, vm.up)  # always, also after a failure: the VM ends as it began
+                else:
+                    ours = _guarded(vm, vm.down)
+                    held = phase == DOWN and index >= held_from and ours is True and vm.result.get("error") is None
+                    if not held:  # a held VM stays down for the later tiers; the UP phase starts it
+                        _guarded(vm, vm.up)  # always, also after a failure: the VM ends as it began
+                seat.earlier = VmWindow(**vm.result)
+                stays_down = phase == DOWN and not vm.result.get("up") and vm.result.get("error") is None
         finally:
             if not stays_down:
                 slots.release()

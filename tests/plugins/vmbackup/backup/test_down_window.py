@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from devstack.gce_simulator import ComputeSimulator
+from devstack.gce_simulator import ComputeSimulator, Fault, Profile
+from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT
 from vmbackup.backup.down_window import DOWN, FULL, VmWindow, run_window
 from vmbackup.backup.lock import acquire_lock, holds_our_lock
 from vmbackup.backup.resolution import Target, resolve_targets
+from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import BackupPolicy, parse_policy
@@ -118,6 +121,54 @@ def test_a_window_killed_after_the_cut_starts_the_vm_without_a_second_cut(
     assert len(stops(gce_sim)) == 1
     creates = [c for c in gce_sim.calls if c["method"] == "disks.createSnapshot" and c["status"] == 200]
     assert len(creates) == 2
+    assert ends_as_it_began(gce_sim, hook, target)
+
+
+def test_a_window_killed_while_its_cut_is_creating_starts_the_vm_only_once_the_disk_was_read(
+    gce_sim: ComputeSimulator,
+    hook: ComputeEngineHook,
+    policy: BackupPolicy,
+    target: Target,
+    window: Callable[..., list[VmWindow]],
+) -> None:
+    gce_sim.set_profile(Profile.fast(snapshot_creating_seconds=0.5))  # long enough for the re-run to see CREATING
+    acquire_lock(hook, target, 600)
+    hook.wait_done(hook.stop_instance(GCE_PROJECT, target["zone"], target["instance"]), 30)
+    cut_snapshots(hook, policy, target, None)  # the killed try's cut, its disks still being read
+    (vm,) = window()
+    assert vm["error"] is None
+    assert [v["kind"] for v in gce_sim.violations] == []  # no start while a snapshot was CREATING
+    assert ends_as_it_began(gce_sim, hook, target)
+
+
+def test_a_window_run_again_after_its_cut_failed_reports_the_failure_and_stops_nothing_again(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
+) -> None:
+    gce_sim.inject(Fault.operation_error("disks.createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS'.", times=None))
+    (first,) = window()
+    gce_sim.clear_faults()
+    (again,) = window()  # Airflow retried the step: the FAILED snapshots of the first try are still there
+    assert first["error_step"] == "wait_snapshots_taken"
+    assert "Quota 'SNAPSHOTS'" in str(first["error"])
+    assert again["error_step"] == "wait_snapshots_taken"
+    assert "FAILED (cut by an earlier try of this run" in str(again["error"])
+    assert len(stops(gce_sim)) == 1
+    assert ends_as_it_began(gce_sim, hook, target)
+
+
+def test_a_window_that_waited_for_one_still_going_reports_what_that_one_did(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
+) -> None:
+    gce_sim.inject(Fault.slow("instances.stop", 0.5))  # the first window is still going when the second arrives
+    gce_sim.inject(Fault.operation_error("disks.createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS'.", times=None))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(window)
+        wait_until(lambda: stops(gce_sim), within=30, what="the first window's stop", interval=0.01)
+        second = pool.submit(window)  # a re-created trigger of the same run, in the same triggerer
+        ((one,), (two,)) = first.result(), second.result()
+    assert "Quota 'SNAPSHOTS'" in str(one["error"])
+    assert two == one
+    assert len(stops(gce_sim)) == 1
     assert ends_as_it_began(gce_sim, hook, target)
 
 
