@@ -16,6 +16,8 @@ from tests.fixtures.gcs import free_port
 from tests.fixtures.kube import eventually, policy_object, policy_url
 from tests.fixtures.tools import REPO_ROOT
 
+UPLOADED_ONE = 'vmbackup_uploads_total{kind="dag"} 1.0'
+
 
 def run_controller(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("VMBACKUP_")} | env
@@ -82,13 +84,18 @@ async def test_the_controller_process_serves_a_cluster_from_kubeconfig(
             assert response.status in (200, 201)
 
         await eventually(lambda: gcs_bucket.get_blob("dags/vmbackup__shop__web.py"), within=60)
-        metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{metrics_port}/metrics")
+
+        async def counted() -> str | None:  # the counter moves just after the object is written
+            text = await asyncio.to_thread(_get, f"http://127.0.0.1:{metrics_port}/metrics")
+            return text if UPLOADED_ONE in text else None
+
+        metrics = await eventually(counted, within=30, interval=0.2, what="the upload counted in /metrics")
         alive = await asyncio.to_thread(_get, f"http://127.0.0.1:{liveness_port}/healthz")
     finally:
         process.send_signal(signal.SIGTERM)
         exit_code = await asyncio.wait_for(process.wait(), timeout=60)
 
-    assert 'vmbackup_uploads_total{kind="dag"} 1.0' in metrics
+    assert UPLOADED_ONE in metrics
     assert alive
     assert exit_code == 0
     records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
