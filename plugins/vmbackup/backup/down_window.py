@@ -28,7 +28,7 @@ from typing import Any, Literal, TypedDict
 from vmbackup.backup.lock import InstanceHeldError, acquire_lock, foreign_lock, holds_our_lock, release_lock
 from vmbackup.backup.lock_wait import raced_message
 from vmbackup.backup.resolution import Target, vm_key
-from vmbackup.backup.snapshot_cuts import cut_snapshots
+from vmbackup.backup.snapshot_cuts import cut_snapshots, cuts_made
 from vmbackup.compute.hook import (
     STOPPED_STATUSES,
     STOPPING_STATUSES,
@@ -39,7 +39,6 @@ from vmbackup.compute.hook import (
     SnapshotFailedError,
     pending_snapshots,
 )
-from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import BackupPolicy
 
 log = logging.getLogger(__name__)
@@ -176,16 +175,6 @@ class _Vm:
     def _get(self) -> Any:
         return self.hook.get_instance(self.t["project"], self.t["zone"], self.t["instance"])
 
-    def _cuts_made(self) -> list[dict[str, Any]] | None:
-        """This run's snapshots of every disk, when all exist (an earlier try cut them), else None."""
-        found = []
-        for disk in self.t["disks"]:
-            snap = self.hook.find_snapshot(self.t["project"], disk["snapshot"])
-            if snap is None or snap.labels.get(vmlabels.RUN) != self.t["run"]:
-                return None
-            found.append({"name": disk["snapshot"], "disk": disk["name"], "operation": None})
-        return found
-
     # the down part ------------------------------------------------------------------------------------------
 
     def down(self) -> bool:
@@ -193,7 +182,7 @@ class _Vm:
         r = self.result
         instance = self._get()
         ours = holds_our_lock(instance, self.t)
-        made = self._cuts_made()
+        made = cuts_made(self.hook, self.policy, self.t)
         r["prior_status"] = "RUNNING" if ours else instance.status
         if made is not None:  # an earlier try cut them: it may have died before they left CREATING, or they failed
             r["snapshots"] = made

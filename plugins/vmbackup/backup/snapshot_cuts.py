@@ -98,6 +98,26 @@ def cut_snapshots(
     return cuts
 
 
+def cuts_made(hook: ComputeEngineHook, policy: BackupPolicy, t: Target) -> list[dict[str, Any]] | None:
+    """This run's cut of every disk, as cut_snapshots returns them (operation None), when an earlier try cut them all;
+    else None. With method instant a disk's cut is its instant snapshot, or the standard snapshot once converted (or
+    cut instead at a limit): looking for the standard name alone would miss an instant cut and stop the VM again."""
+    found: list[dict[str, Any]] = []
+    for disk in t["disks"]:
+        if policy.spec.snapshot.method == "instant":
+            scope, name = disk_scope(disk), instant_snapshot_name(disk["snapshot"])
+            instant = hook.find_instant_snapshot(t["project"], scope, name)
+            if instant is not None and instant.labels.get(vmlabels.RUN) == t["run"]:
+                item = {"name": name, "disk": disk["name"], "operation": None, "kind": INSTANT, "scope": scope}
+                found.append(item | {"snapshot": disk["snapshot"]})
+                continue
+        snap = hook.find_snapshot(t["project"], disk["snapshot"])
+        if snap is None or snap.labels.get(vmlabels.RUN) != t["run"]:
+            return None
+        found.append({"name": disk["snapshot"], "disk": disk["name"], "operation": None, "kind": STANDARD})
+    return found
+
+
 def _cut_standard(
     hook: ComputeEngineHook, policy: BackupPolicy, t: Target, disk: DiskTarget, labels: dict[str, str], description: str
 ) -> dict[str, Any]:

@@ -87,6 +87,24 @@ def test_a_window_run_twice_stops_the_vm_once_and_cuts_once(
     assert ends_as_it_began(gce_sim, hook, target)
 
 
+def test_an_instant_window_run_twice_stops_the_vm_once_and_cuts_once(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    instant = parse_policy(
+        "team-a", "instant", {"project": GCE_PROJECT, "instances": [DB], "snapshot": {"method": "instant"}}
+    )
+    (t,) = resolve_targets(instant, "manual__instant", hook)["groups"]["instances"]
+    for _ in range(2):  # the second: Airflow retried the step after the first had brought the VM back
+        (vm,) = run_window(
+            hook, instant, [t], None, FULL, max_unavailable=1, project_limit=4, poll_seconds=0.05, lock_ttl_seconds=600
+        )
+        assert vm["error"] is None
+        assert [s["kind"] for s in vm["snapshots"]] == ["instant", "instant"]
+    assert len(stops(gce_sim)) == 1
+    assert len(gce_sim.instant_snapshots(GCE_PROJECT)) == 2
+    assert ends_as_it_began(gce_sim, hook, t)
+
+
 def test_a_window_killed_after_locking_stops_the_vm_once(
     gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
 ) -> None:
