@@ -21,6 +21,7 @@ from controller.reconciler import BACKUP_NOW_ANNOTATION
 from devstack.gce_simulator import Fault
 from devstack.stack import BUCKET, PROJECT, LocalStack, wait_until
 from tests.fixtures.rbac import ChartRbac, controller_requests
+from vmbackup.backup.down_window import EARLIER_TRY_NOTE
 from vmbackup.model import labels
 from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
 
@@ -194,7 +195,7 @@ def test_a_failed_run_says_which_step_failed_and_the_vm_runs_again(
     assert message.startswith("instances.down_window failed for wordpress-1-vm: wait_snapshots_taken: "), message
     # Compute Engine's words, or, where Airflow retried the step after a stale executor event ("state mismatch",
     # apache/airflow#71172), the retry's: it finds the first try's FAILED snapshots, which carry no reason.
-    assert "Quota 'SNAPSHOTS' exceeded" in message or "FAILED (cut by an earlier try of this run" in message, message
+    assert "Quota 'SNAPSHOTS' exceeded" in message or EARLIER_TRY_NOTE in message, message
     assert wordpress_status(stack) == "RUNNING"
 
 

@@ -49,6 +49,8 @@ DOWN: Phase = "down"
 UP: Phase = "up"
 
 CUT_ATTEMPTS = 3  # tries of the cut while the VM is down, each after the hook's own retries ran out
+# Said of a FAILED cut an earlier try made: Compute Engine's reason was in that try's operation, not on the snapshot.
+EARLIER_TRY_NOTE = "cut by an earlier try of this run: its log has Compute Engine's reason"
 
 
 class WindowError(Exception):
@@ -287,7 +289,7 @@ class _Vm:
             try:
                 states = self.hook.snapshot_states(self.t["project"], cuts)
             except SnapshotFailedError as exc:
-                why = " (cut by an earlier try of this run: its log has Compute Engine's reason)" if earlier else ""
+                why = f" ({EARLIER_TRY_NOTE})" if earlier else ""
                 raise WindowError("wait_snapshots_taken", f"{exc}{why}") from None
             pending = pending_snapshots(states, TAKEN)
             if not pending:

@@ -108,8 +108,16 @@ def cuts_made(hook: ComputeEngineHook, policy: BackupPolicy, t: Target) -> list[
             scope, name = disk_scope(disk), instant_snapshot_name(disk["snapshot"])
             instant = hook.find_instant_snapshot(t["project"], scope, name)
             if instant is not None and instant.labels.get(vmlabels.RUN) == t["run"]:
-                item = {"name": name, "disk": disk["name"], "operation": None, "kind": INSTANT, "scope": scope}
-                found.append(item | {"snapshot": disk["snapshot"]})
+                found.append(
+                    {
+                        "name": name,
+                        "disk": disk["name"],
+                        "operation": None,
+                        "kind": INSTANT,
+                        "scope": scope,
+                        "snapshot": disk["snapshot"],
+                    }
+                )
                 continue
         snap = hook.find_snapshot(t["project"], disk["snapshot"])
         if snap is None or snap.labels.get(vmlabels.RUN) != t["run"]:

@@ -17,7 +17,7 @@ import pytest
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile
 from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT
-from vmbackup.backup.down_window import DOWN, FULL, VmWindow, run_window
+from vmbackup.backup.down_window import DOWN, EARLIER_TRY_NOTE, FULL, VmWindow, run_window
 from vmbackup.backup.lock import acquire_lock, holds_our_lock
 from vmbackup.backup.resolution import Target, resolve_targets
 from vmbackup.backup.snapshot_cuts import cut_snapshots
@@ -169,7 +169,7 @@ def test_a_window_run_again_after_its_cut_failed_reports_the_failure_and_stops_n
     assert first["error_step"] == "wait_snapshots_taken"
     assert "Quota 'SNAPSHOTS'" in str(first["error"])
     assert again["error_step"] == "wait_snapshots_taken"
-    assert "FAILED (cut by an earlier try of this run" in str(again["error"])
+    assert f"FAILED ({EARLIER_TRY_NOTE})" in str(again["error"])
     assert len(stops(gce_sim)) == 1
     assert ends_as_it_began(gce_sim, hook, target)
 
