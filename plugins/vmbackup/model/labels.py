@@ -24,6 +24,13 @@ LOCK_LABELS = (LOCK, LOCK_NAMESPACE, LOCK_POLICY, LOCK_RESTORE, LOCK_RUN_ID)
 BOOT = "vmbackup-boot"  # on a snapshot: "true" when its disk was the instance's boot disk (backup_record.py)
 REPLACED_BY = "vmbackup-replaced-by"  # on a disk an InPlace restore detached: which restore (its marker)
 DEVICE = "vmbackup-device"  # on a snapshot: the device name its disk was attached with
+# The durable mark that this product stopped an instance: set in the same setLabels call as the lock, before the stop
+# request, and removed only once the instance is RUNNING again. It outlives the lock, the run and the controller, so
+# a later run, restore, drill or the keeper DAG starts the instance instead of mistaking it for one its owner
+# stopped. STOPPED_BY is the run hash of the run that stopped it (label form); STOPPED_AT the epoch seconds.
+STOPPED_BY = "vmbackup-stopped-by"
+STOPPED_AT = "vmbackup-stopped-at"
+STOPPED_BY_LABELS = (STOPPED_BY, STOPPED_AT)
 
 
 def consistency_value(mode: str) -> str:
