@@ -84,3 +84,8 @@ def changed_fields(current: Mapping[str, Any] | None, desired: Mapping[str, Any]
         if (value is None and key in current and current[key] is not None)
         or (value is not None and current.get(key) != value)
     }
+
+
+# True while a VM of the policy that this product stopped waits to be started again by the keeper
+# (controller/keeper.py); False once none waits; Unknown when the keeper's report is stale or missing the project.
+VM_LEFT_STOPPED = "VMLeftStopped"

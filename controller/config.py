@@ -25,6 +25,7 @@ ENV_PREFIX = "VMBACKUP_"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Where the Secrets named by the tenancy map's composerTargets[].auth are mounted (one directory per Secret).
 DEFAULT_TARGET_SECRETS_DIR = Path("/etc/vmbackup/target-auth")
+DEFAULT_KEEPER_SCHEDULE = "*/10 * * * *"  # the keeper DAG's schedule: every 10 minutes
 
 
 class ConfigError(ValueError):
@@ -68,6 +69,11 @@ class ControllerConfig:
     target_secrets_dir: Path = DEFAULT_TARGET_SECRETS_DIR
     log_level: str = "INFO"
     log_format: LogFormat = "json"
+    # The keeper DAG (one per bucket) that starts again the VMs this product stopped (README "A VM this product
+    # stopped is started again"): its schedule, how often its report is read, and when that report counts as stale.
+    keeper_schedule: str = DEFAULT_KEEPER_SCHEDULE
+    keeper_read_interval_seconds: float = 120.0
+    keeper_stale_after_intervals: float = 3.0
 
     def __post_init__(self) -> None:
         if self.composer_environment and (self.bucket or self.airflow_url):
@@ -93,6 +99,7 @@ class ControllerConfig:
             raise ConfigError("VMBACKUP_METRICS_PORT must be a port number (0 disables metrics)")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"VMBACKUP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        self._check_keeper()
         auth = self.airflow_auth
         if auth.mode == "basic" and not (auth.username and auth.password):
             raise ConfigError(
@@ -104,6 +111,21 @@ class ControllerConfig:
                 "VMBACKUP_AIRFLOW_AUTH=jwt needs VMBACKUP_AIRFLOW_TOKEN (or _TOKEN_FILE), or a username and "
                 "password to obtain one"
             )
+
+    def _check_keeper(self) -> None:
+        from controller.schedule_interval import schedule_interval_seconds
+
+        try:
+            schedule_interval_seconds(self.keeper_schedule)
+        except Exception:
+            raise ConfigError(
+                f"VMBACKUP_KEEPER_SCHEDULE={self.keeper_schedule!r} must be a 5-field cron expression, e.g. "
+                f"{DEFAULT_KEEPER_SCHEDULE!r}"
+            ) from None
+        if self.keeper_read_interval_seconds <= 0:
+            raise ConfigError("VMBACKUP_KEEPER_READ_INTERVAL must be a positive number of seconds, e.g. 120")
+        if self.keeper_stale_after_intervals < 1:
+            raise ConfigError("VMBACKUP_KEEPER_STALE_AFTER must be a number of keeper intervals of at least 1, e.g. 3")
 
     @property
     def has_default_target(self) -> bool:
@@ -158,6 +180,9 @@ class ControllerConfig:
             "target_secrets_dir": Path(path) if (path := get("TARGET_SECRETS_DIR")) else DEFAULT_TARGET_SECRETS_DIR,
             "log_level": (get("LOG_LEVEL") or "INFO").upper(),
             "log_format": log_format,
+            "keeper_schedule": get("KEEPER_SCHEDULE") or DEFAULT_KEEPER_SCHEDULE,
+            "keeper_read_interval_seconds": _number(get("KEEPER_READ_INTERVAL"), "KEEPER_READ_INTERVAL", 120.0),
+            "keeper_stale_after_intervals": _number(get("KEEPER_STALE_AFTER"), "KEEPER_STALE_AFTER", 3.0),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]

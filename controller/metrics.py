@@ -116,6 +116,31 @@ class ControllerMetrics:
             registry=self.registry,
         )
 
+        self.vms_left_stopped = Gauge(
+            "vmbackup_vms_left_stopped",
+            "VMs this product stopped that the keeper has not started again yet, per project (keeper report).",
+            ["project"],
+            registry=self.registry,
+        )
+        self.vm_left_stopped_since = Gauge(
+            "vmbackup_vm_left_stopped_since_timestamp_seconds",
+            "When this product stopped a VM that is still left stopped (Unix time); present only while it waits.",
+            ["project", "zone", "instance"],
+            registry=self.registry,
+        )
+        self.keeper_report_age = Gauge(
+            "vmbackup_keeper_report_age_seconds",
+            "Age of the keeper's latest report in the bucket, at the controller's latest look.",
+            ["bucket"],
+            registry=self.registry,
+        )
+        self.keeper_interval = Gauge(
+            "vmbackup_keeper_interval_seconds",
+            "Longest gap between two runs of the keeper DAG the controller shipped to the bucket.",
+            ["bucket"],
+            registry=self.registry,
+        )
+
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 when absent), e.g. value('vmbackup_uploads_total', {'kind': 'dag'})."""
         return self.registry.get_sample_value(name, labels or {}) or 0.0

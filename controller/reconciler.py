@@ -28,6 +28,7 @@ from controller.airflow_link import (
 from controller.conditions import READY, changed_fields, find_condition
 from controller.config import ControllerConfig
 from controller.drills import DrillStatus, sync_drill_dag
+from controller.keeper import KeeperWatch
 from controller.metrics import ControllerMetrics
 from controller.schedule_interval import schedule_interval_seconds
 from controller.status import PolicyState, RunObservation, desired_status, short
@@ -81,6 +82,7 @@ class Controller:
         self._targets_by_key: dict[tuple[str, str], Target] = {}
         self.wait_modes = WaitModeResolver(config.wait_mode, config.wait_mode_refresh_seconds)
         self.drills = DrillStatus(self.metrics)
+        self.keeper = KeeperWatch(config, self.metrics, tenancy, targets)  # the keeper DAG and its report (issue 23)
 
     # ---- start-up and shutdown -------------------------------------------------------------
 
@@ -96,6 +98,7 @@ class Controller:
             return
         if result is not None:
             self.metrics.uploads.labels("plugin").inc(len(result.uploaded))
+        await self.keeper.ensure_dag(target)
 
     async def close(self) -> None:
         await self.targets.close()
@@ -187,6 +190,7 @@ class Controller:
                 state, "Error", "UploadFailed", f"cannot write the restore-drill DAG to gs://{bucket.name}: {exc}"
             )
             raise kopf.TemporaryError(f"drill DAG of {policy.dag_id}: {exc}", delay=30) from exc
+        await self.keeper.ensure_dag(target, policy.spec.project)
         if previous_target is not None and previous_target != target.key:
             old = self._targets_by_key[previous_target]
             await asyncio.to_thread(self.targets.bucket(old).delete_dag, state.dag_id)
@@ -302,6 +306,8 @@ class Controller:
             self._announce_run(body, state, observation)
             self._write_status(body, patch, state, observation)
             await self.drills.refresh(body, patch, self.targets.bucket(target).bucket, state.generation)
+            report = observation.report if observation is not None else None
+            await self.keeper.refresh(body, patch, target, state.generation, state.instances, report)
 
     async def _observe(self, target: Target, key: PolicyKey) -> RunObservation | None:
         cache = self._polls.setdefault(target.key, _PollCache())
