@@ -38,6 +38,7 @@ from vmbackup.model.report import RunReport
 logger = logging.getLogger(__name__)
 
 InstanceKey = tuple[str, str, str]  # (project, zone, instance)
+STALE_FIX = "check the vmbackup_keeper DAG in Airflow (paused, failing or not parsed)"
 
 
 def granted_projects(tenancy: Tenancy) -> set[str]:
@@ -115,6 +116,7 @@ class KeeperWatch:
         self.interval = schedule_interval_seconds(config.keeper_schedule)
         self._projects: dict[str, set[str]] = {}
         self._shipped: dict[str, str] = {}  # bucket -> the keeper DAG source it holds
+        self._shipped_at: dict[str, float] = {}  # bucket -> when this process first saw its keeper DAG in place
         self._reports: dict[str, tuple[float, KeeperReport | None]] = {}  # bucket -> (monotonic read time, report)
         self._locks: dict[str, asyncio.Lock] = {}
         self._first_seen: dict[InstanceKey, float] = {}  # for a VM whose mark has no stopped-at time
@@ -141,6 +143,7 @@ class KeeperWatch:
                 logger.error("Cannot write the keeper DAG to gs://%s (retried): %s", bucket.name, exc)
                 return
             self._shipped[bucket.name] = source
+            self._shipped_at.setdefault(bucket.name, time.time())
         self.metrics.keeper_interval.labels(bucket.name).set(self.interval)
         if result.uploaded:
             self.metrics.uploads.labels("dag").inc()
@@ -166,19 +169,19 @@ class KeeperWatch:
                     logger.warning("Cannot read gs://%s/%s: %s", name, KEEPER_REPORT_OBJECT, exc)
                 self._reports[name] = (time.monotonic(), report)
                 self._publish()
-        if report is not None:
-            self.metrics.keeper_report_age.labels(name).set(self._age(report))
+        age = self._age(name, report)
+        if age is not None:
+            self.metrics.keeper_report_age.labels(name).set(age)
         return report
 
-    def stale(self, report: KeeperReport) -> str:
-        """Why the report is too old to trust, or ''."""
-        age, limit = self._age(report), self.config.keeper_stale_after_intervals * self.interval
-        if age <= limit:
+    def stale(self, bucket: str, report: KeeperReport | None) -> str:
+        """Why the bucket's keeper report is too old to trust (or still missing), or ''."""
+        age, limit = self._age(bucket, report), self.config.keeper_stale_after_intervals * self.interval
+        if age is None or age <= limit:
             return ""
-        return (
-            f"the keeper's latest report is from {rfc3339(report.written_at)}, {age:.0f}s old, over "
-            f"{limit:.0f}s: check the vmbackup_keeper DAG in Airflow"
-        )
+        if report is None:
+            return f"the keeper has written no report {age:.0f}s after its DAG was shipped: {STALE_FIX}"
+        return f"the keeper's latest report is from {rfc3339(report.written_at)}, {age:.0f}s old: {STALE_FIX}"
 
     async def refresh(
         self,
@@ -193,16 +196,26 @@ class KeeperWatch:
         namespace, name = str(body.metadata.namespace), str(body.metadata.name)
         project = (body.get("spec") or {}).get("project")
         await self.ensure_dag(target, project)
-        report = await self.report(self.targets.bucket(target).bucket)
+        bucket = self.targets.bucket(target)
+        report = await self.report(bucket.bucket)
+        stale = self.stale(bucket.name, report)
         if report is None:
+            if stale:
+                _patch_condition(
+                    body, patch, Condition(VM_LEFT_STOPPED, "Unknown", "KeeperReportMissing", stale), generation
+                )
             return
         owned = set(instances)
         if last_run is not None and project:
             owned |= {(project, vm.zone, vm.instance) for vm in last_run.instances}
-        condition = left_stopped_condition(report, namespace, name, project, owned, self.stale(report))
+        condition = left_stopped_condition(report, namespace, name, project, owned, stale)
         _patch_condition(body, patch, condition, generation)
 
-    def _age(self, report: KeeperReport) -> float:
+    def _age(self, bucket: str, report: KeeperReport | None) -> float | None:
+        """Seconds since the report was written; with none yet, since the keeper DAG was shipped (None: not yet)."""
+        if report is None:
+            shipped = self._shipped_at.get(bucket)
+            return None if shipped is None else max(0.0, time.time() - shipped)
         written = report.written_at if report.written_at.tzinfo else report.written_at.replace(tzinfo=UTC)
         return max(0.0, (datetime.now(UTC) - written).total_seconds())
 

@@ -211,3 +211,18 @@ async def test_a_stale_keeper_report_is_surfaced(kube, operator, gcs_bucket) -> 
     assert stale["reason"] == "KeeperReportStale"
     assert age >= 7200
     assert interval == 600
+
+
+async def test_before_the_first_report_the_age_counts_from_the_keeper_dag_and_no_condition_is_set(
+    kube, operator, gcs_bucket
+) -> None:
+    tenancy = {"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}
+    async with operator(keeper_config(gcs_bucket, tenancy)) as controller:
+        await create_policy(kube, "web", SPEC)
+        await eventually(lambda: stored(kube, NAMESPACE, "web").get("status", {}).get("dagHash"), within=WITHIN)
+
+        await eventually(
+            lambda: controller.metrics.value("vmbackup_keeper_report_age_seconds", {"bucket": gcs_bucket.name}) >= 1,
+            within=WITHIN,
+        )
+        assert left_stopped_condition(kube) == {}
