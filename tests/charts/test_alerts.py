@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.fixtures.tools import Helm
+from vmbackup.model.labels import STOPPED_AT, STOPPED_BY
 
 POLICY = {"namespace": "shop", "name": "web"}
 JOB = "vmbackup-vmbackup-operator-metrics"  # the metrics Service of release "vmbackup" (tests/fixtures/tools.py)
@@ -37,6 +38,12 @@ def rules(rule_file: Path) -> dict[str, dict[str, Any]]:
 
 def selector(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
+
+
+PROJECT = {"project": "shop-prod-1"}
+LEFT_STOPPED = "vmbackup_vms_left_stopped" + selector(PROJECT)
+BUCKET = {"bucket": "us-central1-composer-bucket"}
+KEEPER_AGE = "vmbackup_keeper_report_age_seconds" + selector(BUCKET)
 
 
 @dataclass
@@ -148,6 +155,20 @@ CASES = {
     "airflow back within minutes is quiet": Case(
         "VMBackupAirflowUnreachable", {policy_series("vmbackup_airflow_reachable"): "0x5 1x10"}, "15m"
     ),
+    "VM left stopped fires": Case("VMLeftStopped", {LEFT_STOPPED: "0x2 1x10"}, "12m", [PROJECT]),
+    "VM started again clears": Case("VMLeftStopped", {LEFT_STOPPED: "1x10 0x5"}, "15m"),
+    "VM started within minutes is quiet": Case("VMLeftStopped", {LEFT_STOPPED: "0x2 1x2 0x10"}, "10m"),
+    "stale keeper report fires": Case(
+        "VMBackupKeeperStale",
+        {KEEPER_AGE: "0+60x90", f"vmbackup_keeper_interval_seconds{selector(BUCKET)}": "600x90"},
+        "90m",
+        [BUCKET],
+    ),
+    "fresh keeper report is quiet": Case(
+        "VMBackupKeeperStale",
+        {KEEPER_AGE: "300x90", f"vmbackup_keeper_interval_seconds{selector(BUCKET)}": "600x90"},
+        "90m",
+    ),
 }
 
 
@@ -155,7 +176,7 @@ def test_promtool_accepts_the_rules(promtool_bin: Path, rule_file: Path) -> None
     done = subprocess.run([str(promtool_bin), "check", "rules", str(rule_file)], capture_output=True, text=True)
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 8 rules found" in done.stdout
 
 
 def test_every_alert_has_a_runbook(rules: dict[str, dict[str, Any]]) -> None:
@@ -163,6 +184,13 @@ def test_every_alert_has_a_runbook(rules: dict[str, dict[str, Any]]) -> None:
     for alert, rule in rules.items():
         assert rule["annotations"]["runbook"].startswith("1. "), alert
         assert rule["labels"]["severity"] in ("critical", "warning"), alert
+
+
+def test_the_left_stopped_runbook_names_the_mark(rules: dict[str, dict[str, Any]]) -> None:
+    runbook = rules["VMLeftStopped"]["annotations"]["runbook"]
+
+    assert f"labels.{STOPPED_BY}:*" in runbook
+    assert f"--labels={STOPPED_BY},{STOPPED_AT}" in runbook
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
