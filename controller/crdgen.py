@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from controller.conditions import VM_LEFT_STOPPED
 from controller.crd_schema import Schema, condition_schema, model_spec_schema
 from vmbackup.model import policy, restore
 from vmbackup.model.policy import API_GROUP, API_VERSION, KIND, PLURAL, PolicySpec
@@ -268,6 +269,13 @@ PRINTER_COLUMNS: list[Schema] = [
     {"name": "Next Run", "type": "string", "jsonPath": ".status.nextRun", "description": "Next scheduled run."},
     {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend", "priority": 1},
     {"name": "DAG", "type": "string", "jsonPath": ".status.dagId", "priority": 1},
+    {
+        "name": "VM Left Stopped",
+        "type": "string",
+        "jsonPath": f'.status.conditions[?(@.type=="{VM_LEFT_STOPPED}")].status',
+        "description": "True while a VM of the policy that this product stopped waits to be started again.",
+        "priority": 1,
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
-from controller.conditions import rfc3339
+from controller.conditions import VM_LEFT_STOPPED, find_condition, rfc3339
 from vmbackup.model.policy import BackupPolicy, PolicyError, parse_policy
 
 NONE = "<none>"
+LEFT_STOPPED_MARKER = " (VM left stopped)"  # after RESULT in `get` while VMLeftStopped is True
 KUBECTL_MIN_WIDTH = 10  # kubectl's tabwriter: minimum cell width 10, padding 3
 KUBECTL_PADDING = 3
 GCLOUD_PADDING = 2
@@ -113,29 +114,31 @@ def when(value: Any, now: datetime) -> str:
 
 
 def policy_table(policies: Sequence[Mapping[str, Any]], now: datetime, *, all_namespaces: bool, wide: bool) -> str:
-    """The printer columns of the CRD, in kubectl's layout (NAMESPACE with -A; SUSPEND, DAG with -o wide).
+    """The printer columns of the CRD, in kubectl's layout (NAMESPACE with -A; VM LEFT STOPPED, SUSPEND, DAG with
+    -o wide). A policy whose VM this product stopped and could not start yet has RESULT marked (LEFT_STOPPED_MARKER).
 
     Unset fields are blank cells, as kubectl leaves them for a custom resource's printer columns.
     """
     headers = ["NAME", "SCHEDULE", "LAST SNAPSHOT", "RESULT", "NEXT RUN", "AGE"]
     if wide:
-        headers += ["SUSPEND", "DAG"]
+        headers += ["VM LEFT STOPPED", "SUSPEND", "DAG"]
     if all_namespaces:
         headers.insert(0, "NAMESPACE")
     rows = []
     for obj in policies:
         meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+        left_stopped = str((find_condition(status.get("conditions"), VM_LEFT_STOPPED) or {}).get("status") or "")
         row = [
             str(meta.get("name")),
             str(spec.get("schedule") or ""),
             age(status.get("lastSnapshotTime"), now, missing=""),
-            str(status.get("result") or ""),
+            str(status.get("result") or "") + (LEFT_STOPPED_MARKER if left_stopped == "True" else ""),
             str(status.get("nextRun") or ""),
             age(meta.get("creationTimestamp"), now, missing=""),
         ]
         if wide:
             suspend = spec.get("suspend")
-            row += ["" if suspend is None else str(bool(suspend)).lower(), str(status.get("dagId") or "")]
+            row += [left_stopped, "" if suspend is None else str(bool(suspend)).lower(), str(status.get("dagId") or "")]
         if all_namespaces:
             row.insert(0, str(meta.get("namespace")))
         rows.append(row)
