@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from controller.conditions import VM_LEFT_STOPPED
 from controller.config import ConfigError, ControllerConfig
 from controller.keeper import left_stopped_condition
-from vmbackup.model.keeper_report import KeeperReport, LeftStoppedInstance
+from controller.metrics import ControllerMetrics
+from dags_templates.render_keeper import KEEPER_DAG_ID
+from vmbackup.model.keeper_report import KEEPER_REPORT_OBJECT, KeeperReport, LeftStoppedInstance
 
 MINE = ("shop-prod-1", "us-central1-a", "web-1")
 
@@ -79,3 +83,17 @@ def test_the_keeper_settings_come_from_the_environment() -> None:
 def test_a_bad_keeper_setting_stops_the_controller_naming_the_variable(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"VMBACKUP_{variable}"):
         ControllerConfig.from_env({f"VMBACKUP_{variable}": value})
+
+
+def test_the_readme_documents_the_keepers_names() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    metrics = ControllerMetrics()
+    keeper_metrics = [
+        metrics.vms_left_stopped,
+        metrics.vm_left_stopped_since,
+        metrics.keeper_report_age,
+        metrics.keeper_interval,
+    ]
+    names = [family.name for metric in keeper_metrics for family in metric.describe()]
+    for name in [*names, VM_LEFT_STOPPED, "VMBackupKeeperStale", f"dags/{KEEPER_DAG_ID}.py", KEEPER_REPORT_OBJECT]:
+        assert f"`{name}" in readme, name
