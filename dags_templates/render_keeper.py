@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 
 from dags_templates.render import DataTemplate, RenderError
-
-KEEPER_DAG_ID = "vmbackup_keeper"  # the bucket object dags/vmbackup_keeper.py and the Airflow DAG id
+from vmbackup.model.keeper_report import KEEPER_DAG_ID  # the bucket object dags/<id>.py and the Airflow DAG id
 
 KEEPER_TEMPLATE = DataTemplate(
     path=Path(__file__).with_name("vmkeeper_dag.py.tmpl"),
