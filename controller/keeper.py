@@ -115,7 +115,7 @@ class KeeperWatch:
         self.granted = granted_projects(tenancy)
         self.interval = schedule_interval_seconds(config.keeper_schedule)
         self._projects: dict[str, set[str]] = {}
-        self._shipped: dict[str, str] = {}  # bucket -> the keeper DAG source it holds
+        self._shipped: dict[str, tuple[str, ...]] = {}  # bucket -> the projects of the keeper DAG it holds
         self._shipped_at: dict[str, float] = {}  # bucket -> when this process first saw its keeper DAG in place
         self._reports: dict[str, tuple[float, KeeperReport | None]] = {}  # bucket -> (monotonic read time, report)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -131,22 +131,23 @@ class KeeperWatch:
         projects = self._projects[bucket.name]
         if project:
             projects.add(project)
-        if not projects:
-            return
-        source = render_keeper_dag(sorted(projects), self.config.keeper_schedule)
+        wanted = tuple(sorted(projects))
+        if not wanted or self._shipped.get(bucket.name) == wanted:
+            return  # checked without rendering: every status refresh of every policy comes here
         async with self._locks.setdefault(bucket.name, asyncio.Lock()):
-            if self._shipped.get(bucket.name) == source:
+            if self._shipped.get(bucket.name) == wanted:
                 return
+            source = render_keeper_dag(list(wanted), self.config.keeper_schedule)
             try:
                 result = await asyncio.to_thread(bucket.upload_dag, KEEPER_DAG_ID, source)
             except Exception as exc:
                 logger.error("Cannot write the keeper DAG to gs://%s (retried): %s", bucket.name, exc)
                 return
-            self._shipped[bucket.name] = source
+            self._shipped[bucket.name] = wanted
             self._shipped_at.setdefault(bucket.name, time.time())
         self.metrics.keeper_interval.labels(bucket.name).set(self.interval)
         if result.uploaded:
-            self.metrics.uploads.labels("dag").inc()
+            self.metrics.uploads.labels("keeper").inc()
             logger.info("Uploaded gs://%s/%s for projects %s", bucket.name, result.object_name, sorted(projects))
 
     async def _is_default(self, target: Target) -> bool:

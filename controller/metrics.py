@@ -28,7 +28,7 @@ class ControllerMetrics:
         self.uploads = Counter(
             "vmbackup_uploads",
             "Objects written to a Composer bucket (unchanged content is not written).",
-            ["kind"],  # dag | plugin
+            ["kind"],  # dag | plugin | keeper
             registry=self.registry,
         )
         self.reconcile_seconds = Histogram(

@@ -106,8 +106,9 @@ def left_stopped_condition(kube: kmock.KubernetesEmulator, name: str = "web") ->
 
 async def test_the_keeper_dag_lands_in_the_bucket_with_the_granted_projects(kube, operator, gcs_bucket) -> None:
     tenancy = {"namespaces": {NAMESPACE: {"projects": ["shop-prod-1", "shop-dev"]}, "ops": {"projects": ["ops-1"]}}}
-    async with operator(keeper_config(gcs_bucket, tenancy)):
+    async with operator(keeper_config(gcs_bucket, tenancy)) as controller:
         projects = await eventually(lambda: keeper_projects(gcs_bucket), within=WITHIN, what="keeper DAG uploaded")
+        await eventually(lambda: controller.metrics.value("vmbackup_uploads_total", {"kind": "keeper"}) == 1)
 
     assert projects == ["ops-1", "shop-dev", "shop-prod-1"]
 
