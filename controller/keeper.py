@@ -4,8 +4,14 @@ The keeper DAG (``dags/vmbackup_keeper.py``, built by ``vmbackup.keeper.dag``) s
 schedule and with backoff, every VM carrying the stopped-by mark (``labels.STOPPED_BY``) in the projects it
 is given: every project a policy of that bucket names and, in the controller's default target only, every
 project the tenancy map grants (union over namespaces). A bucket granted to one namespace (its own Airflow)
-never learns other tenants' projects, and its Airflow is never asked to act on them. The set only grows while the controller runs, so a project whose last policy went away is still
-watched until a restart. The file is re-rendered when that set changes, and uploaded only when its bytes do.
+never learns other tenants' projects, and its Airflow is never asked to act on them. The set only grows while
+the controller runs, so a project whose last policy went away is still watched until a restart. The file is
+rendered again when that set changes, and uploaded only when its bytes do.
+
+Whom a listed VM belongs to: the policy its mark names (``namespace``/``policy`` in the report entry), or a
+policy that lists the VM in spec.instances or backed it up in its last run (a selector policy's VMs are known
+only from its runs). A policy with no VM waiting gets VMLeftStopped=False; before the bucket's first report it
+gets no condition, unless the keeper DAG has been in place for longer than the staleness limit (Unknown).
 
 The keeper's report (``KEEPER_REPORT_OBJECT``) is read at most once per bucket per
 ``keeper_read_interval_seconds`` (one GET), on the policies' status timer; every policy's refresh reuses it.
