@@ -19,7 +19,8 @@ from kubernetes.config.config_exception import ConfigException
 from controller.leader import LeaseRecord, ObservedLease
 
 LEASE_USER_AGENT = "vmbackup-controller/leader-election"
-LEASE_API_VERSION = "coordination.k8s.io/v1"
+LEASE_GROUP = "coordination.k8s.io"
+LEASE_API_VERSION = f"{LEASE_GROUP}/v1"
 
 
 class LeaseConflictError(Exception):
