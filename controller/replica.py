@@ -101,16 +101,19 @@ async def lead_then_operate(config: ControllerConfig, kopf_options: dict[str, An
     runner = await health.serve(config.liveness_endpoint) if config.liveness_endpoint else None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)  # kopf installs its own once it runs
+        loop.add_signal_handler(signum, stop.set)  # while following; kopf installs its own once it runs
     metrics.leader.set(0)
     try:
         if not await elector.acquire(stop):
             return  # stopped while following: nothing to hand over
         metrics.leader.set(1)
-        operator = asyncio.create_task(kopf.operator(stop_flag=stop, ready_flag=operator_ready, **kopf_options))
-        holding = asyncio.create_task(elector.hold())
-        await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
-        if holding.done():
+        # Renewing starts before kopf: on exit kopf waits 5 s for every task born while it ran.
+        holding = asyncio.create_task(elector.hold(), name="lease renewal")
+        # No stop_flag: kopf stops on SIGTERM/SIGINT itself, and a stop flag it never sees set would be a task
+        # it waits 5 s for on exit (its "stop-flag waiter"), delaying the release.
+        operator = asyncio.create_task(kopf.operator(ready_flag=operator_ready, **kopf_options))
+        done, _ = await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
+        if operator not in done:
             exit_at_once(metrics)
         holding.cancel()
         await elector.release()

@@ -202,11 +202,11 @@ def test_a_stopped_leader_releases_the_lease_and_hands_over_at_once(
     leader, _ = leader_and_follower(replica, watch)
     leader.process.send_signal(signal.SIGTERM)  # a rolling update or a drain
     stopped = time.monotonic()
-    assert leader.process.wait(timeout=BOUND) == 0
-    assert not holder(kube, chart_env).startswith("controller-a_"), "the stopped leader did not release the Lease"
-    assert "Released the Lease" in leader.log_text()
     wait_until(lambda: holder(kube, chart_env).startswith("controller-b_"), within=BOUND, what="the handover")
-    print(f"handover after SIGTERM: Lease taken {time.monotonic() - stopped:.1f} s after the signal")
+    handed = time.monotonic() - stopped
+    assert leader.process.wait(timeout=BOUND) == 0
+    print(f"handover after SIGTERM: Lease taken {handed:.1f} s, old process gone {time.monotonic() - stopped:.1f} s")
+    assert "Released the Lease" in leader.log_text()  # taken because released, not because it expired
     create_policy(kube, "after-the-handover")
     wait_until(lambda: in_bucket(gcs_bucket, "after-the-handover"), within=BOUND, what="the new leader acts")
 
