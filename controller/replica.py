@@ -109,6 +109,7 @@ async def lead_then_operate(config: ControllerConfig, kopf_options: dict[str, An
         metrics.leader.set(1)
         # Renewing starts before kopf: on exit kopf waits 5 s for every task born while it ran.
         holding = asyncio.create_task(elector.hold(), name="lease renewal")
+        forwarding = asyncio.create_task(forward_early_signal(stop, operator_ready), name="early signal")
         # No stop_flag: kopf stops on SIGTERM/SIGINT itself, and a stop flag it never sees set would be a task
         # it waits 5 s for on exit (its "stop-flag waiter"), delaying the release.
         operator = asyncio.create_task(kopf.operator(ready_flag=operator_ready, **kopf_options))
@@ -116,12 +117,20 @@ async def lead_then_operate(config: ControllerConfig, kopf_options: dict[str, An
         if operator not in done:
             exit_at_once(metrics)
         holding.cancel()
+        forwarding.cancel()
         await elector.release()
         metrics.leader.set(0)
         operator.result()  # kopf's own failure, if it failed
     finally:
         if runner is not None:
             await runner.cleanup()
+
+
+async def forward_early_signal(stop: asyncio.Event, operator_ready: asyncio.Event) -> None:
+    """A signal that came before kopf installed its own handlers set only our flag: hand it to kopf now."""
+    await operator_ready.wait()
+    if stop.is_set():
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def exit_at_once(metrics: ControllerMetrics) -> None:

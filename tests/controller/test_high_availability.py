@@ -26,7 +26,6 @@ from devstack.kube_local import LocalKubernetes
 from devstack.stack import wait_until
 from tests.fixtures.gcs import free_port
 from tests.fixtures.kube import policy_object, policy_url
-from tests.fixtures.leases import LeaseEmulator
 from tests.fixtures.rbac import ChartRbac, controller_requests
 from tests.fixtures.replicas import Replica, Watch, lease_spec, start_replica
 from tests.fixtures.tools import Helm, TemplateResult
@@ -42,9 +41,8 @@ Start = Callable[[str], Replica]
 
 
 @pytest.fixture
-def kube() -> Iterator[LocalKubernetes]:
-    with LocalKubernetes(emulator=LeaseEmulator) as local:
-        yield local
+def kube(lease_server: LocalKubernetes) -> LocalKubernetes:
+    return lease_server
 
 
 @pytest.fixture
@@ -155,7 +153,8 @@ def test_only_the_lease_holder_ever_acts(
     time.sleep(2 * float(chart_env["VMBACKUP_LEASE_DURATION"]))
     watch.stop()
 
-    assert KOPF_LINE in leader.log_text()  # the mark never_acted looks for is there when kopf runs
+    assert KOPF_LINE in leader.log_text()  # the marks never_acted looks for are there when a replica acts
+    assert watch.leading(leader.pod)
     never_acted(follower, watch, *policies)
     assert holder(kube, chart_env).startswith("controller-a_")
     assert follower.process.poll() is None

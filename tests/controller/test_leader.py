@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -18,25 +17,20 @@ from controller.leader import LeaderElector, LeaseRecord, LeaseTimings
 from controller.lease_api import KubernetesLeaseApi, LeaseConflictError
 from devstack.kube_local import LocalKubernetes
 from tests.fixtures.kube import eventually
-from tests.fixtures.leases import LeaseEmulator
 
-NAMESPACE, NAME = "vmbackup-system", "vmbackup"
 FAST = LeaseTimings(duration=3, renew_deadline=2, retry_period=0.25)
 
 Candidate = Callable[[str], LeaderElector]
 
 
 @pytest.fixture
-def kube() -> Iterator[LocalKubernetes]:
-    with LocalKubernetes(emulator=LeaseEmulator) as local:
-        yield local
+def kube(lease_server: LocalKubernetes) -> LocalKubernetes:
+    return lease_server
 
 
 @pytest.fixture
-def api(kube: LocalKubernetes, tmp_path: Path) -> KubernetesLeaseApi:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(kube.kubeconfig())
-    return KubernetesLeaseApi.connect(NAME, NAMESPACE, timeout=2, kubeconfig=str(kubeconfig))
+def api(lease_api: KubernetesLeaseApi) -> KubernetesLeaseApi:
+    return lease_api
 
 
 @pytest.fixture
