@@ -92,7 +92,8 @@ class Health:
 
 async def lead_then_operate(config: ControllerConfig, kopf_options: dict[str, Any], metrics: ControllerMetrics) -> None:
     """Follow until the Lease is ours, then run kopf until a signal; release the Lease after kopf stopped."""
-    assert config.lease_name, "only with a Lease"
+    if not config.lease_name:
+        raise ValueError("lead_then_operate needs VMBACKUP_LEASE_NAME")
     timings = lease_timings(config)
     api = KubernetesLeaseApi.connect(config.lease_name, config.lease_namespace, timeout=timings.renew_deadline / 2)
     elector = LeaderElector(api, replica_identity(), timings, clock=asyncio.get_running_loop().time)
