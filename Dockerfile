@@ -25,6 +25,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 # Numeric, so that Kubernetes can check runAsNonRoot without looking the name up.
 USER 10001:10001
-# 8080: kopf's /healthz; 9090: Prometheus /metrics (both set by the Helm chart's environment).
+# 8080: /healthz and /readyz (controller/replica.py); 9090: Prometheus /metrics (both set by the chart's environment).
 EXPOSE 8080 9090
 ENTRYPOINT ["vmbackup-controller"]

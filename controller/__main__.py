@@ -33,7 +33,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=WAIT_MODE_SETTINGS,
         help="how DAG sensors wait; auto: deferrable where Airflow has a live triggerer [WAIT_MODE]",
     )
-    parser.add_argument("--peering", help="kopf peering name for HA: one active replica [PEERING]")
+    parser.add_argument("--lease", help="act only while holding this coordination.k8s.io Lease [LEASE_NAME]")
+    parser.add_argument("--lease-namespace", help="the Lease's namespace [LEASE_NAMESPACE]")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port, 0 disables [METRICS_PORT]")
     parser.add_argument("--liveness", help="liveness endpoint URL, e.g. http://0.0.0.0:8080/healthz [LIVENESS]")
     parser.add_argument("--tenancy-file", type=Path, help="namespace -> projects map, JSON or YAML [TENANCY_FILE]")
@@ -51,7 +52,8 @@ def load_config(args: argparse.Namespace) -> ControllerConfig:
         "namespaces": tuple(args.namespaces) if args.namespaces else None,
         "poll_interval_seconds": args.poll_interval,
         "wait_mode": args.wait_mode,
-        "peering_name": args.peering,
+        "lease_name": args.lease,
+        "lease_namespace": args.lease_namespace,
         "metrics_port": args.metrics_port,
         "liveness_endpoint": args.liveness,
         "tenancy_file": args.tenancy_file,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from typing import Any
 
 import kopf
@@ -14,6 +14,7 @@ from controller.config import ControllerConfig
 from controller.handlers import build_registry, configure_settings
 from controller.metrics import ControllerMetrics
 from controller.reconciler import Controller
+from controller.replica import lead_then_operate
 from controller.targets import EnvironmentResolver, Target, Targets
 from controller.tenancy import Tenancy
 
@@ -68,19 +69,8 @@ def configure_logging(config: ControllerConfig) -> None:
     logging.getLogger().setLevel(config.log_level)
 
 
-def replica_priority(started_ns: int | None = None) -> int:
-    """This replica's kopf peering priority: distinct per replica, higher for the one that started first.
-
-    kopf pauses every peer when two share a priority ("Possibly conflicting operators with the same
-    priority") and lets the highest act otherwise. Minus the start time in microseconds gives each replica
-    its own priority, keeps the acting one in place when a new replica joins, and stays below a developer's
-    `kopf run --dev` (priority 666), which then pauses the cluster's replicas as kopf intends.
-    """
-    return -((time.time_ns() if started_ns is None else started_ns) // 1000)
-
-
 def run(config: ControllerConfig) -> None:
-    """Run until stopped by a signal: watches, handlers, peering (when named), liveness, metrics."""
+    """Run until stopped by a signal: under the Lease when one is named (README "High availability"), else at once."""
     configure_logging(config)
     controller = build_controller(config)
     if config.metrics_port:
@@ -90,18 +80,10 @@ def run(config: ControllerConfig) -> None:
     options: dict[str, Any] = {
         "registry": build_registry(controller),
         "settings": settings,
-        "liveness_endpoint": config.liveness_endpoint,
         "clusterwide": not config.namespaces,
         "namespaces": config.namespaces,
+        "standalone": True,  # the Lease decides who acts, not kopf's peering (controller/replica.py says why)
     }
-    if config.peering_name:
-        # Several replicas: the oldest acts, the others wait (README "High availability").
-        options["peering_name"] = config.peering_name
-        options["priority"] = replica_priority()
-        settings.peering.lifetime = config.peering_lifetime_seconds
-        settings.peering.mandatory = True  # start paused until the peering shows whether an older replica acts
-    else:
-        options["standalone"] = True
     logger.info(
         "Starting vmbackup controller: target %s, namespaces %s, poll every %ss, %s",
         config.composer_environment
@@ -109,6 +91,11 @@ def run(config: ControllerConfig) -> None:
         or "per policy",
         ", ".join(config.namespaces) or "all",
         config.poll_interval_seconds,
-        f"peering {config.peering_name!r}" if config.peering_name else "standalone",
+        f"acting only while holding Lease {config.lease_namespace}/{config.lease_name}"
+        if config.lease_name
+        else "no leader election",
     )
-    kopf.run(**options)
+    if config.lease_name:
+        asyncio.run(lead_then_operate(config, options, controller.metrics))
+    else:
+        kopf.run(liveness_endpoint=config.liveness_endpoint, **options)

@@ -26,6 +26,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # Where the Secrets named by the tenancy map's composerTargets[].auth are mounted (one directory per Secret).
 DEFAULT_TARGET_SECRETS_DIR = Path("/etc/vmbackup/target-auth")
 DEFAULT_KEEPER_SCHEDULE = "*/10 * * * *"  # the keeper DAG's schedule: every 10 minutes
+# client-go's JitterFactor: followers retry every RETRY_PERIOD x [1, 1.2), so the deadline must leave room.
+LEASE_JITTER_FACTOR = 1.2
 
 
 class ConfigError(ValueError):
@@ -58,10 +60,15 @@ class ControllerConfig:
     # How DAG sensors wait: auto = deferrable where Airflow reports a live triggerer, else reschedule.
     wait_mode: WaitModeSetting = "auto"
     wait_mode_refresh_seconds: float = 300.0
-    peering_name: str | None = None  # None: standalone (one replica)
-    # How long a replica's peering record counts as alive: a replica killed without a goodbye is taken over
-    # after at most this long (kopf refreshes the record 5-10 s before it expires).
-    peering_lifetime_seconds: int = 15
+    # The coordination.k8s.io Lease a replica must hold before it acts (README "High availability").
+    # None: no election, the process acts at once (one process outside a cluster, e.g. `make demo`).
+    lease_name: str | None = None
+    lease_namespace: str = "default"
+    # client-go's defaults (tools/leaderelection): a killed leader is taken over LEASE_DURATION after its
+    # last renewal; a leader that cannot renew for RENEW_DEADLINE stops first; everyone retries every RETRY_PERIOD.
+    lease_duration_seconds: float = 15.0
+    lease_renew_deadline_seconds: float = 10.0
+    lease_retry_period_seconds: float = 2.0
     metrics_port: int = 9090  # 0: no metrics endpoint
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
     tenancy_file: Path | None = None
@@ -93,8 +100,7 @@ class ControllerConfig:
             raise ConfigError(f"VMBACKUP_WAIT_MODE={self.wait_mode!r} must be one of {', '.join(WAIT_MODE_SETTINGS)}")
         if self.wait_mode_refresh_seconds <= 0:
             raise ConfigError("VMBACKUP_WAIT_MODE_REFRESH must be a positive number of seconds, e.g. 300")
-        if not 10 <= self.peering_lifetime_seconds <= 600:
-            raise ConfigError("VMBACKUP_PEERING_LIFETIME must be 10-600 seconds, e.g. 15")
+        self._check_lease_timings()
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError("VMBACKUP_METRICS_PORT must be a port number (0 disables metrics)")
         if self.log_level not in LOG_LEVELS:
@@ -126,6 +132,23 @@ class ControllerConfig:
             raise ConfigError("VMBACKUP_KEEPER_READ_INTERVAL must be a positive number of seconds, e.g. 120")
         if self.keeper_stale_after_intervals < 1:
             raise ConfigError("VMBACKUP_KEEPER_STALE_AFTER must be a number of keeper intervals of at least 1, e.g. 3")
+
+    def _check_lease_timings(self) -> None:
+        """client-go's NewLeaderElector checks: the leader must give up before anyone else may take over."""
+        duration = self.lease_duration_seconds
+        deadline = self.lease_renew_deadline_seconds
+        retry = self.lease_retry_period_seconds
+        if not duration == int(duration) >= 1:
+            raise ConfigError("VMBACKUP_LEASE_DURATION must be a whole number of seconds, e.g. 15")
+        if not duration > deadline:
+            raise ConfigError(
+                "VMBACKUP_LEASE_DURATION must be greater than VMBACKUP_LEASE_RENEW_DEADLINE, e.g. 15 > 10"
+            )
+        if not retry > 0 or not deadline > LEASE_JITTER_FACTOR * retry:
+            raise ConfigError(
+                f"VMBACKUP_LEASE_RENEW_DEADLINE must be greater than {LEASE_JITTER_FACTOR} x "
+                "VMBACKUP_LEASE_RETRY_PERIOD (a positive number), e.g. 10 > 1.2 x 2"
+            )
 
     @property
     def has_default_target(self) -> bool:
@@ -171,8 +194,15 @@ class ControllerConfig:
             "poll_interval_seconds": _number(get("POLL_INTERVAL"), "POLL_INTERVAL", 60.0),
             "wait_mode": (get("WAIT_MODE") or "auto").lower(),
             "wait_mode_refresh_seconds": _number(get("WAIT_MODE_REFRESH"), "WAIT_MODE_REFRESH", 300.0),
-            "peering_name": get("PEERING"),
-            "peering_lifetime_seconds": int(_number(get("PEERING_LIFETIME"), "PEERING_LIFETIME", 15)),
+            "lease_name": get("LEASE_NAME"),
+            "lease_namespace": get("LEASE_NAMESPACE") or cls.lease_namespace,
+            "lease_duration_seconds": _number(get("LEASE_DURATION"), "LEASE_DURATION", cls.lease_duration_seconds),
+            "lease_renew_deadline_seconds": _number(
+                get("LEASE_RENEW_DEADLINE"), "LEASE_RENEW_DEADLINE", cls.lease_renew_deadline_seconds
+            ),
+            "lease_retry_period_seconds": _number(
+                get("LEASE_RETRY_PERIOD"), "LEASE_RETRY_PERIOD", cls.lease_retry_period_seconds
+            ),
             "metrics_port": int(_number(get("METRICS_PORT"), "METRICS_PORT", 9090)),
             "liveness_endpoint": cls.liveness_endpoint if liveness is None else (liveness.strip() or None),
             "tenancy_file": Path(path) if (path := get("TENANCY_FILE")) else None,

@@ -109,6 +109,11 @@ class ControllerMetrics:
             [*POLICY_LABELS, "result"],
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "vmbackup_leader",
+            "1 while this replica holds the Lease and runs the controller, 0 while it follows.",
+            registry=self.registry,
+        )
         self.drill_last_success = Gauge(
             "vmbackup_restore_drill_last_success_timestamp_seconds",
             "End time of the policy's last successful restore drill (Unix time).",

@@ -47,8 +47,15 @@ def resources_from_crds(paths: Iterable[Path]) -> dict[str, kmock.ResourceInfo]:
 class LocalKubernetes:
     """kmock serving the built-in resources plus our CRDs, on 127.0.0.1, until stop()."""
 
-    def __init__(self, crd_paths: Iterable[Path] = DEFAULT_CRDS, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        crd_paths: Iterable[Path] = DEFAULT_CRDS,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        emulator: type[kmock.KubernetesEmulator] = kmock.KubernetesEmulator,
+    ) -> None:
         self.crd_paths = tuple(crd_paths)
+        self.emulator_class = emulator  # a subclass may add what kmock leaves out (tests/fixtures/leases.py)
         self.host = host
         self.port = port
         self.url = ""
@@ -69,7 +76,7 @@ class LocalKubernetes:
         return self.url
 
     def stop(self) -> None:
-        if self._loop is not None and self._stopping is not None:
+        if self._loop is not None and self._stopping is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -114,7 +121,7 @@ class LocalKubernetes:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        async with kmock.KubernetesEmulator() as emulator:
+        async with self.emulator_class() as emulator:
             self._emulator = emulator
             emulator.resources.load_bundled()
             for key, info in resources_from_crds(self.crd_paths).items():

@@ -7,6 +7,7 @@
 - airflow_api: `airflow standalone` on loopback, for the REST API
 - tools:       the real helm and kubectl binaries fetched by scripts/bootstrap.sh
 - rbac:        Kubernetes' RBAC matching of the controller's requests against the chart's roles
+- leases:      kmock serving Leases with resourceVersions and optimistic concurrency, and the Lease client
 """
 
 pytest_plugins = [
@@ -17,4 +18,5 @@ pytest_plugins = [
     "tests.fixtures.rbac",
     "tests.fixtures.kube",
     "tests.fixtures.airflow_api",
+    "tests.fixtures.leases",
 ]

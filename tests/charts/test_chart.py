@@ -33,7 +33,7 @@ NAMESPACED_VALUES: dict[str, Any] = {
     },
 }
 # Kinds whose schema kubernetes-validate does not ship (CRD-defined); checked by the tests below instead.
-CUSTOM_KINDS = {"ServiceMonitor", "KopfPeering", "ClusterKopfPeering"}
+CUSTOM_KINDS = {"ServiceMonitor"}
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +99,9 @@ def test_chart_installs_our_crd_unchanged():
     assert (CHART_DIR / "crds" / "vmbackuppolicies.yaml").read_bytes() == CRD_FILE.read_bytes()
 
 
-def test_chart_installs_kopf_peering_crds(default: TemplateResult):
+def test_chart_installs_only_our_crds(default: TemplateResult):
     crds = {doc["metadata"]["name"] for doc in default.of_kind("CustomResourceDefinition")}
-    assert crds == {
-        "vmbackuppolicies.vmbackup.dev",
-        "vmrestores.vmbackup.dev",
-        "kopfpeerings.kopf.dev",
-        "clusterkopfpeerings.kopf.dev",
-    }
+    assert crds == {"vmbackuppolicies.vmbackup.dev", "vmrestores.vmbackup.dev"}
 
 
 def test_values_schema_rejects_a_bad_value_naming_it(helm: Helm):
@@ -159,13 +154,14 @@ def test_pod_runs_under_the_restricted_pod_security_standard(default: TemplateRe
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
-def test_container_has_resources_and_probes_on_kopf_healthz(default: TemplateResult):
+def test_container_has_resources_and_probes_on_the_health_port(default: TemplateResult):
     main = container(default)
     assert main["resources"]["requests"]
     assert main["resources"]["limits"]["memory"]
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
-    for probe in (main["livenessProbe"], main["readinessProbe"]):
-        assert probe["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # Followers are ready too (controller/replica.py): a drain can then evict the leader despite the budget.
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert env(default)["VMBACKUP_LIVENESS"] == f"http://0.0.0.0:{ports['health']}/healthz"
 
 
@@ -192,23 +188,32 @@ CONTROLLER_RULES = {
 }
 
 
+LEASE_RULES = {("coordination.k8s.io", "leases", verb) for verb in ("create", "get", "update")}
+
+
 def test_controller_may_do_only_what_it_needs(default: TemplateResult):
     assert rules(default, "ClusterRole") == CONTROLLER_RULES
-    assert not default.of_kind("Role")
+    assert rules(default, "Role") == set()
 
 
-def test_peering_rights_come_with_replicas(ha: TemplateResult):
-    peering = {("kopf.dev", "clusterkopfpeerings", verb) for verb in ("list", "watch", "patch")}
-    assert rules(ha, "ClusterRole") == CONTROLLER_RULES | peering
+@pytest.mark.parametrize("render_name", ["default", "ha", "namespaced"])
+def test_every_replica_count_may_hold_only_its_own_lease(render_name: str, request: pytest.FixtureRequest):
+    render: TemplateResult = request.getfixturevalue(render_name)
+    (role,) = [r for r in render.of_kind("Role") if r["metadata"]["name"].endswith("-leader-election")]
+    assert role["metadata"]["namespace"] == "vmbackup-system"  # the release namespace, not a watched one
+    assert rules(render, "Role", "-leader-election") == LEASE_RULES
+    named = [rule for rule in role["rules"] if rule.get("resourceNames")]
+    assert [rule["resourceNames"] for rule in named] == [[env(render)["VMBACKUP_LEASE_NAME"]]]
+    assert {verb for rule in named for verb in rule["verbs"]} == {"get", "update"}  # create cannot be named
 
 
 def test_watched_namespaces_get_roles_and_no_cluster_rights(namespaced: TemplateResult):
-    roles = namespaced.of_kind("Role")
+    roles = [r for r in namespaced.of_kind("Role") if r["metadata"]["name"].endswith("-controller")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["finance", "shop"]
-    peering = {("kopf.dev", "kopfpeerings", verb) for verb in ("list", "watch", "patch")}
-    assert rules(namespaced, "Role") == CONTROLLER_RULES | peering
+    assert rules(namespaced, "Role") == CONTROLLER_RULES
     assert rules(namespaced, "ClusterRole") == set()
-    assert sorted(b["metadata"]["namespace"] for b in namespaced.of_kind("RoleBinding")) == ["finance", "shop"]
+    bindings = [b for b in namespaced.of_kind("RoleBinding") if b["metadata"]["name"].endswith("-controller")]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["finance", "shop"]
     assert env(namespaced)["VMBACKUP_NAMESPACES"] == "shop,finance"
 
 
@@ -221,21 +226,26 @@ def test_user_roles_aggregate_into_the_default_roles(default: TemplateResult):
     assert labels["view"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
 
 
-def test_one_replica_runs_standalone(default: TemplateResult):
-    assert "VMBACKUP_PEERING" not in env(default)
+def test_one_replica_also_holds_the_lease_for_rolling_updates(default: TemplateResult):
+    assert env(default)["VMBACKUP_LEASE_NAME"] == "vmbackup-vmbackup-operator"  # a surge pod must wait too
+    assert env(default)["VMBACKUP_LEASE_NAMESPACE"] == "vmbackup-system"
     assert not default.of_kind("PodDisruptionBudget")
-    assert not default.of_kind("ClusterKopfPeering")
 
 
-def test_replicas_share_a_peering_and_a_disruption_budget(ha: TemplateResult):
-    (peering,) = ha.of_kind("ClusterKopfPeering")
-    assert env(ha)["VMBACKUP_PEERING"] == peering["metadata"]["name"]
+def test_replicas_share_the_lease_and_a_disruption_budget(ha: TemplateResult):
+    assert env(ha)["VMBACKUP_LEASE_NAME"] == "vmbackup-vmbackup-operator"
     assert env(ha)["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert ha.one("PodDisruptionBudget")["spec"]["minAvailable"] == 1
 
 
-def test_namespaced_replicas_peer_in_each_namespace(namespaced: TemplateResult):
-    assert sorted(p["metadata"]["namespace"] for p in namespaced.of_kind("KopfPeering")) == ["finance", "shop"]
+def test_lease_timings_reach_the_controller(helm: Helm):
+    timings = {"leaseName": "backups", "leaseDurationSeconds": 30, "renewDeadlineSeconds": 20, "retryPeriodSeconds": 4}
+    render = helm.template(values={"leaderElection": timings})
+    plain = {name: value for name, value in env(render).items() if isinstance(value, str)}
+    config = ControllerConfig.from_env(plain)
+    assert config.lease_name == "backups"
+    assert (config.lease_duration_seconds, config.lease_renew_deadline_seconds) == (30, 20)
+    assert config.lease_retry_period_seconds == 4
 
 
 def test_service_account_carries_the_workload_identity(ha: TemplateResult):
@@ -270,7 +280,12 @@ def test_controller_reads_the_settings_the_chart_sets(ha: TemplateResult):
     plain = {name: value for name, value in env(ha).items() if isinstance(value, str)}
     config = ControllerConfig.from_env(plain)
     assert config.composer_environment == HA_VALUES["composer"]["environment"]
-    assert config.peering_name == ha.one("ClusterKopfPeering")["metadata"]["name"]
+    assert (config.lease_name, config.lease_namespace) == ("vmbackup-vmbackup-operator", "vmbackup-system")
+    assert (config.lease_duration_seconds, config.lease_renew_deadline_seconds, config.lease_retry_period_seconds) == (
+        15,
+        10,
+        2,
+    )
     assert config.namespaces == ()
     assert config.metrics_port == 9090
     assert config.liveness_endpoint == "http://0.0.0.0:8080/healthz"

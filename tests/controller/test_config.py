@@ -17,7 +17,8 @@ def test_a_self_managed_airflow_target_is_read_from_the_environment() -> None:
             "VMBACKUP_AIRFLOW_PASSWORD": "secret",
             "VMBACKUP_NAMESPACES": "shop, billing",
             "VMBACKUP_POLL_INTERVAL": "15",
-            "VMBACKUP_PEERING": "vmbackup",
+            "VMBACKUP_LEASE_NAME": "vmbackup",
+            "VMBACKUP_LEASE_NAMESPACE": "vmbackup-system",
         }
     )
     assert (config.bucket, config.airflow_url) == ("composer-bucket", "http://airflow:8080")
@@ -25,7 +26,7 @@ def test_a_self_managed_airflow_target_is_read_from_the_environment() -> None:
     assert config.airflow_auth.password == "secret"
     assert config.namespaces == ("shop", "billing")
     assert config.poll_interval_seconds == 15
-    assert config.peering_name == "vmbackup"
+    assert (config.lease_name, config.lease_namespace) == ("vmbackup", "vmbackup-system")
 
 
 def test_secrets_can_come_from_mounted_files(tmp_path: Path) -> None:
@@ -36,13 +37,13 @@ def test_secrets_can_come_from_mounted_files(tmp_path: Path) -> None:
 
 
 def test_flags_override_the_environment() -> None:
-    config = ControllerConfig.from_env({"VMBACKUP_POLL_INTERVAL": "15"}, poll_interval_seconds=5.0, peering_name=None)
+    config = ControllerConfig.from_env({"VMBACKUP_POLL_INTERVAL": "15"}, poll_interval_seconds=5.0, lease_name=None)
     assert config.poll_interval_seconds == 5.0
 
 
 def test_defaults_are_standalone_json_logs_all_namespaces() -> None:
     config = ControllerConfig.from_env({})
-    assert config.peering_name is None
+    assert config.lease_name is None
     assert config.log_format == "json"
     assert config.namespaces == ()
     assert not config.has_default_target
@@ -57,6 +58,9 @@ def test_defaults_are_standalone_json_logs_all_namespaces() -> None:
             "not both",
         ),
         ({"VMBACKUP_AIRFLOW_AUTH": "kerberos"}, "VMBACKUP_AIRFLOW_AUTH"),
+        ({"VMBACKUP_LEASE_DURATION": "10"}, "greater than VMBACKUP_LEASE_RENEW_DEADLINE"),
+        ({"VMBACKUP_LEASE_RETRY_PERIOD": "9"}, "VMBACKUP_LEASE_RETRY_PERIOD"),
+        ({"VMBACKUP_LEASE_DURATION": "15.5"}, "whole number"),
         ({"VMBACKUP_AIRFLOW_AUTH": "basic"}, "VMBACKUP_AIRFLOW_PASSWORD"),
         ({"VMBACKUP_POLL_INTERVAL": "soon"}, "VMBACKUP_POLL_INTERVAL"),
         ({"VMBACKUP_POLL_INTERVAL": "0"}, "VMBACKUP_POLL_INTERVAL"),

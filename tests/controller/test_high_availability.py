@@ -1,156 +1,229 @@
-"""Two controller replicas against one Kubernetes API: exactly one acts; kill it and the other takes over.
+"""Replicas on a Lease: only the holder ever acts; a killed leader is taken over once the Lease expires, a
+stopped one hands over at once.
 
-Each replica is `python -m controller` as the chart runs it with replicaCount: 2 (kopf peering, its own
-POD_ID), against kmock serving our CRDs and kopf's peering CRDs, and the Cloud Storage emulator as the bucket.
-Which replica acted is read from its log (the upload line names the DAG). The takeover time is printed, not
-asserted (README "High availability" has the figure); the bound below only keeps a broken takeover from
-hanging the suite.
+Each replica is `python -m controller` with the settings the chart gives it (replicaCount: 2: the Lease's name,
+namespace and client-go's timings), against kmock serving Leases with resourceVersions as an API server does
+(tests/fixtures/leases.py), and the Cloud Storage emulator as the bucket. Which replica acted is read from its
+log (kopf's lines, the upload line that names the DAG) once the test is over, and from its `vmbackup_leader`
+gauge sampled throughout. Takeover times are printed, not asserted (README "High availability" has the
+figures); the bounds below only keep a broken election from hanging the suite.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from google.cloud import storage
 
-from devstack.kube_local import DEFAULT_CRDS, LocalKubernetes
+from controller.replica import LOST_LEASE_EXIT_CODE
+from devstack.kube_local import LocalKubernetes
 from devstack.stack import wait_until
 from tests.fixtures.gcs import free_port
 from tests.fixtures.kube import policy_object, policy_url
 from tests.fixtures.rbac import ChartRbac, controller_requests
-from tests.fixtures.tools import CHART_DIR, Helm
+from tests.fixtures.replicas import Replica, Watch, lease_spec, start_replica
+from tests.fixtures.tools import Helm, TemplateResult
 from vmbackup.model.policy import dag_id_for
 
 NAMESPACE = "shop"
-PEERING = "vmbackup"
-LIFETIME = 15
 SPEC = {"project": "shop-prod-1", "instances": [{"name": "web-1", "zone": "us-central1-a"}], "schedule": "0 2 * * *"}
-TAKEOVER_BOUND = 180  # a generous failure bound on a busy 2-core machine, not the expectation
+CHART_VALUES = {"replicaCount": 2}
+BOUND = 180  # a generous failure bound on a busy 2-core machine, not the expectation
+KOPF_LINE = " kopf."  # every kopf logger (kopf.objects, kopf.activities, ...) in the plain log format
+
+Start = Callable[[str], Replica]
 
 
 @pytest.fixture
-def kube() -> Iterator[LocalKubernetes]:
-    with LocalKubernetes(crd_paths=(*DEFAULT_CRDS, CHART_DIR / "crds" / "kopf-peerings.yaml")) as local:
-        yield local
+def kube(lease_server: LocalKubernetes) -> LocalKubernetes:
+    return lease_server
 
 
-def post(kube: LocalKubernetes, path: str, body: dict[str, object]) -> None:
-    async def send() -> None:
-        async with aiohttp.ClientSession() as session, session.post(kube.url + path, json=body) as response:
-            assert response.status in (200, 201), await response.text()
+@pytest.fixture
+def chart(helm: Helm) -> TemplateResult:
+    return helm.template(values=CHART_VALUES)
 
-    asyncio.run(send())
+
+@pytest.fixture
+def chart_env(chart: TemplateResult) -> dict[str, str]:
+    """The Deployment's VMBACKUP_LEASE_* variables: the replicas elect exactly as the chart makes them."""
+    (container,) = chart.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("VMBACKUP_LEASE_")}
 
 
 @pytest.fixture
 def replica(
-    kube: LocalKubernetes, gcs_bucket: storage.Bucket, tmp_path: Path
-) -> Iterator[Callable[[str], tuple[subprocess.Popen[bytes], Path]]]:
+    kube: LocalKubernetes, gcs_bucket: storage.Bucket, chart_env: dict[str, str], tmp_path: Path
+) -> Iterator[Start]:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(kube.kubeconfig())
-    post(kube, "/apis/kopf.dev/v1/clusterkopfpeerings", {"metadata": {"name": PEERING}})  # the chart creates it
-    started: list[subprocess.Popen[bytes]] = []
+    env = {
+        **chart_env,
+        "KUBECONFIG": str(kubeconfig),
+        "VMBACKUP_BUCKET": gcs_bucket.name,
+        "VMBACKUP_AIRFLOW_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: not needed here
+        "VMBACKUP_AIRFLOW_AUTH": "none",
+        "VMBACKUP_TENANCY": json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
+        "VMBACKUP_POLL_INTERVAL": "5",
+    }
+    started: list[Replica] = []
 
-    def start(pod: str) -> tuple[subprocess.Popen[bytes], Path]:
-        log = tmp_path / f"{pod}.log"
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
-            "POD_ID": pod,  # the chart sets it from the pod's name
-            "VMBACKUP_BUCKET": gcs_bucket.name,
-            "VMBACKUP_AIRFLOW_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: not needed here
-            "VMBACKUP_AIRFLOW_AUTH": "none",
-            "VMBACKUP_TENANCY": json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
-            "VMBACKUP_PEERING": PEERING,
-            "VMBACKUP_PEERING_LIFETIME": str(LIFETIME),
-            "VMBACKUP_POLL_INTERVAL": "5",
-            "VMBACKUP_METRICS_PORT": "0",
-            "VMBACKUP_LIVENESS": "",
-            "VMBACKUP_LOG_FORMAT": "plain",
-        }
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "controller"], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        started.append(process)
-        return process, log
+    def start(pod: str) -> Replica:
+        started.append(start_replica(pod, tmp_path, env))
+        return started[-1]
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def peers(kube: LocalKubernetes) -> dict[str, object]:
-    """The replicas' records in the peering object (kopf keeps one per live replica in its status)."""
-
-    async def read() -> dict[str, object]:
-        url = f"{kube.url}/apis/kopf.dev/v1/clusterkopfpeerings/{PEERING}"
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            return dict((await response.json()).get("status") or {})
-
-    return asyncio.run(read())
+    for each in started:
+        each.stop()
 
 
 def create_policy(kube: LocalKubernetes, name: str) -> None:
-    body = policy_object(NAMESPACE, name, SPEC)
-    post(kube, policy_url(NAMESPACE), body)
-
-
-def uploaded(log: Path, name: str) -> bool:
-    return f"{dag_id_for(NAMESPACE, name)}.py" in log.read_text(errors="replace")
+    request = urllib.request.Request(
+        kube.url + policy_url(NAMESPACE),
+        data=json.dumps(policy_object(NAMESPACE, name, SPEC)).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status in (200, 201)
 
 
 def in_bucket(bucket: storage.Bucket, name: str) -> bool:
     return bucket.blob(f"dags/{dag_id_for(NAMESPACE, name)}.py").exists()
 
 
-def test_one_replica_acts_and_the_other_takes_over_when_it_is_killed(
-    kube: LocalKubernetes,
-    replica: Callable[[str], tuple[subprocess.Popen[bytes], Path]],
-    gcs_bucket: storage.Bucket,
-    helm: Helm,
+def uploaded(replica: Replica, name: str) -> bool:
+    return f"{dag_id_for(NAMESPACE, name)}.py" in replica.log_text()
+
+
+def holder(kube: LocalKubernetes, chart_env: dict[str, str]) -> str:
+    spec = lease_spec(kube.url, chart_env["VMBACKUP_LEASE_NAMESPACE"], chart_env["VMBACKUP_LEASE_NAME"])
+    return str((spec or {}).get("holderIdentity") or "")
+
+
+def leader_and_follower(start: Start, watch: Watch) -> tuple[Replica, Replica]:
+    """a starts first and leads; b starts once a leads and is ready as its follower."""
+    first = start("controller-a")
+    watch.replicas.append(first)
+    wait_until(lambda: first.readiness() == "leader", within=BOUND, what="the first replica leads")
+    second = start("controller-b")
+    watch.replicas.append(second)
+    wait_until(
+        lambda: (second.readiness() or "").startswith("follower of controller-a"),
+        within=BOUND,
+        what="the second replica follows",
+    )
+    return first, second
+
+
+@pytest.fixture
+def watch() -> Iterator[Watch]:
+    sampling = Watch([]).start()
+    yield sampling
+    sampling.stop()
+
+
+def never_acted(follower: Replica, watch: Watch, *policies: str) -> None:
+    """Over the follower's whole life: kopf never ran, nothing uploaded, its gauge never said leader."""
+    log = follower.log_text()
+    assert "Waiting for the Lease" in log
+    assert "Acquired the Lease" not in log
+    assert KOPF_LINE not in log, "kopf ran in the follower"
+    assert not [name for name in policies if uploaded(follower, name)]
+    assert not watch.leading(follower.pod)
+
+
+def test_only_the_lease_holder_ever_acts(
+    kube: LocalKubernetes, replica: Start, watch: Watch, gcs_bucket: storage.Bucket, chart_env: dict[str, str]
 ) -> None:
-    first, first_log = replica("controller-a")
-    create_policy(kube, "before")
-    wait_until(lambda: in_bucket(gcs_bucket, "before"), within=120, what="the first replica acts")
-    second, second_log = replica("controller-b")
-    wait_until(lambda: "controller-b" in peers(kube), within=120, what="the second replica joins the peering")
+    leader, follower = leader_and_follower(replica, watch)
+    policies = ("web", "db", "cache")
+    for name in policies:
+        create_policy(kube, name)
+    for name in policies:
+        wait_until(lambda name=name: in_bucket(gcs_bucket, name), within=BOUND, what=f"{name}'s DAG")
+        wait_until(lambda name=name: uploaded(leader, name), within=60, what=f"the leader logs {name}'s upload")
+    # Several lease durations more, so that a follower that wrongly took over would have done so by now.
+    time.sleep(2 * float(chart_env["VMBACKUP_LEASE_DURATION"]))
+    watch.stop()
 
-    create_policy(kube, "while-both-run")
-    wait_until(lambda: uploaded(first_log, "while-both-run"), within=60, what="the acting replica reconciles")
-    assert not uploaded(second_log, "while-both-run")
-    assert not uploaded(second_log, "before")
+    assert KOPF_LINE in leader.log_text()  # the marks never_acted looks for are there when a replica acts
+    assert watch.leading(leader.pod)
+    never_acted(follower, watch, *policies)
+    assert holder(kube, chart_env).startswith("controller-a_")
+    assert follower.process.poll() is None
 
-    first.send_signal(signal.SIGKILL)  # no goodbye in the peering: the survivor waits for the record to expire
-    killed = time.monotonic()
-    first.wait()
-    create_policy(kube, "after-the-kill")
-    wait_until(lambda: in_bucket(gcs_bucket, "after-the-kill"), within=TAKEOVER_BOUND, what="the takeover")
-    takeover = time.monotonic() - killed
-    print(f"takeover: {takeover:.1f} s from SIGKILL to the next policy's DAG in the bucket (lifetime {LIFETIME} s)")
 
-    # The upload line is logged once the object is written: wait for it rather than race the log file.
-    wait_until(lambda: uploaded(second_log, "after-the-kill"), within=30, what="the survivor logs its upload")
-    assert not uploaded(first_log, "after-the-kill")
-    assert second.poll() is None
+def test_the_chart_allows_every_request_of_leader_and_follower(
+    kube: LocalKubernetes, replica: Start, watch: Watch, gcs_bucket: storage.Bucket, chart: TemplateResult
+) -> None:
+    leader, _ = leader_and_follower(replica, watch)
+    create_policy(kube, "web")
+    wait_until(lambda: uploaded(leader, "web"), within=BOUND, what="the leader uploads")
+    wait_until(lambda: in_bucket(gcs_bucket, "web"), within=60, what="the DAG in the bucket")
+
     made = controller_requests(kube.served())
-    rbac = ChartRbac.from_render(helm.template(values={"replicaCount": 2, "peering": {"name": PEERING}}))
+    rbac = ChartRbac.from_render(chart)
     assert not rbac.denied(made), "the chart does not allow: " + "; ".join(map(str, rbac.denied(made)))
-    peering_unused = [grant for grant in rbac.unused(made) if "kopf.dev" in grant]
-    assert not peering_unused, "granted but never used: " + "; ".join(peering_unused)
+    lease_unused = [grant for grant in rbac.unused(made) if "coordination.k8s.io" in grant]
+    assert not lease_unused, "granted but never used: " + "; ".join(lease_unused)
+
+
+def test_a_killed_leader_is_taken_over_once_the_lease_expires(
+    kube: LocalKubernetes, replica: Start, watch: Watch, gcs_bucket: storage.Bucket, chart_env: dict[str, str]
+) -> None:
+    leader, follower = leader_and_follower(replica, watch)
+    leader.process.send_signal(signal.SIGKILL)  # no release: the follower waits for the Lease to expire
+    killed = time.monotonic()
+    leader.process.wait()
+    create_policy(kube, "after-the-kill")
+    wait_until(lambda: holder(kube, chart_env).startswith("controller-b_"), within=BOUND, what="the takeover")
+    acquired = time.monotonic() - killed
+    wait_until(lambda: in_bucket(gcs_bucket, "after-the-kill"), within=BOUND, what="the new leader acts")
+    acted = time.monotonic() - killed
+    print(
+        f"takeover after SIGKILL: Lease taken {acquired:.1f} s, next policy's DAG in the bucket {acted:.1f} s "
+        f"(lease duration {chart_env['VMBACKUP_LEASE_DURATION']} s)"
+    )
+    wait_until(lambda: uploaded(follower, "after-the-kill"), within=60, what="the new leader logs its upload")
+    assert not uploaded(leader, "after-the-kill")
+
+
+def test_a_stopped_leader_releases_the_lease_and_hands_over_at_once(
+    kube: LocalKubernetes, replica: Start, watch: Watch, gcs_bucket: storage.Bucket, chart_env: dict[str, str]
+) -> None:
+    leader, _ = leader_and_follower(replica, watch)
+    leader.process.send_signal(signal.SIGTERM)  # a rolling update or a drain
+    stopped = time.monotonic()
+    wait_until(lambda: holder(kube, chart_env).startswith("controller-b_"), within=BOUND, what="the handover")
+    handed = time.monotonic() - stopped
+    assert leader.process.wait(timeout=BOUND) == 0
+    print(f"handover after SIGTERM: Lease taken {handed:.1f} s, old process gone {time.monotonic() - stopped:.1f} s")
+    assert "Released the Lease" in leader.log_text()  # taken because released, not because it expired
+    create_policy(kube, "after-the-handover")
+    wait_until(lambda: in_bucket(gcs_bucket, "after-the-handover"), within=BOUND, what="the new leader acts")
+
+
+def test_a_leader_that_loses_the_lease_exits_at_once(
+    kube: LocalKubernetes, replica: Start, watch: Watch, chart_env: dict[str, str]
+) -> None:
+    leader = replica("controller-a")
+    wait_until(lambda: leader.readiness() == "leader", within=BOUND, what="the replica leads")
+    namespace, name = chart_env["VMBACKUP_LEASE_NAMESPACE"], chart_env["VMBACKUP_LEASE_NAME"]
+    url = f"{kube.url}/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        lease = json.load(response)
+    lease["spec"]["holderIdentity"] = "intruder"  # e.g. the leader was cut off and another one took over
+    put = urllib.request.Request(
+        url, data=json.dumps(lease).encode(), headers={"Content-Type": "application/json"}, method="PUT"
+    )
+    with urllib.request.urlopen(put, timeout=30):
+        pass
+    assert leader.process.wait(timeout=BOUND) == LOST_LEASE_EXIT_CODE
+    assert "Lost the Lease" in leader.log_text()

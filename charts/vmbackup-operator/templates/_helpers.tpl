@@ -54,12 +54,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 
 {{/* "true" when more than one replica must agree on one active controller. */}}
-{{- define "vmbackup-operator.peering" -}}
+{{- define "vmbackup-operator.replicated" -}}
 {{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
 {{- end }}
 
-{{- define "vmbackup-operator.peeringName" -}}
-{{- default (include "vmbackup-operator.fullname" .) .Values.peering.name }}
+{{/* The leader-election Lease every replica must hold to act (in the release namespace). */}}
+{{- define "vmbackup-operator.leaseName" -}}
+{{- default (include "vmbackup-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
 {{/* Where the Airflow credentials Secret is mounted (read through *_FILE variables, never env values). */}}
