@@ -79,6 +79,14 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "no guest flush): use method standard or consistency stop",
             "fieldPath": ".snapshot.method",
         },
+        {
+            "rule": "!has(self.stop) || !has(self.consistency) || self.consistency == 'stop' "
+            "|| !((has(self.stop.discardLocalSsd) && self.stop.discardLocalSsd) "
+            "|| (has(self.stop.requireReservation) && self.stop.requireReservation))",
+            "message": "stop.discardLocalSsd and stop.requireReservation apply only to consistency stop (the other "
+            "modes never stop a VM): set them to false, or set consistency to stop",
+            "fieldPath": ".stop",
+        },
     ],
     ("maxUnavailable",): [
         {

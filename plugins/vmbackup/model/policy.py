@@ -28,9 +28,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from vmbackup.model.slots import CRON_FIELD_RANGES as _CRON_FIELD_RANGES
-from vmbackup.model.slots import CRON_NAMES as _CRON_NAMES
+from vmbackup.model.cron import cron_of, cron_problem
 from vmbackup.model.slots import CronSlots, Window, parse_clock, schedule_rate_problem
+from vmbackup.model.stop_options import StopOptions
 
 API_GROUP = "vmbackup.dev"
 API_VERSION = "v1alpha1"
@@ -54,14 +54,6 @@ MAX_UNAVAILABLE_VMS = 10000  # no tier holds more VMs than a selector can resolv
 RESERVED_LABEL_PREFIX = "vmbackup-"
 MAX_USER_LABELS = 48  # Compute Engine allows 64 labels per resource; we add a few of our own.
 
-# The schedule presets a policy may use, and the cron expression each stands for (Airflow's own meanings).
-SCHEDULE_PRESETS: dict[str, str] = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-}
 # How late a stop-mode run may start by default: Composer's DAG sync (3-5 min), a busy scheduler and a worker
 # scaled up from zero make minutes of lateness normal; past a quarter of an hour the VM would go down at a time
 # its owner did not choose (README: "Late runs, maintenance windows and one backup per slot").
@@ -327,6 +319,7 @@ class PolicySpec(_Model):
         description="stop: stop the VM, snapshot, start it (consistent); none: crash-consistent snapshot of the "
         "running VM; guestFlush: application-consistent snapshot through the guest agent (VM keeps running).",
     )
+    stop: StopOptions = Field(default_factory=StopOptions, description="Stop mode: Local SSD and reservation checks.")
     retention: Retention = Field(default_factory=lambda: Retention(count=7), description="What to keep.")
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings, description="Snapshot properties.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Step timeouts.")
@@ -398,6 +391,17 @@ class PolicySpec(_Model):
                 "(compute v1) take no guest flush. Set snapshot.method to standard, or consistency to stop"
             )
         return snapshot
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_needs_stop_mode(cls, stop: StopOptions, info: ValidationInfo) -> StopOptions:
+        consistency = info.data.get("consistency")
+        if stop.any_set and consistency not in (None, "stop"):
+            raise ValueError(
+                f"stop.discardLocalSsd and stop.requireReservation apply only to consistency stop (this policy's is "
+                f"{consistency}, which never stops a VM): set them to false, or set consistency to stop"
+            )
+        return stop
 
     @property
     def effective_starting_deadline(self) -> int | None:
@@ -551,45 +555,3 @@ _PATTERN_MEANING = {
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def cron_of(schedule: str) -> str:
-    """The 5-field cron expression of a validated schedule (presets expanded)."""
-    return SCHEDULE_PRESETS.get(schedule, schedule)
-
-
-def cron_problem(schedule: str) -> str | None:
-    """Why a schedule is not a usable cron expression, or None when it is."""
-    if schedule in SCHEDULE_PRESETS:
-        return None
-    if schedule.startswith("@"):
-        return f"unknown preset {schedule!r}; use one of {', '.join(SCHEDULE_PRESETS)} or a 5-field cron expression"
-    fields = schedule.split()
-    if len(fields) != 5:
-        return f"{schedule!r} must have 5 fields (minute hour day-of-month month day-of-week), e.g. '0 2 * * *'"
-    for index, (text, (low, high)) in enumerate(zip(fields, _CRON_FIELD_RANGES, strict=True)):
-        for part in text.split(","):
-            if not _cron_part_ok(part, low, high, _CRON_NAMES.get(index, {})):
-                names = ("minute", "hour", "day-of-month", "month", "day-of-week")
-                return f"{names[index]} field {text!r} is not valid (allowed {low}-{high}, '*', ranges, steps, lists)"
-    return None
-
-
-def _cron_part_ok(part: str, low: int, high: int, names: dict[str, int]) -> bool:
-    base, _, step = part.partition("/")
-    if step and not (step.isdigit() and 1 <= int(step) <= high):
-        return False
-    if base == "*":
-        return True
-    bounds = base.split("-")
-    if len(bounds) > 2 or not all(bounds):
-        return False
-    values = []
-    for bound in bounds:
-        if bound.isdigit():
-            values.append(int(bound))
-        elif bound.lower() in names:
-            values.append(names[bound.lower()])
-        else:
-            return False
-    return all(low <= v <= high for v in values) and values == sorted(values)
