@@ -106,3 +106,25 @@ def test_asking_for_a_disk_that_is_not_attached_names_the_attached_ones(hook: Co
     assert "ha-gone are not attached" in error["reason"]
     assert "attached: ha-1, ha-shared" in error["reason"]
     assert "spec.instances[].disks" in error["reason"]
+
+
+def test_a_vm_without_a_reservation_is_skipped_when_the_policy_requires_one(hook: ComputeEngineHook) -> None:
+    spec = {"instances": [{"name": "app-1", "zone": "us-central1-a"}], "stop": {"requireReservation": True}}
+    found = resolve(hook, spec)
+    (skipped,) = found["skipped"]
+    assert (skipped["instance"], found["groups"][NO_TIER]) == ("app-1", [])
+    assert "spec.stop.requireReservation" in skipped["reason"]
+
+
+def test_a_vm_without_local_ssd_carries_no_discard_key(hook: ComputeEngineHook) -> None:
+    spec = {"instances": [{"name": "app-1", "zone": "us-central1-a"}], "stop": {"discardLocalSsd": True}}
+    (target,) = resolve(hook, spec)["groups"][NO_TIER]
+    assert "discard_local_ssd" not in target
+
+
+def test_a_linux_vm_in_guest_flush_mode_is_backed_up_with_a_warning(hook: ComputeEngineHook) -> None:
+    found = resolve(hook, {"instances": [{"name": "app-1", "zone": "us-central1-a"}], "consistency": "guestFlush"})
+    assert [t["instance"] for t in found["groups"][NO_TIER]] == ["app-1"]
+    (warning,) = found["warnings"]
+    assert warning["instance"] == "app-1"
+    assert "guest agent" in warning["reason"]
