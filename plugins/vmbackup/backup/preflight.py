@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmbackup.model.policy import PolicySpec
+from vmbackup.model.report import InstanceResult
 from vmbackup.model.stop_options import DISCARD_LOCAL_SSD_FIELD, REQUIRE_RESERVATION_FIELD
 
 LOCAL_SSD_TYPE = "SCRATCH"  # AttachedDisk.type of a Local SSD
@@ -92,6 +93,16 @@ def guest_flush_supported(instance: Any) -> bool | None:
 def is_guest_flush_failure(message: str) -> bool:
     """Whether an error (Compute Engine's words, or the simulator's) is a snapshot refused for its guest flush."""
     return bool(_GUEST_FLUSH_FAILURE.search(message))
+
+
+def note_guest_flush_failures(consistency: str, instances: list[InstanceResult]) -> None:
+    """Name the fix on each VM of a guestFlush run whose error says the guest could not flush: Compute Engine's own
+    message names neither the policy field nor that every run will fail the same way."""
+    if consistency != "guestFlush":
+        return
+    for result in instances:
+        if result.error and is_guest_flush_failure(result.error):
+            result.note = f"{result.note}; {GUEST_FLUSH_FAILED_NOTE}" if result.note else GUEST_FLUSH_FAILED_NOTE
 
 
 def check(spec: PolicySpec, instance: Any) -> Verdict:

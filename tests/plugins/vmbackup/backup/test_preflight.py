@@ -10,6 +10,7 @@ from google.cloud import compute_v1
 
 from vmbackup.backup import preflight
 from vmbackup.model.policy import PolicySpec, parse_policy
+from vmbackup.model.report import InstanceResult
 
 ZONE = "us-central1-a"
 BOOT = {
@@ -116,3 +117,21 @@ def test_a_snapshot_refused_for_its_guest_flush_is_recognised(message: str) -> N
 
 def test_a_rate_limited_snapshot_is_no_guest_flush_failure() -> None:
     assert not preflight.is_guest_flush_failure("RESOURCE_OPERATION_RATE_EXCEEDED: Operation rate exceeded")
+
+
+def failed(error: str) -> InstanceResult:
+    return InstanceResult(instance="vm-1", zone=ZONE, error=error)
+
+
+def test_a_guest_flush_failure_in_the_report_names_the_consistency_field_and_the_fixes() -> None:
+    results = [failed("data-1: snapshot was not created; INVALID_USAGE: You can only use guest-flush on disks ...")]
+    preflight.note_guest_flush_failures("guestFlush", results)
+    assert results[0].note == preflight.GUEST_FLUSH_FAILED_NOTE
+    assert "spec.consistency" in preflight.GUEST_FLUSH_FAILED_NOTE
+    assert "guest agent's configuration" in preflight.GUEST_FLUSH_FAILED_NOTE
+
+
+def test_other_failures_get_no_guest_flush_note() -> None:
+    results = [failed("data-1: snapshot is FAILED")]
+    preflight.note_guest_flush_failures("guestFlush", results)
+    assert results[0].note is None
