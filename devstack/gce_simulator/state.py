@@ -2,9 +2,10 @@
 
 Everything is guarded by one ``threading.Condition``. A scheduler thread applies timed transitions (instance
 STOPPING -> TERMINATED, snapshot CREATING -> UPLOADING -> READY, operation RUNNING -> DONE ...) and notifies the
-condition, which is what ``operations.wait`` long-polls on. Operations on the same resource run one after the
-other, as Compute Engine serialises them: a second stop issued while a start is in flight stays PENDING until the
-start is DONE.
+condition, which is what ``operations.wait`` long-polls on. A resource with an operation in flight refuses a
+second mutating call at once with 400 ``resourceNotReady`` (errors.py), as Compute Engine does; a DONE operation
+is purged after ``Profile.operation_retention_seconds``. Instance power states live in power.py, the rate and
+concurrent operation quotas in quotas.py, the snapshot frequency and guestFlush rules in snapshot_rules.py.
 """
 
 from __future__ import annotations
