@@ -128,3 +128,30 @@ def test_a_linux_vm_in_guest_flush_mode_is_backed_up_with_a_warning(hook: Comput
     (warning,) = found["warnings"]
     assert warning["instance"] == "app-1"
     assert "guest agent" in warning["reason"]
+
+
+def seed_local_ssd(gce_sim: Any) -> None:
+    gce_sim.add_instance(PROJECT, "us-central1-f", "cache-1", local_ssds=1)
+
+
+def test_a_vm_with_a_local_ssd_is_skipped_in_stop_mode(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_local_ssd(gce_sim)
+    found = resolve(hook, {"instances": [{"name": "cache-1", "zone": "us-central1-f"}]})
+    (skipped,) = found["skipped"]
+    assert (skipped["instance"], found["groups"][NO_TIER]) == ("cache-1", [])
+    assert "spec.stop.discardLocalSsd" in skipped["reason"]
+
+
+def test_with_discard_local_ssd_the_target_says_so(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_local_ssd(gce_sim)
+    spec = {"instances": [{"name": "cache-1", "zone": "us-central1-f"}], "stop": {"discardLocalSsd": True}}
+    (target,) = resolve(hook, spec)["groups"][NO_TIER]
+    assert target.get("discard_local_ssd") is True
+
+
+def test_a_local_ssd_is_never_a_disk_to_snapshot(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_local_ssd(gce_sim)
+    (target,) = resolve(hook, {"instances": [{"name": "cache-1", "zone": "us-central1-f"}], "consistency": "none"})[
+        "groups"
+    ][NO_TIER]
+    assert [d["name"] for d in target["disks"]] == ["cache-1"]
