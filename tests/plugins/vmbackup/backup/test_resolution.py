@@ -155,3 +155,27 @@ def test_a_local_ssd_is_never_a_disk_to_snapshot(hook: ComputeEngineHook, gce_si
         "groups"
     ][NO_TIER]
     assert [d["name"] for d in target["disks"]] == ["cache-1"]
+
+
+def seed_affinity(gce_sim: Any, name: str, affinity: dict[str, Any]) -> None:
+    """A VM with a reservation affinity. The simulator models no reservations: the field is set on its record of the
+    instance and served by instances.get as Compute Engine serves it."""
+    gce_sim.add_instance(PROJECT, "us-central1-f", name)
+    gce_sim.world.instances[(PROJECT, "us-central1-f", name)].extra["reservationAffinity"] = affinity
+
+
+def test_a_vm_on_a_specific_reservation_is_backed_up_when_one_is_required(
+    hook: ComputeEngineHook, gce_sim: Any
+) -> None:
+    affinity = {"consumeReservationType": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name"}
+    seed_affinity(gce_sim, "reserved-1", {**affinity, "values": ["db-capacity"]})
+    spec = {"instances": [{"name": "reserved-1", "zone": "us-central1-f"}], "stop": {"requireReservation": True}}
+    found = resolve(hook, spec)
+    assert ([t["instance"] for t in found["groups"][NO_TIER]], found["skipped"]) == (["reserved-1"], [])
+
+
+def test_any_reservation_is_no_reservation_when_one_is_required(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_affinity(gce_sim, "maybe-1", {"consumeReservationType": "ANY_RESERVATION"})
+    spec = {"instances": [{"name": "maybe-1", "zone": "us-central1-f"}], "stop": {"requireReservation": True}}
+    (skipped,) = resolve(hook, spec)["skipped"]
+    assert "reservationAffinity ANY_RESERVATION" in skipped["reason"]
