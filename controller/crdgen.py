@@ -282,7 +282,7 @@ PRINTER_COLUMNS: list[Schema] = [
 
 def spec_schema() -> Schema:
     """The .spec schema: the model's, plus CEL rules and the constraints the model keeps in validators."""
-    return model_spec_schema(PolicySpec, policy, EXTRA_CONSTRAINTS, CEL_RULES)
+    return model_spec_schema(PolicySpec, EXTRA_CONSTRAINTS, CEL_RULES)
 
 
 def crd() -> Schema:
@@ -453,7 +453,7 @@ def restore_status_schema() -> Schema:
 
 
 def restore_spec_schema() -> Schema:
-    return model_spec_schema(RestoreSpec, restore, RESTORE_EXTRA_CONSTRAINTS, RESTORE_CEL_RULES)
+    return model_spec_schema(RestoreSpec, RESTORE_EXTRA_CONSTRAINTS, RESTORE_CEL_RULES)
 
 
 def restore_crd() -> Schema:

@@ -57,3 +57,11 @@ def _cron_part_ok(part: str, low: int, high: int, names: dict[str, int]) -> bool
         else:
             return False
     return all(low <= v <= high for v in values) and values == sorted(values)
+
+
+def checked_schedule(schedule: str) -> str:
+    """The schedule, or a ValueError (pydantic reports it under the field) saying why it is not cron."""
+    problem = cron_problem(schedule)
+    if problem:
+        raise ValueError(problem)
+    return schedule

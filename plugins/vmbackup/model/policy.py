@@ -5,7 +5,8 @@ DAG carries the validated policy as JSON and the factory parses it again with th
 two sides can never disagree about what a field means. Field names are the CRD's (camelCase).
 
 This module imports neither Airflow nor Kubernetes: it must load in the controller image, in
-Composer's workers and in tests alike.
+Composer's workers and in tests alike. Parts live in their own modules by concern (crd_base, cron, stop_options,
+verification, composer_target); the names callers import from here are re-exported (``import X as X``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -26,28 +25,40 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
-from vmbackup.model.cron import cron_of, cron_problem
+from vmbackup.model.composer_target import ComposerTarget
+from vmbackup.model.crd_base import (
+    CLOCK_PATTERN,
+    DNS_LABEL_PATTERN,
+    MAX_UNAVAILABLE_PERCENT_PATTERN,
+    PROJECT_PATTERN,
+    STORAGE_LOCATION_PATTERN,
+    CrdModel,
+    GceName,
+    LabelKey,
+    LabelValue,
+    PolicyError,
+    TierName,
+    Zone,
+    problems_from,
+    shown,
+)
+from vmbackup.model.crd_base import COMPOSER_ENVIRONMENT_PATTERN as COMPOSER_ENVIRONMENT_PATTERN
+from vmbackup.model.crd_base import GCE_NAME_PATTERN as GCE_NAME_PATTERN
+from vmbackup.model.crd_base import LABEL_KEY_PATTERN as LABEL_KEY_PATTERN
+from vmbackup.model.crd_base import LABEL_VALUE_PATTERN as LABEL_VALUE_PATTERN
+from vmbackup.model.crd_base import ZONE_PATTERN as ZONE_PATTERN
+from vmbackup.model.cron import checked_schedule, cron_of
+from vmbackup.model.cron import cron_problem as cron_problem
 from vmbackup.model.slots import CronSlots, Window, parse_clock, schedule_rate_problem
 from vmbackup.model.stop_options import StopOptions
+from vmbackup.model.verification import Verification
 
 API_GROUP = "vmbackup.dev"
 API_VERSION = "v1alpha1"
 KIND = "VMBackupPolicy"
 PLURAL = "vmbackuppolicies"
 
-# Compute Engine resource names (RFC 1035 labels), zones, projects and labels.
-GCE_NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
-ZONE_PATTERN = r"^[a-z]+-[a-z]+[0-9]+-[a-z]$"
-PROJECT_PATTERN = r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
-LABEL_KEY_PATTERN = r"^[a-z][-_a-z0-9]{0,62}$"
-LABEL_VALUE_PATTERN = r"^[-_a-z0-9]{0,63}$"
-STORAGE_LOCATION_PATTERN = r"^[a-z][-a-z0-9]{1,62}$"
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-COMPOSER_ENVIRONMENT_PATTERN = r"^projects/[^/]+/locations/[^/]+/environments/[^/]+$"
-CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-MAX_UNAVAILABLE_PERCENT_PATTERN = r"^([1-9][0-9]?|100)%$"
 MAX_UNAVAILABLE_VMS = 10000  # no tier holds more VMs than a selector can resolve
 
 # Labels our own snapshots carry; keep clear of them in user labels.
@@ -72,22 +83,8 @@ SnapshotMethod = Literal["standard", "instant"]
 WaitMode = Literal["reschedule", "deferrable"]
 WAIT_MODES: tuple[WaitMode, ...] = ("reschedule", "deferrable")
 
-GceName = Annotated[str, StringConstraints(pattern=GCE_NAME_PATTERN, max_length=63)]
-Zone = Annotated[str, StringConstraints(pattern=ZONE_PATTERN, max_length=63)]
-LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN, max_length=63)]
-LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]
-TierName = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
 
-
-class _Model(BaseModel):
-    """CRD-shaped: camelCase on the wire, unknown fields refused (a typo must not pass silently)."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, str_strip_whitespace=False
-    )
-
-
-class InstanceRef(_Model):
+class InstanceRef(CrdModel):
     """One VM named explicitly."""
 
     name: GceName = Field(description="Compute Engine instance name.")
@@ -110,7 +107,7 @@ class InstanceRef(_Model):
         return disks
 
 
-class InstanceSelector(_Model):
+class InstanceSelector(CrdModel):
     """VMs chosen by labels, resolved when each run starts so new VMs are picked up."""
 
     zones: list[Zone] = Field(min_length=1, max_length=64, description="Zones to search for instances.")
@@ -131,7 +128,7 @@ class InstanceSelector(_Model):
         return zones
 
 
-class Retention(_Model):
+class Retention(CrdModel):
     """Which of this policy's snapshots to keep; the newest successful one of each disk is always kept."""
 
     count: int | None = Field(default=None, ge=1, le=1000, description="Keep at least the newest N snapshots per disk.")
@@ -146,7 +143,7 @@ class Retention(_Model):
         return self
 
 
-class SnapshotSettings(_Model):
+class SnapshotSettings(CrdModel):
     """Properties of every snapshot the policy creates."""
 
     method: SnapshotMethod = Field(
@@ -174,7 +171,7 @@ class SnapshotSettings(_Model):
         return labels
 
 
-class Timeouts(_Model):
+class Timeouts(CrdModel):
     """How long each wait may take before the step fails (and a stopped VM is started again)."""
 
     stop_seconds: int = Field(default=600, ge=30, le=86400, description="Wait for a VM to stop.")
@@ -192,7 +189,7 @@ class Timeouts(_Model):
     )
 
 
-class MaintenanceWindow(_Model):
+class MaintenanceWindow(CrdModel):
     """When scheduled runs may touch VMs: every day from `start` for `durationMinutes`, in spec.timezone."""
 
     start: Annotated[str, StringConstraints(pattern=CLOCK_PATTERN)] = Field(
@@ -206,74 +203,7 @@ class MaintenanceWindow(_Model):
         return Window(clock, self.duration_minutes)
 
 
-class ComposerTarget(_Model):
-    """Where this policy's DAG goes, when not the controller's default environment."""
-
-    environment: Annotated[str, StringConstraints(pattern=COMPOSER_ENVIRONMENT_PATTERN)] | None = Field(
-        default=None, description="Composer environment: projects/P/locations/L/environments/E."
-    )
-    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-_.a-z0-9]{1,220}[a-z0-9]$")] | None = Field(
-        default=None, description="Composer bucket name (self-managed Airflow)."
-    )
-    airflow_uri: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = Field(
-        default=None, description="Airflow web server URL (self-managed Airflow)."
-    )
-
-    @model_validator(mode="after")
-    def _one_target(self) -> ComposerTarget:
-        if self.environment is None and self.bucket is None:
-            raise ValueError("set environment, or bucket with airflowUri")
-        if self.environment is not None and (self.bucket or self.airflow_uri):
-            raise ValueError("set either environment or bucket/airflowUri, not both")
-        if self.bucket is not None and self.airflow_uri is None:
-            raise ValueError("bucket needs airflowUri too")
-        return self
-
-
-class GuestCheck(_Model):
-    """Proof the restored guest booted: its serial console output matches a regular expression."""
-
-    serial_port_regex: str = Field(
-        min_length=1, max_length=1000, description="Regular expression searched in the serial port output."
-    )
-    port: int = Field(default=1, ge=1, le=4, description="Serial port (1-4).")
-    timeout_seconds: int = Field(default=600, ge=30, le=7200, description="How long to wait for a match.")
-
-    @field_validator("serial_port_regex")
-    @classmethod
-    def _compiles(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression ({exc}); e.g. 'login: $'") from None
-        return pattern
-
-
-class Verification(_Model):
-    """Restore drills: on their own schedule, the newest READY run is restored into a throwaway VM (no external
-    IP, labelled as a drill), checked, and deleted again."""
-
-    schedule: str = Field(max_length=100, description="Cron expression or preset of the drills (not the backups').")
-    instance: GceName | None = Field(default=None, description="Instance to verify; default: the policy's only one.")
-    zone: Zone | None = Field(default=None, description="Its zone, when the policy selects instances by label.")
-    network: GceName = Field(default="default", description="VPC network of the drill VM (isolate it here).")
-    subnetwork: GceName | None = Field(default=None, description="Subnetwork (needed for custom-mode VPCs).")
-    network_tags: list[GceName] = Field(default_factory=list, max_length=64, description="Network tags of the VM.")
-    machine_type: GceName | None = Field(default=None, description="Machine type; default: the source VM's.")
-    boot_timeout_seconds: int = Field(default=900, ge=60, le=7200, description="Wait for disks and RUNNING.")
-    guest_check: GuestCheck | None = Field(default=None, description="Optional check of the guest's console.")
-
-    _valid_schedule = field_validator("schedule")(lambda cls, value: _checked_schedule(value))
-
-
-def _checked_schedule(schedule: str) -> str:
-    problem = cron_problem(schedule)
-    if problem:
-        raise ValueError(problem)
-    return schedule
-
-
-class PolicySpec(_Model):
+class PolicySpec(CrdModel):
     """The spec of a VMBackupPolicy."""
 
     project: Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)] = Field(
@@ -327,7 +257,7 @@ class PolicySpec(_Model):
     composer: ComposerTarget | None = Field(default=None, description="Per-policy Composer target override.")
     verification: Verification | None = Field(default=None, description="Scheduled restore drills.")
 
-    _valid_schedule = field_validator("schedule")(lambda cls, value: _checked_schedule(value))
+    _valid_schedule = field_validator("schedule")(lambda cls, value: checked_schedule(value))
 
     @field_validator("schedule")
     @classmethod
@@ -349,7 +279,7 @@ class PolicySpec(_Model):
         if isinstance(value, bool) or (isinstance(value, int) and not 1 <= value <= MAX_UNAVAILABLE_VMS):
             raise ValueError(f"{value!r} is not a number of VMs; {fix}")
         if isinstance(value, str) and not re.fullmatch(MAX_UNAVAILABLE_PERCENT_PATTERN, value):
-            raise ValueError(f"{_shown(value)} is not a number of VMs or a percentage; {fix}")
+            raise ValueError(f"{shown(value)} is not a number of VMs or a percentage; {fix}")
         return value
 
     def unavailable_cap(self, size: int) -> int:
@@ -447,7 +377,7 @@ class PolicySpec(_Model):
         return self
 
 
-class BackupPolicy(_Model):
+class BackupPolicy(CrdModel):
     """A validated policy with its identity: what a rendered DAG carries as data."""
 
     namespace: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
@@ -483,18 +413,6 @@ def dag_id_for(namespace: str, name: str) -> str:
     return f"vmbackup__{namespace}__{name}"
 
 
-class PolicyError(ValueError):
-    """A policy that cannot be used, with every problem named by its field path and how to fix it."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
-
-    @property
-    def fields(self) -> list[str]:
-        return [field for field, _ in self.problems]
-
-
 def parse_policy(
     namespace: str, name: str, spec: dict[str, Any], generation: int = 0, created: str | datetime | None = None
 ) -> BackupPolicy:
@@ -518,40 +436,4 @@ def parse_policy(
             }
         )
     except ValidationError as exc:
-        raise PolicyError(_problems_from(exc)) from None
-
-
-def _problems_from(exc: ValidationError) -> list[tuple[str, str]]:
-    problems = []
-    for err in exc.errors(include_url=False):
-        path = "spec"
-        for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else f".{part}"
-        message = err["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
-            message = "unknown field; check the spelling against `kubectl explain vmbackuppolicy.spec`"
-        elif err["type"] == "string_pattern_mismatch":
-            pattern = err["ctx"]["pattern"]
-            message = f"{_shown(err.get('input'))} is not {_PATTERN_MEANING.get(pattern, 'valid')} ({pattern})"
-        problems.append((path, message))
-    return problems
-
-
-_PATTERN_MEANING = {
-    GCE_NAME_PATTERN: "a Compute Engine name: 1-63 lowercase letters, digits or '-', starting with a letter",
-    ZONE_PATTERN: "a zone name such as us-central1-c",
-    PROJECT_PATTERN: "a project ID: 6-30 lowercase letters, digits or '-', starting with a letter",
-    LABEL_KEY_PATTERN: "a label key: lowercase letters, digits, '-' or '_', starting with a letter",
-    LABEL_VALUE_PATTERN: "a label value: up to 63 lowercase letters, digits, '-' or '_'",
-    STORAGE_LOCATION_PATTERN: "a storage location such as us or us-central1",
-    DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-'",
-    COMPOSER_ENVIRONMENT_PATTERN: "projects/PROJECT/locations/REGION/environments/NAME",
-    CLOCK_PATTERN: "a time of day, HH:MM in 24 h (e.g. '01:30')",
-}
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+        raise PolicyError(problems_from(exc)) from None

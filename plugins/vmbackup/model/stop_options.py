@@ -6,18 +6,17 @@ Kept out of policy.py, which holds the rest of the spec: these two switches are 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StrictBool
+
+from vmbackup.model.crd_base import CrdModel
 
 # The CRD field paths people set, named in every message about them.
 DISCARD_LOCAL_SSD_FIELD = "spec.stop.discardLocalSsd"
 REQUIRE_RESERVATION_FIELD = "spec.stop.requireReservation"
 
 
-class StopOptions(BaseModel):
+class StopOptions(CrdModel):
     """What a stop-mode run may do, and what it refuses, before it stops a VM. Used only with consistency stop."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
     # Strict: the API server refuses "yes" for a boolean, so the model must not read it as true either.
     discard_local_ssd: StrictBool = Field(
