@@ -109,8 +109,10 @@ def check(spec: PolicySpec, instance: Any) -> Verdict:
     """Run the checks that apply to the policy's consistency mode."""
     if spec.consistency == "guestFlush":
         return Verdict(warning=None if guest_flush_supported(instance) else GUEST_FLUSH_UNVERIFIED)
-    if spec.consistency != "stop":
-        return Verdict()
+    from vmbackup.compute.hook import STOPPED_STATUSES  # google-cloud-compute: not at DAG parse time
+
+    if spec.consistency != "stop" or instance.status in STOPPED_STATUSES:
+        return Verdict()  # the run neither stops nor starts it: nothing to discard, no start to fail
     problems = []
     ssds = local_ssds(instance)
     if ssds and not spec.stop.discard_local_ssd:

@@ -135,3 +135,9 @@ def test_other_failures_get_no_guest_flush_note() -> None:
     results = [failed("data-1: snapshot is FAILED")]
     preflight.note_guest_flush_failures("guestFlush", results)
     assert results[0].note is None
+
+
+def test_a_vm_already_stopped_is_not_checked_for_what_stopping_it_would_do() -> None:
+    stopped = instance(BOOT, LOCAL_SSD, affinity="NO_RESERVATION", status="TERMINATED")
+    verdict = preflight.check(spec(stop={"requireReservation": True}), stopped)
+    assert (verdict.skip, verdict.discard_local_ssd) == (None, False)
