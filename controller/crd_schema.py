@@ -8,11 +8,33 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import BaseModel
 
+from vmbackup.model.policy import RESERVED_LABEL_PREFIX
+
 Schema = dict[str, Any]
+Rule = dict[str, str]  # one CEL rule: rule, message and optionally fieldPath
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# A resource's name becomes part of its DAG id: a DNS label (no dots), as parse_policy (and parse_restore) demand.
+ROOT_RULES: list[Rule] = [
+    {
+        "rule": "size(self.metadata.name) <= 63 && !self.metadata.name.contains('.')",
+        "message": "metadata.name must be a DNS label: at most 63 characters, no dots (it becomes part of the DAG id)",
+    }
+]
+
+# Label maps (a policy's snapshot labels, a restore's overrides): keys are checked by O(1) functions only (crdgen.py).
+LABEL_KEY_RULES: list[Rule] = [
+    {
+        "rule": f"self.all(k, !k.startsWith('{RESERVED_LABEL_PREFIX}'))",
+        "message": f"label keys starting with '{RESERVED_LABEL_PREFIX}' are reserved for the operator",
+    },
+    {"rule": "self.all(k, size(k) <= 63)", "message": "label keys are at most 63 characters"},
+]
 
 
 def model_spec_schema(
