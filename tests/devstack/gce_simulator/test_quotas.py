@@ -116,7 +116,7 @@ def test_a_rate_limited_fault_answers_the_documented_403(gce_sim: ComputeSimulat
 def test_too_many_operations_in_flight_answer_concurrent_operations_quota_exceeded(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
-    gce_sim.set_profile(Profile.fast(concurrent_operations_limit=1, snapshot_upload_base_seconds=0.5))
+    gce_sim.set_profile(Profile.fast(concurrent_operations_limit=1, snapshot_upload_base_seconds=2.0))
     resource = compute_v1.Snapshot(name="slow-1")
     op = gce_clients.disks.create_snapshot_unary(project=P, zone=WP_ZONE, disk=WP, snapshot_resource=resource)
     with pytest.raises(exceptions.Forbidden) as caught:  # the snapshot's operation is in flight until READY

@@ -31,6 +31,7 @@ def wait(clients: GceClients, op: compute_v1.Operation) -> compute_v1.Operation:
 def test_a_disk_with_a_snapshot_in_flight_refuses_another_at_once(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
+    gce_sim.set_profile(Profile.fast(snapshot_upload_base_seconds=2.0))  # in flight while the test runs
     first = snapshot(gce_clients, "first")
     with pytest.raises(exceptions.BadRequest) as caught:
         snapshot(gce_clients, "second")
@@ -42,7 +43,7 @@ def test_a_disk_with_a_snapshot_in_flight_refuses_another_at_once(
 
 
 def test_a_disk_from_a_snapshot_is_restoring_before_ready(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(disk_restoring_seconds=0.5))
+    gce_sim.set_profile(Profile.fast(disk_restoring_seconds=3.0))
     assert not wait(gce_clients, snapshot(gce_clients, "src")).error.errors
     source = gce_clients.snapshots.get(project=P, snapshot="src").self_link
     disk = compute_v1.Disk(name="restored", source_snapshot=source)
