@@ -37,10 +37,11 @@ def frequency_error(profile: Profile, disk: Disk, now: float | None = None) -> t
     """The operation error for a snapshot of ``disk`` now, or None (then the attempt is recorded)."""
     moment = time.monotonic() if now is None else now
     window = profile.scaled(profile.snapshot_rate_window_seconds)
-    recent = [t for t in disk.snapshot_times if moment - t < window]
-    disk.snapshot_times[:] = recent
-    too_soon = bool(recent) and moment - recent[-1] < profile.scaled(profile.snapshot_min_interval_seconds)
-    if too_soon or len(recent) >= profile.snapshots_per_rate_window:
+    interval = profile.scaled(profile.snapshot_min_interval_seconds)
+    disk.snapshot_times[:] = [t for t in disk.snapshot_times if moment - t < max(window, interval)]
+    too_soon = bool(disk.snapshot_times) and moment - disk.snapshot_times[-1] < interval
+    in_window = sum(1 for t in disk.snapshot_times if moment - t < window)
+    if too_soon or in_window >= profile.snapshots_per_rate_window:
         message = (
             f"Operation rate exceeded for resource '{disk.path}'. Too frequent operations from the source resource."
         )

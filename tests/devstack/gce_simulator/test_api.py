@@ -108,6 +108,7 @@ def test_extended_operation_result_works_through_wired_clients(gce_clients: GceC
 def test_a_second_operation_on_a_busy_instance_is_refused_at_once(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
+    gce_sim.set_profile(Profile.fast(stop_seconds=2.0))  # in flight while the test runs
     stop = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
     with pytest.raises(exceptions.BadRequest) as caught:
         gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)

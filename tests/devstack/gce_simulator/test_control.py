@@ -209,8 +209,10 @@ def test_restore_a_disk_from_a_snapshot_and_a_vm_from_disks(gce_sim: ComputeSimu
     )
     assert disk_op.operation_type == "insert"
     gce_clients.zone_operations.wait(project=P, zone=zone, operation=disk_op.name)
-    restored = gce_clients.disks.get(project=P, zone=zone, disk="db-1-data-restored")
-    assert restored.status == "READY"
+    deadline = time.monotonic() + 10  # RESTORING a little after the insert is DONE, then READY
+    while (restored := gce_clients.disks.get(project=P, zone=zone, disk="db-1-data-restored")).status != "READY":
+        assert restored.status == "RESTORING"
+        assert time.monotonic() < deadline
     assert restored.size_gb == 100
     assert restored.source_snapshot.endswith("/global/snapshots/db-data-snap")
 
