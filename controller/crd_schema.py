@@ -8,23 +8,43 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from types import ModuleType
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 from pydantic import BaseModel
 
+from vmbackup.model.policy import RESERVED_LABEL_PREFIX
+
 Schema = dict[str, Any]
+Rule = dict[str, str]  # one CEL rule: rule, message and optionally fieldPath
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# A resource's name becomes part of its DAG id: a DNS label (no dots), as parse_policy (and parse_restore) demand.
+ROOT_RULES: list[Rule] = [
+    {
+        "rule": "size(self.metadata.name) <= 63 && !self.metadata.name.contains('.')",
+        "message": "metadata.name must be a DNS label: at most 63 characters, no dots (it becomes part of the DAG id)",
+    }
+]
+
+# Label maps (a policy's snapshot labels, a restore's overrides): keys are checked by O(1) functions only (crdgen.py).
+LABEL_KEY_RULES: list[Rule] = [
+    {
+        "rule": f"self.all(k, !k.startsWith('{RESERVED_LABEL_PREFIX}'))",
+        "message": f"label keys starting with '{RESERVED_LABEL_PREFIX}' are reserved for the operator",
+    },
+    {"rule": "self.all(k, size(k) <= 63)", "message": "label keys are at most 63 characters"},
+]
 
 
 def model_spec_schema(
     spec_model: type[BaseModel],
-    module: ModuleType,
     extra_constraints: Mapping[tuple[str, ...], Schema],
     cel_rules: Mapping[tuple[str, ...], list[Schema]],
 ) -> Schema:
     """A .spec schema: the model's, plus CEL rules and the constraints the model keeps in validators."""
     raw = spec_model.model_json_schema(by_alias=True)
-    schema = _structural(raw, raw.get("$defs", {}), _models(module), model_name=spec_model.__name__)
+    schema = _structural(raw, raw.get("$defs", {}), _models(spec_model), model_name=spec_model.__name__)
     for path, extra in extra_constraints.items():
         _at(schema, path).update(copy.deepcopy(extra))
     for path, rules in cel_rules.items():
@@ -73,13 +93,26 @@ def condition_schema() -> Schema:
     }
 
 
-def _models(module: ModuleType) -> dict[str, type[BaseModel]]:
-    """Model classes by the name pydantic gives their $defs entries."""
+def _models(root: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """Model classes by the name pydantic gives their $defs entries: the root and every model its fields reach, in
+    whichever module each is defined (the policy's parts live in several)."""
     found: dict[str, type[BaseModel]] = {}
-    for value in vars(module).values():
-        if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel:
-            found[value.__name__] = value
+    pending = [root]
+    while pending:
+        model = pending.pop()
+        if model.__name__ in found:
+            continue
+        found[model.__name__] = model
+        for field in model.model_fields.values():
+            pending.extend(_nested_models(field.annotation))
     return found
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    """The models a field's type names, through Optional, lists, dicts and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _nested_models(arg)]
 
 
 def _factory_defaults(model: type[BaseModel]) -> dict[str, Any]:

@@ -17,6 +17,23 @@ from vmbackup.model.policy import BackupPolicy, PolicyError, parse_policy
 
 NONE = "<none>"
 LEFT_STOPPED_MARKER = " (VM left stopped)"  # after RESULT in `get` while VMLeftStopped is True
+# describe's notes on the consistency mode, one line each (README: "Checks before anything stops").
+STOCKOUT_RISK = (
+    "a VM that consumes no reservation may not start again during a zone stockout; the product keeps retrying "
+    "(keeper) - set spec.stop.requireReservation to refuse such VMs"
+)
+RESERVATION_REQUIRED = "VMs that consume no reservation are skipped (spec.stop.requireReservation)"
+LOCAL_SSD_SKIPPED = (
+    "VMs with a Local SSD are skipped (spec.stop.discardLocalSsd true stops them, discarding the Local SSD's data)"
+)
+LOCAL_SSD_DISCARDED = (
+    "VMs with a Local SSD are stopped and their Local SSD's data is discarded (spec.stop.discardLocalSsd)"
+)
+GUEST_FLUSH_RISK = (
+    "Windows guests flush through VSS; a Linux guest only with snapshots enabled in its guest agent's configuration, "
+    "which the Compute Engine API does not show - without it every run fails for that VM and the run report names "
+    "the fix"
+)
 KUBECTL_MIN_WIDTH = 10  # kubectl's tabwriter: minimum cell width 10, padding 3
 KUBECTL_PADDING = 3
 GCLOUD_PADDING = 2
@@ -240,6 +257,8 @@ def _spec_summary(out: _Fields, policy: BackupPolicy) -> None:
         out.add("Tiers", " -> ".join(spec.tiers) + " (stop order; start in reverse)", indent=1)
     out.add("Schedule", _schedule(spec.schedule, spec.timezone), indent=1)
     out.add("Consistency", spec.consistency, indent=1)
+    for label, lines in _consistency_notes(policy):
+        out.add(label, lines, indent=1)
     out.add("Retention", _retention(policy), indent=1)
     if spec.snapshot.storage_location or spec.snapshot.labels:
         where = spec.snapshot.storage_location or "default location"
@@ -254,6 +273,18 @@ def _spec_summary(out: _Fields, policy: BackupPolicy) -> None:
     else:
         target = f"gs://{composer.bucket} + {composer.airflow_uri}"
     out.add("Composer", target, indent=1)
+
+
+def _consistency_notes(policy: BackupPolicy) -> list[tuple[str, list[str]]]:
+    """What the consistency mode risks and what spec.stop decides about it (README: "Checks before anything stops")."""
+    spec = policy.spec
+    if spec.consistency == "guestFlush":
+        return [("Guest Flush", [GUEST_FLUSH_RISK])]
+    if spec.consistency != "stop":
+        return []
+    reservation = RESERVATION_REQUIRED if spec.stop.require_reservation else STOCKOUT_RISK
+    local_ssd = LOCAL_SSD_DISCARDED if spec.stop.discard_local_ssd else LOCAL_SSD_SKIPPED
+    return [("Stop Mode", [reservation, local_ssd])]
 
 
 def _schedule(schedule: str, timezone: str) -> str:

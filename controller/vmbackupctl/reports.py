@@ -65,6 +65,8 @@ def report_lines(report: RunReport) -> list[str]:
         if inst.error:
             head += f", error: {inst.error}"
         lines.append(head)
+        if inst.note:  # e.g. the fix for a guest that cannot flush (backup/preflight.py)
+            lines.append(f"    note: {inst.note}")
         for disk in inst.disks:
             text = f"    {disk.disk}: {disk.snapshot or '<no snapshot>'} {disk.state}"
             lines.append(text + (f" ({disk.error})" if disk.error else ""))

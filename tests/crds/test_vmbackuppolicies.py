@@ -195,6 +195,7 @@ def test_api_server_defaults_are_the_model_defaults(policy_schema: CustomResourc
     assert parse_policy("default", "wordpress", defaulted) == parse_policy("default", "wordpress", MINIMAL)
     assert defaulted["retention"] == {"count": 7}
     assert defaulted["timeouts"]["uploadSeconds"] == 7200
+    assert defaulted["stop"] == {"discardLocalSsd": False, "requireReservation": False}
 
 
 def with_(spec: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -285,6 +286,18 @@ BOTH_REFUSE = [
         "spec.instances[0].name",
     ),
     ("timeout too short", with_(MINIMAL, timeouts={"stopSeconds": 5}), "spec.timeouts.stopSeconds"),
+    (
+        "discardLocalSsd without stop mode",
+        with_(MINIMAL, consistency="guestFlush", stop={"discardLocalSsd": True}),
+        "spec.stop",
+    ),
+    (
+        "requireReservation without stop mode",
+        with_(MINIMAL, consistency="none", stop={"requireReservation": True}),
+        "spec.stop",
+    ),
+    ("discardLocalSsd not a boolean", with_(MINIMAL, stop={"discardLocalSsd": "yes"}), "spec.stop.discardLocalSsd"),
+    ("unknown stop option", with_(MINIMAL, stop={"discardLocalSSD": True}), "spec.stop.discardLocalSSD"),
     ("unknown field", with_(MINIMAL, typo=1), "spec.typo"),
 ]
 
@@ -312,6 +325,8 @@ BOTH_ACCEPT = [
     ("instant snapshots", with_(MINIMAL, snapshot={"method": "instant"})),
     ("crash-consistent instant snapshots", with_(MINIMAL, consistency="none", snapshot={"method": "instant"})),
     ("tiered selector", with_(MINIMAL, instances=None, selector={**SELECTOR, "tierLabel": "tier"}, tiers=["web"])),
+    ("stop options in stop mode", with_(MINIMAL, stop={"discardLocalSsd": True, "requireReservation": True})),
+    ("stop options off with guest flush", with_(MINIMAL, consistency="guestFlush", stop={"discardLocalSsd": False})),
     (
         "same VM name in two zones",
         with_(MINIMAL, instances=[{"name": "a", "zone": z} for z in ("us-east1-b", "us-east1-c")]),

@@ -9,7 +9,7 @@ from typing import Any
 import celpy
 import yaml
 
-from controller import crdgen
+from controller import restore_crd
 from tests.fixtures.tools import REPO_ROOT, CustomResourceSchema
 
 CRD = yaml.safe_load((REPO_ROOT / "crds" / "vmrestores.yaml").read_text())
@@ -47,7 +47,7 @@ def test_an_update_that_keeps_the_spec_is_accepted() -> None:
 def test_a_spec_change_after_creation_is_refused_with_the_fix() -> None:
     stored = a_restore(snapshotRun="r1")
     changed = a_restore(snapshotRun="r2")
-    assert SCHEMA.errors(changed, old=stored) == [f".spec: {crdgen.IMMUTABLE_SPEC_RULE['message']}"]
+    assert SCHEMA.errors(changed, old=stored) == [f".spec: {restore_crd.IMMUTABLE_SPEC_RULE['message']}"]
 
 
 def test_adding_a_defaulted_field_with_its_default_is_no_change() -> None:
@@ -82,9 +82,9 @@ def estimated_cost(rule: str, schema: dict[str, Any]) -> float:
 
 def test_the_immutability_rule_is_on_the_whole_spec() -> None:
     rules = [r["rule"] for r in SPEC_SCHEMA["x-kubernetes-validations"]]
-    assert crdgen.IMMUTABLE_SPEC_RULE["rule"] in rules
+    assert restore_crd.IMMUTABLE_SPEC_RULE["rule"] in rules
 
 
 def test_its_estimated_cost_is_far_within_the_api_servers_limit() -> None:
-    cost = estimated_cost(crdgen.IMMUTABLE_SPEC_RULE["rule"], SPEC_SCHEMA)
+    cost = estimated_cost(restore_crd.IMMUTABLE_SPEC_RULE["rule"], SPEC_SCHEMA)
     assert cost < STATIC_ESTIMATED_COST_LIMIT / 1000, cost

@@ -6,8 +6,10 @@ step needs: the instance, its zone and tier, and each disk with the snapshot nam
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
+from vmbackup.backup import preflight
 from vmbackup.backup.steps import RESOLVE
 from vmbackup.model.identifiers import LockHolder, lock_holder, run_hash, snapshot_name
 from vmbackup.model.policy import BackupPolicy
@@ -15,6 +17,8 @@ from vmbackup.model.policy import BackupPolicy
 if TYPE_CHECKING:
     from vmbackup.compute.hook import ComputeEngineHook
     from vmbackup.model.backup_record import InstanceRecord
+
+log = logging.getLogger(__name__)
 
 NO_TIER = "instances"  # group of a policy without tiers
 
@@ -41,6 +45,9 @@ class Target(TypedDict):
     status: str  # at resolve time; the stop step reads it again right before acting
     disks: list[DiskTarget]
     record: NotRequired[InstanceRecord]  # what a restore needs once the VM is gone (backup_record.py)
+    # Stop it with instances.stop discardLocalSsd=true: it has a Local SSD and spec.stop.discardLocalSsd is true
+    # (preflight.py). Absent: the VM has no Local SSD (a VM with one and the switch off is skipped, never a Target).
+    discard_local_ssd: NotRequired[bool]
 
 
 class Skipped(TypedDict):
@@ -54,6 +61,7 @@ class Resolution(TypedDict):
     batches: NotRequired[dict[str, list[list[Target]]]]  # each group's VMs as the down-window steps take them
     skipped: list[Skipped]
     errors: list[Skipped]  # instances that should be backed up but cannot (missing VM, unknown disk)
+    warnings: NotRequired[list[Skipped]]  # backed up, with a risk the resolve step could not rule out (preflight.py)
     slot: NotRequired[str | None]  # the scheduled slot (ISO 8601, UTC); None for a run asked for by hand
     missed: NotRequired[dict[str, Any] | None]  # a MissedSlot (JSON): the run touches no VM
 
@@ -64,7 +72,9 @@ def group_keys(policy: BackupPolicy) -> list[str]:
 
 
 def _persistent_disks(instance: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(name, zone) of each attached persistent zonal disk, and (name, region) of each regional one, in attach order."""
+    """(name, zone) of each attached persistent zonal disk, and (name, region) of each regional one, in attach order.
+
+    A Local SSD (type SCRATCH) is left out: it is no persistent disk and cannot be snapshotted (preflight.py)."""
     zonal: list[tuple[str, str]] = []
     regional: list[tuple[str, str]] = []
     for attached in instance.disks:
@@ -78,65 +88,16 @@ def _persistent_disks(instance: Any) -> tuple[list[tuple[str, str]], list[tuple[
 
 
 def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) -> Resolution:
-    from vmbackup.model.backup_record import instance_record  # google-cloud-compute: not at DAG parse time
-
+    """Every VM the policy names or selects now, as a Target in its group, or as skipped / an error with why."""
+    resolver = _Resolver(policy, run_id)
     spec = policy.spec
-    run = run_hash(policy.dag_id, run_id)
-    holder = lock_holder("policy", policy.namespace, policy.name, run_id)
-    groups: dict[str, list[Target]] = {key: [] for key in group_keys(policy)}
-    skipped: list[Skipped] = []
-    errors: list[Skipped] = []
-
-    def target(instance: Any, zone: str, tier: str | None, wanted: list[str] | None) -> Target | None:
-        zonal, regional = _persistent_disks(instance)
-        attached = [(n, z, False) for n, z in zonal] + [(n, r, True) for n, r in regional]
-        names = [name for name, _, _ in attached]
-        if wanted is not None:
-            unknown = [d for d in wanted if d not in names]
-            if unknown:
-                errors.append(
-                    Skipped(
-                        instance=instance.name,
-                        zone=zone,
-                        reason=f"disks {', '.join(unknown)} are not attached to the instance (attached: "
-                        f"{', '.join(names) or 'none'}); fix spec.instances[].disks",
-                    )
-                )
-                return None
-            attached = [d for d in attached if d[0] in wanted]
-        if not attached:
-            errors.append(Skipped(instance=instance.name, zone=zone, reason="no persistent disk attached"))
-            return None
-        disks: list[DiskTarget] = []
-        for name, location, is_regional in attached:
-            disk = DiskTarget(
-                name=name, zone=location, snapshot=snapshot_name(policy.dag_id, run_id, spec.project, location, name)
-            )
-            if is_regional:
-                disk["regional"] = True
-            disks.append(disk)
-        found = Target(
-            project=spec.project,
-            zone=zone,
-            instance=instance.name,
-            tier=tier,
-            run=run,
-            holder=holder,
-            status=instance.status,
-            disks=disks,
-        )
-        found["record"] = instance_record(instance)
-        return found
-
     if spec.instances is not None:
         for ref in spec.instances:
             instance = hook.find_instance(spec.project, ref.zone, ref.name)
             if instance is None:
-                errors.append(Skipped(instance=ref.name, zone=ref.zone, reason="instance not found"))
+                resolver.errors.append(Skipped(instance=ref.name, zone=ref.zone, reason="instance not found"))
                 continue
-            found = target(instance, ref.zone, ref.tier, ref.disks)
-            if found:
-                groups[ref.tier or NO_TIER].append(found)
+            resolver.add(instance, ref.zone, ref.tier, ref.disks)
     elif spec.selector is not None:
         selector = spec.selector
         for instance in hook.list_instances(spec.project, selector.zones, dict(selector.match_labels)):
@@ -144,21 +105,91 @@ def resolve_targets(policy: BackupPolicy, run_id: str, hook: ComputeEngineHook) 
             tier: str | None = None
             if selector.tier_label is not None:
                 tier = instance.labels.get(selector.tier_label)
-                if tier not in groups:
-                    skipped.append(
-                        Skipped(
-                            instance=instance.name,
-                            zone=zone,
-                            reason=f"label {selector.tier_label}={tier!r} is not one of the tiers {spec.tiers}",
-                        )
-                    )
+                if tier not in resolver.groups:
+                    reason = f"label {selector.tier_label}={tier!r} is not one of the tiers {spec.tiers}"
+                    resolver.skipped.append(Skipped(instance=instance.name, zone=zone, reason=reason))
                     continue
-            found = target(instance, zone, tier, None)
-            if found:
-                groups[tier or NO_TIER].append(found)
-    for members in groups.values():
-        members.sort(key=lambda t: (t["zone"], t["instance"]))
-    return Resolution(groups=groups, skipped=skipped, errors=errors)
+            resolver.add(instance, zone, tier, None)
+    return resolver.resolution()
+
+
+class _Resolver:
+    """One resolve step's findings so far: the groups' targets, what is skipped, what is in error, warnings."""
+
+    def __init__(self, policy: BackupPolicy, run_id: str):
+        self.policy, self.run_id = policy, run_id
+        self.run = run_hash(policy.dag_id, run_id)
+        self.holder = lock_holder("policy", policy.namespace, policy.name, run_id)
+        self.groups: dict[str, list[Target]] = {key: [] for key in group_keys(policy)}
+        self.skipped: list[Skipped] = []
+        self.errors: list[Skipped] = []
+        self.warnings: list[Skipped] = []
+
+    def add(self, instance: Any, zone: str, tier: str | None, wanted: list[str] | None) -> None:
+        """The instance's target in its group, unless its disks or a check before stopping (preflight.py) refuse."""
+        from vmbackup.model.backup_record import instance_record  # google-cloud-compute: not at DAG parse time
+
+        disks = self._disks(instance, zone, wanted)
+        if disks is None:
+            return
+        verdict = preflight.check(self.policy.spec, instance)
+        if verdict.skip:
+            log.warning("Skipping %s (%s): %s", instance.name, zone, verdict.skip)
+            self.skipped.append(Skipped(instance=instance.name, zone=zone, reason=verdict.skip))
+            return
+        if verdict.warning:
+            log.warning("%s (%s): %s", instance.name, zone, verdict.warning)
+            self.warnings.append(Skipped(instance=instance.name, zone=zone, reason=verdict.warning))
+        spec = self.policy.spec
+        found = Target(
+            project=spec.project,
+            zone=zone,
+            instance=instance.name,
+            tier=tier,
+            run=self.run,
+            holder=self.holder,
+            status=instance.status,
+            disks=disks,
+        )
+        if verdict.discard_local_ssd:
+            found["discard_local_ssd"] = True
+        found["record"] = instance_record(instance)
+        self.groups[tier or NO_TIER].append(found)
+
+    def _disks(self, instance: Any, zone: str, wanted: list[str] | None) -> list[DiskTarget] | None:
+        """The disks to snapshot, each with this run's snapshot name; None (and an error) when there are none."""
+        zonal, regional = _persistent_disks(instance)
+        attached = [(n, z, False) for n, z in zonal] + [(n, r, True) for n, r in regional]
+        names = [name for name, _, _ in attached]
+        if wanted is not None:
+            unknown = [d for d in wanted if d not in names]
+            if unknown:
+                reason = (
+                    f"disks {', '.join(unknown)} are not attached to the instance (attached: "
+                    f"{', '.join(names) or 'none'}); fix spec.instances[].disks"
+                )
+                self.errors.append(Skipped(instance=instance.name, zone=zone, reason=reason))
+                return None
+            attached = [d for d in attached if d[0] in wanted]
+        if not attached:
+            self.errors.append(Skipped(instance=instance.name, zone=zone, reason="no persistent disk attached"))
+            return None
+        spec, disks = self.policy.spec, []
+        for name, location, is_regional in attached:
+            snapshot = snapshot_name(self.policy.dag_id, self.run_id, spec.project, location, name)
+            disk = DiskTarget(name=name, zone=location, snapshot=snapshot)
+            if is_regional:
+                disk["regional"] = True
+            disks.append(disk)
+        return disks
+
+    def resolution(self) -> Resolution:
+        for members in self.groups.values():
+            members.sort(key=lambda t: (t["zone"], t["instance"]))
+        found = Resolution(groups=self.groups, skipped=self.skipped, errors=self.errors)
+        if self.warnings:
+            found["warnings"] = self.warnings
+        return found
 
 
 def vm_key(t: Target | dict[str, Any]) -> str:

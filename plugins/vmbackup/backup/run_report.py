@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vmbackup.airflow_compat import AirflowException, xcom_values
-from vmbackup.backup import steps
+from vmbackup.backup import preflight, steps
 from vmbackup.backup.batch_operators import WINDOW_KEY
 from vmbackup.backup.resolution import Target, pulled_resolution
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
@@ -101,6 +101,7 @@ class RunReportOperator(ComputeStepOperator):
             instances.append(
                 InstanceResult(instance=item["instance"], zone=item["zone"], skipped_reason=item["reason"])
             )
+        preflight.note_guest_flush_failures(policy.spec.consistency, instances)
         for inst in instances:
             if inst.error and not any(e.instance == inst.instance for e in errors):
                 errors.append(StepError(step=steps.REPORT, instance=inst.instance, message=inst.error))

@@ -5,7 +5,8 @@ DAG carries the validated policy as JSON and the factory parses it again with th
 two sides can never disagree about what a field means. Field names are the CRD's (camelCase).
 
 This module imports neither Airflow nor Kubernetes: it must load in the controller image, in
-Composer's workers and in tests alike.
+Composer's workers and in tests alike. Parts live in their own modules by concern (crd_base, cron, stop_options,
+verification, composer_target); the names callers import from here are re-exported (``import X as X``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -26,42 +25,46 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
-from vmbackup.model.slots import CRON_FIELD_RANGES as _CRON_FIELD_RANGES
-from vmbackup.model.slots import CRON_NAMES as _CRON_NAMES
+from vmbackup.model.composer_target import ComposerTarget
+from vmbackup.model.crd_base import (
+    CLOCK_PATTERN,
+    DNS_LABEL_PATTERN,
+    MAX_UNAVAILABLE_PERCENT_PATTERN,
+    PROJECT_PATTERN,
+    STORAGE_LOCATION_PATTERN,
+    CrdModel,
+    GceName,
+    LabelKey,
+    LabelValue,
+    PolicyError,
+    TierName,
+    Zone,
+    problems_from,
+    shown,
+)
+from vmbackup.model.crd_base import COMPOSER_ENVIRONMENT_PATTERN as COMPOSER_ENVIRONMENT_PATTERN
+from vmbackup.model.crd_base import GCE_NAME_PATTERN as GCE_NAME_PATTERN
+from vmbackup.model.crd_base import LABEL_KEY_PATTERN as LABEL_KEY_PATTERN
+from vmbackup.model.crd_base import LABEL_VALUE_PATTERN as LABEL_VALUE_PATTERN
+from vmbackup.model.crd_base import ZONE_PATTERN as ZONE_PATTERN
+from vmbackup.model.cron import checked_schedule, cron_of
+from vmbackup.model.cron import cron_problem as cron_problem
 from vmbackup.model.slots import CronSlots, Window, parse_clock, schedule_rate_problem
+from vmbackup.model.stop_options import StopOptions
+from vmbackup.model.verification import Verification
 
 API_GROUP = "vmbackup.dev"
 API_VERSION = "v1alpha1"
 KIND = "VMBackupPolicy"
 PLURAL = "vmbackuppolicies"
 
-# Compute Engine resource names (RFC 1035 labels), zones, projects and labels.
-GCE_NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
-ZONE_PATTERN = r"^[a-z]+-[a-z]+[0-9]+-[a-z]$"
-PROJECT_PATTERN = r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
-LABEL_KEY_PATTERN = r"^[a-z][-_a-z0-9]{0,62}$"
-LABEL_VALUE_PATTERN = r"^[-_a-z0-9]{0,63}$"
-STORAGE_LOCATION_PATTERN = r"^[a-z][-a-z0-9]{1,62}$"
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-COMPOSER_ENVIRONMENT_PATTERN = r"^projects/[^/]+/locations/[^/]+/environments/[^/]+$"
-CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-MAX_UNAVAILABLE_PERCENT_PATTERN = r"^([1-9][0-9]?|100)%$"
 MAX_UNAVAILABLE_VMS = 10000  # no tier holds more VMs than a selector can resolve
 
 # Labels our own snapshots carry; keep clear of them in user labels.
 RESERVED_LABEL_PREFIX = "vmbackup-"
 MAX_USER_LABELS = 48  # Compute Engine allows 64 labels per resource; we add a few of our own.
 
-# The schedule presets a policy may use, and the cron expression each stands for (Airflow's own meanings).
-SCHEDULE_PRESETS: dict[str, str] = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-}
 # How late a stop-mode run may start by default: Composer's DAG sync (3-5 min), a busy scheduler and a worker
 # scaled up from zero make minutes of lateness normal; past a quarter of an hour the VM would go down at a time
 # its owner did not choose (README: "Late runs, maintenance windows and one backup per slot").
@@ -80,22 +83,8 @@ SnapshotMethod = Literal["standard", "instant"]
 WaitMode = Literal["reschedule", "deferrable"]
 WAIT_MODES: tuple[WaitMode, ...] = ("reschedule", "deferrable")
 
-GceName = Annotated[str, StringConstraints(pattern=GCE_NAME_PATTERN, max_length=63)]
-Zone = Annotated[str, StringConstraints(pattern=ZONE_PATTERN, max_length=63)]
-LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN, max_length=63)]
-LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]
-TierName = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
 
-
-class _Model(BaseModel):
-    """CRD-shaped: camelCase on the wire, unknown fields refused (a typo must not pass silently)."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, str_strip_whitespace=False
-    )
-
-
-class InstanceRef(_Model):
+class InstanceRef(CrdModel):
     """One VM named explicitly."""
 
     name: GceName = Field(description="Compute Engine instance name.")
@@ -118,7 +107,7 @@ class InstanceRef(_Model):
         return disks
 
 
-class InstanceSelector(_Model):
+class InstanceSelector(CrdModel):
     """VMs chosen by labels, resolved when each run starts so new VMs are picked up."""
 
     zones: list[Zone] = Field(min_length=1, max_length=64, description="Zones to search for instances.")
@@ -139,7 +128,7 @@ class InstanceSelector(_Model):
         return zones
 
 
-class Retention(_Model):
+class Retention(CrdModel):
     """Which of this policy's snapshots to keep; the newest successful one of each disk is always kept."""
 
     count: int | None = Field(default=None, ge=1, le=1000, description="Keep at least the newest N snapshots per disk.")
@@ -154,7 +143,7 @@ class Retention(_Model):
         return self
 
 
-class SnapshotSettings(_Model):
+class SnapshotSettings(CrdModel):
     """Properties of every snapshot the policy creates."""
 
     method: SnapshotMethod = Field(
@@ -182,7 +171,7 @@ class SnapshotSettings(_Model):
         return labels
 
 
-class Timeouts(_Model):
+class Timeouts(CrdModel):
     """How long each wait may take before the step fails (and a stopped VM is started again)."""
 
     stop_seconds: int = Field(default=600, ge=30, le=86400, description="Wait for a VM to stop.")
@@ -200,7 +189,7 @@ class Timeouts(_Model):
     )
 
 
-class MaintenanceWindow(_Model):
+class MaintenanceWindow(CrdModel):
     """When scheduled runs may touch VMs: every day from `start` for `durationMinutes`, in spec.timezone."""
 
     start: Annotated[str, StringConstraints(pattern=CLOCK_PATTERN)] = Field(
@@ -214,74 +203,7 @@ class MaintenanceWindow(_Model):
         return Window(clock, self.duration_minutes)
 
 
-class ComposerTarget(_Model):
-    """Where this policy's DAG goes, when not the controller's default environment."""
-
-    environment: Annotated[str, StringConstraints(pattern=COMPOSER_ENVIRONMENT_PATTERN)] | None = Field(
-        default=None, description="Composer environment: projects/P/locations/L/environments/E."
-    )
-    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-_.a-z0-9]{1,220}[a-z0-9]$")] | None = Field(
-        default=None, description="Composer bucket name (self-managed Airflow)."
-    )
-    airflow_uri: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = Field(
-        default=None, description="Airflow web server URL (self-managed Airflow)."
-    )
-
-    @model_validator(mode="after")
-    def _one_target(self) -> ComposerTarget:
-        if self.environment is None and self.bucket is None:
-            raise ValueError("set environment, or bucket with airflowUri")
-        if self.environment is not None and (self.bucket or self.airflow_uri):
-            raise ValueError("set either environment or bucket/airflowUri, not both")
-        if self.bucket is not None and self.airflow_uri is None:
-            raise ValueError("bucket needs airflowUri too")
-        return self
-
-
-class GuestCheck(_Model):
-    """Proof the restored guest booted: its serial console output matches a regular expression."""
-
-    serial_port_regex: str = Field(
-        min_length=1, max_length=1000, description="Regular expression searched in the serial port output."
-    )
-    port: int = Field(default=1, ge=1, le=4, description="Serial port (1-4).")
-    timeout_seconds: int = Field(default=600, ge=30, le=7200, description="How long to wait for a match.")
-
-    @field_validator("serial_port_regex")
-    @classmethod
-    def _compiles(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression ({exc}); e.g. 'login: $'") from None
-        return pattern
-
-
-class Verification(_Model):
-    """Restore drills: on their own schedule, the newest READY run is restored into a throwaway VM (no external
-    IP, labelled as a drill), checked, and deleted again."""
-
-    schedule: str = Field(max_length=100, description="Cron expression or preset of the drills (not the backups').")
-    instance: GceName | None = Field(default=None, description="Instance to verify; default: the policy's only one.")
-    zone: Zone | None = Field(default=None, description="Its zone, when the policy selects instances by label.")
-    network: GceName = Field(default="default", description="VPC network of the drill VM (isolate it here).")
-    subnetwork: GceName | None = Field(default=None, description="Subnetwork (needed for custom-mode VPCs).")
-    network_tags: list[GceName] = Field(default_factory=list, max_length=64, description="Network tags of the VM.")
-    machine_type: GceName | None = Field(default=None, description="Machine type; default: the source VM's.")
-    boot_timeout_seconds: int = Field(default=900, ge=60, le=7200, description="Wait for disks and RUNNING.")
-    guest_check: GuestCheck | None = Field(default=None, description="Optional check of the guest's console.")
-
-    _valid_schedule = field_validator("schedule")(lambda cls, value: _checked_schedule(value))
-
-
-def _checked_schedule(schedule: str) -> str:
-    problem = cron_problem(schedule)
-    if problem:
-        raise ValueError(problem)
-    return schedule
-
-
-class PolicySpec(_Model):
+class PolicySpec(CrdModel):
     """The spec of a VMBackupPolicy."""
 
     project: Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)] = Field(
@@ -327,6 +249,7 @@ class PolicySpec(_Model):
         description="stop: stop the VM, snapshot, start it (consistent); none: crash-consistent snapshot of the "
         "running VM; guestFlush: application-consistent snapshot through the guest agent (VM keeps running).",
     )
+    stop: StopOptions = Field(default_factory=StopOptions, description="Stop mode: Local SSD and reservation checks.")
     retention: Retention = Field(default_factory=lambda: Retention(count=7), description="What to keep.")
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings, description="Snapshot properties.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Step timeouts.")
@@ -334,7 +257,7 @@ class PolicySpec(_Model):
     composer: ComposerTarget | None = Field(default=None, description="Per-policy Composer target override.")
     verification: Verification | None = Field(default=None, description="Scheduled restore drills.")
 
-    _valid_schedule = field_validator("schedule")(lambda cls, value: _checked_schedule(value))
+    _valid_schedule = field_validator("schedule")(lambda cls, value: checked_schedule(value))
 
     @field_validator("schedule")
     @classmethod
@@ -356,7 +279,7 @@ class PolicySpec(_Model):
         if isinstance(value, bool) or (isinstance(value, int) and not 1 <= value <= MAX_UNAVAILABLE_VMS):
             raise ValueError(f"{value!r} is not a number of VMs; {fix}")
         if isinstance(value, str) and not re.fullmatch(MAX_UNAVAILABLE_PERCENT_PATTERN, value):
-            raise ValueError(f"{_shown(value)} is not a number of VMs or a percentage; {fix}")
+            raise ValueError(f"{shown(value)} is not a number of VMs or a percentage; {fix}")
         return value
 
     def unavailable_cap(self, size: int) -> int:
@@ -398,6 +321,17 @@ class PolicySpec(_Model):
                 "(compute v1) take no guest flush. Set snapshot.method to standard, or consistency to stop"
             )
         return snapshot
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_needs_stop_mode(cls, stop: StopOptions, info: ValidationInfo) -> StopOptions:
+        consistency = info.data.get("consistency")
+        if stop.any_set and consistency not in (None, "stop"):
+            raise ValueError(
+                f"stop.discardLocalSsd and stop.requireReservation apply only to consistency stop (this policy's is "
+                f"{consistency}, which never stops a VM): set them to false, or set consistency to stop"
+            )
+        return stop
 
     @property
     def effective_starting_deadline(self) -> int | None:
@@ -443,7 +377,7 @@ class PolicySpec(_Model):
         return self
 
 
-class BackupPolicy(_Model):
+class BackupPolicy(CrdModel):
     """A validated policy with its identity: what a rendered DAG carries as data."""
 
     namespace: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
@@ -479,18 +413,6 @@ def dag_id_for(namespace: str, name: str) -> str:
     return f"vmbackup__{namespace}__{name}"
 
 
-class PolicyError(ValueError):
-    """A policy that cannot be used, with every problem named by its field path and how to fix it."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
-
-    @property
-    def fields(self) -> list[str]:
-        return [field for field, _ in self.problems]
-
-
 def parse_policy(
     namespace: str, name: str, spec: dict[str, Any], generation: int = 0, created: str | datetime | None = None
 ) -> BackupPolicy:
@@ -514,82 +436,4 @@ def parse_policy(
             }
         )
     except ValidationError as exc:
-        raise PolicyError(_problems_from(exc)) from None
-
-
-def _problems_from(exc: ValidationError) -> list[tuple[str, str]]:
-    problems = []
-    for err in exc.errors(include_url=False):
-        path = "spec"
-        for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else f".{part}"
-        message = err["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
-            message = "unknown field; check the spelling against `kubectl explain vmbackuppolicy.spec`"
-        elif err["type"] == "string_pattern_mismatch":
-            pattern = err["ctx"]["pattern"]
-            message = f"{_shown(err.get('input'))} is not {_PATTERN_MEANING.get(pattern, 'valid')} ({pattern})"
-        problems.append((path, message))
-    return problems
-
-
-_PATTERN_MEANING = {
-    GCE_NAME_PATTERN: "a Compute Engine name: 1-63 lowercase letters, digits or '-', starting with a letter",
-    ZONE_PATTERN: "a zone name such as us-central1-c",
-    PROJECT_PATTERN: "a project ID: 6-30 lowercase letters, digits or '-', starting with a letter",
-    LABEL_KEY_PATTERN: "a label key: lowercase letters, digits, '-' or '_', starting with a letter",
-    LABEL_VALUE_PATTERN: "a label value: up to 63 lowercase letters, digits, '-' or '_'",
-    STORAGE_LOCATION_PATTERN: "a storage location such as us or us-central1",
-    DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-'",
-    COMPOSER_ENVIRONMENT_PATTERN: "projects/PROJECT/locations/REGION/environments/NAME",
-    CLOCK_PATTERN: "a time of day, HH:MM in 24 h (e.g. '01:30')",
-}
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def cron_of(schedule: str) -> str:
-    """The 5-field cron expression of a validated schedule (presets expanded)."""
-    return SCHEDULE_PRESETS.get(schedule, schedule)
-
-
-def cron_problem(schedule: str) -> str | None:
-    """Why a schedule is not a usable cron expression, or None when it is."""
-    if schedule in SCHEDULE_PRESETS:
-        return None
-    if schedule.startswith("@"):
-        return f"unknown preset {schedule!r}; use one of {', '.join(SCHEDULE_PRESETS)} or a 5-field cron expression"
-    fields = schedule.split()
-    if len(fields) != 5:
-        return f"{schedule!r} must have 5 fields (minute hour day-of-month month day-of-week), e.g. '0 2 * * *'"
-    for index, (text, (low, high)) in enumerate(zip(fields, _CRON_FIELD_RANGES, strict=True)):
-        for part in text.split(","):
-            if not _cron_part_ok(part, low, high, _CRON_NAMES.get(index, {})):
-                names = ("minute", "hour", "day-of-month", "month", "day-of-week")
-                return f"{names[index]} field {text!r} is not valid (allowed {low}-{high}, '*', ranges, steps, lists)"
-    return None
-
-
-def _cron_part_ok(part: str, low: int, high: int, names: dict[str, int]) -> bool:
-    base, _, step = part.partition("/")
-    if step and not (step.isdigit() and 1 <= int(step) <= high):
-        return False
-    if base == "*":
-        return True
-    bounds = base.split("-")
-    if len(bounds) > 2 or not all(bounds):
-        return False
-    values = []
-    for bound in bounds:
-        if bound.isdigit():
-            values.append(int(bound))
-        elif bound.lower() in names:
-            values.append(names[bound.lower()])
-        else:
-            return False
-    return all(low <= v <= high for v in values) and values == sorted(values)
+        raise PolicyError(problems_from(exc)) from None

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from vmbackup.model.crd_base import problems_from
 from vmbackup.model.policy import (
     DNS_LABEL_PATTERN,
     GCE_NAME_PATTERN,
@@ -39,7 +40,6 @@ from vmbackup.model.policy import (
     PolicyError,
     WaitMode,
     Zone,
-    _problems_from,
 )
 
 KIND = "VMRestore"
@@ -295,7 +295,7 @@ def parse_restore(
         restore_spec = RestoreSpec.model_validate(spec)
     except ValidationError as exc:
         raise PolicyError(
-            [(f, m.replace("vmbackuppolicy.spec", "vmrestore.spec")) for f, m in _problems_from(exc)]
+            [(f, m.replace("vmbackuppolicy.spec", "vmrestore.spec")) for f, m in problems_from(exc)]
         ) from None
     problems: list[tuple[str, str]] = []
     if restore_spec.policy_name != policy.name or namespace != policy.namespace:

@@ -20,6 +20,7 @@ import kmock
 import pytest
 import yaml
 
+from controller.vmbackupctl import render
 from controller.vmbackupctl.__main__ import main
 from tests.fixtures.gcs import free_port
 from tests.fixtures.kube import POLICIES, eventually, policy_object, policy_url, stored
@@ -243,6 +244,51 @@ async def test_describe_summarises_the_spec(cluster: kmock.KubernetesEmulator) -
     assert fields["Consistency"] == "guestFlush"
     assert fields["Retention"] == "keep the newest 14 per disk and all younger than 30 days"
     assert fields["Result"].startswith("<none>")
+
+
+def described_fields(result: CliResult) -> dict[str, str]:
+    return {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in result.lines if ":" in line}
+
+
+async def test_describe_of_a_stop_mode_policy_states_the_stockout_risk(cluster: kmock.KubernetesEmulator) -> None:
+    put_policy(cluster, "shop", "wordpress")
+
+    result = await vmbackupctl("describe", "wordpress", "-n", "shop")
+
+    assert described_fields(result)["Stop Mode"] == render.STOCKOUT_RISK
+    assert "spec.stop.requireReservation to refuse such VMs" in render.STOCKOUT_RISK
+
+
+async def test_describe_says_local_ssd_vms_are_skipped_by_default(cluster: kmock.KubernetesEmulator) -> None:
+    put_policy(cluster, "shop", "wordpress")
+
+    result = await vmbackupctl("describe", "wordpress", "-n", "shop")
+
+    stop_mode = next(i for i, line in enumerate(result.lines) if line.strip().startswith("Stop Mode:"))
+    assert result.lines[stop_mode + 1].strip() == render.LOCAL_SSD_SKIPPED
+
+
+async def test_describe_of_a_policy_that_requires_reservations_says_so(cluster: kmock.KubernetesEmulator) -> None:
+    put_policy(
+        cluster, "shop", "wordpress", spec={**SPEC, "stop": {"requireReservation": True, "discardLocalSsd": True}}
+    )
+
+    result = await vmbackupctl("describe", "wordpress", "-n", "shop")
+
+    assert described_fields(result)["Stop Mode"] == render.RESERVATION_REQUIRED
+    assert render.STOCKOUT_RISK not in result.stdout
+    assert render.LOCAL_SSD_DISCARDED in result.stdout
+
+
+async def test_describe_of_a_guest_flush_policy_says_what_the_api_cannot_check(
+    cluster: kmock.KubernetesEmulator,
+) -> None:
+    put_policy(cluster, "shop", "wordpress", spec={**SPEC, "consistency": "guestFlush"})
+
+    result = await vmbackupctl("describe", "wordpress", "-n", "shop")
+
+    assert described_fields(result)["Guest Flush"].startswith("Windows guests flush through VSS")
+    assert "Stop Mode" not in result.stdout
 
 
 async def test_describe_of_an_invalid_spec_names_the_field(cluster: kmock.KubernetesEmulator) -> None:

@@ -25,6 +25,7 @@ from devstack.stack import wait_until
 from tests.fixtures.airflow_env import AirflowDags
 from tests.fixtures.gcs import COMPOSER_BUCKET, GCS_PROJECT
 from vmbackup.backup.lock import acquire_lock, release_lock, start_if_ours
+from vmbackup.backup.preflight import GUEST_FLUSH_FAILED_NOTE
 from vmbackup.backup.resolution import Target, all_targets, resolve_targets
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
@@ -361,6 +362,22 @@ def test_guest_flush_mode_asks_compute_engine_to_flush(guest_flush: BackupRun) -
     (snap,) = guest_flush.ours()
     assert snap["guestFlush"] is True
     assert snap["labels"][vmlabels.CONSISTENCY] == "guestflush"
+
+
+@pytest.fixture(scope="module")
+def guest_cannot_flush(backup: Callable[..., BackupRun]) -> BackupRun:
+    """A Linux guest whose agent has snapshots disabled (a simulator seed: the API shows no such field)."""
+
+    def prepare(sim: ComputeSimulator) -> None:
+        sim.add_instance(PROJECT, "us-central1-f", "noflush-1", guest_flush_supported=False)
+
+    spec = {"instances": [{"name": "noflush-1", "zone": "us-central1-f"}], "consistency": "guestFlush"}
+    return backup("noflush", spec, prepare)
+
+
+def test_a_guest_that_cannot_flush_fails_the_run_with_a_note_naming_the_fix(guest_cannot_flush: BackupRun) -> None:
+    assert guest_cannot_flush.state == "failed"
+    assert guest_cannot_flush.instance_report("noflush-1").note == GUEST_FLUSH_FAILED_NOTE
 
 
 # -- retention -------------------------------------------------------------------------------------------------

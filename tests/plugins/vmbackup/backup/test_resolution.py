@@ -106,3 +106,76 @@ def test_asking_for_a_disk_that_is_not_attached_names_the_attached_ones(hook: Co
     assert "ha-gone are not attached" in error["reason"]
     assert "attached: ha-1, ha-shared" in error["reason"]
     assert "spec.instances[].disks" in error["reason"]
+
+
+def test_a_vm_without_a_reservation_is_skipped_when_the_policy_requires_one(hook: ComputeEngineHook) -> None:
+    spec = {"instances": [{"name": "app-1", "zone": "us-central1-a"}], "stop": {"requireReservation": True}}
+    found = resolve(hook, spec)
+    (skipped,) = found["skipped"]
+    assert (skipped["instance"], found["groups"][NO_TIER]) == ("app-1", [])
+    assert "spec.stop.requireReservation" in skipped["reason"]
+
+
+def test_a_vm_without_local_ssd_carries_no_discard_key(hook: ComputeEngineHook) -> None:
+    spec = {"instances": [{"name": "app-1", "zone": "us-central1-a"}], "stop": {"discardLocalSsd": True}}
+    (target,) = resolve(hook, spec)["groups"][NO_TIER]
+    assert "discard_local_ssd" not in target
+
+
+def test_a_linux_vm_in_guest_flush_mode_is_backed_up_with_a_warning(hook: ComputeEngineHook) -> None:
+    found = resolve(hook, {"instances": [{"name": "app-1", "zone": "us-central1-a"}], "consistency": "guestFlush"})
+    assert [t["instance"] for t in found["groups"][NO_TIER]] == ["app-1"]
+    (warning,) = found["warnings"]
+    assert warning["instance"] == "app-1"
+    assert "guest agent" in warning["reason"]
+
+
+def seed_local_ssd(gce_sim: Any) -> None:
+    gce_sim.add_instance(PROJECT, "us-central1-f", "cache-1", local_ssds=1)
+
+
+def test_a_vm_with_a_local_ssd_is_skipped_in_stop_mode(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_local_ssd(gce_sim)
+    found = resolve(hook, {"instances": [{"name": "cache-1", "zone": "us-central1-f"}]})
+    (skipped,) = found["skipped"]
+    assert (skipped["instance"], found["groups"][NO_TIER]) == ("cache-1", [])
+    assert "spec.stop.discardLocalSsd" in skipped["reason"]
+
+
+def test_with_discard_local_ssd_the_target_says_so(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_local_ssd(gce_sim)
+    spec = {"instances": [{"name": "cache-1", "zone": "us-central1-f"}], "stop": {"discardLocalSsd": True}}
+    (target,) = resolve(hook, spec)["groups"][NO_TIER]
+    assert target.get("discard_local_ssd") is True
+
+
+def test_a_local_ssd_is_never_a_disk_to_snapshot(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_local_ssd(gce_sim)
+    (target,) = resolve(hook, {"instances": [{"name": "cache-1", "zone": "us-central1-f"}], "consistency": "none"})[
+        "groups"
+    ][NO_TIER]
+    assert [d["name"] for d in target["disks"]] == ["cache-1"]
+
+
+def seed_affinity(gce_sim: Any, name: str, affinity: dict[str, Any]) -> None:
+    """A VM with a reservation affinity. The simulator models no reservations: the field is set on its record of the
+    instance and served by instances.get as Compute Engine serves it."""
+    gce_sim.add_instance(PROJECT, "us-central1-f", name)
+    gce_sim.world.instances[(PROJECT, "us-central1-f", name)].extra["reservationAffinity"] = affinity
+
+
+def test_a_vm_on_a_specific_reservation_is_backed_up_when_one_is_required(
+    hook: ComputeEngineHook, gce_sim: Any
+) -> None:
+    affinity = {"consumeReservationType": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name"}
+    seed_affinity(gce_sim, "reserved-1", {**affinity, "values": ["db-capacity"]})
+    spec = {"instances": [{"name": "reserved-1", "zone": "us-central1-f"}], "stop": {"requireReservation": True}}
+    found = resolve(hook, spec)
+    assert ([t["instance"] for t in found["groups"][NO_TIER]], found["skipped"]) == (["reserved-1"], [])
+
+
+def test_any_reservation_is_no_reservation_when_one_is_required(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    seed_affinity(gce_sim, "maybe-1", {"consumeReservationType": "ANY_RESERVATION"})
+    spec = {"instances": [{"name": "maybe-1", "zone": "us-central1-f"}], "stop": {"requireReservation": True}}
+    (skipped,) = resolve(hook, spec)["skipped"]
+    assert "reservationAffinity ANY_RESERVATION" in skipped["reason"]
