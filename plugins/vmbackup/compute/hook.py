@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 STOPPED_STATUSES = ("TERMINATED", "STOPPED", "SUSPENDED")  # an instance in one of these is not running
-STOPPING_STATUSES = ("STOPPING", "SUSPENDING")  # Compute Engine refuses a start until these end
+STOPPING_STATUSES = ("PENDING_STOP", "STOPPING", "SUSPENDING")  # Compute Engine refuses a start until these end
 
 T = TypeVar("T")
 
@@ -242,9 +242,43 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
         listed = self._every_page("disks.list", self.disks.list, request)
         return [disk for disk in listed if all(disk.labels.get(k) == v for k, v in match_labels.items())]
 
-    def stop_instance(self, project: str, zone: str, name: str) -> OperationRef:
-        op = self.call("instances.stop", self.instances.stop_unary, project=project, zone=zone, instance=name)
+    def stop_instance(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        discard_local_ssd: bool | None = None,
+        no_graceful_shutdown: bool | None = None,
+    ) -> OperationRef:
+        """instances.stop; a VM with a Local SSD needs discard_local_ssd (StopInstanceRequest.discard_local_ssd)."""
+        request = compute_v1.StopInstanceRequest(project=project, zone=zone, instance=name)
+        if discard_local_ssd is not None:
+            request.discard_local_ssd = discard_local_ssd
+        if no_graceful_shutdown is not None:
+            request.no_graceful_shutdown = no_graceful_shutdown
+        op = self.call("instances.stop", self.instances.stop_unary, request=request)
         return OperationRef(name=op.name, project=project, zone=zone)
+
+    def resume_instance(self, project: str, zone: str, name: str) -> OperationRef:
+        """instances.resume: a SUSPENDED VM comes back with resume, not start (instance lifecycle page)."""
+        op = self.call("instances.resume", self.instances.resume_unary, project=project, zone=zone, instance=name)
+        return OperationRef(name=op.name, project=project, zone=zone)
+
+    def aggregated_list_instances(self, project: str, label_filter: str) -> list[compute_v1.Instance]:
+        """Instances of every zone of the project matching a server-side filter (instances.aggregatedList)."""
+        request = compute_v1.AggregatedListInstancesRequest(project=project, filter=label_filter)
+        if self.page_size:
+            request.max_results = self.page_size
+        found: list[compute_v1.Instance] = []
+        while True:
+            page = self.call("instances.aggregatedList", self.instances.aggregated_list, request=request)
+            for scoped in page.items.values():  # a pager holding one response: zone -> InstancesScopedList
+                found.extend(scoped.instances)
+            token = page.next_page_token
+            if not token:
+                return found
+            request.page_token = token
 
     def start_instance(self, project: str, zone: str, name: str) -> OperationRef:
         op = self.call("instances.start", self.instances.start_unary, project=project, zone=zone, instance=name)

@@ -12,6 +12,7 @@ from datetime import datetime
 from vmbackup.model.report import ReportModel
 
 KEEPER_REPORT_OBJECT = "data/vmbackup/keeper/latest.json"
+KEEPER_DAG_ID = "vmbackup_keeper"  # the one keeper DAG of an environment (keeper/dag.py)
 
 
 class LeftStoppedInstance(ReportModel):

@@ -9,7 +9,7 @@ a retried step finishes the work instead of repeating it.
 Compute Engine's rules this follows (the simulator enforces them, devstack/gce_simulator/devices.py): a boot disk
 is detached or attached only while the VM is TERMINATED; a disk attached READ_WRITE elsewhere cannot be attached
 ("Only one virtual machine at a time can be attached to a disk in read-write mode", AttachedDisk.mode reference).
-While it swaps, the restore holds the VM with the backup lock label (backup/lock.py), so no backup run stops,
+While it swaps, the restore holds the VM with the backup lock label (vm/lock.py), so no backup run stops,
 snapshots or starts it meanwhile; a VM a backup run holds is refused.
 """
 
@@ -19,8 +19,6 @@ import logging
 import time
 from typing import Any
 
-from vmbackup.backup.lock import acquire_lock, foreign_lock, held_message, holds_our_lock, release_lock
-from vmbackup.backup.resolution import Target
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook, resource_name
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.identifiers import lock_holder, run_hash
@@ -35,8 +33,13 @@ from vmbackup.restore.plan import (
     choose_snapshots,
     is_ours,
 )
+from vmbackup.vm.lock import VmRef, acquire_lock, foreign_lock, held_message, holds_our_lock, release_lock
+from vmbackup.vm.marked import restart_if_marked
+from vmbackup.vm.power import start_until_running, stop_until_stopped
 
 log = logging.getLogger(__name__)
+
+SWAP_FIELD = "spec.inPlace.swapSeconds"
 
 
 def _zone_of(url: str) -> str | None:
@@ -52,7 +55,9 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
     zone = restore.zone or (zones.pop() if len(zones) == 1 else None)
     if zone is None:
         raise RestoreProblemError("spec.zone: the snapshots come from several zones; name the source instance's zone")
-    instance = hook.find_instance(restore.project, zone, restore.instance)
+    instance, _ = restart_if_marked(  # a VM a run of ours left stopped is started first, never restored stopped
+        hook, restore.project, zone, restore.instance, timeout_seconds=600, poll_seconds=1.0, timeout_field="a start"
+    )
     if instance is None:
         raise RestoreProblemError(
             f"spec.mode: an InPlace restore replaces the disks of instance {restore.instance}, which no longer exists "
@@ -170,17 +175,9 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
     )
 
 
-def lock_target(plan: RestorePlan) -> Target:
-    """The VM as backup/lock.py names what it locks (this restore's own run value)."""
-    found = Target(
-        project=plan["project"],
-        zone=plan["zone"],
-        instance=plan["target"],
-        tier=None,
-        run=plan["in_place"]["lock_run"],
-        status=plan["in_place"]["prior_status"],
-        disks=[],
-    )
+def lock_target(plan: RestorePlan) -> VmRef:
+    """The VM as vm/lock.py names what it locks (this restore's own run value)."""
+    found = VmRef(project=plan["project"], zone=plan["zone"], instance=plan["target"], run=plan["in_place"]["lock_run"])
     if "lock_holder" in plan["in_place"]:
         found["holder"] = plan["in_place"]["lock_holder"]
     return found
@@ -207,31 +204,31 @@ def give_back(hook: ComputeEngineHook, plan: RestorePlan) -> None:
 
 
 def stop(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) -> None:
-    """Until TERMINATED (a stop of a stopped VM is not asked for)."""
-    while True:
-        instance = hook.get_instance(plan["project"], plan["zone"], plan["target"])
-        if instance.status in STOPPED_STATUSES:
-            return
-        if instance.status == "RUNNING":
-            log.info("Stopping instance %s to replace its disks", plan["target"])
-            hook.wait_done(hook.stop_instance(plan["project"], plan["zone"], plan["target"]), _left(deadline))
-            continue
-        _pause(deadline, f"instance {plan['target']} is {instance.status}")
+    """Until stopped (a stop of a stopped VM is not asked for)."""
+    stop_until_stopped(
+        hook,
+        plan["project"],
+        plan["zone"],
+        plan["target"],
+        timeout_seconds=_left(deadline),
+        poll_seconds=1.0,
+        timeout_field=SWAP_FIELD,
+    )
 
 
 def start(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) -> None:
-    """Until RUNNING, when it was RUNNING before the restore."""
+    """Until RUNNING (a SUSPENDED one resumed, a stockout tried again), when it was RUNNING before the restore."""
     if plan["in_place"]["prior_status"] != "RUNNING":
         return
-    while True:
-        instance = hook.get_instance(plan["project"], plan["zone"], plan["target"])
-        if instance.status == "RUNNING":
-            return
-        if instance.status in STOPPED_STATUSES:
-            log.info("Starting instance %s", plan["target"])
-            hook.wait_done(hook.start_instance(plan["project"], plan["zone"], plan["target"]), _left(deadline))
-            continue
-        _pause(deadline, f"instance {plan['target']} is {instance.status}")
+    start_until_running(
+        hook,
+        plan["project"],
+        plan["zone"],
+        plan["target"],
+        timeout_seconds=_left(deadline),
+        poll_seconds=1.0,
+        timeout_field=SWAP_FIELD,
+    )
 
 
 def swap_to(hook: ComputeEngineHook, plan: RestorePlan, wanted: list[Attachment], deadline: float) -> dict[str, Any]:
@@ -316,9 +313,3 @@ def _left(deadline: float) -> float:
     if left <= 0:
         raise TimeoutError("spec.inPlace.swapSeconds passed before the disks were swapped")
     return left
-
-
-def _pause(deadline: float, what: str) -> None:
-    if time.monotonic() > deadline:
-        raise TimeoutError(f"{what} after spec.inPlace.swapSeconds")
-    time.sleep(1)
