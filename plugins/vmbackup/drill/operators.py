@@ -24,6 +24,7 @@ from vmbackup.model.policy import BackupPolicy, PolicyError
 from vmbackup.model.restore import RESTORE_LABEL
 from vmbackup.report_upload import upload_report
 from vmbackup.restore.plan import RestorePlan, RestoreProblemError, instance_resource, plan_restore
+from vmbackup.vm.marked import restart_source_if_marked
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class PlanDrillOperator(DrillStepOperator):
     def drill_step(self, context: Any, hook: ComputeEngineHook) -> RestorePlan:
         policy = self.policy
         plan = plan_restore(drill_restore(policy, context["run_id"]), hook)
+        if plan["source_exists"]:
+            restart_source_if_marked(hook, plan["project"], plan["source_zone"], plan["source_instance"])
         marker = drill_marker(policy.namespace, policy.name)
         plan["instance"]["labels"][DRILL_LABEL] = marker
         for disk in plan["disks"]:

@@ -33,6 +33,7 @@ from vmbackup.restore.plan import (
     is_ours,
     plan_restore,
 )
+from vmbackup.vm.marked import restart_source_if_marked
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class PlanRestoreOperator(RestoreStepOperator):
     def restore_step(self, context: Any, hook: ComputeEngineHook) -> RestorePlan:
         restore = self.restore
         plan = plan_in_place(restore, hook, context["run_id"]) if restore.in_place else plan_restore(restore, hook)
+        if not restore.in_place and plan["source_exists"]:  # (an InPlace plan starts it itself, before anything)
+            restart_source_if_marked(hook, plan["project"], plan["source_zone"], plan["source_instance"])
         phase = "CreatingInstance" if plan["done"] else "CreatingDisks"
         write_restore_report(_report(restore, context, plan, phase))
         return plan

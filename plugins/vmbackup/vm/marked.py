@@ -15,9 +15,26 @@ from typing import Any
 from vmbackup.compute.hook import STOPPING_STATUSES, ComputeEngineHook, OperationRef
 from vmbackup.vm.lock import VmRef, clear_mark, holds_our_lock, live_lock, release_lock
 from vmbackup.vm.mark import read_mark
-from vmbackup.vm.power import grace_seconds, start_until_running
+from vmbackup.vm.power import PowerError, grace_seconds, start_until_running
 
 log = logging.getLogger(__name__)
+
+OWED_START_SECONDS = 600  # how long a restore or drill gives a start it owes a marked source VM
+
+
+def restart_source_if_marked(hook: ComputeEngineHook, project: str, zone: str | None, name: str | None) -> str | None:
+    """A restore's or drill's source VM that a run of ours left stopped is started first. They do not need it to run,
+    so a failure (a stockout) is logged, not raised: the VM keeps the mark and the keeper goes on. Returns a note."""
+    if not zone or not name:
+        return None
+    try:
+        _, note = restart_if_marked(
+            hook, project, zone, name, timeout_seconds=OWED_START_SECONDS, poll_seconds=1.0, timeout_field="a start"
+        )
+    except PowerError as exc:
+        log.warning("%s was left stopped by a run of ours and could not be started: %s", name, exc)
+        return str(exc)
+    return note
 
 
 def restart_if_marked(

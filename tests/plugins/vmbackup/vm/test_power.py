@@ -6,7 +6,7 @@ import pytest
 
 from devstack.gce_simulator import ComputeSimulator, Fault
 from tests.fixtures.gce import GCE_PROJECT
-from tests.plugins.vmbackup.vm.conftest import STOCKOUT, ZONE, left_stopped_by
+from tests.plugins.vmbackup.vm.left_stopped import STOCKOUT, ZONE, left_stopped_by
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
 from vmbackup.vm.lock import VmRef, acquire_lock, release_lock

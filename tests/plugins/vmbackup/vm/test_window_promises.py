@@ -6,7 +6,7 @@ from typing import Any
 
 from devstack.gce_simulator import ComputeSimulator, Fault
 from tests.fixtures.gce import GCE_PROJECT
-from tests.plugins.vmbackup.vm.conftest import STOCKOUT, ZONE, left_stopped_by
+from tests.plugins.vmbackup.vm.left_stopped import STOCKOUT, ZONE, left_stopped_by
 from vmbackup.backup.down_window import FULL, VmWindow, run_window
 from vmbackup.backup.resolution import resolve_targets
 from vmbackup.compute.hook import ComputeEngineHook
