@@ -16,7 +16,8 @@ from vmbackup.model.keeper_report import KEEPER_DAG_ID, KEEPER_REPORT_OBJECT, Ke
 
 pytestmark = pytest.mark.airflow
 
-SOURCE = """import json
+SOURCE = """# The keeper's Airflow DAG, as the vmkeeper template renders it (Airflow parses files naming airflow and dag).
+import json
 
 from vmbackup.keeper.dag import build_keeper_dag
 
