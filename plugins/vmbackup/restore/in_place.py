@@ -24,7 +24,6 @@ from vmbackup.model import labels as vmlabels
 from vmbackup.model.identifiers import lock_holder, run_hash
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
 from vmbackup.restore.plan import (
-    Attachment,
     InPlacePlan,
     PlannedDisk,
     RestorePlan,
@@ -33,6 +32,9 @@ from vmbackup.restore.plan import (
     choose_snapshots,
     is_ours,
 )
+from vmbackup.vm import disks as vm_disks
+from vmbackup.vm.disks import Attachment
+from vmbackup.vm.labels import set_disk_labels
 from vmbackup.vm.lock import VmRef, acquire_lock, foreign_lock, held_message, holds_our_lock, release_lock
 from vmbackup.vm.marked import restart_if_marked
 from vmbackup.vm.power import start_until_running, stop_until_stopped
@@ -185,8 +187,7 @@ def lock_target(plan: RestorePlan) -> VmRef:
 
 def attached(hook: ComputeEngineHook, plan: RestorePlan) -> dict[str, str]:
     """Device name -> disk name of the VM now."""
-    instance = hook.get_instance(plan["project"], plan["zone"], plan["target"])
-    return {d.device_name: resource_name(d.source) for d in instance.disks if d.source}
+    return vm_disks.attached(hook, plan["project"], plan["zone"], plan["target"])
 
 
 def holds(hook: ComputeEngineHook, plan: RestorePlan) -> bool:
@@ -210,7 +211,7 @@ def stop(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) -> None:
         plan["project"],
         plan["zone"],
         plan["target"],
-        timeout_seconds=_left(deadline),
+        timeout_seconds=left(deadline),
         poll_seconds=1.0,
         timeout_field=SWAP_FIELD,
     )
@@ -225,42 +226,15 @@ def start(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) -> None:
         plan["project"],
         plan["zone"],
         plan["target"],
-        timeout_seconds=_left(deadline),
+        timeout_seconds=left(deadline),
         poll_seconds=1.0,
         timeout_field=SWAP_FIELD,
     )
 
 
 def swap_to(hook: ComputeEngineHook, plan: RestorePlan, wanted: list[Attachment], deadline: float) -> dict[str, Any]:
-    """Give each device name of `wanted` its disk: detach whatever else is there, then attach (boot first).
-
-    The VM must be TERMINATED (a boot disk changes). Returns what it detached and attached."""
-    project, zone, name = plan["project"], plan["zone"], plan["target"]
-    now = attached(hook, plan)
-    detached, added = [], []
-    for want in wanted:
-        there = now.get(want["device_name"])
-        if there is not None and there != want["disk"]:
-            log.info("Detaching %s (device %s) from %s", there, want["device_name"], name)
-            hook.wait_done(hook.detach_disk(project, zone, name, want["device_name"]), _left(deadline))
-            detached.append(there)
-    now = attached(hook, plan)
-    for want in sorted(wanted, key=lambda a: not a["boot"]):
-        if now.get(want["device_name"]) == want["disk"]:
-            continue
-        log.info("Attaching %s to %s as device %s", want["disk"], name, want["device_name"])
-        ref = hook.attach_disk(
-            project,
-            zone,
-            name,
-            want["disk"],
-            device_name=want["device_name"],
-            boot=want["boot"],
-            auto_delete=want["auto_delete"],
-        )
-        hook.wait_done(ref, _left(deadline))
-        added.append(want["disk"])
-    return {"detached": detached, "attached": added}
+    """Give each device name of `wanted` its disk (vm/disks.swap_devices); the VM must be TERMINATED."""
+    return vm_disks.swap_devices(hook, plan["project"], plan["zone"], plan["target"], wanted, lambda: left(deadline))
 
 
 def is_restored(hook: ComputeEngineHook, plan: RestorePlan) -> bool:
@@ -277,16 +251,9 @@ def label_replaced(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) 
             if disk is None or disk.labels.get(vmlabels.REPLACED_BY) == plan["marker"]:
                 break
             labels = {**disk.labels, vmlabels.REPLACED_BY: plan["marker"]}
-            try:
-                ref = hook.set_disk_labels(
-                    plan["project"], plan["zone"], original["disk"], labels, disk.label_fingerprint
-                )
-            except Exception as exc:  # a stale fingerprint: read again
-                if "fingerprint" not in str(exc).lower():
-                    raise
-                continue
-            hook.wait_done(ref, _left(deadline))
-            break
+            left(deadline)
+            if set_disk_labels(hook, plan["project"], plan["zone"], original["disk"], labels, disk.label_fingerprint):
+                break  # else a stale fingerprint: read again
         labelled.append(original["disk"])
     return labelled
 
@@ -303,13 +270,14 @@ def delete_replaced(hook: ComputeEngineHook, plan: RestorePlan, deadline: float)
             continue
         ref = hook.delete_disk(plan["project"], plan["zone"], original["disk"])
         if ref is not None:
-            hook.wait_done(ref, _left(deadline))
+            hook.wait_done(ref, left(deadline))
         deleted.append(original["disk"])
     return deleted
 
 
-def _left(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
+def left(deadline: float) -> float:
+    """Seconds left before spec.inPlace.swapSeconds runs out; TimeoutError when none are."""
+    seconds = deadline - time.monotonic()
+    if seconds <= 0:
         raise TimeoutError("spec.inPlace.swapSeconds passed before the disks were swapped")
-    return left
+    return seconds

@@ -17,6 +17,7 @@ from vmbackup.compute.hook import ComputeEngineHook, OperationFailedError
 from vmbackup.restore import in_place, steps
 from vmbackup.restore.operators import RestoreStepOperator, _plan, _report, write_restore_report
 from vmbackup.restore.plan import RestorePlan
+from vmbackup.vm.disks import detach
 from vmbackup.vm.lock import InstanceHeldError
 from vmbackup.vm.power import PowerError
 
@@ -116,5 +117,11 @@ class SettleInPlaceOperator(RestoreStepOperator):
         now = in_place.attached(hook, plan)
         for new in plan["in_place"]["replacements"]:
             if new["device_name"] not in had and now.get(new["device_name"]) == new["disk"]:
-                ref = hook.detach_disk(plan["project"], plan["zone"], plan["target"], new["device_name"])
-                hook.wait_done(ref, max(1.0, deadline - time.monotonic()))
+                detach(
+                    hook,
+                    plan["project"],
+                    plan["zone"],
+                    plan["target"],
+                    new["device_name"],
+                    lambda: in_place.left(deadline),
+                )

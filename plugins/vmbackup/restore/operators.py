@@ -33,6 +33,7 @@ from vmbackup.restore.plan import (
     is_ours,
     plan_restore,
 )
+from vmbackup.vm.disks import disk_from_snapshot
 from vmbackup.vm.marked import restart_source_if_marked
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,15 @@ class CreateRestoreDiskOperator(RestoreStepOperator):
     def restore_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
         disk: PlannedDisk = self.target
         result: dict[str, Any] = {"instance": disk["instance"], "zone": disk["zone"], "disk": disk["name"]}
-        resource = compute_v1.Disk(
-            name=disk["name"],
-            source_snapshot=f"projects/{disk['project']}/global/snapshots/{disk['snapshot']}",
+        resource = disk_from_snapshot(
+            disk["project"],
+            disk["zone"],
+            disk["name"],
+            disk["snapshot"],
             labels=disk["labels"],
-            description=f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}",
+            disk_type=disk["disk_type"],
+            why=f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}",
         )
-        if disk["disk_type"]:
-            resource.type_ = f"zones/{disk['zone']}/diskTypes/{disk['disk_type']}"
         ref = hook.insert_disk(disk["project"], disk["zone"], resource)
         if ref is None:
             existing = hook.find_disk(disk["project"], disk["zone"], disk["name"])
