@@ -39,7 +39,7 @@ from vmbackup.compute.hook import (
 from vmbackup.model.policy import BackupPolicy
 from vmbackup.vm.lock import InstanceHeldError, acquire_lock, foreign_lock, holds_our_lock, release_lock
 from vmbackup.vm.marked import restart_if_marked
-from vmbackup.vm.power import PowerError, request_stop, start_until_running, timeout_message, wait_stopped
+from vmbackup.vm.power import PowerError, is_spot, request_stop, start_until_running, timeout_message, wait_stopped
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,10 @@ class _Vm:
             instance = self._restart_marked()
             if instance.status in STOPPED_STATUSES:  # stopped by its owner: no run of ours owes it a start
                 log.info("%s is %s: it stays stopped and is snapshotted as it is", self.t["instance"], instance.status)
+                if is_spot(instance):
+                    r["note"] = (
+                        f"a Spot VM found {instance.status} (preempted, or stopped by its owner): not ours to start"
+                    )
                 self._cut_and_wait()
                 r["up"] = True
                 return False

@@ -60,6 +60,12 @@ def is_stockout(message: str) -> bool:
     return any(code in message for code in STOCKOUT_CODES)
 
 
+def is_spot(instance: Any) -> bool:
+    """A Spot VM, which Compute Engine may preempt (TERMINATED) at any time ("Spot VMs",
+    https://cloud.google.com/compute/docs/instances/spot)."""
+    return bool(instance.scheduling and instance.scheduling.provisioning_model == "SPOT")
+
+
 def grace_seconds(instance: Any) -> float:
     """How long the VM may stay PENDING_STOP: its own gracefulShutdown.maxDuration, 0 when not enabled."""
     graceful = instance.scheduling.graceful_shutdown if instance.scheduling else None
