@@ -14,9 +14,9 @@ from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import parse_policy
 
 
-def window(hook: ComputeEngineHook, **spec: Any) -> VmWindow:
+def window(hook: ComputeEngineHook, name: str = "db-1", **spec: Any) -> VmWindow:
     policy = parse_policy(
-        "team-a", "promise", {"project": GCE_PROJECT, "instances": [{"name": "db-1", "zone": ZONE}], **spec}
+        "team-a", "promise", {"project": GCE_PROJECT, "instances": [{"name": name, "zone": ZONE}], **spec}
     )
     (target,) = resolve_targets(policy, "manual__promise", hook)["groups"]["instances"]
     (vm,) = run_window(
@@ -80,3 +80,17 @@ def test_a_vm_its_owner_stopped_is_still_snapshotted_as_it_is(
     assert vm["stopped"] is False
     assert "instances.start" not in methods(gce_sim)
     assert hook.get_instance(GCE_PROJECT, ZONE, "db-1").status == "TERMINATED"
+
+
+def test_a_spot_vm_preempted_before_the_run_is_snapshotted_not_started(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    gce_sim.add_instance(GCE_PROJECT, ZONE, "spot-1", provisioning_model="SPOT")
+    gce_sim.preempt(GCE_PROJECT, ZONE, "spot-1")
+    gce_sim.wait_idle()
+    gce_sim.clear_calls()
+    vm = window(hook, name="spot-1")
+    assert vm["error"] is None
+    assert "Spot VM" in (vm["note"] or "")
+    assert "instances.start" not in methods(gce_sim)
+    assert hook.get_instance(GCE_PROJECT, ZONE, "spot-1").status == "TERMINATED"
