@@ -23,6 +23,7 @@ from google.cloud import compute_v1
 
 from vmbackup.compute.attachments import DiskAttachmentCalls
 from vmbackup.compute.instant_snapshot_calls import InstantSnapshotCalls
+from vmbackup.compute.power_calls import PowerCalls
 from vmbackup.settings import AirflowSettings
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,9 @@ def resource_name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
+class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls):
     """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors (attach and
-    detach calls in compute/attachments.py)."""
+    detach calls in compute/attachments.py, resume and aggregatedList in compute/power_calls.py)."""
 
     def __init__(
         self,
@@ -259,26 +260,6 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
             request.no_graceful_shutdown = no_graceful_shutdown
         op = self.call("instances.stop", self.instances.stop_unary, request=request)
         return OperationRef(name=op.name, project=project, zone=zone)
-
-    def resume_instance(self, project: str, zone: str, name: str) -> OperationRef:
-        """instances.resume: a SUSPENDED VM comes back with resume, not start (instance lifecycle page)."""
-        op = self.call("instances.resume", self.instances.resume_unary, project=project, zone=zone, instance=name)
-        return OperationRef(name=op.name, project=project, zone=zone)
-
-    def aggregated_list_instances(self, project: str, label_filter: str) -> list[compute_v1.Instance]:
-        """Instances of every zone of the project matching a server-side filter (instances.aggregatedList)."""
-        request = compute_v1.AggregatedListInstancesRequest(project=project, filter=label_filter)
-        if self.page_size:
-            request.max_results = self.page_size
-        found: list[compute_v1.Instance] = []
-        while True:
-            page = self.call("instances.aggregatedList", self.instances.aggregated_list, request=request)
-            for scoped in page.items.values():  # a pager holding one response: zone -> InstancesScopedList
-                found.extend(scoped.instances)
-            token = page.next_page_token
-            if not token:
-                return found
-            request.page_token = token
 
     def start_instance(self, project: str, zone: str, name: str) -> OperationRef:
         op = self.call("instances.start", self.instances.start_unary, project=project, zone=zone, instance=name)
