@@ -204,7 +204,7 @@ class _Vm:
                 r["skipped"], r["up"] = raced_message(held), True
                 log.warning("%s: %s", self.t["instance"], r["skipped"])
                 return False
-            instance = self._restart_marked()
+            instance = self._restart_marked(instance)
             if instance.status in STOPPED_STATUSES:  # stopped by its owner: no run of ours owes it a start
                 log.info("%s is %s: it stays stopped and is snapshotted as it is", self.t["instance"], instance.status)
                 if is_spot(instance):
@@ -243,7 +243,7 @@ class _Vm:
     def _where(self) -> tuple[str, str, str]:
         return self.t["project"], self.t["zone"], self.t["instance"]
 
-    def _restart_marked(self) -> Any:
+    def _restart_marked(self, instance: Any) -> Any:
         """A VM an earlier run of ours stopped and could not start (it carries the mark) is started first."""
         instance, note = restart_if_marked(
             self.hook,
@@ -251,6 +251,7 @@ class _Vm:
             timeout_seconds=self.timeouts["start_seconds"],
             poll_seconds=self.poll,
             timeout_field=TIMEOUT_FIELDS["start"],
+            instance=instance,
         )
         if note:
             self.result["note"], self.result["prior_status"] = note, instance.status

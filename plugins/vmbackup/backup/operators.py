@@ -106,6 +106,7 @@ class StopInstanceOperator(_RecordingSensor):
                 timeout_seconds=self.start_seconds,
                 poll_seconds=1.0,
                 timeout_field="spec.timeouts.startSeconds",
+                instance=instance,
             )
         if instance.status in STOPPED_STATUSES and not ours:
             log.info("%s is %s: it stays stopped and is snapshotted as it is", t["instance"], instance.status)

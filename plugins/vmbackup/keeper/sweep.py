@@ -21,7 +21,7 @@ from vmbackup.model import labels as vmlabels
 from vmbackup.model.identifiers import read_lock
 from vmbackup.model.keeper_report import KeeperReport, LeftStoppedInstance
 from vmbackup.vm.labels import relabel_instance
-from vmbackup.vm.lock import clear_mark, held_message, live_lock
+from vmbackup.vm.lock import clear_mark, live_lock
 from vmbackup.vm.mark import Mark, keeper_tries_label, read_mark
 from vmbackup.vm.power import PowerError, start_until_running
 
@@ -85,11 +85,8 @@ def keep_one(
     if mark is None:
         return None, False
     zone, name = resource_name(instance.zone), instance.name
-    held = live_lock(instance, now)
-    if held is not None:  # a run holds it and is in charge of it: it starts it, or leaves the mark to us
-        if instance.status == "RUNNING":
-            return None, False
-        return _entry(project, instance, mark, last_error=f"{held_message(held)}; its holder starts it"), False
+    if live_lock(instance, now) is not None:  # a run holds it (its down window): it starts it, or leaves it to us
+        return None, False
     if instance.status == "RUNNING":
         clear_mark(hook, project, zone, name)
         return _entry(project, instance, mark, next_attempt_at=None), True

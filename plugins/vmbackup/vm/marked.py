@@ -46,11 +46,13 @@ def restart_if_marked(
     timeout_seconds: float,
     poll_seconds: float,
     timeout_field: str,
+    instance: Any = None,
 ) -> tuple[Any, str | None]:
     """The instance as it is after a start owed to it (None when it does not exist), and a note when one was owed.
+    `instance`: the VM as the caller just read it (saves a GET).
 
     Raises vm.power.PowerError (StockoutError) when it could not be started: it keeps the mark."""
-    instance = hook.find_instance(project, zone, name)
+    instance = instance if instance is not None else hook.find_instance(project, zone, name)
     if instance is None:
         return None, None
     mark = read_mark(instance.labels)

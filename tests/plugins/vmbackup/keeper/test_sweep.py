@@ -56,8 +56,11 @@ def test_a_pass_during_a_stockout_reports_the_vm_and_backs_off(
 
 
 def test_a_pass_leaves_a_vm_a_run_holds_to_that_run(gce_sim: ComputeSimulator, hook: ComputeEngineHook) -> None:
-    acquire_lock(hook, VmRef(project=GCE_PROJECT, zone=ZONE, instance="db-1", run="rnow"), 600)  # about to stop it
+    acquire_lock(hook, VmRef(project=GCE_PROJECT, zone=ZONE, instance="db-1", run="rnow"), 600)
+    hook.wait_done(hook.stop_instance(GCE_PROJECT, ZONE, "db-1"), 60)  # inside that run's down window
+    gce_sim.clear_calls()
     report, _ = keep(hook, [GCE_PROJECT], poll_seconds=0.05)
+    assert starts(gce_sim) == 0
     assert report.started == []
     assert report.left_stopped == []
     assert hook.get_instance(GCE_PROJECT, ZONE, "db-1").labels[vmlabels.STOPPED_BY] == "rnow"
