@@ -94,3 +94,36 @@ def test_a_spot_vm_preempted_before_the_run_is_snapshotted_not_started(
     assert "Spot VM" in (vm["note"] or "")
     assert "instances.start" not in methods(gce_sim)
     assert hook.get_instance(GCE_PROJECT, ZONE, "spot-1").status == "TERMINATED"
+
+
+def local_ssd_window(hook: ComputeEngineHook, discard: bool) -> VmWindow:
+    policy = parse_policy("team-a", "ssd", {"project": GCE_PROJECT, "instances": [{"name": "ssd-1", "zone": ZONE}]})
+    (target,) = resolve_targets(policy, "manual__ssd", hook)["groups"]["instances"]
+    if discard:  # set at resolve time when the policy allows it (spec.stop.discardLocalSsd)
+        target["discard_local_ssd"] = True  # type: ignore[typeddict-unknown-key]
+    (vm,) = run_window(
+        hook, policy, [target], None, FULL, max_unavailable=1, project_limit=4, poll_seconds=0.05, lock_ttl_seconds=600
+    )
+    return vm
+
+
+def test_a_vm_with_a_local_ssd_is_stopped_with_discard_when_the_target_allows_it(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    gce_sim.add_instance(GCE_PROJECT, ZONE, "ssd-1", local_ssds=1)
+    vm = local_ssd_window(hook, discard=True)
+    assert vm["error"] is None
+    assert vm["stopped"] is True
+    assert hook.get_instance(GCE_PROJECT, ZONE, "ssd-1").status == "RUNNING"
+
+
+def test_a_vm_with_a_local_ssd_and_no_choice_is_refused_and_left_running(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    gce_sim.add_instance(GCE_PROJECT, ZONE, "ssd-1", local_ssds=1)
+    vm = local_ssd_window(hook, discard=False)
+    instance = hook.get_instance(GCE_PROJECT, ZONE, "ssd-1")
+    assert vm["error_step"] == "instances.stop"
+    assert "discard-local-ssd" in (vm["error"] or "")
+    assert instance.status == "RUNNING"
+    assert vmlabels.STOPPED_BY not in instance.labels
