@@ -8,12 +8,21 @@ import pytest
 
 from devstack.gce_simulator import ComputeSimulator, Fault
 from tests.fixtures.gce import GCE_PROJECT
-from tests.plugins.vmbackup.vm.left_stopped import STOCKOUT, ZONE, left_stopped_by
+from tests.plugins.vmbackup.vm.left_stopped import (
+    STOCKOUT,
+    ZONE,
+    left_stopped_by,
+    promise_policy,
+    promise_target,
+    window,
+)
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.keeper.sweep import BACKOFF_CAP_SECONDS, keep, next_try_at
 from vmbackup.model import labels as vmlabels
 from vmbackup.vm.lock import VmRef, acquire_lock
 from vmbackup.vm.mark import Mark, read_mark
+from vmbackup.vm.marked import bring_back_if_ours
+from vmbackup.vm.power import StockoutError
 
 
 @pytest.fixture
@@ -70,3 +79,23 @@ def test_the_backoff_doubles_from_the_stop_and_is_capped() -> None:
     tries = [next_try_at(Mark(run="r", at=1000, tries=n, last_try=1000)) - 1000 for n in range(12)]
     assert tries[:4] == [0, 60, 120, 240]
     assert max(tries) == BACKOFF_CAP_SECONDS
+
+
+def test_after_a_long_stockout_failed_the_window_a_pass_brings_the_vm_back(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    gce_sim.stockout(ZONE, 10**6)  # hours of Compute Engine time (the fast profile plays 1000 s): every start fails
+    vm = window(hook, timeouts={"startSeconds": 30})
+    assert STOCKOUT in (vm["error"] or "")
+    assert read_mark(hook.get_instance(GCE_PROJECT, ZONE, "db-1").labels) is not None
+    # the run's safety net meets the stockout too and lets go of the VM: the mark stays, the lock goes
+    with pytest.raises(StockoutError):
+        bring_back_if_ours(
+            hook, promise_target(hook, promise_policy()), timeout_seconds=1, stopping_seconds=1, poll_seconds=0.05
+        )
+    gce_sim.stockout(ZONE, 0)  # capacity is back
+    report, _ = keep(hook, [GCE_PROJECT], poll_seconds=0.05)
+    instance = hook.get_instance(GCE_PROJECT, ZONE, "db-1")
+    assert [e.instance for e in report.started] == ["db-1"]
+    assert instance.status == "RUNNING"
+    assert read_mark(instance.labels) is None

@@ -7,6 +7,7 @@ maxDuration (scaled by the fast profile's api_duration_scale), a SUSPENDED one c
 from __future__ import annotations
 
 from devstack.gce_simulator import ComputeSimulator
+from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT, GceClients
 from tests.plugins.vmbackup.vm.left_stopped import ZONE
 from vmbackup.compute.hook import ComputeEngineHook
@@ -33,7 +34,9 @@ def test_a_stop_waits_out_pending_stop_beyond_the_stop_timeout(
 def test_a_start_waits_for_pending_stop_to_end_first(gce_sim: ComputeSimulator, hook: ComputeEngineHook) -> None:
     name = graceful_vm(gce_sim)
     hook.stop_instance(GCE_PROJECT, ZONE, name)
-    assert hook.get_instance(GCE_PROJECT, ZONE, name).status == "PENDING_STOP"
+    wait_until(
+        lambda: hook.get_instance(GCE_PROJECT, ZONE, name).status == "PENDING_STOP", within=10, what="PENDING_STOP"
+    )
     start_until_running(hook, GCE_PROJECT, ZONE, name, timeout_seconds=30, poll_seconds=0.05, timeout_field="test")
     assert hook.get_instance(GCE_PROJECT, ZONE, name).status == "RUNNING"
 

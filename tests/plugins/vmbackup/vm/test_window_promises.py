@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from devstack.gce_simulator import ComputeSimulator, Fault
 from tests.fixtures.gce import GCE_PROJECT
-from tests.plugins.vmbackup.vm.left_stopped import STOCKOUT, ZONE, left_stopped_by
+from tests.plugins.vmbackup.vm.left_stopped import STOCKOUT, ZONE, left_stopped_by, window
 from vmbackup.backup.down_window import FULL, VmWindow, run_window
 from vmbackup.backup.resolution import resolve_targets
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import parse_policy
-
-
-def window(hook: ComputeEngineHook, name: str = "db-1", **spec: Any) -> VmWindow:
-    policy = parse_policy(
-        "team-a", "promise", {"project": GCE_PROJECT, "instances": [{"name": name, "zone": ZONE}], **spec}
-    )
-    (target,) = resolve_targets(policy, "manual__promise", hook)["groups"]["instances"]
-    (vm,) = run_window(
-        hook, policy, [target], None, FULL, max_unavailable=1, project_limit=4, poll_seconds=0.05, lock_ttl_seconds=600
-    )
-    return vm
 
 
 def methods(sim: ComputeSimulator) -> list[str]:
