@@ -19,7 +19,6 @@ from vmbackup.airflow_compat import (
     BaseSensorOperator,
     first_reschedule_date,
 )
-from vmbackup.backup.lock import foreign_lock, held_message
 from vmbackup.backup.lock_wait import lock_verdict
 from vmbackup.backup.resolution import Target, vm_key
 from vmbackup.backup.slot_check import scheduled_slot
@@ -27,6 +26,7 @@ from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.compute.step_operator import record_error
 from vmbackup.model.policy import BackupPolicy
+from vmbackup.vm.lock import foreign_lock, held_message
 
 log = logging.getLogger(__name__)
 

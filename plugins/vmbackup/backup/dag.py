@@ -15,6 +15,7 @@ from typing import Any
 from vmbackup.backup import steps
 from vmbackup.model.policy import BackupPolicy, cron_of
 from vmbackup.settings import AirflowSettings
+from vmbackup.start_dates import first_start
 
 # Inside the down window a stopped VM's waits look this often at most (each look one GET per VM or snapshot; the
 # operation waits long-poll `wait`), so the VM is not kept down waiting for the next look. README, "Workflow
@@ -25,19 +26,6 @@ WINDOW_POLL_SECONDS = 1.0
 # default 60 s delay would keep the VMs down a minute longer. Compute Engine's transient errors are retried inside
 # the hook already.
 VM_DOWN_RETRY_DELAY_SECONDS = 1.0
-
-
-def first_start(policy: BackupPolicy) -> Any:
-    """The DAG's start_date: the policy's creation time, so its first run is the next scheduled one.
-
-    With catchup off, Airflow (2.10 and 3.x) runs the latest past interval as soon as a DAG with an old
-    start_date is unpaused: a new 02:00 policy applied at 14:00 would stop its VMs right away.
-    """
-    import pendulum
-
-    if policy.created is None:
-        return pendulum.datetime(2024, 1, 1, tz=policy.spec.timezone)
-    return pendulum.instance(policy.created).in_timezone(policy.spec.timezone).replace(second=0, microsecond=0)
 
 
 def doc_md(policy: BackupPolicy) -> str:

@@ -25,21 +25,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
-from vmbackup.backup.lock import InstanceHeldError, acquire_lock, foreign_lock, holds_our_lock, release_lock
 from vmbackup.backup.lock_wait import raced_message
 from vmbackup.backup.resolution import Target, vm_key
 from vmbackup.backup.snapshot_cuts import cut_snapshots, cuts_made
 from vmbackup.compute.hook import (
     STOPPED_STATUSES,
-    STOPPING_STATUSES,
     TAKEN,
     ComputeEngineHook,
-    OperationFailedError,
     OperationRef,
     SnapshotFailedError,
     pending_snapshots,
 )
 from vmbackup.model.policy import BackupPolicy
+from vmbackup.vm.lock import InstanceHeldError, acquire_lock, foreign_lock, holds_our_lock, release_lock
+from vmbackup.vm.marked import restart_if_marked
+from vmbackup.vm.power import PowerError, is_spot, request_stop, start_until_running, timeout_message, wait_stopped
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,13 @@ CUT_ATTEMPTS = 3  # tries of the cut while the VM is down, each after the hook's
 EARLIER_TRY_NOTE = "cut by an earlier try of this run: its log has Compute Engine's reason"
 
 
-class WindowError(Exception):
-    """A VM's window failed at one of its steps; the VM has been returned to its prior state where possible."""
-
-    def __init__(self, step: str, message: str):
-        super().__init__(message)
-        self.step = step
+# A VM's window failed at one of its steps (`step`); the VM has been returned to its prior state where possible.
+WindowError = PowerError
+TIMEOUT_FIELDS = {
+    "stop": "spec.timeouts.stopSeconds",
+    "snapshot": "spec.timeouts.snapshotSeconds",
+    "start": "spec.timeouts.startSeconds",
+}
 
 
 class VmWindow(TypedDict, total=False):
@@ -78,6 +79,7 @@ class VmWindow(TypedDict, total=False):
     up: bool  # the VM is as it began (started again, or never stopped by us)
     error: str | None
     error_step: str | None
+    note: str | None  # what the window found and did beyond the plan (a VM our earlier run left stopped, preempted)
 
 
 class WindowTimeouts(TypedDict):
@@ -202,8 +204,13 @@ class _Vm:
                 r["skipped"], r["up"] = raced_message(held), True
                 log.warning("%s: %s", self.t["instance"], r["skipped"])
                 return False
-            if instance.status in STOPPED_STATUSES:
+            instance = self._restart_marked(instance)
+            if instance.status in STOPPED_STATUSES:  # stopped by its owner: no run of ours owes it a start
                 log.info("%s is %s: it stays stopped and is snapshotted as it is", self.t["instance"], instance.status)
+                if is_spot(instance):
+                    r["note"] = (
+                        f"a Spot VM found {instance.status} (preempted, or stopped by its owner): not ours to start"
+                    )
                 self._cut_and_wait()
                 r["up"] = True
                 return False
@@ -220,57 +227,51 @@ class _Vm:
                 log.warning("%s: %s", self.t["instance"], exc)
                 return False
             instance = self._get()
+            if instance.status != "RUNNING":  # a Spot VM preempted (or stopped) since we looked: ours to start
+                r["note"] = f"{self.t['instance']} was {instance.status} when this run went to stop it (preempted?)"
+                log.warning("%s", r["note"])
         r["stopped"] = True
         if instance.status == "RUNNING":
             log.info("Stopping instance %s in %s (project %s)", self.t["instance"], self.t["zone"], self.t["project"])
             r["stop_requested_at"] = time.time()
-            stop_ref = self._step(
-                "instances.stop", self.hook.stop_instance, self.t["project"], self.t["zone"], self.t["instance"]
-            )
+            local_ssd = bool(dict(self.t).get("discard_local_ssd", False))
+            stop_ref = request_stop(self.hook, *self._where(), discard_local_ssd=local_ssd)
         self._wait_stopped(stop_ref)
         self._cut_and_wait()
         return True
 
-    def _step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except WindowError:
-            raise
-        except Exception as exc:
-            raise WindowError(name, str(exc) or type(exc).__name__) from exc
+    def _where(self) -> tuple[str, str, str]:
+        return self.t["project"], self.t["zone"], self.t["instance"]
+
+    def _restart_marked(self, instance: Any) -> Any:
+        """A VM an earlier run of ours stopped and could not start (it carries the mark) is started first."""
+        instance, note = restart_if_marked(
+            self.hook,
+            *self._where(),
+            timeout_seconds=self.timeouts["start_seconds"],
+            poll_seconds=self.poll,
+            timeout_field=TIMEOUT_FIELDS["start"],
+            instance=instance,
+        )
+        if note:
+            self.result["note"], self.result["prior_status"] = note, instance.status
+        return instance
 
     def _wait_stopped(self, ref: OperationRef | None) -> None:
-        timeout = self.timeouts["stop_seconds"]
-        since = self.result.get("stop_requested_at") or time.time()
-        deadline = since + timeout
-        if ref is not None:
-            try:
-                op = self.hook.wait_done(ref, max(1.0, deadline - time.time()))
-            except OperationFailedError as exc:
-                raise WindowError("wait_stopped", f"Compute Engine {exc}") from None
-            except TimeoutError:
-                raise WindowError("wait_stopped", self._timeout_message(ref["name"], "stop", timeout)) from None
+        op = wait_stopped(
+            self.hook,
+            *self._where(),
+            ref,
+            since=self.result.get("stop_requested_at") or time.time(),
+            timeout_seconds=self.timeouts["stop_seconds"],
+            poll_seconds=self.poll,
+            timeout_field=TIMEOUT_FIELDS["stop"],
+        )
+        if op is not None:
             self.result["stopped_at"] = op.start_time or None
-        while True:  # the operation is DONE; the instance reads TERMINATED (after a restart: no operation known)
-            status = self._get().status
-            if status in STOPPED_STATUSES:
-                return
-            if time.time() >= deadline:
-                raise WindowError(
-                    "wait_stopped", self._timeout_message(f"stop of {self.t['instance']}", "stop", timeout)
-                )
-            time.sleep(self.poll)
 
     def _timeout_message(self, what: str, kind: str, timeout: int) -> str:
-        field = {
-            "stop": "spec.timeouts.stopSeconds",
-            "snapshot": "spec.timeouts.snapshotSeconds",
-            "start": "spec.timeouts.startSeconds",
-        }[kind]
-        return (
-            f"{what} was not done {timeout}s after it was requested: the timeout ({field}) ran out. Raise it if "
-            "this VM needs longer"
-        )
+        return timeout_message(what, timeout, TIMEOUT_FIELDS[kind])
 
     def _cut_and_wait(self) -> None:
         cuts = self._cut()
@@ -322,42 +323,31 @@ class _Vm:
     # the up part --------------------------------------------------------------------------------------------
 
     def up(self) -> None:
-        """Start the VM again if this run holds it, wait until RUNNING, then release the lock."""
+        """Start the VM again if this run holds it (resume a SUSPENDED one), until RUNNING, then release the lock.
+
+        A stockout is tried again until spec.timeouts.startSeconds; a VM still not running keeps the mark."""
         r = self.result
-        instance = self.hook.find_instance(self.t["project"], self.t["zone"], self.t["instance"])
+        instance = self.hook.find_instance(*self._where())
         if instance is None or not holds_our_lock(instance, self.t):
             r["up"] = True
             return
-        timeout = self.timeouts["start_seconds"]
-        stopping_deadline = time.time() + self.timeouts["stop_seconds"]
-        while instance.status in STOPPING_STATUSES and time.time() < stopping_deadline:
-            time.sleep(self.poll)  # Compute Engine refuses start while the instance is still stopping
-            instance = self._get()
-        deadline = time.time() + timeout
-        if instance.status in STOPPED_STATUSES:
+        if instance.status != "RUNNING":
             log.info("Starting instance %s in %s (it was RUNNING before this run)", self.t["instance"], self.t["zone"])
-            ref = self._step(
-                "instances.start", self.hook.start_instance, self.t["project"], self.t["zone"], self.t["instance"]
-            )
-            try:
-                op = self.hook.wait_done(ref, timeout)
-            except OperationFailedError as exc:
-                raise WindowError("wait_started", f"Compute Engine {exc}") from None
-            except TimeoutError:
-                raise WindowError("wait_started", self._timeout_message(ref["name"], "start", timeout)) from None
-            r["started_at"] = op.end_time or None
-        while instance.status != "RUNNING":
-            if time.time() >= deadline:
-                raise WindowError(
-                    "wait_started", self._timeout_message(f"start of {self.t['instance']}", "start", timeout)
-                )
-            instance = self._get()
-            if instance.status == "RUNNING":
-                break
-            if instance.status in STOPPED_STATUSES and r.get("started_at") is None:
-                raise WindowError("start", f"instance {self.t['instance']} is {instance.status} and was not started")
-            time.sleep(self.poll)
-        self._step("release_lock", release_lock, self.hook, self.t)
+        started = start_until_running(
+            self.hook,
+            *self._where(),
+            timeout_seconds=self.timeouts["start_seconds"],
+            poll_seconds=self.poll,
+            timeout_field=TIMEOUT_FIELDS["start"],
+            stopping_seconds=self.timeouts["stop_seconds"],
+        )
+        r["started_at"] = started.ended_at or r.get("started_at")
+        if started.stockouts:
+            r["note"] = f"started after {len(started.stockouts)} stockout(s): {started.stockouts[-1]}"
+        try:
+            release_lock(self.hook, self.t)
+        except Exception as exc:
+            raise WindowError("release_lock", str(exc) or type(exc).__name__) from exc
         r["up"] = True
 
 

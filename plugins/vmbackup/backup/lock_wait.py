@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from vmbackup.backup.lock import held_message
 from vmbackup.backup.slot_check import too_late
 from vmbackup.model.identifiers import Lock
 from vmbackup.model.policy import BackupPolicy
 from vmbackup.model.report import MissedSlot
+from vmbackup.vm.lock import held_message
 
 K = TypeVar("K")
 

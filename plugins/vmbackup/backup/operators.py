@@ -13,15 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vmbackup.airflow_compat import AirflowFailException, PokeReturnValue, first_reschedule_date
-from vmbackup.backup.lock import (
-    InstanceHeldError,
-    acquire_lock,
-    foreign_lock,
-    held_message,
-    holds_our_lock,
-    release_lock,
-    start_if_ours,
-)
 from vmbackup.backup.lock_wait import lock_verdict
 from vmbackup.backup.resolution import Resolution, Target, batched, group_keys, resolve_targets
 from vmbackup.backup.slot_check import missed_slot, scheduled_slot
@@ -32,6 +23,9 @@ from vmbackup.compute.step_operator import ComputeStepOperator, now_iso
 from vmbackup.model.identifiers import Lock
 from vmbackup.model.policy import BackupPolicy
 from vmbackup.settings import max_map_length
+from vmbackup.vm.lock import InstanceHeldError, acquire_lock, foreign_lock, held_message, holds_our_lock, release_lock
+from vmbackup.vm.marked import restart_if_marked, start_if_ours
+from vmbackup.vm.power import request_stop
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +79,7 @@ class StopInstanceOperator(_RecordingSensor):
     def __init__(self, *, target: Any, policy_json: str, lock_ttl_seconds: int, **kwargs: Any):
         policy = BackupPolicy.from_json(policy_json)
         self.lock_wait_seconds = policy.spec.timeouts.lock_wait_seconds
+        self.start_seconds = policy.spec.timeouts.start_seconds
         # The sensor's own timeout only backs up poke(), which ends the wait itself (skipping, never failing).
         super().__init__(timeout=self.lock_wait_seconds + 3600, **kwargs)
         self.target = target
@@ -102,6 +97,17 @@ class StopInstanceOperator(_RecordingSensor):
         if looked is not None:
             return looked
         ours = holds_our_lock(instance, t)  # a retry of this task after it already stopped the VM
+        if not ours:  # a VM an earlier run of ours left stopped (the mark) is started first, never cut as it is
+            instance, _ = restart_if_marked(
+                hook,
+                t["project"],
+                t["zone"],
+                t["instance"],
+                timeout_seconds=self.start_seconds,
+                poll_seconds=1.0,
+                timeout_field="spec.timeouts.startSeconds",
+                instance=instance,
+            )
         if instance.status in STOPPED_STATUSES and not ours:
             log.info("%s is %s: it stays stopped and is snapshotted as it is", t["instance"], instance.status)
             return self._done({"prior_status": instance.status})
@@ -115,7 +121,8 @@ class StopInstanceOperator(_RecordingSensor):
         except InstanceHeldError as exc:  # another run locked it between our look and our lock
             return self._look(context, exc.lock) or PokeReturnValue(is_done=False)
         log.info("Stopping instance %s in %s (project %s)", t["instance"], t["zone"], t["project"])
-        ref = hook.stop_instance(t["project"], t["zone"], t["instance"])
+        local_ssd = t.get("discard_local_ssd", False)
+        ref = request_stop(hook, t["project"], t["zone"], t["instance"], discard_local_ssd=local_ssd)
         return self._done({"prior_status": "RUNNING", "operation": ref, "requested_at": now_iso()})
 
     def _look(self, context: Any, lock: Lock | None) -> PokeReturnValue | None:

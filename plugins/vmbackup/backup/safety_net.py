@@ -10,10 +10,10 @@ import logging
 from typing import Any
 
 from vmbackup.airflow_compat import AirflowException
-from vmbackup.backup.lock import release_lock, start_if_ours
 from vmbackup.backup.resolution import all_targets, pulled_resolution
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator
+from vmbackup.vm.marked import bring_back_if_ours
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,15 @@ class RestartStoppedInstancesOperator(ComputeStepOperator):
         problems: list[str] = []
         for target in all_targets(pulled_resolution(context)):
             try:
-                ref = start_if_ours(hook, target, self.stopping_timeout_seconds)
-                if ref is not None:
-                    log.warning("%s was left stopped by a failed step: starting it", target["instance"])
-                    hook.wait_done(ref, self.start_timeout_seconds)
+                if bring_back_if_ours(
+                    hook,
+                    target,
+                    timeout_seconds=self.start_timeout_seconds,
+                    stopping_seconds=self.stopping_timeout_seconds,
+                    poll_seconds=1.0,
+                ):
+                    log.warning("%s was left stopped by a failed step: started it", target["instance"])
                     restarted.append(target["instance"])
-                release_lock(hook, target)
             except Exception as exc:
                 log.exception("could not restart %s", target["instance"])
                 problems.append(f"{target['instance']}: {exc}")

@@ -23,13 +23,14 @@ from google.cloud import compute_v1
 
 from vmbackup.compute.attachments import DiskAttachmentCalls
 from vmbackup.compute.instant_snapshot_calls import InstantSnapshotCalls
+from vmbackup.compute.power_calls import PowerCalls
 from vmbackup.settings import AirflowSettings
 
 log = logging.getLogger(__name__)
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 STOPPED_STATUSES = ("TERMINATED", "STOPPED", "SUSPENDED")  # an instance in one of these is not running
-STOPPING_STATUSES = ("STOPPING", "SUSPENDING")  # Compute Engine refuses a start until these end
+STOPPING_STATUSES = ("PENDING_STOP", "STOPPING", "SUSPENDING")  # Compute Engine refuses a start until these end
 
 T = TypeVar("T")
 
@@ -105,9 +106,9 @@ def resource_name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
+class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls):
     """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors (attach and
-    detach calls in compute/attachments.py)."""
+    detach calls in compute/attachments.py, resume and aggregatedList in compute/power_calls.py)."""
 
     def __init__(
         self,
@@ -242,8 +243,22 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
         listed = self._every_page("disks.list", self.disks.list, request)
         return [disk for disk in listed if all(disk.labels.get(k) == v for k, v in match_labels.items())]
 
-    def stop_instance(self, project: str, zone: str, name: str) -> OperationRef:
-        op = self.call("instances.stop", self.instances.stop_unary, project=project, zone=zone, instance=name)
+    def stop_instance(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        discard_local_ssd: bool | None = None,
+        no_graceful_shutdown: bool | None = None,
+    ) -> OperationRef:
+        """instances.stop; a VM with a Local SSD needs discard_local_ssd (StopInstanceRequest.discard_local_ssd)."""
+        request = compute_v1.StopInstanceRequest(project=project, zone=zone, instance=name)
+        if discard_local_ssd is not None:
+            request.discard_local_ssd = discard_local_ssd
+        if no_graceful_shutdown is not None:
+            request.no_graceful_shutdown = no_graceful_shutdown
+        op = self.call("instances.stop", self.instances.stop_unary, request=request)
         return OperationRef(name=op.name, project=project, zone=zone)
 
     def start_instance(self, project: str, zone: str, name: str) -> OperationRef:

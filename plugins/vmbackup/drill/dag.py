@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmbackup.backup.dag import first_start
 from vmbackup.model.drill import drill_dag_id_for
 from vmbackup.model.policy import BackupPolicy, cron_of
 from vmbackup.settings import AirflowSettings
+from vmbackup.start_dates import first_start
 
 TEARDOWN_TIMEOUT_SECONDS = 900
 

@@ -13,8 +13,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud import compute_v1
-
 from vmbackup.airflow_compat import AirflowFailException
 from vmbackup.compute.hook import ComputeEngineHook, OperationRef, operation_error
 from vmbackup.compute.sensors import _RecordingSensor
@@ -24,6 +22,8 @@ from vmbackup.model.policy import BackupPolicy, PolicyError
 from vmbackup.model.restore import RESTORE_LABEL
 from vmbackup.report_upload import upload_report
 from vmbackup.restore.plan import RestorePlan, RestoreProblemError, instance_resource, plan_restore
+from vmbackup.vm.disks import disk_from_snapshot
+from vmbackup.vm.marked import restart_source_if_marked
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class PlanDrillOperator(DrillStepOperator):
     def drill_step(self, context: Any, hook: ComputeEngineHook) -> RestorePlan:
         policy = self.policy
         plan = plan_restore(drill_restore(policy, context["run_id"]), hook)
+        if plan["source_exists"]:
+            restart_source_if_marked(hook, plan["project"], plan["source_zone"], plan["source_instance"])
         marker = drill_marker(policy.namespace, policy.name)
         plan["instance"]["labels"][DRILL_LABEL] = marker
         for disk in plan["disks"]:
@@ -85,14 +87,15 @@ class BootDrillOperator(DrillStepOperator):
         deadline = time.monotonic() + self.timeout_seconds
         disk_ops = []
         for disk in plan["disks"]:
-            resource = compute_v1.Disk(
-                name=disk["name"],
-                source_snapshot=f"projects/{disk['project']}/global/snapshots/{disk['snapshot']}",
+            resource = disk_from_snapshot(
+                disk["project"],
+                disk["zone"],
+                disk["name"],
+                disk["snapshot"],
                 labels=disk["labels"],
-                description=f"restore drill of {plan['source_instance']} from snapshot {disk['snapshot']}",
+                disk_type=disk["disk_type"],
+                why=f"restore drill of {plan['source_instance']} from snapshot {disk['snapshot']}",
             )
-            if disk["disk_type"]:
-                resource.type_ = f"zones/{disk['zone']}/diskTypes/{disk['disk_type']}"
             ref = hook.insert_disk(disk["project"], disk["zone"], resource)
             if ref is not None:
                 disk_ops.append(ref)

@@ -31,6 +31,8 @@ DEVICE = "vmbackup-device"  # on a snapshot: the device name its disk was attach
 STOPPED_BY = "vmbackup-stopped-by"
 STOPPED_AT = "vmbackup-stopped-at"
 STOPPED_BY_LABELS = (STOPPED_BY, STOPPED_AT)
+# The keeper's tries to start a marked instance: "<tries>-<epoch seconds of the last try>", removed with the mark.
+KEEPER_TRIES = "vmbackup-keeper-tries"
 
 
 def consistency_value(mode: str) -> str:

@@ -9,7 +9,7 @@ a retried step finishes the work instead of repeating it.
 Compute Engine's rules this follows (the simulator enforces them, devstack/gce_simulator/devices.py): a boot disk
 is detached or attached only while the VM is TERMINATED; a disk attached READ_WRITE elsewhere cannot be attached
 ("Only one virtual machine at a time can be attached to a disk in read-write mode", AttachedDisk.mode reference).
-While it swaps, the restore holds the VM with the backup lock label (backup/lock.py), so no backup run stops,
+While it swaps, the restore holds the VM with the backup lock label (vm/lock.py), so no backup run stops,
 snapshots or starts it meanwhile; a VM a backup run holds is refused.
 """
 
@@ -19,14 +19,11 @@ import logging
 import time
 from typing import Any
 
-from vmbackup.backup.lock import acquire_lock, foreign_lock, held_message, holds_our_lock, release_lock
-from vmbackup.backup.resolution import Target
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook, resource_name
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.identifiers import lock_holder, run_hash
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
 from vmbackup.restore.plan import (
-    Attachment,
     InPlacePlan,
     PlannedDisk,
     RestorePlan,
@@ -35,8 +32,16 @@ from vmbackup.restore.plan import (
     choose_snapshots,
     is_ours,
 )
+from vmbackup.vm import disks as vm_disks
+from vmbackup.vm.disks import Attachment
+from vmbackup.vm.labels import set_disk_labels
+from vmbackup.vm.lock import VmRef, acquire_lock, foreign_lock, held_message, holds_our_lock, release_lock
+from vmbackup.vm.marked import restart_if_marked
+from vmbackup.vm.power import start_until_running, stop_until_stopped
 
 log = logging.getLogger(__name__)
+
+SWAP_FIELD = "spec.inPlace.swapSeconds"
 
 
 def _zone_of(url: str) -> str | None:
@@ -52,7 +57,9 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
     zone = restore.zone or (zones.pop() if len(zones) == 1 else None)
     if zone is None:
         raise RestoreProblemError("spec.zone: the snapshots come from several zones; name the source instance's zone")
-    instance = hook.find_instance(restore.project, zone, restore.instance)
+    instance, _ = restart_if_marked(  # a VM a run of ours left stopped is started first, never restored stopped
+        hook, restore.project, zone, restore.instance, timeout_seconds=600, poll_seconds=1.0, timeout_field="a start"
+    )
     if instance is None:
         raise RestoreProblemError(
             f"spec.mode: an InPlace restore replaces the disks of instance {restore.instance}, which no longer exists "
@@ -170,17 +177,9 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
     )
 
 
-def lock_target(plan: RestorePlan) -> Target:
-    """The VM as backup/lock.py names what it locks (this restore's own run value)."""
-    found = Target(
-        project=plan["project"],
-        zone=plan["zone"],
-        instance=plan["target"],
-        tier=None,
-        run=plan["in_place"]["lock_run"],
-        status=plan["in_place"]["prior_status"],
-        disks=[],
-    )
+def lock_target(plan: RestorePlan) -> VmRef:
+    """The VM as vm/lock.py names what it locks (this restore's own run value)."""
+    found = VmRef(project=plan["project"], zone=plan["zone"], instance=plan["target"], run=plan["in_place"]["lock_run"])
     if "lock_holder" in plan["in_place"]:
         found["holder"] = plan["in_place"]["lock_holder"]
     return found
@@ -188,8 +187,7 @@ def lock_target(plan: RestorePlan) -> Target:
 
 def attached(hook: ComputeEngineHook, plan: RestorePlan) -> dict[str, str]:
     """Device name -> disk name of the VM now."""
-    instance = hook.get_instance(plan["project"], plan["zone"], plan["target"])
-    return {d.device_name: resource_name(d.source) for d in instance.disks if d.source}
+    return vm_disks.attached(hook, plan["project"], plan["zone"], plan["target"])
 
 
 def holds(hook: ComputeEngineHook, plan: RestorePlan) -> bool:
@@ -207,63 +205,36 @@ def give_back(hook: ComputeEngineHook, plan: RestorePlan) -> None:
 
 
 def stop(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) -> None:
-    """Until TERMINATED (a stop of a stopped VM is not asked for)."""
-    while True:
-        instance = hook.get_instance(plan["project"], plan["zone"], plan["target"])
-        if instance.status in STOPPED_STATUSES:
-            return
-        if instance.status == "RUNNING":
-            log.info("Stopping instance %s to replace its disks", plan["target"])
-            hook.wait_done(hook.stop_instance(plan["project"], plan["zone"], plan["target"]), _left(deadline))
-            continue
-        _pause(deadline, f"instance {plan['target']} is {instance.status}")
+    """Until stopped (a stop of a stopped VM is not asked for)."""
+    stop_until_stopped(
+        hook,
+        plan["project"],
+        plan["zone"],
+        plan["target"],
+        timeout_seconds=left(deadline),
+        poll_seconds=1.0,
+        timeout_field=SWAP_FIELD,
+    )
 
 
 def start(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) -> None:
-    """Until RUNNING, when it was RUNNING before the restore."""
+    """Until RUNNING (a SUSPENDED one resumed, a stockout tried again), when it was RUNNING before the restore."""
     if plan["in_place"]["prior_status"] != "RUNNING":
         return
-    while True:
-        instance = hook.get_instance(plan["project"], plan["zone"], plan["target"])
-        if instance.status == "RUNNING":
-            return
-        if instance.status in STOPPED_STATUSES:
-            log.info("Starting instance %s", plan["target"])
-            hook.wait_done(hook.start_instance(plan["project"], plan["zone"], plan["target"]), _left(deadline))
-            continue
-        _pause(deadline, f"instance {plan['target']} is {instance.status}")
+    start_until_running(
+        hook,
+        plan["project"],
+        plan["zone"],
+        plan["target"],
+        timeout_seconds=left(deadline),
+        poll_seconds=1.0,
+        timeout_field=SWAP_FIELD,
+    )
 
 
 def swap_to(hook: ComputeEngineHook, plan: RestorePlan, wanted: list[Attachment], deadline: float) -> dict[str, Any]:
-    """Give each device name of `wanted` its disk: detach whatever else is there, then attach (boot first).
-
-    The VM must be TERMINATED (a boot disk changes). Returns what it detached and attached."""
-    project, zone, name = plan["project"], plan["zone"], plan["target"]
-    now = attached(hook, plan)
-    detached, added = [], []
-    for want in wanted:
-        there = now.get(want["device_name"])
-        if there is not None and there != want["disk"]:
-            log.info("Detaching %s (device %s) from %s", there, want["device_name"], name)
-            hook.wait_done(hook.detach_disk(project, zone, name, want["device_name"]), _left(deadline))
-            detached.append(there)
-    now = attached(hook, plan)
-    for want in sorted(wanted, key=lambda a: not a["boot"]):
-        if now.get(want["device_name"]) == want["disk"]:
-            continue
-        log.info("Attaching %s to %s as device %s", want["disk"], name, want["device_name"])
-        ref = hook.attach_disk(
-            project,
-            zone,
-            name,
-            want["disk"],
-            device_name=want["device_name"],
-            boot=want["boot"],
-            auto_delete=want["auto_delete"],
-        )
-        hook.wait_done(ref, _left(deadline))
-        added.append(want["disk"])
-    return {"detached": detached, "attached": added}
+    """Give each device name of `wanted` its disk (vm/disks.swap_devices); the VM must be TERMINATED."""
+    return vm_disks.swap_devices(hook, plan["project"], plan["zone"], plan["target"], wanted, lambda: left(deadline))
 
 
 def is_restored(hook: ComputeEngineHook, plan: RestorePlan) -> bool:
@@ -280,16 +251,9 @@ def label_replaced(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) 
             if disk is None or disk.labels.get(vmlabels.REPLACED_BY) == plan["marker"]:
                 break
             labels = {**disk.labels, vmlabels.REPLACED_BY: plan["marker"]}
-            try:
-                ref = hook.set_disk_labels(
-                    plan["project"], plan["zone"], original["disk"], labels, disk.label_fingerprint
-                )
-            except Exception as exc:  # a stale fingerprint: read again
-                if "fingerprint" not in str(exc).lower():
-                    raise
-                continue
-            hook.wait_done(ref, _left(deadline))
-            break
+            left(deadline)
+            if set_disk_labels(hook, plan["project"], plan["zone"], original["disk"], labels, disk.label_fingerprint):
+                break  # else a stale fingerprint: read again
         labelled.append(original["disk"])
     return labelled
 
@@ -306,19 +270,14 @@ def delete_replaced(hook: ComputeEngineHook, plan: RestorePlan, deadline: float)
             continue
         ref = hook.delete_disk(plan["project"], plan["zone"], original["disk"])
         if ref is not None:
-            hook.wait_done(ref, _left(deadline))
+            hook.wait_done(ref, left(deadline))
         deleted.append(original["disk"])
     return deleted
 
 
-def _left(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
+def left(deadline: float) -> float:
+    """Seconds left before spec.inPlace.swapSeconds runs out; TimeoutError when none are."""
+    seconds = deadline - time.monotonic()
+    if seconds <= 0:
         raise TimeoutError("spec.inPlace.swapSeconds passed before the disks were swapped")
-    return left
-
-
-def _pause(deadline: float, what: str) -> None:
-    if time.monotonic() > deadline:
-        raise TimeoutError(f"{what} after spec.inPlace.swapSeconds")
-    time.sleep(1)
+    return seconds

@@ -13,11 +13,13 @@ import time
 from typing import Any
 
 from vmbackup.airflow_compat import AirflowFailException
-from vmbackup.backup.lock import InstanceHeldError
 from vmbackup.compute.hook import ComputeEngineHook, OperationFailedError
 from vmbackup.restore import in_place, steps
 from vmbackup.restore.operators import RestoreStepOperator, _plan, _report, write_restore_report
 from vmbackup.restore.plan import RestorePlan
+from vmbackup.vm.disks import detach
+from vmbackup.vm.lock import InstanceHeldError
+from vmbackup.vm.power import PowerError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class ReplaceDisksOperator(RestoreStepOperator):
             in_place.stop(hook, plan, deadline)
             swapped = in_place.swap_to(hook, plan, plan["in_place"]["replacements"], deadline)
             in_place.start(hook, plan, deadline)
-        except (OperationFailedError, TimeoutError) as exc:
+        except (OperationFailedError, TimeoutError, PowerError) as exc:
             raise AirflowFailException(str(exc)) from None
         return {"replaced": True, **swapped}
 
@@ -87,8 +89,10 @@ class SettleInPlaceOperator(RestoreStepOperator):
             in_place.stop(hook, plan, deadline)
             self._detach_added(hook, plan, deadline)
             in_place.swap_to(hook, plan, plan["in_place"]["originals"], deadline)
-        in_place.start(hook, plan, deadline)
-        in_place.give_back(hook, plan)
+        try:
+            in_place.start(hook, plan, deadline)
+        finally:  # a VM that does not run again keeps the stopped-by mark: the keeper starts it
+            in_place.give_back(hook, plan)
         return {"restored": False, "rolled_back": True}
 
     @classmethod
@@ -113,5 +117,11 @@ class SettleInPlaceOperator(RestoreStepOperator):
         now = in_place.attached(hook, plan)
         for new in plan["in_place"]["replacements"]:
             if new["device_name"] not in had and now.get(new["device_name"]) == new["disk"]:
-                ref = hook.detach_disk(plan["project"], plan["zone"], plan["target"], new["device_name"])
-                hook.wait_done(ref, max(1.0, deadline - time.monotonic()))
+                detach(
+                    hook,
+                    plan["project"],
+                    plan["zone"],
+                    plan["target"],
+                    new["device_name"],
+                    lambda: in_place.left(deadline),
+                )

@@ -33,6 +33,8 @@ from vmbackup.restore.plan import (
     is_ours,
     plan_restore,
 )
+from vmbackup.vm.disks import disk_from_snapshot
+from vmbackup.vm.marked import restart_source_if_marked
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ class PlanRestoreOperator(RestoreStepOperator):
     def restore_step(self, context: Any, hook: ComputeEngineHook) -> RestorePlan:
         restore = self.restore
         plan = plan_in_place(restore, hook, context["run_id"]) if restore.in_place else plan_restore(restore, hook)
+        if not restore.in_place and plan["source_exists"]:  # (an InPlace plan starts it itself, before anything)
+            restart_source_if_marked(hook, plan["project"], plan["source_zone"], plan["source_instance"])
         phase = "CreatingInstance" if plan["done"] else "CreatingDisks"
         write_restore_report(_report(restore, context, plan, phase))
         return plan
@@ -105,14 +109,15 @@ class CreateRestoreDiskOperator(RestoreStepOperator):
     def restore_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
         disk: PlannedDisk = self.target
         result: dict[str, Any] = {"instance": disk["instance"], "zone": disk["zone"], "disk": disk["name"]}
-        resource = compute_v1.Disk(
-            name=disk["name"],
-            source_snapshot=f"projects/{disk['project']}/global/snapshots/{disk['snapshot']}",
+        resource = disk_from_snapshot(
+            disk["project"],
+            disk["zone"],
+            disk["name"],
+            disk["snapshot"],
             labels=disk["labels"],
-            description=f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}",
+            disk_type=disk["disk_type"],
+            why=f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}",
         )
-        if disk["disk_type"]:
-            resource.type_ = f"zones/{disk['zone']}/diskTypes/{disk['disk_type']}"
         ref = hook.insert_disk(disk["project"], disk["zone"], resource)
         if ref is None:
             existing = hook.find_disk(disk["project"], disk["zone"], disk["name"])

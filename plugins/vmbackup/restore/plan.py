@@ -18,6 +18,7 @@ from vmbackup.model.identifiers import LockHolder
 from vmbackup.model.policy import RESERVED_LABEL_PREFIX
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
 from vmbackup.model.retention import parse_timestamp
+from vmbackup.vm.disks import Attachment
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,6 @@ class PlannedInstance(TypedDict):
     tags: list[str]
     labels: dict[str, str]
     service_accounts: list[dict[str, Any]]
-
-
-class Attachment(TypedDict):
-    disk: str
-    device_name: str
-    boot: bool
-    auto_delete: bool
 
 
 class InPlacePlan(TypedDict):

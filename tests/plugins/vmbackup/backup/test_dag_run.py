@@ -24,7 +24,6 @@ from devstack.gce_simulator import ComputeSimulator, Fault, Profile, compute_cli
 from devstack.stack import wait_until
 from tests.fixtures.airflow_env import AirflowDags
 from tests.fixtures.gcs import COMPOSER_BUCKET, GCS_PROJECT
-from vmbackup.backup.lock import acquire_lock, release_lock, start_if_ours
 from vmbackup.backup.preflight import GUEST_FLUSH_FAILED_NOTE
 from vmbackup.backup.resolution import Target, all_targets, resolve_targets
 from vmbackup.compute.hook import ComputeEngineHook
@@ -32,6 +31,8 @@ from vmbackup.model import labels as vmlabels
 from vmbackup.model.identifiers import SNAPSHOT_NAME_PATTERN, run_id_label
 from vmbackup.model.policy import BackupPolicy, WaitMode, parse_policy
 from vmbackup.model.report import RunReport, latest_report_object_name, report_object_name
+from vmbackup.vm.lock import acquire_lock, release_lock
+from vmbackup.vm.marked import start_if_ours
 
 pytestmark = pytest.mark.airflow
 

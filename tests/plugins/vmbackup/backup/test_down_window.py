@@ -18,12 +18,12 @@ from devstack.gce_simulator import ComputeSimulator, Fault, Profile
 from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT
 from vmbackup.backup.down_window import DOWN, EARLIER_TRY_NOTE, FULL, VmWindow, run_window
-from vmbackup.backup.lock import acquire_lock, holds_our_lock
 from vmbackup.backup.resolution import Target, resolve_targets
 from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import BackupPolicy, parse_policy
+from vmbackup.vm.lock import acquire_lock, holds_our_lock
 
 DB = {"name": "db-1", "zone": "us-central1-a"}  # a boot disk and a data disk
 

@@ -30,7 +30,7 @@ def hook(gce_sim: Any) -> ComputeEngineHook:
 
 
 def race(hook: ComputeEngineHook, runs: list[str]) -> dict[str, str]:
-    from vmbackup.backup.lock import InstanceHeldError, acquire_lock
+    from vmbackup.vm.lock import InstanceHeldError, acquire_lock
 
     barrier = threading.Barrier(len(runs))
 
@@ -54,7 +54,7 @@ def test_only_one_of_racing_runs_gets_the_lock(hook: ComputeEngineHook, gce_sim:
 
 
 def test_lock_keeps_the_instances_own_labels(hook: ComputeEngineHook, gce_sim: Any) -> None:
-    from vmbackup.backup.lock import acquire_lock, release_lock
+    from vmbackup.vm.lock import acquire_lock, release_lock
 
     acquire_lock(hook, target("rone"), 600)
     assert release_lock(hook, target("rone")) is True
@@ -62,7 +62,7 @@ def test_lock_keeps_the_instances_own_labels(hook: ComputeEngineHook, gce_sim: A
 
 
 def test_a_run_cannot_release_another_runs_lock(hook: ComputeEngineHook, gce_sim: Any) -> None:
-    from vmbackup.backup.lock import acquire_lock, release_lock
+    from vmbackup.vm.lock import acquire_lock, release_lock
 
     acquire_lock(hook, target("rone"), 600)
     assert release_lock(hook, target("rtwo")) is False
@@ -70,7 +70,7 @@ def test_a_run_cannot_release_another_runs_lock(hook: ComputeEngineHook, gce_sim
 
 
 def test_a_held_instance_names_the_policy_and_run_holding_it(hook: ComputeEngineHook) -> None:
-    from vmbackup.backup.lock import InstanceHeldError, acquire_lock
+    from vmbackup.vm.lock import InstanceHeldError, acquire_lock
 
     nightly = target("rone") | {
         "holder": lock_holder("policy", "team-a", "nightly", "scheduled__2026-01-31T02:00:00+00:00")
@@ -81,7 +81,7 @@ def test_a_held_instance_names_the_policy_and_run_holding_it(hook: ComputeEngine
 
 
 def test_releasing_removes_the_holder_labels_too(hook: ComputeEngineHook, gce_sim: Any) -> None:
-    from vmbackup.backup.lock import acquire_lock, release_lock
+    from vmbackup.vm.lock import acquire_lock, release_lock
 
     nightly = target("rone") | {"holder": lock_holder("policy", "team-a", "nightly", "manual__x")}
     acquire_lock(hook, nightly, 600)  # type: ignore[arg-type]
@@ -91,7 +91,7 @@ def test_releasing_removes_the_holder_labels_too(hook: ComputeEngineHook, gce_si
 
 
 def test_an_expired_locks_holder_labels_are_replaced_by_the_new_holders(hook: ComputeEngineHook, gce_sim: Any) -> None:
-    from vmbackup.backup.lock import acquire_lock
+    from vmbackup.vm.lock import acquire_lock
 
     old = target("rold") | {"holder": lock_holder("restore", "team-b", "db-back", "manual__x")}
     acquire_lock(hook, old, -60)  # type: ignore[arg-type]  # already expired

@@ -12,11 +12,11 @@ import pytest
 
 from devstack.gce_simulator import Fault
 from tests.plugins.vmbackup.restore.test_dag_run import PROJECT, ZONE, disk_or_none, restore_env, seed_run
-from vmbackup.backup.lock import acquire_lock
 from vmbackup.backup.resolution import Target
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.identifiers import lock_holder
+from vmbackup.vm.lock import acquire_lock
 
 pytestmark = pytest.mark.airflow
 

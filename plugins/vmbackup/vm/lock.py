@@ -1,0 +1,111 @@
+"""The instance lock: labels naming the run that holds a VM, so only that run stops and starts it again.
+
+Set and removed with labelFingerprint concurrency (vm/labels.py), so two runs (of one policy or two, a backup or an
+in-place restore) never both hold a VM; whether "this run holds it" is read from the instance itself, so it holds
+after retries and partial failures. The lock names its holder (model/identifiers.lock_labels); an older lock
+without those labels is honoured all the same. Locking a RUNNING VM (to stop it) sets the stopped-by mark in the
+same call (vm/mark.py); releasing the lock of a RUNNING VM removes it in the same call.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NotRequired, TypedDict
+
+from vmbackup.compute.hook import ComputeEngineHook
+from vmbackup.model.identifiers import Lock, LockHolder, lock_labels, read_lock, without_lock
+from vmbackup.vm.labels import relabel_instance
+from vmbackup.vm.mark import mark_labels, read_mark, without_mark
+
+
+class VmRef(TypedDict):
+    """A VM as a run names it: where it is and which run (hash) acts on it. A backup Target is one."""
+
+    project: str
+    zone: str
+    instance: str
+    run: str
+    holder: NotRequired[LockHolder]
+
+
+class InstanceHeldError(Exception):
+    """Another run holds the instance (its lock label has not expired)."""
+
+    def __init__(self, lock: Lock):
+        super().__init__(held_message(lock))
+        self.lock = lock
+
+
+def held_message(lock: Lock) -> str:
+    return f"held by {lock.holder()} until {lock.until()}"
+
+
+def foreign_lock(instance: Any, run: str, now: float) -> Lock | None:
+    """The unexpired lock of another run on the instance, if any."""
+    lock = read_lock(instance.labels)
+    return lock if lock and lock.run != run and lock.expires > now else None
+
+
+def live_lock(instance: Any, now: float) -> Lock | None:
+    """Any unexpired lock on the instance: its holder is in charge of it."""
+    lock = read_lock(instance.labels)
+    return lock if lock and lock.expires > now else None
+
+
+def holds_our_lock(instance: Any, target: VmRef) -> bool:
+    lock = read_lock(instance.labels)
+    return bool(lock and lock.run == target["run"])
+
+
+def acquire_lock(hook: ComputeEngineHook, target: VmRef, ttl_seconds: int, attempts: int = 8) -> Any:
+    """Set our lock (and, on a RUNNING VM, the stopped-by mark) in one setLabels call; returns the instance after.
+
+    InstanceHeldError when another run holds it."""
+    now = time.time()
+
+    def change(instance: Any) -> dict[str, str] | None:
+        held = foreign_lock(instance, target["run"], time.time())
+        if held:
+            raise InstanceHeldError(held)
+        marking = instance.status == "RUNNING"  # we lock a RUNNING VM to stop it
+        if holds_our_lock(instance, target) and not (marking and read_mark(instance.labels) is None):
+            return None
+        labels = without_lock(instance.labels) | lock_labels(target["run"], ttl_seconds, target.get("holder"))
+        if marking:
+            labels |= mark_labels(target["run"], now)
+        return labels
+
+    instance = relabel_instance(hook, target["project"], target["zone"], target["instance"], change, attempts)
+    if instance is None:
+        raise RuntimeError(f"could not lock instance {target['instance']}: it does not exist")
+    return instance
+
+
+def release_lock(hook: ComputeEngineHook, target: VmRef, attempts: int = 8) -> bool:
+    """Remove our lock (and the mark, when the VM is RUNNING again); False when the VM does not carry our lock."""
+    released = False
+
+    def change(instance: Any) -> dict[str, str] | None:
+        nonlocal released
+        if not holds_our_lock(instance, target):
+            return None
+        released = True
+        labels = without_lock(instance.labels)
+        return without_mark(labels) if instance.status == "RUNNING" else labels
+
+    relabel_instance(hook, target["project"], target["zone"], target["instance"], change, attempts)
+    return released
+
+
+def clear_mark(hook: ComputeEngineHook, project: str, zone: str, name: str) -> bool:
+    """Remove the stopped-by mark of a RUNNING VM that no run holds; True when the VM no longer carries it."""
+
+    def change(instance: Any) -> dict[str, str] | None:
+        if read_mark(instance.labels) is None:
+            return None
+        if instance.status != "RUNNING" or live_lock(instance, time.time()) is not None:
+            return None
+        return without_mark(instance.labels)
+
+    instance = relabel_instance(hook, project, zone, name, change)
+    return instance is None or read_mark(instance.labels) is None
