@@ -84,10 +84,14 @@ def test_a_spot_vm_preempted_before_the_run_is_snapshotted_not_started(
 
 
 def local_ssd_window(hook: ComputeEngineHook, discard: bool) -> VmWindow:
-    policy = parse_policy("team-a", "ssd", {"project": GCE_PROJECT, "instances": [{"name": "ssd-1", "zone": ZONE}]})
+    """The window of a VM with a Local SSD, resolved under spec.stop.discardLocalSsd: true; without `discard` the
+    target loses the resolved choice, as a target of a DAG from before the check would have none."""
+    spec = {"project": GCE_PROJECT, "instances": [{"name": "ssd-1", "zone": ZONE}], "stop": {"discardLocalSsd": True}}
+    policy = parse_policy("team-a", "ssd", spec)
     (target,) = resolve_targets(policy, "manual__ssd", hook)["groups"]["instances"]
-    if discard:  # set at resolve time when the policy allows it (spec.stop.discardLocalSsd)
-        target["discard_local_ssd"] = True  # type: ignore[typeddict-unknown-key]
+    assert target.get("discard_local_ssd") is True
+    if not discard:
+        del target["discard_local_ssd"]
     (vm,) = run_window(
         hook, policy, [target], None, FULL, max_unavailable=1, project_limit=4, poll_seconds=0.05, lock_ttl_seconds=600
     )
