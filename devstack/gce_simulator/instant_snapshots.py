@@ -101,7 +101,7 @@ def insert(world: World, project: str, scope: str, body: dict[str, Any], faults:
         source = body.get("sourceDisk")
         if not source:
             raise ApiError(400, "required", "Required field 'resource.sourceDisk' not specified")
-        disk = world._ready_disk(world.disk_ref(project, str(source)))  # not RESTORING, no operation in flight
+        disk = world.disk_ref(project, str(source))
         if disk.location != scope:
             raise ApiError(
                 400,
@@ -109,7 +109,8 @@ def insert(world: World, project: str, scope: str, body: dict[str, Any], faults:
                 f"Invalid value for field 'resource.sourceDisk': '{source}'. An instant snapshot is stored in the "
                 f"{'region' if disk.region else 'zone'} of its source disk ({disk.location})",
             )
-        _check_limits(world, disk)
+        _check_limits(world, disk)  # the documented limits answer before a busy disk's 400
+        world._ready_disk(disk)  # not RESTORING, no operation in flight
         labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
         _validate_labels(labels)
         instant = InstantSnapshot(project, scope, name, disk, labels, description=str(body.get("description") or ""))

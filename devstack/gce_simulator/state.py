@@ -356,6 +356,7 @@ class World:
         # (project, "zones/Z" or "regions/R", name)
         self.instant_snapshots: dict[tuple[str, str, str], InstantSnapshot] = {}
         self.operations: dict[tuple[str, str | None, str], Operation] = {}
+        self.purged_operations: list[Operation] = []  # gone from the API, kept for inspection
         self.zones: dict[str, set[str]] = {}
         self.faults: list[Fault] = []
         self.calls: list[dict[str, Any]] = []
@@ -573,7 +574,7 @@ class World:
 
     def operation_list(self) -> list[dict[str, Any]]:
         with self.cond:
-            return [op.to_json() for op in self.operations.values()]
+            return [op.to_json() for op in [*self.purged_operations, *self.operations.values()]]
 
     def call_counts(self) -> dict[str, int]:
         with self.cond:
@@ -712,7 +713,9 @@ class World:
         self.cond.notify_all()
 
     def _purge(self, key: tuple[str, str | None, str]) -> None:
-        self.operations.pop(key, None)
+        op = self.operations.pop(key, None)
+        if op is not None:
+            self.purged_operations.append(op)
 
     def _fail_with_fault(self, op: Operation) -> bool:
         """If the op carries an operation_error fault, finish it failed (after its slow delay) and say so."""
@@ -970,8 +973,9 @@ class World:
     ) -> dict[str, Any]:
         """disks.createSnapshot: a zonal operation on the disk."""
         with self.cond:
-            disk = self._ready_disk(self._disk(project, zone, disk_name))
-            snapshot = self._new_snapshot(project, disk, body, guest_flush, None)
+            disk = self._disk(project, zone, disk_name)
+            self._check_snapshot_name(project, body)  # a name conflict answers 409 before a busy disk's 400
+            snapshot = self._new_snapshot(project, self._ready_disk(disk), body, guest_flush, None)
             op = self._new_operation(project, zone, "createSnapshot", disk.self_link, disk.id, disk.self_link, faults)
             self._take_snapshot(op, snapshot)
             return op.to_json()
@@ -991,6 +995,7 @@ class World:
                     "invalid",
                     "Exactly one of 'resource.sourceDisk' or 'resource.sourceInstantSnapshot' is required",
                 )
+            self._check_snapshot_name(project, body)  # a name conflict answers 409 before a busy disk's 400
             instant = None
             if source_instant:
                 instant = self.instant_snapshot_ref(project, str(source_instant))
@@ -1014,14 +1019,7 @@ class World:
         guest_flush: bool,
         instant: InstantSnapshot | None,
     ) -> Snapshot:
-        name = body.get("name")
-        if not name:
-            raise ApiError(400, "required", "Required field 'resource.name' not specified")
-        check_name(name)
-        if (project, name) in self.snapshots:
-            raise ApiError(
-                409, "alreadyExists", f"The resource 'projects/{project}/global/snapshots/{name}' already exists"
-            )
+        name = self._check_snapshot_name(project, body)
         snap_labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
         validate_labels(snap_labels)
         snapshot = Snapshot(
@@ -1060,6 +1058,17 @@ class World:
             del self.snapshots[(snapshot.project, snapshot.name)]
         self._finish(op, error)
         return True
+
+    def _check_snapshot_name(self, project: str, body: dict[str, Any]) -> str:
+        name = body.get("name")
+        if not name:
+            raise ApiError(400, "required", "Required field 'resource.name' not specified")
+        check_name(name)
+        if (project, name) in self.snapshots:
+            raise ApiError(
+                409, "alreadyExists", f"The resource 'projects/{project}/global/snapshots/{name}' already exists"
+            )
+        return str(name)
 
     def _take_snapshot(self, op: Operation, snapshot: Snapshot) -> None:
         """CREATING (the disk is being read), UPLOADING, READY; the operation is DONE when the snapshot is READY."""

@@ -167,6 +167,8 @@ def test_a_disk_restored_from_a_snapshot_boots_the_same_guest(gce_sim: ComputeSi
     wait(gce_clients, op)
     disk = compute_v1.Disk(name="app-1-copy", source_snapshot=f"projects/{P}/global/snapshots/app-1-snap")
     wait(gce_clients, gce_clients.disks.insert_unary(project=P, zone=ZONE, disk_resource=disk))
+    while gce_clients.disks.get(project=P, zone=ZONE, disk="app-1-copy").status == "RESTORING":
+        pass  # usable once READY (profile.py: disk_restoring_seconds)
     vm = compute_v1.Instance(
         name="app-1-copy",
         disks=[compute_v1.AttachedDisk(source=f"projects/{P}/zones/{ZONE}/disks/app-1-copy", boot=True)],

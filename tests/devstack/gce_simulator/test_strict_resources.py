@@ -70,6 +70,7 @@ def test_a_done_operation_is_purged_after_the_retention_period(
         gce_clients.zone_operations.get(project=P, zone=WP_ZONE, operation=op.name)
     with pytest.raises(exceptions.NotFound):
         gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
+    assert op.name in {o["name"] for o in gce_sim.operations()}  # the control plane still shows it
 
 
 def test_a_second_snapshot_within_the_minimum_interval_fails_as_too_frequent(
