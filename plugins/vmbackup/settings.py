@@ -23,6 +23,8 @@ COMPUTE_RETRY_ATTEMPTS_ENV = "VMBACKUP_RETRY_ATTEMPTS"
 COMPUTE_RETRY_BASE_ENV = "VMBACKUP_RETRY_BASE_SECONDS"
 BUCKET_ENV = "GCS_BUCKET"
 VMS_IN_FLIGHT_ENV = "VMBACKUP_MAX_VMS_IN_FLIGHT_PER_PROJECT"
+QUOTA_WINDOW_ENV = "VMBACKUP_QUOTA_WINDOW_SECONDS"
+QUOTA_DEADLINE_ENV = "VMBACKUP_QUOTA_DEADLINE_SECONDS"
 DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's own default of [core] max_map_length
 
 
@@ -42,6 +44,12 @@ class AirflowSettings:
     report_bucket: str | None = None  # where run and restore reports go; None: not uploaded
     # VMs of one project whose down window does Compute Engine work at once in one process (README, "Fleets")
     max_vms_in_flight_per_project: int = 20
+    # Compute Engine's rate-quota interval: quotas refill on the clock's minute ("Compute Engine rate quotas",
+    # https://cloud.google.com/compute/api-quota); a test shrinks it with the simulator's scaled minute
+    quota_window_seconds: float = 60.0
+    # how long a call refused for a quota (403 rateLimitExceeded) or a busy resource (400 resourceNotReady) is
+    # waited out, window after window, before its failure is the task's
+    quota_deadline_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AirflowSettings:
@@ -61,6 +69,8 @@ class AirflowSettings:
             max_vms_in_flight_per_project=int(
                 _number(env, VMS_IN_FLIGHT_ENV, default.max_vms_in_flight_per_project, whole=True, minimum=1)
             ),
+            quota_window_seconds=_number(env, QUOTA_WINDOW_ENV, default.quota_window_seconds, minimum=0.01),
+            quota_deadline_seconds=_number(env, QUOTA_DEADLINE_ENV, default.quota_deadline_seconds),
         )
 
     def task_defaults(self) -> dict[str, Any]:

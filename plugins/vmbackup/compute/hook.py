@@ -11,7 +11,6 @@ Credentials.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable
 from functools import cached_property
@@ -23,6 +22,7 @@ from google.cloud import compute_v1
 
 from vmbackup.compute.attachments import DiskAttachmentCalls
 from vmbackup.compute.instant_snapshot_calls import InstantSnapshotCalls
+from vmbackup.compute.retries import RetryPolicy
 from vmbackup.settings import AirflowSettings
 
 log = logging.getLogger(__name__)
@@ -72,21 +72,6 @@ def pending_snapshots(states: dict[str, str], until: str) -> dict[str, str]:
     return {name: state for name, state in states.items() if state not in wanted}
 
 
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    import requests
-    from google.auth import exceptions as auth_exceptions
-
-    return (
-        gexc.TooManyRequests,
-        gexc.InternalServerError,
-        gexc.BadGateway,
-        gexc.ServiceUnavailable,
-        gexc.GatewayTimeout,
-        requests.exceptions.ConnectionError,
-        auth_exceptions.TransportError,
-    )
-
-
 def operation_error(op: compute_v1.Operation) -> str | None:
     """Compute Engine's own words for a failed operation, or None when it succeeded."""
     if op.error and op.error.errors:
@@ -106,8 +91,9 @@ def resource_name(url: str) -> str:
 
 
 class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
-    """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors (attach and
-    detach calls in compute/attachments.py)."""
+    """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors, and waited out
+    to the next quota window on a quota or busy-resource refusal (compute/retries.py; attach and detach calls in
+    compute/attachments.py)."""
 
     def __init__(
         self,
@@ -121,11 +107,15 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
     ):
         settings = settings or AirflowSettings.from_env()
         self.endpoint = endpoint if endpoint is not None else settings.compute_endpoint
-        self.max_attempts = max_attempts or settings.compute_retry_attempts
-        self.backoff_base = (
-            backoff_base_seconds if backoff_base_seconds is not None else settings.compute_retry_base_seconds
+        self.retry = RetryPolicy(
+            max_attempts=max_attempts or settings.compute_retry_attempts,
+            backoff_base_seconds=(
+                backoff_base_seconds if backoff_base_seconds is not None else settings.compute_retry_base_seconds
+            ),
+            backoff_cap_seconds=backoff_cap_seconds,
+            quota_window_seconds=settings.quota_window_seconds,
+            quota_deadline_seconds=settings.quota_deadline_seconds,
         )
-        self.backoff_cap = backoff_cap_seconds
         self.page_size = page_size  # maxResults of list calls; None: Compute Engine's default (500)
 
     # -- clients ---------------------------------------------------------------------------------------
@@ -179,21 +169,11 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
     # -- retries ---------------------------------------------------------------------------------------
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one API call, retrying transient failures with capped exponential backoff and full jitter."""
-        transient = _transient_errors()
+        """Run one API call under the hook's retry policy (compute/retries.py)."""
         if getattr(fn, "__module__", "").startswith("google.cloud.compute_v1"):
             # The client's own default retry (up to 10 minutes on 503 for GETs) would hide ours: one bounded policy.
             kwargs.setdefault("retry", None)
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return fn(*args, **kwargs)
-            except transient as exc:
-                if attempt == self.max_attempts:
-                    raise
-                delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
-                log.warning("%s failed (%s); retry %d/%d in %.2fs", what, exc, attempt, self.max_attempts - 1, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        return self.retry.run(what, fn, *args, **kwargs)
 
     def _every_page(self, what: str, method: Callable[..., Any], request: Any) -> list[Any]:
         """Every item of a list call, each page fetched (and retried) as a call of its own.

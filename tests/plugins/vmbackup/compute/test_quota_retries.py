@@ -1,0 +1,102 @@
+"""Quota and busy-resource refusals waited out to the next quota window; other 403s and 400s fail at once.
+
+The quota window is shrunk (AirflowSettings.quota_window_seconds) so that "the next minute" comes in a fraction of
+a second; the refusals come from the simulator through the real google-cloud-compute client.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from devstack.gce_simulator import ComputeSimulator, Fault
+from tests.fixtures.gce import GCE_PROJECT
+from vmbackup.backup.down_window import FULL, run_window
+from vmbackup.backup.resolution import resolve_targets
+from vmbackup.compute.hook import ComputeEngineHook
+from vmbackup.model.policy import parse_policy
+from vmbackup.settings import AirflowSettings
+
+ZONE = "us-central1-c"
+VM = "wordpress-1-vm"
+WINDOW = 0.3  # the shrunk "minute"
+
+
+def quota_hook(sim: ComputeSimulator, deadline: float = 5.0) -> ComputeEngineHook:
+    settings = AirflowSettings(quota_window_seconds=WINDOW, quota_deadline_seconds=deadline)
+    return ComputeEngineHook(endpoint=sim.base_url, backoff_base_seconds=0.01, settings=settings)
+
+
+def rate_limited(method: str, times: int | None = 1) -> Fault:
+    return Fault.http_error(method, 403, reason="rateLimitExceeded", message="Rate Limit Exceeded", times=times)
+
+
+def test_a_rate_limited_first_write_does_not_fail_the_backup(gce_sim: ComputeSimulator) -> None:
+    hook = quota_hook(gce_sim)
+    policy = parse_policy("team-a", "quota", {"project": GCE_PROJECT, "instances": [{"name": VM, "zone": ZONE}]})
+    (target,) = resolve_targets(policy, "manual__quota", hook)["groups"]["instances"]
+    gce_sim.inject(rate_limited("instances.setLabels"))  # the window's first write: the lock label
+    (vm,) = run_window(
+        hook, policy, [target], None, FULL, max_unavailable=1, project_limit=4, poll_seconds=0.05, lock_ttl_seconds=600
+    )
+    assert vm["error"] is None
+    assert hook.get_instance(GCE_PROJECT, ZONE, VM).status == "RUNNING"
+    assert gce_sim.check_left_stopped() == []
+
+
+def test_a_rate_limited_call_is_retried_after_the_window_boundary(gce_sim: ComputeSimulator) -> None:
+    hook = quota_hook(gce_sim)
+    gce_sim.inject(rate_limited("instances.stop"))
+    refused_at = time.time()
+    hook.stop_instance(GCE_PROJECT, ZONE, VM)
+    stops = [c for c in gce_sim.calls if c["method"] == "instances.stop"]
+    assert [c["status"] for c in stops] == [403, 200]
+    boundary = (refused_at // WINDOW + 1) * WINDOW
+    assert float(stops[1]["time"]) >= boundary - 0.01
+
+
+def test_a_busy_resource_is_waited_out(gce_sim: ComputeSimulator) -> None:
+    hook = quota_hook(gce_sim)
+    gce_sim.inject(Fault.http_error("instances.stop", 400, reason="resourceNotReady", times=1))
+    hook.stop_instance(GCE_PROJECT, ZONE, VM)
+    assert gce_sim.call_counts()["instances.stop"] == 2
+
+
+def test_a_missing_permission_fails_at_once_with_its_message(gce_sim: ComputeSimulator) -> None:
+    hook = quota_hook(gce_sim)
+    message = "Required 'compute.instances.stop' permission for 'projects/demo-project'"
+    gce_sim.inject(Fault.http_error("instances.stop", 403, reason="forbidden", message=message, times=None))
+    with pytest.raises(gexc.Forbidden, match=re.escape(message)):
+        hook.stop_instance(GCE_PROJECT, ZONE, VM)
+    assert gce_sim.call_counts()["instances.stop"] == 1
+
+
+def test_another_bad_request_fails_at_once(gce_sim: ComputeSimulator) -> None:
+    hook = quota_hook(gce_sim)
+    gce_sim.inject(Fault.http_error("instances.stop", 400, reason="invalid", times=None))
+    with pytest.raises(gexc.BadRequest):
+        hook.stop_instance(GCE_PROJECT, ZONE, VM)
+    assert gce_sim.call_counts()["instances.stop"] == 1
+
+
+def test_quota_waits_end_at_the_deadline(gce_sim: ComputeSimulator) -> None:
+    hook = quota_hook(gce_sim, deadline=1.0)
+    gce_sim.inject(rate_limited("instances.get", times=None))
+    started = time.monotonic()
+    with pytest.raises(gexc.Forbidden):
+        hook.get_instance(GCE_PROJECT, ZONE, VM)
+    assert time.monotonic() - started < 1.0 + WINDOW * 1.2
+    assert 2 <= gce_sim.call_counts()["instances.get"] <= 5
+
+
+def test_a_quota_refusal_is_transient_whatever_the_error_info(gce_sim: Any) -> None:
+    """A 403 whose errors[].reason is rateLimitExceeded (the rate quota and the concurrent-operations quota alike)."""
+    hook = quota_hook(gce_sim)
+    gce_sim.inject(rate_limited("disks.createSnapshot", times=2))
+    ref = hook.create_snapshot(GCE_PROJECT, ZONE, VM, "snap-q", labels={}, storage_location=None, guest_flush=False)
+    assert ref is not None
+    assert gce_sim.call_counts()["disks.createSnapshot"] == 3
