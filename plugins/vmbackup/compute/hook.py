@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Any, NotRequired, TypedDict, TypeVar
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
@@ -22,7 +22,22 @@ from google.cloud import compute_v1
 
 from vmbackup.compute.attachments import DiskAttachmentCalls
 from vmbackup.compute.instant_snapshot_calls import InstantSnapshotCalls
+from vmbackup.compute.operations import (
+    INSTANT,
+    READY,
+    STANDARD,
+    TAKEN,
+    OperationFailedError,
+    OperationRef,
+    SnapshotFailedError,
+    as_operation_ref,
+    is_done,
+    operation_error,
+    pending_snapshots,
+    resource_name,
+)
 from vmbackup.compute.retries import RetryPolicy
+from vmbackup.compute.snapshot_states import SnapshotStates
 from vmbackup.settings import AirflowSettings
 
 log = logging.getLogger(__name__)
@@ -33,64 +48,26 @@ STOPPING_STATUSES = ("STOPPING", "SUSPENDING")  # Compute Engine refuses a start
 
 T = TypeVar("T")
 
-
-class OperationRef(TypedDict):
-    """What a sensor needs to find an operation again: its name and scope (zone, region, or neither for global)."""
-
-    name: str
-    project: str
-    zone: str | None
-    region: NotRequired[str | None]  # a regionOperations operation (zone is then None)
-
-
-def as_operation_ref(value: dict[str, Any]) -> OperationRef:
-    """An OperationRef from its JSON form (XCom, trigger kwargs), keeping the region of a regional operation."""
-    ref = OperationRef(name=value["name"], project=value["project"], zone=value.get("zone"))
-    if value.get("region"):
-        ref["region"] = value["region"]
-    return ref
-
-
-class OperationFailedError(Exception):
-    """A Compute Engine operation finished with an error; the message is Compute Engine's own."""
+__all__ = [
+    "INSTANT",
+    "READY",
+    "STANDARD",
+    "STOPPED_STATUSES",
+    "STOPPING_STATUSES",
+    "TAKEN",
+    "ComputeEngineHook",
+    "OperationFailedError",
+    "OperationRef",
+    "SnapshotFailedError",
+    "as_operation_ref",
+    "is_done",
+    "operation_error",
+    "pending_snapshots",
+    "resource_name",
+]
 
 
-class SnapshotFailedError(Exception):
-    """A snapshot turned FAILED, or its creation operation ended with an error; the message says which."""
-
-
-STANDARD = "standard"  # a snapshot item (snapshot_cuts.py) of a standard snapshot
-INSTANT = "instant"  # a snapshot item of an instant snapshot (zonal, or regional with a "regions/R" scope)
-
-TAKEN = "taken"  # every snapshot has left CREATING (UPLOADING or READY): the disk may change again
-READY = "ready"  # every snapshot is READY: the backup is complete
-
-
-def pending_snapshots(states: dict[str, str], until: str) -> dict[str, str]:
-    """The snapshots not yet `until` (TAKEN or READY), with their states."""
-    wanted = ("READY",) if until == READY else ("UPLOADING", "READY")
-    return {name: state for name, state in states.items() if state not in wanted}
-
-
-def operation_error(op: compute_v1.Operation) -> str | None:
-    """Compute Engine's own words for a failed operation, or None when it succeeded."""
-    if op.error and op.error.errors:
-        return "; ".join(f"{e.code}: {e.message}" if e.code else e.message for e in op.error.errors)
-    if op.http_error_status_code and op.http_error_status_code >= 400:
-        return f"{op.http_error_status_code}: {op.http_error_message or 'operation failed'}"
-    return None
-
-
-def is_done(op: compute_v1.Operation) -> bool:
-    return bool(op.status == compute_v1.Operation.Status.DONE)
-
-
-def resource_name(url: str) -> str:
-    """Last path segment of a Compute Engine resource URL (disks are referenced by URL on instances)."""
-    return url.rstrip("/").rsplit("/", 1)[-1]
-
-
-class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
+class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, SnapshotStates):
     """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors, and waited out
     to the next quota window on a quota or busy-resource refusal (compute/retries.py; attach and detach calls in
     compute/attachments.py)."""
@@ -117,6 +94,9 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
             quota_deadline_seconds=settings.quota_deadline_seconds,
         )
         self.page_size = page_size  # maxResults of list calls; None: Compute Engine's default (500)
+        self._done_operations: dict[
+            str, compute_v1.Operation
+        ] = {}  # a DONE operation never changes (snapshot_states.py)
 
     # -- clients ---------------------------------------------------------------------------------------
 
@@ -369,78 +349,6 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls):
         except gexc.NotFound:
             return None
         return OperationRef(name=op.name, project=project, zone=None)
-
-    # -- snapshot states -------------------------------------------------------------------------------
-
-    def snapshot_states(self, project: str, items: list[dict[str, Any]]) -> dict[str, str]:
-        """Each item's status (MISSING while not yet visible); SnapshotFailedError names a failed one.
-
-        Items are snapshot_cuts.py's: a standard snapshot, or (kind "instant") an instant snapshot, whose READY
-        counts as taken and as ready alike (its point in time is fixed; it has no upload).
-        """
-        states: dict[str, str] = {}
-        for item in items:
-            if item.get("kind") == INSTANT:
-                states[item["name"]] = self._instant_state(project, item)
-                continue
-            snapshot = self.find_snapshot(project, item["name"])
-            if snapshot is None:
-                states[item["name"]] = self._missing_snapshot(item)
-                continue
-            if snapshot.status == "FAILED":
-                self._missing_snapshot(item)  # raises with the creation operation's own error when it has one
-                raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} FAILED")
-            states[item["name"]] = self._trusted_status(item, snapshot.status)
-        return states
-
-    def _instant_state(self, project: str, item: dict[str, Any]) -> str:
-        """An instant snapshot's status; READY only once its insert operation is DONE too (CREATING until then)."""
-        found = self.find_instant_snapshot(project, item["scope"], item["name"])
-        if found is None:
-            return self._missing_snapshot(item)
-        if found.status == "FAILED":
-            self._missing_snapshot(item)
-            raise SnapshotFailedError(f"instant snapshot {item['name']} of disk {item['disk']} FAILED")
-        if found.status != "READY" or not item.get("operation"):
-            return str(found.status)
-        op = self.get_operation(as_operation_ref(item["operation"]))
-        if not is_done(op):
-            return "CREATING"
-        error = operation_error(op)
-        if error:
-            raise SnapshotFailedError(f"instant snapshot {item['name']} of disk {item['disk']} failed: {error}")
-        return "READY"
-
-    def _trusted_status(self, item: dict[str, Any], status: str) -> str:
-        """READY counts only once the disks.createSnapshot operation is DONE too.
-
-        With disks.createSnapshot a snapshot can read READY before its creation is done (the race that moved the
-        GCE PD CSI driver to snapshots.insert, kubernetes-sigs/gcp-compute-persistent-disk-csi-driver#1857).
-        Leaving CREATING, the restart point, is unaffected: that is the cut (container-storage-interface/spec
-        pull requests #224 and #307; README "Why the VM starts again while its snapshots upload").
-        """
-        ref = item.get("operation")
-        if status != "READY" or not ref:
-            return status
-        op = self.get_operation(as_operation_ref(ref))
-        if not is_done(op):
-            return "UPLOADING"
-        error = operation_error(op)
-        if error:
-            raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} was not created: {error}")
-        return status
-
-    def _missing_snapshot(self, item: dict[str, Any]) -> str:
-        ref = item.get("operation")
-        if ref:
-            op = self.get_operation(as_operation_ref(ref))
-            if is_done(op):
-                error = operation_error(op)
-                if error:
-                    raise SnapshotFailedError(
-                        f"snapshot {item['name']} of disk {item['disk']} was not created: {error}"
-                    )
-        return "MISSING"
 
     # -- operations ------------------------------------------------------------------------------------
 
