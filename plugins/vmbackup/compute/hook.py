@@ -36,6 +36,7 @@ from vmbackup.compute.operations import (
     pending_snapshots,
     resource_name,
 )
+from vmbackup.compute.rate_budget import RateBudget, budget_for
 from vmbackup.compute.retries import RetryPolicy
 from vmbackup.compute.snapshot_states import SnapshotStates
 from vmbackup.settings import AirflowSettings
@@ -81,6 +82,7 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, SnapshotState
         backoff_cap_seconds: float = 30.0,
         page_size: int | None = None,
         settings: AirflowSettings | None = None,
+        budget: RateBudget | None = None,
     ):
         settings = settings or AirflowSettings.from_env()
         self.endpoint = endpoint if endpoint is not None else settings.compute_endpoint
@@ -93,6 +95,7 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, SnapshotState
             quota_window_seconds=settings.quota_window_seconds,
             quota_deadline_seconds=settings.quota_deadline_seconds,
         )
+        self.budget = budget if budget is not None else budget_for(settings)
         self.page_size = page_size  # maxResults of list calls; None: Compute Engine's default (500)
         self._done_operations: dict[
             str, compute_v1.Operation
@@ -149,11 +152,15 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, SnapshotState
     # -- retries ---------------------------------------------------------------------------------------
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one API call under the hook's retry policy (compute/retries.py)."""
+        """Run one API call under the hook's retry policy (compute/retries.py), each attempt within the project's
+        rate budget of the method's quota group (compute/rate_budget.py)."""
         if getattr(fn, "__module__", "").startswith("google.cloud.compute_v1"):
             # The client's own default retry (up to 10 minutes on 503 for GETs) would hide ours: one bounded policy.
             kwargs.setdefault("retry", None)
-        return self.retry.run(what, fn, *args, **kwargs)
+        project = kwargs.get("project") or getattr(kwargs.get("request"), "project", None)
+        if not project:
+            return self.retry.run(what, fn, *args, **kwargs)
+        return self.retry.run(what, fn, *args, before=lambda: self.budget.take(str(project), what), **kwargs)
 
     def _every_page(self, what: str, method: Callable[..., Any], request: Any) -> list[Any]:
         """Every item of a list call, each page fetched (and retried) as a call of its own.
