@@ -20,20 +20,28 @@ An ``http://`` api_endpoint is honoured as is by the REST transport. But ``op.re
 client options say; wait with an operations client as above, or build clients with
 ``compute_client(ClientClass, base_url)`` (see ``clients.py``).
 
-Served (paths, verbs and JSON as compute v1): instances get/list/aggregatedList/stop/start/setLabels/insert/
+Served (paths, verbs and JSON as compute v1): instances get/list/aggregatedList/stop/start/suspend/resume/setLabels/insert/
 delete/attachDisk/detachDisk/getSerialPortOutput (the guest's console: ``devices``), disks
 get/list/createSnapshot/insert/delete, regionDisks get, snapshots get/list/insert/delete (from
 ``sourceDisk`` or ``sourceInstantSnapshot``), instantSnapshots and regionInstantSnapshots insert/get/list/delete,
 zoneOperations, regionOperations and globalOperations get/wait;
 ``filter`` on list calls (``labels.app = web AND status = RUNNING`` ...). Compute Engine's error JSON shape.
 
+As unkind as Compute Engine (issue 23), each rule with its source in its module: rate quotas per group and minute
+(403 ``rateLimitExceeded``) and the concurrent operations quota (``quotas``); a second mutation of a busy resource,
+or of a RESTORING disk, is refused with 400 ``resourceNotReady``; DONE operations are purged after the retention
+period (then 404); a disk can be snapshotted at most every 10 minutes and 6 times an hour, guestFlush needs
+support in the VM (``snapshot_rules``); stockouts, graceful shutdown (``PENDING_STOP``), Local SSDs
+(``discardLocalSsd``), suspend/resume and Spot preemption (``power``). ``presets`` names fault sets that tests and
+the benchmark share (``--preset NAME``).
+
 Control plane: ``/_sim/...`` on the same port (``SimulatorControl`` wraps it with ComputeSimulator's method
 names). CLI: ``python -m devstack.gce_simulator --port 0 --profile fast --seed classic`` prints the base URL on its
-first stdout line.
+first stdout line; ``--preset NAME`` (repeatable) applies a named preset after seeding.
 
-Modules: ``profile`` (timings and their sources), ``faults``, ``filters``, ``state`` (state machines, invariants),
-``devices`` (disk attachment, serial console, the guest), ``instant_snapshots``, ``server`` (HTTP), ``control``,
-``clients``.
+Modules: ``profile`` (timings and their sources), ``faults``, ``filters``, ``errors`` (error bodies), ``state``
+(state machines, invariants), ``quotas``, ``power``, ``snapshot_rules``, ``devices`` (disk attachment, serial
+console, the guest), ``instant_snapshots``, ``presets``, ``server`` (HTTP), ``control``, ``clients``.
 """
 
 from .clients import compute_client, compute_client_options

@@ -9,6 +9,7 @@ import sys
 import threading
 from types import FrameType
 
+from . import presets
 from .profile import Profile
 from .server import ComputeSimulator
 
@@ -21,12 +22,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies every simulated duration")
     parser.add_argument("--seed", choices=["none", "classic"], default="none")
     parser.add_argument("--project", default="demo-project")
+    parser.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        choices=sorted(presets.PRESETS),
+        help="a named fault preset (presets.py), applied after seeding with its default parameters; repeatable",
+    )
     args = parser.parse_args(argv)
 
     simulator = ComputeSimulator(Profile.named(args.profile, args.time_scale), host=args.host, port=args.port)
     simulator.start()
     if args.seed == "classic":
         simulator.seed_classic(args.project)
+    for name in args.preset:
+        simulator.apply_preset(name)
     print(simulator.base_url, flush=True)
 
     stop = threading.Event()

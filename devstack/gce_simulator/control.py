@@ -64,6 +64,10 @@ class SimulatorControl:
         machine_type: str = "e2-medium",
         tags: list[str] | None = None,
         network: str = "default",
+        graceful_shutdown_seconds: float | None = None,
+        local_ssds: int = 0,
+        guest_flush_supported: bool = True,
+        provisioning_model: str = "STANDARD",
     ) -> dict[str, Any]:
         body = {
             "project": project,
@@ -75,6 +79,10 @@ class SimulatorControl:
             "machine_type": machine_type,
             "tags": tags,
             "network": network,
+            "graceful_shutdown_seconds": graceful_shutdown_seconds,
+            "local_ssds": local_ssds,
+            "guest_flush_supported": guest_flush_supported,
+            "provisioning_model": provisioning_model,
         }
         result: dict[str, Any] = self._call("POST", "instances", body)
         return result
@@ -160,3 +168,26 @@ class SimulatorControl:
 
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
+
+    # stricter behaviours (quotas.py, power.py, presets.py) ------------------------------------------------
+    def quota_usage(self) -> dict[str, dict[str, int]]:
+        """project -> rate quota group -> the highest number of calls admitted in one window."""
+        result: dict[str, dict[str, int]] = self._call("GET", "quota_usage")
+        return result
+
+    def set_rate_quota(self, group: str, per_minute: int) -> None:
+        self._call("PUT", "rate_quotas", {"group": group, "per_minute": per_minute})
+
+    def stockout(self, zone: str, seconds: float) -> float:
+        return float(self._call("POST", "stockouts", {"zone": zone, "seconds": seconds})["seconds"])
+
+    def preempt(self, project: str, zone: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"preempt/{project}/{zone}/{name}", {})
+        return result
+
+    def presets(self) -> list[str]:
+        result: list[str] = self._call("GET", "presets")
+        return result
+
+    def apply_preset(self, name: str, **params: Any) -> None:
+        self._call("POST", f"presets/{name}", params)

@@ -4,8 +4,12 @@ A ``Fault`` matches calls by API method ("instances.stop", "disks.createSnapshot
 "*"; shell-style globs such as "instances.*" work too) and optionally by the name of the resource in the path
 (instance, disk, snapshot or operation name; globs allowed). Actions:
 
-- ``http_error``: the call fails with ``status`` in Compute Engine's JSON error shape (429 ``rateLimitExceeded``,
-  503 ``backendError``, 500 ``internalError`` ... ``reason`` and ``message`` are defaulted from the status).
+- ``http_error``: the call fails with ``status`` in Compute Engine's JSON error shape (403 ``rateLimitExceeded``,
+  503 ``backendError``, 500 ``internalError`` ... ``reason`` and ``message`` are defaulted from the status). A
+  ``rateLimitExceeded`` fault without a message answers the body of an exceeded rate quota (domain
+  ``usageLimits``, ``ErrorInfo`` RATE_LIMIT_EXCEEDED; errors.py): Compute Engine answers 403, not 429 ("If your
+  project exceeds a rate quota, you receive a 403 error with the reason rateLimitExceeded", "Compute Engine rate
+  quotas", https://cloud.google.com/compute/api-quota).
 - ``operation_error``: the call succeeds and returns an operation, which ends DONE with
   ``error.errors[0] = {code: error_code, message: message}`` and ``httpErrorStatusCode``; the resource does not
   change state (a snapshot goes to FAILED).
@@ -55,7 +59,10 @@ class Fault:
     # Convenience constructors -------------------------------------------------------------------------------
     @classmethod
     def rate_limited(cls, method: str = "*", *, times: int | None = 1, target: str | None = None) -> Fault:
-        return cls(method=method, action="http_error", status=429, target=target, times=times)
+        """An exceeded rate quota: 403 rateLimitExceeded, as Compute Engine answers it."""
+        return cls(
+            method=method, action="http_error", status=403, reason="rateLimitExceeded", target=target, times=times
+        )
 
     @classmethod
     def backend_error(cls, method: str = "*", *, times: int | None = 1, target: str | None = None) -> Fault:

@@ -101,7 +101,7 @@ def insert(world: World, project: str, scope: str, body: dict[str, Any], faults:
         source = body.get("sourceDisk")
         if not source:
             raise ApiError(400, "required", "Required field 'resource.sourceDisk' not specified")
-        disk = world.disk_ref(project, str(source))
+        disk = world._ready_disk(world.disk_ref(project, str(source)))  # not RESTORING, no operation in flight
         if disk.location != scope:
             raise ApiError(
                 400,

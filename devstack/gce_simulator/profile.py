@@ -28,8 +28,23 @@ are marked ESTIMATE and were chosen to be typical rather than best or worst case
   ``snapshot_creating_seconds`` = 10, ``snapshot_upload_seconds_per_gb`` = 1.0 (so ~3.5 min for a 200 GB first
   snapshot) and ``incremental_fraction`` = 0.1: ESTIMATE; Google publishes no throughput figure.
 - "You can snapshot your disks at most once every 10 minutes ... at most 6 requests in 60 minutes" ("About disk
-  snapshots", https://cloud.google.com/compute/docs/disks/snapshots). NOT enforced by the simulator (it would make
-  retries in tests slow); keep it in mind when reading benchmark results.
+  snapshots", https://cloud.google.com/compute/docs/disks/snapshots): ``snapshot_min_interval_seconds`` = 600,
+  ``snapshot_rate_window_seconds`` = 3600, ``snapshots_per_rate_window`` = 6, enforced by snapshot_rules.py. The
+  fast profile scales both durations down (0.05 s and 0.3 s) so consecutive test runs can snapshot one disk.
+- Rate quotas (quotas.py): a window of ``rate_quota_window_seconds`` = 60 ("Google enforces rate quotas at a
+  per-minute interval for each group", "Compute Engine rate quotas", https://cloud.google.com/compute/api-quota),
+  1 s in the fast profile; limits per group from that page unless ``rate_quota_limits`` overrides them.
+  ``concurrent_operations_limit`` = 1000 per project: ESTIMATE ("Compute Engine concurrent operation quotas",
+  https://cloud.google.com/compute/operations-quota, gives the error, not the figure in the copy read).
+- "Compute Engine has a minimum retention period of 1 hour and a maximum of 14 days for completed operations"
+  (paraphrased, "View Compute Engine operations", operation retention period,
+  https://cloud.google.com/compute/docs/instances/viewing-compute-operations): ``operation_retention_seconds`` =
+  3600, the minimum (the unkindest); 5 s in the fast profile. Then ``get``/``wait`` answer 404.
+- A disk created from a snapshot is ``RESTORING`` ("Source data is being copied into the disk", Disk.status enum)
+  for ``disk_restoring_seconds`` = 10 (ESTIMATE) after its insert operation is DONE; meanwhile it cannot be
+  attached or snapshotted (400 ``resourceNotReady``; which calls Google refuses is NOT VERIFIED).
+- ``api_duration_scale`` multiplies the durations the API itself carries (a graceful shutdown's ``maxDuration``,
+  a stockout's length; power.py): 1 in the realistic profile, 0.001 in the fast one (10 minutes -> 0.6 s).
 - Instant snapshots (instant_snapshots.py for the API): "Instant snapshots capture data at a specific point in time"
   and restore "in minutes" ("About instant snapshots", https://cloud.google.com/compute/docs/disks/instant-snapshots);
   the docs give no creation time. ``instant_snapshot_creating_seconds`` = 2 and ``instant_snapshot_delete_seconds``
@@ -56,7 +71,7 @@ are marked ESTIMATE and were chosen to be typical rather than best or worst case
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -88,6 +103,16 @@ class Profile:
     instant_snapshots_per_disk: int = 32
     wait_cap: float = 120.0
     time_scale: float = 1.0
+    # Stricter behaviours (sources: quotas.py, power.py, snapshot_rules.py, and the docstring above)
+    rate_quota_window_seconds: float = 60.0
+    rate_quota_limits: dict[str, int] = field(default_factory=dict)  # group -> calls per window (quotas.py)
+    concurrent_operations_limit: int | None = 1000
+    snapshot_min_interval_seconds: float = 600.0
+    snapshot_rate_window_seconds: float = 3600.0
+    snapshots_per_rate_window: int = 6
+    disk_restoring_seconds: float = 0.0
+    operation_retention_seconds: float = 3600.0
+    api_duration_scale: float = 1.0  # multiplies durations the API carries (graceful maxDuration, stockout length)
 
     @classmethod
     def fast(cls, **overrides: Any) -> Profile:
@@ -116,6 +141,12 @@ class Profile:
             instant_snapshot_min_interval_seconds=0.02,
             wait_cap=120.0,
             time_scale=1.0,
+            rate_quota_window_seconds=1.0,
+            snapshot_min_interval_seconds=0.05,
+            snapshot_rate_window_seconds=0.3,
+            disk_restoring_seconds=0.02,
+            operation_retention_seconds=5.0,
+            api_duration_scale=0.001,
         )
         return dataclasses.replace(base, **overrides)
 
@@ -147,6 +178,14 @@ class Profile:
             instant_snapshots_per_disk=32,
             wait_cap=120.0,
             time_scale=time_scale,
+            rate_quota_window_seconds=60.0,
+            concurrent_operations_limit=1000,
+            snapshot_min_interval_seconds=600.0,
+            snapshot_rate_window_seconds=3600.0,
+            snapshots_per_rate_window=6,
+            disk_restoring_seconds=10.0,
+            operation_retention_seconds=3600.0,
+            api_duration_scale=1.0,
         )
         return dataclasses.replace(base, **overrides)
 

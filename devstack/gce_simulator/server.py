@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import devices, instant_snapshots
+from . import devices, instant_snapshots, power, presets, quotas
+from .errors import rate_limit_exceeded
 from .faults import Fault
 from .profile import Profile
 from .state import ApiError, World
@@ -119,6 +120,21 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1")
 
 
+def _optional_bool(value: str | None) -> bool | None:
+    """A query flag that may be left out (``discardLocalSsd``: required with Local SSDs, power.py)."""
+    return None if value is None else _truthy(value)
+
+
+def _power_route(verb: str, handler: Handler) -> tuple[str, str, str, str | None, Handler]:
+    return (
+        "POST",
+        _BASE + r"/zones/" + _Z + rf"/instances/(?P<instance>[^/]+)/{verb}",
+        f"instances.{verb}",
+        "instance",
+        handler,
+    )
+
+
 # (HTTP verb, path regex, API method name, the path parameter naming the target resource, handler)
 ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
     (verb, re.compile(f"^{pattern}$"), method, target, handler)
@@ -153,19 +169,27 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
             "disk",
             lambda w, p, q, b, f: w.delete_disk(p["project"], p["zone"], p["disk"], f),
         ),
-        (
-            "POST",
-            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)/stop",
-            "instances.stop",
-            "instance",
-            lambda w, p, q, b, f: w.stop_instance(p["project"], p["zone"], p["instance"], f),
+        _power_route(
+            "stop",
+            lambda w, p, q, b, f: power.stop_instance(
+                w,
+                p["project"],
+                p["zone"],
+                p["instance"],
+                f,
+                discard_local_ssd=_optional_bool(q.get("discardLocalSsd")),
+                no_graceful_shutdown=_truthy(q.get("noGracefulShutdown")),
+            ),
         ),
-        (
-            "POST",
-            _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)/start",
-            "instances.start",
-            "instance",
-            lambda w, p, q, b, f: w.start_instance(p["project"], p["zone"], p["instance"], f),
+        _power_route("start", lambda w, p, q, b, f: power.start_instance(w, p["project"], p["zone"], p["instance"], f)),
+        _power_route(
+            "suspend",
+            lambda w, p, q, b, f: power.suspend_instance(
+                w, p["project"], p["zone"], p["instance"], f, discard_local_ssd=_optional_bool(q.get("discardLocalSsd"))
+            ),
+        ),
+        _power_route(
+            "resume", lambda w, p, q, b, f: power.resume_instance(w, p["project"], p["zone"], p["instance"], f)
         ),
         (
             "POST",
@@ -310,6 +334,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
 OPERATION_METHODS = {
     "instances.stop",
     "instances.start",
+    "instances.suspend",
+    "instances.resume",
     "instances.setLabels",
     "instances.attachDisk",
     "instances.detachDisk",
@@ -326,6 +352,51 @@ OPERATION_METHODS = {
     "regionInstantSnapshots.insert",
     "regionInstantSnapshots.delete",
 }
+
+
+def _admit(world: World, method: str, params: dict[str, str]) -> None:
+    """Rate quota of the method's group, then (for mutations) the concurrent operations quota (quotas.py)."""
+    project = params["project"]
+    world.rate_quotas.charge(world.profile, project, method)
+    if method in OPERATION_METHODS:
+        with world.cond:
+            in_flight = sum(1 for op in world.operations.values() if op.project == project and op.status != "DONE")
+            location = params.get("region") or (params["zone"].rsplit("-", 1)[0] if "zone" in params else "global")
+            quotas.check_concurrent(world.profile, project, in_flight, method, location)
+
+
+def _fault_error(fault: Fault, method: str, project: str) -> ApiError:
+    """An http_error fault's answer; a rate limit one in the documented 403 shape (errors.py)."""
+    if fault.error_reason() == "rateLimitExceeded" and fault.message is None:
+        metric, limit_name, _ = quotas.RATE_GROUPS[quotas.quota_group(method)]
+        error = rate_limit_exceeded(project, metric, limit_name)
+        error.code = fault.status
+        return error
+    return ApiError(fault.status, fault.error_reason(), fault.error_message())
+
+
+def _call_record(
+    verb: str,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    query: dict[str, str],
+    body: Any,
+    status: int,
+    started: float,
+) -> dict[str, Any]:
+    return {
+        "time": started,
+        "method": method,
+        "http_method": verb,
+        "path": path,
+        "params": params,
+        "query": query,
+        "body": body or None,
+        "status": status,
+        "fault": "quota",
+        "duration": time.time() - started,
+    }
 
 
 class _Server(ThreadingHTTPServer):
@@ -393,12 +464,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
             latency = world.profile.scaled(world.profile.api_latency)
             if latency:
                 time.sleep(latency)
-            faults = world.match_faults(method, params.get(target_param) if target_param else None)
             status, payload, fault_note = 200, None, None
+            try:
+                _admit(world, method, params)
+            except ApiError as exc:
+                world.record(_call_record(self.command, method, path, params, query, body, exc.code, started))
+                self._send(exc.code, exc.body())
+                return
+            faults = world.match_faults(method, params.get(target_param) if target_param else None)
             if faults and faults[0].action == "http_error":
-                fault = faults[0]
-                error = ApiError(fault.status, fault.error_reason(), fault.error_message())
-                status, payload, fault_note = error.code, error.body(), f"http_error:{fault.status}"
+                error = _fault_error(faults[0], method, params["project"])
+                status, payload, fault_note = error.code, error.body(), f"http_error:{faults[0].status}"
             else:
                 for fault in faults:
                     if fault.action == "slow" and method not in OPERATION_METHODS:
@@ -504,6 +580,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 case ["faults"], "DELETE":
                     sim.clear_faults()
                     result = {"ok": True}
+                case ["quota_usage"], "GET":
+                    result = sim.quota_usage()
+                case ["rate_quotas"], "PUT" | "POST":
+                    sim.set_rate_quota(str(body["group"]), int(body["per_minute"]))
+                    result = {"ok": True}
+                case ["stockouts"], "POST":
+                    result = {"seconds": sim.stockout(str(body["zone"]), float(body["seconds"]))}
+                case ["preempt", project, zone, name], "POST":
+                    result = sim.preempt(project, zone, name)
+                case ["presets"], "GET":
+                    result = sorted(presets.PRESETS)
+                case ["presets", name], "POST":
+                    sim.apply_preset(name, **body)
+                    result = {"ok": True}
                 case ["wait_idle"], "POST":
                     result = {"idle": sim.wait_idle(float(body.get("timeout", 10.0)))}
                 case _:
@@ -585,8 +675,14 @@ class ComputeSimulator:
         machine_type: str = "e2-medium",
         tags: list[str] | None = None,
         network: str = "default",
+        graceful_shutdown_seconds: float | None = None,
+        local_ssds: int = 0,
+        guest_flush_supported: bool = True,
+        provisioning_model: str = "STANDARD",
     ) -> dict[str, Any]:
-        return self.world.add_instance(
+        """Seed an instance (``World.add_instance``); the stricter features are power.py's ``configure``:
+        ``graceful_shutdown_seconds`` (0 = the 10-minute default), Local SSDs, guest flush support, Spot."""
+        self.world.add_instance(
             project,
             zone,
             name,
@@ -597,6 +693,16 @@ class ComputeSimulator:
             tags=tags,
             network=network,
         )
+        with self.world.cond:
+            instance = self.world._instance(project, zone, name)
+            power.configure(
+                instance,
+                graceful_shutdown_seconds=graceful_shutdown_seconds,
+                local_ssds=local_ssds,
+                guest_flush_supported=guest_flush_supported,
+                provisioning_model=provisioning_model,
+            )
+            return instance.to_json()
 
     def add_disk(
         self,
@@ -676,3 +782,25 @@ class ComputeSimulator:
 
     def clear_faults(self) -> None:
         self.world.clear_faults()
+
+    # stricter behaviours ---------------------------------------------------------------------------------
+    def quota_usage(self) -> dict[str, dict[str, int]]:
+        """project -> rate quota group -> the highest number of calls admitted in one window (quotas.py)."""
+        return self.world.rate_quotas.usage()
+
+    def set_rate_quota(self, group: str, per_minute: int) -> None:
+        if group not in quotas.RATE_GROUPS:
+            raise ValueError(f"unknown rate quota group {group!r} ({' | '.join(quotas.RATE_GROUPS)})")
+        with self.world.cond:
+            self.world.rate_quotas.overrides[group] = per_minute
+
+    def stockout(self, zone: str, seconds: float) -> float:
+        """No capacity in ``zone`` for ``seconds`` of Compute Engine time; returns the scaled length (power.py)."""
+        return power.set_stockout(self.world, zone, seconds)
+
+    def preempt(self, project: str, zone: str, name: str) -> dict[str, Any]:
+        """Reclaim a RUNNING Spot VM; returns its ``compute.instances.preempted`` operation (power.py)."""
+        return power.preempt(self.world, project, zone, name)
+
+    def apply_preset(self, name: str, **params: Any) -> None:
+        presets.apply(self.world, name, **params)

@@ -2,9 +2,10 @@
 
 Everything is guarded by one ``threading.Condition``. A scheduler thread applies timed transitions (instance
 STOPPING -> TERMINATED, snapshot CREATING -> UPLOADING -> READY, operation RUNNING -> DONE ...) and notifies the
-condition, which is what ``operations.wait`` long-polls on. Operations on the same resource run one after the
-other, as Compute Engine serialises them: a second stop issued while a start is in flight stays PENDING until the
-start is DONE.
+condition, which is what ``operations.wait`` long-polls on. A resource with an operation in flight refuses a
+second mutating call at once with 400 ``resourceNotReady`` (errors.py), as Compute Engine does; a DONE operation
+is purged after ``Profile.operation_retention_seconds``. Instance power states live in power.py, the rate and
+concurrent operation quotas in quotas.py, the snapshot frequency and guestFlush rules in snapshot_rules.py.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from vmbackup.model import labels as vm_labels
 
-from . import devices
+from . import devices, quotas, snapshot_rules
+from .errors import ApiError, not_found, resource_not_ready, stockout_error
 from .faults import Fault
 from .filters import FilterError, compile_filter
 from .profile import Profile
@@ -42,27 +44,7 @@ OPERATION_USER = "vmbackup-composer@{project}.iam.gserviceaccount.com"
 INSTANCE_ACTIVE = {"PROVISIONING", "STAGING", "RUNNING", "STOPPING", "SUSPENDING", "REPAIRING"}
 
 
-class ApiError(Exception):
-    """An error answered in Compute Engine's JSON shape."""
-
-    def __init__(self, code: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
-            }
-        }
-
-
-def not_found(resource_path: str) -> ApiError:
-    return ApiError(404, "notFound", f"The resource '{resource_path}' was not found")
+__all__ = ["ApiError", "World", "not_found"]
 
 
 def rfc3339(epoch: float | None = None) -> str:
@@ -113,6 +95,8 @@ class Instance:
     extra: dict[str, Any] = field(default_factory=dict)
     serial: dict[int, bytearray] = field(default_factory=dict)  # port -> the newest output (devices.py)
     serial_discarded: dict[int, int] = field(default_factory=dict)  # port -> bytes dropped from the buffer
+    local_ssds: list[dict[str, Any]] = field(default_factory=list)  # attached SCRATCH disks (power.py)
+    guest_flush_supported: bool = True  # simulator-side: the API exposes nothing (snapshot_rules.py)
 
     @property
     def path(self) -> str:
@@ -146,7 +130,7 @@ class Instance:
                     "stackType": "IPV4_ONLY",
                 }
             ],
-            "disks": copy.deepcopy(self.disks),
+            "disks": copy.deepcopy(self.disks + self.local_ssds),
             "metadata": {"kind": "compute#metadata", "fingerprint": fingerprint("metadata")},
             "serviceAccounts": copy.deepcopy(self.service_accounts),
             "selfLink": self.self_link,
@@ -187,6 +171,7 @@ class Disk:
     region: str | None = None
     replica_zones: list[str] = field(default_factory=list)
     last_instant_snapshot: float | None = None  # time.monotonic() of the last instant snapshot insert
+    snapshot_times: list[float] = field(default_factory=list)  # time.monotonic() of recent snapshots (rules)
 
     @property
     def location(self) -> str:
@@ -346,6 +331,7 @@ _HTTP_REASON_PHRASES = {
     404: "NOT FOUND",
     409: "CONFLICT",
     429: "TOO MANY REQUESTS",
+    503: "SERVICE UNAVAILABLE",
 }
 
 
@@ -375,6 +361,8 @@ class World:
         self.calls: list[dict[str, Any]] = []
         self.violations: list[dict[str, Any]] = []
         self._busy: dict[str, deque[Callable[[], None]]] = {}
+        self.rate_quotas = quotas.RateQuotas()
+        self.stockouts: dict[str, float] = {}  # zone -> time.monotonic() the stockout ends (power.py)
         self._events.clear()
         self._fault_ids = itertools.count(1)
 
@@ -678,8 +666,13 @@ class World:
         self.operations[(project, op.scope, op.name)] = op
         return op
 
+    def check_not_busy(self, resource_link: str) -> None:
+        """A resource with an operation in flight refuses another at once: 400 resourceNotReady (errors.py)."""
+        if resource_link in self._busy:
+            raise resource_not_ready(resource_link.removeprefix(API_PREFIX))
+
     def _run_serialized(self, op: Operation, body: Callable[[], None]) -> None:
-        """Start ``body`` (the op's first RUNNING step) after the PENDING delay, once the resource is free."""
+        """Start ``body`` (the op's first RUNNING step) after the PENDING delay; refused if the resource is busy."""
 
         def begin() -> None:
             op.status = "RUNNING"
@@ -694,12 +687,11 @@ class World:
         if key is None:
             scheduled()
             return
-        queue = self._busy.get(key)
-        if queue is None:
-            self._busy[key] = deque()
-            scheduled()
-        else:
-            queue.append(scheduled)
+        if key in self._busy:
+            del self.operations[(op.project, op.scope, op.name)]
+            self.check_not_busy(key)
+        self._busy[key] = deque()
+        scheduled()
 
     def _finish(self, op: Operation, error: tuple[int, str, str] | None = None) -> None:
         """DONE, with ``error`` = (http status, code, message) if failed; frees the resource for the next op."""
@@ -713,14 +705,14 @@ class World:
                 "httpErrorStatusCode": status,
                 "httpErrorMessage": _HTTP_REASON_PHRASES.get(status, "ERROR"),
             }
-        key = op.resource_key
-        if key is not None and key in self._busy:
-            queue = self._busy[key]
-            if queue:
-                queue.popleft()()
-            else:
-                del self._busy[key]
+        self._busy.pop(op.resource_key or "", None)
+        # Purged after the retention period, then get/wait answer 404 (profile.py: operation retention)
+        key = (op.project, op.scope, op.name)
+        self._after(self.profile.operation_retention_seconds, lambda: self._purge(key))
         self.cond.notify_all()
+
+    def _purge(self, key: tuple[str, str | None, str]) -> None:
+        self.operations.pop(key, None)
 
     def _fail_with_fault(self, op: Operation) -> bool:
         """If the op carries an operation_error fault, finish it failed (after its slow delay) and say so."""
@@ -772,63 +764,6 @@ class World:
             if predicate(item):
                 scoped[f"zones/{zone}"].append(item)
         return scoped
-
-    def stop_instance(self, project: str, zone: str, name: str, faults: list[Fault]) -> dict[str, Any]:
-        with self.cond:
-            instance = self._instance(project, zone, name)
-            op = self._new_operation(project, zone, "stop", instance.self_link, instance.id, instance.self_link, faults)
-
-            def body() -> None:
-                if self._fail_with_fault(op):
-                    return
-                if instance.status in ("TERMINATED", "STOPPED", "SUSPENDED"):
-                    self._finish(op)  # already stopped: a DONE no-op, as in Compute Engine
-                    return
-                instance.status = "STOPPING"
-                op.progress = 10
-
-                def stopped() -> None:
-                    instance.status = "TERMINATED"
-                    instance.last_stop = time.time()
-                    self._finish(op)
-
-                self._after(self.profile.stop_seconds + op.extra_seconds, stopped)
-
-            self._run_serialized(op, body)
-            return op.to_json()
-
-    def start_instance(self, project: str, zone: str, name: str, faults: list[Fault]) -> dict[str, Any]:
-        with self.cond:
-            instance = self._instance(project, zone, name)
-            op = self._new_operation(
-                project, zone, "start", instance.self_link, instance.id, instance.self_link, faults
-            )
-
-            def body() -> None:
-                if self._fail_with_fault(op):
-                    return
-                if instance.status == "RUNNING":
-                    self._finish(op)  # already running: a DONE no-op
-                    return
-                try:
-                    devices.check_bootable(instance)
-                except ApiError as exc:
-                    self._finish(op, (exc.code, exc.reason, exc.message))
-                    return
-                self._check_start_during_snapshot(instance)
-                instance.status = "STAGING"
-                op.progress = 10
-
-                def running() -> None:
-                    instance.status = "RUNNING"
-                    instance.last_start = time.time()
-                    devices.booted(self, instance)
-                    self._finish(op)
-
-                self._after(self.profile.start_seconds + op.extra_seconds, running)
-
-            self._run_serialized(op, body)
-            return op.to_json()
 
     def set_instance_labels(
         self, project: str, zone: str, name: str, body: dict[str, Any], faults: list[Fault]
@@ -935,11 +870,13 @@ class World:
             )
 
             def body_fn() -> None:
-                if op.fault is not None:
+                stocked_out = time.monotonic() < self.stockouts.get(zone, 0.0)  # power.py
+                if op.fault is not None or stocked_out:
                     self._remove_instance(instance)
                     for disk in new_disks:
                         self.disks.pop((project, zone, disk.name), None)
-                    self._fail_with_fault(op)
+                    if not self._fail_with_fault(op):
+                        self._finish(op, stockout_error(project, zone))
                     return
 
                 def staging() -> None:
@@ -1033,7 +970,7 @@ class World:
     ) -> dict[str, Any]:
         """disks.createSnapshot: a zonal operation on the disk."""
         with self.cond:
-            disk = self._disk(project, zone, disk_name)
+            disk = self._ready_disk(self._disk(project, zone, disk_name))
             snapshot = self._new_snapshot(project, disk, body, guest_flush, None)
             op = self._new_operation(project, zone, "createSnapshot", disk.self_link, disk.id, disk.self_link, faults)
             self._take_snapshot(op, snapshot)
@@ -1061,9 +998,11 @@ class World:
                     raise ApiError(400, "resourceNotReady", f"The resource '{instant.path}' is not ready")
                 disk = instant.source_disk
             else:
-                disk = self.disk_ref(project, str(source_disk))
+                disk = self._ready_disk(self.disk_ref(project, str(source_disk)))
+            key = instant.self_link if instant else disk.self_link
+            self.check_not_busy(key)
             snapshot = self._new_snapshot(project, disk, body, bool(body.get("guestFlush")), instant)
-            op = self._new_operation(project, None, "insert", snapshot.self_link, snapshot.id, disk.self_link, faults)
+            op = self._new_operation(project, None, "insert", snapshot.self_link, snapshot.id, key, faults)
             self._take_snapshot(op, snapshot)
             return op.to_json()
 
@@ -1100,6 +1039,28 @@ class World:
         self.snapshots[(project, name)] = snapshot
         return snapshot
 
+    def _ready_disk(self, disk: Disk) -> Disk:
+        """A snapshot source must be READY (not RESTORING) and free of other operations."""
+        if disk.status != "READY":
+            raise resource_not_ready(disk.path)
+        self.check_not_busy(disk.self_link)
+        return disk
+
+    def _snapshot_refused(self, op: Operation, snapshot: Snapshot) -> bool:
+        """Frequency and guest flush rules (snapshot_rules.py): a refused snapshot is not created."""
+        disk = snapshot.source_disk
+        error = None
+        if snapshot.guest_flush:
+            error = snapshot_rules.guest_flush_error(disk, self._instances_using(disk))
+        if error is None and snapshot.source_instant_snapshot is None:
+            error = snapshot_rules.frequency_error(self.profile, disk)
+        if error is None:
+            return False
+        if self.snapshots.get((snapshot.project, snapshot.name)) is snapshot:
+            del self.snapshots[(snapshot.project, snapshot.name)]
+        self._finish(op, error)
+        return True
+
     def _take_snapshot(self, op: Operation, snapshot: Snapshot) -> None:
         """CREATING (the disk is being read), UPLOADING, READY; the operation is DONE when the snapshot is READY."""
         disk = snapshot.source_disk
@@ -1113,6 +1074,8 @@ class World:
 
                 self._after(op.extra_seconds, failed)
                 self._fail_with_fault(op)
+                return
+            if self._snapshot_refused(op, snapshot):
                 return
 
             def uploading() -> None:
@@ -1197,9 +1160,16 @@ class World:
 
                 def ready() -> None:
                     disk.status = "READY"
+
+                def created() -> None:
+                    if snapshot is None:
+                        ready()
+                    else:  # RESTORING after the insert is DONE (profile.py)
+                        disk.status = "RESTORING"
+                        self._after(self.profile.disk_restoring_seconds, ready)
                     self._finish(op)
 
-                self._after(self.profile.disk_create_seconds(size) + op.extra_seconds, ready)
+                self._after(self.profile.disk_create_seconds(size) + op.extra_seconds, created)
 
             self._run_serialized(op, body_fn)
             return op.to_json()

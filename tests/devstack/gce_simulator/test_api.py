@@ -8,7 +8,7 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import compute_v1
 
-from devstack.gce_simulator import ComputeSimulator
+from devstack.gce_simulator import ComputeSimulator, Profile
 from tests.fixtures.gce import GCE_PROJECT, GceClients
 from vmbackup.model import labels as vm_labels
 
@@ -105,13 +105,18 @@ def test_extended_operation_result_works_through_wired_clients(gce_clients: GceC
     assert gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).status == "TERMINATED"
 
 
-def test_operations_on_one_instance_run_in_order(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
+def test_a_second_operation_on_a_busy_instance_is_refused_at_once(
+    gce_sim: ComputeSimulator, gce_clients: GceClients
+) -> None:
     stop = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    start = gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
-    started = wait_zone(gce_clients, WP_ZONE, start)
-    stopped = gce_clients.zone_operations.get(project=P, zone=WP_ZONE, operation=stop.name)
-    assert stopped.status == DONE
-    assert stopped.end_time <= started.start_time
+    with pytest.raises(exceptions.BadRequest) as caught:
+        gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
+    assert caught.value.errors[0]["reason"] == "resourceNotReady"
+    assert (
+        caught.value.errors[0]["message"] == f"The resource 'projects/{P}/zones/{WP_ZONE}/instances/{WP}' is not ready"
+    )
+    wait_zone(gce_clients, WP_ZONE, stop)
+    wait_zone(gce_clients, WP_ZONE, gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP))
     assert gce_sim.instance(P, WP_ZONE, WP)["status"] == "RUNNING"
 
 
@@ -232,7 +237,8 @@ def test_set_labels_checks_the_fingerprint(gce_clients: GceClients) -> None:
     assert gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).labels[vm_labels.LOCK] == "run-1"
 
 
-def test_snapshots_list_filters_and_delete(gce_clients: GceClients) -> None:
+def test_snapshots_list_filters_and_delete(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
+    gce_sim.set_profile(Profile.fast(snapshot_min_interval_seconds=0.0))  # two snapshots of one disk in a row
     for name, run in (("s-a", "r1"), ("s-b", "r2")):
         op, _ = snapshot_of(gce_clients, WP_ZONE, WP, name, **{vm_labels.RUN: run, vm_labels.MANAGED_BY: "x"})
         wait_zone(gce_clients, WP_ZONE, op)

@@ -36,26 +36,26 @@ def snapshot(
 
 
 # ----------------------------------------------------------------------------------------------- faults --
-def test_rate_limit_storm_answers_429_for_n_calls_then_recovers(
+def test_rate_limit_storm_answers_403_for_n_calls_then_recovers(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
     gce_sim.inject(Fault.rate_limited("instances.stop", times=3))
     for _ in range(3):
-        with pytest.raises(exceptions.TooManyRequests) as caught:
+        with pytest.raises(exceptions.Forbidden) as caught:
             gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
         assert caught.value.errors[0]["reason"] == "rateLimitExceeded"
     assert stop(gce_clients).status == DONE
     statuses = [c["status"] for c in gce_sim.calls if c["method"] == "instances.stop"]
-    assert statuses == [429, 429, 429, 200]
+    assert statuses == [403, 403, 403, 200]
     assert gce_sim.call_counts()["instances.stop"] == 4
 
 
 def test_a_fault_can_let_the_first_calls_through(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.inject(Fault(method="instances.stop", status=429, times=1, after=1))
+    gce_sim.inject(Fault(method="instances.stop", status=403, reason="rateLimitExceeded", times=1, after=1))
     assert stop(gce_clients).status == DONE
-    with pytest.raises(exceptions.TooManyRequests):
+    with pytest.raises(exceptions.Forbidden):
         gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    assert [c["status"] for c in gce_sim.calls if c["method"] == "instances.stop"] == [200, 429]
+    assert [c["status"] for c in gce_sim.calls if c["method"] == "instances.stop"] == [200, 403]
 
 
 def test_backend_error_on_reads_is_retried_by_the_client(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
@@ -86,9 +86,9 @@ def test_internal_error_and_a_custom_http_error(gce_sim: ComputeSimulator, gce_c
 
 def test_fault_matches_on_the_resource_name(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
     gce_sim.inject(Fault.rate_limited("instances.*", target="web-*", times=None))
-    with pytest.raises(exceptions.TooManyRequests):
+    with pytest.raises(exceptions.Forbidden):
         gce_clients.instances.stop_unary(project=P, zone="us-central1-a", instance="web-1")
-    with pytest.raises(exceptions.TooManyRequests):
+    with pytest.raises(exceptions.Forbidden):
         gce_clients.instances.stop_unary(project=P, zone="us-central1-b", instance="web-2")
     assert stop(gce_clients).status == DONE  # wordpress-1-vm is not matched
     gce_sim.clear_faults()
@@ -100,9 +100,9 @@ def test_wildcard_fault_hits_every_method_including_operation_waits(
 ) -> None:
     op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
     gce_sim.inject(Fault.rate_limited("*", times=2))
-    with pytest.raises(exceptions.TooManyRequests):
+    with pytest.raises(exceptions.Forbidden):
         gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
-    with pytest.raises(exceptions.TooManyRequests):
+    with pytest.raises(exceptions.Forbidden):
         gce_clients.instances.list(project=P, zone=WP_ZONE)
     assert gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name).status == DONE
 
@@ -186,6 +186,7 @@ def test_snapshot_of_a_running_vm_with_consistency_stop_is_flagged(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
     snapshot(gce_clients, "bad-1", **{vm_labels.CONSISTENCY: "stop"})
+    assert gce_sim.wait_idle()  # the disk refuses a second snapshot while the first is in flight
     snapshot(gce_clients, "fine-1", **{vm_labels.CONSISTENCY: "none"})  # crash-consistent by choice: no flag
     [violation] = gce_sim.violations
     assert violation["kind"] == "snapshot-of-running-disk"
