@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from devstack.gce_simulator import ComputeSimulator, Fault
+from devstack.gce_simulator import ComputeSimulator, Fault, Profile
 from tests.fixtures.gce import GCE_PROJECT
 from vmbackup.backup.down_window import FULL, run_window
 from vmbackup.backup.resolution import resolve_targets
@@ -37,15 +37,42 @@ def rate_limited(method: str, times: int | None = 1) -> Fault:
 
 def test_a_rate_limited_first_write_does_not_fail_the_backup(gce_sim: ComputeSimulator) -> None:
     hook = quota_hook(gce_sim)
-    policy = parse_policy("team-a", "quota", {"project": GCE_PROJECT, "instances": [{"name": VM, "zone": ZONE}]})
-    (target,) = resolve_targets(policy, "manual__quota", hook)["groups"]["instances"]
     gce_sim.inject(rate_limited("instances.setLabels"))  # the window's first write: the lock label
-    (vm,) = run_window(
-        hook, policy, [target], None, FULL, max_unavailable=1, project_limit=4, poll_seconds=0.05, lock_ttl_seconds=600
-    )
+    vm = backup_once(hook, {"name": VM, "zone": ZONE})
     assert vm["error"] is None
     assert hook.get_instance(GCE_PROJECT, ZONE, VM).status == "RUNNING"
     assert gce_sim.check_left_stopped() == []
+
+
+def backup_once(hook: ComputeEngineHook, vm: dict[str, str]) -> dict[str, Any]:
+    policy = parse_policy("team-a", "quota", {"project": GCE_PROJECT, "instances": [vm]})
+    (target,) = resolve_targets(policy, "manual__quota", hook)["groups"]["instances"]
+    (window,) = run_window(
+        hook, policy, [target], None, FULL, max_unavailable=1, project_limit=4, poll_seconds=0.05, lock_ttl_seconds=600
+    )
+    return dict(window)
+
+
+def test_a_per_minute_quota_of_three_writes_is_waited_out_and_the_vm_runs_again(gce_sim: ComputeSimulator) -> None:
+    """Lock, stop, cut, start, unlock: five zonal writes against a quota of three a (simulated) minute."""
+    hook = ComputeEngineHook(endpoint=gce_sim.base_url, backoff_base_seconds=0.01)  # the profile's window (fixture)
+    gce_sim.set_rate_quota("zonal_write_requests", 3)
+    vm = backup_once(hook, {"name": VM, "zone": ZONE})
+    assert vm["error"] is None
+    assert hook.get_instance(GCE_PROJECT, ZONE, VM).status == "RUNNING"
+    assert gce_sim.check_left_stopped() == []
+    assert any(c["status"] == 403 for c in gce_sim.calls)  # the quota did bind
+
+
+def test_the_concurrent_operations_quota_is_waited_out(gce_sim: ComputeSimulator) -> None:
+    """One operation in flight per project: the second disk's cut waits until the first snapshot is READY."""
+    hook = ComputeEngineHook(endpoint=gce_sim.base_url, backoff_base_seconds=0.01)
+    gce_sim.set_profile(Profile.fast(concurrent_operations_limit=1))
+    vm = backup_once(hook, {"name": "db-1", "zone": "us-central1-a"})
+    assert vm["error"] is None
+    assert len(vm["snapshots"]) == 2
+    assert [c["method"] for c in gce_sim.calls if c["status"] == 403]  # the quota did bind
+    assert hook.get_instance(GCE_PROJECT, "us-central1-a", "db-1").status == "RUNNING"
 
 
 def test_a_rate_limited_call_is_retried_after_the_window_boundary(gce_sim: ComputeSimulator) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from google.api_core import exceptions as gexc
 
-from devstack.gce_simulator import ComputeSimulator, Fault
+from devstack.gce_simulator import ComputeSimulator, Fault, Profile
+from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT
 from vmbackup.compute.hook import (
     READY,
@@ -64,3 +66,19 @@ def test_a_failed_creation_still_fails_the_wait(gce_sim: ComputeSimulator, hook:
         hook.wait_done(ref, 30)
     with pytest.raises(SnapshotFailedError, match="The snapshot broke"):
         hook.snapshot_states(GCE_PROJECT, [{"name": "bad-1", "disk": VM, "operation": ref}])
+
+
+def test_the_ready_wait_survives_the_simulators_purging(gce_sim: ComputeSimulator, hook: ComputeEngineHook) -> None:
+    gce_sim.set_profile(Profile.fast(operation_retention_seconds=0.2))
+    item = ready_snapshot(hook, "purged-2")
+    later = ComputeEngineHook(endpoint=gce_sim.base_url)
+    wait_until(lambda: gone(later, item["operation"]), within=10, what="the operation purged", interval=0.1)
+    assert later.snapshot_states(GCE_PROJECT, [item]) == {"purged-2": "READY"}
+
+
+def gone(hook: ComputeEngineHook, ref: OperationRef) -> bool:
+    try:
+        hook.get_operation(ref)
+    except gexc.NotFound:
+        return True
+    return False
