@@ -251,7 +251,8 @@ class _Vm:
             except TimeoutError:
                 raise WindowError("wait_stopped", self._timeout_message(ref["name"], "stop", timeout)) from None
             self.result["stopped_at"] = op.start_time or None
-        while True:  # the operation is DONE; the instance reads TERMINATED (after a restart: no operation known)
+            return  # the stop operation is DONE without an error: the instance is stopped, not read again
+        while True:  # no operation known (a restarted window found the VM stopping): read the instance
             status = self._get().status
             if status in STOPPED_STATUSES:
                 return
@@ -285,6 +286,8 @@ class _Vm:
         """
         timeout = self.timeouts["snapshot_seconds"]
         deadline = time.time() + timeout
+        if not earlier:
+            time.sleep(self.poll)  # a cut just asked for is CREATING: the first look comes a poll later
         while True:
             try:
                 states = self.hook.snapshot_states(self.t["project"], cuts)
@@ -334,6 +337,7 @@ class _Vm:
             time.sleep(self.poll)  # Compute Engine refuses start while the instance is still stopping
             instance = self._get()
         deadline = time.time() + timeout
+        started = False  # the start operation DONE without an error: the instance is RUNNING, not read again
         if instance.status in STOPPED_STATUSES:
             log.info("Starting instance %s in %s (it was RUNNING before this run)", self.t["instance"], self.t["zone"])
             ref = self._step(
@@ -346,7 +350,8 @@ class _Vm:
             except TimeoutError:
                 raise WindowError("wait_started", self._timeout_message(ref["name"], "start", timeout)) from None
             r["started_at"] = op.end_time or None
-        while instance.status != "RUNNING":
+            started = True
+        while not started and instance.status != "RUNNING":
             if time.time() >= deadline:
                 raise WindowError(
                     "wait_started", self._timeout_message(f"start of {self.t['instance']}", "start", timeout)

@@ -30,6 +30,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -202,6 +203,7 @@ class RateBudget:
         self._lock = threading.Lock()
         self.waited_seconds = 0.0  # time calls spent waiting for a window (for logs and the benchmark)
         self._fallback = ProcessLedger()
+        self.taken: Counter[tuple[str, str, int]] = Counter()
         self._ledger_down_in = -1  # the window in which the ledger last failed
 
     def _block_of(self, limit: int) -> int:
@@ -223,11 +225,21 @@ class RateBudget:
                     tokens.left = self._grant(project, group, window, limit)
                 if tokens.left > 0:
                     tokens.left -= 1
+                    self._count(project, group, window)
                     return
                 delay = (window + 1) * self.window_seconds - now + random.uniform(0, self.window_seconds * 0.05)
                 log.info("%s budget of %s used up (%d a window); %s waits %.2fs", group, project, limit, method, delay)
                 self.waited_seconds += delay
                 time.sleep(delay)
+
+    def _count(self, project: str, group: str, window: int) -> None:
+        """Tokens taken per window (the last hour's), for logs, tests and the benchmark."""
+        with self._lock:
+            self.taken[(project, group, window)] += 1
+            if len(self.taken) > 1000:
+                horizon = window - int(3600 / self.window_seconds)
+                for key in [k for k in self.taken if k[2] < horizon]:
+                    del self.taken[key]
 
     def _grant(self, project: str, group: str, window: int, limit: int) -> int:
         if self._ledger_down_in != window:

@@ -14,6 +14,7 @@ operations:
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from google.api_core import exceptions as gexc
@@ -33,6 +34,8 @@ class _Reads(Protocol):
     _done_operations: dict[str, compute_v1.Operation]
 
     def get_operation(self, ref: OperationRef) -> compute_v1.Operation: ...
+
+    def wait_operation(self, ref: OperationRef, timeout_seconds: float) -> compute_v1.Operation: ...
 
     def find_snapshot(self, project: str, name: str) -> compute_v1.Snapshot | None: ...
 
@@ -74,6 +77,26 @@ class SnapshotStates:
                 raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} FAILED")
             states[item["name"]] = self._trusted_status(item, snapshot.status)
         return states
+
+    def await_creations(self: _Reads, items: list[dict[str, Any]], timeout_seconds: float) -> None:
+        """Long-poll each standard snapshot's creation operation not yet known DONE (`operations.wait`, one call up
+        to about 2 minutes, "Compute Engine API best practices"), so that the READY wait reads each snapshot once
+        its upload is over instead of every poll. A wait that returns early, or a purged operation, ends it."""
+        deadline = time.monotonic() + timeout_seconds
+        for item in items:
+            ref = item.get("operation")
+            left = deadline - time.monotonic()
+            if item.get("kind") == INSTANT or not ref or left <= 0:
+                continue
+            key = _operation_key(as_operation_ref(ref))
+            if key in self._done_operations:
+                continue
+            try:
+                op = self.wait_operation(as_operation_ref(ref), left)
+            except gexc.NotFound:
+                continue
+            if is_done(op):
+                self._done_operations[key] = op
 
     def _creation(self: _Reads, item: dict[str, Any]) -> compute_v1.Operation | None:
         """The item's creation operation as last known; None when it has none or it was purged (404)."""

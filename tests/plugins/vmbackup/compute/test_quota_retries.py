@@ -14,6 +14,7 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile
+from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT
 from vmbackup.backup.down_window import FULL, run_window
 from vmbackup.backup.resolution import resolve_targets
@@ -54,9 +55,16 @@ def backup_once(hook: ComputeEngineHook, vm: dict[str, str]) -> dict[str, Any]:
 
 
 def test_a_per_minute_quota_of_three_writes_is_waited_out_and_the_vm_runs_again(gce_sim: ComputeSimulator) -> None:
-    """Lock, stop, cut, start, unlock: five zonal writes against a quota of three a (simulated) minute."""
-    hook = ComputeEngineHook(endpoint=gce_sim.base_url, backoff_base_seconds=0.01)  # the profile's window (fixture)
+    """Lock, stop, cut, start, unlock: five zonal writes against a quota of three a (simulated, 3 s) minute.
+
+    The backup starts with a window, so that its writes (well under a second apart) meet the quota in it.
+    """
+    window = 3.0
+    gce_sim.set_profile(Profile.fast(rate_quota_window_seconds=window))
     gce_sim.set_rate_quota("zonal_write_requests", 3)
+    settings = AirflowSettings(quota_window_seconds=window)
+    hook = ComputeEngineHook(endpoint=gce_sim.base_url, backoff_base_seconds=0.01, settings=settings)
+    wait_until(lambda: time.time() % window < 0.2, within=2 * window, what="a window's start", interval=0.02)
     vm = backup_once(hook, {"name": VM, "zone": ZONE})
     assert vm["error"] is None
     assert hook.get_instance(GCE_PROJECT, ZONE, VM).status == "RUNNING"
@@ -68,6 +76,7 @@ def test_the_concurrent_operations_quota_is_waited_out(gce_sim: ComputeSimulator
     """One operation in flight per project: the second disk's cut waits until the first snapshot is READY."""
     hook = ComputeEngineHook(endpoint=gce_sim.base_url, backoff_base_seconds=0.01)
     gce_sim.set_profile(Profile.fast(concurrent_operations_limit=1))
+    gce_sim.inject(Fault.slow("disks.createSnapshot", 0.5, times=1))  # the first cut still in flight at the second
     vm = backup_once(hook, {"name": "db-1", "zone": "us-central1-a"})
     assert vm["error"] is None
     assert len(vm["snapshots"]) == 2
