@@ -20,4 +20,4 @@ def test_the_quota_floor_is_the_busiest_groups_windows() -> None:
 
 def test_the_defaults_are_200_vms_in_two_processes() -> None:
     cfg, repeat, json_path = parse_args([])
-    assert (cfg.vms, cfg.processes, repeat, json_path) == (200, 2, 3, None)
+    assert (cfg.vms, cfg.processes, cfg.project_limit, repeat, json_path) == (200, 2, 40, 3, None)
