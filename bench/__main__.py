@@ -18,6 +18,12 @@ def _fleet(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def _quota(argv: Sequence[str]) -> int:
+    from bench.quota import main
+
+    return main(argv)
+
+
 def _controller(argv: Sequence[str]) -> int:
     from bench.controller import main
 
@@ -27,6 +33,7 @@ def _controller(argv: Sequence[str]) -> int:
 BENCHES: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "workflow": (_workflow, "our backup DAG vs the Composer tutorial's flow (downtime, slots, API calls, 20 VMs)"),
     "fleet": (_fleet, "a selector matching more VMs than Airflow's max_map_length (lowered), in one run"),
+    "quota": (_quota, "200 VMs of one project under rate quotas scaled to bind, budget shared through the bucket"),
     "controller": (_controller, "the controller at 1,000 policies (upload time, RSS, restart, Airflow calls, latency)"),
 }
 

@@ -23,6 +23,10 @@ COMPUTE_RETRY_ATTEMPTS_ENV = "VMBACKUP_RETRY_ATTEMPTS"
 COMPUTE_RETRY_BASE_ENV = "VMBACKUP_RETRY_BASE_SECONDS"
 BUCKET_ENV = "GCS_BUCKET"
 VMS_IN_FLIGHT_ENV = "VMBACKUP_MAX_VMS_IN_FLIGHT_PER_PROJECT"
+QUOTA_WINDOW_ENV = "VMBACKUP_QUOTA_WINDOW_SECONDS"
+QUOTA_DEADLINE_ENV = "VMBACKUP_QUOTA_DEADLINE_SECONDS"
+RATE_BUDGET_BUCKET_ENV = "VMBACKUP_RATE_BUDGET_BUCKET"
+RATE_BUDGETS_ENV = "VMBACKUP_RATE_BUDGETS"
 DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's own default of [core] max_map_length
 
 
@@ -42,6 +46,18 @@ class AirflowSettings:
     report_bucket: str | None = None  # where run and restore reports go; None: not uploaded
     # VMs of one project whose down window does Compute Engine work at once in one process (README, "Fleets")
     max_vms_in_flight_per_project: int = 20
+    # Compute Engine's rate-quota interval: quotas refill on the clock's minute ("Compute Engine rate quotas",
+    # https://cloud.google.com/compute/api-quota); a test shrinks it with the simulator's scaled minute
+    quota_window_seconds: float = 60.0
+    # how long a call refused for a quota (403 rateLimitExceeded) or a busy resource (400 resourceNotReady) is
+    # waited out, window after window, before its failure is the task's
+    quota_deadline_seconds: float = 300.0
+    # where the processes of one environment share the rate budget (compute/rate_budget.py): the Composer bucket
+    # (GCS_BUCKET) unless VMBACKUP_RATE_BUDGET_BUCKET names another, or "none" (each process paces itself alone)
+    rate_budget_bucket: str | None = None
+    # per-minute budgets per quota group overriding Google's defaults (compute/rate_budget.py, DEFAULT_BUDGETS), as
+    # VMBACKUP_RATE_BUDGETS="read_requests=1200,zonal_write_requests=600"
+    rate_budgets: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AirflowSettings:
@@ -61,6 +77,10 @@ class AirflowSettings:
             max_vms_in_flight_per_project=int(
                 _number(env, VMS_IN_FLIGHT_ENV, default.max_vms_in_flight_per_project, whole=True, minimum=1)
             ),
+            quota_window_seconds=_number(env, QUOTA_WINDOW_ENV, default.quota_window_seconds, minimum=0.01),
+            quota_deadline_seconds=_number(env, QUOTA_DEADLINE_ENV, default.quota_deadline_seconds),
+            rate_budget_bucket=_budget_bucket(env),
+            rate_budgets=_budgets(env.get(RATE_BUDGETS_ENV, "")),
         )
 
     def task_defaults(self) -> dict[str, Any]:
@@ -78,6 +98,26 @@ def max_map_length() -> int:
     from airflow.configuration import conf
 
     return max(1, conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH))
+
+
+def _budget_bucket(env: Mapping[str, str]) -> str | None:
+    named = env.get(RATE_BUDGET_BUCKET_ENV, "").strip()
+    if named.lower() == "none":
+        return None
+    return named or env.get(BUCKET_ENV) or None
+
+
+def _budgets(text: str) -> tuple[tuple[str, int], ...]:
+    """group=N pairs, comma-separated; N a whole number of calls per quota window, at least 1."""
+    pairs: list[tuple[str, int]] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        group, _, number = part.partition("=")
+        if not group.strip() or not number.strip().isdigit() or int(number) < 1:
+            raise SettingsError(
+                f"{RATE_BUDGETS_ENV}: {part!r} is not group=N with N >= 1 (e.g. read_requests=1200); fix or unset it"
+            )
+        pairs.append((group.strip(), int(number)))
+    return tuple(pairs)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, whole: bool = False, minimum: float = 0) -> float:

@@ -286,6 +286,8 @@ class _Vm:
         """
         timeout = self.timeouts["snapshot_seconds"]
         deadline = time.time() + timeout
+        if not earlier:
+            time.sleep(self.poll)  # a cut just asked for is CREATING: the first look comes a poll later
         while True:
             try:
                 states = self.hook.snapshot_states(self.t["project"], cuts)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from google.cloud import compute_v1
 
 if TYPE_CHECKING:
-    from vmbackup.compute.hook import OperationRef
+    from vmbackup.compute.operations import OperationRef
 
 T = TypeVar("T")
 

@@ -11,11 +11,10 @@ Credentials.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Any, NotRequired, TypedDict, TypeVar
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
@@ -23,7 +22,24 @@ from google.cloud import compute_v1
 
 from vmbackup.compute.attachments import DiskAttachmentCalls
 from vmbackup.compute.instant_snapshot_calls import InstantSnapshotCalls
+from vmbackup.compute.operations import (
+    INSTANT,
+    READY,
+    STANDARD,
+    TAKEN,
+    OperationFailedError,
+    OperationRef,
+    SnapshotFailedError,
+    as_operation_ref,
+    is_done,
+    operation_error,
+    pending_snapshots,
+    resource_name,
+)
 from vmbackup.compute.power_calls import PowerCalls
+from vmbackup.compute.rate_budget import RateBudget, budget_for
+from vmbackup.compute.retries import RetryPolicy
+from vmbackup.compute.snapshot_states import SnapshotStates
 from vmbackup.settings import AirflowSettings
 
 log = logging.getLogger(__name__)
@@ -34,81 +50,29 @@ STOPPING_STATUSES = ("PENDING_STOP", "STOPPING", "SUSPENDING")  # Compute Engine
 
 T = TypeVar("T")
 
-
-class OperationRef(TypedDict):
-    """What a sensor needs to find an operation again: its name and scope (zone, region, or neither for global)."""
-
-    name: str
-    project: str
-    zone: str | None
-    region: NotRequired[str | None]  # a regionOperations operation (zone is then None)
-
-
-def as_operation_ref(value: dict[str, Any]) -> OperationRef:
-    """An OperationRef from its JSON form (XCom, trigger kwargs), keeping the region of a regional operation."""
-    ref = OperationRef(name=value["name"], project=value["project"], zone=value.get("zone"))
-    if value.get("region"):
-        ref["region"] = value["region"]
-    return ref
-
-
-class OperationFailedError(Exception):
-    """A Compute Engine operation finished with an error; the message is Compute Engine's own."""
+__all__ = [
+    "INSTANT",
+    "READY",
+    "STANDARD",
+    "STOPPED_STATUSES",
+    "STOPPING_STATUSES",
+    "TAKEN",
+    "ComputeEngineHook",
+    "OperationFailedError",
+    "OperationRef",
+    "SnapshotFailedError",
+    "as_operation_ref",
+    "is_done",
+    "operation_error",
+    "pending_snapshots",
+    "resource_name",
+]
 
 
-class SnapshotFailedError(Exception):
-    """A snapshot turned FAILED, or its creation operation ended with an error; the message says which."""
-
-
-STANDARD = "standard"  # a snapshot item (snapshot_cuts.py) of a standard snapshot
-INSTANT = "instant"  # a snapshot item of an instant snapshot (zonal, or regional with a "regions/R" scope)
-
-TAKEN = "taken"  # every snapshot has left CREATING (UPLOADING or READY): the disk may change again
-READY = "ready"  # every snapshot is READY: the backup is complete
-
-
-def pending_snapshots(states: dict[str, str], until: str) -> dict[str, str]:
-    """The snapshots not yet `until` (TAKEN or READY), with their states."""
-    wanted = ("READY",) if until == READY else ("UPLOADING", "READY")
-    return {name: state for name, state in states.items() if state not in wanted}
-
-
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    import requests
-    from google.auth import exceptions as auth_exceptions
-
-    return (
-        gexc.TooManyRequests,
-        gexc.InternalServerError,
-        gexc.BadGateway,
-        gexc.ServiceUnavailable,
-        gexc.GatewayTimeout,
-        requests.exceptions.ConnectionError,
-        auth_exceptions.TransportError,
-    )
-
-
-def operation_error(op: compute_v1.Operation) -> str | None:
-    """Compute Engine's own words for a failed operation, or None when it succeeded."""
-    if op.error and op.error.errors:
-        return "; ".join(f"{e.code}: {e.message}" if e.code else e.message for e in op.error.errors)
-    if op.http_error_status_code and op.http_error_status_code >= 400:
-        return f"{op.http_error_status_code}: {op.http_error_message or 'operation failed'}"
-    return None
-
-
-def is_done(op: compute_v1.Operation) -> bool:
-    return bool(op.status == compute_v1.Operation.Status.DONE)
-
-
-def resource_name(url: str) -> str:
-    """Last path segment of a Compute Engine resource URL (disks are referenced by URL on instances)."""
-    return url.rstrip("/").rsplit("/", 1)[-1]
-
-
-class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls):
-    """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors (attach and
-    detach calls in compute/attachments.py, resume and aggregatedList in compute/power_calls.py)."""
+class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls, SnapshotStates):
+    """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors, and waited out
+    to the next quota window on a quota or busy-resource refusal (compute/retries.py; attach and detach calls in
+    compute/attachments.py, resume and aggregatedList in compute/power_calls.py)."""
 
     def __init__(
         self,
@@ -119,15 +83,24 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls):
         backoff_cap_seconds: float = 30.0,
         page_size: int | None = None,
         settings: AirflowSettings | None = None,
+        budget: RateBudget | None = None,
     ):
         settings = settings or AirflowSettings.from_env()
         self.endpoint = endpoint if endpoint is not None else settings.compute_endpoint
-        self.max_attempts = max_attempts or settings.compute_retry_attempts
-        self.backoff_base = (
-            backoff_base_seconds if backoff_base_seconds is not None else settings.compute_retry_base_seconds
+        self.retry = RetryPolicy(
+            max_attempts=max_attempts or settings.compute_retry_attempts,
+            backoff_base_seconds=(
+                backoff_base_seconds if backoff_base_seconds is not None else settings.compute_retry_base_seconds
+            ),
+            backoff_cap_seconds=backoff_cap_seconds,
+            quota_window_seconds=settings.quota_window_seconds,
+            quota_deadline_seconds=settings.quota_deadline_seconds,
         )
-        self.backoff_cap = backoff_cap_seconds
+        self.budget = budget if budget is not None else budget_for(settings)
         self.page_size = page_size  # maxResults of list calls; None: Compute Engine's default (500)
+        self._done_operations: dict[
+            str, compute_v1.Operation
+        ] = {}  # a DONE operation never changes (snapshot_states.py)
 
     # -- clients ---------------------------------------------------------------------------------------
 
@@ -180,21 +153,15 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls):
     # -- retries ---------------------------------------------------------------------------------------
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one API call, retrying transient failures with capped exponential backoff and full jitter."""
-        transient = _transient_errors()
+        """Run one API call under the hook's retry policy (compute/retries.py), each attempt within the project's
+        rate budget of the method's quota group (compute/rate_budget.py)."""
         if getattr(fn, "__module__", "").startswith("google.cloud.compute_v1"):
             # The client's own default retry (up to 10 minutes on 503 for GETs) would hide ours: one bounded policy.
             kwargs.setdefault("retry", None)
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return fn(*args, **kwargs)
-            except transient as exc:
-                if attempt == self.max_attempts:
-                    raise
-                delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
-                log.warning("%s failed (%s); retry %d/%d in %.2fs", what, exc, attempt, self.max_attempts - 1, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        project = kwargs.get("project") or getattr(kwargs.get("request"), "project", None)
+        if not project:
+            return self.retry.run(what, fn, *args, **kwargs)
+        return self.retry.run(what, fn, *args, before=lambda: self.budget.take(str(project), what), **kwargs)
 
     def _every_page(self, what: str, method: Callable[..., Any], request: Any) -> list[Any]:
         """Every item of a list call, each page fetched (and retried) as a call of its own.
@@ -404,78 +371,6 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls):
         except gexc.NotFound:
             return None
         return OperationRef(name=op.name, project=project, zone=None)
-
-    # -- snapshot states -------------------------------------------------------------------------------
-
-    def snapshot_states(self, project: str, items: list[dict[str, Any]]) -> dict[str, str]:
-        """Each item's status (MISSING while not yet visible); SnapshotFailedError names a failed one.
-
-        Items are snapshot_cuts.py's: a standard snapshot, or (kind "instant") an instant snapshot, whose READY
-        counts as taken and as ready alike (its point in time is fixed; it has no upload).
-        """
-        states: dict[str, str] = {}
-        for item in items:
-            if item.get("kind") == INSTANT:
-                states[item["name"]] = self._instant_state(project, item)
-                continue
-            snapshot = self.find_snapshot(project, item["name"])
-            if snapshot is None:
-                states[item["name"]] = self._missing_snapshot(item)
-                continue
-            if snapshot.status == "FAILED":
-                self._missing_snapshot(item)  # raises with the creation operation's own error when it has one
-                raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} FAILED")
-            states[item["name"]] = self._trusted_status(item, snapshot.status)
-        return states
-
-    def _instant_state(self, project: str, item: dict[str, Any]) -> str:
-        """An instant snapshot's status; READY only once its insert operation is DONE too (CREATING until then)."""
-        found = self.find_instant_snapshot(project, item["scope"], item["name"])
-        if found is None:
-            return self._missing_snapshot(item)
-        if found.status == "FAILED":
-            self._missing_snapshot(item)
-            raise SnapshotFailedError(f"instant snapshot {item['name']} of disk {item['disk']} FAILED")
-        if found.status != "READY" or not item.get("operation"):
-            return str(found.status)
-        op = self.get_operation(as_operation_ref(item["operation"]))
-        if not is_done(op):
-            return "CREATING"
-        error = operation_error(op)
-        if error:
-            raise SnapshotFailedError(f"instant snapshot {item['name']} of disk {item['disk']} failed: {error}")
-        return "READY"
-
-    def _trusted_status(self, item: dict[str, Any], status: str) -> str:
-        """READY counts only once the disks.createSnapshot operation is DONE too.
-
-        With disks.createSnapshot a snapshot can read READY before its creation is done (the race that moved the
-        GCE PD CSI driver to snapshots.insert, kubernetes-sigs/gcp-compute-persistent-disk-csi-driver#1857).
-        Leaving CREATING, the restart point, is unaffected: that is the cut (container-storage-interface/spec
-        pull requests #224 and #307; README "Why the VM starts again while its snapshots upload").
-        """
-        ref = item.get("operation")
-        if status != "READY" or not ref:
-            return status
-        op = self.get_operation(as_operation_ref(ref))
-        if not is_done(op):
-            return "UPLOADING"
-        error = operation_error(op)
-        if error:
-            raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} was not created: {error}")
-        return status
-
-    def _missing_snapshot(self, item: dict[str, Any]) -> str:
-        ref = item.get("operation")
-        if ref:
-            op = self.get_operation(as_operation_ref(ref))
-            if is_done(op):
-                error = operation_error(op)
-                if error:
-                    raise SnapshotFailedError(
-                        f"snapshot {item['name']} of disk {item['disk']} was not created: {error}"
-                    )
-        return "MISSING"
 
     # -- operations ------------------------------------------------------------------------------------
 

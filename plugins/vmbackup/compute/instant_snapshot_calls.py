@@ -14,7 +14,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 if TYPE_CHECKING:
-    from vmbackup.compute.hook import OperationRef
+    from vmbackup.compute.operations import OperationRef
 
 T = TypeVar("T")
 

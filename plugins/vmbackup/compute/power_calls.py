@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from google.cloud import compute_v1
 
 if TYPE_CHECKING:
-    from vmbackup.compute.hook import OperationRef
+    from vmbackup.compute.operations import OperationRef
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ class PowerCalls:
     def resume_instance(self: _Calls, project: str, zone: str, name: str) -> OperationRef:
         """instances.resume: a SUSPENDED VM comes back with resume, not start ("Suspend and resume an instance",
         https://cloud.google.com/compute/docs/instances/suspend-resume-instance)."""
-        from vmbackup.compute.hook import OperationRef
+        from vmbackup.compute.operations import OperationRef
 
         op = self.call("instances.resume", self.instances.resume_unary, project=project, zone=zone, instance=name)
         return OperationRef(name=op.name, project=project, zone=zone)

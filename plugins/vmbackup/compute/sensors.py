@@ -243,17 +243,17 @@ class SnapshotStatusSensor(_RecordingSensor):
         if pending:
             log.info("waiting for snapshots %s", ", ".join(f"{n}={s}" for n, s in sorted(pending.items())))
             return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._done_value(states))
+
+    def _done_value(self, states: dict[str, str]) -> dict[str, Any]:
         result = self.snapshots or {}
-        return PokeReturnValue(
-            is_done=True,
-            xcom_value={
-                "instance": result.get("instance"),
-                "zone": result.get("zone"),
-                "states": states,
-                "observed_at": now_iso(),
-                "at_ms": int(time.time() * 1000),
-            },
-        )
+        return {
+            "instance": result.get("instance"),
+            "zone": result.get("zone"),
+            "states": states,
+            "observed_at": now_iso(),
+            "at_ms": int(time.time() * 1000),
+        }
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
@@ -282,7 +282,11 @@ class SnapshotStatusSensor(_RecordingSensor):
         return self._recorded(context, lambda: self._resumed(context, event))
 
     def _resumed(self, context: Any, event: dict[str, Any] | None) -> Any:
-        """One more look on the worker: the result (or Compute Engine's error) comes from the same code as a poke."""
+        """The trigger's states when it saw every snapshot there (read by the same snapshot_states as a poke, so
+        not read again); otherwise one more look on the worker, for the result or Compute Engine's error."""
+        states = (event or {}).get("states")
+        if (event or {}).get("status") == "done" and isinstance(states, dict):
+            return self._done_value(states)
         looked = self.poke(context)
         if looked.is_done:
             return looked.xcom_value

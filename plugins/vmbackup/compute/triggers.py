@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from vmbackup.airflow_compat import BaseTrigger, TriggerEvent
 
 T = TypeVar("T")
+LONG_POLL_SECONDS = 120.0  # the most one `operations.wait` holds (Compute Engine returns near 2 minutes)
 CALL_THREADS = 64  # Compute Engine calls of vmbackup triggers in flight at once, per triggerer
 _calls = ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="vmbackup-trigger")
 
@@ -87,11 +88,13 @@ class SnapshotStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from vmbackup.compute.hook import ComputeEngineHook, pending_snapshots
+        from vmbackup.compute.hook import READY, ComputeEngineHook, pending_snapshots
 
         hook = ComputeEngineHook(endpoint=self.endpoint)
         while True:
             try:
+                if self.until == READY:  # an upload takes minutes: long-poll the creations, then read the snapshots
+                    await in_call_thread(hook.await_creations, self.snapshots, LONG_POLL_SECONDS)
                 states = await in_call_thread(hook.snapshot_states, self.project, self.snapshots)
             except Exception as exc:  # e.g. a FAILED snapshot: the sensor looks once more and raises its message
                 yield TriggerEvent({"status": "error", "message": str(exc)})

@@ -117,7 +117,8 @@ def wait_stopped(
             raise PowerError("wait_stopped", f"Compute Engine {exc}") from None
         except TimeoutError:
             raise PowerError("wait_stopped", timeout_message(ref["name"], timeout_seconds, timeout_field)) from None
-    while True:  # the operation is DONE; the instance reads TERMINATED (after a restart: no operation known)
+        return op  # DONE without an error: the instance is stopped, not read again (calls count against quotas)
+    while True:  # no operation known (a restarted window found the VM stopping): read the instance
         if hook.get_instance(project, zone, name).status in STOPPED_STATUSES:
             return op
         if time.time() >= deadline:
@@ -206,6 +207,7 @@ def start_until_running(
             ref = _bring_up(hook, project, zone, name, instance.status)
             try:
                 started.ended_at = hook.wait_done(ref, max(1.0, deadline - time.time())).end_time or None
+                return started  # DONE without an error: RUNNING, not read again (calls count against quotas)
             except TimeoutError:
                 raise PowerError("wait_started", timeout_message(ref["name"], timeout_seconds, timeout_field)) from None
             except OperationFailedError as exc:

@@ -49,3 +49,16 @@ def test_task_defaults_carry_the_retry_settings() -> None:
     defaults = AirflowSettings.from_env({"VMBACKUP_RETRY_DELAY_SECONDS": "5"}).task_defaults()
     assert defaults["retries"] == 2
     assert defaults["retry_delay"].total_seconds() == 5
+
+
+def test_the_rate_budget_is_shared_through_the_composer_bucket_unless_told_otherwise() -> None:
+    assert AirflowSettings.from_env({"GCS_BUCKET": "composer-bucket"}).rate_budget_bucket == "composer-bucket"
+    alone = {"GCS_BUCKET": "composer-bucket", "VMBACKUP_RATE_BUDGET_BUCKET": "none"}
+    assert AirflowSettings.from_env(alone).rate_budget_bucket is None
+
+
+def test_rate_budgets_are_read_as_group_pairs() -> None:
+    settings = AirflowSettings.from_env({"VMBACKUP_RATE_BUDGETS": "read_requests=1200, zonal_write_requests=600"})
+    assert settings.rate_budgets == (("read_requests", 1200), ("zonal_write_requests", 600))
+    with pytest.raises(SettingsError, match="VMBACKUP_RATE_BUDGETS: 'read_requests=0' is not group=N"):
+        AirflowSettings.from_env({"VMBACKUP_RATE_BUDGETS": "read_requests=0"})
