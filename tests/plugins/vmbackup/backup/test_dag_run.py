@@ -387,13 +387,22 @@ def test_a_guest_that_cannot_flush_fails_the_run_with_a_note_naming_the_fix(gues
 def _seed_snapshot(sim: ComputeSimulator, name: str, labels: dict[str, str]) -> None:
     disks = compute_client(compute_v1.DisksClient, sim.base_url)
     ops = compute_client(compute_v1.ZoneOperationsClient, sim.base_url)
-    op = disks.create_snapshot_unary(
-        project=PROJECT,
-        zone="us-central1-c",
-        disk="wordpress-1-vm",
-        snapshot_resource=compute_v1.Snapshot(name=name, labels=labels),
-    )
-    ops.wait(project=PROJECT, zone="us-central1-c", operation=op.name)
+
+    def seeded() -> bool:
+        """Compute Engine refuses a disk's snapshots closer than its per-disk frequency (an operation DONE with
+        RESOURCE_OPERATION_RATE_EXCEEDED, the snapshot not made): ask again until one is made."""
+        op = disks.create_snapshot_unary(
+            project=PROJECT,
+            zone="us-central1-c",
+            disk="wordpress-1-vm",
+            snapshot_resource=compute_v1.Snapshot(name=name, labels=labels),
+        )
+        done = ops.wait(project=PROJECT, zone="us-central1-c", operation=op.name)
+        errors = [e.code for e in done.error.errors] if done.error else []
+        assert errors in ([], ["RESOURCE_OPERATION_RATE_EXCEEDED"]), errors
+        return not errors
+
+    wait_until(seeded, within=60, what=f"snapshot {name} seeded", interval=sim.profile.snapshot_min_interval_seconds)
     time.sleep(0.002)  # distinct creationTimestamps (milliseconds) for a deterministic order
 
 
