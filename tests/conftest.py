@@ -7,6 +7,8 @@
 - airflow_api: `airflow standalone` on loopback, for the REST API
 - tools:       the real helm and kubectl binaries fetched by scripts/bootstrap.sh
 - rbac:        Kubernetes' RBAC matching of the controller's requests against the chart's roles
+- waits:       wait_until / eventually, the one way a test waits (a condition and a generous deadline)
+- parallel:    how the tests are grouped over pytest-xdist workers (scripts/test.sh runs -n 3 --dist loadgroup)
 """
 
 pytest_plugins = [
@@ -17,4 +19,5 @@ pytest_plugins = [
     "tests.fixtures.rbac",
     "tests.fixtures.kube",
     "tests.fixtures.airflow_api",
+    "tests.fixtures.parallel",
 ]
