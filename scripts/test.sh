@@ -15,7 +15,8 @@ WORKERS="${VMBACKUP_TEST_WORKERS:-3}"
 WORKERS2="${VMBACKUP_TEST_WORKERS2:-1}"
 # loadgroup: a file's tests stay on one worker, the shared airflow standalone's tests on one worker
 # (tests/fixtures/parallel.py); --durations lists the slowest tests so a growing suite shows.
-XDIST=(--dist loadgroup --durations=15)
+# --no-loadscope-reorder: groups go out in collection order, which puts the longest first (LONGEST_FIRST there).
+XDIST=(--dist loadgroup --no-loadscope-reorder --durations=15)
 
 run() {  # run LABEL COMMAND...: pytest's exit 5 (no test collected) is a failure here, not a pass
   local label=$1 code=0 start=$SECONDS
