@@ -8,6 +8,8 @@
 - tools:       the real helm and kubectl binaries fetched by scripts/bootstrap.sh
 - rbac:        Kubernetes' RBAC matching of the controller's requests against the chart's roles
 - leases:      kmock serving Leases with resourceVersions and optimistic concurrency, and the Lease client
+- waits:       wait_until / eventually, the one way a test waits (a condition and a generous deadline)
+- parallel:    how the tests are grouped over pytest-xdist workers (scripts/test.sh runs -n 3 --dist loadgroup)
 """
 
 pytest_plugins = [
@@ -19,4 +21,5 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.airflow_api",
     "tests.fixtures.leases",
+    "tests.fixtures.parallel",
 ]

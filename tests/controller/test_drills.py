@@ -110,11 +110,16 @@ async def test_a_successful_drill_verifies_the_run(kube, operator, gcs_bucket) -
         await create_policy(kube, SPEC)
         condition = await eventually(lambda: verified(kube))
         verification = stored(kube, NAMESPACE, NAME)["status"]["verification"]
-        metric = controller.metrics.value(
-            "vmbackup_restore_drills_total", {"namespace": NAMESPACE, "name": NAME, "result": "Succeeded"}
+        # The metrics are waited for themselves, never read the instant the status appeared.
+        metric = await eventually(
+            lambda: controller.metrics.value(
+                "vmbackup_restore_drills_total", {"namespace": NAMESPACE, "name": NAME, "result": "Succeeded"}
+            )
         )
-        last = controller.metrics.value(
-            "vmbackup_restore_drill_last_success_timestamp_seconds", {"namespace": NAMESPACE, "name": NAME}
+        last = await eventually(
+            lambda: controller.metrics.value(
+                "vmbackup_restore_drill_last_success_timestamp_seconds", {"namespace": NAMESPACE, "name": NAME}
+            )
         )
     assert (condition["status"], condition["reason"]) == ("True", "DrillSucceeded")
     assert verification == {
@@ -137,8 +142,10 @@ async def test_a_drill_whose_guest_check_timed_out_sets_the_condition_false(kube
         await create_policy(kube, SPEC)
         condition = await eventually(lambda: verified(kube))
         verification = stored(kube, NAMESPACE, NAME)["status"]["verification"]
-        failed = controller.metrics.value(
-            "vmbackup_restore_drills_total", {"namespace": NAMESPACE, "name": NAME, "result": "Failed"}
+        failed = await eventually(
+            lambda: controller.metrics.value(
+                "vmbackup_restore_drills_total", {"namespace": NAMESPACE, "name": NAME, "result": "Failed"}
+            )
         )
     assert (condition["status"], condition["reason"]) == ("False", "GuestCheckFailed")
     assert condition["message"] == message

@@ -193,8 +193,10 @@ async def test_a_finished_run_fills_the_status_and_is_announced_once(kube, opera
         )
 
         announced = [e for e in events_for(kube, name) if e["reason"] == "BackupSucceeded"]
-        last_success = controller.metrics.value(
-            "vmbackup_last_success_timestamp_seconds", {"namespace": NAMESPACE, "name": name}
+        last_success = await eventually(  # the gauge itself, never read the instant the event appeared
+            lambda: controller.metrics.value(
+                "vmbackup_last_success_timestamp_seconds", {"namespace": NAMESPACE, "name": name}
+            )
         )
 
     assert last_run["runId"] == run_id
@@ -216,7 +218,9 @@ async def test_a_failed_run_is_announced_as_a_warning_and_counted(kube, operator
         failed = await eventually(
             lambda: [e for e in events_for(kube, name) if e["reason"] == "BackupFailed"], within=AIRFLOW_WAIT
         )
-        counted = controller.metrics.value("vmbackup_failed_runs_total", {"namespace": NAMESPACE, "name": name})
+        counted = await eventually(
+            lambda: controller.metrics.value("vmbackup_failed_runs_total", {"namespace": NAMESPACE, "name": name})
+        )
 
     assert failed[0]["type"] == "Warning"
     assert run_id in failed[0]["message"]

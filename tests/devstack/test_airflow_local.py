@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import socket
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from devstack.airflow_local import AirflowApiError, LocalAirflow, PortInUseError
+from tests.fixtures.waits import wait_until
 
 pytest.importorskip("airflow.sdk", reason="LocalAirflow's tests run on Airflow 3 (.venv)")
 
@@ -67,14 +67,6 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
     write_dag(dags, "two_tasks.py", TWO_TASKS_DAG)
     with LocalAirflow(dags, parallelism=4, min_file_process_interval=2) as local:
         yield local
-
-
-def await_condition(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout}s")
-        time.sleep(0.3)
 
 
 def test_reports_every_component_healthy(airflow: LocalAirflow) -> None:
@@ -141,7 +133,7 @@ def test_stop_ends_every_process_including_running_tasks(tmp_path: Path) -> None
         def nap_is_running() -> bool:
             return any(ti["state"] == "running" for ti in local.api.task_instances("sleeps", run_id))
 
-        await_condition(nap_is_running, timeout=180, what="the sleeping task running")
+        wait_until(nap_is_running, within=180, what="the sleeping task running")
     finally:
         local.stop()
 

@@ -10,6 +10,7 @@ from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator, Profile
 from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.waits import wait_until
 from vmbackup.model import labels as vm_labels
 
 P = GCE_PROJECT
@@ -64,15 +65,13 @@ def test_classic_seed_shapes_instances_like_compute_engine(gce_clients: GceClien
 
 
 def test_stop_then_start_walks_the_state_machine(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(gce_sim.profile.__class__.fast(stop_seconds=0.3, start_seconds=0.3))
+    # Windows wide enough to see STOPPING and STAGING from the test on a loaded machine.
+    gce_sim.set_profile(gce_sim.profile.__class__.fast(stop_seconds=2.0, start_seconds=2.0))
     op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
     assert op.operation_type == "stop"
     assert op.target_link.endswith(f"/instances/{WP}")
     assert op.status != DONE
-    deadline = time.time() + 2
-    while gce_sim.instance(P, WP_ZONE, WP)["status"] != "STOPPING" and time.time() < deadline:
-        time.sleep(0.01)
-    assert gce_sim.instance(P, WP_ZONE, WP)["status"] == "STOPPING"
+    wait_until(lambda: gce_sim.instance(P, WP_ZONE, WP)["status"] == "STOPPING", what="STOPPING", interval=0.01)
     done = wait_zone(gce_clients, WP_ZONE, op)
     assert not done.error.errors
     assert done.start_time
@@ -81,10 +80,7 @@ def test_stop_then_start_walks_the_state_machine(gce_sim: ComputeSimulator, gce_
     assert gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).status == "TERMINATED"
 
     op = gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
-    deadline = time.time() + 2
-    while gce_sim.instance(P, WP_ZONE, WP)["status"] != "STAGING" and time.time() < deadline:
-        time.sleep(0.01)
-    assert gce_sim.instance(P, WP_ZONE, WP)["status"] == "STAGING"
+    wait_until(lambda: gce_sim.instance(P, WP_ZONE, WP)["status"] == "STAGING", what="STAGING", interval=0.01)
     wait_zone(gce_clients, WP_ZONE, op)
     assert gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).status == "RUNNING"
     assert gce_sim.check_left_stopped() == []
@@ -133,14 +129,14 @@ def test_unknown_instance_is_404_in_compute_engine_shape(gce_clients: GceClients
 
 
 def test_create_snapshot_goes_creating_uploading_ready(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(gce_sim.profile.__class__.fast(snapshot_creating_seconds=0.3, snapshot_upload_base_seconds=0.3))
+    gce_sim.set_profile(gce_sim.profile.__class__.fast(snapshot_creating_seconds=2.0, snapshot_upload_base_seconds=2.0))
     op, snap = snapshot_of(gce_clients, WP_ZONE, WP, "wp-snap-1", **{vm_labels.RUN: "r1"})
     assert op.operation_type == "createSnapshot"
     assert op.target_link.endswith(f"/disks/{WP}")
     assert snap.status == "CREATING"
     seen = {snap.status}
-    deadline = time.time() + 5
-    while time.time() < deadline:
+    deadline = time.monotonic() + 60  # a failure bound: the loop ends when the operation is DONE
+    while time.monotonic() < deadline:
         # read the operation first: whatever it says must still hold when the snapshot is read just after
         current = gce_clients.zone_operations.get(project=P, zone=WP_ZONE, operation=op.name)
         status = gce_clients.snapshots.get(project=P, snapshot="wp-snap-1").status

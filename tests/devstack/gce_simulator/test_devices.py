@@ -124,7 +124,7 @@ def test_detaching_an_unknown_device_is_refused(gce_clients: GceClients):
 def test_a_booted_guest_prints_its_login_prompt_on_port_1(gce_sim: ComputeSimulator, gce_clients: GceClients):
     stop(gce_clients)
     wait(gce_clients, gce_clients.instances.start_unary(project=P, zone=ZONE, instance=DB))
-    assert gce_sim.wait_for_serial(P, ZONE, DB, "login:", timeout=5)
+    assert gce_sim.wait_for_serial(P, ZONE, DB, "login:", timeout=60)
     output = serial(gce_clients, DB)
     assert output.contents.endswith(f"{DB} login: ")
     assert output.start == 0
@@ -174,7 +174,7 @@ def test_a_disk_restored_from_a_snapshot_boots_the_same_guest(gce_sim: ComputeSi
         disks=[compute_v1.AttachedDisk(source=f"projects/{P}/zones/{ZONE}/disks/app-1-copy", boot=True)],
     )
     wait(gce_clients, gce_clients.instances.insert_unary(project=P, zone=ZONE, instance_resource=vm))
-    assert gce_sim.wait_for_serial(P, ZONE, "app-1-copy", "kernel panic", timeout=5)
+    assert gce_sim.wait_for_serial(P, ZONE, "app-1-copy", "kernel panic", timeout=60)
 
 
 def attach(clients: GceClients, instance: str, source: str, **fields: object) -> compute_v1.Operation:

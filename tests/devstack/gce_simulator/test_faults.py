@@ -10,6 +10,7 @@ from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile
 from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.waits import wait_until
 from vmbackup.model import labels as vm_labels
 
 P = GCE_PROJECT
@@ -130,13 +131,12 @@ def test_operation_error_on_create_snapshot_fails_the_snapshot(
 
 
 def test_slow_fault_lengthens_the_operation(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.inject(Fault.slow("instances.stop", 0.5))
+    gce_sim.inject(Fault.slow("instances.stop", 2.0))  # a window wide enough to see STOPPING on a loaded machine
     began = time.monotonic()
     op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    time.sleep(0.2)
-    assert gce_sim.instance(P, WP_ZONE, WP)["status"] == "STOPPING"
+    wait_until(lambda: gce_sim.instance(P, WP_ZONE, WP)["status"] == "STOPPING", what="the VM stopping")
     gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
-    assert time.monotonic() - began >= 0.5
+    assert time.monotonic() - began >= 2.0
     assert gce_sim.instance(P, WP_ZONE, WP)["status"] == "TERMINATED"
 
 
@@ -150,12 +150,12 @@ def test_slow_fault_on_a_read_delays_the_response(gce_sim: ComputeSimulator, gce
 def test_wait_returns_at_the_cap_while_the_operation_still_runs(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
-    gce_sim.set_profile(Profile.fast(wait_cap=0.2, stop_seconds=1.0))
+    gce_sim.set_profile(Profile.fast(wait_cap=0.2, stop_seconds=3.0))
     op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
     began = time.monotonic()
     first = gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
-    assert 0.15 <= time.monotonic() - began < 0.9
-    assert first.status == compute_v1.Operation.Status.RUNNING
+    assert time.monotonic() - began >= 0.15
+    assert first.status == compute_v1.Operation.Status.RUNNING  # returned at the cap, long before the stop ends
     while (result := gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)).status != DONE:
         pass
     assert result.status == DONE
@@ -196,9 +196,9 @@ def test_snapshot_of_a_running_vm_with_consistency_stop_is_flagged(
 
 
 def test_snapshot_while_the_vm_is_still_stopping_is_flagged(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(stop_seconds=0.5))
+    gce_sim.set_profile(Profile.fast(stop_seconds=60))  # nothing waits for the stop: a long window costs nothing
     gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    time.sleep(0.1)
+    wait_until(lambda: gce_sim.instance(P, WP_ZONE, WP)["status"] == "STOPPING", what="the VM stopping")
     snapshot(gce_clients, "early", **{vm_labels.CONSISTENCY: "stop"})
     assert [v["instance_status"] for v in gce_sim.violations] == ["STOPPING"]
 
@@ -206,7 +206,7 @@ def test_snapshot_while_the_vm_is_still_stopping_is_flagged(gce_sim: ComputeSimu
 def test_restart_while_the_snapshot_is_still_creating_is_flagged(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
-    gce_sim.set_profile(Profile.fast(snapshot_creating_seconds=0.5))
+    gce_sim.set_profile(Profile.fast(snapshot_creating_seconds=60))  # nothing waits for the snapshot: a wide window
     stop(gce_clients)
     snapshot(gce_clients, "creating", **{vm_labels.CONSISTENCY: "stop"})
     start(gce_clients)
@@ -214,7 +214,7 @@ def test_restart_while_the_snapshot_is_still_creating_is_flagged(
 
 
 def test_vm_left_stopped_is_flagged_on_demand(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(stop_seconds=0.3))
+    gce_sim.set_profile(Profile.fast(stop_seconds=3.0))  # the check below must land while the stop runs
     op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
     assert gce_sim.check_left_stopped() == []  # an operation is in flight: not (yet) a violation
     gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
