@@ -9,14 +9,20 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowUnavailable
 
-if TYPE_CHECKING:
-    from controller.airflow_api import AirflowClient
+
+class RestRequester(Protocol):
+    """What an auth needs of the REST client (airflow_api.AirflowClient): one unauthenticated request, e.g. for a
+    token. A protocol, so the client and its auths do not import each other."""
+
+    async def raw_request(self, method: str, path: str, *, json_body: Any = None, authenticated: bool = True) -> Any:
+        """One request to Airflow's REST API."""
+
 
 GOOGLE_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
@@ -25,9 +31,9 @@ class AirflowAuth(abc.ABC):
     """Adds credentials to requests; ``refresh`` is called once after a 401 before giving up."""
 
     @abc.abstractmethod
-    async def headers(self, client: AirflowClient) -> dict[str, str]: ...
+    async def headers(self, client: RestRequester) -> dict[str, str]: ...
 
-    async def refresh(self, client: AirflowClient) -> bool:
+    async def refresh(self, client: RestRequester) -> bool:
         """Obtain fresh credentials; False when there is nothing to refresh (the 401 is final)."""
         return False
 
@@ -35,7 +41,7 @@ class AirflowAuth(abc.ABC):
 class NoAuth(AirflowAuth):
     """For an Airflow that trusts its network (e.g. SimpleAuthManager with all_admins)."""
 
-    async def headers(self, client: AirflowClient) -> dict[str, str]:
+    async def headers(self, client: RestRequester) -> dict[str, str]:
         return {}
 
 
@@ -46,7 +52,7 @@ class BasicAuth(AirflowAuth):
         self.username = username
         self._header = aiohttp.BasicAuth(username, password).encode()
 
-    async def headers(self, client: AirflowClient) -> dict[str, str]:
+    async def headers(self, client: RestRequester) -> dict[str, str]:
         return {"Authorization": self._header}
 
 
@@ -65,21 +71,21 @@ class JwtAuth(AirflowAuth):
         self._token = token
         self._lock = asyncio.Lock()
 
-    async def headers(self, client: AirflowClient) -> dict[str, str]:
+    async def headers(self, client: RestRequester) -> dict[str, str]:
         if self._token is None:
             async with self._lock:
                 if self._token is None:
                     self._token = await self._fetch(client)
         return {"Authorization": f"Bearer {self._token}"}
 
-    async def refresh(self, client: AirflowClient) -> bool:
+    async def refresh(self, client: RestRequester) -> bool:
         if not (self.username and self._password):
             return False
         async with self._lock:
             self._token = await self._fetch(client)
         return True
 
-    async def _fetch(self, client: AirflowClient) -> str:
+    async def _fetch(self, client: RestRequester) -> str:
         body = {"username": self.username, "password": self._password}
         try:
             data = await client.raw_request("POST", "/auth/token", json_body=body, authenticated=False)
@@ -107,13 +113,13 @@ class GoogleAuth(AirflowAuth):
         self._credentials: Any = None
         self._lock = asyncio.Lock()
 
-    async def headers(self, client: AirflowClient) -> dict[str, str]:
+    async def headers(self, client: RestRequester) -> dict[str, str]:
         async with self._lock:
             if self._credentials is None or not self._credentials.valid:
                 await asyncio.to_thread(self._refresh_blocking)
         return {"Authorization": f"Bearer {self._credentials.token}"}
 
-    async def refresh(self, client: AirflowClient) -> bool:
+    async def refresh(self, client: RestRequester) -> bool:
         async with self._lock:
             await asyncio.to_thread(self._refresh_blocking)
         return True
