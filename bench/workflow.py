@@ -677,6 +677,7 @@ class _Stack:
     def airflow_env(self, cfg: WorkflowBenchConfig) -> dict[str, str]:
         return {
             "VMBACKUP_COMPUTE_ENDPOINT": self.simulator.base_url,
+            **self.simulator.profile.quota_window_env(),
             "GCS_BUCKET": BUCKET,
             "STORAGE_EMULATOR_HOST": self.storage_url,
             POKE_INTERVAL_ENV: str(cfg.poke_seconds),

@@ -210,6 +210,7 @@ class LocalStack:
             plugins_folder=composer_dir / "plugins",
             env={
                 "VMBACKUP_COMPUTE_ENDPOINT": self.compute.base_url,
+                **self.compute.profile.quota_window_env(),
                 "GCS_BUCKET": BUCKET,  # what Composer sets on its workers
                 "STORAGE_EMULATOR_HOST": self.storage_url,
                 "VMBACKUP_POKE_INTERVAL_SECONDS": "2",

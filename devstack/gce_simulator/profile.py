@@ -202,6 +202,13 @@ class Profile:
     def scaled(self, seconds: float) -> float:
         return max(0.0, seconds * self.time_scale)
 
+    def quota_window_env(self) -> dict[str, str]:
+        """The hook's quota window (vmbackup.settings) for a DAG run against this profile: a refusal is waited out to
+        the simulator's next window, not to a real minute."""
+        from vmbackup.settings import QUOTA_WINDOW_ENV
+
+        return {QUOTA_WINDOW_ENV: str(self.scaled(self.rate_quota_window_seconds))}
+
     def snapshot_upload_seconds(self, disk_size_gb: int, first: bool) -> float:
         data_gb = disk_size_gb if first else disk_size_gb * self.incremental_fraction
         return self.snapshot_upload_base_seconds + self.snapshot_upload_seconds_per_gb * data_gb

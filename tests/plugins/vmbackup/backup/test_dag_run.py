@@ -120,6 +120,7 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
             "VMBACKUP_RETRY_DELAY_SECONDS": "0",
             "VMBACKUP_RETRY_BASE_SECONDS": "0.01",
             "GCS_BUCKET": COMPOSER_BUCKET,
+            **(profile or Profile.fast()).quota_window_env(),
             **(env or {}),
         }
         with pytest.MonkeyPatch.context() as patch:
