@@ -26,7 +26,7 @@ from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.compute.step_operator import record_error
 from vmbackup.model.policy import BackupPolicy
-from vmbackup.vm.lock import foreign_lock, held_message
+from vmbackup.vm.lock import foreign_lock, foreign_lock_in, held_message
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,10 @@ class DownWindowOperator(_BatchStep):
         waited = 0.0 if first is None else max(0.0, now.timestamp() - first.timestamp())
         locks = {}
         for t in targets:
+            labels = self._fresh_lock_labels(t, now.timestamp()) if first is None else None
+            if labels is not None:  # the resolve step's read is as fresh as a look of this wait: not read again
+                locks[vm_key(t)] = foreign_lock_in(labels, t["run"], now.timestamp())
+                continue
             instance = hook.find_instance(t["project"], t["zone"], t["instance"])
             locks[vm_key(t)] = foreign_lock(instance, t["run"], now.timestamp()) if instance is not None else None
         verdict = lock_verdict(policy, locks, waited, first is not None, slot, now)
@@ -192,6 +196,14 @@ class DownWindowOperator(_BatchStep):
         for key, reason in verdict.skips.items():
             log.warning("%s: %s", key, reason)
         return verdict.skips
+
+    def _fresh_lock_labels(self, t: Target, now: float) -> dict[str, str] | None:
+        """The target's lock labels as the resolve step read them, when that read is younger than one poke interval
+        (what this wait's next look would be); None: look again."""
+        read_at = t.get("read_at")
+        if read_at is None or "lock_labels" not in t or now - float(read_at) > float(self.poke_interval):
+            return None
+        return dict(t["lock_labels"])
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
         return self._recorded(context, lambda: self._resumed(event, context))

@@ -145,6 +145,7 @@ def build_dag(policy_json: str) -> Any:
                 task_id=steps.RESTART_STOPPED,
                 start_timeout_seconds=spec.timeouts.start_seconds,
                 stopping_timeout_seconds=spec.timeouts.stop_seconds,
+                group_ids=group_ids,
                 trigger_rule="all_done",
             )
             for group in groups:

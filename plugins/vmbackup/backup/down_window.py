@@ -37,9 +37,24 @@ from vmbackup.compute.hook import (
     pending_snapshots,
 )
 from vmbackup.model.policy import BackupPolicy
-from vmbackup.vm.lock import InstanceHeldError, acquire_lock, foreign_lock, holds_our_lock, release_lock
+from vmbackup.vm.lock import (
+    InstanceHeldError,
+    acquire_lock,
+    foreign_lock,
+    holds_our_lock,
+    release_lock,
+    released_by_us,
+)
 from vmbackup.vm.marked import restart_if_marked
-from vmbackup.vm.power import PowerError, is_spot, request_stop, start_until_running, timeout_message, wait_stopped
+from vmbackup.vm.power import (
+    PowerError,
+    in_status,
+    is_spot,
+    request_stop,
+    start_until_running,
+    timeout_message,
+    wait_stopped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +157,8 @@ def project_cap(project: str, limit: int) -> threading.BoundedSemaphore:
 
 
 class _Vm:
-    """One VM's window; every method re-reads Compute Engine before acting."""
+    """One VM's window. What it acts on is read from Compute Engine, and a read is not repeated where the window's
+    own DONE operation already says the outcome (`seen`): calls count against the project's rate quotas."""
 
     def __init__(
         self,
@@ -163,6 +179,8 @@ class _Vm:
         self.timeouts = timeouts
         self.poll = poll_seconds
         self.lock_ttl = lock_ttl_seconds
+        # The VM as this window knows it (read after our lock, then as our DONE stop left it); None: read it.
+        self.seen: Any = None
         self.result = VmWindow(
             instance=target["instance"],
             zone=target["zone"],
@@ -186,7 +204,8 @@ class _Vm:
         r = self.result
         instance = self._get()
         ours = holds_our_lock(instance, self.t)
-        made = cuts_made(self.hook, self.policy, self.t)
+        # Only a window of this run that ran before (it holds the VM, or gave it back) can have cut already.
+        made = cuts_made(self.hook, self.policy, self.t) if ours or released_by_us(instance, self.t) else None
         r["prior_status"] = "RUNNING" if ours else instance.status
         if made is not None:  # an earlier try cut them: it may have died before they left CREATING, or they failed
             r["snapshots"] = made
@@ -221,12 +240,12 @@ class _Vm:
                     "TERMINATED. It was not touched; the next run will try again.",
                 )
             try:
-                acquire_lock(self.hook, self.t, self.lock_ttl)
+                acquire_lock(self.hook, self.t, self.lock_ttl, instance=instance)
             except InstanceHeldError as exc:
                 r["skipped"], r["up"] = raced_message(exc.lock), True
                 log.warning("%s: %s", self.t["instance"], exc)
                 return False
-            instance = self._get()
+            instance = self._get()  # after our lock: the status we stop from, the fingerprint our release uses
             if instance.status != "RUNNING":  # a Spot VM preempted (or stopped) since we looked: ours to start
                 r["note"] = f"{self.t['instance']} was {instance.status} when this run went to stop it (preempted?)"
                 log.warning("%s", r["note"])
@@ -236,7 +255,8 @@ class _Vm:
             r["stop_requested_at"] = time.time()
             local_ssd = bool(dict(self.t).get("discard_local_ssd", False))
             stop_ref = request_stop(self.hook, *self._where(), discard_local_ssd=local_ssd)
-        self._wait_stopped(stop_ref)
+        if self._wait_stopped(stop_ref, instance) is not None:  # our stop is DONE: the VM is TERMINATED
+            self.seen = in_status(instance, "TERMINATED")
         self._cut_and_wait()
         return True
 
@@ -257,7 +277,8 @@ class _Vm:
             self.result["note"], self.result["prior_status"] = note, instance.status
         return instance
 
-    def _wait_stopped(self, ref: OperationRef | None) -> None:
+    def _wait_stopped(self, ref: OperationRef | None, instance: Any) -> Any:
+        """The stop operation once DONE (None: no stop of ours to wait on); `instance` as read before the stop."""
         op = wait_stopped(
             self.hook,
             *self._where(),
@@ -266,9 +287,11 @@ class _Vm:
             timeout_seconds=self.timeouts["stop_seconds"],
             poll_seconds=self.poll,
             timeout_field=TIMEOUT_FIELDS["stop"],
+            instance=instance,
         )
         if op is not None:
             self.result["stopped_at"] = op.start_time or None
+        return op
 
     def _timeout_message(self, what: str, kind: str, timeout: int) -> str:
         return timeout_message(what, timeout, TIMEOUT_FIELDS[kind])
@@ -329,7 +352,7 @@ class _Vm:
 
         A stockout is tried again until spec.timeouts.startSeconds; a VM still not running keeps the mark."""
         r = self.result
-        instance = self.hook.find_instance(*self._where())
+        instance = self.seen if self.seen is not None else self.hook.find_instance(*self._where())
         if instance is None or not holds_our_lock(instance, self.t):
             r["up"] = True
             return
@@ -342,12 +365,13 @@ class _Vm:
             poll_seconds=self.poll,
             timeout_field=TIMEOUT_FIELDS["start"],
             stopping_seconds=self.timeouts["stop_seconds"],
+            instance=instance,
         )
         r["started_at"] = started.ended_at or r.get("started_at")
         if started.stockouts:
             r["note"] = f"started after {len(started.stockouts)} stockout(s): {started.stockouts[-1]}"
         try:
-            release_lock(self.hook, self.t)
+            release_lock(self.hook, self.t, instance=in_status(instance, "RUNNING"))
         except Exception as exc:
             raise WindowError("release_lock", str(exc) or type(exc).__name__) from exc
         r["up"] = True

@@ -7,10 +7,12 @@ step needs: the instance, its zone and tier, and each disk with the snapshot nam
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from vmbackup.backup import preflight
 from vmbackup.backup.steps import RESOLVE
+from vmbackup.model import labels as vmlabels
 from vmbackup.model.identifiers import LockHolder, lock_holder, run_hash, snapshot_name
 from vmbackup.model.policy import BackupPolicy
 
@@ -48,6 +50,10 @@ class Target(TypedDict):
     # Stop it with instances.stop discardLocalSsd=true: it has a Local SSD and spec.stop.discardLocalSsd is true
     # (preflight.py). Absent: the VM has no Local SSD (a VM with one and the switch off is skipped, never a Target).
     discard_local_ssd: NotRequired[bool]
+    # The instance's lock labels as the resolve step read them, and when (epoch seconds): the lock wait's first look
+    # while no older than one of its own looks (batch_operators.DownWindowOperator); absent in older DAG versions.
+    lock_labels: NotRequired[dict[str, str]]
+    read_at: NotRequired[float]
 
 
 class Skipped(TypedDict):
@@ -153,6 +159,8 @@ class _Resolver:
         )
         if verdict.discard_local_ssd:
             found["discard_local_ssd"] = True
+        found["lock_labels"] = {k: v for k, v in instance.labels.items() if k in vmlabels.LOCK_LABELS}
+        found["read_at"] = time.time()
         found["record"] = instance_record(instance)
         self.groups[tier or NO_TIER].append(found)
 

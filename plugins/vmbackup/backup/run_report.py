@@ -12,8 +12,8 @@ from typing import Any
 
 from vmbackup.airflow_compat import AirflowException, xcom_values
 from vmbackup.backup import preflight, steps
-from vmbackup.backup.batch_operators import WINDOW_KEY
 from vmbackup.backup.resolution import Target, pulled_resolution
+from vmbackup.backup.window_records import GroupRecords, came_up, group_records
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
 from vmbackup.model.identifiers import instant_snapshot_name, read_lock
@@ -69,31 +69,23 @@ class RunReportOperator(ComputeStepOperator):
             errors.append(StepError(step=steps.RESOLVE, message="the instances to back up could not be resolved"))
         instances: list[InstanceResult] = []
         for key, members in (resolution["groups"] if resolution else {}).items():
-            group = self.group_ids[key]
-            batches: dict[str, Any] = dict(resolution.get("batches") or {}) if resolution else {}
-            indexes = list(range(len(batches[key]) if key in batches else len(members)))
+            assert resolution is not None
+            records = group_records(ti, existing, resolution, key, self.group_ids[key])
             kept = {
                 name
-                for done in xcom_values(ti, steps.in_group(group, steps.DELETE_INSTANT), indexes)
+                for done in xcom_values(ti, steps.in_group(records.group, steps.DELETE_INSTANT), records.indexes)
                 for name in (done or {}).get("kept") or []
             }
-            present = [steps.in_group(group, s) for s in steps.GROUP_STEPS if steps.in_group(group, s) in existing]
-            windows = {task_id: _window_records(ti, task_id, indexes) for task_id in present}
-            group_errors = [e for task_id in present for e in _step_errors(ti, task_id, indexes)]
+            group_errors = [e for task_id in records.windows for e in _step_errors(ti, task_id, records.indexes)]
             group_errors += [
                 StepError(step=task_id, instance=vm["instance"], message=f"{vm.get('error_step')}: {vm['error']}")
-                for task_id, records in windows.items()
-                for vm in records.values()
+                for task_id, by_vm in records.windows.items()
+                for vm in by_vm.values()
                 if vm.get("error")
             ]
             errors.extend(group_errors)
-            down_ids = [steps.in_group(group, s) for s in (steps.DOWN_WINDOW, steps.GO_DOWN, steps.SNAPSHOT)]
-            up_ids = [steps.in_group(group, s) for s in (steps.COME_UP, steps.DOWN_WINDOW)]
             for target in members:
-                key_ = (target["instance"], target["zone"])
-                down = next((windows[t][key_] for t in down_ids if key_ in windows.get(t, {})), None)
-                up = next((windows[t][key_] for t in up_ids if key_ in windows.get(t, {})), None)
-                instances.append(self._instance_result(hook, target, down, up, kept, group_errors))
+                instances.append(self._instance_result(hook, target, records, kept, group_errors))
         for item in resolution["errors"] if resolution else []:
             errors.append(StepError(step=steps.RESOLVE, instance=item["instance"], message=item["reason"]))
             instances.append(InstanceResult(instance=item["instance"], zone=item["zone"], error=item["reason"]))
@@ -127,22 +119,27 @@ class RunReportOperator(ComputeStepOperator):
         self,
         hook: ComputeEngineHook,
         target: Target,
-        down: dict[str, Any] | None,
-        up: dict[str, Any] | None,
+        records: GroupRecords,
         kept: set[str],
         group_errors: list[StepError],
     ) -> InstanceResult:
-        """One VM's outcome from its down window's records (`down`: going down and the cut; `up`: coming up)."""
+        """One VM's outcome from its group's records; a snapshot the READY wait saw READY is not read again."""
+        down, up = records.down(target), records.up(target)
         skipped = (down or {}).get("skipped")
         prior = (down or {}).get("prior_status") or target["status"]
-        now = hook.find_instance(target["project"], target["zone"], target["instance"])
-        final = now.status if now is not None else "MISSING"
+        if not skipped and came_up(up):  # the window's DONE start (or no stop of ours) says it: not read again
+            now, final = None, str(prior)
+        else:
+            now = hook.find_instance(target["project"], target["zone"], target["instance"])
+            final = now.status if now is not None else "MISSING"
         cut_of = {item["disk"]: item for item in (down or {}).get("snapshots") or []}
         disks = []
         for disk in target["disks"]:
             state = "SKIPPED"
             error = None
-            if not skipped:
+            if not skipped and records.ready_states.get(disk["snapshot"]) == "READY":
+                state = "READY"
+            elif not skipped:
                 snap = hook.find_snapshot(target["project"], disk["snapshot"])
                 if snap is None:
                     state, error = "FAILED", "snapshot was not created"
@@ -203,15 +200,6 @@ def _kept_note(snapshot: str, kept: set[str]) -> str | None:
     if name not in kept:
         return None
     return f"instant snapshot {name} was kept (a snapshot was still being made from it); a later run's prune deletes it"
-
-
-def _window_records(ti: Any, task_id: str, indexes: list[int]) -> dict[tuple[str, str], dict[str, Any]]:
-    """The per-VM records a batch step left (also when it failed), by (instance, zone)."""
-    return {
-        (vm["instance"], vm["zone"]): vm
-        for value in xcom_values(ti, task_id, indexes, key=WINDOW_KEY)
-        for vm in (value or {}).get("vms") or []
-    }
 
 
 def _other_run(instance: Any, target: Target) -> str | None:

@@ -236,7 +236,7 @@ class SnapshotStatusSensor(_RecordingSensor):
 
     def poke(self, context: Any) -> PokeReturnValue:
         try:
-            states = ComputeEngineHook().snapshot_states(self.project, self._items())
+            states = ComputeEngineHook().states_until(self.project, self._items(), self.until)
         except SnapshotFailedError as exc:  # Compute Engine's verdict: retrying cannot change it
             raise AirflowFailException(str(exc)) from None
         pending = pending_snapshots(states, self.until)

@@ -22,6 +22,7 @@ from google.cloud import compute_v1
 
 from vmbackup.compute.operations import (
     INSTANT,
+    READY,
     OperationRef,
     SnapshotFailedError,
     as_operation_ref,
@@ -48,6 +49,10 @@ class _Reads(Protocol):
     def _trusted_status(self, item: dict[str, Any], status: str) -> str: ...
 
     def _instant_state(self, project: str, item: dict[str, Any]) -> str: ...
+
+    def snapshot_states(self, project: str, items: list[dict[str, Any]]) -> dict[str, str]: ...
+
+    def ready_states(self, project: str, items: list[dict[str, Any]]) -> dict[str, str]: ...
 
 
 def _operation_key(ref: OperationRef) -> str:
@@ -77,6 +82,32 @@ class SnapshotStates:
                 raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} FAILED")
             states[item["name"]] = self._trusted_status(item, snapshot.status)
         return states
+
+    def states_until(self: _Reads, project: str, items: list[dict[str, Any]], until: str) -> dict[str, str]:
+        """The states a wait `until` TAKEN or READY looks at: ready_states for READY, else snapshot_states."""
+        return self.ready_states(project, items) if until == READY else self.snapshot_states(project, items)
+
+    def ready_states(self: _Reads, project: str, items: list[dict[str, Any]]) -> dict[str, str]:
+        """snapshot_states for the READY wait, one call per snapshot instead of two: a standard snapshot's creation
+        operation is read first, and DONE without an error is Compute Engine's word that the snapshot was created
+        (READY; the operation ends after the upload), so the snapshot itself is not read. Not DONE yet: it is
+        uploading (the window waited until it left CREATING). Items without a known operation, or whose operation
+        was purged, are read as snapshot_states reads them."""
+        states: dict[str, str] = {}
+        unknown: list[dict[str, Any]] = []
+        for item in items:
+            op = None if item.get("kind") == INSTANT else self._creation(item)
+            if op is None:
+                unknown.append(item)
+                continue
+            if not is_done(op):
+                states[item["name"]] = "UPLOADING"
+                continue
+            error = operation_error(op)
+            if error:
+                raise SnapshotFailedError(f"snapshot {item['name']} of disk {item['disk']} was not created: {error}")
+            states[item["name"]] = "READY"
+        return states | (self.snapshot_states(project, unknown) if unknown else {})
 
     def await_creations(self: _Reads, items: list[dict[str, Any]], timeout_seconds: float) -> None:
         """Long-poll each standard snapshot's creation operation not yet known DONE (`operations.wait`, one call up

@@ -95,7 +95,7 @@ class SnapshotStatusTrigger(BaseTrigger):
             try:
                 if self.until == READY:  # an upload takes minutes: long-poll the creations, then read the snapshots
                     await in_call_thread(hook.await_creations, self.snapshots, LONG_POLL_SECONDS)
-                states = await in_call_thread(hook.snapshot_states, self.project, self.snapshots)
+                states = await in_call_thread(hook.states_until, self.project, self.snapshots, self.until)
             except Exception as exc:  # e.g. a FAILED snapshot: the sensor looks once more and raises its message
                 yield TriggerEvent({"status": "error", "message": str(exc)})
                 return

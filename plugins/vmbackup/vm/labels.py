@@ -44,6 +44,17 @@ def set_disk_labels(
     return _applied(lambda: hook.set_disk_labels(project, zone, name, labels, fingerprint), hook)
 
 
+def relabeled(instance: Any, labels: dict[str, str]) -> Any:
+    """The instance as a setLabels just left it, without reading it again (calls count against rate quotas): its
+    labels are `labels`; its labelFingerprint changed and is not known, so it is emptied, and a relabel given this
+    object reads the instance first."""
+    after = type(instance)(instance)
+    after.labels.clear()
+    after.labels.update(labels)
+    after.label_fingerprint = ""
+    return after
+
+
 def relabel_instance(
     hook: ComputeEngineHook,
     project: str,
@@ -51,17 +62,22 @@ def relabel_instance(
     name: str,
     change: Callable[[Any], dict[str, str] | None],
     attempts: int = 8,
+    *,
+    instance: Any = None,
 ) -> Any:
     """Read, `change` (the wanted labels, or None: nothing to do), set; again while the fingerprint was stale.
 
-    Returns the instance as last read (None when it does not exist)."""
+    `instance`: the VM as the caller last read it; its fingerprint is tried first, and a stale one costs one read.
+    Returns the instance as last read, with the labels set (`relabeled`); None when it does not exist."""
+    known = instance if instance is not None and instance.label_fingerprint else None
     for _ in range(attempts):
-        instance = hook.find_instance(project, zone, name)
-        if instance is None:
+        current = known if known is not None else hook.find_instance(project, zone, name)
+        known = None
+        if current is None:
             return None
-        wanted = change(instance)
+        wanted = change(current)
         if wanted is None:
-            return instance
-        if set_instance_labels(hook, project, zone, name, wanted, instance.label_fingerprint):
-            return hook.get_instance(project, zone, name)
+            return current
+        if set_instance_labels(hook, project, zone, name, wanted, current.label_fingerprint):
+            return relabeled(current, wanted)
     raise RuntimeError(f"could not relabel instance {name}: its labels kept changing")

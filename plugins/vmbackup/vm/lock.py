@@ -10,9 +10,11 @@ same call (vm/mark.py); releasing the lock of a RUNNING VM removes it in the sam
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
 from vmbackup.compute.hook import ComputeEngineHook
+from vmbackup.model import labels as vmlabels
 from vmbackup.model.identifiers import Lock, LockHolder, lock_labels, read_lock, without_lock
 from vmbackup.vm.labels import relabel_instance
 from vmbackup.vm.mark import mark_labels, read_mark, without_mark
@@ -42,7 +44,12 @@ def held_message(lock: Lock) -> str:
 
 def foreign_lock(instance: Any, run: str, now: float) -> Lock | None:
     """The unexpired lock of another run on the instance, if any."""
-    lock = read_lock(instance.labels)
+    return foreign_lock_in(instance.labels, run, now)
+
+
+def foreign_lock_in(labels: Mapping[str, str], run: str, now: float) -> Lock | None:
+    """foreign_lock, from labels read earlier."""
+    lock = read_lock(labels)
     return lock if lock and lock.run != run and lock.expires > now else None
 
 
@@ -57,8 +64,11 @@ def holds_our_lock(instance: Any, target: VmRef) -> bool:
     return bool(lock and lock.run == target["run"])
 
 
-def acquire_lock(hook: ComputeEngineHook, target: VmRef, ttl_seconds: int, attempts: int = 8) -> Any:
-    """Set our lock (and, on a RUNNING VM, the stopped-by mark) in one setLabels call; returns the instance after.
+def acquire_lock(
+    hook: ComputeEngineHook, target: VmRef, ttl_seconds: int, attempts: int = 8, *, instance: Any = None
+) -> Any:
+    """Set our lock (and, on a RUNNING VM, the stopped-by mark) in one setLabels call; returns the instance after
+    (vm/labels.relabeled: not read again). `instance`: the VM as the caller just read it (saves a GET).
 
     InstanceHeldError when another run holds it."""
     now = time.time()
@@ -75,14 +85,17 @@ def acquire_lock(hook: ComputeEngineHook, target: VmRef, ttl_seconds: int, attem
             labels |= mark_labels(target["run"], now)
         return labels
 
-    instance = relabel_instance(hook, target["project"], target["zone"], target["instance"], change, attempts)
-    if instance is None:
+    where = (target["project"], target["zone"], target["instance"])
+    locked = relabel_instance(hook, *where, change, attempts, instance=instance)
+    if locked is None:
         raise RuntimeError(f"could not lock instance {target['instance']}: it does not exist")
-    return instance
+    return locked
 
 
-def release_lock(hook: ComputeEngineHook, target: VmRef, attempts: int = 8) -> bool:
-    """Remove our lock (and the mark, when the VM is RUNNING again); False when the VM does not carry our lock."""
+def release_lock(hook: ComputeEngineHook, target: VmRef, attempts: int = 8, *, instance: Any = None) -> bool:
+    """Remove our lock (and the mark, when the VM is RUNNING again) and name our run as the one that released it;
+    False when the VM does not carry our lock. `instance`: the VM as the caller knows it (its status as our own
+    DONE operations left it, its fingerprint as last read): saves a GET, and a stale fingerprint costs one."""
     released = False
 
     def change(instance: Any) -> dict[str, str] | None:
@@ -90,11 +103,17 @@ def release_lock(hook: ComputeEngineHook, target: VmRef, attempts: int = 8) -> b
         if not holds_our_lock(instance, target):
             return None
         released = True
-        labels = without_lock(instance.labels)
+        labels = without_lock(instance.labels) | {vmlabels.RELEASED_BY: target["run"]}
         return without_mark(labels) if instance.status == "RUNNING" else labels
 
-    relabel_instance(hook, target["project"], target["zone"], target["instance"], change, attempts)
+    relabel_instance(hook, target["project"], target["zone"], target["instance"], change, attempts, instance=instance)
     return released
+
+
+def released_by_us(instance: Any, target: VmRef) -> bool:
+    """Our run held the instance and gave it back: a window of this run that runs again (a retried task, a trigger
+    re-created after its event was lost) has been through it and does not stop it a second time."""
+    return bool(instance.labels.get(vmlabels.RELEASED_BY) == target["run"])
 
 
 def clear_mark(hook: ComputeEngineHook, project: str, zone: str, name: str) -> bool:

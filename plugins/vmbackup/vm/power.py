@@ -76,6 +76,14 @@ def grace_seconds(instance: Any) -> float:
     return seconds or DEFAULT_GRACE_SECONDS
 
 
+def in_status(instance: Any, status: str) -> Any:
+    """The instance as our own DONE operation left it (a stop: TERMINATED, a start: RUNNING), without reading it
+    again: calls count against rate quotas, and a DONE operation without an error is Compute Engine's word."""
+    after = type(instance)(instance)
+    after.status = status
+    return after
+
+
 def timeout_message(what: str, timeout: float, timeout_field: str) -> str:
     return (
         f"{what} was not done {timeout:.0f}s after it was requested: the timeout ({timeout_field}) ran out. Raise it "
@@ -104,11 +112,14 @@ def wait_stopped(
     timeout_seconds: float,
     poll_seconds: float,
     timeout_field: str,
+    instance: Any = None,
 ) -> Any:
     """Until the VM is stopped; PENDING_STOP and STOPPING count as stopping. Returns the stop operation (or None).
 
-    The deadline is `since` (the stop request) + the VM's graceful-shutdown maxDuration + `timeout_seconds`."""
-    deadline = since + grace_seconds(hook.get_instance(project, zone, name)) + timeout_seconds
+    The deadline is `since` (the stop request) + the VM's graceful-shutdown maxDuration + `timeout_seconds`;
+    `instance`: the VM as the caller read it before the stop (its grace; saves a GET)."""
+    known = instance if instance is not None else hook.get_instance(project, zone, name)
+    deadline = since + grace_seconds(known) + timeout_seconds
     op = None
     if ref is not None:
         try:
@@ -188,13 +199,15 @@ def start_until_running(
     timeout_field: str,
     stopping_seconds: float = 0.0,
     retry_stockouts: bool = True,
+    instance: Any = None,
 ) -> Started:
     """Start (or resume) the VM until it is RUNNING; a stockout is tried again with backoff until the timeout.
 
     A VM still stopping is waited for first (up to its grace plus `stopping_seconds`): Compute Engine refuses a
-    start until then. StockoutError when only stockouts kept it from running; PowerError for anything else."""
+    start until then. StockoutError when only stockouts kept it from running; PowerError for anything else.
+    `instance`: the VM as the caller knows it (e.g. `in_status` after its DONE stop; saves a GET)."""
     started, began = Started(), time.time()
-    instance = hook.get_instance(project, zone, name)
+    instance = instance if instance is not None else hook.get_instance(project, zone, name)
     settle = time.time() + grace_seconds(instance) + stopping_seconds
     while instance.status in STOPPING_STATUSES and time.time() < settle:
         time.sleep(poll_seconds)

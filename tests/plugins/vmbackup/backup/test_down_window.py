@@ -245,3 +245,72 @@ def test_a_rolling_batch_has_at_most_max_unavailable_vms_down_at_once(
     )
     assert len(intervals) == 3
     assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(intervals))
+
+
+# -- calls: what the window's own DONE operations say is not read again -------------------------------------------
+
+
+def calls_to(sim: ComputeSimulator, method: str) -> list[dict[str, Any]]:
+    return [c for c in sim.calls if c["method"] == method and c["status"] == 200]
+
+
+def test_a_window_reads_the_vm_before_and_after_its_lock_and_never_after_its_own_done_operations(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, window: Callable[..., list[VmWindow]]
+) -> None:
+    gce_sim.clear_calls()
+    (vm,) = window()
+    assert vm["error"] is None
+    assert len(calls_to(gce_sim, "instances.get")) == 2
+    assert len(calls_to(gce_sim, "instances.setLabels")) == 2  # the lock and the release, nothing read between
+    assert calls_to(gce_sim, "snapshots.get")  # the cuts' CREATING looks: only the cuts are looked at
+
+
+def test_a_label_its_owner_set_while_the_vm_was_down_is_kept_and_the_lock_released(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
+) -> None:
+    from google.cloud import compute_v1
+
+    from devstack.gce_simulator import compute_client
+
+    def owner_labels_it() -> None:  # while our cut is CREATING: our release's fingerprint is stale then
+        wait_until(lambda: calls_to(gce_sim, "disks.createSnapshot"), within=60, what="the window's cut")
+        client = compute_client(compute_v1.InstancesClient, gce_sim.base_url)
+        inst = client.get(project=GCE_PROJECT, zone=DB["zone"], instance=DB["name"])
+        body = compute_v1.InstancesSetLabelsRequest(
+            labels={**inst.labels, "owner": "set-meanwhile"}, label_fingerprint=inst.label_fingerprint
+        )
+        client.set_labels(
+            project=GCE_PROJECT, zone=DB["zone"], instance=DB["name"], instances_set_labels_request_resource=body
+        )
+
+    gce_sim.inject(Fault.slow("disks.createSnapshot", 1.0, times=None))
+    with ThreadPoolExecutor(1) as pool:
+        labelling = pool.submit(owner_labels_it)
+        (vm,) = window()
+        labelling.result(timeout=60)
+    assert vm["error"] is None
+    labels = hook.get_instance(GCE_PROJECT, DB["zone"], DB["name"]).labels
+    assert labels["owner"] == "set-meanwhile"
+    assert vmlabels.LOCK not in labels
+    assert ends_as_it_began(gce_sim, hook, target)
+
+
+def test_a_spot_vm_preempted_between_our_lock_and_the_stop_is_started_again(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
+) -> None:
+    gce_sim.apply_preset("spot_vms")
+    gce_sim.inject(Fault.slow("instances.setLabels", 1.0, target=DB["name"]))  # our lock: time to preempt in
+
+    def preempt_once_locking() -> None:
+        wait_until(lambda: calls_to(gce_sim, "instances.setLabels"), within=60, what="the window's lock")
+        gce_sim.preempt(GCE_PROJECT, DB["zone"], DB["name"])
+
+    with ThreadPoolExecutor(1) as pool:
+        preempting = pool.submit(preempt_once_locking)
+        (vm,) = window()
+        preempting.result(timeout=60)
+    assert vm["error"] is None
+    assert "preempted" in (vm.get("note") or "")
+    assert stops(gce_sim) == []  # nothing to stop: Compute Engine had stopped it
+    assert len(our_snapshots(gce_sim, target)) == 2
+    assert ends_as_it_began(gce_sim, hook, target)  # it was RUNNING when the run began
