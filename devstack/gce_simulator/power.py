@@ -34,14 +34,13 @@ instance-life-cycle; the client's request messages are ``google.cloud.compute_v1
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import devices
 from .errors import ApiError, resource_not_ready, stockout_error
-
-if TYPE_CHECKING:
-    from .faults import Fault
-    from .state import Instance, Operation, World
+from .faults import Fault
+from .resources import Instance, Operation
+from .state import World
 
 DEFAULT_GRACEFUL_SECONDS = 600.0
 MAX_GRACEFUL_SECONDS = 3600.0
@@ -198,7 +197,7 @@ def _power_on(world: World, op: Operation, instance: Instance, from_statuses: tu
     except ApiError as exc:
         world._finish(op, (exc.code, exc.reason, exc.message))
         return
-    world._check_start_during_snapshot(instance)
+    world.observe_start(instance)
     instance.status = "STAGING"
     op.progress = 10
 

@@ -21,7 +21,7 @@ Sources:
   time does not exceed the limit" ("Compute Engine concurrent operation quotas",
   https://cloud.google.com/compute/operations-quota). The limit, ``Profile.concurrent_operations_limit`` per
   project, is an ESTIMATE (the page names the metrics, the copy read gives no figure). A snapshot's operation is
-  in flight until the snapshot is READY (state.py).
+  in flight until the snapshot is READY (snapshots.py).
 """
 
 from __future__ import annotations
