@@ -24,7 +24,8 @@ Served (paths, verbs and JSON as compute v1): instances get/list/aggregatedList/
 delete/attachDisk/detachDisk/getSerialPortOutput (the guest's console: ``devices``), disks
 get/list/createSnapshot/insert/delete, regionDisks get, snapshots get/list/insert/delete (from
 ``sourceDisk`` or ``sourceInstantSnapshot``), instantSnapshots and regionInstantSnapshots insert/get/list/delete,
-zoneOperations, regionOperations and globalOperations get/wait;
+reservations insert/get/list/delete (consumed per ``reservationAffinity``: ``reservations``), zoneOperations,
+regionOperations and globalOperations get/wait;
 ``filter`` on list calls (``labels.app = web AND status = RUNNING`` ...). Compute Engine's error JSON shape.
 
 As unkind as Compute Engine (issue 23), each rule with its source in its module: rate quotas per group and minute
@@ -43,8 +44,9 @@ Modules, each importing only those before it (tests/devstack/test_import_graph.p
 ``filters``, ``faults``, ``profile`` (timings and their sources), ``common`` (links, ids, names, labels),
 ``resources`` (the records and their JSON), ``scheduler`` (the clock), ``operations``, ``observers`` (invariant
 hooks), ``state`` (``World``), ``quotas``, ``snapshot_rules``, ``devices`` (disk attachment, serial console, the
-guest), ``disks``, ``instant_snapshots``, ``snapshots``, ``power``, ``instances``, ``presets``, ``routes`` (REST),
-``server`` (HTTP), ``simulator`` (``ComputeSimulator`` and its control plane), ``control``, ``clients``.
+guest), ``disks``, ``instant_snapshots``, ``snapshots``, ``reservations``, ``power``, ``instances``, ``presets``,
+``routes`` (REST), ``server`` (HTTP), ``simulator`` (``ComputeSimulator`` and its control plane), ``control``,
+``clients``.
 
 The simulator knows Compute Engine only: the invariants of the project driving it are observers
 (``observers.py``); this repository's (``devstack/backup_invariants.py``) are installed by ``devstack/__init__.py``.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import devices, power
+from . import devices, power, reservations
 from .common import already_exists, body_labels, compile_query_filter, fingerprint, parse_ref, required_name
 from .disks import ready_snapshot
 from .errors import ApiError, stockout_error
@@ -57,11 +57,14 @@ def add_instance(
     machine_type: str = "e2-medium",
     tags: list[str] | None = None,
     network: str = "default",
+    reservation_affinity: dict[str, Any] | None = None,
 ) -> Instance:
     """Seed an instance. ``disks``: names (or dicts ``{name, size_gb, boot, device_name, disk_type}``) of disks
     in the same zone, created if missing; the first is the boot disk. Default: one 10 GB boot disk named like
     the instance. A dict with ``region`` (and optionally ``replica_zone``) attaches a regional persistent disk,
-    served by regionDisks.get and snapshotted through regionInstantSnapshots or snapshots.insert. Lock held."""
+    served by regionDisks.get and snapshotted through regionInstantSnapshots or snapshots.insert.
+    ``reservation_affinity``: its ``reservationAffinity`` (a RUNNING one consumes a reservation, reservations.py).
+    Lock held."""
     if (project, zone, name) in world.instances:
         raise ValueError(f"instance {project}/{zone}/{name} already exists")
     specs: list[dict[str, Any]] = []
@@ -92,11 +95,22 @@ def add_instance(
         disk.users.append(instance.self_link)
         boot = bool(spec["boot"]) and not spec.get("region")
         instance.disks.append(devices.attached_disk(disk, index, boot, spec.get("device_name")))
+    if reservation_affinity is not None:
+        instance.extra["reservationAffinity"] = dict(reservation_affinity)
     if status == "RUNNING":
         instance.last_start = time.time()
+        _seed_consumption(world, instance)
     world.instances[(project, zone, name)] = instance
     world.zones.setdefault(project, set()).add(zone)
     return instance
+
+
+def _seed_consumption(world: World, instance: Instance) -> None:
+    """A RUNNING seed holds its reservation; one whose specific reservation is full cannot be seeded."""
+    reservation, refused = reservations.pick(world, instance)
+    if refused is not None:
+        raise ValueError(refused[2])
+    reservations.consume(instance, reservation)
 
 
 def seed_classic(world: World, project: str) -> None:
@@ -207,6 +221,7 @@ def _inserted(world: World, project: str, zone: str, body: dict[str, Any]) -> tu
     if (project, zone, name) in world.instances:
         raise already_exists(f"projects/{project}/zones/{zone}/instances/{name}")
     attach, new_disks = _insert_disks(world, project, zone, name, body)
+    reservations.check_affinity(world, project, zone, body)
     labels = body_labels(body)
     network = "default"
     for nic in body.get("networkInterfaces") or []:
@@ -225,6 +240,8 @@ def _inserted(world: World, project: str, zone: str, body: dict[str, Any]) -> tu
         service_accounts=list(body.get("serviceAccounts") or []),
         baseline_status="RUNNING",
     )
+    if body.get("reservationAffinity"):
+        instance.extra["reservationAffinity"] = dict(body["reservationAffinity"])
     for disk in new_disks:
         world.disks[(project, zone, disk.name)] = disk
     for index, (disk, spec) in enumerate(attach):
@@ -243,13 +260,16 @@ def insert_instance(world: World, project: str, zone: str, body: dict[str, Any],
         op = world._new_operation(project, zone, "insert", instance.self_link, instance.id, instance.self_link, faults)
 
         def body_fn() -> None:
-            if op.fault is not None or power.in_stockout(world, zone):
+            reservation, refused = reservations.pick(world, instance)
+            stocked_out = reservation is None and power.in_stockout(world, zone, instance.machine_type)
+            if op.fault is not None or refused is not None or stocked_out:
                 remove_instance(world, instance)
                 for disk in new_disks:
                     world.disks.pop((project, zone, disk.name), None)
                 if not world._fail_with_fault(op):
-                    world._finish(op, stockout_error(project, zone))
+                    world._finish(op, refused or stockout_error(project, zone))
                 return
+            reservations.consume(instance, reservation)
 
             def staging() -> None:
                 instance.status = "STAGING"
@@ -293,7 +313,8 @@ def delete_instance(world: World, project: str, zone: str, name: str, faults: li
 
 
 def remove_instance(world: World, instance: Instance) -> None:
-    """Forget the instance and detach its disks (lock held)."""
+    """Forget the instance, detach its disks and free its reserved place (lock held)."""
+    reservations.release(instance)
     for attached in instance.disks:
         ref = parse_ref(attached["source"])
         disk = world.disks.get((instance.project, ref["region"] or instance.zone, str(ref["name"])))

@@ -42,6 +42,7 @@ class Instance:
     serial_discarded: dict[int, int] = field(default_factory=dict)  # port -> bytes dropped from the buffer
     local_ssds: list[dict[str, Any]] = field(default_factory=list)  # attached SCRATCH disks (power.py)
     guest_flush_supported: bool = True  # simulator-side: the API exposes nothing (snapshot_rules.py)
+    consumed_reservation: Reservation | None = None  # while it holds reserved capacity (reservations.py)
 
     @property
     def path(self) -> str:
@@ -91,6 +92,9 @@ class Instance:
             body["lastStartTimestamp"] = rfc3339(self.last_start)
         if self.last_stop is not None:
             body["lastStopTimestamp"] = rfc3339(self.last_stop)
+        if self.consumed_reservation is not None:
+            consumed = self.consumed_reservation.path  # "the full resource name of the reservation" (ESTIMATE: form)
+            body["resourceStatus"] = {"reservationConsumptionInfo": {"consumedReservation": consumed}}
         body.update(copy.deepcopy(self.extra))
         return body
 
@@ -310,3 +314,52 @@ class Operation:
             body["httpErrorStatusCode"] = self.error["httpErrorStatusCode"]
             body["httpErrorMessage"] = self.error["httpErrorMessage"]
         return body
+
+
+@dataclass
+class Reservation:
+    """A single-project, on-demand reservation of ``count`` VMs of one machine type in one zone (reservations.py)."""
+
+    project: str
+    zone: str
+    name: str
+    count: int
+    machine_type: str
+    specific_reservation_required: bool = False
+    description: str = ""
+    status: str = "READY"
+    consumers: list[str] = field(default_factory=list)  # self links of the instances holding its capacity
+    id: str = field(default_factory=new_id)
+    created: float = field(default_factory=time.time)
+
+    @property
+    def path(self) -> str:
+        return f"projects/{self.project}/zones/{self.zone}/reservations/{self.name}"
+
+    @property
+    def self_link(self) -> str:
+        return API_PREFIX + self.path
+
+    @property
+    def free(self) -> int:
+        return self.count - len(self.consumers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "compute#reservation",
+            "id": self.id,
+            "creationTimestamp": rfc3339(self.created),
+            "name": self.name,
+            "description": self.description,
+            "zone": f"{API_PREFIX}projects/{self.project}/zones/{self.zone}",
+            "selfLink": self.self_link,
+            "specificReservation": {
+                "count": str(self.count),
+                "inUseCount": str(len(self.consumers)),
+                "assuredCount": str(self.count),
+                "instanceProperties": {"machineType": self.machine_type},
+            },
+            "specificReservationRequired": self.specific_reservation_required,
+            "status": self.status,
+            "shareSettings": {"shareType": "LOCAL"},
+        }

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from . import devices, disks, instances, instant_snapshots, power, quotas, snapshots
+from . import devices, disks, instances, instant_snapshots, power, quotas, reservations, snapshots
 from .errors import ApiError, rate_limit_exceeded
 from .faults import Fault
 from .state import World
@@ -107,6 +107,41 @@ def _instant_snapshot_routes(where: str) -> list[tuple[str, str, str, str | None
             f"{collection}.delete",
             "instant_snapshot",
             lambda w, p, q, b, f: instant_snapshots.delete(w, p["project"], _scope(p), p["instant_snapshot"], f),
+        ),
+    ]
+
+
+def _list_reservations(w: World, p: dict[str, str], q: dict[str, str], b: dict[str, Any], f: list[Fault]) -> Any:
+    items = reservations.list_items(w, p["project"], p["zone"], q.get("filter"))
+    return _page(items, q, "compute#reservationList", f"projects/{p['project']}/zones/{p['zone']}/reservations")
+
+
+def _reservation_routes() -> list[tuple[str, str, str, str | None, Handler]]:
+    """reservations insert, get, list, delete (reservations.py)."""
+    base = _BASE + r"/zones/" + _Z + r"/reservations"
+    one = base + r"/(?P<reservation>[^/]+)"
+    return [
+        ("GET", base, "reservations.list", None, _list_reservations),
+        (
+            "POST",
+            base,
+            "reservations.insert",
+            None,
+            lambda w, p, q, b, f: reservations.insert(w, p["project"], p["zone"], b, f),
+        ),
+        (
+            "GET",
+            one,
+            "reservations.get",
+            "reservation",
+            lambda w, p, q, b, f: reservations.get(w, p["project"], p["zone"], p["reservation"]),
+        ),
+        (
+            "DELETE",
+            one,
+            "reservations.delete",
+            "reservation",
+            lambda w, p, q, b, f: reservations.delete(w, p["project"], p["zone"], p["reservation"], f),
         ),
     ]
 
@@ -265,6 +300,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
             lambda w, p, q, b, f: w.region_disk(p["project"], p["region"], p["disk"]),
         ),
         *_instant_snapshot_routes("zones"),
+        *_reservation_routes(),
         *_instant_snapshot_routes("regions"),
         (
             "GET",
@@ -346,6 +382,8 @@ OPERATION_METHODS = {
     "instantSnapshots.delete",
     "regionInstantSnapshots.insert",
     "regionInstantSnapshots.delete",
+    "reservations.insert",
+    "reservations.delete",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import devices, disks, instances, instant_snapshots, power, presets, quotas
+from . import devices, disks, instances, instant_snapshots, power, presets, quotas, reservations
 from .errors import ApiError
 from .faults import Fault
 from .observers import Observer
@@ -98,9 +98,12 @@ class ComputeSimulator:
         local_ssds: int = 0,
         guest_flush_supported: bool = True,
         provisioning_model: str = "STANDARD",
+        reservation_affinity: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Seed an instance (``instances.add_instance``); the stricter features are power.py's ``configure``:
-        ``graceful_shutdown_seconds`` (0 = the 10-minute default), Local SSDs, guest flush support, Spot."""
+        ``graceful_shutdown_seconds`` (0 = the 10-minute default), Local SSDs, guest flush support, Spot;
+        ``reservation_affinity`` (reservations.py), e.g. ``{"consumeReservationType": "SPECIFIC_RESERVATION", "key":
+        "compute.googleapis.com/reservation-name", "values": ["r1"]}``."""
         with self.world.cond:
             instance = instances.add_instance(
                 self.world,
@@ -113,6 +116,7 @@ class ComputeSimulator:
                 machine_type=machine_type,
                 tags=tags,
                 network=network,
+                reservation_affinity=reservation_affinity,
             )
             power.configure(
                 instance,
@@ -134,6 +138,27 @@ class ComputeSimulator:
         labels: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         return disks.add_disk(self.world, project, zone, name, size_gb=size_gb, disk_type=disk_type, labels=labels)
+
+    def add_reservation(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        count: int = 1,
+        machine_type: str = "e2-medium",
+        specific_reservation_required: bool = False,
+    ) -> dict[str, Any]:
+        """Seed a READY reservation of ``count`` VMs of ``machine_type`` in ``zone`` (reservations.py)."""
+        return reservations.add_reservation(
+            self.world,
+            project,
+            zone,
+            name,
+            count=count,
+            machine_type=machine_type,
+            specific_reservation_required=specific_reservation_required,
+        )
 
     def seed_classic(self, project: str = "demo-project") -> None:
         instances.seed_classic(self.world, project)
@@ -163,6 +188,10 @@ class ComputeSimulator:
     def instant_snapshots(self, project: str) -> list[dict[str, Any]]:
         """Every instant snapshot of the project, zonal and regional."""
         return instant_snapshots.instant_snapshot_list(self.world, project)
+
+    def reservations(self, project: str) -> list[dict[str, Any]]:
+        """Every reservation of the project, all zones."""
+        return reservations.reservation_list(self.world, project)
 
     def operations(self) -> list[dict[str, Any]]:
         return self.world.operation_list()
@@ -213,9 +242,10 @@ class ComputeSimulator:
         with self.world.cond:
             self.world.rate_quotas.overrides[group] = per_minute
 
-    def stockout(self, zone: str, seconds: float) -> float:
-        """No capacity in ``zone`` for ``seconds`` of Compute Engine time; returns the scaled length (power.py)."""
-        return power.set_stockout(self.world, zone, seconds)
+    def stockout(self, zone: str, seconds: float, machine_type: str | None = None) -> float:
+        """No capacity in ``zone`` (for ``machine_type`` only, if given) for ``seconds`` of Compute Engine time;
+        returns the scaled length (power.py). A VM consuming a reservation with room still starts."""
+        return power.set_stockout(self.world, zone, seconds, machine_type)
 
     def preempt(self, project: str, zone: str, name: str) -> dict[str, Any]:
         """Reclaim a RUNNING Spot VM; returns its ``compute.instances.preempted`` operation (power.py)."""
@@ -257,6 +287,8 @@ class ComputeSimulator:
                 return self.add_instance(**body)
             case ["disks"], "POST":
                 return self.add_disk(**body)
+            case ["reservations"], "POST":
+                return self.add_reservation(**body)
             case ["guest_console", project, zone, disk], "PUT" | "POST":
                 return self.set_guest_console(project, zone, disk, str(body["text"]))
             case ["serial", project, zone, name], "POST":
@@ -273,6 +305,8 @@ class ComputeSimulator:
                 return self.snapshots(project)
             case ["instant_snapshots", project], "GET":
                 return self.instant_snapshots(project)
+            case ["reservations", project], "GET":
+                return self.reservations(project)
             case ["operations"], "GET":
                 return self.operations()
             case ["calls"], "GET":
@@ -305,7 +339,8 @@ class ComputeSimulator:
                 self.set_rate_quota(str(body["group"]), int(body["per_minute"]))
                 return {"ok": True}
             case ["stockouts"], "POST":
-                return {"seconds": self.stockout(str(body["zone"]), float(body["seconds"]))}
+                seconds = self.stockout(str(body["zone"]), float(body["seconds"]), body.get("machine_type"))
+                return {"seconds": seconds}
             case ["preempt", project, zone, name], "POST":
                 return self.preempt(project, zone, name)
             case ["presets"], "GET":

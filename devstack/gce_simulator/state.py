@@ -20,7 +20,7 @@ from .faults import Fault
 from .observers import DEFAULT_OBSERVERS, Observer
 from .operations import OperationLedger
 from .profile import Profile
-from .resources import Disk, Instance, InstantSnapshot, Snapshot
+from .resources import Disk, Instance, InstantSnapshot, Reservation, Snapshot
 
 # Statuses in which an instance is, or may soon be, writing to its disks.
 INSTANCE_ACTIVE = {"PROVISIONING", "STAGING", "RUNNING", "STOPPING", "SUSPENDING", "REPAIRING"}
@@ -44,13 +44,15 @@ class World(OperationLedger):
         self.snapshots: dict[tuple[str, str], Snapshot] = {}
         # (project, "zones/Z" or "regions/R", name)
         self.instant_snapshots: dict[tuple[str, str, str], InstantSnapshot] = {}
+        self.reservations: dict[tuple[str, str, str], Reservation] = {}  # (project, zone, name)
         self._clear_operations()
         self.zones: dict[str, set[str]] = {}
         self.faults: list[Fault] = []
         self.calls: list[dict[str, Any]] = []
         self.violations: list[dict[str, Any]] = []
         self.rate_quotas = quotas.RateQuotas()
-        self.stockouts: dict[str, float] = {}  # zone -> time.monotonic() the stockout ends (power.py)
+        # zone, or "zone/machine type" -> time.monotonic() the stockout ends (power.py)
+        self.stockouts: dict[str, float] = {}
         self._events.clear()
         self._fault_ids = itertools.count(1)
 
