@@ -154,13 +154,15 @@ class OperationLedger(Scheduler):
         with self.cond:
             return [op.to_json() for op in [*self.purged_operations, *self.operations.values()]]
 
-    def in_flight(self, project: str | None = None) -> int:
-        """Operations PENDING or RUNNING (of ``project``, or of all projects)."""
+    def in_flight(self, project: str | None = None, location: str | None = None) -> int:
+        """Operations PENDING or RUNNING (of ``project`` and ``location`` (a region or ``global``), or of all)."""
         with self.cond:
             return sum(
                 1
                 for op in self.operations.values()
-                if op.status != "DONE" and (project is None or op.project == project)
+                if op.status != "DONE"
+                and (project is None or op.project == project)
+                and (location is None or op.location == location)
             )
 
     def wait_idle(self, timeout: float = 10.0) -> bool:

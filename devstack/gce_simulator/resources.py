@@ -280,6 +280,11 @@ class Operation:
         return f"regions/{self.region}" if self.region else self.zone
 
     @property
+    def location(self) -> str:
+        """Where its concurrent operations quota counts it: its region (a zone's), or ``global`` (quotas.py)."""
+        return self.region or (self.zone.rsplit("-", 1)[0] if self.zone else "global")
+
+    @property
     def path(self) -> str:
         if self.zone:
             return f"projects/{self.project}/zones/{self.zone}/operations/{self.name}"

@@ -392,8 +392,8 @@ def admit(world: World, method: str, params: dict[str, str]) -> None:
     project = params["project"]
     world.rate_quotas.charge(world.profile, project, method)
     if method in OPERATION_METHODS:
-        in_flight = world.in_flight(project)
         location = params.get("region") or (params["zone"].rsplit("-", 1)[0] if "zone" in params else "global")
+        in_flight = world.in_flight(project, location)  # per region, or global (quotas.py)
         quotas.check_concurrent(world.profile, project, in_flight, method, location)
 
 
