@@ -24,7 +24,8 @@ Served (paths, verbs and JSON as compute v1): instances get/list/aggregatedList/
 delete/attachDisk/detachDisk/getSerialPortOutput (the guest's console: ``devices``), disks
 get/list/createSnapshot/insert/delete, regionDisks get, snapshots get/list/insert/delete (from
 ``sourceDisk`` or ``sourceInstantSnapshot``), instantSnapshots and regionInstantSnapshots insert/get/list/delete,
-zoneOperations, regionOperations and globalOperations get/wait;
+reservations insert/get/list/delete (consumed per ``reservationAffinity``: ``reservations``), zoneOperations,
+regionOperations and globalOperations get/wait;
 ``filter`` on list calls (``labels.app = web AND status = RUNNING`` ...). Compute Engine's error JSON shape.
 
 As unkind as Compute Engine (issue 23), each rule with its source in its module: rate quotas per group and minute
@@ -39,16 +40,23 @@ Control plane: ``/_sim/...`` on the same port (``SimulatorControl`` wraps it wit
 names). CLI: ``python -m devstack.gce_simulator --port 0 --profile fast --seed classic`` prints the base URL on its
 first stdout line; ``--preset NAME`` (repeatable) applies a named preset after seeding.
 
-Modules: ``profile`` (timings and their sources), ``faults``, ``filters``, ``errors`` (error bodies), ``state``
-(state machines, invariants), ``quotas``, ``power``, ``snapshot_rules``, ``devices`` (disk attachment, serial
-console, the guest), ``instant_snapshots``, ``presets``, ``server`` (HTTP), ``control``, ``clients``.
+Modules, each importing only those before it (tests/devstack/test_import_graph.py): ``errors`` (error bodies),
+``filters``, ``faults``, ``profile`` (timings and their sources), ``common`` (links, ids, names, labels),
+``resources`` (the records and their JSON), ``scheduler`` (the clock), ``operations``, ``observers`` (invariant
+hooks), ``state`` (``World``), ``quotas``, ``snapshot_rules``, ``devices`` (disk attachment, serial console, the
+guest), ``disks``, ``instant_snapshots``, ``snapshots``, ``reservations``, ``power``, ``instances``, ``presets``,
+``routes`` (REST), ``server`` (HTTP), ``simulator`` (``ComputeSimulator`` and its control plane), ``control``,
+``clients``.
+
+The simulator knows Compute Engine only: the invariants of the project driving it are observers
+(``observers.py``); this repository's (``devstack/backup_invariants.py``) are installed by ``devstack/__init__.py``.
 """
 
 from .clients import compute_client, compute_client_options
 from .control import SimulatorControl, SimulatorControlError
 from .faults import Fault
 from .profile import Profile
-from .server import ComputeSimulator
+from .simulator import ComputeSimulator
 
 __all__ = [
     "ComputeSimulator",

@@ -11,7 +11,7 @@ from types import FrameType
 
 from . import presets
 from .profile import Profile
-from .server import ComputeSimulator
+from .simulator import ComputeSimulator
 
 
 def main(argv: list[str] | None = None) -> int:

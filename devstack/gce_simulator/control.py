@@ -68,6 +68,7 @@ class SimulatorControl:
         local_ssds: int = 0,
         guest_flush_supported: bool = True,
         provisioning_model: str = "STANDARD",
+        reservation_affinity: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         body = {
             "project": project,
@@ -83,6 +84,7 @@ class SimulatorControl:
             "local_ssds": local_ssds,
             "guest_flush_supported": guest_flush_supported,
             "provisioning_model": provisioning_model,
+            "reservation_affinity": reservation_affinity,
         }
         result: dict[str, Any] = self._call("POST", "instances", body)
         return result
@@ -100,6 +102,21 @@ class SimulatorControl:
         body = {"project": project, "zone": zone, "name": name, "size_gb": size_gb, "disk_type": disk_type}
         body["labels"] = labels
         result: dict[str, Any] = self._call("POST", "disks", body)
+        return result
+
+    def add_reservation(
+        self,
+        project: str,
+        zone: str,
+        name: str,
+        *,
+        count: int = 1,
+        machine_type: str = "e2-medium",
+        specific_reservation_required: bool = False,
+    ) -> dict[str, Any]:
+        body = {"project": project, "zone": zone, "name": name, "count": count, "machine_type": machine_type}
+        body["specific_reservation_required"] = specific_reservation_required
+        result: dict[str, Any] = self._call("POST", "reservations", body)
         return result
 
     def seed_classic(self, project: str = "demo-project") -> None:
@@ -128,6 +145,10 @@ class SimulatorControl:
 
     def instant_snapshots(self, project: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", f"instant_snapshots/{project}")
+        return result
+
+    def reservations(self, project: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"reservations/{project}")
         return result
 
     def operations(self) -> list[dict[str, Any]]:
@@ -178,8 +199,9 @@ class SimulatorControl:
     def set_rate_quota(self, group: str, per_minute: int) -> None:
         self._call("PUT", "rate_quotas", {"group": group, "per_minute": per_minute})
 
-    def stockout(self, zone: str, seconds: float) -> float:
-        return float(self._call("POST", "stockouts", {"zone": zone, "seconds": seconds})["seconds"])
+    def stockout(self, zone: str, seconds: float, machine_type: str | None = None) -> float:
+        body = {"zone": zone, "seconds": seconds, "machine_type": machine_type}
+        return float(self._call("POST", "stockouts", body)["seconds"])
 
     def preempt(self, project: str, zone: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"preempt/{project}/{zone}/{name}", {})

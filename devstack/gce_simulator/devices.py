@@ -32,13 +32,13 @@ it (or write more output) through the control plane, e.g. ``SimulatorControl.set
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import state  # state imports this module too: names are looked up at call time
-
-if TYPE_CHECKING:
-    from .faults import Fault
-    from .state import Disk, Instance, World
+from .common import body_labels, fingerprint, parse_ref
+from .errors import ApiError
+from .faults import Fault
+from .resources import Disk, Instance
+from .state import World
 
 SERIAL_BUFFER_BYTES = 1024 * 1024
 SERIAL_PORTS = range(1, 5)
@@ -54,8 +54,24 @@ DEFAULT_GUEST_CONSOLE = (
 )
 
 
-def _usage_error(message: str) -> state.ApiError:
-    return state.ApiError(400, "invalidResourceUsage", f"Invalid resource usage: '{message}'.")
+def attached_disk(disk: Disk, index: int, boot: bool, device_name: str | None) -> dict[str, Any]:
+    """An instance's ``disks[]`` entry (AttachedDisk) for a persistent disk."""
+    return {
+        "kind": "compute#attachedDisk",
+        "type": "PERSISTENT",
+        "mode": "READ_WRITE",
+        "source": disk.self_link,
+        "deviceName": device_name or (disk.name if not boot else "persistent-disk-0"),
+        "index": index,
+        "boot": boot,
+        "autoDelete": boot,
+        "interface": "SCSI",
+        "diskSizeGb": str(disk.size_gb),
+    }
+
+
+def _usage_error(message: str) -> ApiError:
+    return ApiError(400, "invalidResourceUsage", f"Invalid resource usage: '{message}'.")
 
 
 def attach_disk(
@@ -65,8 +81,8 @@ def attach_disk(
         instance = world._instance(project, zone, name)
         source = body.get("source")
         if not source:
-            raise state.ApiError(400, "required", "Required field 'resource.source' not specified")
-        ref = state.parse_ref(str(source))
+            raise ApiError(400, "required", "Required field 'resource.source' not specified")
+        ref = parse_ref(str(source))
         disk = world._disk(ref["project"] or project, ref["zone"] or zone, str(ref["name"]))
         boot = bool(body.get("boot"))
         device_name = str(body.get("deviceName") or disk.name)
@@ -83,10 +99,10 @@ def attach_disk(
             def attached() -> None:
                 try:
                     _check_attachable(world, instance, disk, boot, device_name, mode)
-                except state.ApiError as exc:
+                except ApiError as exc:
                     world._finish(op, (exc.code, exc.reason, exc.message))
                     return
-                entry = world._attached_disk(disk, len(instance.disks), boot, device_name)
+                entry = attached_disk(disk, len(instance.disks), boot, device_name)
                 entry["autoDelete"] = bool(body.get("autoDelete", False))
                 entry["mode"] = mode
                 instance.disks.insert(0, entry) if boot else instance.disks.append(entry)
@@ -110,10 +126,10 @@ def check_shareable(world: World, disk: Disk, mode: str) -> None:
         for other in world.instances.values()
         if other.self_link == user
         for entry in other.disks
-        if state.parse_ref(entry["source"])["name"] == disk.name and entry.get("mode", "READ_WRITE") != "READ_ONLY"
+        if parse_ref(entry["source"])["name"] == disk.name and entry.get("mode", "READ_WRITE") != "READ_ONLY"
     ]
     if mode != "READ_ONLY" or writers:
-        raise state.ApiError(
+        raise ApiError(
             400,
             "resourceInUseByAnotherResource",
             f"The disk resource '{disk.path}' is already being used by '{(writers or disk.users)[0]}'",
@@ -122,16 +138,16 @@ def check_shareable(world: World, disk: Disk, mode: str) -> None:
 
 def _check_attachable(world: World, instance: Instance, disk: Disk, boot: bool, device_name: str, mode: str) -> None:
     if disk.status != "READY":
-        raise state.ApiError(400, "resourceNotReady", f"The resource '{disk.path}' is not ready")
+        raise ApiError(400, "resourceNotReady", f"The resource '{disk.path}' is not ready")
     if instance.self_link in disk.users:
-        raise state.ApiError(
+        raise ApiError(
             400,
             "resourceInUseByAnotherResource",
             f"The disk resource '{disk.path}' is already being used by '{instance.self_link}'",
         )
     check_shareable(world, disk, mode)
     if any(d.get("deviceName") == device_name for d in instance.disks):
-        raise state.ApiError(400, "invalid", f"Invalid value for field 'resource.deviceName': '{device_name}'. In use.")
+        raise ApiError(400, "invalid", f"Invalid value for field 'resource.deviceName': '{device_name}'. In use.")
     if boot:
         if instance.status != "TERMINATED":
             raise _usage_error("To attach a boot disk, the instance must be in TERMINATED state")
@@ -145,7 +161,7 @@ def detach_disk(
     with world.cond:
         instance = world._instance(project, zone, name)
         if not device_name:
-            raise state.ApiError(400, "required", "Required field 'deviceName' not specified")
+            raise ApiError(400, "required", "Required field 'deviceName' not specified")
         entry = _attached(instance, device_name)
         if entry.get("boot") and instance.status != "TERMINATED":
             raise _usage_error("To detach the boot disk, the instance must be in TERMINATED state")
@@ -161,7 +177,7 @@ def detach_disk(
                 if entry in instance.disks:
                     instance.disks.remove(entry)
                     _reindex(instance)
-                ref = state.parse_ref(entry["source"])
+                ref = parse_ref(entry["source"])
                 disk = world.disks.get((project, zone, str(ref["name"])))
                 if disk is not None and instance.self_link in disk.users:
                     disk.users.remove(instance.self_link)
@@ -177,7 +193,7 @@ def _attached(instance: Instance, device_name: str) -> dict[str, Any]:
     for entry in instance.disks:
         if entry.get("deviceName") == device_name:
             return entry
-    raise state.ApiError(
+    raise ApiError(
         400, "invalid", f"Invalid value for field 'deviceName': '{device_name}'. No attached disk with that name."
     )
 
@@ -198,12 +214,9 @@ def set_disk_labels(
 ) -> dict[str, Any]:
     with world.cond:
         disk = world._disk(project, zone, name)
-        if body.get("labelFingerprint") != state.fingerprint(disk.labels):
-            raise state.ApiError(
-                412, "conditionNotMet", "Labels fingerprint either invalid or resource labels have changed"
-            )
-        labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
-        state.validate_labels(labels)
+        if body.get("labelFingerprint") != fingerprint(disk.labels):
+            raise ApiError(412, "conditionNotMet", "Labels fingerprint either invalid or resource labels have changed")
+        labels = body_labels(body)
         op = world._new_operation(project, zone, "setLabels", disk.self_link, disk.id, None, faults)
 
         def run() -> None:
@@ -236,7 +249,7 @@ def booted(world: World, instance: Instance) -> None:
     boot = next((d for d in instance.disks if d.get("boot")), None)
     if boot is None:
         return
-    disk = world.disks.get((instance.project, instance.zone, str(state.parse_ref(boot["source"])["name"])))
+    disk = world.disks.get((instance.project, instance.zone, str(parse_ref(boot["source"])["name"])))
     text = disk.guest_console if disk is not None else ""
     if not text:
         return
@@ -256,9 +269,9 @@ def serial_port_output(
         port = int(port_param) if port_param else 1
         start = int(start_param) if start_param else 0
     except ValueError as exc:
-        raise state.ApiError(400, "invalid", f"Invalid value for 'port' or 'start': {exc}") from exc
+        raise ApiError(400, "invalid", f"Invalid value for 'port' or 'start': {exc}") from exc
     if port not in SERIAL_PORTS:
-        raise state.ApiError(400, "invalid", f"Invalid value for field 'port': '{port}'. Must be between 1 and 4.")
+        raise ApiError(400, "invalid", f"Invalid value for field 'port': '{port}'. Must be between 1 and 4.")
     with world.cond:
         instance = world._instance(project, zone, name)
         buffer = bytes(instance.serial.get(port, b""))

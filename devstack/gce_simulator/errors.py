@@ -97,7 +97,7 @@ def concurrent_operations_exceeded(project: str, operation_type: str, location: 
         "metadata": {
             "containerType": "PROJECT",
             "containerId": project,
-            "quotaMetric": f"{SERVICE}/global_concurrent_operations",
+            "quotaMetric": f"{SERVICE}/{'global' if location == 'global' else 'regional'}_concurrent_operations",
             "quotaLimit": "ConcurrentOperationsPerProject",
             "limit": str(limit),
             "operationType": operation_type,

@@ -12,64 +12,21 @@ Sources (looked up with the project's reference search):
   snapshots", https://cloud.google.com/compute/docs/troubleshooting/troubleshooting-instant-snapshots). NOT
   VERIFIED: the HTTP status of these errors; the simulator answers 400 at insert time.
 - "Instant snapshots of a disk are deleted when the disk is deleted" ("About instant snapshots",
-  https://cloud.google.com/compute/docs/disks/instant-snapshots): disks.delete removes them (state.py).
+  https://cloud.google.com/compute/docs/disks/instant-snapshots): disks.delete removes them (disks.py).
 - Timings: ``Profile.instant_snapshot_*`` (see profile.py).
 """
 
 from __future__ import annotations
 
-import copy
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from vmbackup.model import labels as vm_labels
-
+from .common import API_PREFIX, already_exists, body_labels, check_name, compile_query_filter, parse_ref, required_name
+from .disks import disk_ref, ready_disk
+from .errors import ApiError, not_found
 from .faults import Fault
-from .state import API_PREFIX, ApiError, Disk, World, _compile, _new_id, check_name, fingerprint, not_found, rfc3339
-from .state import validate_labels as _validate_labels
-
-
-@dataclass
-class InstantSnapshot:
-    project: str
-    scope: str  # "zones/Z" or "regions/R"
-    name: str
-    source_disk: Disk
-    labels: dict[str, str]
-    description: str = ""
-    status: str = "CREATING"
-    id: str = field(default_factory=_new_id)
-    created: float = field(default_factory=time.time)
-
-    @property
-    def path(self) -> str:
-        return f"projects/{self.project}/{self.scope}/instantSnapshots/{self.name}"
-
-    @property
-    def self_link(self) -> str:
-        return API_PREFIX + self.path
-
-    def to_json(self) -> dict[str, Any]:
-        kind = self.scope.split("/", 1)[0]
-        return {
-            "kind": "compute#instantSnapshot",
-            "id": self.id,
-            "creationTimestamp": rfc3339(self.created),
-            "name": self.name,
-            "description": self.description,
-            "status": self.status,
-            "sourceDisk": self.source_disk.self_link,
-            "sourceDiskId": self.source_disk.id,
-            "diskSizeGb": str(self.source_disk.size_gb),
-            kind.rstrip("s"): f"{API_PREFIX}projects/{self.project}/{self.scope}",
-            "labels": copy.deepcopy(self.labels),
-            "labelFingerprint": fingerprint(self.labels),
-            "architecture": "X86_64",
-            "selfLink": self.self_link,
-            "selfLinkWithId": f"{API_PREFIX}projects/{self.project}/{self.scope}/instantSnapshots/{self.id}",
-            "resourceStatus": {"storageSizeBytes": str(int(self.source_disk.size_gb * 2**30 * 0.01))},
-        }
+from .resources import Disk, InstantSnapshot
+from .state import World
 
 
 def _location(scope: str) -> tuple[str | None, str | None]:
@@ -88,20 +45,14 @@ def _instant(world: World, project: str, scope: str, name: str) -> InstantSnapsh
 def insert(world: World, project: str, scope: str, body: dict[str, Any], faults: list[Fault]) -> dict[str, Any]:
     """CREATING for ``instant_snapshot_creating_seconds``, then READY; the operation is DONE when READY."""
     with world.cond:
-        name = body.get("name")
-        if not name:
-            raise ApiError(400, "required", "Required field 'resource.name' not specified")
+        name = required_name(body)
         check_name(name)
         if (project, scope, name) in world.instant_snapshots:
-            raise ApiError(
-                409,
-                "alreadyExists",
-                f"The resource 'projects/{project}/{scope}/instantSnapshots/{name}' already exists",
-            )
+            raise already_exists(f"projects/{project}/{scope}/instantSnapshots/{name}")
         source = body.get("sourceDisk")
         if not source:
             raise ApiError(400, "required", "Required field 'resource.sourceDisk' not specified")
-        disk = world.disk_ref(project, str(source))
+        disk = disk_ref(world, project, str(source))
         if disk.location != scope:
             raise ApiError(
                 400,
@@ -110,12 +61,10 @@ def insert(world: World, project: str, scope: str, body: dict[str, Any], faults:
                 f"{'region' if disk.region else 'zone'} of its source disk ({disk.location})",
             )
         _check_limits(world, disk)  # the documented limits answer before a busy disk's 400
-        world._ready_disk(disk)  # not RESTORING, no operation in flight
-        labels = {str(k): str(v) for k, v in (body.get("labels") or {}).items()}
-        _validate_labels(labels)
+        ready_disk(world, disk)  # not RESTORING, no operation in flight
+        labels = body_labels(body)
         instant = InstantSnapshot(project, scope, name, disk, labels, description=str(body.get("description") or ""))
-        world.check_quiesced(disk, name, labels)
-        _check_duplicate(world, instant)
+        world.observe_instant_snapshot(instant)
         world.instant_snapshots[(project, scope, name)] = instant
         disk.last_instant_snapshot = time.monotonic()
         zone, region = _location(scope)
@@ -158,30 +107,13 @@ def _check_limits(world: World, disk: Disk) -> None:
         )
 
 
-def _check_duplicate(world: World, instant: InstantSnapshot) -> None:
-    run = instant.labels.get(vm_labels.RUN)
-    if not run:
-        return
-    for other in world.instant_snapshots.values():
-        if other.source_disk is instant.source_disk and other.labels.get(vm_labels.RUN) == run:
-            world._violate(
-                "duplicate-instant-snapshot",
-                f"instant snapshot {instant.name} duplicates {other.name}: same disk {instant.source_disk.name} and "
-                f"{vm_labels.RUN}={run}",
-                snapshot=instant.name,
-                duplicate_of=other.name,
-                disk=instant.source_disk.name,
-                run=run,
-            )
-
-
 def get(world: World, project: str, scope: str, name: str) -> dict[str, Any]:
     with world.cond:
         return _instant(world, project, scope, name).to_json()
 
 
 def list_items(world: World, project: str, scope: str, filter_text: str | None) -> list[dict[str, Any]]:
-    predicate = _compile(filter_text)
+    predicate = compile_query_filter(filter_text)
     with world.cond:
         items = [i.to_json() for (p, s, _), i in sorted(world.instant_snapshots.items()) if p == project and s == scope]
     return [item for item in items if predicate(item)]
@@ -218,3 +150,15 @@ def instant_snapshot_list(world: World, project: str) -> list[dict[str, Any]]:
     """Every instant snapshot of a project, zonal and regional (for tests and benchmarks)."""
     with world.cond:
         return [i.to_json() for (p, _, _), i in sorted(world.instant_snapshots.items()) if p == project]
+
+
+def instant_snapshot_ref(world: World, project: str, ref: str) -> InstantSnapshot:
+    """The instant snapshot a URL or partial reference names (``snapshots.insert``'s ``sourceInstantSnapshot``)."""
+    parsed = parse_ref(ref)
+    scope = f"regions/{parsed['region']}" if parsed["region"] else f"zones/{parsed['zone']}"
+    if parsed["collection"] != "instantSnapshots" or not (parsed["zone"] or parsed["region"]):
+        raise ApiError(400, "invalid", f"Invalid value for field 'resource.sourceInstantSnapshot': '{ref}'")
+    found = world.instant_snapshots.get((parsed["project"] or project, scope, str(parsed["name"])))
+    if found is None:
+        raise not_found(ref.removeprefix(API_PREFIX))
+    return found

@@ -22,7 +22,9 @@ instance-life-cycle; the client's request messages are ``google.cloud.compute_v1
   resources available to fulfill the request. Try a different zone, or try again later." ("Troubleshoot resource
   availability errors", https://cloud.google.com/compute/docs/resource-error), for requests "to create, restart, or
   update Compute Engine instances": start, resume and insert end DONE with that error and the VM stays TERMINATED.
-  NOT VERIFIED: ``httpErrorStatusCode`` 503.
+  NOT VERIFIED: ``httpErrorStatusCode`` 503. A stockout is per zone, or per machine type in a zone ("A
+  VM_TYPE_AND_SIZE VM instance ... is currently unavailable in the ZONE zone", same page). It does not fail a
+  power-on that consumes a reservation with room (reservations.py).
 - "stop on a TERMINATED VM returns without error" (``gcloud compute instances stop``); a SUSPENDED VM needs
   ``resume`` (instance life cycle: SUSPENDING -> SUSPENDED, resume -> RUNNING). NOT VERIFIED: the wording of the 400
   for ``start`` on a SUSPENDED VM and ``resume`` on a VM that is not suspended.
@@ -34,14 +36,13 @@ instance-life-cycle; the client's request messages are ``google.cloud.compute_v1
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import devices
+from . import devices, reservations
 from .errors import ApiError, resource_not_ready, stockout_error
-
-if TYPE_CHECKING:
-    from .faults import Fault
-    from .state import Instance, Operation, World
+from .faults import Fault
+from .resources import Instance, Operation
+from .state import World
 
 DEFAULT_GRACEFUL_SECONDS = 600.0
 MAX_GRACEFUL_SECONDS = 3600.0
@@ -143,6 +144,7 @@ def stop_instance(
         def stopped() -> None:
             instance.status = "TERMINATED"
             instance.last_stop = time.time()
+            reservations.release(instance)
             _discard(instance, discard_local_ssd)
             world._finish(op)
 
@@ -168,15 +170,20 @@ def stop_instance(
         return op.to_json()
 
 
-def in_stockout(world: World, zone: str) -> bool:
-    return time.monotonic() < world.stockouts.get(zone, 0.0)
+def in_stockout(world: World, zone: str, machine_type: str | None = None) -> bool:
+    """The zone has no capacity (for any machine type, or for ``machine_type``)."""
+    now = time.monotonic()
+    keys = [zone, f"{zone}/{machine_type}"] if machine_type else [zone]
+    return any(now < world.stockouts.get(key, 0.0) for key in keys)
 
 
-def set_stockout(world: World, zone: str, seconds: float) -> float:
-    """The zone has no capacity for ``seconds`` of Compute Engine time (scaled like API-given durations)."""
+def set_stockout(world: World, zone: str, seconds: float, machine_type: str | None = None) -> float:
+    """The zone has no capacity (for ``machine_type`` only, if given) for ``seconds`` of Compute Engine time (scaled
+    like API-given durations). Per machine type: "A VM_TYPE_AND_SIZE VM instance ... is currently unavailable in
+    the ZONE zone" ("Troubleshoot resource availability errors"); the simulator answers it with the zone's error."""
     with world.cond:
         length = world.profile.scaled(seconds * world.profile.api_duration_scale)
-        world.stockouts[zone] = time.monotonic() + length
+        world.stockouts[f"{zone}/{machine_type}" if machine_type else zone] = time.monotonic() + length
         return length
 
 
@@ -190,7 +197,11 @@ def _power_on(world: World, op: Operation, instance: Instance, from_statuses: tu
     if instance.status not in from_statuses:
         world._finish(op, (400, "INVALID_USAGE", f"Instance '{instance.name}' is {instance.status}."))
         return
-    if in_stockout(world, instance.zone):
+    reservation, refused = reservations.pick(world, instance)
+    if refused is not None:  # a SPECIFIC_RESERVATION VM whose reservation is full (reservations.py)
+        world._finish(op, refused)
+        return
+    if reservation is None and in_stockout(world, instance.zone, instance.machine_type):  # reserved: held for us
         world._finish(op, stockout_error(instance.project, instance.zone))
         return
     try:
@@ -198,7 +209,8 @@ def _power_on(world: World, op: Operation, instance: Instance, from_statuses: tu
     except ApiError as exc:
         world._finish(op, (exc.code, exc.reason, exc.message))
         return
-    world._check_start_during_snapshot(instance)
+    world.observe_start(instance)
+    reservations.consume(instance, reservation)
     instance.status = "STAGING"
     op.progress = 10
 
@@ -255,6 +267,7 @@ def suspend_instance(
 
         def suspended() -> None:
             instance.status = "SUSPENDED"
+            reservations.release(instance)
             _discard(instance, discard_local_ssd)
             world._finish(op)
 
@@ -288,6 +301,7 @@ def preempt(world: World, project: str, zone: str, name: str) -> dict[str, Any]:
         def terminated() -> None:
             instance.status = "TERMINATED"
             instance.last_stop = time.time()
+            reservations.release(instance)
             world._finish(op)
 
         world._after(world.profile.stop_seconds, terminated)

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from . import power
+from . import power, reservations
 from .faults import Fault
 from .quotas import RATE_GROUPS
 from .state import World
@@ -41,12 +41,36 @@ def tight_read_quota(world: World, per_minute: int = 10) -> None:
                 world.rate_quotas.overrides[group] = per_minute
 
 
-def stockout(world: World, minutes: float = 30.0, zone: str | None = None) -> None:
-    """``zone`` (default: every zone seeded) cannot start, resume or create VMs for ``minutes`` ("Troubleshoot
-    resource availability errors"; power.py)."""
+def stockout(world: World, minutes: float = 30.0, zone: str | None = None, machine_type: str | None = None) -> None:
+    """``zone`` (default: every zone seeded) cannot start, resume or create VMs (of ``machine_type`` only, if given)
+    for ``minutes``, unless they consume a reservation ("Troubleshoot resource availability errors"; power.py)."""
     zones = [zone] if zone else sorted({z for zs in world.zones.values() for z in zs})
     for name in zones:
-        power.set_stockout(world, name, minutes * 60.0)
+        power.set_stockout(world, name, minutes * 60.0, machine_type)
+
+
+def reserved_vms(world: World) -> None:
+    """Every instance gets a reservation of its own (count 1, its machine type, ``specificReservationRequired``)
+    and targets it (SPECIFIC_RESERVATION): it starts through a stockout (reservations.py)."""
+    with world.cond:
+        for instance in sorted(world.instances.values(), key=lambda i: i.self_link):
+            name = f"{instance.name}-reservation"
+            reservations.add_reservation(
+                world,
+                instance.project,
+                instance.zone,
+                name,
+                count=1,
+                machine_type=instance.machine_type,
+                specific_reservation_required=True,
+            )
+            instance.extra["reservationAffinity"] = {
+                "consumeReservationType": "SPECIFIC_RESERVATION",
+                "key": reservations.NAME_KEYS[0],
+                "values": [name],
+            }
+            if instance.status == "RUNNING" and instance.consumed_reservation is None:
+                reservations.consume(instance, world.reservations[(instance.project, instance.zone, name)])
 
 
 def graceful_shutdown(world: World, seconds: float = 600.0) -> None:
@@ -105,6 +129,7 @@ PRESETS: dict[str, Callable[..., None]] = {
         tight_write_quota,
         tight_read_quota,
         stockout,
+        reserved_vms,
         graceful_shutdown,
         local_ssd,
         no_guest_flush,

@@ -76,6 +76,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+# The environment variables a client under test reads its quota window from (``Profile.quota_window_env``); the
+# project that embeds the simulator registers its own (this repository: devstack/backup_invariants.py).
+QUOTA_WINDOW_ENV_NAMES: list[str] = []
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -203,11 +207,10 @@ class Profile:
         return max(0.0, seconds * self.time_scale)
 
     def quota_window_env(self) -> dict[str, str]:
-        """The hook's quota window (vmbackup.settings) for a DAG run against this profile: a refusal is waited out to
-        the simulator's next window, not to a real minute."""
-        from vmbackup.settings import QUOTA_WINDOW_ENV
-
-        return {QUOTA_WINDOW_ENV: str(self.scaled(self.rate_quota_window_seconds))}
+        """The rate quota window (scaled) under each name of ``QUOTA_WINDOW_ENV_NAMES``: for a client under test
+        that waits a quota refusal out to the next window, so that it waits for the simulator's, not a real minute."""
+        window = str(self.scaled(self.rate_quota_window_seconds))
+        return dict.fromkeys(QUOTA_WINDOW_ENV_NAMES, window)
 
     def snapshot_upload_seconds(self, disk_size_gb: int, first: bool) -> float:
         data_gb = disk_size_gb if first else disk_size_gb * self.incremental_fraction

@@ -19,9 +19,13 @@ Sources:
 - Concurrent operations: "Any API request that creates, modifies, or deletes a Compute Engine resource is subject
   to a concurrent operation limit check to ensure that the total number of in-flight operations at any point of
   time does not exceed the limit" ("Compute Engine concurrent operation quotas",
-  https://cloud.google.com/compute/operations-quota). The limit, ``Profile.concurrent_operations_limit`` per
-  project, is an ESTIMATE (the page names the metrics, the copy read gives no figure). A snapshot's operation is
-  in flight until the snapshot is READY (state.py).
+  https://cloud.google.com/compute/operations-quota). The error's metadata names the ``location``: "global |
+  REGION" (same page), and its ``quotaMetric`` a global or a regional concurrent operations metric: so operations
+  are counted per project and location, a zonal one in its zone's region, a global one (snapshots.insert) under
+  ``global``. The limit, ``Profile.concurrent_operations_limit`` per project and location, is an ESTIMATE (the
+  page names the metrics, the copy read gives no figure), and so is the regional metric's name
+  (``regional_concurrent_operations``). A snapshot's operation is in flight until the snapshot is READY
+  (snapshots.py).
 """
 
 from __future__ import annotations

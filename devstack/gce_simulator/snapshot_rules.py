@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from .profile import Profile
 
 if TYPE_CHECKING:
-    from .state import Disk, Instance
+    from .resources import Disk, Instance
 
 RATE_CODE = "RESOURCE_OPERATION_RATE_EXCEEDED"
 GUEST_FLUSH_CODE = "INVALID_USAGE"

@@ -131,3 +131,18 @@ def test_too_many_operations_in_flight_answer_concurrent_operations_quota_exceed
     assert gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name).status == DONE
     stop = gce_clients.instances.stop_unary(project=P, zone="us-central1-a", instance="web-1")
     assert gce_clients.zone_operations.wait(project=P, zone="us-central1-a", operation=stop.name).status == DONE
+
+
+def test_the_concurrent_operations_quota_counts_per_region(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
+    """The error's location is "global | REGION" ("Compute Engine concurrent operation quotas"): another region's
+    operations do not count."""
+    gce_sim.set_profile(Profile.fast(concurrent_operations_limit=1, snapshot_upload_base_seconds=2.0))
+    gce_sim.add_instance(P, "europe-west1-b", "eu-1")
+    resource = compute_v1.Snapshot(name="slow-2")
+    op = gce_clients.disks.create_snapshot_unary(project=P, zone=WP_ZONE, disk=WP, snapshot_resource=resource)
+    with pytest.raises(exceptions.Forbidden) as caught:  # us-central1 is at its limit
+        gce_clients.instances.stop_unary(project=P, zone="us-central1-a", instance="web-1")
+    assert caught.value.details[0]["metadata"]["location"] == "us-central1"
+    stop = gce_clients.instances.stop_unary(project=P, zone="europe-west1-b", instance="eu-1")  # europe-west1 is free
+    assert gce_clients.zone_operations.wait(project=P, zone="europe-west1-b", operation=stop.name).status == DONE
+    assert gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name).status == DONE

@@ -1,0 +1,79 @@
+"""The simulator's clock: one ``threading.Condition`` guards all state, and a scheduler thread applies timed
+transitions (instance STOPPING -> TERMINATED, snapshot CREATING -> UPLOADING -> READY, operation RUNNING -> DONE
+...) under it and notifies it, which is what ``operations.wait`` long-polls on. Durations are simulated time,
+scaled by ``Profile.time_scale`` (profile.py)."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+from .profile import Profile
+
+
+class Scheduler:
+    """Timers run under ``cond``; ``reset`` drops those of an older epoch."""
+
+    def __init__(self, profile: Profile | None = None) -> None:
+        self.profile = profile or Profile.fast()
+        self.cond = threading.Condition()
+        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._epoch = 0  # bumped by reset(): timers of an older epoch are dropped
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self.cond:
+            if self._running:
+                return
+            self._running = True
+        self._thread = threading.Thread(target=self._run_scheduler, name="gce-sim-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self.cond:
+            self._running = False
+            self.cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _run_scheduler(self) -> None:
+        with self.cond:
+            while self._running:
+                now = time.monotonic()
+                fired = False
+                while self._events and self._events[0][0] <= now:
+                    _, _, callback = heapq.heappop(self._events)
+                    callback()
+                    fired = True
+                if fired:
+                    self.cond.notify_all()
+                timeout = (self._events[0][0] - time.monotonic()) if self._events else None
+                if timeout is None or timeout > 0:
+                    self.cond.wait(timeout)
+
+    def _after(self, seconds: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` (under the lock) after ``seconds`` of simulated time (scaled)."""
+        epoch = self._epoch
+
+        def guarded() -> None:
+            if epoch == self._epoch:
+                callback()
+
+        due = time.monotonic() + self.profile.scaled(seconds)
+        heapq.heappush(self._events, (due, next(self._seq), guarded))
+        self.cond.notify_all()
+
+    def _new_epoch(self) -> None:
+        """Forget every pending timer (lock held)."""
+        self._epoch += 1
+        self._events.clear()
