@@ -15,34 +15,31 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
 from controller.airflow_auth import make_auth
-from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowUnavailable
+from controller.airflow_errors import (
+    AirflowAuthError,
+    AirflowError,
+    AirflowRefusedError,
+    AirflowUnavailable,
+    AirflowUnreachableError,
+    DagNotFoundError,
+)
 from controller.config import AirflowCredentials
 from controller.run_reports import RunReportReader
 from controller.run_status import PolicyRunStatus, RunStatusPoller
+from controller.status import PolicyKey, RunObservation
 
 if TYPE_CHECKING:
-    from controller.status import RunObservation
     from controller.targets import Target
-
-PolicyKey = tuple[str, str]  # (namespace, name)
-
-
-class AirflowUnreachableError(RuntimeError):
-    """Airflow did not answer (network, 5xx) or refused our credentials: try again at the next poll."""
-
-
-class DagNotFoundError(LookupError):
-    """Airflow does not know the DAG yet (not parsed since the upload): try again later."""
-
-
-class AirflowRefusedError(RuntimeError):
-    """Airflow answered and refused the request (a 4xx other than 404); the message says why."""
 
 
 class AirflowLink(Protocol):
     async def set_paused(self, dag_id: str, paused: bool) -> None: ...
 
     async def trigger_run(self, dag_id: str, run_id: str | None = None) -> str: ...
+
+    async def start_run_once(self, dag_id: str, run_id: str) -> bool: ...
+
+    async def run_state(self, dag_id: str, run_id: str) -> str: ...
 
     async def health(self) -> Mapping[str, Any]: ...
 
@@ -80,6 +77,32 @@ class AirflowControl:
         except Exception as exc:
             raise _sorted_error(exc, dag_id) from exc
         return run.run_id
+
+    async def start_run_once(self, dag_id: str, run_id: str) -> bool:
+        """Start the one run with this id of a one-run DAG (a restore); False when Airflow has it already (409).
+
+        Sorted as a one-run DAG needs: rejected credentials are a refusal (not worth waiting for), and a 404 says
+        the uploaded file is not parsed yet.
+        """
+        try:
+            await self.client.trigger_run(dag_id, run_id=run_id)
+        except AirflowUnavailable as exc:
+            raise AirflowUnreachableError(str(exc)) from exc
+        except AirflowError as exc:
+            if exc.status == 409:
+                return False
+            if exc.status == 404:
+                raise DagNotFoundError(f"Airflow has not parsed {dag_id} yet") from exc
+            raise AirflowRefusedError(str(exc)) from exc
+        return True
+
+    async def run_state(self, dag_id: str, run_id: str) -> str:
+        """The state of one run (queued, running, success, failed)."""
+        try:
+            run = await self.client.get_run(dag_id, run_id)
+        except Exception as exc:
+            raise _sorted_error(exc, dag_id) from exc
+        return str(run.state)
 
     async def health(self) -> Mapping[str, Any]:
         """Airflow's health report (which components run, the triggerer among them)."""
@@ -126,8 +149,6 @@ class PollerFeed:
 
 def observation_of(status: PolicyRunStatus) -> RunObservation:
     """The poller's per-policy answer in the reconciler's terms (its None fields remove status fields)."""
-    from controller.status import RunObservation
-
     import_error = None
     if status.import_error is not None:
         import_error = status.import_error.stack_trace or f"Airflow cannot import {status.import_error.filename}"

@@ -146,6 +146,10 @@ class ControllerMetrics:
             registry=self.registry,
         )
 
+    def last_success_time(self, namespace: str, name: str) -> float:
+        """The end of the policy's last successful run as the gauge says now (0 when never set)."""
+        return self.value(self.last_success.describe()[0].name, {"namespace": namespace, "name": name})
+
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 when absent), e.g. value('vmbackup_uploads_total', {'kind': 'dag'})."""
         return self.registry.get_sample_value(name, labels or {}) or 0.0

@@ -18,28 +18,30 @@ from typing import Any
 
 import kopf
 
-from controller.airflow_link import (
-    AirflowRefusedError,
-    AirflowUnreachableError,
-    DagNotFoundError,
-    PolicyKey,
-    RunStatusFeed,
-)
+from controller.airflow_errors import AirflowRefusedError, AirflowUnreachableError, DagNotFoundError
+from controller.airflow_link import RunStatusFeed
 from controller.conditions import READY, changed_fields, find_condition
 from controller.config import ControllerConfig
 from controller.drills import DrillStatus, sync_drill_dag
 from controller.keeper import KeeperWatch
 from controller.metrics import ControllerMetrics
 from controller.schedule_interval import schedule_interval_seconds
-from controller.status import PolicyState, RunObservation, desired_status, short
+from controller.status import PolicyKey, PolicyState, RunObservation, desired_status, short
 from controller.target_grants import TargetNotAllowedError
 from controller.targets import Target, Targets, TargetUnavailableError
 from controller.tenancy import Tenancy
 from controller.wait_mode import WaitModeResolver
 from vmbackup.model.drill import drill_dag_id_for
-from vmbackup.model.policy import BackupPolicy, ComposerTarget, PolicyError, WaitMode, dag_id_for, parse_policy
+from vmbackup.model.policy import (
+    BACKUP_NOW_ANNOTATION,
+    BackupPolicy,
+    ComposerTarget,
+    PolicyError,
+    WaitMode,
+    dag_id_for,
+    parse_policy,
+)
 
-BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"
 TERMINAL_RUN_STATES = ("success", "failed")
 
 logger = logging.getLogger(__name__)
@@ -206,9 +208,7 @@ class Controller:
         interval = None if policy.spec.suspend else schedule_interval_seconds(policy.spec.schedule)
         self.metrics.track_policy(*key, interval, created)
         remembered = _timestamp((body.get("status") or {}).get("lastSnapshotTime"))
-        if remembered is not None and remembered > self.metrics.value(
-            "vmbackup_last_success_timestamp_seconds", {"namespace": key[0], "name": key[1]}
-        ):
+        if remembered is not None and remembered > self.metrics.last_success_time(*key):
             self.metrics.last_success.labels(*key).set(remembered)
 
     async def wait_mode(self, target: Target) -> WaitMode:

@@ -19,17 +19,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from controller.airflow_api import (
-    DEFAULT_DAG_PREFIX,
-    AirflowAuthError,
-    AirflowClient,
-    AirflowError,
-    AirflowRedirectError,
-    AirflowUnavailable,
-    DagInfo,
-    DagRunInfo,
-    ImportErrorInfo,
-)
+from controller.airflow_api import AirflowClient, DagInfo, DagRunInfo, ImportErrorInfo
+from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowRedirectError, AirflowUnavailable
 from controller.conditions import (
     AIRFLOW_REACHABLE,
     DAG_IMPORT_ERROR,
@@ -39,12 +30,11 @@ from controller.conditions import (
     rfc3339,
 )
 from controller.run_reports import RunReportError, RunReportReader
-from vmbackup.model.policy import dag_id_for
+from controller.status import PolicyKey
+from vmbackup.model.policy import DAG_ID_PREFIX, dag_id_for
 from vmbackup.model.report import MissedSlot, RunReport
 
 log = logging.getLogger(__name__)
-
-PolicyKey = tuple[str, str]  # (namespace, name)
 
 # Run states -> the contract's `result`.
 RESULTS = {"success": "Succeeded", "failed": "Failed", "running": "Running", "queued": "Queued"}
@@ -228,7 +218,7 @@ class RunStatusPoller:
         client: AirflowClient,
         reports: RunReportReader | None = None,
         *,
-        dag_id_prefix: str = DEFAULT_DAG_PREFIX,
+        dag_id_prefix: str = DAG_ID_PREFIX,
         concurrency: int = 8,
     ) -> None:
         self.client = client

@@ -17,6 +17,7 @@ from controller.conditions import READY, SUSPENDED, Condition, merge_conditions
 from vmbackup.model.policy import WaitMode
 from vmbackup.model.report import RunReport
 
+PolicyKey = tuple[str, str]  # (namespace, name): how the controller keys everything it keeps per policy
 SpecOutcome = Literal["Uploaded", "Invalid", "Refused", "Error"]
 
 # Results the controller decides itself; any other result comes from Airflow's runs.

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from controller.conditions import VM_LEFT_STOPPED, find_condition, rfc3339
-from vmbackup.model.policy import BackupPolicy, PolicyError, parse_policy
+from vmbackup.model.policy import BACKUP_NOW_ANNOTATION, BackupPolicy, PolicyError, parse_policy
 
 NONE = "<none>"
 LEFT_STOPPED_MARKER = " (VM left stopped)"  # after RESULT in `get` while VMLeftStopped is True
@@ -174,8 +174,8 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
     out.add("Namespace", namespace)
     out.add("Created", when(meta.get("creationTimestamp"), now))
     annotations = meta.get("annotations") or {}
-    if "vmbackup.dev/backup-now" in annotations:
-        out.add("Backup Requested", f"{annotations['vmbackup.dev/backup-now']} (waiting for the controller)")
+    if BACKUP_NOW_ANNOTATION in annotations:
+        out.add("Backup Requested", f"{annotations[BACKUP_NOW_ANNOTATION]} (waiting for the controller)")
     try:
         policy: BackupPolicy | None = parse_policy(namespace, name, dict(spec), int(meta.get("generation") or 0))
         problems: list[tuple[str, str]] = []

@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.cloud import storage
 
-from controller.airflow_api import AirflowClient, AirflowRedirectError
+from controller.airflow_api import AirflowClient
 from controller.airflow_auth import JwtAuth
+from controller.airflow_errors import AirflowRedirectError
 from controller.app import build_controller
 from controller.conditions import find_condition
 from controller.config import AirflowCredentials, ControllerConfig
