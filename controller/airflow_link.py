@@ -156,7 +156,7 @@ def observation_of(status: PolicyRunStatus) -> RunObservation:
         import_error = f"Airflow cannot import the file of {status.dag_id}"
     return RunObservation(
         reachable=status.reachable,
-        fields=status.status_fields(),
+        run=status.run_fields(),
         conditions=tuple(status.conditions()),
         dag_loaded=status.dag is not None if status.reachable else None,
         dag_paused=status.dag.is_paused if status.reachable and status.dag is not None else None,

@@ -14,6 +14,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from vmbackup.model.report import RunReport
 
 POLICY_LABELS = ["namespace", "name"]
+LAST_SUCCESS = "vmbackup_last_success_timestamp_seconds"  # the gauge the reconciler also reads back after a restart
 
 
 class ControllerMetrics:
@@ -37,7 +38,7 @@ class ControllerMetrics:
             registry=self.registry,
         )
         self.last_success = Gauge(
-            "vmbackup_last_success_timestamp_seconds",
+            LAST_SUCCESS,
             "End time of the policy's last successful backup run (Unix time).",
             POLICY_LABELS,
             registry=self.registry,
@@ -148,7 +149,7 @@ class ControllerMetrics:
 
     def last_success_time(self, namespace: str, name: str) -> float:
         """The end of the policy's last successful run as the gauge says now (0 when never set)."""
-        return self.value(self.last_success.describe()[0].name, {"namespace": namespace, "name": name})
+        return self.value(LAST_SUCCESS, {"namespace": namespace, "name": name})
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 when absent), e.g. value('vmbackup_uploads_total', {'kind': 'dag'})."""

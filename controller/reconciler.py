@@ -20,13 +20,13 @@ import kopf
 
 from controller.airflow_errors import AirflowRefusedError, AirflowUnreachableError, DagNotFoundError
 from controller.airflow_link import RunStatusFeed
-from controller.conditions import READY, changed_fields, find_condition
+from controller.conditions import READY, changed_fields, find_condition, rfc3339
 from controller.config import ControllerConfig
 from controller.drills import DrillStatus, sync_drill_dag
 from controller.keeper import KeeperWatch
 from controller.metrics import ControllerMetrics
 from controller.schedule_interval import schedule_interval_seconds
-from controller.status import PolicyKey, PolicyState, RunObservation, desired_status, short
+from controller.status import LastRun, PolicyKey, PolicyState, RunObservation, desired_status, short
 from controller.target_grants import TargetNotAllowedError
 from controller.targets import Target, Targets, TargetUnavailableError
 from controller.tenancy import Tenancy
@@ -338,10 +338,11 @@ class Controller:
 
     def _announce_run(self, body: kopf.Body, state: PolicyState, observation: RunObservation | None) -> None:
         """One Event and one metric update per finished run, however many polls see it."""
-        if observation is None or not observation.reachable:
+        fields = observation.run if observation is not None and observation.reachable else None
+        last_run = fields.last_run if fields is not None else None
+        if observation is None or fields is None or last_run is None:
             return
-        last_run = observation.fields.get("lastRun") or {}
-        run = (str(last_run.get("runId") or ""), str(last_run.get("state") or ""))
+        run = (last_run.run_id, last_run.state)
         if not run[0] or run[1] not in TERMINAL_RUN_STATES or run == state.announced_run:
             return
         if state.announced_run is None:
@@ -352,27 +353,25 @@ class Controller:
                 return
         state.announced_run = run
         self._record_run(state, observation, last_run, count=True)
-        missed = observation.fields.get("lastMissedSlot") if observation.fields.get("result") == "Missed" else None
+        missed = fields.missed_slot if fields.result == "Missed" else None
         if run[1] == "success" and missed:
-            message = f"run {run[0]} touched no VM: slot {missed.get('time')} missed ({missed.get('reason')}): "
-            kopf.event(body, type="Warning", reason="SlotMissed", message=short(message + str(missed.get("message"))))
-            self.metrics.missed_runs.labels(state.namespace, state.name, str(missed.get("reason"))).inc()
+            message = f"run {run[0]} touched no VM: slot {rfc3339(missed.slot)} missed ({missed.reason}): "
+            kopf.event(body, type="Warning", reason="SlotMissed", message=short(message + missed.message))
+            self.metrics.missed_runs.labels(state.namespace, state.name, missed.reason).inc()
         elif run[1] == "success":
-            snapshots = observation.fields.get("lastSnapshots") or []
+            snapshots = (fields.taken.snapshots if fields.taken is not None else None) or []
             message = f"run {run[0]} succeeded: {len(snapshots)} snapshot(s) {', '.join(snapshots)}"
             kopf.event(body, type="Normal", reason="BackupSucceeded", message=short(message))
-            ended = _timestamp(last_run.get("endTime")) or time.time()
+            ended = _whole_seconds(last_run.end_time) or time.time()
             self.metrics.last_success.labels(state.namespace, state.name).set(ended)
         else:
-            step = last_run.get("failedStep")
-            message = f"run {run[0]} failed" + (f" at {step}" if step else "") + f": {last_run.get('message') or ''}"
+            step = last_run.failed_step
+            message = f"run {run[0]} failed" + (f" at {step}" if step else "") + f": {last_run.message or ''}"
             kopf.event(body, type="Warning", reason="BackupFailed", message=short(message))
             self.metrics.failed_runs.labels(state.namespace, state.name).inc()
 
-    def _record_run(
-        self, state: PolicyState, observation: RunObservation, last_run: Mapping[str, Any], *, count: bool
-    ) -> None:
-        duration = last_run.get("durationSeconds")
+    def _record_run(self, state: PolicyState, observation: RunObservation, last_run: LastRun, *, count: bool) -> None:
+        duration = last_run.duration_seconds
         self.metrics.record_run(
             state.namespace,
             state.name,
@@ -445,7 +444,7 @@ class Controller:
     ) -> None:
         state.shared = self._shared_instances(state)
         current = body.get("status") or {}
-        changed = changed_fields(current, desired_status(state, observation, current, datetime.now(UTC)))
+        changed = changed_fields(current, desired_status(state, observation, current, datetime.now(UTC)).to_status())
         if changed:
             logger.debug("Status of %s/%s changes in %s", state.namespace, state.name, ", ".join(sorted(changed)))
             patch.status.update(changed)
@@ -469,6 +468,11 @@ def _warn_once(body: kopf.Body, state: PolicyState, before: tuple[str, str], mes
 
 def _metric_result(state: PolicyState) -> str:
     return {"Uploaded": "Ready"}.get(state.outcome, state.outcome)
+
+
+def _whole_seconds(moment: datetime | None) -> float | None:
+    """A time as the status shows it (whole seconds), as a Unix timestamp."""
+    return moment.replace(microsecond=0).timestamp() if moment is not None else None
 
 
 def _timestamp(value: Any) -> float | None:

@@ -73,6 +73,13 @@ def status(**kwargs: Any) -> PolicyRunStatus:
     return PolicyRunStatus("default", "wordpress", DAG_ID, **kwargs)
 
 
+def written(poll: PolicyRunStatus) -> dict[str, Any]:
+    """The result the runs read as, and the run fields as the status is patched with them."""
+    fields = poll.run_fields()
+    assert fields is not None, "Airflow was not reachable"
+    return {"result": fields.result, **fields.to_status()}
+
+
 def condition(poll: PolicyRunStatus, type_: str) -> dict[str, str] | None:
     return next((dataclasses.asdict(c) for c in poll.conditions() if c.type == type_), None)
 
@@ -80,7 +87,7 @@ def condition(poll: PolicyRunStatus, type_: str) -> dict[str, str] | None:
 def test_succeeded_run_with_report_gives_snapshot_names_and_time() -> None:
     latest = run("success")
     poll = status(dag=dag(), run=latest, report=report(latest.run_id))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Succeeded"
     assert fields["lastSnapshots"] == ["wordpress-1-vm-20261125-0200-3f9a1c2b"]
     assert fields["lastSnapshotTime"] == "2026-11-25T02:00:41Z"
@@ -95,7 +102,7 @@ def test_succeeded_run_with_report_gives_snapshot_names_and_time() -> None:
 def test_last_run_follows_the_contract_shape() -> None:
     latest = run("success")
     poll = status(dag=dag(), run=latest, report=report(latest.run_id))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["lastRun"] == {
         "runId": latest.run_id,
         "state": "success",
@@ -109,13 +116,13 @@ def test_last_run_follows_the_contract_shape() -> None:
 
 def test_succeeded_run_without_report_keeps_previous_snapshot_names() -> None:
     poll = status(dag=dag(), run=run("success"))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["lastSnapshotTime"] == "2026-11-25T02:00:41Z"
     assert "lastSnapshots" not in fields
 
 
 def test_next_run_is_the_schedules_next_start() -> None:
-    assert status(dag=dag(), run=run("success")).status_fields()["nextRun"] == "2026-11-26T02:00:00Z"
+    assert written(status(dag=dag(), run=run("success")))["nextRun"] == "2026-11-26T02:00:00Z"
 
 
 def test_failed_run_names_the_step_from_the_report() -> None:
@@ -127,7 +134,7 @@ def test_failed_run_names_the_step_from_the_report() -> None:
         failed_step="tier_web.snapshot",
         failure_message="tier_web.snapshot failed for wordpress-1-vm: quota exceeded",
     )
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Failed"
     assert fields["lastRun"]["failedStep"] == "tier_web.snapshot"
     assert fields["lastRun"]["message"] == "tier_web.snapshot failed for wordpress-1-vm: quota exceeded"
@@ -141,14 +148,14 @@ def test_failed_run_names_the_step_from_the_report() -> None:
 
 def test_failed_run_keeps_the_last_successful_snapshot_fields() -> None:
     poll = status(dag=dag(), run=run("failed"), failed_step="snapshot", failure_message="x")
-    fields = poll.status_fields()
+    fields = written(poll)
     assert "lastSnapshotTime" not in fields
     assert "lastSnapshots" not in fields
 
 
 def test_running_run_leaves_last_backup_condition_as_it_was() -> None:
     poll = status(dag=dag(), run=run("running"))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Running"
     assert fields["lastRun"]["endTime"] is None
     assert condition(poll, "LastBackupSucceeded") is None
@@ -160,7 +167,7 @@ def test_queued_run_is_queued() -> None:
 
 def test_no_run_yet_is_pending() -> None:
     poll = status(dag=dag())
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Pending"
     assert fields["lastRun"] is None
     assert condition(poll, "LastBackupSucceeded") == {
@@ -173,7 +180,7 @@ def test_no_run_yet_is_pending() -> None:
 
 def test_paused_dag_is_suspended_without_a_next_run() -> None:
     poll = status(dag=dag(paused=True), run=run("success"))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Suspended"
     assert fields["nextRun"] is None
     assert dataclasses.asdict(suspended_condition(ACTIVE_SPEC, observation_of(poll))) == {
@@ -237,7 +244,8 @@ def test_dag_airflow_has_not_loaded_yet_is_unknown() -> None:
 
 def test_unreachable_airflow_says_so_and_nothing_else() -> None:
     poll = status(unreachable="cannot reach Airflow at http://airflow:8080: connection refused")
-    assert poll.status_fields() == {"result": "Unknown"}
+    assert poll.result == "Unknown"
+    assert poll.run_fields() is None  # the run fields shown before are kept
     assert [dataclasses.asdict(c) for c in poll.conditions()] == [
         {
             "type": "AirflowReachable",
@@ -259,4 +267,4 @@ def test_reachable_airflow_says_so() -> None:
 
 def test_unreadable_report_is_mentioned_not_fatal() -> None:
     fields = status(dag=dag(), run=run("success"), report_problem="gs://b/latest.json is not a valid run report")
-    assert fields.status_fields()["lastRun"]["message"] == "gs://b/latest.json is not a valid run report"
+    assert written(fields)["lastRun"]["message"] == "gs://b/latest.json is not a valid run report"
