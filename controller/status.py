@@ -13,7 +13,7 @@ the contract's camelCase fields and RFC 3339 times.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -162,6 +162,24 @@ class RunObservation:
 
 def short(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def shared_instances_note(state: PolicyState, states: Iterable[PolicyState]) -> str:
+    """Other policies of the namespace that name one of this policy's VMs (explicit lists), said in Ready."""
+    shared: dict[str, list[str]] = {}
+    for other in states:
+        if other is state or other.namespace != state.namespace:
+            continue
+        common = state.instances & other.instances
+        if common:
+            shared[other.name] = [f"{name} ({zone})" for _, zone, name in common]
+    if not shared:
+        return ""
+    return "; " + "; ".join(
+        f"policy {other} also names {', '.join(sorted(vms))}: their runs take turns (a VM another run holds is "
+        "skipped and reported)"
+        for other, vms in sorted(shared.items())
+    )
 
 
 def ready_condition(state: PolicyState, observation: RunObservation | None) -> Condition:
