@@ -187,6 +187,17 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
     else:
         out.add("Invalid", "; ".join(f"{f}: {m}" for f, m in problems), indent=1)
         out.add("Schedule", _schedule(spec.get("schedule") or "@daily", spec.get("timezone") or "Etc/UTC"), indent=1)
+    _status_section(out, meta, status, now)
+    _last_run_section(out, status.get("lastRun") or {}, now)
+    snapshots = status.get("lastSnapshots") or []
+    out.section("Last Snapshots", inline=NONE if not snapshots else None)
+    for snapshot in snapshots:
+        out.line(f"  {snapshot}")
+    _conditions_section(out, status.get("conditions") or [], now)
+    return out.text()
+
+
+def _status_section(out: _Fields, meta: Mapping[str, Any], status: Mapping[str, Any], now: datetime) -> None:
     out.section("Status")
     if not status:
         out.add("Result", "<none> (the controller has not reconciled this policy yet)", indent=1)
@@ -198,7 +209,9 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
         out.add("DAG", str(status.get("dagId") or NONE), indent=1)
         out.add("Last Snapshot", when(status.get("lastSnapshotTime"), now), indent=1)
         out.add("Next Run", _next_run(status.get("nextRun"), now), indent=1)
-    last_run = status.get("lastRun") or {}
+
+
+def _last_run_section(out: _Fields, last_run: Mapping[str, Any], now: datetime) -> None:
     if last_run:
         out.section("Last Run")
         out.add("Run ID", str(last_run.get("runId") or NONE), indent=1)
@@ -211,11 +224,9 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
             out.add("Failed Step", str(last_run["failedStep"]), indent=1)
         if last_run.get("message"):
             out.add("Message", str(last_run["message"]), indent=1)
-    snapshots = status.get("lastSnapshots") or []
-    out.section("Last Snapshots", inline=NONE if not snapshots else None)
-    for snapshot in snapshots:
-        out.line(f"  {snapshot}")
-    conditions = status.get("conditions") or []
+
+
+def _conditions_section(out: _Fields, conditions: Sequence[Mapping[str, Any]], now: datetime) -> None:
     out.section("Conditions", inline=NONE if not conditions else None)
     if conditions:
         rows = [
@@ -231,7 +242,6 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
         table_text = table(["Type", "Status", "Reason", "Age", "Message"], rows, style="gcloud")
         for line in table_text.splitlines():
             out.line(f"  {line}")
-    return out.text()
 
 
 def _spec_summary(out: _Fields, policy: BackupPolicy) -> None:
