@@ -41,6 +41,8 @@ class AirflowLink(Protocol):
 
     async def run_state(self, dag_id: str, run_id: str) -> str: ...
 
+    def status_poller(self, reports: RunReportReader) -> RunStatusPoller: ...
+
     async def health(self) -> Mapping[str, Any]: ...
 
     async def close(self) -> None: ...
@@ -104,6 +106,10 @@ class AirflowControl:
             raise _sorted_error(exc, dag_id) from exc
         return str(run.state)
 
+    def status_poller(self, reports: RunReportReader) -> RunStatusPoller:
+        """The batched run-status poller (controller/run_status.py) over this Airflow's client."""
+        return RunStatusPoller(self.client, reports)
+
     async def health(self) -> Mapping[str, Any]:
         """Airflow's health report (which components run, the triggerer among them)."""
         try:
@@ -141,8 +147,7 @@ class PollerFeed:
         self, target: Target, airflow: AirflowLink, bucket: storage.Bucket, dags: Mapping[PolicyKey, str]
     ) -> Mapping[PolicyKey, RunObservation]:
         if target.key not in self._pollers:
-            client: AirflowClient = airflow.client  # type: ignore[attr-defined]
-            self._pollers[target.key] = RunStatusPoller(client, RunReportReader(bucket))
+            self._pollers[target.key] = airflow.status_poller(RunReportReader(bucket))
         statuses = await self._pollers[target.key].poll(dags)
         return {key: observation_of(status) for key, status in statuses.items()}
 
