@@ -28,6 +28,8 @@ from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowRed
 from vmbackup.model.policy import DAG_ID_PREFIX
 
 ApiVersion = Literal[1, 2]
+FINISHED_RUN_STATES = ("success", "failed")  # a DAG run in one of these has ended
+ACTIVE_RUN_STATES = ("queued", "running")  # a DAG run in one of these has not
 PAGE_LIMIT = 100  # Airflow's default [api] maximum_page_limit; larger values are silently capped
 
 
@@ -58,7 +60,7 @@ class DagRunInfo:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("success", "failed")
+        return self.state in FINISHED_RUN_STATES
 
     @property
     def duration_seconds(self) -> float | None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import kopf
 
+from controller.airflow_api import ACTIVE_RUN_STATES
 from controller.airflow_errors import AirflowCallError, AirflowRefusedError, AirflowUnreachableError, DagNotFoundError
 from controller.conditions import changed_fields
 from controller.status import short
@@ -255,7 +256,7 @@ class RestoreHandlers:
         if run_id and status.get("phase") not in TERMINAL_PHASES:
             # Without its file Airflow could not run the cleanup and report steps of a restore in flight.
             state = await self._run_state(target, restore_dag_id_for(namespace, name), str(run_id))
-            if state in ("queued", "running"):
+            if state in ACTIVE_RUN_STATES:
                 raise kopf.TemporaryError(
                     f"restore run {run_id} is {state}: its DAG is removed once it ends",
                     delay=self.config.poll_interval_seconds,

@@ -11,11 +11,10 @@ from datetime import datetime
 
 import kopf
 
+from controller.airflow_api import FINISHED_RUN_STATES
 from controller.conditions import rfc3339
 from controller.metrics import ControllerMetrics
 from controller.status import LastRun, PolicyState, RunObservation, short
-
-TERMINAL_RUN_STATES = ("success", "failed")
 
 
 class RunAnnouncer:
@@ -31,7 +30,7 @@ class RunAnnouncer:
         if observation is None or fields is None or last_run is None:
             return
         run = (last_run.run_id, last_run.state)
-        if not run[0] or run[1] not in TERMINAL_RUN_STATES or run == state.announced_run:
+        if not run[0] or run[1] not in FINISHED_RUN_STATES or run == state.announced_run:
             return
         if state.announced_run is None:
             shown = (body.get("status") or {}).get("lastRun") or {}

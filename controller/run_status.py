@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import cast
 
-from controller.airflow_api import AirflowClient, DagInfo, DagRunInfo, ImportErrorInfo
+from controller.airflow_api import ACTIVE_RUN_STATES, AirflowClient, DagInfo, DagRunInfo, ImportErrorInfo
 from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowRedirectError, AirflowUnavailable
 from controller.conditions import (
     AIRFLOW_REACHABLE,
@@ -81,7 +81,7 @@ class PolicyRunStatus:
     def result(self) -> str:
         if not self.reachable:
             return "Unknown"
-        active = self.run is not None and self.run.state in ("running", "queued")
+        active = self.run is not None and self.run.state in ACTIVE_RUN_STATES
         if self.dag is not None and self.dag.is_paused and not active:
             return "Suspended"
         if self.run is None:
