@@ -153,7 +153,7 @@ class PollerFeed:
 
 
 def observation_of(status: PolicyRunStatus) -> RunObservation:
-    """The poller's per-policy answer in the reconciler's terms (its None fields remove status fields)."""
+    """The poller's per-policy answer in the reconciler's terms."""
     import_error = None
     if status.import_error is not None:
         import_error = status.import_error.stack_trace or f"Airflow cannot import {status.import_error.filename}"

@@ -5,9 +5,8 @@ DAG's latest run, the import errors), reads run reports only for runs it has not
 asks for task instances only for runs that newly failed without a report naming the step. The cost
 of a cycle is therefore a small constant, whatever the number of policies.
 
-:class:`PolicyRunStatus` is the pure mapping of those facts to the status contract's fields and
-conditions; the kopf handlers merge what it returns into the object's status (a field it leaves
-out keeps its previous value, a ``None`` value removes the field).
+:class:`PolicyRunStatus` is the pure mapping of those facts to the status contract: typed run fields
+(controller/status.py's RunFields, serialised only when the status is written) and conditions.
 """
 
 from __future__ import annotations
