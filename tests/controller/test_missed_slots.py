@@ -9,7 +9,8 @@ from typing import Any
 from controller.conditions import SCHEDULE_ON_TIME, find_condition
 from controller.run_status import PolicyRunStatus
 from controller.status import PolicyState, RunObservation, desired_status
-from tests.controller.test_run_status import DAG_ID, END, START, dag, run, written
+from tests.controller.conftest import written
+from tests.controller.test_run_status import DAG_ID, END, START, dag, run
 from vmbackup.model.report import MissedSlot, RunReport
 
 SLOT = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -34,7 +35,7 @@ def report(*, missed: MissedSlot | None, slot: datetime | None = SLOT) -> RunRep
 LATE = MissedSlot(slot=SLOT, reason="Late", message="started 2026-11-25T09:00:00Z, 7 h after its slot (deadline 900 s)")
 
 
-def status_of(report_: RunReport) -> PolicyRunStatus:
+def polled(report_: RunReport) -> PolicyRunStatus:
     return PolicyRunStatus("default", "wordpress", DAG_ID, dag=dag(), run=run("success", RUN_ID), report=report_)
 
 
@@ -43,7 +44,7 @@ def conditions_of(status: PolicyRunStatus) -> list[dict[str, Any]]:
 
 
 def test_a_missed_slot_reads_as_result_missed_with_the_reason() -> None:
-    status = status_of(report(missed=LATE))
+    status = polled(report(missed=LATE))
     fields = written(status)
 
     assert fields["result"] == "Missed"
@@ -58,7 +59,7 @@ def test_a_missed_slot_reads_as_result_missed_with_the_reason() -> None:
 
 
 def test_a_slot_that_ran_puts_schedule_on_time_back_to_true() -> None:
-    status = status_of(report(missed=None))
+    status = polled(report(missed=None))
 
     assert written(status)["result"] == "Succeeded"
     schedule = find_condition(conditions_of(status), SCHEDULE_ON_TIME)
@@ -67,7 +68,7 @@ def test_a_slot_that_ran_puts_schedule_on_time_back_to_true() -> None:
 
 
 def test_a_backup_asked_for_by_hand_says_nothing_about_the_schedule() -> None:
-    status = status_of(report(missed=None, slot=None))
+    status = polled(report(missed=None, slot=None))
 
     assert find_condition(conditions_of(status), SCHEDULE_ON_TIME) is None
     assert "lastScheduleTime" not in written(status)
@@ -75,13 +76,13 @@ def test_a_backup_asked_for_by_hand_says_nothing_about_the_schedule() -> None:
 
 def test_missed_slots_count_once_per_slot_however_many_polls_see_it() -> None:
     state = PolicyState("default", "wordpress", DAG_ID, outcome="Uploaded", dag_hash="h")
-    observation = RunObservation(reachable=True, run=status_of(report(missed=LATE)).run_fields(), dag_loaded=True)
+    observation = RunObservation(reachable=True, run=polled(report(missed=LATE)).run_fields(), dag_loaded=True)
     now = datetime(2026, 11, 25, 9, 1, tzinfo=UTC)
 
     first = desired_status(state, observation, {}, now).to_status()
     second = desired_status(state, observation, first, now).to_status()
     later = MissedSlot(slot=datetime(2026, 11, 26, 2, 0, tzinfo=UTC), reason="OutsideWindow", message="...")
-    next_day = status_of(report(missed=later, slot=later.slot)).run_fields()
+    next_day = polled(report(missed=later, slot=later.slot)).run_fields()
     third = desired_status(
         state, RunObservation(reachable=True, run=next_day, dag_loaded=True), second, now
     ).to_status()

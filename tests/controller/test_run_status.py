@@ -10,6 +10,7 @@ from controller.airflow_api import DagInfo, DagRunInfo, ImportErrorInfo
 from controller.airflow_link import observation_of
 from controller.run_status import PolicyRunStatus
 from controller.status import PolicyState, suspended_condition
+from tests.controller.conftest import written
 from vmbackup.model.report import DiskResult, InstanceResult, RunReport, StepError
 
 DAG_ID = "vmbackup__default__wordpress"
@@ -73,14 +74,7 @@ def status(**kwargs: Any) -> PolicyRunStatus:
     return PolicyRunStatus("default", "wordpress", DAG_ID, **kwargs)
 
 
-def written(poll: PolicyRunStatus) -> dict[str, Any]:
-    """The result the runs read as, and the run fields as the status is patched with them."""
-    fields = poll.run_fields()
-    assert fields is not None, "Airflow was not reachable"
-    return {"result": fields.result, **fields.to_status()}
-
-
-def condition(poll: PolicyRunStatus, type_: str) -> dict[str, str] | None:
+def condition_of(poll: PolicyRunStatus, type_: str) -> dict[str, str] | None:
     return next((dataclasses.asdict(c) for c in poll.conditions() if c.type == type_), None)
 
 
@@ -91,7 +85,7 @@ def test_succeeded_run_with_report_gives_snapshot_names_and_time() -> None:
     assert fields["result"] == "Succeeded"
     assert fields["lastSnapshots"] == ["wordpress-1-vm-20261125-0200-3f9a1c2b"]
     assert fields["lastSnapshotTime"] == "2026-11-25T02:00:41Z"
-    assert condition(poll, "LastBackupSucceeded") == {
+    assert condition_of(poll, "LastBackupSucceeded") == {
         "type": "LastBackupSucceeded",
         "status": "True",
         "reason": "RunSucceeded",
@@ -138,7 +132,7 @@ def test_failed_run_names_the_step_from_the_report() -> None:
     assert fields["result"] == "Failed"
     assert fields["lastRun"]["failedStep"] == "tier_web.snapshot"
     assert fields["lastRun"]["message"] == "tier_web.snapshot failed for wordpress-1-vm: quota exceeded"
-    assert condition(poll, "LastBackupSucceeded") == {
+    assert condition_of(poll, "LastBackupSucceeded") == {
         "type": "LastBackupSucceeded",
         "status": "False",
         "reason": "RunFailed",
@@ -158,7 +152,7 @@ def test_running_run_leaves_last_backup_condition_as_it_was() -> None:
     fields = written(poll)
     assert fields["result"] == "Running"
     assert fields["lastRun"]["endTime"] is None
-    assert condition(poll, "LastBackupSucceeded") is None
+    assert condition_of(poll, "LastBackupSucceeded") is None
 
 
 def test_queued_run_is_queued() -> None:
@@ -170,7 +164,7 @@ def test_no_run_yet_is_pending() -> None:
     fields = written(poll)
     assert fields["result"] == "Pending"
     assert fields["lastRun"] is None
-    assert condition(poll, "LastBackupSucceeded") == {
+    assert condition_of(poll, "LastBackupSucceeded") == {
         "type": "LastBackupSucceeded",
         "status": "Unknown",
         "reason": "NoRunYet",
@@ -208,7 +202,7 @@ def test_import_error_carries_the_end_of_airflows_traceback() -> None:
     trace = "Traceback (most recent call last):\n" + "  frame\n" * 500 + "ImportError: policy JSON is not valid"
     error = ImportErrorInfo(filename=f"{DAG_ID}.py", stack_trace=trace, timestamp=START)
     poll = status(import_error=error)
-    found = condition(poll, "DagImportError")
+    found = condition_of(poll, "DagImportError")
     assert found is not None
     assert found["status"] == "True"
     assert found["reason"] == "ImportError"
@@ -218,14 +212,14 @@ def test_import_error_carries_the_end_of_airflows_traceback() -> None:
 
 
 def test_dag_flagged_with_import_errors_without_a_record_still_says_so() -> None:
-    found = condition(status(dag=dag(import_errors=True)), "DagImportError")
+    found = condition_of(status(dag=dag(import_errors=True)), "DagImportError")
     assert found is not None
     assert (found["status"], found["message"]) == ("True", f"Airflow cannot import /home/airflow/gcs/dags/{DAG_ID}.py")
 
 
 def test_cleanly_imported_dag_is_loaded() -> None:
     poll = status(dag=dag())
-    assert condition(poll, "DagImportError") == {
+    assert condition_of(poll, "DagImportError") == {
         "type": "DagImportError",
         "status": "False",
         "reason": "Imported",
@@ -236,7 +230,7 @@ def test_cleanly_imported_dag_is_loaded() -> None:
 
 def test_dag_airflow_has_not_loaded_yet_is_unknown() -> None:
     poll = status()
-    found = condition(poll, "DagImportError")
+    found = condition_of(poll, "DagImportError")
     assert found is not None
     assert (found["status"], found["reason"]) == ("Unknown", "DagNotLoaded")
     assert poll.dag_loaded is False
@@ -257,7 +251,7 @@ def test_unreachable_airflow_says_so_and_nothing_else() -> None:
 
 
 def test_reachable_airflow_says_so() -> None:
-    assert condition(status(dag=dag()), "AirflowReachable") == {
+    assert condition_of(status(dag=dag()), "AirflowReachable") == {
         "type": "AirflowReachable",
         "status": "True",
         "reason": "Reachable",

@@ -17,7 +17,7 @@ from controller.airflow_auth import BasicAuth, JwtAuth
 from controller.run_reports import RunReportReader
 from controller.run_status import PolicyRunStatus, RunStatusPoller
 from controller.status import PolicyKey
-from tests.controller.test_run_status import written
+from tests.controller.conftest import written
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.gcs import GCS_PROJECT, free_port
 from vmbackup.model.policy import dag_id_for
