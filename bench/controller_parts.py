@@ -1,6 +1,7 @@
 """The moving parts of the controller benchmark: a request-counting proxy, the controller process, kmock over HTTP.
 
-Kept apart from bench/controller.py (the phases and the table) so each piece can be read on its own.
+Kept apart from bench/controller.py (the phases) and bench/controller_report.py (the table) so each piece can be
+read on its own.
 """
 
 from __future__ import annotations

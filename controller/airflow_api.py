@@ -25,9 +25,11 @@ import aiohttp
 
 from controller.airflow_auth import AirflowAuth, NoAuth
 from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowRedirectError, AirflowUnavailable
+from vmbackup.model.policy import DAG_ID_PREFIX
 
 ApiVersion = Literal[1, 2]
-DEFAULT_DAG_PREFIX = "vmbackup__"
+FINISHED_RUN_STATES = ("success", "failed")  # a DAG run in one of these has ended
+ACTIVE_RUN_STATES = ("queued", "running")  # a DAG run in one of these has not
 PAGE_LIMIT = 100  # Airflow's default [api] maximum_page_limit; larger values are silently capped
 
 
@@ -58,7 +60,7 @@ class DagRunInfo:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("success", "failed")
+        return self.state in FINISHED_RUN_STATES
 
     @property
     def duration_seconds(self) -> float | None:
@@ -232,7 +234,7 @@ class AirflowClient:
         data = await self._api("GET", path, authenticated=False)
         return dict(data) if isinstance(data, dict) else {}
 
-    async def list_dags(self, dag_id_prefix: str = DEFAULT_DAG_PREFIX) -> list[DagInfo]:
+    async def list_dags(self, dag_id_prefix: str = DAG_ID_PREFIX) -> list[DagInfo]:
         """Every DAG whose id starts with the prefix (pages followed)."""
         # dag_id_pattern is a SQL LIKE "contains" match in which '_' is a wildcard: filter exactly here.
         rows = await self._paged_get("/dags", "dags", {"dag_id_pattern": dag_id_prefix} if dag_id_prefix else {})

@@ -1,13 +1,29 @@
-"""What can go wrong asking Airflow, sorted into the kinds the caller acts on differently."""
+"""What can go wrong asking Airflow: one family under :class:`AirflowCallError`, sorted into the kinds callers act on.
+
+Two layers of the same family:
+
+- what the REST client (controller/airflow_api.py, controller/airflow_auth.py) raises: :class:`AirflowUnavailable`
+  (no answer: try again later) and :class:`AirflowError` (Airflow answered with a 4xx or 3xx; the message says why),
+  with :class:`AirflowAuthError` and :class:`AirflowRedirectError` for the refusals that are configuration problems;
+- what :class:`controller.airflow_link.AirflowControl` sorts them into for the reconciler and the restore handlers:
+  :class:`AirflowUnreachableError`, :class:`DagNotFoundError` and :class:`AirflowRefusedError`.
+"""
 
 from __future__ import annotations
 
 
-class AirflowUnavailable(Exception):  # noqa: N818 - the name the controller and CLI use
+class AirflowCallError(Exception):
+    """Anything that went wrong asking Airflow."""
+
+
+# ---- what the REST client raises ----------------------------------------------------------------
+
+
+class AirflowUnavailable(AirflowCallError):  # noqa: N818 - the name the controller and CLI use
     """Airflow could not be asked: connection refused, timeout, or a 5xx. Worth retrying later."""
 
 
-class AirflowError(Exception):
+class AirflowError(AirflowCallError):
     """Airflow answered with a 4xx; ``message`` is the server's own explanation."""
 
     def __init__(self, status: int, message: str, *, method: str = "", path: str = "") -> None:
@@ -40,3 +56,18 @@ class AirflowRedirectError(AirflowError):
             method=method,
             path=path,
         )
+
+
+# ---- the kinds the reconciler and the restore handlers act on (controller/airflow_link.py sorts into them) ----
+
+
+class AirflowUnreachableError(AirflowCallError, RuntimeError):
+    """Airflow did not answer (network, 5xx) or refused our credentials: try again at the next poll."""
+
+
+class DagNotFoundError(AirflowCallError, LookupError):
+    """Airflow does not know the DAG yet (not parsed since the upload): try again later."""
+
+
+class AirflowRefusedError(AirflowCallError, RuntimeError):
+    """Airflow answered and refused the request (a 4xx other than 404); the message says why."""

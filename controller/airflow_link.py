@@ -15,34 +15,33 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
 from controller.airflow_auth import make_auth
-from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowUnavailable
+from controller.airflow_errors import (
+    AirflowAuthError,
+    AirflowError,
+    AirflowRefusedError,
+    AirflowUnavailable,
+    AirflowUnreachableError,
+    DagNotFoundError,
+)
 from controller.config import AirflowCredentials
 from controller.run_reports import RunReportReader
 from controller.run_status import PolicyRunStatus, RunStatusPoller
+from controller.status import PolicyKey, RunObservation
 
 if TYPE_CHECKING:
-    from controller.status import RunObservation
     from controller.targets import Target
-
-PolicyKey = tuple[str, str]  # (namespace, name)
-
-
-class AirflowUnreachableError(RuntimeError):
-    """Airflow did not answer (network, 5xx) or refused our credentials: try again at the next poll."""
-
-
-class DagNotFoundError(LookupError):
-    """Airflow does not know the DAG yet (not parsed since the upload): try again later."""
-
-
-class AirflowRefusedError(RuntimeError):
-    """Airflow answered and refused the request (a 4xx other than 404); the message says why."""
 
 
 class AirflowLink(Protocol):
     async def set_paused(self, dag_id: str, paused: bool) -> None: ...
 
     async def trigger_run(self, dag_id: str, run_id: str | None = None) -> str: ...
+
+    async def start_run_once(self, dag_id: str, run_id: str) -> bool: ...
+
+    async def run_state(self, dag_id: str, run_id: str) -> str: ...
+
+    def status_poller(self, reports: RunReportReader) -> RunStatusPoller: ...
 
     async def health(self) -> Mapping[str, Any]: ...
 
@@ -81,6 +80,36 @@ class AirflowControl:
             raise _sorted_error(exc, dag_id) from exc
         return run.run_id
 
+    async def start_run_once(self, dag_id: str, run_id: str) -> bool:
+        """Start the one run with this id of a one-run DAG (a restore); False when Airflow has it already (409).
+
+        Sorted as a one-run DAG needs: rejected credentials are a refusal (not worth waiting for), and a 404 says
+        the uploaded file is not parsed yet.
+        """
+        try:
+            await self.client.trigger_run(dag_id, run_id=run_id)
+        except AirflowUnavailable as exc:
+            raise AirflowUnreachableError(str(exc)) from exc
+        except AirflowError as exc:
+            if exc.status == 409:
+                return False
+            if exc.status == 404:
+                raise DagNotFoundError(f"Airflow has not parsed {dag_id} yet") from exc
+            raise AirflowRefusedError(str(exc)) from exc
+        return True
+
+    async def run_state(self, dag_id: str, run_id: str) -> str:
+        """The state of one run (queued, running, success, failed)."""
+        try:
+            run = await self.client.get_run(dag_id, run_id)
+        except Exception as exc:
+            raise _sorted_error(exc, dag_id) from exc
+        return str(run.state)
+
+    def status_poller(self, reports: RunReportReader) -> RunStatusPoller:
+        """The batched run-status poller (controller/run_status.py) over this Airflow's client."""
+        return RunStatusPoller(self.client, reports)
+
     async def health(self) -> Mapping[str, Any]:
         """Airflow's health report (which components run, the triggerer among them)."""
         try:
@@ -118,16 +147,13 @@ class PollerFeed:
         self, target: Target, airflow: AirflowLink, bucket: storage.Bucket, dags: Mapping[PolicyKey, str]
     ) -> Mapping[PolicyKey, RunObservation]:
         if target.key not in self._pollers:
-            client: AirflowClient = airflow.client  # type: ignore[attr-defined]
-            self._pollers[target.key] = RunStatusPoller(client, RunReportReader(bucket))
+            self._pollers[target.key] = airflow.status_poller(RunReportReader(bucket))
         statuses = await self._pollers[target.key].poll(dags)
         return {key: observation_of(status) for key, status in statuses.items()}
 
 
 def observation_of(status: PolicyRunStatus) -> RunObservation:
-    """The poller's per-policy answer in the reconciler's terms (its None fields remove status fields)."""
-    from controller.status import RunObservation
-
+    """The poller's per-policy answer in the reconciler's terms."""
     import_error = None
     if status.import_error is not None:
         import_error = status.import_error.stack_trace or f"Airflow cannot import {status.import_error.filename}"
@@ -135,7 +161,7 @@ def observation_of(status: PolicyRunStatus) -> RunObservation:
         import_error = f"Airflow cannot import the file of {status.dag_id}"
     return RunObservation(
         reachable=status.reachable,
-        fields=status.status_fields(),
+        run=status.run_fields(),
         conditions=tuple(status.conditions()),
         dag_loaded=status.dag is not None if status.reachable else None,
         dag_paused=status.dag.is_paused if status.reachable and status.dag is not None else None,

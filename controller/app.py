@@ -11,7 +11,7 @@ from google.cloud import storage
 
 from controller.airflow_link import AirflowControl, PollerFeed, RunStatusFeed, make_airflow_client
 from controller.config import ControllerConfig
-from controller.handlers import build_registry, configure_settings
+from controller.handlers import build_registry
 from controller.metrics import ControllerMetrics
 from controller.reconciler import Controller
 from controller.replica import lead_then_operate
@@ -75,11 +75,8 @@ def run(config: ControllerConfig) -> None:
     controller = build_controller(config)
     if config.metrics_port:
         controller.metrics.serve(config.metrics_port)
-    settings = kopf.OperatorSettings()
-    configure_settings(settings)
     options: dict[str, Any] = {
-        "registry": build_registry(controller),
-        "settings": settings,
+        "registry": build_registry(controller),  # its startup handler configures kopf's settings (one place)
         "clusterwide": not config.namespaces,
         "namespaces": config.namespaces,
         "standalone": True,  # the Lease decides who acts, not kopf's peering (controller/replica.py says why)

@@ -140,6 +140,19 @@ def _structural(
     description = node.pop("description", None)
     default = node.pop("default", None)
     node.pop("title", None)
+    node, description, model_name = _resolved(node, description, defs, model_name)
+    out = _shape(node, defs, models, model_name)
+    if description:
+        out = {"description": " ".join(description.split()), **out}
+    if default is not None:
+        out["default"] = default
+    return out
+
+
+def _resolved(
+    node: Schema, description: str | None, defs: Schema, model_name: str | None
+) -> tuple[Schema, str | None, str | None]:
+    """An Optional[X] as X, a $ref as the model it names (descriptions of both kept): node, description, model."""
     if "anyOf" in node:  # Optional[X]: absent means None; Kubernetes drops nulls of non-nullable fields.
         variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
         if sorted(v.get("type", "") for v in variants) == ["integer", "string"]:  # a count or a percentage
@@ -156,6 +169,11 @@ def _structural(
         description = description or doc
         node = {**target, **node}
         node.pop("title", None)
+    return node, description, model_name
+
+
+def _shape(node: Schema, defs: Schema, models: dict[str, type[BaseModel]], model_name: str | None) -> Schema:
+    """The structural form of a resolved node: an object's properties, a string map, an array, or a scalar."""
     out: Schema = {}
     if node.get("type") == "object" and "properties" in node:
         out["type"] = "object"
@@ -196,10 +214,6 @@ def _structural(
         ):
             if key in node:
                 out[key] = node[key]
-    if description:
-        out = {"description": " ".join(description.split()), **out}
-    if default is not None:
-        out["default"] = default
     return out
 
 

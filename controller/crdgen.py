@@ -154,6 +154,64 @@ RESULTS = (
 )
 
 
+def _missed_slot_schema() -> Schema:
+    """status.lastMissedSlot."""
+    return {
+        "type": "object",
+        "description": "The latest scheduled slot that touched no VM, and why.",
+        "properties": {
+            "time": {"type": "string", "format": "date-time", "description": "The slot."},
+            "reason": {
+                "type": "string",
+                "enum": ["Late", "OutsideWindow", "AlreadyBackedUp"],
+                "description": "Late (after slot + startingDeadlineSeconds), OutsideWindow (maintenance "
+                "window), AlreadyBackedUp (the slot's snapshots exist, e.g. from another Airflow).",
+            },
+            "message": {"type": "string", "description": "What happened, with the numbers."},
+        },
+    }
+
+
+def _last_run_schema() -> Schema:
+    """status.lastRun."""
+    return {
+        "type": "object",
+        "description": "The most recent DAG run, successful or not.",
+        "properties": {
+            "runId": {"type": "string", "description": "Airflow run id."},
+            "state": {"type": "string", "description": "Airflow run state (queued, running, success, failed)."},
+            "startTime": {"type": "string", "format": "date-time", "description": "When the run started."},
+            "endTime": {"type": "string", "format": "date-time", "description": "When the run ended."},
+            "durationSeconds": {"type": "number", "description": "How long the run took."},
+            "failedStep": {"type": "string", "description": "The step that failed, if any."},
+            "message": {"type": "string", "description": "What went wrong or what was done."},
+        },
+    }
+
+
+def _verification_schema() -> Schema:
+    """status.verification (restore drills)."""
+    return {
+        "type": "object",
+        "description": "Restore drills (spec.verification): the latest drill, and the run it last verified.",
+        "properties": {
+            "lastVerifiedRun": {
+                "type": "string",
+                "description": "Backup run a drill last restored and checked.",
+            },
+            "snapshots": {
+                "type": "array",
+                "description": "That run's snapshots.",
+                "items": {"type": "string"},
+            },
+            "time": {"type": "string", "format": "date-time", "description": "When the latest drill ended."},
+            "bootSeconds": {"type": "number", "description": "Creation request to RUNNING, last success."},
+            "result": {"type": "string", "enum": ["Succeeded", "Failed"], "description": "Latest drill."},
+            "message": {"type": "string", "description": "What the latest drill found."},
+        },
+    }
+
+
 def status_schema() -> Schema:
     """The status the controller writes (the lead's status contract)."""
     return {
@@ -182,20 +240,7 @@ def status_schema() -> Schema:
                 "format": "date-time",
                 "description": "The latest scheduled slot a run started for (backed up or missed).",
             },
-            "lastMissedSlot": {
-                "type": "object",
-                "description": "The latest scheduled slot that touched no VM, and why.",
-                "properties": {
-                    "time": {"type": "string", "format": "date-time", "description": "The slot."},
-                    "reason": {
-                        "type": "string",
-                        "enum": ["Late", "OutsideWindow", "AlreadyBackedUp"],
-                        "description": "Late (after slot + startingDeadlineSeconds), OutsideWindow (maintenance "
-                        "window), AlreadyBackedUp (the slot's snapshots exist, e.g. from another Airflow).",
-                    },
-                    "message": {"type": "string", "description": "What happened, with the numbers."},
-                },
-            },
+            "lastMissedSlot": _missed_slot_schema(),
             "missedSlots": {
                 "type": "integer",
                 "format": "int64",
@@ -211,39 +256,9 @@ def status_schema() -> Schema:
                 "description": "Snapshots created by the last successful run.",
                 "items": {"type": "string"},
             },
-            "lastRun": {
-                "type": "object",
-                "description": "The most recent DAG run, successful or not.",
-                "properties": {
-                    "runId": {"type": "string", "description": "Airflow run id."},
-                    "state": {"type": "string", "description": "Airflow run state (queued, running, success, failed)."},
-                    "startTime": {"type": "string", "format": "date-time", "description": "When the run started."},
-                    "endTime": {"type": "string", "format": "date-time", "description": "When the run ended."},
-                    "durationSeconds": {"type": "number", "description": "How long the run took."},
-                    "failedStep": {"type": "string", "description": "The step that failed, if any."},
-                    "message": {"type": "string", "description": "What went wrong or what was done."},
-                },
-            },
+            "lastRun": _last_run_schema(),
             "nextRun": {"type": "string", "description": "When the next scheduled run is due (RFC 3339)."},
-            "verification": {
-                "type": "object",
-                "description": "Restore drills (spec.verification): the latest drill, and the run it last verified.",
-                "properties": {
-                    "lastVerifiedRun": {
-                        "type": "string",
-                        "description": "Backup run a drill last restored and checked.",
-                    },
-                    "snapshots": {
-                        "type": "array",
-                        "description": "That run's snapshots.",
-                        "items": {"type": "string"},
-                    },
-                    "time": {"type": "string", "format": "date-time", "description": "When the latest drill ended."},
-                    "bootSeconds": {"type": "number", "description": "Creation request to RUNNING, last success."},
-                    "result": {"type": "string", "enum": ["Succeeded", "Failed"], "description": "Latest drill."},
-                    "message": {"type": "string", "description": "What the latest drill found."},
-                },
-            },
+            "verification": _verification_schema(),
             "conditions": {
                 "type": "array",
                 "description": "Ready, LastBackupSucceeded, ScheduleOnTime, Suspended, DagImportError, "

@@ -22,7 +22,7 @@ from google.cloud import storage
 from pydantic import ValidationError
 
 from controller.bucket import BucketSync
-from controller.conditions import RESTORE_VERIFIED, Condition, changed_fields, merge_conditions
+from controller.conditions import RESTORE_VERIFIED, Condition, changed_fields, merge_conditions, rfc3339
 from controller.metrics import ControllerMetrics
 from controller.status import short
 from vmbackup.model.drill import DrillReport, drill_dag_id_for, drill_report_object_name
@@ -67,7 +67,7 @@ def verification_status(report: DrillReport, previous: Mapping[str, Any] | None)
     shown.update(
         result=report.result,
         message=short(report.message),
-        time=finished.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        time=rfc3339(finished),
     )
     if report.result == "Succeeded":
         shown.update(lastVerifiedRun=report.snapshot_run, snapshots=list(report.snapshots))

@@ -11,9 +11,9 @@ from typing import Any
 
 import kopf
 
-from controller.reconciler import BACKUP_NOW_ANNOTATION, Controller
+from controller.reconciler import Controller
 from controller.restore_handlers import register_restore_handlers
-from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL
+from vmbackup.model.policy import API_GROUP, API_VERSION, BACKUP_NOW_ANNOTATION, PLURAL
 
 KOPF_PREFIX = "kopf.vmbackup.dev"
 FINALIZER = "vmbackup.dev/dag-cleanup"
@@ -49,7 +49,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure_settings(settings)
+        configure_settings(settings)  # the one place: kopf starts nothing that reads them before startup handlers
         await controller.start()
 
     @kopf.on.cleanup(registry=registry)

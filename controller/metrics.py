@@ -14,11 +14,19 @@ from prometheus_client.metrics import MetricWrapperBase
 from vmbackup.model.report import RunReport
 
 POLICY_LABELS = ["namespace", "name"]
+LAST_SUCCESS = "vmbackup_last_success_timestamp_seconds"  # the gauge the reconciler also reads back after a restart
 
 
 class ControllerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
+        # Registered in this order (the order /metrics lists them in).
+        self._add_reconcile_metrics()
+        self._add_policy_metrics()
+        self._add_drill_leader_and_keeper_metrics()
+
+    def _add_reconcile_metrics(self) -> None:
+        """Reconciles and uploads, the last success and failures, Airflow polls."""
         self.reconciles = Counter(
             "vmbackup_reconciles",
             "Policy reconciliations, by outcome (Ready, Invalid, Refused, Error).",
@@ -37,7 +45,7 @@ class ControllerMetrics:
             registry=self.registry,
         )
         self.last_success = Gauge(
-            "vmbackup_last_success_timestamp_seconds",
+            LAST_SUCCESS,
             "End time of the policy's last successful backup run (Unix time).",
             POLICY_LABELS,
             registry=self.registry,
@@ -54,6 +62,9 @@ class ControllerMetrics:
             ["outcome"],
             registry=self.registry,
         )
+
+    def _add_policy_metrics(self) -> None:
+        """Per policy: its schedule and age (for the alerts), its Airflow, its last run's details."""
         self.schedule_interval = Gauge(
             "vmbackup_schedule_interval_seconds",
             "Longest gap between two slots of the policy's schedule: alerts on a missing backup wait a multiple of it.",
@@ -103,6 +114,9 @@ class ControllerMetrics:
             [*POLICY_LABELS, "reason"],
             registry=self.registry,
         )
+
+    def _add_drill_leader_and_keeper_metrics(self) -> None:
+        """Restore drills, the Lease, and the keeper of VMs left stopped."""
         self.drill_runs = Counter(
             "vmbackup_restore_drills",
             "Restore drills that finished, by result (Succeeded, Failed).",
@@ -120,7 +134,6 @@ class ControllerMetrics:
             POLICY_LABELS,
             registry=self.registry,
         )
-
         self.vms_left_stopped = Gauge(
             "vmbackup_vms_left_stopped",
             "VMs this product stopped that the keeper has not started again yet, per project (keeper report).",
@@ -145,6 +158,10 @@ class ControllerMetrics:
             ["bucket"],
             registry=self.registry,
         )
+
+    def last_success_time(self, namespace: str, name: str) -> float:
+        """The end of the policy's last successful run as the gauge says now (0 when never set)."""
+        return self.value(LAST_SUCCESS, {"namespace": namespace, "name": name})
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 when absent), e.g. value('vmbackup_uploads_total', {'kind': 'dag'})."""

@@ -18,29 +18,30 @@ from typing import Any
 
 import kopf
 
-from controller.airflow_link import (
-    AirflowRefusedError,
-    AirflowUnreachableError,
-    DagNotFoundError,
-    PolicyKey,
-    RunStatusFeed,
-)
+from controller.airflow_errors import AirflowRefusedError, AirflowUnreachableError, DagNotFoundError
+from controller.airflow_link import RunStatusFeed
 from controller.conditions import READY, changed_fields, find_condition
 from controller.config import ControllerConfig
 from controller.drills import DrillStatus, sync_drill_dag
 from controller.keeper import KeeperWatch
 from controller.metrics import ControllerMetrics
+from controller.run_events import RunAnnouncer
 from controller.schedule_interval import schedule_interval_seconds
-from controller.status import PolicyState, RunObservation, desired_status, short
+from controller.status import PolicyKey, PolicyState, RunObservation, desired_status, shared_instances_note, short
 from controller.target_grants import TargetNotAllowedError
 from controller.targets import Target, Targets, TargetUnavailableError
 from controller.tenancy import Tenancy
 from controller.wait_mode import WaitModeResolver
 from vmbackup.model.drill import drill_dag_id_for
-from vmbackup.model.policy import BackupPolicy, ComposerTarget, PolicyError, WaitMode, dag_id_for, parse_policy
-
-BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"
-TERMINAL_RUN_STATES = ("success", "failed")
+from vmbackup.model.policy import (
+    BACKUP_NOW_ANNOTATION,
+    BackupPolicy,
+    ComposerTarget,
+    PolicyError,
+    WaitMode,
+    dag_id_for,
+    parse_policy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Controller:
         self._targets_by_key: dict[tuple[str, str], Target] = {}
         self.wait_modes = WaitModeResolver(config.wait_mode, config.wait_mode_refresh_seconds)
         self.drills = DrillStatus(self.metrics)
+        self.runs = RunAnnouncer(self.metrics)
         self.keeper = KeeperWatch(config, self.metrics, tenancy, targets)  # the keeper DAG and its report (issue 23)
 
     # ---- start-up and shutdown -------------------------------------------------------------
@@ -121,6 +123,26 @@ class Controller:
 
     async def _reconcile(self, body: kopf.Body, state: PolicyState) -> None:
         before = (state.reason, state.message)
+        policy = self._validated(body, state, before)
+        if policy is None:
+            return
+        target = await self._allowed_target(body, state, before, policy)
+        if target is None:
+            return
+        policy = policy.waiting(await self.wait_mode(target))
+        previous_target = state.target_key
+        await self._upload(body, state, policy, target)
+        await self.keeper.ensure_dag(target, policy.spec.project)
+        if previous_target is not None and previous_target != target.key:
+            old = self._targets_by_key[previous_target]
+            await asyncio.to_thread(self.targets.bucket(old).delete_dag, state.dag_id)
+            await asyncio.to_thread(self.targets.bucket(old).delete_dag, drill_dag_id_for(state.namespace, state.name))
+        seen = self._cached_observation(state)
+        if seen is None or seen.reachable:  # an unreachable Airflow would only slow the reconcile down
+            await self._apply_pause(state, target)
+
+    def _validated(self, body: kopf.Body, state: PolicyState, before: tuple[str, str]) -> BackupPolicy | None:
+        """The spec as a policy; None (and the status says why) when it is not valid."""
         spec = dict(body.spec)
         state.suspend = spec.get("suspend") is True
         try:
@@ -131,24 +153,33 @@ class Controller:
             problems = "; ".join(f"{field}: {message}" for field, message in exc.problems)
             self._set(state, "Invalid", "InvalidSpec", f"{problems} (the last valid DAG, if any, is kept)")
             _warn_once(body, state, before, problems)
-            return
+            return None
         state.instances = frozenset((policy.spec.project, i.zone, i.name) for i in policy.spec.instances or ())
+        return policy
+
+    async def _allowed_target(
+        self, body: kopf.Body, state: PolicyState, before: tuple[str, str], policy: BackupPolicy
+    ) -> Target | None:
+        """Where the policy's DAG goes, plugins synced; None when the tenancy map refuses it (then refused)."""
         refusal = self.tenancy.refusal(policy)
         if refusal is not None:
             await self._refuse(body, state, before, refusal)
-            return
+            return None
         try:
             target = await self.targets.resolve(policy.namespace, policy.spec.composer)
             synced = await self.targets.ensure_plugins(target)
         except TargetNotAllowedError as exc:  # the tenancy check above already says so; kept for defence in depth
             await self._refuse(body, state, before, str(exc))
-            return
+            return None
         except TargetUnavailableError as exc:
             self._set(state, "Error", "TargetUnavailable", str(exc))
             raise kopf.TemporaryError(str(exc), delay=self.config.poll_interval_seconds) from exc
         if synced is not None:
             self.metrics.uploads.labels("plugin").inc(len(synced.uploaded))
-        policy = policy.waiting(await self.wait_mode(target))
+        return target
+
+    async def _upload(self, body: kopf.Body, state: PolicyState, policy: BackupPolicy, target: Target) -> None:
+        """Render and upload the DAG (only when its bytes change), then its restore-drill DAG."""
         try:
             source = render_dag(policy)
         except Exception as exc:  # a bug, not bad input: say so in the status, keep the last DAG, retry slowly
@@ -160,7 +191,6 @@ class Controller:
         except Exception as exc:
             self._set(state, "Error", "UploadFailed", f"cannot upload to gs://{bucket.name}: {exc}")
             raise kopf.TemporaryError(f"upload to gs://{bucket.name} failed: {exc}", delay=30) from exc
-        previous_target = state.target_key
         self._targets_by_key[target.key] = target
         state.target_key = target.key
         state.dag_hash = result.content_hash
@@ -190,14 +220,6 @@ class Controller:
                 state, "Error", "UploadFailed", f"cannot write the restore-drill DAG to gs://{bucket.name}: {exc}"
             )
             raise kopf.TemporaryError(f"drill DAG of {policy.dag_id}: {exc}", delay=30) from exc
-        await self.keeper.ensure_dag(target, policy.spec.project)
-        if previous_target is not None and previous_target != target.key:
-            old = self._targets_by_key[previous_target]
-            await asyncio.to_thread(self.targets.bucket(old).delete_dag, state.dag_id)
-            await asyncio.to_thread(self.targets.bucket(old).delete_dag, drill_dag_id_for(state.namespace, state.name))
-        seen = self._cached_observation(state)
-        if seen is None or seen.reachable:  # an unreachable Airflow would only slow the reconcile down
-            await self._apply_pause(state, target)
 
     def _track(self, body: kopf.Body, policy: BackupPolicy) -> None:
         """The series alerts need from the start; after a restart, the last success the status remembers."""
@@ -206,9 +228,7 @@ class Controller:
         interval = None if policy.spec.suspend else schedule_interval_seconds(policy.spec.schedule)
         self.metrics.track_policy(*key, interval, created)
         remembered = _timestamp((body.get("status") or {}).get("lastSnapshotTime"))
-        if remembered is not None and remembered > self.metrics.value(
-            "vmbackup_last_success_timestamp_seconds", {"namespace": key[0], "name": key[1]}
-        ):
+        if remembered is not None and remembered > self.metrics.last_success_time(*key):
             self.metrics.last_success.labels(*key).set(remembered)
 
     async def wait_mode(self, target: Target) -> WaitMode:
@@ -303,7 +323,7 @@ class Controller:
                 and state.paused_applied != state.suspend
             ):
                 await self._apply_pause(state, target)
-            self._announce_run(body, state, observation)
+            self.runs.announce(body, state, observation)
             self._write_status(body, patch, state, observation)
             await self.drills.refresh(body, patch, self.targets.bucket(target).bucket, state.generation)
             report = observation.report if observation is not None else None
@@ -335,51 +355,6 @@ class Controller:
     def _cached_observation(self, state: PolicyState) -> RunObservation | None:
         cache = self._polls.get(state.target_key) if state.target_key else None
         return cache.observations.get((state.namespace, state.name)) if cache else None
-
-    def _announce_run(self, body: kopf.Body, state: PolicyState, observation: RunObservation | None) -> None:
-        """One Event and one metric update per finished run, however many polls see it."""
-        if observation is None or not observation.reachable:
-            return
-        last_run = observation.fields.get("lastRun") or {}
-        run = (str(last_run.get("runId") or ""), str(last_run.get("state") or ""))
-        if not run[0] or run[1] not in TERMINAL_RUN_STATES or run == state.announced_run:
-            return
-        if state.announced_run is None:
-            shown = (body.get("status") or {}).get("lastRun") or {}
-            if (shown.get("runId"), shown.get("state")) == run:
-                state.announced_run = run  # announced before a restart: its gauges again, its counts not
-                self._record_run(state, observation, last_run, count=False)
-                return
-        state.announced_run = run
-        self._record_run(state, observation, last_run, count=True)
-        missed = observation.fields.get("lastMissedSlot") if observation.fields.get("result") == "Missed" else None
-        if run[1] == "success" and missed:
-            message = f"run {run[0]} touched no VM: slot {missed.get('time')} missed ({missed.get('reason')}): "
-            kopf.event(body, type="Warning", reason="SlotMissed", message=short(message + str(missed.get("message"))))
-            self.metrics.missed_runs.labels(state.namespace, state.name, str(missed.get("reason"))).inc()
-        elif run[1] == "success":
-            snapshots = observation.fields.get("lastSnapshots") or []
-            message = f"run {run[0]} succeeded: {len(snapshots)} snapshot(s) {', '.join(snapshots)}"
-            kopf.event(body, type="Normal", reason="BackupSucceeded", message=short(message))
-            ended = _timestamp(last_run.get("endTime")) or time.time()
-            self.metrics.last_success.labels(state.namespace, state.name).set(ended)
-        else:
-            step = last_run.get("failedStep")
-            message = f"run {run[0]} failed" + (f" at {step}" if step else "") + f": {last_run.get('message') or ''}"
-            kopf.event(body, type="Warning", reason="BackupFailed", message=short(message))
-            self.metrics.failed_runs.labels(state.namespace, state.name).inc()
-
-    def _record_run(
-        self, state: PolicyState, observation: RunObservation, last_run: Mapping[str, Any], *, count: bool
-    ) -> None:
-        duration = last_run.get("durationSeconds")
-        self.metrics.record_run(
-            state.namespace,
-            state.name,
-            observation.report,
-            float(duration) if duration is not None else None,
-            count=count,
-        )
 
     # ---- suspend and on-demand runs ------------------------------------------------------------
 
@@ -429,34 +404,15 @@ class Controller:
     def _set(state: PolicyState, outcome: Any, reason: str, message: str) -> None:
         state.outcome, state.reason, state.message = outcome, reason, message
 
-    def _shared_instances(self, state: PolicyState) -> str:
-        """Other policies of the namespace that name one of this policy's VMs (explicit lists), said in Ready."""
-        shared: dict[str, list[str]] = {}
-        for other in self.states.values():
-            if other is state or other.namespace != state.namespace:
-                continue
-            common = state.instances & other.instances
-            if common:
-                shared[other.name] = [f"{name} ({zone})" for _, zone, name in common]
-        return _shared_note(shared) if shared else ""
-
     def _write_status(
         self, body: kopf.Body, patch: kopf.Patch, state: PolicyState, observation: RunObservation | None
     ) -> None:
-        state.shared = self._shared_instances(state)
+        state.shared = shared_instances_note(state, self.states.values())
         current = body.get("status") or {}
-        changed = changed_fields(current, desired_status(state, observation, current, datetime.now(UTC)))
+        changed = changed_fields(current, desired_status(state, observation, current, datetime.now(UTC)).to_status())
         if changed:
             logger.debug("Status of %s/%s changes in %s", state.namespace, state.name, ", ".join(sorted(changed)))
             patch.status.update(changed)
-
-
-def _shared_note(shared: dict[str, list[str]]) -> str:
-    return "; " + "; ".join(
-        f"policy {other} also names {', '.join(sorted(vms))}: their runs take turns (a VM another run holds is "
-        "skipped and reported)"
-        for other, vms in sorted(shared.items())
-    )
 
 
 def _warn_once(body: kopf.Body, state: PolicyState, before: tuple[str, str], message: str) -> None:

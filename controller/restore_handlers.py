@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import kopf
 
-from controller.airflow_api import AirflowError, AirflowUnavailable
-from controller.airflow_link import AirflowRefusedError, AirflowUnreachableError, DagNotFoundError
+from controller.airflow_api import ACTIVE_RUN_STATES
+from controller.airflow_errors import AirflowCallError, AirflowRefusedError, AirflowUnreachableError, DagNotFoundError
 from controller.conditions import changed_fields
 from controller.status import short
 from controller.target_grants import TargetNotAllowedError
@@ -178,17 +178,8 @@ class RestoreHandlers:
         """Unpause, then start the one run; a run with this id that already exists counts as triggered."""
         airflow = self.targets.airflow(target)
         await airflow.set_paused(dag_id, False)
-        try:
-            await airflow.client.trigger_run(dag_id, run_id=run_id)
-        except AirflowUnavailable as exc:
-            raise AirflowUnreachableError(str(exc)) from exc
-        except AirflowError as exc:
-            if exc.status == 409:
-                logger.info("run %s of %s exists already", run_id, dag_id)
-                return
-            if exc.status == 404:
-                raise DagNotFoundError(f"Airflow has not parsed {dag_id} yet") from exc
-            raise AirflowRefusedError(str(exc)) from exc
+        if not await airflow.start_run_once(dag_id, run_id):
+            logger.info("run %s of %s exists already", run_id, dag_id)
 
     # ---- timer: Airflow run + restore report -> status -------------------------------------------------
 
@@ -231,11 +222,10 @@ class RestoreHandlers:
 
     async def _run_state(self, target: Target, dag_id: str, run_id: str) -> str | None:
         try:
-            run = await self.targets.airflow(target).client.get_run(dag_id, run_id)
-        except (AirflowUnavailable, AirflowError) as exc:
-            logger.info("cannot read run %s of %s: %s", run_id, dag_id, exc)
+            return await self.targets.airflow(target).run_state(dag_id, run_id)
+        except AirflowCallError as exc:
+            logger.info("cannot read run %s of %s: %s", run_id, dag_id, exc.__cause__ or exc)
             return None
-        return str(run.state)
 
     async def _target_of(
         self, namespace: str, spec: Mapping[str, Any], policies: kopf.Index[Any, Any]
@@ -266,7 +256,7 @@ class RestoreHandlers:
         if run_id and status.get("phase") not in TERMINAL_PHASES:
             # Without its file Airflow could not run the cleanup and report steps of a restore in flight.
             state = await self._run_state(target, restore_dag_id_for(namespace, name), str(run_id))
-            if state in ("queued", "running"):
+            if state in ACTIVE_RUN_STATES:
                 raise kopf.TemporaryError(
                     f"restore run {run_id} is {state}: its DAG is removed once it ends",
                     delay=self.config.poll_interval_seconds,

@@ -5,9 +5,8 @@ DAG's latest run, the import errors), reads run reports only for runs it has not
 asks for task instances only for runs that newly failed without a report naming the step. The cost
 of a cycle is therefore a small constant, whatever the number of policies.
 
-:class:`PolicyRunStatus` is the pure mapping of those facts to the status contract's fields and
-conditions; the kopf handlers merge what it returns into the object's status (a field it leaves
-out keeps its previous value, a ``None`` value removes the field).
+:class:`PolicyRunStatus` is the pure mapping of those facts to the status contract: typed run fields
+(controller/status.py's RunFields, serialised only when the status is written) and conditions.
 """
 
 from __future__ import annotations
@@ -17,19 +16,10 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
-from controller.airflow_api import (
-    DEFAULT_DAG_PREFIX,
-    AirflowAuthError,
-    AirflowClient,
-    AirflowError,
-    AirflowRedirectError,
-    AirflowUnavailable,
-    DagInfo,
-    DagRunInfo,
-    ImportErrorInfo,
-)
+from controller.airflow_api import ACTIVE_RUN_STATES, AirflowClient, DagInfo, DagRunInfo, ImportErrorInfo
+from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowRedirectError, AirflowUnavailable
 from controller.conditions import (
     AIRFLOW_REACHABLE,
     DAG_IMPORT_ERROR,
@@ -39,12 +29,11 @@ from controller.conditions import (
     rfc3339,
 )
 from controller.run_reports import RunReportError, RunReportReader
-from vmbackup.model.policy import dag_id_for
+from controller.status import LastRun, PolicyKey, RunFields, SnapshotsTaken
+from vmbackup.model.policy import DAG_ID_PREFIX, dag_id_for
 from vmbackup.model.report import MissedSlot, RunReport
 
 log = logging.getLogger(__name__)
-
-PolicyKey = tuple[str, str]  # (namespace, name)
 
 # Run states -> the contract's `result`.
 RESULTS = {"success": "Succeeded", "failed": "Failed", "running": "Running", "queued": "Queued"}
@@ -91,7 +80,7 @@ class PolicyRunStatus:
     def result(self) -> str:
         if not self.reachable:
             return "Unknown"
-        active = self.run is not None and self.run.state in ("running", "queued")
+        active = self.run is not None and self.run.state in ACTIVE_RUN_STATES
         if self.dag is not None and self.dag.is_paused and not active:
             return "Suspended"
         if self.run is None:
@@ -108,19 +97,19 @@ class PolicyRunStatus:
     def snapshots(self) -> list[str] | None:
         return self.report.snapshots if self.report is not None else None
 
-    def last_run(self) -> dict[str, Any] | None:
+    def last_run(self) -> LastRun | None:
         run = self.run
         if run is None:
             return None
-        return {
-            "runId": run.run_id,
-            "state": run.state,
-            "startTime": rfc3339(run.start_date),
-            "endTime": rfc3339(run.end_date),
-            "durationSeconds": run.duration_seconds,
-            "failedStep": self.failed_step if run.state == "failed" else None,
-            "message": self._run_message(),
-        }
+        return LastRun(
+            run_id=run.run_id,
+            state=run.state,
+            start_time=run.start_date,
+            end_time=run.end_date,
+            duration_seconds=run.duration_seconds,
+            failed_step=self.failed_step if run.state == "failed" else None,
+            message=self._run_message(),
+        )
 
     def _run_message(self) -> str:
         run = self.run
@@ -193,31 +182,24 @@ class PolicyRunStatus:
         message = self._run_message()
         return f"run {self.run.run_id}: {message}" if message else f"run {self.run.run_id}"
 
-    def status_fields(self) -> dict[str, Any]:
-        """The status fields this module owns: result, lastRun, nextRun, lastSnapshotTime, lastSnapshots."""
+    def run_fields(self) -> RunFields | None:
+        """The status fields this module owns (result and the run fields); None when Airflow could not be asked."""
         if not self.reachable:
-            return {"result": "Unknown"}
-        fields: dict[str, Any] = {
-            "result": self.result,
-            "lastRun": self.last_run(),
-            "nextRun": rfc3339(self.dag.next_run) if self.dag is not None and not self.dag.is_paused else None,
-        }
-        run = self.run
-        if self.report is not None and self.report.slot is not None:
-            fields["lastScheduleTime"] = rfc3339(self.report.slot)
-        missed = self.missed
-        if run is not None and run.state == "success" and missed is not None:
-            fields["lastMissedSlot"] = {
-                "time": rfc3339(missed.slot),
-                "reason": missed.reason,
-                "message": missed.message,
-            }
-        elif run is not None and run.state == "success":
-            finished = self.report.finished_at if self.report is not None and self.report.finished_at else None
-            fields["lastSnapshotTime"] = rfc3339(finished or run.end_date)
-            if self.report is not None:
-                fields["lastSnapshots"] = self.report.snapshots
-        return fields
+            return None
+        run, report = self.run, self.report
+        succeeded = run is not None and run.state == "success"
+        taken = None
+        if run is not None and succeeded and self.missed is None:
+            finished = report.finished_at if report is not None and report.finished_at else None
+            taken = SnapshotsTaken(finished or run.end_date, report.snapshots if report is not None else None)
+        return RunFields(
+            result=self.result,
+            last_run=self.last_run(),
+            next_run=self.dag.next_run if self.dag is not None and not self.dag.is_paused else None,
+            schedule_time=report.slot if report is not None else None,
+            missed_slot=self.missed if succeeded else None,
+            taken=taken,
+        )
 
 
 class RunStatusPoller:
@@ -228,7 +210,7 @@ class RunStatusPoller:
         client: AirflowClient,
         reports: RunReportReader | None = None,
         *,
-        dag_id_prefix: str = DEFAULT_DAG_PREFIX,
+        dag_id_prefix: str = DAG_ID_PREFIX,
         concurrency: int = 8,
     ) -> None:
         self.client = client

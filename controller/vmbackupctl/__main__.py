@@ -13,6 +13,7 @@ from controller.config import AUTH_MODES
 from controller.vmbackupctl import commands
 from controller.vmbackupctl.errors import EXIT_CODES_HELP, CliError, ExitCode
 from controller.vmbackupctl.verify import verify as verify_command
+from vmbackup.model.policy import BACKUP_NOW_ANNOTATION
 
 PROG = "vmbackupctl"
 KUBECTL_PROG = "kubectl vmbackup"  # the same program installed as kubectl's plugin (kubectl-vmbackup on PATH)
@@ -43,20 +44,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(prog=prog)
-    cluster = argparse.ArgumentParser(add_help=False)
-    group = cluster.add_argument_group("cluster")
-    group.add_argument("-n", "--namespace", help="namespace of the policy (default: the context's, else default)")
-    group.add_argument("--context", help="kubeconfig context to use (default: the current context)")
-    group.add_argument("--kubeconfig", help="path of the kubeconfig file (default: KUBECONFIG, else ~/.kube/config)")
-    group.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
-
-    airflow = argparse.ArgumentParser(add_help=False)
-    target = airflow.add_argument_group("Airflow (as the controller's flags; each has a VMBACKUP_* variable)")
-    target.add_argument("--composer-environment", help="projects/P/locations/L/environments/E [COMPOSER_ENVIRONMENT]")
-    target.add_argument("--bucket", help="DAG bucket of a self-managed Airflow [BUCKET]")
-    target.add_argument("--airflow-url", help="Airflow web server URL, with --bucket [AIRFLOW_URL]")
-    target.add_argument("--airflow-auth", choices=AUTH_MODES, help="how to authenticate to Airflow [AIRFLOW_AUTH]")
-
+    cluster, airflow = _cluster_flags(), _airflow_flags()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(
@@ -73,6 +61,36 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         cmd.set_defaults(handler=handler)
         return cmd
 
+    _add_policy_commands(command, airflow)
+    _add_run_commands(command, airflow)
+    return parser
+
+
+Command = Callable[..., argparse.ArgumentParser]  # (name, handler, help, *parent parsers) -> the subcommand
+
+
+def _cluster_flags() -> argparse.ArgumentParser:
+    cluster = argparse.ArgumentParser(add_help=False)
+    group = cluster.add_argument_group("cluster")
+    group.add_argument("-n", "--namespace", help="namespace of the policy (default: the context's, else default)")
+    group.add_argument("--context", help="kubeconfig context to use (default: the current context)")
+    group.add_argument("--kubeconfig", help="path of the kubeconfig file (default: KUBECONFIG, else ~/.kube/config)")
+    group.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
+    return cluster
+
+
+def _airflow_flags() -> argparse.ArgumentParser:
+    airflow = argparse.ArgumentParser(add_help=False)
+    target = airflow.add_argument_group("Airflow (as the controller's flags; each has a VMBACKUP_* variable)")
+    target.add_argument("--composer-environment", help="projects/P/locations/L/environments/E [COMPOSER_ENVIRONMENT]")
+    target.add_argument("--bucket", help="DAG bucket of a self-managed Airflow [BUCKET]")
+    target.add_argument("--airflow-url", help="Airflow web server URL, with --bucket [AIRFLOW_URL]")
+    target.add_argument("--airflow-auth", choices=AUTH_MODES, help="how to authenticate to Airflow [AIRFLOW_AUTH]")
+    return airflow
+
+
+def _add_policy_commands(command: Command, airflow: argparse.ArgumentParser) -> None:
+    """get, describe, backup-now, snapshots."""
     get = command("get", commands.get, "list policies with their status, as `kubectl get vmbackuppolicies` does")
     get.add_argument("policy", nargs="?", help="one policy (default: all in the namespace)")
     get.add_argument("-A", "--all-namespaces", action="store_true", help="policies of every namespace")
@@ -90,7 +108,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     backup = command(
         "backup-now",
         commands.backup_now,
-        f"ask the controller to back up a policy now (sets the {commands.BACKUP_NOW_ANNOTATION} annotation)",
+        f"ask the controller to back up a policy now (sets the {BACKUP_NOW_ANNOTATION} annotation)",
     )
     backup.add_argument("policy")
     backup.add_argument(
@@ -102,6 +120,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     snaps.add_argument("policy")
     snaps.add_argument("-o", "--output", choices=("table", "wide", "json", "yaml"), default="table")
 
+
+def _add_run_commands(command: Command, airflow: argparse.ArgumentParser) -> None:
+    """logs, verify, restore."""
     logs = command("logs", commands.logs, "task logs of a policy's last (or given) run, from Airflow", airflow)
     logs.add_argument("policy")
     logs.add_argument("--run", metavar="RUN_ID", help="a run id (default: the newest run)")
@@ -126,7 +147,6 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     restore.add_argument("--as", dest="as_name", metavar="NAME", help="name of the new VM (and of the VMRestore)")
     restore.add_argument("--wait", action="store_true", help="wait until it Succeeded (exit 0) or Failed (exit 1)")
     restore.add_argument("--timeout", type=_positive_seconds, default=3600.0, help="seconds --wait waits (3600)")
-    return parser
 
 
 def _positive_seconds(text: str) -> float:

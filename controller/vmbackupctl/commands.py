@@ -11,7 +11,8 @@ from typing import Any, TextIO
 
 from controller.vmbackupctl import render
 from controller.vmbackupctl.errors import ExitCode, Failed, UsageError
-from controller.vmbackupctl.kube import BACKUP_NOW_ANNOTATION, Policy, PolicyStore
+from controller.vmbackupctl.kube import Policy, PolicyStore
+from vmbackup.model.policy import BACKUP_NOW_ANNOTATION
 
 TERMINAL_RUN_STATES = {"success": "succeeded", "failed": "failed"}
 REFUSED_RESULTS = ("Invalid", "Refused")

@@ -24,10 +24,9 @@ from kubernetes.config.config_exception import ConfigException
 
 from controller.conditions import rfc3339
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable
-from vmbackup.model.policy import API_GROUP, API_VERSION, KIND, PLURAL
+from vmbackup.model.policy import API_GROUP, API_VERSION, BACKUP_NOW_ANNOTATION, KIND, PLURAL
 from vmbackup.model.restore import PLURAL as RESTORE_PLURAL
 
-BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"  # the controller's contract (controller/reconciler.py)
 IN_CLUSTER_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 REQUEST_TIMEOUT = (10.0, 30.0)  # connect, read: a script must not hang on a dead cluster
 RESOURCE = f"{PLURAL}.{API_GROUP}"

@@ -14,14 +14,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from controller.airflow_api import (
-    AirflowAuthError,
-    AirflowClient,
-    AirflowError,
-    AirflowUnavailable,
-    DagRunInfo,
-    TaskInstanceInfo,
-)
+from controller.airflow_api import AirflowClient, DagRunInfo, TaskInstanceInfo
+from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowUnavailable
 from controller.config import AirflowAuthMode, ConfigError, ControllerConfig
 from controller.targets import Target
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable, UsageError

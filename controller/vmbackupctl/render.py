@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from controller.conditions import VM_LEFT_STOPPED, find_condition, rfc3339
-from vmbackup.model.policy import BackupPolicy, PolicyError, parse_policy
+from vmbackup.model.policy import BACKUP_NOW_ANNOTATION, BackupPolicy, PolicyError, parse_policy
 
 NONE = "<none>"
 LEFT_STOPPED_MARKER = " (VM left stopped)"  # after RESULT in `get` while VMLeftStopped is True
@@ -174,8 +174,8 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
     out.add("Namespace", namespace)
     out.add("Created", when(meta.get("creationTimestamp"), now))
     annotations = meta.get("annotations") or {}
-    if "vmbackup.dev/backup-now" in annotations:
-        out.add("Backup Requested", f"{annotations['vmbackup.dev/backup-now']} (waiting for the controller)")
+    if BACKUP_NOW_ANNOTATION in annotations:
+        out.add("Backup Requested", f"{annotations[BACKUP_NOW_ANNOTATION]} (waiting for the controller)")
     try:
         policy: BackupPolicy | None = parse_policy(namespace, name, dict(spec), int(meta.get("generation") or 0))
         problems: list[tuple[str, str]] = []
@@ -187,6 +187,17 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
     else:
         out.add("Invalid", "; ".join(f"{f}: {m}" for f, m in problems), indent=1)
         out.add("Schedule", _schedule(spec.get("schedule") or "@daily", spec.get("timezone") or "Etc/UTC"), indent=1)
+    _status_section(out, meta, status, now)
+    _last_run_section(out, status.get("lastRun") or {}, now)
+    snapshots = status.get("lastSnapshots") or []
+    out.section("Last Snapshots", inline=NONE if not snapshots else None)
+    for snapshot in snapshots:
+        out.line(f"  {snapshot}")
+    _conditions_section(out, status.get("conditions") or [], now)
+    return out.text()
+
+
+def _status_section(out: _Fields, meta: Mapping[str, Any], status: Mapping[str, Any], now: datetime) -> None:
     out.section("Status")
     if not status:
         out.add("Result", "<none> (the controller has not reconciled this policy yet)", indent=1)
@@ -198,7 +209,9 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
         out.add("DAG", str(status.get("dagId") or NONE), indent=1)
         out.add("Last Snapshot", when(status.get("lastSnapshotTime"), now), indent=1)
         out.add("Next Run", _next_run(status.get("nextRun"), now), indent=1)
-    last_run = status.get("lastRun") or {}
+
+
+def _last_run_section(out: _Fields, last_run: Mapping[str, Any], now: datetime) -> None:
     if last_run:
         out.section("Last Run")
         out.add("Run ID", str(last_run.get("runId") or NONE), indent=1)
@@ -211,11 +224,9 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
             out.add("Failed Step", str(last_run["failedStep"]), indent=1)
         if last_run.get("message"):
             out.add("Message", str(last_run["message"]), indent=1)
-    snapshots = status.get("lastSnapshots") or []
-    out.section("Last Snapshots", inline=NONE if not snapshots else None)
-    for snapshot in snapshots:
-        out.line(f"  {snapshot}")
-    conditions = status.get("conditions") or []
+
+
+def _conditions_section(out: _Fields, conditions: Sequence[Mapping[str, Any]], now: datetime) -> None:
     out.section("Conditions", inline=NONE if not conditions else None)
     if conditions:
         rows = [
@@ -231,7 +242,6 @@ def describe(obj: Mapping[str, Any], now: datetime) -> str:
         table_text = table(["Type", "Status", "Reason", "Age", "Message"], rows, style="gcloud")
         for line in table_text.splitlines():
             out.line(f"  {line}")
-    return out.text()
 
 
 def _spec_summary(out: _Fields, policy: BackupPolicy) -> None:

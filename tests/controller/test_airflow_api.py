@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.airflow_api import (
-    AirflowAuthError,
-    AirflowClient,
-    AirflowError,
-    AirflowUnavailable,
-    DagRunInfo,
-)
+from controller.airflow_api import AirflowClient, DagRunInfo
 from controller.airflow_auth import BasicAuth, JwtAuth, make_auth
+from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowUnavailable
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.gcs import free_port
 

@@ -6,7 +6,7 @@ from controller.airflow_api import ImportErrorInfo
 from controller.airflow_link import observation_of
 from controller.conditions import READY, Condition, changed_fields, find_condition, merge_conditions
 from controller.run_status import PolicyRunStatus
-from controller.status import PolicyState, RunObservation, desired_status
+from controller.status import PolicyState, RunFields, RunObservation, desired_status
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
@@ -54,16 +54,16 @@ def test_only_differing_fields_are_patched() -> None:
 
 def test_recomputing_an_unchanged_status_changes_nothing() -> None:
     state = PolicyState("shop", "web", "vmbackup__shop__web", generation=2, outcome="Uploaded", dag_hash="sha256:1")
-    seen = RunObservation(reachable=True, fields={"result": "Succeeded"}, dag_loaded=True)
-    status = desired_status(state, seen, None, T0)
-    assert changed_fields(status, desired_status(state, seen, status, T1)) == {}
+    seen = RunObservation(reachable=True, run=RunFields("Succeeded"), dag_loaded=True)
+    status = desired_status(state, seen, None, T0).to_status()
+    assert changed_fields(status, desired_status(state, seen, status, T1).to_status()) == {}
 
 
 def test_an_invalid_spec_says_invalid_whatever_airflow_reports() -> None:
     state = PolicyState(
         "shop", "web", "vmbackup__shop__web", outcome="Invalid", reason="InvalidSpec", message="spec.x: bad"
     )
-    status = desired_status(state, RunObservation(reachable=True, fields={"result": "Succeeded"}), None, T0)
+    status = desired_status(state, RunObservation(reachable=True, run=RunFields("Succeeded")), None, T0).to_status()
     assert status["result"] == "Invalid"
     ready = find_condition(status["conditions"], READY)
     assert ready is not None
@@ -75,7 +75,7 @@ def test_unreachable_airflow_keeps_the_last_run_result_and_says_why() -> None:
     unreachable = observation_of(
         PolicyRunStatus("shop", "web", "vmbackup__shop__web", unreachable="connection refused")
     )
-    status = desired_status(state, unreachable, {"result": "Succeeded"}, T0)
+    status = desired_status(state, unreachable, {"result": "Succeeded"}, T0).to_status()
     assert status["result"] == "Succeeded"
     reachable = find_condition(status["conditions"], "AirflowReachable")
     assert reachable is not None
@@ -87,7 +87,7 @@ def test_an_import_error_makes_the_policy_not_ready() -> None:
     state = PolicyState("shop", "web", "vmbackup__shop__web", outcome="Uploaded")
     error = ImportErrorInfo(filename="vmbackup__shop__web.py", stack_trace="SyntaxError", timestamp=T0)
     broken = observation_of(PolicyRunStatus("shop", "web", "vmbackup__shop__web", import_error=error))
-    status = desired_status(state, broken, None, T0)
+    status = desired_status(state, broken, None, T0).to_status()
     ready = find_condition(status["conditions"], READY)
     assert ready is not None
     assert (ready["status"], ready["reason"]) == ("False", "DagImportError")
@@ -98,7 +98,7 @@ def test_an_import_error_makes_the_policy_not_ready() -> None:
 
 def test_suspended_policies_say_suspended() -> None:
     state = PolicyState("shop", "web", "vmbackup__shop__web", outcome="Uploaded", suspend=True)
-    status = desired_status(state, RunObservation(reachable=True, fields={"result": "Succeeded"}), None, T0)
+    status = desired_status(state, RunObservation(reachable=True, run=RunFields("Succeeded")), None, T0).to_status()
     assert status["result"] == "Suspended"
     suspended = find_condition(status["conditions"], "Suspended")
     assert suspended is not None
@@ -107,6 +107,8 @@ def test_suspended_policies_say_suspended() -> None:
 
 def test_suspended_has_one_source_airflows_answer_when_it_has_one() -> None:
     state = PolicyState("shop", "web", "vmbackup__shop__web", outcome="Uploaded", suspend=True)
-    active = RunObservation(reachable=True, fields={"result": "Succeeded"}, dag_loaded=True, dag_paused=False)
-    suspended = [c for c in desired_status(state, active, None, T0)["conditions"] if c["type"] == "Suspended"]
+    active = RunObservation(reachable=True, run=RunFields("Succeeded"), dag_loaded=True, dag_paused=False)
+    suspended = [
+        c for c in desired_status(state, active, None, T0).to_status()["conditions"] if c["type"] == "Suspended"
+    ]
     assert [(c["status"], c["reason"]) for c in suspended] == [("False", "DagActive")]

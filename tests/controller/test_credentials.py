@@ -13,7 +13,6 @@ import base64
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.cloud import storage
 
-from controller.airflow_api import AirflowClient, AirflowRedirectError
+from controller.airflow_api import AirflowClient
 from controller.airflow_auth import JwtAuth
-from controller.app import build_controller
-from controller.conditions import find_condition
+from controller.airflow_errors import AirflowRedirectError
 from controller.config import AirflowCredentials, ControllerConfig
-from controller.handlers import build_registry
-from controller.reconciler import Controller
+from tests.controller.conftest import NAMESPACE, condition, create_policy, status_of
 from tests.controller.vmbackupctl.test_commands import put_policy, vmbackupctl
-from tests.fixtures.kube import eventually, policy_object, policy_url, running_operator, stored
+from tests.fixtures.kube import eventually
 
-NAMESPACE = "shop"
 SPEC: dict[str, Any] = {
     "project": "shop-prod-1",
     "instances": [{"name": "web-1", "zone": "us-central1-a"}],
@@ -197,12 +193,11 @@ def tenant_bucket(gcs_client: storage.Client) -> storage.Bucket:
 
 
 @pytest.fixture
-def operator(
-    gcs_client: storage.Client, gcs_bucket: storage.Bucket, secrets_dir: Path
-) -> Callable[..., AbstractAsyncContextManager[Controller]]:
-    @asynccontextmanager
-    async def start(default_url: str, auth: AirflowCredentials, tenancy: dict[str, Any]) -> AsyncIterator[Controller]:
-        config = ControllerConfig(
+def config_for(gcs_bucket: storage.Bucket, secrets_dir: Path) -> Callable[..., ControllerConfig]:
+    """The controller's configuration: a default target and its credentials, and a tenancy map."""
+
+    def config(default_url: str, auth: AirflowCredentials, tenancy: dict[str, Any]) -> ControllerConfig:
+        return ControllerConfig(
             bucket=gcs_bucket.name,
             airflow_url=default_url,
             airflow_auth=auth,
@@ -213,25 +208,12 @@ def operator(
             tenancy_text=json.dumps(tenancy),
             target_secrets_dir=secrets_dir,
         )
-        controller = build_controller(config, storage_client=gcs_client)
-        async with running_operator(build_registry(controller)):
-            yield controller
 
-    return start
+    return config
 
 
 def tenancy(*grants: dict[str, Any], **top: Any) -> dict[str, Any]:
     return {**top, "namespaces": {NAMESPACE: {"projects": ["shop-prod-1"], "composerTargets": list(grants)}}}
-
-
-async def create_policy(kube: kmock.KubernetesEmulator, name: str, spec: dict[str, Any]) -> None:
-    async with kube.post(policy_url(NAMESPACE), json=policy_object(NAMESPACE, name, spec)) as response:
-        assert response.status in (200, 201), await response.text()
-
-
-def condition(kube: kmock.KubernetesEmulator, name: str, type_: str) -> dict[str, Any]:
-    found = find_condition((stored(kube, NAMESPACE, name).get("status") or {}).get("conditions"), type_)
-    return dict(found) if found else {}
 
 
 def dag_objects(*buckets: storage.Bucket) -> set[str]:
@@ -254,21 +236,23 @@ def default_target_polled(kube: kmock.KubernetesEmulator) -> Callable[[Listener,
 
 @pytest.mark.parametrize("mode", ["basic", "jwt", "google"])
 async def test_a_policy_naming_an_ungranted_airflow_is_refused_and_it_receives_no_request(
-    kube, operator, listeners, google_key, tenant_bucket, gcs_bucket, default_target_polled, mode
+    kube, start_controller, config_for, listeners, google_key, tenant_bucket, gcs_bucket, default_target_polled, mode
 ) -> None:
     default, attacker, granted = await listeners(), await listeners(), await listeners()
     google_key(f"{default.url}/token")
     auth, authorization = default_auth(mode)
     sneaky = {"bucket": TENANT_BUCKET, "airflowUri": attacker.url}  # the granted bucket, another Airflow
 
-    async with operator(default.url, auth, tenancy({"bucket": TENANT_BUCKET, "airflowUri": granted.url})):
+    async with start_controller(
+        config_for(default.url, auth, tenancy({"bucket": TENANT_BUCKET, "airflowUri": granted.url}))
+    ):
         await create_policy(kube, "sneaky", {**SPEC, "composer": sneaky})
         ready = await eventually(lambda: condition(kube, "sneaky", "Ready").get("reason") == "TargetNotAllowed")
         await default_target_polled(default, authorization)
         message = condition(kube, "sneaky", "Ready")["message"]
 
     assert ready
-    assert stored(kube, NAMESPACE, "sneaky")["status"]["result"] == "Refused"
+    assert status_of(kube, "sneaky")["result"] == "Refused"
     assert "spec.composer.airflowUri" in message
     assert f"namespaces.{NAMESPACE}.composerTargets" in message
     assert attacker.seen == []
@@ -278,12 +262,12 @@ async def test_a_policy_naming_an_ungranted_airflow_is_refused_and_it_receives_n
 
 
 async def test_allow_all_projects_does_not_grant_any_airflow(
-    kube, operator, listeners, gcs_bucket, tenant_bucket, default_target_polled
+    kube, start_controller, config_for, listeners, gcs_bucket, tenant_bucket, default_target_polled
 ) -> None:
     default, attacker = await listeners(), await listeners()
     auth, authorization = default_auth("basic")
 
-    async with operator(default.url, auth, {"allowAllProjects": True}):
+    async with start_controller(config_for(default.url, auth, {"allowAllProjects": True})):
         await create_policy(kube, "sneaky", {**SPEC, "composer": {"bucket": TENANT_BUCKET, "airflowUri": attacker.url}})
         await eventually(lambda: condition(kube, "sneaky", "Ready").get("reason") == "TargetNotAllowed")
         await default_target_polled(default, authorization)
@@ -293,7 +277,7 @@ async def test_allow_all_projects_does_not_grant_any_airflow(
 
 
 async def test_a_granted_bucket_and_airflow_get_the_dag_and_only_their_own_credentials(
-    kube, operator, listeners, gcs_bucket, tenant_bucket, default_target_polled
+    kube, start_controller, config_for, listeners, gcs_bucket, tenant_bucket, default_target_polled
 ) -> None:
     default, granted = await listeners(), await listeners()
     auth, authorization = default_auth("basic")
@@ -304,7 +288,7 @@ async def test_a_granted_bucket_and_airflow_get_the_dag_and_only_their_own_crede
     }
     target_authorization = basic(TARGET_USER, TARGET_PASSWORD)
 
-    async with operator(default.url, auth, tenancy(grant)):
+    async with start_controller(config_for(default.url, auth, tenancy(grant))):
         await create_policy(kube, "own", {**SPEC, "composer": {"bucket": TENANT_BUCKET, "airflowUri": granted.url}})
         await eventually(lambda: granted.polled_with(target_authorization), what="the granted target's poll")
         await default_target_polled(default, authorization)
@@ -316,12 +300,12 @@ async def test_a_granted_bucket_and_airflow_get_the_dag_and_only_their_own_crede
 
 
 async def test_the_default_target_gets_the_default_credentials(
-    kube, operator, listeners, default_target_polled
+    kube, start_controller, config_for, listeners, default_target_polled
 ) -> None:
     default = await listeners()
     auth, authorization = default_auth("jwt")
 
-    async with operator(default.url, auth, tenancy()):
+    async with start_controller(config_for(default.url, auth, tenancy())):
         await default_target_polled(default, authorization)
 
     token_requests = [s for s in default.seen if s.path == "/auth/token"]
@@ -329,13 +313,15 @@ async def test_the_default_target_gets_the_default_credentials(
 
 
 async def test_an_airflow_uri_carrying_credentials_is_refused_naming_the_field(
-    kube, operator, listeners, tenant_bucket, default_target_polled
+    kube, start_controller, config_for, listeners, tenant_bucket, default_target_polled
 ) -> None:
     default, granted = await listeners(), await listeners()
     auth, authorization = default_auth("basic")
     with_userinfo = granted.url.replace("http://", "http://admin:hunter2@")
 
-    async with operator(default.url, auth, tenancy({"bucket": TENANT_BUCKET, "airflowUri": granted.url})):
+    async with start_controller(
+        config_for(default.url, auth, tenancy({"bucket": TENANT_BUCKET, "airflowUri": granted.url}))
+    ):
         await create_policy(
             kube, "userinfo", {**SPEC, "composer": {"bucket": TENANT_BUCKET, "airflowUri": with_userinfo}}
         )
@@ -350,7 +336,7 @@ async def test_an_airflow_uri_carrying_credentials_is_refused_naming_the_field(
 
 
 async def test_a_redirecting_airflow_is_reported_and_the_redirect_target_gets_nothing(
-    kube, operator, listeners, tenant_bucket, default_target_polled
+    kube, start_controller, config_for, listeners, tenant_bucket, default_target_polled
 ) -> None:
     default, elsewhere = await listeners(), await listeners()
 
@@ -365,7 +351,7 @@ async def test_a_redirecting_airflow_is_reported_and_the_redirect_target_gets_no
         "auth": {"type": "jwt", "existingSecret": "shop-airflow"},
     }
 
-    async with operator(default.url, auth, tenancy(grant)):
+    async with start_controller(config_for(default.url, auth, tenancy(grant))):
         await create_policy(
             kube, "moved", {**SPEC, "composer": {"bucket": TENANT_BUCKET, "airflowUri": redirecting.url}}
         )

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,17 +15,14 @@ import kmock
 import pytest
 from google.cloud import storage
 
-from controller.app import build_controller
-from controller.conditions import VM_LEFT_STOPPED, find_condition
+from controller.conditions import VM_LEFT_STOPPED
 from controller.config import ControllerConfig
-from controller.handlers import build_registry
-from controller.reconciler import Controller
 from dags_templates.render_keeper import KEEPER_DAG_ID
+from tests.controller.conftest import NAMESPACE, condition, create_policy, put_report, status_of
 from tests.fixtures.gcs import free_port
-from tests.fixtures.kube import eventually, offline_config, policy_object, policy_url, running_operator, stored
+from tests.fixtures.kube import eventually, offline_config
 from vmbackup.model.keeper_report import KEEPER_REPORT_OBJECT, KeeperReport, LeftStoppedInstance
 
-NAMESPACE = "shop"
 KEEPER_OBJECT = f"dags/{KEEPER_DAG_ID}.py"
 TENANT_BUCKET = "shop-keeper-own-bucket"
 SPEC: dict[str, Any] = {
@@ -43,22 +38,6 @@ pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 def keeper_config(bucket: storage.Bucket, tenancy: dict[str, Any]) -> ControllerConfig:
     return dataclasses.replace(offline_config(bucket.name, tenancy), keeper_read_interval_seconds=0.5)
-
-
-@pytest.fixture
-def operator(gcs_client: storage.Client) -> Callable[[ControllerConfig], AbstractAsyncContextManager[Controller]]:
-    @asynccontextmanager
-    async def start(config: ControllerConfig) -> AsyncIterator[Controller]:
-        controller = build_controller(config, storage_client=gcs_client)
-        async with running_operator(build_registry(controller)):
-            yield controller
-
-    return start
-
-
-async def create_policy(kube: kmock.KubernetesEmulator, name: str, spec: dict[str, Any]) -> None:
-    async with kube.post(policy_url(NAMESPACE), json=policy_object(NAMESPACE, name, spec)) as response:
-        assert response.status in (200, 201), await response.text()
 
 
 def keeper_projects(bucket: storage.Bucket) -> list[str] | None:
@@ -78,7 +57,7 @@ def keeper_projects(bucket: storage.Bucket) -> list[str] | None:
 
 
 def write_report(bucket: storage.Bucket, report: KeeperReport) -> None:
-    bucket.blob(KEEPER_REPORT_OBJECT).upload_from_string(report.model_dump_json(by_alias=True))
+    put_report(bucket, KEEPER_REPORT_OBJECT, report)
 
 
 def left_stopped(**extra: Any) -> LeftStoppedInstance:
@@ -100,21 +79,22 @@ def report(written_at: datetime | None = None, **lists: list[LeftStoppedInstance
 
 
 def left_stopped_condition(kube: kmock.KubernetesEmulator, name: str = "web") -> dict[str, Any]:
-    found = find_condition((stored(kube, NAMESPACE, name).get("status") or {}).get("conditions"), VM_LEFT_STOPPED)
-    return dict(found or {})
+    return condition(kube, name, VM_LEFT_STOPPED)
 
 
-async def test_the_keeper_dag_lands_in_the_bucket_with_the_granted_projects(kube, operator, gcs_bucket) -> None:
+async def test_the_keeper_dag_lands_in_the_bucket_with_the_granted_projects(kube, start_controller, gcs_bucket) -> None:
     tenancy = {"namespaces": {NAMESPACE: {"projects": ["shop-prod-1", "shop-dev"]}, "ops": {"projects": ["ops-1"]}}}
-    async with operator(keeper_config(gcs_bucket, tenancy)) as controller:
+    async with start_controller(keeper_config(gcs_bucket, tenancy)) as controller:
         projects = await eventually(lambda: keeper_projects(gcs_bucket), within=WITHIN, what="keeper DAG uploaded")
         await eventually(lambda: controller.metrics.value("vmbackup_uploads_total", {"kind": "keeper"}) == 1)
 
     assert projects == ["ops-1", "shop-dev", "shop-prod-1"]
 
 
-async def test_the_keeper_dag_is_rendered_again_when_a_policy_names_a_new_project(kube, operator, gcs_bucket) -> None:
-    async with operator(keeper_config(gcs_bucket, {"allowAllProjects": True})):
+async def test_the_keeper_dag_is_rendered_again_when_a_policy_names_a_new_project(
+    kube, start_controller, gcs_bucket
+) -> None:
+    async with start_controller(keeper_config(gcs_bucket, {"allowAllProjects": True})):
         await create_policy(kube, "web", SPEC)
         await eventually(lambda: keeper_projects(gcs_bucket) == ["shop-prod-1"], within=WITHIN)
 
@@ -135,7 +115,7 @@ def tenant_bucket(gcs_client: storage.Client) -> storage.Bucket:
 
 
 async def test_a_bucket_granted_to_one_namespace_gets_only_its_policies_projects(
-    kube, operator, gcs_bucket, tenant_bucket
+    kube, start_controller, gcs_bucket, tenant_bucket
 ) -> None:
     own_airflow = f"http://127.0.0.1:{free_port()}"  # nothing listens here
     tenancy = {
@@ -147,7 +127,7 @@ async def test_a_bucket_granted_to_one_namespace_gets_only_its_policies_projects
             "finance": {"projects": ["finance-prod"]},
         }
     }
-    async with operator(keeper_config(gcs_bucket, tenancy)):
+    async with start_controller(keeper_config(gcs_bucket, tenancy)):
         await create_policy(kube, "web", {**SPEC, "composer": {"bucket": TENANT_BUCKET, "airflowUri": own_airflow}})
 
         own = await eventually(lambda: keeper_projects(tenant_bucket), within=WITHIN, what="keeper DAG in own bucket")
@@ -157,11 +137,11 @@ async def test_a_bucket_granted_to_one_namespace_gets_only_its_policies_projects
 
 
 async def test_a_vm_left_stopped_sets_the_condition_and_the_gauge_until_it_is_started(
-    kube, operator, gcs_bucket
+    kube, start_controller, gcs_bucket
 ) -> None:
     tenancy = {"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}
     write_report(gcs_bucket, report(left_stopped=[left_stopped()]))
-    async with operator(keeper_config(gcs_bucket, tenancy)) as controller:
+    async with start_controller(keeper_config(gcs_bucket, tenancy)) as controller:
         await create_policy(kube, "web", SPEC)
 
         waiting = await eventually(
@@ -184,11 +164,11 @@ async def test_a_vm_left_stopped_sets_the_condition_and_the_gauge_until_it_is_st
     assert "web-1" in cleared["message"]
 
 
-async def test_the_mark_names_the_owning_policy_of_a_vm_it_does_not_list(kube, operator, gcs_bucket) -> None:
+async def test_the_mark_names_the_owning_policy_of_a_vm_it_does_not_list(kube, start_controller, gcs_bucket) -> None:
     tenancy = {"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}
     elsewhere = left_stopped(instance="batch-7", zone="us-central1-b", namespace=NAMESPACE, policy="web")
     write_report(gcs_bucket, report(left_stopped=[elsewhere]))
-    async with operator(keeper_config(gcs_bucket, tenancy)):
+    async with start_controller(keeper_config(gcs_bucket, tenancy)):
         await create_policy(kube, "web", SPEC)
 
         waiting = await eventually(
@@ -197,10 +177,10 @@ async def test_the_mark_names_the_owning_policy_of_a_vm_it_does_not_list(kube, o
     assert "batch-7" in waiting["message"]
 
 
-async def test_a_stale_keeper_report_is_surfaced(kube, operator, gcs_bucket) -> None:
+async def test_a_stale_keeper_report_is_surfaced(kube, start_controller, gcs_bucket) -> None:
     tenancy = {"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}
     write_report(gcs_bucket, report(written_at=datetime.now(UTC) - timedelta(hours=2)))
-    async with operator(keeper_config(gcs_bucket, tenancy)) as controller:
+    async with start_controller(keeper_config(gcs_bucket, tenancy)) as controller:
         await create_policy(kube, "web", SPEC)
 
         stale = await eventually(
@@ -215,12 +195,12 @@ async def test_a_stale_keeper_report_is_surfaced(kube, operator, gcs_bucket) -> 
 
 
 async def test_before_the_first_report_the_age_counts_from_the_keeper_dag_and_no_condition_is_set(
-    kube, operator, gcs_bucket
+    kube, start_controller, gcs_bucket
 ) -> None:
     tenancy = {"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}
-    async with operator(keeper_config(gcs_bucket, tenancy)) as controller:
+    async with start_controller(keeper_config(gcs_bucket, tenancy)) as controller:
         await create_policy(kube, "web", SPEC)
-        await eventually(lambda: stored(kube, NAMESPACE, "web").get("status", {}).get("dagHash"), within=WITHIN)
+        await eventually(lambda: status_of(kube, "web").get("dagHash"), within=WITHIN)
 
         await eventually(
             lambda: controller.metrics.value("vmbackup_keeper_report_age_seconds", {"bucket": gcs_bucket.name}) >= 1,

@@ -9,6 +9,7 @@ from typing import Any
 from controller.conditions import SCHEDULE_ON_TIME, find_condition
 from controller.run_status import PolicyRunStatus
 from controller.status import PolicyState, RunObservation, desired_status
+from tests.controller.conftest import written
 from tests.controller.test_run_status import DAG_ID, END, START, dag, run
 from vmbackup.model.report import MissedSlot, RunReport
 
@@ -34,7 +35,7 @@ def report(*, missed: MissedSlot | None, slot: datetime | None = SLOT) -> RunRep
 LATE = MissedSlot(slot=SLOT, reason="Late", message="started 2026-11-25T09:00:00Z, 7 h after its slot (deadline 900 s)")
 
 
-def status_of(report_: RunReport) -> PolicyRunStatus:
+def polled(report_: RunReport) -> PolicyRunStatus:
     return PolicyRunStatus("default", "wordpress", DAG_ID, dag=dag(), run=run("success", RUN_ID), report=report_)
 
 
@@ -43,8 +44,8 @@ def conditions_of(status: PolicyRunStatus) -> list[dict[str, Any]]:
 
 
 def test_a_missed_slot_reads_as_result_missed_with_the_reason() -> None:
-    status = status_of(report(missed=LATE))
-    fields = status.status_fields()
+    status = polled(report(missed=LATE))
+    fields = written(status)
 
     assert fields["result"] == "Missed"
     assert fields["lastMissedSlot"] == {"time": "2026-11-25T02:00:00Z", "reason": "Late", "message": LATE.message}
@@ -58,32 +59,33 @@ def test_a_missed_slot_reads_as_result_missed_with_the_reason() -> None:
 
 
 def test_a_slot_that_ran_puts_schedule_on_time_back_to_true() -> None:
-    status = status_of(report(missed=None))
+    status = polled(report(missed=None))
 
-    assert status.status_fields()["result"] == "Succeeded"
+    assert written(status)["result"] == "Succeeded"
     schedule = find_condition(conditions_of(status), SCHEDULE_ON_TIME)
     assert schedule is not None
     assert (schedule["status"], schedule["reason"]) == ("True", "SlotRan")
 
 
 def test_a_backup_asked_for_by_hand_says_nothing_about_the_schedule() -> None:
-    status = status_of(report(missed=None, slot=None))
+    status = polled(report(missed=None, slot=None))
 
     assert find_condition(conditions_of(status), SCHEDULE_ON_TIME) is None
-    assert "lastScheduleTime" not in status.status_fields()
+    assert "lastScheduleTime" not in written(status)
 
 
 def test_missed_slots_count_once_per_slot_however_many_polls_see_it() -> None:
     state = PolicyState("default", "wordpress", DAG_ID, outcome="Uploaded", dag_hash="h")
-    fields = status_of(report(missed=LATE)).status_fields()
-    observation = RunObservation(reachable=True, fields=fields, dag_loaded=True)
+    observation = RunObservation(reachable=True, run=polled(report(missed=LATE)).run_fields(), dag_loaded=True)
     now = datetime(2026, 11, 25, 9, 1, tzinfo=UTC)
 
-    first = desired_status(state, observation, {}, now)
-    second = desired_status(state, observation, first, now)
+    first = desired_status(state, observation, {}, now).to_status()
+    second = desired_status(state, observation, first, now).to_status()
     later = MissedSlot(slot=datetime(2026, 11, 26, 2, 0, tzinfo=UTC), reason="OutsideWindow", message="...")
-    next_day = status_of(report(missed=later, slot=later.slot)).status_fields()
-    third = desired_status(state, RunObservation(reachable=True, fields=next_day, dag_loaded=True), second, now)
+    next_day = polled(report(missed=later, slot=later.slot)).run_fields()
+    third = desired_status(
+        state, RunObservation(reachable=True, run=next_day, dag_loaded=True), second, now
+    ).to_status()
 
     assert (first["missedSlots"], second["missedSlots"], third["missedSlots"]) == (1, 1, 2)
     assert first["result"] == "Missed"

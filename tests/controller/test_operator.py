@@ -5,27 +5,21 @@ Airflow is configured at an address where nothing listens: the controller must k
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import kmock
 import pytest
 from google.cloud import storage
 
-from controller.app import build_controller
 from controller.bucket import package_files
-from controller.conditions import find_condition
 from controller.config import ControllerConfig
-from controller.handlers import FINALIZER, build_registry
-from controller.reconciler import Controller
+from controller.handlers import FINALIZER
 from dags_templates.render import render_dag
+from tests.controller.conftest import NAMESPACE, condition, create_policy, patch_policy, status_of
 from tests.fixtures.gcs import free_port
-from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator, stored
+from tests.fixtures.kube import events_for, eventually, offline_config, policy_url, stored
 from vmbackup.model.policy import parse_policy
 
-NAMESPACE = "shop"
 NAME = "web"
 DAG_ID = "vmbackup__shop__web"
 DAG_OBJECT = f"dags/{DAG_ID}.py"
@@ -51,51 +45,7 @@ pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 @pytest.fixture
 def config(gcs_bucket: storage.Bucket) -> ControllerConfig:
-    return ControllerConfig(
-        bucket=gcs_bucket.name,
-        airflow_url=f"http://127.0.0.1:{free_port()}",  # nothing listens here
-        airflow_auth=ControllerConfig().airflow_auth.__class__(mode="none"),
-        poll_interval_seconds=0.5,
-        metrics_port=0,
-        liveness_endpoint=None,
-        tenancy_text=json.dumps(TENANCY),
-    )
-
-
-@pytest.fixture
-def operator(
-    config: ControllerConfig, gcs_client: storage.Client
-) -> Callable[[], AbstractAsyncContextManager[Controller]]:
-    """Start a fresh controller process-equivalent (new memory, same cluster and bucket) as often as needed."""
-    from contextlib import asynccontextmanager
-
-    @asynccontextmanager
-    async def start() -> AsyncIterator[Controller]:
-        controller = build_controller(config, storage_client=gcs_client)
-        async with running_operator(build_registry(controller)):
-            yield controller
-
-    return start
-
-
-async def create_policy(kube: kmock.KubernetesEmulator, spec: dict[str, Any], name: str = NAME, **meta: Any) -> None:
-    async with kube.post(policy_url(NAMESPACE), json=policy_object(NAMESPACE, name, spec, **meta)) as response:
-        assert response.status in (200, 201), await response.text()
-
-
-async def patch_policy(kube: kmock.KubernetesEmulator, patch: dict[str, Any], name: str = NAME) -> None:
-    async with kube.patch(policy_url(NAMESPACE, name), json=patch) as response:
-        assert response.status == 200, await response.text()
-
-
-def status_of(kube: kmock.KubernetesEmulator, name: str = NAME) -> dict[str, Any]:
-    return stored(kube, NAMESPACE, name).get("status") or {}
-
-
-def condition(kube: kmock.KubernetesEmulator, type_: str, name: str = NAME) -> dict[str, Any]:
-    found = find_condition(status_of(kube, name).get("conditions"), type_)
-    assert found is not None, f"no {type_} condition yet"
-    return dict(found)
+    return offline_config(gcs_bucket.name, TENANCY)  # nothing listens at its Airflow address
 
 
 def dag_in(bucket: storage.Bucket) -> str | None:
@@ -105,10 +55,10 @@ def dag_in(bucket: storage.Bucket) -> str | None:
 
 async def test_a_new_policy_gets_its_dag_in_the_bucket(kube, operator, gcs_bucket) -> None:
     async with operator():
-        await create_policy(kube, SPEC)
+        await create_policy(kube, NAME, SPEC)
 
         source = await eventually(lambda: dag_in(gcs_bucket), what="DAG uploaded")
-        status = await eventually(lambda: status_of(kube).get("dagHash") and status_of(kube))
+        status = await eventually(lambda: status_of(kube, NAME).get("dagHash") and status_of(kube, NAME))
 
     created = stored(kube, NAMESPACE, NAME)["metadata"]["creationTimestamp"]
     assert source == render_dag(parse_policy(NAMESPACE, NAME, SPEC, generation=1, created=created))
@@ -119,13 +69,13 @@ async def test_a_new_policy_gets_its_dag_in_the_bucket(kube, operator, gcs_bucke
 
 async def test_a_spec_change_re_renders_the_dag(kube, operator, gcs_bucket) -> None:
     async with operator():
-        await create_policy(kube, SPEC)
+        await create_policy(kube, NAME, SPEC)
         first = await eventually(lambda: dag_in(gcs_bucket))
 
-        await patch_policy(kube, {"metadata": {"generation": 2}, "spec": {"schedule": "30 4 * * *"}})
+        await patch_policy(kube, NAME, {"metadata": {"generation": 2}, "spec": {"schedule": "30 4 * * *"}})
 
         second = await eventually(lambda: (dag_in(gcs_bucket) or first) != first and dag_in(gcs_bucket))
-        await eventually(lambda: status_of(kube).get("observedGeneration") == 2)
+        await eventually(lambda: status_of(kube, NAME).get("observedGeneration") == 2)
     created = stored(kube, NAMESPACE, NAME)["metadata"]["creationTimestamp"]
     expected = parse_policy(NAMESPACE, NAME, {**SPEC, "schedule": "30 4 * * *"}, generation=2, created=created)
     assert second == render_dag(expected)
@@ -133,8 +83,8 @@ async def test_a_spec_change_re_renders_the_dag(kube, operator, gcs_bucket) -> N
 
 async def test_a_restart_with_nothing_changed_uploads_nothing(kube, operator, gcs_client, gcs_bucket) -> None:
     async with operator():
-        await create_policy(kube, SPEC)
-        await eventually(lambda: status_of(kube).get("dagHash"))
+        await create_policy(kube, NAME, SPEC)
+        await eventually(lambda: status_of(kube, NAME).get("dagHash"))
     generations = {b.name: b.generation for b in gcs_client.list_blobs(gcs_bucket.name)}
 
     async with operator() as restarted:
@@ -147,7 +97,7 @@ async def test_a_restart_with_nothing_changed_uploads_nothing(kube, operator, gc
 
 async def test_deleting_a_policy_removes_its_dag_and_releases_the_finalizer(kube, operator, gcs_bucket) -> None:
     async with operator():
-        await create_policy(kube, SPEC)
+        await create_policy(kube, NAME, SPEC)
         await eventually(lambda: dag_in(gcs_bucket))
         assert FINALIZER in stored(kube, NAMESPACE, NAME)["metadata"]["finalizers"]
 
@@ -162,7 +112,7 @@ async def test_a_policy_deleted_while_the_controller_was_down_is_cleaned_up_on_s
     kube, operator, gcs_bucket
 ) -> None:
     async with operator():
-        await create_policy(kube, SPEC)
+        await create_policy(kube, NAME, SPEC)
         await eventually(lambda: dag_in(gcs_bucket))
     async with kube.delete(policy_url(NAMESPACE, NAME)):
         pass  # held by the finalizer while nobody handles it
@@ -176,14 +126,14 @@ async def test_a_policy_deleted_while_the_controller_was_down_is_cleaned_up_on_s
 async def test_an_invalid_spec_is_reported_and_nothing_is_uploaded(kube, operator, gcs_bucket) -> None:
     bad = {**SPEC, "schedule": "every night"}
     async with operator():
-        await create_policy(kube, bad)
+        await create_policy(kube, NAME, bad)
 
-        ready = await eventually(lambda: condition(kube, "Ready"))
+        ready = await eventually(lambda: condition(kube, NAME, "Ready"))
         events = await eventually(lambda: [e for e in events_for(kube, NAME) if e["reason"] == "InvalidSpec"])
 
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert "spec.schedule" in ready["message"]
-    assert status_of(kube)["result"] == "Invalid"
+    assert status_of(kube, NAME)["result"] == "Invalid"
     assert events[0]["type"] == "Warning"
     assert "spec.schedule" in events[0]["message"]
     assert dag_in(gcs_bucket) is None
@@ -194,7 +144,7 @@ async def test_a_restart_does_not_repeat_the_warning_for_a_known_problem(kube, o
         return [e for e in events_for(kube, NAME) if e["reason"] == "InvalidSpec"]
 
     async with operator():
-        await create_policy(kube, {**SPEC, "schedule": "every night"})
+        await create_policy(kube, NAME, {**SPEC, "schedule": "every night"})
         await eventually(warnings)
     async with operator() as restarted:
         await eventually(lambda: restarted.metrics.value("vmbackup_reconciles_total", {"result": "Invalid"}) >= 1)
@@ -204,37 +154,37 @@ async def test_a_restart_does_not_repeat_the_warning_for_a_known_problem(kube, o
 
 async def test_a_spec_turning_invalid_keeps_the_last_good_dag(kube, operator, gcs_bucket) -> None:
     async with operator():
-        await create_policy(kube, SPEC)
+        await create_policy(kube, NAME, SPEC)
         good = await eventually(lambda: dag_in(gcs_bucket))
 
-        await patch_policy(kube, {"metadata": {"generation": 2}, "spec": {"retention": {"count": 0}}})
+        await patch_policy(kube, NAME, {"metadata": {"generation": 2}, "spec": {"retention": {"count": 0}}})
 
-        await eventually(lambda: status_of(kube).get("result") == "Invalid")
+        await eventually(lambda: status_of(kube, NAME).get("result") == "Invalid")
     assert dag_in(gcs_bucket) == good
 
 
 async def test_a_project_not_granted_to_the_namespace_is_refused(kube, operator, gcs_bucket) -> None:
     async with operator():
-        await create_policy(kube, {**SPEC, "project": "billing-prod-1"})
+        await create_policy(kube, NAME, {**SPEC, "project": "billing-prod-1"})
 
-        ready = await eventually(lambda: condition(kube, "Ready"))
+        ready = await eventually(lambda: condition(kube, NAME, "Ready"))
         events = await eventually(lambda: [e for e in events_for(kube, NAME) if e["reason"] == "TargetNotAllowed"])
 
     assert (ready["status"], ready["reason"]) == ("False", "TargetNotAllowed")
     assert "billing-prod-1" in ready["message"]
-    assert status_of(kube)["result"] == "Refused"
+    assert status_of(kube, NAME)["result"] == "Refused"
     assert events[0]["type"] == "Warning"
     assert dag_in(gcs_bucket) is None
 
 
 async def test_moving_a_policy_to_a_refused_project_removes_its_dag(kube, operator, gcs_bucket) -> None:
     async with operator():
-        await create_policy(kube, SPEC)
+        await create_policy(kube, NAME, SPEC)
         await eventually(lambda: dag_in(gcs_bucket))
 
-        await patch_policy(kube, {"metadata": {"generation": 2}, "spec": {"project": "billing-prod-1"}})
+        await patch_policy(kube, NAME, {"metadata": {"generation": 2}, "spec": {"project": "billing-prod-1"}})
 
-        await eventually(lambda: status_of(kube).get("result") == "Refused")
+        await eventually(lambda: status_of(kube, NAME).get("result") == "Refused")
     assert dag_in(gcs_bucket) is None
 
 
@@ -247,8 +197,8 @@ async def test_a_policy_can_target_its_own_composer_bucket(kube, operator, gcs_c
     composer = {"bucket": OTHER_BUCKET, "airflowUri": OTHER_AIRFLOW}
 
     async with operator():
-        await create_policy(kube, {**SPEC, "composer": composer})
-        await eventually(lambda: status_of(kube).get("dagHash"))
+        await create_policy(kube, NAME, {**SPEC, "composer": composer})
+        await eventually(lambda: status_of(kube, NAME).get("dagHash"))
 
     names = {b.name for b in gcs_client.list_blobs(OTHER_BUCKET)}
     assert DAG_OBJECT in names
@@ -268,15 +218,15 @@ async def test_start_up_syncs_the_plugin_package(kube, operator, gcs_client, gcs
 
 async def test_unreachable_airflow_is_reported_and_the_controller_keeps_serving(kube, operator, gcs_bucket) -> None:
     async with operator():
-        await create_policy(kube, SPEC)
+        await create_policy(kube, NAME, SPEC)
 
-        reachable = await eventually(lambda: condition(kube, "AirflowReachable"))
-        await create_policy(kube, SPEC, name="db")
+        reachable = await eventually(lambda: condition(kube, NAME, "AirflowReachable"))
+        await create_policy(kube, "db", SPEC)
         await eventually(lambda: status_of(kube, "db").get("dagHash"))
 
     assert reachable["status"] == "False"
     assert "127.0.0.1" in reachable["message"]
-    assert condition(kube, "Ready")["status"] == "Unknown"
+    assert condition(kube, NAME, "Ready")["status"] == "Unknown"
 
 
 async def test_polls_that_change_nothing_do_not_patch_the_status(kube, operator) -> None:
@@ -284,8 +234,8 @@ async def test_polls_that_change_nothing_do_not_patch_the_status(kube, operator)
         return sum(1 for req in kube[kmock.method.PATCH] if str(req.url.path).endswith(f"/{NAME}/status"))
 
     async with operator() as controller:
-        await create_policy(kube, SPEC)
-        await eventually(lambda: condition(kube, "AirflowReachable"))
+        await create_policy(kube, NAME, SPEC)
+        await eventually(lambda: condition(kube, NAME, "AirflowReachable"))
         # The create handler's own status write may land after the first poll's: count from when kopf has
         # recorded the handler as done (its last-handled annotation is written after the handler's patch).
         await eventually(lambda: stored(kube, NAMESPACE, NAME)["metadata"].get("annotations"))

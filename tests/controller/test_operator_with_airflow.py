@@ -9,30 +9,24 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import kmock
 import kopf
 import pytest
 from google.cloud import storage
 
 from controller.airflow_api import AirflowClient, DagInfo, DagRunInfo
 from controller.airflow_link import AirflowControl
-from controller.app import build_controller
-from controller.conditions import find_condition
 from controller.config import AirflowCredentials, ControllerConfig
-from controller.handlers import build_registry
-from controller.reconciler import BACKUP_NOW_ANNOTATION, Controller, backup_now_run_id
+from controller.reconciler import BACKUP_NOW_ANNOTATION, backup_now_run_id
 from devstack.bucket_mirror import BucketMirror
+from tests.controller.conftest import NAMESPACE, condition, create_policy, patch_policy, put_report, status_of
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
-from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator, stored
+from tests.fixtures.kube import events_for, eventually, stored
 from vmbackup.model.policy import dag_id_for
 from vmbackup.model.report import DiskResult, InstanceResult, RunReport, latest_report_object_name
 
-NAMESPACE = "shop"
 SPEC: dict[str, Any] = {
     "project": "shop-prod-1",
     "instances": [{"name": "web-1", "zone": "us-central1-a"}],
@@ -50,28 +44,8 @@ def name() -> str:
 
 
 @pytest.fixture
-def mirrored(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer) -> Iterator[BucketMirror]:
-    """Composer's bucket -> Airflow folder sync; our files leave Airflow's folders when the test ends."""
-    mirror = BucketMirror(gcs_bucket, airflow3_api.home)
-    mirror.start(interval_seconds=0.5)
-    yield mirror
-    mirror.stop()
-    for blob in gcs_bucket.client.list_blobs(gcs_bucket.name):
-        blob.delete()
-    mirror.sync_once()
-
-
-@pytest.fixture
-async def airflow(airflow3_api: AirflowServer) -> AsyncIterator[AirflowClient]:
-    async with airflow3_api.client() as client:
-        yield client
-
-
-@pytest.fixture
-def operator(
-    gcs_client: storage.Client, gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: BucketMirror
-) -> Callable[[], AbstractAsyncContextManager[Controller]]:
-    config = ControllerConfig(
+def config(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: BucketMirror) -> ControllerConfig:
+    return ControllerConfig(
         bucket=gcs_bucket.name,
         airflow_url=airflow3_api.base_url,
         airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
@@ -81,33 +55,6 @@ def operator(
         liveness_endpoint=None,
         tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
     )
-
-    @asynccontextmanager
-    async def start() -> AsyncIterator[Controller]:
-        controller = build_controller(config, storage_client=gcs_client)
-        async with running_operator(build_registry(controller)):
-            yield controller
-
-    return start
-
-
-async def create_policy(kube: kmock.KubernetesEmulator, name: str, spec: dict[str, Any], **meta: Any) -> None:
-    async with kube.post(policy_url(NAMESPACE), json=policy_object(NAMESPACE, name, spec, **meta)) as response:
-        assert response.status in (200, 201), await response.text()
-
-
-async def patch_policy(kube: kmock.KubernetesEmulator, name: str, patch: dict[str, Any]) -> None:
-    async with kube.patch(policy_url(NAMESPACE, name), json=patch) as response:
-        assert response.status == 200, await response.text()
-
-
-def condition(kube: kmock.KubernetesEmulator, name: str, type_: str) -> dict[str, Any]:
-    found = find_condition((stored(kube, NAMESPACE, name).get("status") or {}).get("conditions"), type_)
-    return dict(found) if found else {}
-
-
-def status(kube: kmock.KubernetesEmulator, name: str) -> dict[str, Any]:
-    return stored(kube, NAMESPACE, name).get("status") or {}
 
 
 async def dag(airflow: AirflowClient, dag_id: str) -> DagInfo | None:
@@ -123,8 +70,8 @@ async def test_a_dag_airflow_loads_makes_the_policy_ready(kube, operator, name) 
         assert ready
         assert condition(kube, name, "AirflowReachable")["status"] == "True"
         assert condition(kube, name, "DagImportError")["status"] == "False"
-        assert status(kube, name)["result"] == "Pending"
-        assert status(kube, name)["nextRun"]
+        assert status_of(kube, name)["result"] == "Pending"
+        assert status_of(kube, name)["nextRun"]
 
 
 async def test_suspend_pauses_the_dag_in_airflow_and_resume_unpauses_it(kube, operator, airflow, name) -> None:
@@ -135,7 +82,7 @@ async def test_suspend_pauses_the_dag_in_airflow_and_resume_unpauses_it(kube, op
 
         await patch_policy(kube, name, {"metadata": {"generation": 2}, "spec": {"suspend": True}})
         paused = await eventually(lambda: _paused(airflow, dag_id, True), within=AIRFLOW_WAIT)
-        await eventually(lambda: status(kube, name).get("result") == "Suspended")
+        await eventually(lambda: status_of(kube, name).get("result") == "Suspended")
         suspended = await eventually(lambda: condition(kube, name, "Suspended").get("status") == "True")
 
         await patch_policy(kube, name, {"metadata": {"generation": 3}, "spec": {"suspend": False}})
@@ -183,7 +130,9 @@ async def test_a_finished_run_fills_the_status_and_is_announced_once(kube, opera
         await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "success"})
 
         last_run = await eventually(
-            lambda: status(kube, name).get("lastRun", {}).get("state") == "success" and status(kube, name)["lastRun"],
+            lambda: (
+                status_of(kube, name).get("lastRun", {}).get("state") == "success" and status_of(kube, name)["lastRun"]
+            ),
             within=AIRFLOW_WAIT,
         )
         succeeded = await eventually(lambda: condition(kube, name, "LastBackupSucceeded").get("status") == "True")
@@ -201,8 +150,8 @@ async def test_a_finished_run_fills_the_status_and_is_announced_once(kube, opera
 
     assert last_run["runId"] == run_id
     assert succeeded
-    assert status(kube, name)["lastSnapshots"] == ["web-1-boot-20261125-0200-3f9a1c2b"]
-    assert status(kube, name)["lastSnapshotTime"]
+    assert status_of(kube, name)["lastSnapshots"] == ["web-1-boot-20261125-0200-3f9a1c2b"]
+    assert status_of(kube, name)["lastSnapshotTime"]
     assert len(announced) == 1
     assert last_success > 0
 
@@ -249,8 +198,7 @@ def write_report(bucket: storage.Bucket, name: str, run_id: str, snapshots: list
             )
         ],
     )
-    blob = bucket.blob(latest_report_object_name(NAMESPACE, name))
-    blob.upload_from_string(report.model_dump_json(by_alias=True), content_type="application/json")
+    put_report(bucket, latest_report_object_name(NAMESPACE, name), report)
 
 
 async def test_an_import_error_is_reported_and_the_policy_is_not_ready(kube, operator, gcs_bucket, name) -> None:

@@ -6,109 +6,42 @@ Airflow is configured at an address where nothing listens: the restore DAG is up
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import kmock
 import pytest
 from google.cloud import storage
 
-from controller.app import build_controller
 from controller.config import ControllerConfig
-from controller.handlers import build_registry
-from controller.reconciler import Controller
 from dags_templates.render_restore import render_restore_dag
-from tests.fixtures.gcs import free_port
-from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator
-from vmbackup.model.policy import API_GROUP, API_VERSION, parse_policy
-from vmbackup.model.restore import KIND, PLURAL, SINGULAR, parse_restore
+from tests.controller.conftest import (
+    NAMESPACE,
+    Starter,
+    create_policy,
+    create_restore,
+    restore_status,
+    restore_url,
+)
+from tests.fixtures.kube import RESTORES, events_for, eventually, offline_config
+from vmbackup.model.policy import parse_policy
+from vmbackup.model.restore import parse_restore
 
-NAMESPACE = "shop"
 POLICY_SPEC: dict[str, Any] = {
     "project": "shop-prod-1",
     "instances": [{"name": "db-1", "zone": "us-central1-a"}],
 }
 TENANCY = {"namespaces": {NAMESPACE: {"projects": [{"project": "shop-prod-1", "zones": ["us-central1-a"]}]}}}
-RESTORES = f"{API_GROUP}/{API_VERSION}/{PLURAL}"
-
-Starter = Callable[[], AbstractAsyncContextManager[Controller]]
-
 pytestmark = pytest.mark.usefixtures("kubeconfig")
-
-
-def register_restores(kube: kmock.KubernetesEmulator) -> None:
-    kube.resources[RESTORES] = kmock.ResourceInfo(
-        kind=KIND,
-        singular=SINGULAR,
-        namespaced=True,
-        verbs={"list", "watch", "get", "create", "patch", "update", "delete"},
-        subresources={"status"},
-    )
-
-
-def restore_url(name: str | None = None) -> str:
-    base = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
-    return base if name is None else f"{base}/{name}"
-
-
-def restore_object(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{API_GROUP}/{API_VERSION}",
-        "kind": KIND,
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "uid": f"uid-{name}",
-            "generation": 1,
-            "resourceVersion": "1",
-        },
-        "spec": spec,
-    }
 
 
 @pytest.fixture
 def config(gcs_bucket: storage.Bucket) -> ControllerConfig:
-    return ControllerConfig(
-        bucket=gcs_bucket.name,
-        airflow_url=f"http://127.0.0.1:{free_port()}",  # nothing listens here
-        airflow_auth=ControllerConfig().airflow_auth.__class__(mode="none"),
-        poll_interval_seconds=0.5,
-        metrics_port=0,
-        liveness_endpoint=None,
-        tenancy_text=json.dumps(TENANCY),
-    )
-
-
-@pytest.fixture
-def operator(
-    kube: kmock.KubernetesEmulator, config: ControllerConfig, gcs_client: storage.Client
-) -> Callable[[], AbstractAsyncContextManager[Controller]]:
-    register_restores(kube)
-
-    @asynccontextmanager
-    async def start() -> AsyncIterator[Controller]:
-        controller = build_controller(config, storage_client=gcs_client)
-        async with running_operator(build_registry(controller)):  # VMRestore handlers included
-            yield controller
-
-    return start
-
-
-async def create(kube: kmock.KubernetesEmulator, url: str, obj: dict[str, Any]) -> None:
-    async with kube.post(url, json=obj) as response:
-        assert response.status in (200, 201), await response.text()
+    return offline_config(gcs_bucket.name, TENANCY)  # nothing listens at its Airflow address
 
 
 async def create_policy_and_restore(kube: kmock.KubernetesEmulator, name: str, spec: dict[str, Any]) -> None:
-    await create(kube, policy_url(NAMESPACE), policy_object(NAMESPACE, "db", POLICY_SPEC))
-    await create(kube, restore_url(), restore_object(name, spec))
-
-
-def status_of(kube: kmock.KubernetesEmulator, name: str) -> dict[str, Any]:
-    obj = kube.objects[RESTORES, NAMESPACE, name]
-    return dict(obj.raw.get("status") or {})
+    await create_policy(kube, "db", POLICY_SPEC)
+    await create_restore(kube, name, spec)
 
 
 def dag_in(bucket: storage.Bucket, name: str) -> str | None:
@@ -123,7 +56,9 @@ async def test_a_restore_gets_its_dag_in_the_bucket_and_waits_for_airflow(
         await create_policy_and_restore(kube, "db-back", {"policyName": "db"})
 
         source = await eventually(lambda: dag_in(gcs_bucket, "db-back"), what="restore DAG uploaded")
-        status = await eventually(lambda: status_of(kube, "db-back").get("dagId") and status_of(kube, "db-back"))
+        status = await eventually(
+            lambda: restore_status(kube, "db-back").get("dagId") and restore_status(kube, "db-back")
+        )
 
     policy = parse_policy(NAMESPACE, "db", POLICY_SPEC)
     assert source == render_restore_dag(parse_restore(NAMESPACE, "db-back", {"policyName": "db"}, policy, 1))
@@ -140,7 +75,7 @@ async def test_an_invalid_restore_fails_naming_the_field(
         await create_policy_and_restore(kube, "db-back", {"policyName": "db", "instance": "mail-1"})
 
         status = await eventually(
-            lambda: status_of(kube, "db-back").get("phase") == "Failed" and status_of(kube, "db-back")
+            lambda: restore_status(kube, "db-back").get("phase") == "Failed" and restore_status(kube, "db-back")
         )
         events = await eventually(lambda: [e for e in events_for(kube, "db-back") if e["reason"] == "InvalidSpec"])
 
@@ -156,7 +91,7 @@ async def test_a_target_zone_not_granted_to_the_namespace_is_refused(
         await create_policy_and_restore(kube, "db-back", {"policyName": "db", "targetZone": "europe-west1-b"})
 
         status = await eventually(
-            lambda: status_of(kube, "db-back").get("phase") == "Failed" and status_of(kube, "db-back")
+            lambda: restore_status(kube, "db-back").get("phase") == "Failed" and restore_status(kube, "db-back")
         )
 
     assert "europe-west1-b" in status["message"]
@@ -167,9 +102,11 @@ async def test_a_restore_waits_for_its_policy(
     kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
 ) -> None:
     async with operator():
-        await create(kube, restore_url(), restore_object("db-back", {"policyName": "db"}))
+        await create_restore(kube, "db-back", {"policyName": "db"})
 
-        status = await eventually(lambda: status_of(kube, "db-back").get("phase") and status_of(kube, "db-back"))
+        status = await eventually(
+            lambda: restore_status(kube, "db-back").get("phase") and restore_status(kube, "db-back")
+        )
 
     assert status["phase"] == "Pending"
     assert "waiting for VMBackupPolicy 'db'" in status["message"]
@@ -197,7 +134,7 @@ async def test_an_in_place_restore_without_confirmation_fails_naming_the_field(
         await create_policy_and_restore(kube, "db-back", {"policyName": "db", "mode": "InPlace"})
 
         status = await eventually(
-            lambda: status_of(kube, "db-back").get("phase") == "Failed" and status_of(kube, "db-back")
+            lambda: restore_status(kube, "db-back").get("phase") == "Failed" and restore_status(kube, "db-back")
         )
 
     assert status["message"].startswith("spec.inPlace.confirmReplaceDisks: required for mode InPlace")
@@ -213,7 +150,9 @@ async def test_a_confirmed_in_place_restore_gets_its_dag(
         await create_policy_and_restore(kube, "db-back", spec)
 
         source = await eventually(lambda: dag_in(gcs_bucket, "db-back"), what="restore DAG uploaded")
-        status = await eventually(lambda: status_of(kube, "db-back").get("dagId") and status_of(kube, "db-back"))
+        status = await eventually(
+            lambda: restore_status(kube, "db-back").get("dagId") and restore_status(kube, "db-back")
+        )
 
     assert "InPlace" in source
     assert status["instance"] == "db-1"  # the VM restored into is the source itself

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,27 +17,29 @@ import pytest
 from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
-from controller.app import build_controller
 from controller.config import AirflowCredentials, ControllerConfig
-from controller.handlers import build_registry
-from controller.reconciler import Controller
 from controller.restore_handlers import run_id_for
 from devstack.bucket_mirror import BucketMirror
-from tests.controller.test_restore_handlers import RESTORES, create, register_restores, restore_object, restore_url
+from tests.controller.conftest import (
+    NAMESPACE,
+    Starter,
+    create_policy,
+    create_restore,
+    put_report,
+    restore_status,
+    restore_url,
+)
 from tests.fixtures.airflow_api import AirflowServer
-from tests.fixtures.kube import events_for, eventually, policy_object, policy_url, running_operator
+from tests.fixtures.kube import RESTORES, events_for, eventually
 from vmbackup.model.report import RestoreReport, restore_report_object_name
 from vmbackup.model.restore import restore_dag_id_for
 
-NAMESPACE = "shop"
 POLICY_SPEC: dict[str, Any] = {
     "project": "shop-prod-1",
     "instances": [{"name": "db-1", "zone": "us-central1-a"}],
     "suspend": True,  # the policy's own DAG stays paused: only the restore runs
 }
 AIRFLOW_WAIT = 120
-
-Starter = Callable[[], AbstractAsyncContextManager[Controller]]
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
@@ -52,32 +52,8 @@ def names() -> tuple[str, str]:
 
 
 @pytest.fixture
-def mirrored(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer) -> Iterator[BucketMirror]:
-    mirror = BucketMirror(gcs_bucket, airflow3_api.home)
-    mirror.start(interval_seconds=0.5)
-    yield mirror
-    mirror.stop()
-    for blob in gcs_bucket.client.list_blobs(gcs_bucket.name):
-        blob.delete()
-    mirror.sync_once()
-
-
-@pytest.fixture
-async def airflow(airflow3_api: AirflowServer) -> AsyncIterator[AirflowClient]:
-    async with airflow3_api.client() as client:
-        yield client
-
-
-@pytest.fixture
-def operator(
-    kube: kmock.KubernetesEmulator,
-    gcs_client: storage.Client,
-    gcs_bucket: storage.Bucket,
-    airflow3_api: AirflowServer,
-    mirrored: BucketMirror,
-) -> Callable[[], AbstractAsyncContextManager[Controller]]:
-    register_restores(kube)
-    config = ControllerConfig(
+def config(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: BucketMirror) -> ControllerConfig:
+    return ControllerConfig(
         bucket=gcs_bucket.name,
         airflow_url=airflow3_api.base_url,
         airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
@@ -87,22 +63,10 @@ def operator(
         tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
     )
 
-    @asynccontextmanager
-    async def start() -> AsyncIterator[Controller]:
-        controller = build_controller(config, storage_client=gcs_client)
-        async with running_operator(build_registry(controller)):  # VMRestore handlers included
-            yield controller
-
-    return start
-
 
 async def create_both(kube: kmock.KubernetesEmulator, policy: str, restore: str) -> None:
-    await create(kube, policy_url(NAMESPACE), policy_object(NAMESPACE, policy, POLICY_SPEC))
-    await create(kube, restore_url(), restore_object(restore, {"policyName": policy}))
-
-
-def status_of(kube: kmock.KubernetesEmulator, name: str) -> dict[str, Any]:
-    return dict(kube.objects[RESTORES, NAMESPACE, name].raw.get("status") or {})
+    await create_policy(kube, policy, POLICY_SPEC)
+    await create_restore(kube, restore, {"policyName": policy})
 
 
 async def runs_of(airflow: AirflowClient, dag_id: str) -> list[str]:
@@ -127,8 +91,7 @@ def write_report(bucket: storage.Bucket, name: str, run_id: str, phase: str, **f
         updated_at=datetime.now(UTC),
         **fields,
     )
-    blob = bucket.blob(restore_report_object_name(NAMESPACE, name))
-    blob.upload_from_string(json.dumps(report.model_dump(mode="json", by_alias=True)))
+    put_report(bucket, restore_report_object_name(NAMESPACE, name), report)
 
 
 async def test_a_restore_triggers_exactly_one_run_even_across_restarts(
@@ -138,7 +101,7 @@ async def test_a_restore_triggers_exactly_one_run_even_across_restarts(
     dag_id = restore_dag_id_for(NAMESPACE, restore)
     async with operator():
         await create_both(kube, policy, restore)
-        run_id = await eventually(lambda: status_of(kube, restore).get("runId"), within=AIRFLOW_WAIT)
+        run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
     async with operator():
         await eventually(lambda: [e for e in events_for(kube, restore) if e["reason"] == "RestoreTriggered"])
         runs = await runs_of(airflow, dag_id)
@@ -160,10 +123,10 @@ async def test_the_status_follows_the_restore_report(
     dag_id = restore_dag_id_for(NAMESPACE, restore)
     async with operator():
         await create_both(kube, policy, restore)
-        run_id = await eventually(lambda: status_of(kube, restore).get("runId"), within=AIRFLOW_WAIT)
+        run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
 
         write_report(gcs_bucket, restore, run_id, "CreatingDisks")
-        await eventually(lambda: status_of(kube, restore).get("phase") == "CreatingDisks")
+        await eventually(lambda: restore_status(kube, restore).get("phase") == "CreatingDisks")
         write_report(
             gcs_bucket,
             restore,
@@ -174,7 +137,7 @@ async def test_the_status_follows_the_restore_report(
         )
         await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "success"})
         status = await eventually(
-            lambda: status_of(kube, restore).get("phase") == "Succeeded" and status_of(kube, restore)
+            lambda: restore_status(kube, restore).get("phase") == "Succeeded" and restore_status(kube, restore)
         )
         announced = await eventually(
             lambda: [e for e in events_for(kube, restore) if e["reason"] == "RestoreSucceeded"]
@@ -196,11 +159,11 @@ async def test_a_run_that_fails_without_a_report_fails_the_restore(
     dag_id = restore_dag_id_for(NAMESPACE, restore)
     async with operator():
         await create_both(kube, policy, restore)
-        run_id = await eventually(lambda: status_of(kube, restore).get("runId"), within=AIRFLOW_WAIT)
+        run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
 
         await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "failed"})
         status = await eventually(
-            lambda: status_of(kube, restore).get("phase") == "Failed" and status_of(kube, restore)
+            lambda: restore_status(kube, restore).get("phase") == "Failed" and restore_status(kube, restore)
         )
 
     assert f"restore run {run_id} failed before reporting" in status["message"]
@@ -225,7 +188,7 @@ async def test_deleting_a_restore_in_flight_keeps_its_dag_until_the_run_ends(
     dag_object = f"dags/{dag_id}.py"
     async with operator():
         await create_both(kube, policy, restore)
-        run_id = await eventually(lambda: status_of(kube, restore).get("runId"), within=AIRFLOW_WAIT)
+        run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
 
         async with kube.delete(restore_url(restore)):
             pass

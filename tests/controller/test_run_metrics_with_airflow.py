@@ -14,22 +14,19 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
 from controller.reconciler import BACKUP_NOW_ANNOTATION
-from tests.controller.test_operator_with_airflow import (  # the controller-with-Airflow fixtures
+from tests.controller.conftest import NAMESPACE, create_policy, put_report
+from tests.controller.test_operator_with_airflow import (  # its controller-with-Airflow configuration
     AIRFLOW_WAIT,
-    NAMESPACE,
     SPEC,
-    airflow,
-    create_policy,
+    config,
     manual_run,
-    mirrored,
     name,
-    operator,
 )
 from tests.fixtures.kube import eventually, policy_url
 from vmbackup.model.policy import dag_id_for
 from vmbackup.model.report import DiskResult, InstanceResult, RunReport, latest_report_object_name
 
-__all__ = ["airflow", "mirrored", "name", "operator"]  # fixtures, used by name
+__all__ = ["config", "name"]  # fixtures, used by name (operator, mirrored and airflow are conftest's)
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
@@ -72,9 +69,7 @@ async def finish_run(kube: kmock.KubernetesEmulator, airflow: AirflowClient, buc
     await create_policy(kube, name, {**SPEC, "suspend": True}, annotations={BACKUP_NOW_ANNOTATION: "x"})
     run_id = (await eventually(lambda: manual_run(airflow, dag_id), within=AIRFLOW_WAIT)).run_id
     report = finished_report(name, run_id)
-    bucket.blob(latest_report_object_name(NAMESPACE, name)).upload_from_string(
-        report.model_dump_json(by_alias=True), content_type="application/json"
-    )
+    put_report(bucket, latest_report_object_name(NAMESPACE, name), report)
     await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "success"})
     return run_id
 

@@ -10,6 +10,7 @@ from controller.airflow_api import DagInfo, DagRunInfo, ImportErrorInfo
 from controller.airflow_link import observation_of
 from controller.run_status import PolicyRunStatus
 from controller.status import PolicyState, suspended_condition
+from tests.controller.conftest import written
 from vmbackup.model.report import DiskResult, InstanceResult, RunReport, StepError
 
 DAG_ID = "vmbackup__default__wordpress"
@@ -73,18 +74,18 @@ def status(**kwargs: Any) -> PolicyRunStatus:
     return PolicyRunStatus("default", "wordpress", DAG_ID, **kwargs)
 
 
-def condition(poll: PolicyRunStatus, type_: str) -> dict[str, str] | None:
+def condition_of(poll: PolicyRunStatus, type_: str) -> dict[str, str] | None:
     return next((dataclasses.asdict(c) for c in poll.conditions() if c.type == type_), None)
 
 
 def test_succeeded_run_with_report_gives_snapshot_names_and_time() -> None:
     latest = run("success")
     poll = status(dag=dag(), run=latest, report=report(latest.run_id))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Succeeded"
     assert fields["lastSnapshots"] == ["wordpress-1-vm-20261125-0200-3f9a1c2b"]
     assert fields["lastSnapshotTime"] == "2026-11-25T02:00:41Z"
-    assert condition(poll, "LastBackupSucceeded") == {
+    assert condition_of(poll, "LastBackupSucceeded") == {
         "type": "LastBackupSucceeded",
         "status": "True",
         "reason": "RunSucceeded",
@@ -95,7 +96,7 @@ def test_succeeded_run_with_report_gives_snapshot_names_and_time() -> None:
 def test_last_run_follows_the_contract_shape() -> None:
     latest = run("success")
     poll = status(dag=dag(), run=latest, report=report(latest.run_id))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["lastRun"] == {
         "runId": latest.run_id,
         "state": "success",
@@ -109,13 +110,13 @@ def test_last_run_follows_the_contract_shape() -> None:
 
 def test_succeeded_run_without_report_keeps_previous_snapshot_names() -> None:
     poll = status(dag=dag(), run=run("success"))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["lastSnapshotTime"] == "2026-11-25T02:00:41Z"
     assert "lastSnapshots" not in fields
 
 
 def test_next_run_is_the_schedules_next_start() -> None:
-    assert status(dag=dag(), run=run("success")).status_fields()["nextRun"] == "2026-11-26T02:00:00Z"
+    assert written(status(dag=dag(), run=run("success")))["nextRun"] == "2026-11-26T02:00:00Z"
 
 
 def test_failed_run_names_the_step_from_the_report() -> None:
@@ -127,11 +128,11 @@ def test_failed_run_names_the_step_from_the_report() -> None:
         failed_step="tier_web.snapshot",
         failure_message="tier_web.snapshot failed for wordpress-1-vm: quota exceeded",
     )
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Failed"
     assert fields["lastRun"]["failedStep"] == "tier_web.snapshot"
     assert fields["lastRun"]["message"] == "tier_web.snapshot failed for wordpress-1-vm: quota exceeded"
-    assert condition(poll, "LastBackupSucceeded") == {
+    assert condition_of(poll, "LastBackupSucceeded") == {
         "type": "LastBackupSucceeded",
         "status": "False",
         "reason": "RunFailed",
@@ -141,17 +142,17 @@ def test_failed_run_names_the_step_from_the_report() -> None:
 
 def test_failed_run_keeps_the_last_successful_snapshot_fields() -> None:
     poll = status(dag=dag(), run=run("failed"), failed_step="snapshot", failure_message="x")
-    fields = poll.status_fields()
+    fields = written(poll)
     assert "lastSnapshotTime" not in fields
     assert "lastSnapshots" not in fields
 
 
 def test_running_run_leaves_last_backup_condition_as_it_was() -> None:
     poll = status(dag=dag(), run=run("running"))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Running"
     assert fields["lastRun"]["endTime"] is None
-    assert condition(poll, "LastBackupSucceeded") is None
+    assert condition_of(poll, "LastBackupSucceeded") is None
 
 
 def test_queued_run_is_queued() -> None:
@@ -160,10 +161,10 @@ def test_queued_run_is_queued() -> None:
 
 def test_no_run_yet_is_pending() -> None:
     poll = status(dag=dag())
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Pending"
     assert fields["lastRun"] is None
-    assert condition(poll, "LastBackupSucceeded") == {
+    assert condition_of(poll, "LastBackupSucceeded") == {
         "type": "LastBackupSucceeded",
         "status": "Unknown",
         "reason": "NoRunYet",
@@ -173,7 +174,7 @@ def test_no_run_yet_is_pending() -> None:
 
 def test_paused_dag_is_suspended_without_a_next_run() -> None:
     poll = status(dag=dag(paused=True), run=run("success"))
-    fields = poll.status_fields()
+    fields = written(poll)
     assert fields["result"] == "Suspended"
     assert fields["nextRun"] is None
     assert dataclasses.asdict(suspended_condition(ACTIVE_SPEC, observation_of(poll))) == {
@@ -201,7 +202,7 @@ def test_import_error_carries_the_end_of_airflows_traceback() -> None:
     trace = "Traceback (most recent call last):\n" + "  frame\n" * 500 + "ImportError: policy JSON is not valid"
     error = ImportErrorInfo(filename=f"{DAG_ID}.py", stack_trace=trace, timestamp=START)
     poll = status(import_error=error)
-    found = condition(poll, "DagImportError")
+    found = condition_of(poll, "DagImportError")
     assert found is not None
     assert found["status"] == "True"
     assert found["reason"] == "ImportError"
@@ -211,14 +212,14 @@ def test_import_error_carries_the_end_of_airflows_traceback() -> None:
 
 
 def test_dag_flagged_with_import_errors_without_a_record_still_says_so() -> None:
-    found = condition(status(dag=dag(import_errors=True)), "DagImportError")
+    found = condition_of(status(dag=dag(import_errors=True)), "DagImportError")
     assert found is not None
     assert (found["status"], found["message"]) == ("True", f"Airflow cannot import /home/airflow/gcs/dags/{DAG_ID}.py")
 
 
 def test_cleanly_imported_dag_is_loaded() -> None:
     poll = status(dag=dag())
-    assert condition(poll, "DagImportError") == {
+    assert condition_of(poll, "DagImportError") == {
         "type": "DagImportError",
         "status": "False",
         "reason": "Imported",
@@ -229,7 +230,7 @@ def test_cleanly_imported_dag_is_loaded() -> None:
 
 def test_dag_airflow_has_not_loaded_yet_is_unknown() -> None:
     poll = status()
-    found = condition(poll, "DagImportError")
+    found = condition_of(poll, "DagImportError")
     assert found is not None
     assert (found["status"], found["reason"]) == ("Unknown", "DagNotLoaded")
     assert poll.dag_loaded is False
@@ -237,7 +238,8 @@ def test_dag_airflow_has_not_loaded_yet_is_unknown() -> None:
 
 def test_unreachable_airflow_says_so_and_nothing_else() -> None:
     poll = status(unreachable="cannot reach Airflow at http://airflow:8080: connection refused")
-    assert poll.status_fields() == {"result": "Unknown"}
+    assert poll.result == "Unknown"
+    assert poll.run_fields() is None  # the run fields shown before are kept
     assert [dataclasses.asdict(c) for c in poll.conditions()] == [
         {
             "type": "AirflowReachable",
@@ -249,7 +251,7 @@ def test_unreachable_airflow_says_so_and_nothing_else() -> None:
 
 
 def test_reachable_airflow_says_so() -> None:
-    assert condition(status(dag=dag()), "AirflowReachable") == {
+    assert condition_of(status(dag=dag()), "AirflowReachable") == {
         "type": "AirflowReachable",
         "status": "True",
         "reason": "Reachable",
@@ -259,4 +261,4 @@ def test_reachable_airflow_says_so() -> None:
 
 def test_unreadable_report_is_mentioned_not_fatal() -> None:
     fields = status(dag=dag(), run=run("success"), report_problem="gs://b/latest.json is not a valid run report")
-    assert fields.status_fields()["lastRun"]["message"] == "gs://b/latest.json is not a valid run report"
+    assert written(fields)["lastRun"]["message"] == "gs://b/latest.json is not a valid run report"

@@ -15,7 +15,9 @@ from google.cloud import storage
 from controller.airflow_api import AirflowClient
 from controller.airflow_auth import BasicAuth, JwtAuth
 from controller.run_reports import RunReportReader
-from controller.run_status import PolicyKey, PolicyRunStatus, RunStatusPoller
+from controller.run_status import PolicyRunStatus, RunStatusPoller
+from controller.status import PolicyKey
+from tests.controller.conftest import written
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.gcs import GCS_PROJECT, free_port
 from vmbackup.model.policy import dag_id_for
@@ -143,7 +145,7 @@ def polled(scenario: Scenario) -> dict[PolicyKey, PolicyRunStatus]:
 
 
 def test_succeeded_run_reports_its_snapshots(polled: dict[PolicyKey, PolicyRunStatus]) -> None:
-    fields = polled[SUCCEEDED].status_fields()
+    fields = written(polled[SUCCEEDED])
     assert fields["result"] == "Succeeded"
     assert fields["lastRun"]["runId"] == "poll-1"
     assert fields["lastSnapshots"] == [SNAPSHOT]
@@ -151,20 +153,20 @@ def test_succeeded_run_reports_its_snapshots(polled: dict[PolicyKey, PolicyRunSt
 
 
 def test_failed_run_without_report_names_the_failed_task(polled: dict[PolicyKey, PolicyRunStatus]) -> None:
-    last_run = polled[FAILED].status_fields()["lastRun"]
+    last_run = written(polled[FAILED])["lastRun"]
     assert polled[FAILED].result == "Failed"
     assert last_run["failedStep"] == "snapshot"
     assert last_run["message"] == "task snapshot failed (try 1); its log in Airflow says why"
 
 
 def test_failed_run_with_report_names_the_reported_step(polled: dict[PolicyKey, PolicyRunStatus]) -> None:
-    last_run = polled[REPORTED_FAILURE].status_fields()["lastRun"]
+    last_run = written(polled[REPORTED_FAILURE])["lastRun"]
     assert last_run["failedStep"] == "tier_db.stop"
     assert last_run["message"] == "tier_db.stop failed: did not stop"
 
 
 def test_dag_that_never_ran_is_pending_with_its_next_run(polled: dict[PolicyKey, PolicyRunStatus]) -> None:
-    fields = polled[IDLE].status_fields()
+    fields = written(polled[IDLE])
     assert fields["result"] == "Pending"
     assert fields["nextRun"].startswith("2099-01-0")
 

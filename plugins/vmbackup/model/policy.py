@@ -58,6 +58,8 @@ API_GROUP = "vmbackup.dev"
 API_VERSION = "v1alpha1"
 KIND = "VMBackupPolicy"
 PLURAL = "vmbackuppolicies"
+BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"  # asks the controller for a run now; it removes the annotation
+DAG_ID_PREFIX = "vmbackup__"  # every policy's DAG id starts with it (dag_id_for)
 
 MAX_UNAVAILABLE_VMS = 10000  # no tier holds more VMs than a selector can resolve
 
@@ -410,7 +412,7 @@ class BackupPolicy(CrdModel):
 
 
 def dag_id_for(namespace: str, name: str) -> str:
-    return f"vmbackup__{namespace}__{name}"
+    return f"{DAG_ID_PREFIX}{namespace}__{name}"
 
 
 def parse_policy(

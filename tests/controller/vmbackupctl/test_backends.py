@@ -18,7 +18,7 @@ import kmock
 import pytest
 from google.cloud import compute_v1, storage
 
-from controller.airflow_api import AirflowError, AirflowUnavailable
+from controller.airflow_errors import AirflowError, AirflowUnavailable
 from devstack.gce_simulator import ComputeSimulator
 from tests.controller.vmbackupctl.test_commands import SPEC, put_policy, vmbackupctl
 from tests.fixtures.airflow_api import AirflowServer, dag_source
