@@ -110,3 +110,10 @@ def test_no_file_cites_the_readmes_old_sections() -> None:
             if re.search(r"README(?:'s)?[,:]?\s*\(?\\?\"|README's [\w -]+ section", line):
                 stale.append(f"{path.relative_to(REPO_ROOT)}:{number}")
     assert not stale, "cite the docs/ page instead: " + ", ".join(stale)
+
+
+def test_ci_builds_the_site_strictly() -> None:
+    """--quiet would hide the warnings --strict counts: mkdocs then passes with a broken link."""
+    lines = [line for line in (REPO_ROOT / ".ci" / "run").read_text().splitlines() if "mkdocs build" in line]
+    assert lines, ".ci/run has no docs phase"
+    assert all("--strict" in line and "--quiet" not in line and " -q " not in line for line in lines), lines
