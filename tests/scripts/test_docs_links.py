@@ -7,6 +7,7 @@ the chart and the scripts cite.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -28,6 +29,7 @@ PAGE = re.compile(r"\bdocs/[A-Za-z0-9_./-]+\.md\b")
 SECTION = re.compile(r"\b(docs/[A-Za-z0-9_./-]+\.md)\b,?:?\s*\"([^\"\n]+)\"")
 
 
+@functools.cache
 def citing_files() -> list[Path]:
     files = [REPO_ROOT / name for name in CITING_FILES]
     for folder in CITING_DIRS:
@@ -39,6 +41,7 @@ def citing_files() -> list[Path]:
     return [path for path in files if path.exists() and path != Path(__file__).resolve()]
 
 
+@functools.cache
 def citations() -> list[tuple[Path, int, str]]:
     found = []
     for path in citing_files():
