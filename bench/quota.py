@@ -94,7 +94,7 @@ def run(cfg: QuotaBenchConfig) -> QuotaResult:
     port = free_port()
     store = create_server("127.0.0.1", port, in_memory=True)
     store.start()
-    # Operations are kept an hour at least (README's rate-quota section): a scaled hour, 60 windows, as the quotas
+    # Operations are kept an hour at least (docs/benchmarks.md, "Rate quotas"): a scaled hour, 60 windows, as the quotas
     profile = Profile.fast(
         rate_quota_window_seconds=cfg.window,
         rate_quota_limits=dict(cfg.quotas),

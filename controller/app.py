@@ -70,7 +70,7 @@ def configure_logging(config: ControllerConfig) -> None:
 
 
 def run(config: ControllerConfig) -> None:
-    """Run until stopped by a signal: under the Lease when one is named (README "High availability"), else at once."""
+    """Run until stopped by a signal: under the Lease when one is named (docs/operations/high-availability.md), else at once."""
     configure_logging(config)
     controller = build_controller(config)
     if config.metrics_port:

@@ -60,7 +60,7 @@ class ControllerConfig:
     # How DAG sensors wait: auto = deferrable where Airflow reports a live triggerer, else reschedule.
     wait_mode: WaitModeSetting = "auto"
     wait_mode_refresh_seconds: float = 300.0
-    # The coordination.k8s.io Lease a replica must hold before it acts (README "High availability").
+    # The coordination.k8s.io Lease a replica must hold before it acts (docs/operations/high-availability.md).
     # None: no election, the process acts at once (one process outside a cluster, e.g. `make demo`).
     lease_name: str | None = None
     lease_namespace: str = "default"
@@ -76,8 +76,8 @@ class ControllerConfig:
     target_secrets_dir: Path = DEFAULT_TARGET_SECRETS_DIR
     log_level: str = "INFO"
     log_format: LogFormat = "json"
-    # The keeper DAG (one per bucket) that starts again the VMs this product stopped (README "A VM this product
-    # stopped is started again"): its schedule, how often its report is read, and when that report counts as stale.
+    # The keeper DAG (one per bucket) that starts again the VMs this product stopped (docs/operations/vms-left-stopped.md):
+    # its schedule, how often its report is read, and when that report counts as stale.
     keeper_schedule: str = DEFAULT_KEEPER_SCHEDULE
     keeper_read_interval_seconds: float = 120.0
     keeper_stale_after_intervals: float = 3.0

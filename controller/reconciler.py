@@ -315,7 +315,7 @@ class Controller:
             return
         async with self._lock(key):
             # Only for a DAG Airflow has loaded: pausing an unknown DAG is a 404 per policy per tick, which
-            # would turn the one batched poll into N requests (README, "Controller" benchmark).
+            # would turn the one batched poll into N requests (docs/benchmarks.md, "Controller").
             if (
                 observation is not None
                 and observation.reachable

@@ -1,6 +1,6 @@
 """How the DAGs' sensors wait in one Airflow environment: deferrable where it runs a triggerer.
 
-A deferrable sensor hands its wait to the triggerer and frees its worker slot (README, "Workflow benchmark", has
+A deferrable sensor hands its wait to the triggerer and frees its worker slot (docs/benchmarks.md, "Workflow", has
 the slot-seconds measured); in an environment without a triggerer a deferred task never resumes. Airflow's health endpoint reports the triggerer's heartbeat on Airflow 2.10 and 3.x alike, and in
 Composer whether one is configured (workloadsConfig.triggerer). So the controller asks it, and renders each DAG
 with the answer as data (BackupPolicy.wait_mode). The answer is cached per environment and asked again every

@@ -32,7 +32,7 @@ import requests
 from devstack.airflow_local import LocalAirflow, free_port
 
 WINDOW = (1500, 560)
-SCALE = 2  # device pixels per CSS pixel: a sharp picture when the README scales it down
+SCALE = 2  # device pixels per CSS pixel: a sharp picture when the docs page scales it down
 # The minimap would cover the graph's right end in a window this short; nothing else of the page is changed.
 HIDE_MINIMAP = "document.head.insertAdjacentHTML('beforeend', '<style>.react-flow__minimap{display:none}</style>')"
 # The UI remembers the chosen view in localStorage under this key (useLocalStorage("default_dag_view", "grid") in

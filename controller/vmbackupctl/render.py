@@ -17,7 +17,7 @@ from vmbackup.model.policy import BACKUP_NOW_ANNOTATION, BackupPolicy, PolicyErr
 
 NONE = "<none>"
 LEFT_STOPPED_MARKER = " (VM left stopped)"  # after RESULT in `get` while VMLeftStopped is True
-# describe's notes on the consistency mode, one line each (README: "Checks before anything stops").
+# describe's notes on the consistency mode, one line each (docs/design/preflight-checks.md).
 STOCKOUT_RISK = (
     "a VM that consumes no reservation may not start again during a zone stockout; the product keeps retrying "
     "(keeper) - set spec.stop.requireReservation to refuse such VMs"
@@ -286,7 +286,7 @@ def _spec_summary(out: _Fields, policy: BackupPolicy) -> None:
 
 
 def _consistency_notes(policy: BackupPolicy) -> list[tuple[str, list[str]]]:
-    """What the consistency mode risks and what spec.stop decides about it (README: "Checks before anything stops")."""
+    """What the consistency mode risks and what spec.stop decides about it (docs/design/preflight-checks.md)."""
     spec = policy.spec
     if spec.consistency == "guestFlush":
         return [("Guest Flush", [GUEST_FLUSH_RISK])]

@@ -2,8 +2,8 @@
 
 This is the one place that reads them. A DAG factory reads them once per DAG parse and hands the object to
 the tasks it builds; code that runs inside a task (the Compute Engine hook, the report upload) reads them when
-the task runs. Composer sets GCS_BUCKET on its workers; the VMBACKUP_* variables are ours (README, "Airflow
-tuning variables").
+the task runs. Composer sets GCS_BUCKET on its workers; the VMBACKUP_* variables are ours
+(docs/operations/airflow-settings.md, "Airflow tuning variables").
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class AirflowSettings:
     compute_retry_attempts: int = 6  # attempts of one Compute Engine call on 429, 5xx and connection errors
     compute_retry_base_seconds: float = 1.0  # first backoff of those retries (doubling, capped, full jitter)
     report_bucket: str | None = None  # where run and restore reports go; None: not uploaded
-    # VMs of one project whose down window does Compute Engine work at once in one process (README, "Fleets")
+    # VMs of one project whose down window does Compute Engine work at once in one process
+    # (docs/design/down-window.md, "Concurrent Compute Engine work per project")
     max_vms_in_flight_per_project: int = 20
     # Compute Engine's rate-quota interval: quotas refill on the clock's minute ("Compute Engine rate quotas",
     # https://cloud.google.com/compute/api-quota); a test shrinks it with the simulator's scaled minute

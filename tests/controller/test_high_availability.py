@@ -5,8 +5,8 @@ Each replica is `python -m controller` with the settings the chart gives it (rep
 namespace and client-go's timings), against kmock serving Leases with resourceVersions as an API server does
 (tests/fixtures/leases.py), and the Cloud Storage emulator as the bucket. Which replica acted is read from its
 log (kopf's lines, the upload line that names the DAG) once the test is over, and from its `vmbackup_leader`
-gauge sampled throughout. Takeover times are printed, not asserted (README "High availability" has the
-figures); the bounds below only keep a broken election from hanging the suite.
+gauge sampled throughout. Takeover times are printed, not asserted (docs/benchmarks.md, "High availability: takeover",
+has the figures); the bounds below only keep a broken election from hanging the suite.
 """
 
 from __future__ import annotations

@@ -85,8 +85,8 @@ def test_a_bad_keeper_setting_stops_the_controller_naming_the_variable(variable:
         ControllerConfig.from_env({f"VMBACKUP_{variable}": value})
 
 
-def test_the_readme_documents_the_keepers_names() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+def test_the_docs_document_the_keepers_names() -> None:
+    readme = (Path(__file__).parents[2] / "docs" / "operations" / "vms-left-stopped.md").read_text()
     metrics = ControllerMetrics()
     keeper_metrics = [
         metrics.vms_left_stopped,

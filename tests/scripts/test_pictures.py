@@ -1,4 +1,4 @@
-"""The README pictures' data: which run is screenshotted, and the timeline's bars from the bench's down intervals."""
+"""The documentation pictures' data: which run is screenshotted, and the timeline's bars from the bench's down intervals."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from vmbackup.settings import AirflowSettings
 from vmbackup.start_dates import first_start
 
 # Inside the down window a stopped VM's waits look this often at most (each look one GET per VM or snapshot; the
-# operation waits long-poll `wait`), so the VM is not kept down waiting for the next look. README, "Workflow
-# benchmark", has what each choice was measured at.
+# operation waits long-poll `wait`), so the VM is not kept down waiting for the next look.
+# docs/benchmarks.md, "Workflow", has what each choice was measured at.
 WINDOW_POLL_SECONDS = 1.0
 # The down window retries after at most this long when its worker or trigger was lost (Airflow 3.2-3.3 also fails
 # a resumed task now and then with "state mismatch", a stale executor event; apache/airflow#71172, #72716): the

@@ -4,7 +4,7 @@ Compute Engine counts calls "per-project", per quota group, in synchronized per-
 reaches a quota limit at 10:00:15, the quota refills at the start of the next synchronized interval, such as
 10:01:00" ("Compute Engine rate quotas", https://cloud.google.com/compute/api-quota). A Composer environment calls
 from several processes and pods (the triggerer, each worker), so the budget is kept where they all reach: the
-environment's bucket (README, "Rate quotas").
+environment's bucket (docs/design/rate-quotas.md).
 
 **The bucket ledger.** A process claims tokens in blocks: it writes an object named with its claimed total,
 ``vmbackup-rate-budget/{project}/{group}/{window}/{process}-{total}``, then lists that window's objects and sums

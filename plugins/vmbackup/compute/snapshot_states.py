@@ -171,7 +171,7 @@ class SnapshotStates:
         With disks.createSnapshot a snapshot can read READY before its creation is done (the race that moved the
         GCE PD CSI driver to snapshots.insert, kubernetes-sigs/gcp-compute-persistent-disk-csi-driver#1857).
         Leaving CREATING, the restart point, is unaffected: that is the cut (container-storage-interface/spec
-        pull requests #224 and #307; README "Why the VM starts again while its snapshots upload").
+        pull requests #224 and #307; docs/design/upload-restart.md).
         """
         if status != "READY":
             return status

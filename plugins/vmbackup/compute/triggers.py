@@ -3,7 +3,7 @@
 The Compute Engine client is synchronous, so each call runs in a thread and the triggerer's event loop stays
 free. The threads are this module's own: the loop's default executor has min(32, cores + 4) threads shared
 with every trigger of the environment, and a `wait` long-poll holds its thread until the operation ends, so a
-fleet of VMs waiting at once would queue every other trigger behind that pool (README, "Workflow benchmark").
+fleet of VMs waiting at once would queue every other trigger behind that pool (docs/benchmarks.md, "The per-step layout of earlier releases").
 Triggers depend on the hook only.
 """
 

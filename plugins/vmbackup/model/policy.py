@@ -69,16 +69,16 @@ MAX_USER_LABELS = 48  # Compute Engine allows 64 labels per resource; we add a f
 
 # How late a stop-mode run may start by default: Composer's DAG sync (3-5 min), a busy scheduler and a worker
 # scaled up from zero make minutes of lateness normal; past a quarter of an hour the VM would go down at a time
-# its owner did not choose (README: "Late runs, maintenance windows and one backup per slot").
+# its owner did not choose (docs/design/schedule-slots.md, "Late runs, maintenance windows and one backup per slot").
 STOP_MODE_STARTING_DEADLINE_SECONDS = 900
-# How long a stop step waits for a VM another run holds (README, "Overlapping policies"): a stop-mode backup of
+# How long a stop step waits for a VM another run holds (docs/design/overlapping-policies.md): a stop-mode backup of
 # another policy usually gives the VM back within minutes; a longer hold is a long upload-free stop or a restore.
 DEFAULT_LOCK_WAIT_SECONDS = 300
 MIN_STARTING_DEADLINE_SECONDS = 60  # Airflow's scheduler needs seconds to start a run; less would miss every slot
 MAX_STARTING_DEADLINE_SECONDS = 86400
 ConsistencyMode = Literal["stop", "none", "guestFlush"]
 # How the point in time is cut: standard (a snapshot of the disk) or instant (an instant snapshot, converted to a
-# standard snapshot once the VM runs again). README, "Instant snapshots", says why standard is the default.
+# standard snapshot once the VM runs again). docs/design/instant-snapshots.md says why standard is the default.
 SnapshotMethod = Literal["standard", "instant"]
 # How the DAG's operation sensors wait. A property of the Airflow environment, not of the policy: the controller
 # picks it for the environment it uploads to (controller/wait_mode.py) and the rendered DAG carries it as data.
