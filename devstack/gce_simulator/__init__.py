@@ -40,7 +40,7 @@ Control plane: ``/_sim/...`` on the same port (``SimulatorControl`` wraps it wit
 names). CLI: ``python -m devstack.gce_simulator --port 0 --profile fast --seed classic`` prints the base URL on its
 first stdout line; ``--preset NAME`` (repeatable) applies a named preset after seeding.
 
-Modules, each importing only those before it (tests/devstack/test_import_graph.py): ``errors`` (error bodies),
+Modules, each importing only those before it (tests/test_import_graph.py): ``errors`` (error bodies),
 ``filters``, ``faults``, ``profile`` (timings and their sources), ``common`` (links, ids, names, labels),
 ``resources`` (the records and their JSON), ``scheduler`` (the clock), ``operations``, ``observers`` (invariant
 hooks), ``state`` (``World``), ``quotas``, ``snapshot_rules``, ``devices`` (disk attachment, serial console, the
