@@ -314,3 +314,48 @@ def test_a_spot_vm_preempted_between_our_lock_and_the_stop_is_started_again(
     assert stops(gce_sim) == []  # nothing to stop: Compute Engine had stopped it
     assert len(our_snapshots(gce_sim, target)) == 2
     assert ends_as_it_began(gce_sim, hook, target)  # it was RUNNING when the run began
+
+
+# -- reservations: a policy that requires one stops only VMs whose capacity is held -----------------------------
+
+
+def test_a_required_reservation_backs_up_the_reserved_vm_through_a_stockout_and_skips_the_other(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    zone = "us-central1-d"
+    gce_sim.add_reservation(GCE_PROJECT, zone, "db-capacity", count=1, specific_reservation_required=True)
+    affinity = {
+        "consumeReservationType": "SPECIFIC_RESERVATION",
+        "key": "compute.googleapis.com/reservation-name",
+        "values": ["db-capacity"],
+    }
+    gce_sim.add_instance(GCE_PROJECT, zone, "reserved-1", reservation_affinity=affinity)
+    gce_sim.add_instance(GCE_PROJECT, zone, "unreserved-1")
+    spec = {
+        "project": GCE_PROJECT,
+        "instances": [{"name": "reserved-1", "zone": zone}, {"name": "unreserved-1", "zone": zone}],
+        "stop": {"requireReservation": True},
+    }
+    reserved = parse_policy("team-a", "reserved", spec)
+    resolution = resolve_targets(reserved, "manual__reserved", hook)
+    assert [t["instance"] for t in resolution["groups"]["instances"]] == ["reserved-1"]
+    (skipped,) = resolution["skipped"]
+    assert skipped["instance"] == "unreserved-1"
+    assert "spec.stop.requireReservation" in skipped["reason"]
+
+    gce_sim.stockout(zone, 3600)  # the zone has no capacity for an hour from now: only the reservation's is left
+    (vm,) = run_window(
+        hook,
+        reserved,
+        resolution["groups"]["instances"],
+        None,
+        FULL,
+        max_unavailable=1,
+        project_limit=4,
+        poll_seconds=0.05,
+        lock_ttl_seconds=600,
+    )
+    assert vm["error"] is None
+    assert vm["stopped"] is True
+    assert "stockout" not in (vm.get("note") or "")
+    assert hook.get_instance(GCE_PROJECT, zone, "reserved-1").status == "RUNNING"
