@@ -120,6 +120,12 @@ def test_a_window_killed_while_the_vm_stops_does_not_stop_it_again(
 ) -> None:
     acquire_lock(hook, target, 600)
     hook.stop_instance(GCE_PROJECT, target["zone"], target["instance"])  # the killed try's stop, still under way
+    wait_until(  # Compute Engine had taken it up (STOPPING) when the try died; a RUNNING VM would be stopped again
+        lambda: hook.get_instance(GCE_PROJECT, target["zone"], target["instance"]).status != "RUNNING",
+        within=60,
+        what="the killed try's stop under way",
+        interval=0.01,
+    )
     (vm,) = window()
     assert vm["error"] is None
     assert vm["stopped"] is True
