@@ -23,12 +23,12 @@ from google.cloud import storage
 
 from controller.replica import LOST_LEASE_EXIT_CODE
 from devstack.kube_local import LocalKubernetes
-from devstack.stack import wait_until
 from tests.fixtures.gcs import free_port
 from tests.fixtures.kube import policy_object, policy_url
 from tests.fixtures.rbac import ChartRbac, controller_requests
 from tests.fixtures.replicas import Replica, Watch, lease_spec, start_replica
 from tests.fixtures.tools import Helm, TemplateResult
+from tests.fixtures.waits import wait_until
 from vmbackup.model.policy import dag_id_for
 
 NAMESPACE = "shop"
@@ -148,7 +148,7 @@ def test_only_the_lease_holder_ever_acts(
         create_policy(kube, name)
     for name in policies:
         wait_until(lambda name=name: in_bucket(gcs_bucket, name), within=BOUND, what=f"{name}'s DAG")
-        wait_until(lambda name=name: uploaded(leader, name), within=60, what=f"the leader logs {name}'s upload")
+        wait_until(lambda name=name: uploaded(leader, name), what=f"the leader logs {name}'s upload")
     # Several lease durations more, so that a follower that wrongly took over would have done so by now.
     time.sleep(2 * float(chart_env["VMBACKUP_LEASE_DURATION"]))
     watch.stop()
@@ -166,7 +166,7 @@ def test_the_chart_allows_every_request_of_leader_and_follower(
     leader, _ = leader_and_follower(replica, watch)
     create_policy(kube, "web")
     wait_until(lambda: uploaded(leader, "web"), within=BOUND, what="the leader uploads")
-    wait_until(lambda: in_bucket(gcs_bucket, "web"), within=60, what="the DAG in the bucket")
+    wait_until(lambda: in_bucket(gcs_bucket, "web"), what="the DAG in the bucket")
 
     made = controller_requests(kube.served())
     rbac = ChartRbac.from_render(chart)
@@ -191,7 +191,7 @@ def test_a_killed_leader_is_taken_over_once_the_lease_expires(
         f"takeover after SIGKILL: Lease taken {acquired:.1f} s, next policy's DAG in the bucket {acted:.1f} s "
         f"(lease duration {chart_env['VMBACKUP_LEASE_DURATION']} s)"
     )
-    wait_until(lambda: uploaded(follower, "after-the-kill"), within=60, what="the new leader logs its upload")
+    wait_until(lambda: uploaded(follower, "after-the-kill"), what="the new leader logs its upload")
     assert not uploaded(leader, "after-the-kill")
 
 

@@ -83,13 +83,13 @@ async def test_the_controller_process_serves_a_cluster_from_kubeconfig(
         async with kube.post(policy_url("shop"), json=policy_object("shop", "web", spec)) as response:
             assert response.status in (200, 201)
 
-        await eventually(lambda: gcs_bucket.get_blob("dags/vmbackup__shop__web.py"), within=60)
+        await eventually(lambda: gcs_bucket.get_blob("dags/vmbackup__shop__web.py"))
 
         async def counted() -> str | None:  # the counter moves just after the object is written
             text = await asyncio.to_thread(_get, f"http://127.0.0.1:{metrics_port}/metrics")
             return text if UPLOADED_ONE in text else None
 
-        metrics = await eventually(counted, within=30, interval=0.2, what="the upload counted in /metrics")
+        metrics = await eventually(counted, interval=0.2, what="the upload counted in /metrics")
         alive = await asyncio.to_thread(_get, f"http://127.0.0.1:{liveness_port}/healthz")
     finally:
         process.send_signal(signal.SIGTERM)

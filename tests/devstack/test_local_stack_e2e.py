@@ -19,8 +19,9 @@ from kubernetes import client, config
 
 from controller.reconciler import BACKUP_NOW_ANNOTATION
 from devstack.gce_simulator import Fault
-from devstack.stack import BUCKET, PROJECT, LocalStack, wait_until
+from devstack.stack import BUCKET, PROJECT, LocalStack
 from tests.fixtures.rbac import ChartRbac, controller_requests
+from tests.fixtures.waits import wait_until
 from vmbackup.backup.down_window import EARLIER_TRY_NOTE
 from vmbackup.model import labels
 from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
@@ -149,7 +150,7 @@ def test_a_policy_backs_up_its_vm_and_deleting_it_keeps_the_snapshots(
 ) -> None:
     assert stack.compute is not None
     apply_policy(stack, policies, "wordpress")
-    wait_until(lambda: dag_object_exists(stack, "wordpress"), within=60, what="the DAG in the bucket")
+    wait_until(lambda: dag_object_exists(stack, "wordpress"), what="the DAG in the bucket")
     dag_file = stack.storage_client().bucket(BUCKET).blob(f"dags/{dag_id_for(NAMESPACE, 'wordpress')}.py")
     assert '"waitMode":"deferrable"' in dag_file.download_as_text()  # the stack's Airflow runs a triggerer
 
@@ -169,7 +170,7 @@ def test_a_policy_backs_up_its_vm_and_deleting_it_keeps_the_snapshots(
     assert stack.compute.violations == []
 
     policies.delete_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, "wordpress")
-    wait_until(lambda: not dag_object_exists(stack, "wordpress"), within=60, what="the DAG removed from the bucket")
+    wait_until(lambda: not dag_object_exists(stack, "wordpress"), what="the DAG removed from the bucket")
     still_there = {s["name"] for s in stack.compute.snapshots(PROJECT)}
     assert taken <= still_there
 

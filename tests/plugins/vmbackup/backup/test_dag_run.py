@@ -21,9 +21,9 @@ from google.cloud import compute_v1, storage
 
 from dags_templates.render import render_dag
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile, compute_client
-from devstack.stack import wait_until
 from tests.fixtures.airflow_env import AirflowDags
 from tests.fixtures.gcs import COMPOSER_BUCKET, GCS_PROJECT
+from tests.fixtures.waits import wait_until
 from vmbackup.backup.preflight import GUEST_FLUSH_FAILED_NOTE
 from vmbackup.backup.resolution import Target, all_targets, resolve_targets
 from vmbackup.compute.hook import ComputeEngineHook
@@ -403,7 +403,7 @@ def _seed_snapshot(sim: ComputeSimulator, name: str, labels: dict[str, str]) -> 
         assert errors in ([], ["RESOURCE_OPERATION_RATE_EXCEEDED"]), errors
         return not errors
 
-    wait_until(seeded, within=60, what=f"snapshot {name} seeded", interval=sim.profile.snapshot_min_interval_seconds)
+    wait_until(seeded, what=f"snapshot {name} seeded", interval=sim.profile.snapshot_min_interval_seconds)
     time.sleep(0.002)  # distinct creationTimestamps (milliseconds) for a deterministic order
 
 
@@ -714,7 +714,7 @@ def overlap(
 
     def give_back(sim: ComputeSimulator) -> None:
         assert give_back_when is not None
-        wait_until(lambda: give_back_when(sim), within=45, what="the moment to give web-1 back", interval=0.05)
+        wait_until(lambda: give_back_when(sim), what="the moment to give web-1 back", interval=0.05)
         held[0].give_back()
 
     run = backup(name, spec, hold, alongside=give_back if give_back_when else None, wait_mode=wait_mode)

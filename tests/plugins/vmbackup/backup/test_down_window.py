@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile
-from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT
+from tests.fixtures.waits import wait_until
 from vmbackup.backup.down_window import DOWN, EARLIER_TRY_NOTE, FULL, VmWindow, run_window
 from vmbackup.backup.resolution import Target, resolve_targets
 from vmbackup.backup.snapshot_cuts import cut_snapshots
@@ -122,7 +122,6 @@ def test_a_window_killed_while_the_vm_stops_does_not_stop_it_again(
     hook.stop_instance(GCE_PROJECT, target["zone"], target["instance"])  # the killed try's stop, still under way
     wait_until(  # Compute Engine had taken it up (STOPPING) when the try died; a RUNNING VM would be stopped again
         lambda: hook.get_instance(GCE_PROJECT, target["zone"], target["instance"]).status != "RUNNING",
-        within=60,
         what="the killed try's stop under way",
         interval=0.01,
     )
@@ -187,7 +186,7 @@ def test_a_window_that_waited_for_one_still_going_reports_what_that_one_did(
     gce_sim.inject(Fault.operation_error("disks.createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS'.", times=None))
     with ThreadPoolExecutor(max_workers=2) as pool:
         first = pool.submit(window)
-        wait_until(lambda: stops(gce_sim), within=30, what="the first window's stop", interval=0.01)
+        wait_until(lambda: stops(gce_sim), what="the first window's stop", interval=0.01)
         second = pool.submit(window)  # a re-created trigger of the same run, in the same triggerer
         ((one,), (two,)) = first.result(), second.result()
     assert "Quota 'SNAPSHOTS'" in str(one["error"])
@@ -279,7 +278,7 @@ def test_a_label_its_owner_set_while_the_vm_was_down_is_kept_and_the_lock_releas
     from devstack.gce_simulator import compute_client
 
     def owner_labels_it() -> None:  # while our cut is CREATING: our release's fingerprint is stale then
-        wait_until(lambda: calls_to(gce_sim, "disks.createSnapshot"), within=60, what="the window's cut")
+        wait_until(lambda: calls_to(gce_sim, "disks.createSnapshot"), what="the window's cut")
         client = compute_client(compute_v1.InstancesClient, gce_sim.base_url)
         inst = client.get(project=GCE_PROJECT, zone=DB["zone"], instance=DB["name"])
         body = compute_v1.InstancesSetLabelsRequest(
@@ -308,7 +307,7 @@ def test_a_spot_vm_preempted_between_our_lock_and_the_stop_is_started_again(
     gce_sim.inject(Fault.slow("instances.setLabels", 1.0, target=DB["name"]))  # our lock: time to preempt in
 
     def preempt_once_locking() -> None:
-        wait_until(lambda: calls_to(gce_sim, "instances.setLabels"), within=60, what="the window's lock")
+        wait_until(lambda: calls_to(gce_sim, "instances.setLabels"), what="the window's lock")
         gce_sim.preempt(GCE_PROJECT, DB["zone"], DB["name"])
 
     with ThreadPoolExecutor(1) as pool:

@@ -14,8 +14,8 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile
-from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT
+from tests.fixtures.waits import wait_until
 from vmbackup.backup.down_window import FULL, run_window
 from vmbackup.backup.resolution import resolve_targets
 from vmbackup.compute.hook import ComputeEngineHook

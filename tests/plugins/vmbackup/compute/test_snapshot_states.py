@@ -8,8 +8,8 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile
-from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT
+from tests.fixtures.waits import wait_until
 from vmbackup.compute.hook import (
     READY,
     ComputeEngineHook,
@@ -82,3 +82,19 @@ def gone(hook: ComputeEngineHook, ref: OperationRef) -> bool:
     except gexc.NotFound:
         return True
     return False
+
+
+def test_the_ready_states_read_the_snapshot_only_when_its_creation_is_not_known(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    known = ready_snapshot(hook, "known")
+    wait_until(lambda: hook.find_snapshot(GCE_PROJECT, "known"), what="the first snapshot")
+    ref = hook.create_snapshot(
+        GCE_PROJECT, "us-central1-a", "web-1", "unknown", labels={}, storage_location=None, guest_flush=False
+    )
+    assert ref is not None
+    hook.wait_done(ref, 30)
+    items = [known, {"name": "unknown", "disk": "web-1", "operation": None}]  # its operation is not known
+    gce_sim.clear_calls()
+    assert hook.ready_states(GCE_PROJECT, items) == {"known": "READY", "unknown": "READY"}
+    assert gce_sim.call_counts().get("snapshots.get") == 1  # "unknown" only: "known"'s DONE creation vouches for it

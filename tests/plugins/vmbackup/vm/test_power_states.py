@@ -7,8 +7,8 @@ maxDuration (scaled by the fast profile's api_duration_scale), a SUSPENDED one c
 from __future__ import annotations
 
 from devstack.gce_simulator import ComputeSimulator
-from devstack.stack import wait_until
 from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.waits import wait_until
 from tests.plugins.vmbackup.vm.left_stopped import ZONE
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.vm.lock import VmRef, acquire_lock, release_lock
