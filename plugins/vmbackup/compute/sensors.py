@@ -261,9 +261,12 @@ class SnapshotStatusSensor(_RecordingSensor):
         return self._recorded(context, lambda: self._look_then_defer(context))
 
     def _look_then_defer(self, context: Any) -> Any:
-        looked = self.poke(context)
-        if looked.is_done:
-            return looked.xcom_value
+        # A READY wait begins while the upload runs (minutes): a look now would see it unfinished and cost a call
+        # against the quota; the trigger's long-poll of the creation (`operations.wait`) is its first look.
+        if self.until != READY:
+            looked = self.poke(context)
+            if looked.is_done:
+                return looked.xcom_value
         from vmbackup.compute.triggers import SnapshotStatusTrigger
 
         self.defer(
