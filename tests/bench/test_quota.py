@@ -11,7 +11,9 @@ def test_a_small_fleet_under_binding_quotas_is_backed_up_within_the_budget() -> 
     assert (result.failed, result.left_stopped) == (0, 0)
     assert result.calls_by_group["zonal_write_requests"] == 6 * 5  # lock, stop, cut, start, unlock
     assert all(result.peak_by_group[g] <= quotas[g] for g in quotas if g in result.peak_by_group)
-    assert result.wall_seconds >= result.floor_seconds
+    # Windows are clock-aligned (Google's minute): a run that starts at the end of one window has spent almost none
+    # of it, so its wall time can be up to one window under the floor, never more.
+    assert result.wall_seconds >= result.floor_seconds - 1.0
 
 
 def test_the_quota_floor_is_the_busiest_groups_windows() -> None:
