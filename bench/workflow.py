@@ -37,7 +37,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# The bench's parts, importable from here as before the split (tests, scripts/pictures.py, docs/benchmarks.md).
+# Re-exported: tests and scripts/pictures.py import these from bench.workflow, as before the split.
 from bench.workflow_measurements import (
     calls_between,
     fewest_running,
