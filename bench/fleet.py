@@ -26,19 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.workflow import (
+from bench.workflow_measurements import task_executions
+from bench.workflow_results import ScenarioResult, WorkflowBenchConfig
+from bench.workflow_scenarios import (
     BUCKET,
     NAMESPACE,
     PLUGINS_FOLDER,
     PROJECT,
     ZONE,
     Echo,
-    ScenarioResult,
-    WorkflowBenchConfig,
     _Stack,
     detect_wait_mode,
     run_scenario,
-    task_executions,
     write_policy_dag,
 )
 from devstack.airflow_local import LocalAirflow

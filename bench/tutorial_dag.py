@@ -47,20 +47,10 @@ def build_tutorial_dag(policy_json: str) -> Any:
     import pendulum
 
     from vmbackup.airflow_compat import DAG, task, task_group
-    from vmbackup.backup.operators import (
-        InstanceStartedSensor,
-        ResolveInstancesOperator,
-        SnapshotDiskOperator,
-        StartInstanceOperator,
-        StopInstanceOperator,
-    )
+    from vmbackup.backup.operators import ResolveInstancesOperator
     from vmbackup.backup.resolution import NO_TIER
-    from vmbackup.compute.sensors import READY, OperationStatusSensor, SnapshotStatusSensor
 
     policy = BackupPolicy.from_json(policy_json)
-    timeouts = policy.spec.timeouts
-    poke = AirflowSettings.from_env().poke_interval_seconds
-    lock_ttl = timeouts.stop_seconds + timeouts.upload_seconds + timeouts.start_seconds + 600
     dag = DAG(
         dag_id=tutorial_dag_id(policy),
         schedule=None,
@@ -79,38 +69,46 @@ def build_tutorial_dag(policy_json: str) -> Any:
 
         @task_group(group_id="backup")
         def backup(target: Any) -> None:
-            stop = StopInstanceOperator(
-                task_id="stop", target=target, policy_json=policy_json, lock_ttl_seconds=lock_ttl
-            )
-            wait_stopped = OperationStatusSensor(
-                task_id="wait_stopped",
-                operation=stop.output,
-                timeout=timeouts.stop_seconds,
-                poke_interval=poke,
-                mode="poke",
-            )
-            snapshot = SnapshotDiskOperator(
-                task_id="snapshot", target=target, stop_result=stop.output, policy_json=policy_json
-            )
-            wait_snapshot = SnapshotStatusSensor(
-                task_id="wait_snapshot_ready",
-                snapshots=snapshot.output,
-                project=policy.spec.project,
-                until=READY,
-                timeout=timeouts.upload_seconds,
-                poke_interval=poke,
-                mode="poke",
-            )
-            start = StartInstanceOperator(task_id="start", target=target)
-            wait_started = InstanceStartedSensor(
-                task_id="wait_started",
-                operation=start.output,
-                target=target,
-                timeout=timeouts.start_seconds,
-                poke_interval=poke,
-                mode="poke",
-            )
-            stop >> wait_stopped >> snapshot >> wait_snapshot >> start >> wait_started
+            tutorial_chain(target, policy, policy_json)
 
         backup.expand(target=pick_targets(resolve.output))
     return dag
+
+
+def tutorial_chain(target: Any, policy: BackupPolicy, policy_json: str) -> None:
+    """One VM's chain, in the task group being built: each step waits for the one before, each wait holds a slot."""
+    from vmbackup.backup.operators import (
+        InstanceStartedSensor,
+        SnapshotDiskOperator,
+        StartInstanceOperator,
+        StopInstanceOperator,
+    )
+    from vmbackup.compute.sensors import READY, OperationStatusSensor, SnapshotStatusSensor
+
+    timeouts = policy.spec.timeouts
+    poke = AirflowSettings.from_env().poke_interval_seconds
+    lock_ttl = timeouts.stop_seconds + timeouts.upload_seconds + timeouts.start_seconds + 600
+    stop = StopInstanceOperator(task_id="stop", target=target, policy_json=policy_json, lock_ttl_seconds=lock_ttl)
+    wait_stopped = OperationStatusSensor(
+        task_id="wait_stopped", operation=stop.output, timeout=timeouts.stop_seconds, poke_interval=poke, mode="poke"
+    )
+    snapshot = SnapshotDiskOperator(task_id="snapshot", target=target, stop_result=stop.output, policy_json=policy_json)
+    wait_snapshot = SnapshotStatusSensor(
+        task_id="wait_snapshot_ready",
+        snapshots=snapshot.output,
+        project=policy.spec.project,
+        until=READY,
+        timeout=timeouts.upload_seconds,
+        poke_interval=poke,
+        mode="poke",
+    )
+    start = StartInstanceOperator(task_id="start", target=target)
+    wait_started = InstanceStartedSensor(
+        task_id="wait_started",
+        operation=start.output,
+        target=target,
+        timeout=timeouts.start_seconds,
+        poke_interval=poke,
+        mode="poke",
+    )
+    stop >> wait_stopped >> snapshot >> wait_snapshot >> start >> wait_started

@@ -20,310 +20,51 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import requests
 
-MARKER_ENV = "VMBACKUP_LOCAL_AIRFLOW"
-TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+# The REST client and the process helpers lived here before; importable from here still (bench, scripts, tests).
+from devstack.airflow_processes import (
+    MARKER_ENV,
+    AirflowStartError,
+    PortInUseError,
+    airflow_version,
+    ensure_port_free,
+    free_port,
+    instance_processes,
+)
+from devstack.airflow_rest import TERMINAL_RUN_STATES, AirflowApi, AirflowApiError, DagRun, parse_time
+
+__all__ = [
+    "DEFAULT_USERNAME",
+    "HEALTHY",
+    "MARKER_ENV",
+    "TERMINAL_RUN_STATES",
+    "AirflowApi",
+    "AirflowApiError",
+    "AirflowStartError",
+    "DagRun",
+    "LocalAirflow",
+    "PortInUseError",
+    "airflow_version",
+    "ensure_port_free",
+    "free_port",
+    "instance_processes",
+    "parse_time",
+]
+
 DEFAULT_USERNAME = "admin"
 HEALTHY = "healthy"
-
-
-class AirflowStartError(RuntimeError):
-    """Airflow did not come up; the message carries the tail of each component's log."""
-
-
-class PortInUseError(AirflowStartError):
-    """The requested API port is taken by another process."""
-
-
-class AirflowApiError(RuntimeError):
-    """The REST API answered with an error (the message has the status, URL and body)."""
-
-
-@dataclass(frozen=True)
-class DagRun:
-    """The part of a DAG run the bench and the demo look at."""
-
-    dag_id: str
-    run_id: str
-    state: str
-    start_date: datetime | None
-    end_date: datetime | None
-
-    @property
-    def seconds(self) -> float | None:
-        """Wall time from the run's start to its end, as the scheduler recorded them."""
-        if self.start_date is None or self.end_date is None:
-            return None
-        return (self.end_date - self.start_date).total_seconds()
-
-    @classmethod
-    def from_api(cls, body: Mapping[str, Any]) -> DagRun:
-        return cls(
-            dag_id=body["dag_id"],
-            run_id=body["dag_run_id"],
-            state=body["state"],
-            start_date=parse_time(body.get("start_date")),
-            end_date=parse_time(body.get("end_date")),
-        )
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def airflow_version(python: Path) -> str:
-    """The apache-airflow version installed for an interpreter, read without importing Airflow (fast)."""
-    out = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('apache-airflow'))"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise AirflowStartError(
-            f"apache-airflow is not installed for {python}; sync that venv (scripts/bootstrap.sh) or pass venv=..."
-        )
-    return out.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def ensure_port_free(port: int) -> None:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            raise PortInUseError(
-                f"port {port} on 127.0.0.1 is in use: stop what listens there or pass port=None to pick a free one"
-            ) from None
-
-
-def instance_processes(marker: str, home: Path, roots: Iterable[int] = ()) -> list[int]:
-    """Live (non-zombie) processes of one LocalAirflow, found three ways because each alone can miss some.
-
-    The marker variable is inherited by every descendant, but setproctitle (API server, executor workers, task
-    runners) overwrites the memory /proc/PID/environ shows; the working directory (every component starts in
-    AIRFLOW_HOME and Airflow never chdirs) survives that; descendants of the given root pids cover the rest.
-    """
-    needle = f"{MARKER_ENV}={marker}".encode()
-    parents: dict[int, int] = {}
-    ours: set[int] = set(roots)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-            if fields[0] in ("Z", "X"):
-                continue
-            parents[pid] = int(fields[1])
-            if needle in (entry / "environ").read_bytes().split(b"\0") or Path(os.readlink(entry / "cwd")) == home:
-                ours.add(pid)
-        except (OSError, IndexError, ValueError):
-            continue
-    changed = True
-    while changed:
-        children = {pid for pid, ppid in parents.items() if ppid in ours and pid not in ours}
-        ours |= children
-        changed = bool(children)
-    return sorted(pid for pid in ours if pid in parents)
-
-
-class AirflowApi:
-    """A small synchronous client for the parts of the stable REST API the bench and the demo need.
-
-    Airflow 3 serves /api/v2 behind a JWT from /auth/token; Airflow 2 serves /api/v1 with basic auth.
-    """
-
-    def __init__(self, base_url: str, username: str, password: str, major: int, timeout: float = 60.0):
-        self.base_url = base_url.rstrip("/")
-        self.major = major
-        self.prefix = "/api/v2" if major >= 3 else "/api/v1"
-        self._username = username
-        self._password = password
-        self._timeout = timeout
-        self._session = requests.Session()
-        if major < 3:
-            self._session.auth = (username, password)
-        self._token: str | None = None
-
-    def _login(self) -> None:
-        resp = self._session.post(
-            f"{self.base_url}/auth/token",
-            json={"username": self._username, "password": self._password},
-            timeout=self._timeout,
-        )
-        if resp.status_code >= 300:
-            raise AirflowApiError(f"login as {self._username!r} failed: {resp.status_code} {resp.text[:300]}")
-        self._token = resp.json()["access_token"]
-        self._session.headers["Authorization"] = f"Bearer {self._token}"
-
-    def request(self, method: str, path: str, *, attempts: int = 4, **kwargs: Any) -> Any:
-        """One call under the API's version prefix; raises AirflowApiError on a 4xx/5xx answer.
-
-        A busy machine makes sqlite-backed Airflow answer slowly or with a transient 500 ("database is
-        locked"), so timeouts and 5xx are retried; callers make their POSTs idempotent (trigger names its run).
-        """
-        url = f"{self.base_url}{self.prefix}{path}"
-        for attempt in range(1, attempts + 1):
-            if self.major >= 3 and self._token is None:
-                self._login()
-            try:
-                resp = self._session.request(method, url, timeout=self._timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt == attempts:
-                    raise AirflowApiError(f"{method} {url}: no answer after {attempts} attempts ({exc})") from exc
-                time.sleep(attempt)
-                continue
-            if resp.status_code == 401 and self.major >= 3:
-                self._token = None
-                continue
-            if resp.status_code >= 500 and attempt < attempts:
-                time.sleep(attempt)
-                continue
-            if resp.status_code >= 400:
-                raise AirflowApiError(f"{method} {url} -> {resp.status_code}: {resp.text[:500]}")
-            return resp.json() if resp.content else None
-        raise AirflowApiError(f"{method} {url}: still unauthorized after {attempts} logins")
-
-    def health(self) -> dict[str, Any]:
-        path = f"{self.base_url}/api/v2/monitor/health" if self.major >= 3 else f"{self.base_url}/health"
-        resp = self._session.get(path, timeout=self._timeout)
-        resp.raise_for_status()
-        body: dict[str, Any] = resp.json()
-        return body
-
-    def close(self) -> None:
-        self._session.close()
-
-    def dag(self, dag_id: str) -> dict[str, Any] | None:
-        try:
-            body: dict[str, Any] = self.request("GET", f"/dags/{dag_id}")
-        except AirflowApiError as exc:
-            if "-> 404" in str(exc):
-                return None
-            raise
-        return body
-
-    def import_errors(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "/importErrors", params={"limit": 100})["import_errors"])
-
-    def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
-        """Wait until the DAG processor has parsed the DAG; on timeout, name the import errors if any."""
-        deadline = time.monotonic() + timeout
-        while True:
-            dag = self.dag(dag_id)
-            if dag is not None:
-                return dag
-            if time.monotonic() > deadline:
-                errors = [f"{e.get('filename')}: {e.get('stack_trace', '')[-800:]}" for e in self.import_errors()]
-                detail = "\n".join(errors) if errors else "no import errors reported; is the file in the dags folder?"
-                raise TimeoutError(f"DAG {dag_id!r} did not appear within {timeout:.0f}s.\n{detail}")
-            time.sleep(0.5)
-
-    def delete_dag(self, dag_id: str) -> None:
-        """Forget a DAG and its runs, as a new metadata DB would; the DAG processor parses its file again."""
-        self.request("DELETE", f"/dags/{dag_id}")
-
-    def unpause(self, dag_id: str) -> None:
-        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-
-    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
-        """Start a run; named up front so that a retried POST finds its run instead of starting a second one."""
-        run_id = run_id or f"manual__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}"
-        body: dict[str, Any] = {"conf": dict(conf or {}), "dag_run_id": run_id}
-        if self.major >= 3:
-            body["logical_date"] = None
-        try:
-            self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
-        except AirflowApiError as exc:
-            if "-> 409" not in str(exc):
-                raise
-            self.dag_run(dag_id, run_id)  # the first attempt went through: the run exists
-        return run_id
-
-    def dag_run(self, dag_id: str, run_id: str) -> DagRun:
-        return DagRun.from_api(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
-
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600.0) -> DagRun:
-        """Poll the run until it is success or failed (the bench reads both; a failed run is not an error here)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.dag_run(dag_id, run_id)
-            if run.state in TERMINAL_RUN_STATES:
-                return run
-            if time.monotonic() > deadline:
-                states = {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
-                raise TimeoutError(f"run {run_id} of {dag_id} still {run.state} after {timeout:.0f}s; tasks: {states}")
-            time.sleep(0.5)
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return list(self._paged(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances"))
-
-    def event_logs(self, dag_id: str, run_id: str | None = None) -> list[dict[str, Any]]:
-        """The audit log of a DAG (optionally one run), oldest first."""
-        params: dict[str, Any] = {"dag_id": dag_id, "order_by": "when"}
-        if run_id is not None:
-            params["run_id"] = run_id
-        return list(self._paged("/eventLogs", "event_logs", params))
-
-    def _paged(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        offset = 0
-        while True:
-            page = self.request("GET", path, params={**(params or {}), "limit": 100, "offset": offset})
-            items = page[key]
-            yield from items
-            offset += len(items)
-            if not items or offset >= page.get("total_entries", 0):
-                return
-
-    def start_run(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
-        """Unpause the DAG and return the id of exactly one run that then starts.
-
-        A scheduled DAG whose next run is already due (catchup=False still runs the latest past slot) gets
-        that run from the scheduler as soon as it is unpaused; triggering as well would make two runs. So
-        the due run is used when there is one, and a run is triggered otherwise.
-        """
-        dag = self.wait_for_dag(dag_id)
-        due = parse_time(dag.get("next_dagrun_run_after") or dag.get("next_dagrun_create_after"))
-        existing = {r["dag_run_id"] for r in self.dag_runs(dag_id)}
-        self.unpause(dag_id)
-        if due is None or due > datetime.now(UTC) or conf:
-            return self.trigger(dag_id, conf)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            new = [r for r in self.dag_runs(dag_id) if r["dag_run_id"] not in existing]
-            if new:
-                return str(new[0]["dag_run_id"])
-            time.sleep(0.5)
-        raise TimeoutError(f"the scheduler did not start the due run of {dag_id} within 120s of unpausing it")
-
-    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
-        return list(self._paged(f"/dags/{dag_id}/dagRuns", "dag_runs"))
-
-    def run_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None, timeout: float = 600.0) -> DagRun:
-        """Start one run (see start_run) and wait for it to finish."""
-        return self.wait_for_run(dag_id, self.start_run(dag_id, conf), timeout=timeout)
 
 
 @dataclass
@@ -498,9 +239,22 @@ class LocalAirflow:
     def _environment(self) -> dict[str, str]:
         """Airflow's configuration as environment variables: the only place it is set (no airflow.cfg edits)."""
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != MARKER_ENV}
-        v3 = self.major >= 3
-        self.executor = "LocalExecutor" if v3 else "SequentialExecutor"
-        config: dict[str, str] = {
+        self.executor = "LocalExecutor" if self.major >= 3 else "SequentialExecutor"
+        config = self._core_config(inherited)
+        if self.plugins_folder is not None:
+            config["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(self.plugins_folder)
+            # Composer puts plugins/ on sys.path for workers and parsing alike; do the same.
+            config["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(self.plugins_folder), inherited.get("PYTHONPATH")) if p
+            )
+        config.update(self._api_config())
+        env = {**inherited, **config, **self.extra_env}
+        if "AIRFLOW__CORE__EXECUTOR" in self.extra_env:
+            self.executor = self.extra_env["AIRFLOW__CORE__EXECUTOR"]
+        return env
+
+    def _core_config(self, inherited: Mapping[str, str]) -> dict[str, str]:
+        return {
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -528,50 +282,38 @@ class LocalAirflow:
             "PATH": f"{self.bin_dir}{os.pathsep}{inherited.get('PATH', os.defpath)}",
             "PYTHONUNBUFFERED": "1",
         }
-        if self.plugins_folder is not None:
-            config["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(self.plugins_folder)
-            # Composer puts plugins/ on sys.path for workers and parsing alike; do the same.
-            config["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(self.plugins_folder), inherited.get("PYTHONPATH")) if p
-            )
-        if v3:
-            passwords = self.home / "simple_auth_manager_passwords.json"
-            passwords.write_text(json.dumps({self.username: self.password}) + "\n")
-            passwords.chmod(0o600)
-            config.update(
-                {
-                    "AIRFLOW__CORE__AUTH_MANAGER": (
-                        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-                    ),
-                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
-                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-                    "AIRFLOW__API__HOST": "127.0.0.1",
-                    "AIRFLOW__API__PORT": str(self.port),
-                    "AIRFLOW__API__BASE_URL": self.url,
-                    "AIRFLOW__API__WORKERS": "1",
-                    "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(24),
-                    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-                    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.min_file_process_interval),
-                    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(self.min_file_process_interval),
-                    "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "bundles"),
-                }
-            )
-        else:
-            config.update(
-                {
-                    "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
-                    "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(self.port),
-                    "AIRFLOW__WEBSERVER__BASE_URL": self.url,
-                    "AIRFLOW__WEBSERVER__WORKERS": "1",
-                    "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_urlsafe(24),
-                    "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth",
-                }
-            )
-        env = {**inherited, **config, **self.extra_env}
-        if "AIRFLOW__CORE__EXECUTOR" in self.extra_env:
-            self.executor = self.extra_env["AIRFLOW__CORE__EXECUTOR"]
-        return env
+
+    def _api_config(self) -> dict[str, str]:
+        """The API server behind the simple auth manager (Airflow 3), or the webserver with basic auth (Airflow 2)."""
+        if self.major < 3:
+            return {
+                "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+                "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(self.port),
+                "AIRFLOW__WEBSERVER__BASE_URL": self.url,
+                "AIRFLOW__WEBSERVER__WORKERS": "1",
+                "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_urlsafe(24),
+                "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth",
+            }
+        passwords = self.home / "simple_auth_manager_passwords.json"
+        passwords.write_text(json.dumps({self.username: self.password}) + "\n")
+        passwords.chmod(0o600)
+        return {
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(24),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.min_file_process_interval),
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(self.min_file_process_interval),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "bundles"),
+        }
 
     def _prepare_database(self, env: Mapping[str, str]) -> None:
         """Copy a migrated DB of this Airflow version when one is cached (saves ~15 s a start), else migrate."""
