@@ -193,7 +193,7 @@ def _check_names_and_types(
             disk["disk_type"] = resource_name(source.type_)
 
 
-def lock_target(plan: RestorePlan) -> VmRef:
+def locked_vm(plan: RestorePlan) -> VmRef:
     """The VM as vm/lock.py names what it locks (this restore's own run value)."""
     found = VmRef(project=plan["project"], zone=plan["zone"], instance=plan["target"], run=plan["in_place"]["lock_run"])
     if "lock_holder" in plan["in_place"]:
@@ -208,16 +208,16 @@ def attached(hook: ComputeEngineHook, plan: RestorePlan) -> dict[str, str]:
 
 def holds(hook: ComputeEngineHook, plan: RestorePlan) -> bool:
     instance = hook.get_instance(plan["project"], plan["zone"], plan["target"])
-    return holds_our_lock(instance, lock_target(plan))
+    return holds_our_lock(instance, locked_vm(plan))
 
 
 def take(hook: ComputeEngineHook, plan: RestorePlan, ttl_seconds: int) -> None:
     """Hold the VM with the lock label (InstanceHeldError when a backup run holds it)."""
-    acquire_lock(hook, lock_target(plan), ttl_seconds)
+    acquire_lock(hook, locked_vm(plan), ttl_seconds)
 
 
 def give_back(hook: ComputeEngineHook, plan: RestorePlan) -> None:
-    release_lock(hook, lock_target(plan))
+    release_lock(hook, locked_vm(plan))
 
 
 def stop(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) -> None:

@@ -38,7 +38,7 @@ class PlannedDisk(TypedDict):
     auto_delete: bool
     disk_type: str | None
     labels: dict[str, str]
-    instance: str  # the target instance (for error records)
+    instance: str  # the instance the disk is for (for error records)
 
 
 class PlannedNic(TypedDict):
@@ -72,7 +72,7 @@ class RestorePlan(TypedDict):
     source_instance: str
     source_zone: str
     source_exists: bool
-    target: str
+    target: str  # the restored instance (the source itself in mode InPlace)
     zone: str
     done: bool  # the target already exists and is this restore's: nothing left to do
     disks: list[PlannedDisk]
@@ -172,7 +172,7 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
     """Everything the later steps need, decided once from the snapshots, the source VM (read only) and the spec."""
     run, snapshots = choose_snapshots(restore, hook)
     from_zone = source_zone(restore, snapshots)
-    target, zone = restore.target_name, restore.spec.target_zone or from_zone
+    new_instance, zone = restore.target_name, restore.spec.target_zone or from_zone
     source = hook.find_instance(restore.project, from_zone, restore.instance)
     config = _source_config(restore, source, snapshots, from_zone, run)
     attached = {resource_name(d.source): d for d in config.disks} if config is not None else {}
@@ -188,13 +188,13 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         source_instance=restore.instance,
         source_zone=from_zone,
         source_exists=source is not None,
-        target=target,
+        target=new_instance,
         zone=zone,
         done=False,
         disks=disks,
         instance=_instance_config(restore, config, zone),
     )
-    if _already_restored(restore, hook, target, zone):
+    if _already_restored(restore, hook, new_instance, zone):
         plan["done"] = True
         return plan
     _refuse_taken_disk_names(restore, hook, disks, zone)
@@ -202,7 +202,7 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         "Restoring %s (%s) as %s (%s) from run %s: %s",
         restore.instance,
         from_zone,
-        target,
+        new_instance,
         zone,
         run,
         ", ".join(f"{d['snapshot']} -> {d['name']}" for d in disks),
@@ -231,7 +231,7 @@ def _new_disks(
     zone: str,
 ) -> list[PlannedDisk]:
     """The disk each snapshot makes for the new VM (boot first), typed and attached as the backed-up one was."""
-    target = restore.target_name
+    new_instance = restore.target_name
     disks: list[PlannedDisk] = []
     for snap in snapshots:
         source_disk = resource_name(snap.source_disk)
@@ -242,7 +242,7 @@ def _new_disks(
             PlannedDisk(
                 project=restore.project,
                 zone=zone,
-                name=restored_disk_name(target, source_disk, boot),
+                name=restored_disk_name(new_instance, source_disk, boot),
                 snapshot=snap.name,
                 source_disk=source_disk,
                 boot=boot,
@@ -250,7 +250,7 @@ def _new_disks(
                 auto_delete=bool(link.auto_delete) if link is not None else boot,
                 disk_type=resource_name(original.type_) if original is not None and original.type_ else None,
                 labels={RESTORE_LABEL: restore.marker, vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE},
-                instance=target,
+                instance=new_instance,
             )
         )
     disks.sort(key=lambda d: (not d["boot"], d["name"]))
@@ -262,17 +262,17 @@ def _new_disks(
     return disks
 
 
-def _already_restored(restore: Restore, hook: ComputeEngineHook, target: str, zone: str) -> bool:
+def _already_restored(restore: Restore, hook: ComputeEngineHook, new_instance: str, zone: str) -> bool:
     """The new VM exists and is this restore's (nothing left to do); one of another owner's name is refused."""
-    existing = hook.find_instance(restore.project, zone, target)
+    existing = hook.find_instance(restore.project, zone, new_instance)
     if existing is None:
         return False
     if not is_ours(existing.labels, restore.marker):
         raise RestoreProblemError(
-            f"spec.targetName: instance {target} already exists in zone {zone}; choose another targetName "
+            f"spec.targetName: instance {new_instance} already exists in zone {zone}; choose another targetName "
             "(the existing instance was not touched)"
         )
-    log.info("instance %s in %s was already restored by this VMRestore: nothing to do", target, zone)
+    log.info("instance %s in %s was already restored by this VMRestore: nothing to do", new_instance, zone)
     return True
 
 
