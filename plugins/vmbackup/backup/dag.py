@@ -45,20 +45,7 @@ def doc_md(policy: BackupPolicy) -> str:
             "guestFlush": " (guest-flushed snapshots; VMs keep running)",
         }[spec.consistency],
     ]
-    if spec.instances is not None:
-        lines.append("- **Instances:**")
-        lines += [
-            f"  - `{i.name}` in `{i.zone}`"
-            + (f", disks {', '.join(f'`{d}`' for d in i.disks)}" if i.disks else "")
-            + (f", tier `{i.tier}`" if i.tier else "")
-            for i in spec.instances
-        ]
-    if spec.selector is not None:
-        labels = ", ".join(f"`{k}={v}`" for k, v in sorted(spec.selector.match_labels.items()))
-        zones = ", ".join(f"`{z}`" for z in spec.selector.zones)
-        lines.append(f"- **Selector:** instances labelled {labels} in {zones} (resolved at each run)")
-    if spec.tiers:
-        lines.append(f"- **Tiers (stop order):** {' → '.join(f'`{t}`' for t in spec.tiers)}; started in reverse")
+    lines += _vm_lines(policy)
     lines.append(
         f"- **Snapshot method:** `{spec.snapshot.method}`"
         + {
@@ -92,6 +79,27 @@ def doc_md(policy: BackupPolicy) -> str:
             "- **Snapshot labels:** " + ", ".join(f"`{k}={v}`" for k, v in sorted(spec.snapshot.labels.items()))
         )
     return "\n".join(lines) + "\n"
+
+
+def _vm_lines(policy: BackupPolicy) -> list[str]:
+    """The doc's lines on which VMs the policy backs up (listed, or selected at each run) and in which order."""
+    spec = policy.spec
+    lines: list[str] = []
+    if spec.instances is not None:
+        lines.append("- **Instances:**")
+        lines += [
+            f"  - `{i.name}` in `{i.zone}`"
+            + (f", disks {', '.join(f'`{d}`' for d in i.disks)}" if i.disks else "")
+            + (f", tier `{i.tier}`" if i.tier else "")
+            for i in spec.instances
+        ]
+    if spec.selector is not None:
+        labels = ", ".join(f"`{k}={v}`" for k, v in sorted(spec.selector.match_labels.items()))
+        zones = ", ".join(f"`{z}`" for z in spec.selector.zones)
+        lines.append(f"- **Selector:** instances labelled {labels} in {zones} (resolved at each run)")
+    if spec.tiers:
+        lines.append(f"- **Tiers (stop order):** {' → '.join(f'`{t}`' for t in spec.tiers)}; started in reverse")
+    return lines
 
 
 def build_dag(policy_json: str) -> Any:
@@ -207,8 +215,6 @@ def _batch_group(
     comes up in another, after the later tiers are up again.
     """
     from vmbackup.airflow_compat import task, task_group
-    from vmbackup.backup.batch_operators import DownWindowOperator, SnapshotBatchOperator
-    from vmbackup.backup.down_window import DOWN, FULL, UP
     from vmbackup.compute.sensors import READY, SnapshotStatusSensor
 
     spec = policy.spec
@@ -216,22 +222,7 @@ def _batch_group(
     poke = settings.poke_interval_seconds
     deferrable = policy.wait_mode == "deferrable"
     stop_mode = spec.consistency == "stop"
-    # A VM of the first tier stays locked while every later tier waits for its VMs, stops and starts again.
-    tiers = len(spec.tiers or [None])
-    lock_ttl = (
-        tiers * (timeouts.lock_wait_seconds + timeouts.stop_seconds + timeouts.start_seconds)
-        + timeouts.snapshot_seconds
-        + 600
-    )
-    window: dict[str, Any] = {
-        "policy_json": policy_json,
-        "deferrable": deferrable,
-        "poll_seconds": min(WINDOW_POLL_SECONDS, poke, settings.vm_down_poke_seconds),
-        "poke_interval": poke,  # the looks of the lock wait, before anything of ours is down
-        "lock_ttl_seconds": lock_ttl,
-        "project_limit": settings.max_vms_in_flight_per_project,
-        "retry_delay": timedelta(seconds=min(settings.retry_delay_seconds, VM_DOWN_RETRY_DELAY_SECONDS)),
-    }
+    window = _window_args(policy, policy_json, settings)
     built: list[BatchSteps] = []
 
     @task(task_id=steps.targets_task_id(gid))
@@ -241,20 +232,7 @@ def _batch_group(
 
     @task_group(group_id=gid, tooltip=f"one batch of VMs of {gid}")
     def per_batch(batch: Any) -> None:
-        down: Any
-        up: Any
-        if not stop_mode:
-            down = up = SnapshotBatchOperator(task_id=steps.SNAPSHOT, batch=batch, policy_json=policy_json)
-        elif innermost:
-            down = up = DownWindowOperator(
-                task_id=steps.DOWN_WINDOW, batch=batch, phase=FULL, trigger_rule="none_failed", **window
-            )
-        else:
-            down = DownWindowOperator(
-                task_id=steps.GO_DOWN, batch=batch, phase=DOWN, trigger_rule="none_failed", **window
-            )
-            up = DownWindowOperator(task_id=steps.COME_UP, batch=batch, phase=UP, trigger_rule="all_done", **window)
-            down >> up
+        down, up = _window_steps(policy_json, batch, window, stop_mode=stop_mode, innermost=innermost)
         conversion = _instant_conversion(policy_json, batch, down) if spec.snapshot.method == "instant" else None
         ready = SnapshotStatusSensor(
             task_id=steps.WAIT_READY,
@@ -271,6 +249,50 @@ def _batch_group(
 
     per_batch.expand(batch=pick_batches(resolve.output))
     return built[0]
+
+
+def _window_args(policy: BackupPolicy, policy_json: str, settings: AirflowSettings) -> dict[str, Any]:
+    """The arguments every down window step of the policy gets."""
+    timeouts = policy.spec.timeouts
+    poke = settings.poke_interval_seconds
+    # A VM of the first tier stays locked while every later tier waits for its VMs, stops and starts again.
+    tiers = len(policy.spec.tiers or [None])
+    lock_ttl = (
+        tiers * (timeouts.lock_wait_seconds + timeouts.stop_seconds + timeouts.start_seconds)
+        + timeouts.snapshot_seconds
+        + 600
+    )
+    return {
+        "policy_json": policy_json,
+        "deferrable": policy.wait_mode == "deferrable",
+        "poll_seconds": min(WINDOW_POLL_SECONDS, poke, settings.vm_down_poke_seconds),
+        "poke_interval": poke,  # the looks of the lock wait, before anything of ours is down
+        "lock_ttl_seconds": lock_ttl,
+        "project_limit": settings.max_vms_in_flight_per_project,
+        "retry_delay": timedelta(seconds=min(settings.retry_delay_seconds, VM_DOWN_RETRY_DELAY_SECONDS)),
+    }
+
+
+def _window_steps(
+    policy_json: str, batch: Any, window: dict[str, Any], *, stop_mode: bool, innermost: bool
+) -> tuple[Any, Any]:
+    """A batch's going down and coming up: one cut of running VMs, one whole window, or a window in two phases."""
+    from vmbackup.backup.batch_operators import DownWindowOperator, SnapshotBatchOperator
+    from vmbackup.backup.down_window import DOWN, FULL, UP
+
+    down: Any
+    up: Any
+    if not stop_mode:
+        down = up = SnapshotBatchOperator(task_id=steps.SNAPSHOT, batch=batch, policy_json=policy_json)
+    elif innermost:
+        down = up = DownWindowOperator(
+            task_id=steps.DOWN_WINDOW, batch=batch, phase=FULL, trigger_rule="none_failed", **window
+        )
+    else:
+        down = DownWindowOperator(task_id=steps.GO_DOWN, batch=batch, phase=DOWN, trigger_rule="none_failed", **window)
+        up = DownWindowOperator(task_id=steps.COME_UP, batch=batch, phase=UP, trigger_rule="all_done", **window)
+        down >> up
+    return down, up
 
 
 def _fail_run_on_any_failure(dag: Any, exclude: Any) -> None:

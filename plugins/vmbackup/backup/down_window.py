@@ -18,16 +18,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
 from vmbackup.backup.lock_wait import raced_message
 from vmbackup.backup.resolution import Target, vm_key
 from vmbackup.backup.snapshot_cuts import cut_snapshots, cuts_made
+from vmbackup.backup.window_guards import one_window_per_vm, project_cap
 from vmbackup.compute.hook import (
     STOPPED_STATUSES,
     TAKEN,
@@ -111,49 +110,6 @@ def timeouts_of(policy: BackupPolicy) -> WindowTimeouts:
     return WindowTimeouts(
         stop_seconds=t.stop_seconds, snapshot_seconds=t.snapshot_seconds, start_seconds=t.start_seconds
     )
-
-
-# -- per-process guards ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Seat:
-    """A VM's place in this process for one run and phase: one window holds it at a time."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    users: int = 0  # windows holding or waiting for it
-    earlier: VmWindow | None = None  # the result of the window that held it before, while another one waited
-
-
-_guards_lock = threading.Lock()
-_seats: dict[tuple[str, str, str, str, str], _Seat] = {}
-_project_caps: dict[tuple[str, int], threading.BoundedSemaphore] = {}
-
-
-@contextmanager
-def _one_window_per_vm(t: Target, phase: Phase) -> Iterator[_Seat]:
-    """One window at a time per VM, run and phase in this process: a re-created trigger or a retried task waits for
-    the window still going (threads cannot be cancelled), and finds its result in the seat (`earlier`), so it
-    reports what that window did, Compute Engine's reasons included, instead of re-deriving it. The entry goes
-    once nobody waits on it, so a long-lived triggerer keeps none per finished run."""
-    key = (t["run"], phase, t["project"], t["zone"], t["instance"])
-    with _guards_lock:
-        seat = _seats.setdefault(key, _Seat())
-        seat.users += 1
-    try:
-        with seat.lock:
-            yield seat
-    finally:
-        with _guards_lock:
-            seat.users -= 1
-            if seat.users == 0:
-                del _seats[key]
-
-
-def project_cap(project: str, limit: int) -> threading.BoundedSemaphore:
-    """VMs of one project whose Compute Engine work runs at once in this process, across every window."""
-    with _guards_lock:
-        return _project_caps.setdefault((project, limit), threading.BoundedSemaphore(limit))
 
 
 # -- one VM ---------------------------------------------------------------------------------------------------
@@ -414,7 +370,7 @@ def run_window(
     def one(index: int, vm: _Vm) -> None:
         stays_down = False
         try:
-            with _one_window_per_vm(vm.t, phase) as seat, cap:
+            with one_window_per_vm(vm.t, phase) as seat, cap:
                 if seat.earlier is not None:  # this VM's window of this run and phase ended while this one waited
                     log.info("%s: an earlier window of this run just ended; its result stands", vm.t["instance"])
                     vm.result.update(seat.earlier)

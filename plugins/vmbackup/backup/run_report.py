@@ -132,32 +132,7 @@ class RunReportOperator(ComputeStepOperator):
         else:
             now = hook.find_instance(target["project"], target["zone"], target["instance"])
             final = now.status if now is not None else "MISSING"
-        cut_of = {item["disk"]: item for item in (down or {}).get("snapshots") or []}
-        disks = []
-        for disk in target["disks"]:
-            state = "SKIPPED"
-            error = None
-            if not skipped and records.ready_states.get(disk["snapshot"]) == "READY":
-                state = "READY"
-            elif not skipped:
-                snap = hook.find_snapshot(target["project"], disk["snapshot"])
-                if snap is None:
-                    state, error = "FAILED", "snapshot was not created"
-                else:
-                    state = snap.status if snap.status in ("READY", "UPLOADING", "CREATING", "FAILED") else "FAILED"
-                    if state != "READY":
-                        error = f"snapshot is {snap.status}"
-            disks.append(
-                DiskResult(
-                    disk=disk["name"],
-                    zone=disk["zone"],
-                    snapshot=None if skipped else disk["snapshot"],
-                    state=state,
-                    error=error,
-                    method=cut_of.get(disk["name"], {}).get("kind"),
-                    note=cut_of.get(disk["name"], {}).get("fallback") or _kept_note(disk["snapshot"], kept),
-                )
-            )
+        disks = _disk_results(hook, target, records, down, kept, skipped=bool(skipped))
         stopped_by_us = bool((down or {}).get("stopped"))
         requested = (down or {}).get("stop_requested_at")
         stopped_at = _time((down or {}).get("stopped_at")) or (
@@ -192,6 +167,45 @@ class RunReportOperator(ComputeStepOperator):
             note=note,
             error="; ".join(problems) or None,
         )
+
+
+def _disk_results(
+    hook: ComputeEngineHook,
+    target: Target,
+    records: GroupRecords,
+    down: dict[str, Any] | None,
+    kept: set[str],
+    *,
+    skipped: bool,
+) -> list[DiskResult]:
+    """Each disk's snapshot as the run left it; a snapshot the READY wait saw READY is not read again."""
+    cut_of = {item["disk"]: item for item in (down or {}).get("snapshots") or []}
+    disks = []
+    for disk in target["disks"]:
+        state = "SKIPPED"
+        error = None
+        if not skipped and records.ready_states.get(disk["snapshot"]) == "READY":
+            state = "READY"
+        elif not skipped:
+            snap = hook.find_snapshot(target["project"], disk["snapshot"])
+            if snap is None:
+                state, error = "FAILED", "snapshot was not created"
+            else:
+                state = snap.status if snap.status in ("READY", "UPLOADING", "CREATING", "FAILED") else "FAILED"
+                if state != "READY":
+                    error = f"snapshot is {snap.status}"
+        disks.append(
+            DiskResult(
+                disk=disk["name"],
+                zone=disk["zone"],
+                snapshot=None if skipped else disk["snapshot"],
+                state=state,
+                error=error,
+                method=cut_of.get(disk["name"], {}).get("kind"),
+                note=cut_of.get(disk["name"], {}).get("fallback") or _kept_note(disk["snapshot"], kept),
+            )
+        )
+    return disks
 
 
 def _kept_note(snapshot: str, kept: set[str]) -> str | None:

@@ -22,18 +22,18 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def record_error(context: Any, exc: BaseException, target: Any = None, disk: str | None = None) -> None:
+def record_error(context: Any, exc: BaseException, subject: Any = None, disk: str | None = None) -> None:
     """Leave the failure's message where the report task finds it (pushing must never hide the failure).
 
-    `target` is what the step acted on: a dict with "instance" and "zone" (a backup target, a planned disk).
+    `subject` is what the step acted on: a dict with "instance" and "zone" (a backup target, a planned disk).
     """
     try:
         context["ti"].xcom_push(
             key=ERROR_KEY,
             value={
                 "step": context["ti"].task_id,
-                "instance": target["instance"] if target else None,
-                "zone": target["zone"] if target else None,
+                "instance": subject["instance"] if subject else None,
+                "zone": subject["zone"] if subject else None,
                 "disk": disk,
                 "message": str(exc) or type(exc).__name__,
             },

@@ -271,15 +271,15 @@ def restore_marker(namespace: str, name: str) -> str:
     return f"{namespace[:25].rstrip('-')}_{name[:25].rstrip('-')}_{digest}"
 
 
-def restored_disk_name(target: str, source_disk: str, boot: bool) -> str:
-    """The new disk's name: the target's own name for the boot disk (as Compute Engine does), else
-    `<target>-<source disk>`; deterministic, so a retry finds its disk instead of making a second one."""
+def restored_disk_name(instance: str, source_disk: str, boot: bool) -> str:
+    """The new disk's name: the restored instance's own name for the boot disk (as Compute Engine does), else
+    `<instance>-<source disk>`; deterministic, so a retry finds its disk instead of making a second one."""
     if boot:
-        return target
-    name = f"{target}-{source_disk}"
+        return instance
+    name = f"{instance}-{source_disk}"
     if len(name) <= 63:
         return name
-    digest = hashlib.sha256(f"{target}/{source_disk}".encode()).hexdigest()[:8]
+    digest = hashlib.sha256(f"{instance}/{source_disk}".encode()).hexdigest()[:8]
     return f"{name[:54].rstrip('-')}-{digest}"
 
 

@@ -8,6 +8,7 @@ Nothing here does I/O at parse time.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from vmbackup.model.restore import Restore
@@ -47,57 +48,16 @@ def doc_md(restore: Restore) -> str:
 
 
 def build_restore_dag(restore_json: str) -> Any:
-    import pendulum
-
-    from vmbackup.airflow_compat import DAG, task, task_group
-    from vmbackup.compute.sensors import OperationStatusSensor
-    from vmbackup.restore.operators import (
-        CleanupRestoreDisksOperator,
-        CreateRestoredInstanceOperator,
-        CreateRestoreDiskOperator,
-        PlanRestoreOperator,
-        RestoreReportOperator,
-    )
+    from vmbackup.restore.operators import CleanupRestoreDisksOperator, PlanRestoreOperator, RestoreReportOperator
 
     restore = Restore.from_json(restore_json)
     timeouts = restore.spec.timeouts
     settings = AirflowSettings.from_env()
-    poke = settings.poke_interval_seconds
-    deferrable = restore.wait_mode == "deferrable"
-    dag = DAG(
-        dag_id=restore.dag_id,
-        schedule=None,
-        start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,
-        tags=["vmrestore", f"namespace:{restore.namespace}", f"policy:{restore.policy_name}"],
-        doc_md=doc_md(restore),
-        description=f"Restore {restore.namespace}/{restore.name} of {restore.instance}",
-        default_args=settings.task_defaults(),
-    )
-    disk_steps: list[Any] = []
+    waits = _Waits(poke=settings.poke_interval_seconds, deferrable=restore.wait_mode == "deferrable")
+    dag = _restore_dag(restore, settings)
     with dag:
         plan = PlanRestoreOperator(task_id=steps.PLAN, restore_json=restore_json)
-
-        @task(task_id=steps.PLANNED_DISKS)
-        def planned_disks(value: Any) -> list[Any]:
-            """The disks to create, one mapped task group each (a plan always has at least the boot disk)."""
-            return list((value or {}).get("disks") or [])
-
-        @task_group(group_id=steps.DISKS_GROUP, tooltip="one restored disk")
-        def per_disk(disk: Any) -> None:
-            create = CreateRestoreDiskOperator(task_id=steps.CREATE_DISK, target=disk, restore_json=restore_json)
-            wait = OperationStatusSensor(
-                task_id=steps.WAIT_DISK,
-                operation=create.output,
-                timeout=timeouts.disks_seconds,
-                poke_interval=poke,
-                deferrable=deferrable,
-            )
-            create >> wait
-            disk_steps.extend((create, wait))
-
-        disks = per_disk.expand(disk=planned_disks(plan.output))
+        disks, disk_steps = _disk_steps(restore_json, plan, timeouts.disks_seconds, waits)
         cleanup = CleanupRestoreDisksOperator(
             task_id=steps.CLEANUP,
             restore_json=restore_json,
@@ -108,26 +68,96 @@ def build_restore_dag(restore_json: str) -> Any:
             task_id=steps.REPORT, restore_json=restore_json, trigger_rule="all_done", retries=0
         )
         if restore.in_place:
-            from vmbackup.restore.in_place_operators import ReplaceDisksOperator, SettleInPlaceOperator
-
-            replace = ReplaceDisksOperator(task_id=steps.REPLACE_DISKS, plan=plan.output, restore_json=restore_json)
-            # Always: puts the original disks back after any failure (also one before the VM was touched).
-            settle = SettleInPlaceOperator(task_id=steps.SETTLE, restore_json=restore_json, trigger_rule="all_done")
-            disks >> replace
-            [*disk_steps, replace] >> settle >> cleanup >> report
+            _in_place_steps(restore_json, plan, disks, disk_steps, cleanup, report)
             return dag
-        create_instance = CreateRestoredInstanceOperator(
-            task_id=steps.CREATE_INSTANCE, plan=plan.output, restore_json=restore_json
-        )
-        wait_instance = OperationStatusSensor(
-            task_id=steps.WAIT_INSTANCE,
-            operation=create_instance.output,
-            timeout=timeouts.instance_seconds,
-            poke_interval=poke,
-            deferrable=deferrable,
-        )
-        disks >> create_instance >> wait_instance
-        # Cleanup waits for every disk step too: with one disk failed, the others may still be creating.
-        [*disk_steps, wait_instance] >> cleanup
+        _new_instance_steps(restore_json, plan, disks, disk_steps, cleanup, timeouts.instance_seconds, waits)
         cleanup >> report
     return dag
+
+
+@dataclass(frozen=True)
+class _Waits:
+    """How the restore's Compute Engine waits poll: every `poke` seconds, or deferred to the triggerer."""
+
+    poke: float
+    deferrable: bool
+
+
+def _restore_dag(restore: Restore, settings: AirflowSettings) -> Any:
+    import pendulum
+
+    from vmbackup.airflow_compat import DAG
+
+    return DAG(
+        dag_id=restore.dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["vmrestore", f"namespace:{restore.namespace}", f"policy:{restore.policy_name}"],
+        doc_md=doc_md(restore),
+        description=f"Restore {restore.namespace}/{restore.name} of {restore.instance}",
+        default_args=settings.task_defaults(),
+    )
+
+
+def _disk_steps(restore_json: str, plan: Any, timeout_seconds: int, waits: _Waits) -> tuple[Any, list[Any]]:
+    """Per planned disk (mapped): create it from its snapshot, wait. The mapped group, and its tasks."""
+    from vmbackup.airflow_compat import task, task_group
+    from vmbackup.compute.sensors import OperationStatusSensor
+    from vmbackup.restore.operators import CreateRestoreDiskOperator
+
+    disk_steps: list[Any] = []
+
+    @task(task_id=steps.PLANNED_DISKS)
+    def planned_disks(value: Any) -> list[Any]:
+        """The disks to create, one mapped task group each (a plan always has at least the boot disk)."""
+        return list((value or {}).get("disks") or [])
+
+    @task_group(group_id=steps.DISKS_GROUP, tooltip="one restored disk")
+    def per_disk(disk: Any) -> None:
+        create = CreateRestoreDiskOperator(task_id=steps.CREATE_DISK, target=disk, restore_json=restore_json)
+        wait = OperationStatusSensor(
+            task_id=steps.WAIT_DISK,
+            operation=create.output,
+            timeout=timeout_seconds,
+            poke_interval=waits.poke,
+            deferrable=waits.deferrable,
+        )
+        create >> wait
+        disk_steps.extend((create, wait))
+
+    return per_disk.expand(disk=planned_disks(plan.output)), disk_steps
+
+
+def _in_place_steps(restore_json: str, plan: Any, disks: Any, disk_steps: list[Any], cleanup: Any, report: Any) -> None:
+    """Mode InPlace: replace the disks (stop, swap, start), then settle, clean up and report."""
+    from vmbackup.restore.in_place_operators import ReplaceDisksOperator, SettleInPlaceOperator
+
+    replace = ReplaceDisksOperator(task_id=steps.REPLACE_DISKS, plan=plan.output, restore_json=restore_json)
+    # Always: puts the original disks back after any failure (also one before the VM was touched).
+    settle = SettleInPlaceOperator(task_id=steps.SETTLE, restore_json=restore_json, trigger_rule="all_done")
+    disks >> replace
+    [*disk_steps, replace] >> settle >> cleanup >> report
+
+
+def _new_instance_steps(
+    restore_json: str, plan: Any, disks: Any, disk_steps: list[Any], cleanup: Any, timeout_seconds: int, waits: _Waits
+) -> None:
+    """A new VM: create the instance from the restored disks, wait, then clean up."""
+    from vmbackup.compute.sensors import OperationStatusSensor
+    from vmbackup.restore.operators import CreateRestoredInstanceOperator
+
+    create_instance = CreateRestoredInstanceOperator(
+        task_id=steps.CREATE_INSTANCE, plan=plan.output, restore_json=restore_json
+    )
+    wait_instance = OperationStatusSensor(
+        task_id=steps.WAIT_INSTANCE,
+        operation=create_instance.output,
+        timeout=timeout_seconds,
+        poke_interval=waits.poke,
+        deferrable=waits.deferrable,
+    )
+    disks >> create_instance >> wait_instance
+    # Cleanup waits for every disk step too: with one disk failed, the others may still be creating.
+    [*disk_steps, wait_instance] >> cleanup

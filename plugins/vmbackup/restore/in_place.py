@@ -31,6 +31,7 @@ from vmbackup.restore.plan import (
     _instance_config,
     choose_snapshots,
     is_ours,
+    source_zone,
 )
 from vmbackup.vm import disks as vm_disks
 from vmbackup.vm.disks import Attachment
@@ -44,19 +45,54 @@ log = logging.getLogger(__name__)
 SWAP_FIELD = "spec.inPlace.swapSeconds"
 
 
-def _zone_of(url: str) -> str | None:
-    parts = url.rstrip("/").split("/")
-    return parts[parts.index("zones") + 1] if "zones" in parts else None
-
-
 def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> RestorePlan:
     """Which disk replaces which, read from the snapshots and the VM; RestoreProblemError names the fix."""
     assert restore.spec.in_place is not None  # parse_restore requires it for mode InPlace
     run, snapshots = choose_snapshots(restore, hook)
-    zones = {z for z in (_zone_of(s.source_disk) for s in snapshots) if z}
-    zone = restore.zone or (zones.pop() if len(zones) == 1 else None)
-    if zone is None:
-        raise RestoreProblemError("spec.zone: the snapshots come from several zones; name the source instance's zone")
+    zone = source_zone(restore, snapshots)
+    lock_run = run_hash(restore.dag_id, run_id)
+    instance = _instance_to_swap(restore, hook, zone, lock_run)
+    by_disk = {resource_name(d.source): d for d in instance.disks if d.source}
+    disks, originals = _planned_disks(restore, run, snapshots, instance, zone)
+    done = all(d["name"] in by_disk for d in disks)
+    _check_names_and_types(restore, hook, zone, disks, originals)
+    log.info(
+        "Restoring %s (%s) in place from run %s: %s",
+        restore.instance,
+        zone,
+        run,
+        ", ".join(f"{d['device_name']}: {d['snapshot']} -> {d['name']}" for d in disks),
+    )
+    spec = restore.spec.in_place
+    return RestorePlan(
+        project=restore.project,
+        marker=restore.marker,
+        run=run,
+        snapshots=[d["snapshot"] for d in disks],
+        source_instance=restore.instance,
+        source_zone=zone,
+        source_exists=True,
+        target=restore.instance,
+        zone=zone,
+        done=done,
+        disks=disks,
+        instance=_instance_config(restore, instance, zone),
+        in_place=InPlacePlan(
+            lock_run=lock_run,
+            lock_holder=lock_holder("restore", restore.namespace, restore.name, run_id),
+            prior_status="RUNNING" if instance.status == "RUNNING" else "TERMINATED",
+            originals=[] if done else originals,
+            replacements=[
+                Attachment(disk=d["name"], device_name=d["device_name"], boot=d["boot"], auto_delete=d["auto_delete"])
+                for d in disks
+            ],
+            delete_replaced=spec.delete_replaced_disks,
+        ),
+    )
+
+
+def _instance_to_swap(restore: Restore, hook: ComputeEngineHook, zone: str, lock_run: str) -> Any:
+    """The source VM as it is now, once it is known to exist, be held by no backup run and be RUNNING or stopped."""
     instance, _ = restart_if_marked(  # a VM a run of ours left stopped is started first, never restored stopped
         hook, restore.project, zone, restore.instance, timeout_seconds=600, poll_seconds=1.0, timeout_field="a start"
     )
@@ -65,7 +101,6 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
             f"spec.mode: an InPlace restore replaces the disks of instance {restore.instance}, which no longer exists "
             f"in zone {zone}; remove spec.mode and spec.inPlace to restore it as a new VM"
         )
-    lock_run = run_hash(restore.dag_id, run_id)
     held = foreign_lock(instance, lock_run, time.time())
     if held:
         raise RestoreProblemError(
@@ -78,6 +113,14 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
             f"instance {restore.instance} is {instance.status}; an InPlace restore needs it RUNNING or TERMINATED "
             "(nothing was changed)"
         )
+    return instance
+
+
+def _planned_disks(
+    restore: Restore, run: str | None, snapshots: list[Any], instance: Any, zone: str
+) -> tuple[list[PlannedDisk], list[Attachment]]:
+    """The disk each snapshot makes, at the device name its disk had (boot first), and what the VM has at those
+    device names now (the originals)."""
     by_device = {d.device_name: d for d in instance.disks if d.source}
     by_disk = {resource_name(d.source): d for d in instance.disks if d.source}
     disks: list[PlannedDisk] = []
@@ -127,7 +170,13 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
     if sum(d["boot"] for d in disks) > 1:
         raise RestoreProblemError(f"run {run} records several boot disks of {restore.instance}; restore as a new VM")
     disks.sort(key=lambda d: (not d["boot"], d["name"]))
-    done = all(d["name"] in by_disk for d in disks)
+    return disks, originals
+
+
+def _check_names_and_types(
+    restore: Restore, hook: ComputeEngineHook, zone: str, disks: list[PlannedDisk], originals: list[Attachment]
+) -> None:
+    """Refuse a disk name another owner took; give each new disk the type of the disk it was (or replaces)."""
     for disk in disks:
         found = hook.find_disk(restore.project, zone, disk["name"])
         if found is not None and not is_ours(found.labels, restore.marker):
@@ -142,42 +191,9 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
         source = hook.find_disk(restore.project, zone, original["disk"]) if original else None
         if source is not None and source.type_ and disk["disk_type"] is None:
             disk["disk_type"] = resource_name(source.type_)
-    log.info(
-        "Restoring %s (%s) in place from run %s: %s",
-        restore.instance,
-        zone,
-        run,
-        ", ".join(f"{d['device_name']}: {d['snapshot']} -> {d['name']}" for d in disks),
-    )
-    spec = restore.spec.in_place
-    return RestorePlan(
-        project=restore.project,
-        marker=restore.marker,
-        run=run,
-        snapshots=[d["snapshot"] for d in disks],
-        source_instance=restore.instance,
-        source_zone=zone,
-        source_exists=True,
-        target=restore.instance,
-        zone=zone,
-        done=done,
-        disks=disks,
-        instance=_instance_config(restore, instance, zone),
-        in_place=InPlacePlan(
-            lock_run=lock_run,
-            lock_holder=lock_holder("restore", restore.namespace, restore.name, run_id),
-            prior_status="RUNNING" if instance.status == "RUNNING" else "TERMINATED",
-            originals=[] if done else originals,
-            replacements=[
-                Attachment(disk=d["name"], device_name=d["device_name"], boot=d["boot"], auto_delete=d["auto_delete"])
-                for d in disks
-            ],
-            delete_replaced=spec.delete_replaced_disks,
-        ),
-    )
 
 
-def lock_target(plan: RestorePlan) -> VmRef:
+def locked_vm(plan: RestorePlan) -> VmRef:
     """The VM as vm/lock.py names what it locks (this restore's own run value)."""
     found = VmRef(project=plan["project"], zone=plan["zone"], instance=plan["target"], run=plan["in_place"]["lock_run"])
     if "lock_holder" in plan["in_place"]:
@@ -192,16 +208,16 @@ def attached(hook: ComputeEngineHook, plan: RestorePlan) -> dict[str, str]:
 
 def holds(hook: ComputeEngineHook, plan: RestorePlan) -> bool:
     instance = hook.get_instance(plan["project"], plan["zone"], plan["target"])
-    return holds_our_lock(instance, lock_target(plan))
+    return holds_our_lock(instance, locked_vm(plan))
 
 
 def take(hook: ComputeEngineHook, plan: RestorePlan, ttl_seconds: int) -> None:
     """Hold the VM with the lock label (InstanceHeldError when a backup run holds it)."""
-    acquire_lock(hook, lock_target(plan), ttl_seconds)
+    acquire_lock(hook, locked_vm(plan), ttl_seconds)
 
 
 def give_back(hook: ComputeEngineHook, plan: RestorePlan) -> None:
-    release_lock(hook, lock_target(plan))
+    release_lock(hook, locked_vm(plan))
 
 
 def stop(hook: ComputeEngineHook, plan: RestorePlan, deadline: float) -> None:

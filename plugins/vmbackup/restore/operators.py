@@ -232,62 +232,24 @@ class RestoreReportOperator(RestoreStepOperator):
         restore = self.restore
         ti = context["ti"]
         plan = _plan(context)
-        errors: list[dict[str, Any]] = []
-        singles = (
-            steps.PLAN,
-            steps.CREATE_INSTANCE,
-            steps.WAIT_INSTANCE,
-            steps.REPLACE_DISKS,
-            steps.SETTLE,
-            steps.CLEANUP,
-        )
-        for task_id in singles:
-            errors.extend(recorded_errors(ti, task_id, [-1]))
-        indexes = list(range(len(plan["disks"]))) if plan else []
-        for task_id in (steps.CREATE_DISK_ID, steps.WAIT_DISK_ID):
-            errors.extend(recorded_errors(ti, task_id, indexes))
+        errors = _step_errors(ti, plan)
         deleted = list(ti.xcom_pull(task_ids=steps.CLEANUP) or [])
         created: list[str] = []
         instance = None
         if plan is not None:
             instance = _restored(hook, plan)
-            created = [
-                d["name"]
-                for d in plan["disks"]
-                if d["name"] not in deleted
-                and (found := hook.find_disk(plan["project"], plan["zone"], d["name"]))
-                and is_ours(found.labels, plan["marker"])
-            ]
+            created = _created_disks_left(hook, plan, deleted)
         settled = _settled(context)
         done = bool(settled.get("restored")) if restore.in_place else instance is not None
         succeeded = not errors and done
-        message = None
         failed_step = None
         replaced = list(settled.get("replaced") or [])
-        if succeeded and restore.in_place:
-            gone = settled.get("deleted_replaced") or []
-            message = f"instance {restore.instance} restored in place from run {plan['run'] if plan else '?'}; " + (
-                f"replaced disks deleted: {', '.join(gone)}"
-                if gone
-                else f"replaced disks kept, labelled {vmlabels.REPLACED_BY}={restore.marker}: {', '.join(replaced)}"
-            )
-        elif succeeded:
-            message = f"instance {restore.target_name} restored in {plan['zone'] if plan else '?'} from run " + str(
-                plan["run"] if plan else "?"
-            )
+        if succeeded:
+            message = _success_message(restore, plan, settled, replaced)
         else:
             first = errors[0] if errors else None
             failed_step = first["step"] if first else None
-            message = first["message"] if first else "the restore did not create the instance"
-            if settled.get("rolled_back"):
-                message += (
-                    f"; {restore.instance} was put back as it was (its original disks attached again, started "
-                    "again if it was running)"
-                )
-            if deleted:
-                message += f" (created disks deleted: {', '.join(deleted)})"
-            elif created and restore.spec.keep_disks_on_failure:
-                message += f" (created disks kept: {', '.join(created)})"
+            message = _failure_message(restore, first, settled, deleted, created)
         report = _report(
             restore,
             context,
@@ -304,3 +266,66 @@ class RestoreReportOperator(RestoreStepOperator):
         if not succeeded:
             raise AirflowException(f"restore failed: {failed_step or 'report'}: {message}")
         return report.model_dump(mode="json", by_alias=True)
+
+
+def _step_errors(ti: Any, plan: RestorePlan | None) -> list[dict[str, Any]]:
+    """The errors the restore's steps recorded, in step order."""
+    errors: list[dict[str, Any]] = []
+    singles = (
+        steps.PLAN,
+        steps.CREATE_INSTANCE,
+        steps.WAIT_INSTANCE,
+        steps.REPLACE_DISKS,
+        steps.SETTLE,
+        steps.CLEANUP,
+    )
+    for task_id in singles:
+        errors.extend(recorded_errors(ti, task_id, [-1]))
+    indexes = list(range(len(plan["disks"]))) if plan else []
+    for task_id in (steps.CREATE_DISK_ID, steps.WAIT_DISK_ID):
+        errors.extend(recorded_errors(ti, task_id, indexes))
+    return errors
+
+
+def _created_disks_left(hook: ComputeEngineHook, plan: RestorePlan, deleted: list[str]) -> list[str]:
+    """The planned disks this restore created that the cleanup did not delete."""
+    return [
+        d["name"]
+        for d in plan["disks"]
+        if d["name"] not in deleted
+        and (found := hook.find_disk(plan["project"], plan["zone"], d["name"]))
+        and is_ours(found.labels, plan["marker"])
+    ]
+
+
+def _success_message(restore: Restore, plan: RestorePlan | None, settled: dict[str, Any], replaced: list[str]) -> str:
+    if restore.in_place:
+        gone = settled.get("deleted_replaced") or []
+        return f"instance {restore.instance} restored in place from run {plan['run'] if plan else '?'}; " + (
+            f"replaced disks deleted: {', '.join(gone)}"
+            if gone
+            else f"replaced disks kept, labelled {vmlabels.REPLACED_BY}={restore.marker}: {', '.join(replaced)}"
+        )
+    return f"instance {restore.target_name} restored in {plan['zone'] if plan else '?'} from run " + str(
+        plan["run"] if plan else "?"
+    )
+
+
+def _failure_message(
+    restore: Restore,
+    first: dict[str, Any] | None,
+    settled: dict[str, Any],
+    deleted: list[str],
+    created: list[str],
+) -> str:
+    message: str = first["message"] if first else "the restore did not create the instance"
+    if settled.get("rolled_back"):
+        message += (
+            f"; {restore.instance} was put back as it was (its original disks attached again, started "
+            "again if it was running)"
+        )
+    if deleted:
+        message += f" (created disks deleted: {', '.join(deleted)})"
+    elif created and restore.spec.keep_disks_on_failure:
+        message += f" (created disks kept: {', '.join(created)})"
+    return message

@@ -38,7 +38,7 @@ class PlannedDisk(TypedDict):
     auto_delete: bool
     disk_type: str | None
     labels: dict[str, str]
-    instance: str  # the target instance (for error records)
+    instance: str  # the instance the disk is for (for error records)
 
 
 class PlannedNic(TypedDict):
@@ -72,7 +72,7 @@ class RestorePlan(TypedDict):
     source_instance: str
     source_zone: str
     source_exists: bool
-    target: str
+    target: str  # the restored instance (the source itself in mode InPlace)
     zone: str
     done: bool  # the target already exists and is this restore's: nothing left to do
     disks: list[PlannedDisk]
@@ -159,36 +159,90 @@ def _one_per_disk(snapshots: list[compute_v1.Snapshot]) -> list[compute_v1.Snaps
     return list(seen.values())
 
 
+def source_zone(restore: Restore, snapshots: list[compute_v1.Snapshot]) -> str:
+    """The source VM's zone: the one named, or the one its snapshots' disks were in."""
+    zones = {z for z in (_zone_of(s.source_disk) for s in snapshots) if z}
+    zone = restore.zone or (zones.pop() if len(zones) == 1 else None)
+    if zone is None:
+        raise RestoreProblemError("spec.zone: the snapshots come from several zones; name the source instance's zone")
+    return zone
+
+
 def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
     """Everything the later steps need, decided once from the snapshots, the source VM (read only) and the spec."""
-    spec = restore.spec
     run, snapshots = choose_snapshots(restore, hook)
-    zones = {z for z in (_zone_of(s.source_disk) for s in snapshots) if z}
-    source_zone = restore.zone or (zones.pop() if len(zones) == 1 else None)
-    if source_zone is None:
-        raise RestoreProblemError("spec.zone: the snapshots come from several zones; name the source instance's zone")
-    target, zone = restore.target_name, spec.target_zone or source_zone
-    source = hook.find_instance(restore.project, source_zone, restore.instance)
-    # With the source VM gone, its configuration as the backup run recorded it with the snapshots.
-    config = source if source is not None else recorded_instance(snapshots, restore.project, source_zone)
-    if source is None and config is not None:
-        log.info("source instance %s is gone: using its configuration recorded by run %s", restore.instance, run)
+    from_zone = source_zone(restore, snapshots)
+    new_instance, zone = restore.target_name, restore.spec.target_zone or from_zone
+    source = hook.find_instance(restore.project, from_zone, restore.instance)
+    config = _source_config(restore, source, snapshots, from_zone, run)
     attached = {resource_name(d.source): d for d in config.disks} if config is not None else {}
     if config is None:
-        _require_config(restore, source_zone, [resource_name(s.source_disk) for s in snapshots])
+        _require_config(restore, from_zone, [resource_name(s.source_disk) for s in snapshots])
     boot_disk = _boot_disk(restore, config, attached, snapshots)
+    disks = _new_disks(restore, hook, snapshots, attached, boot_disk, from_zone, zone)
+    plan = RestorePlan(
+        project=restore.project,
+        marker=restore.marker,
+        run=run,
+        snapshots=[d["snapshot"] for d in disks],  # the boot disk's first
+        source_instance=restore.instance,
+        source_zone=from_zone,
+        source_exists=source is not None,
+        target=new_instance,
+        zone=zone,
+        done=False,
+        disks=disks,
+        instance=_instance_config(restore, config, zone),
+    )
+    if _already_restored(restore, hook, new_instance, zone):
+        plan["done"] = True
+        return plan
+    _refuse_taken_disk_names(restore, hook, disks, zone)
+    log.info(
+        "Restoring %s (%s) as %s (%s) from run %s: %s",
+        restore.instance,
+        from_zone,
+        new_instance,
+        zone,
+        run,
+        ", ".join(f"{d['snapshot']} -> {d['name']}" for d in disks),
+    )
+    return plan
 
+
+def _source_config(
+    restore: Restore, source: Any, snapshots: list[compute_v1.Snapshot], from_zone: str, run: str | None
+) -> Any:
+    """The source VM's configuration: the VM itself, or with it gone, as the backup run recorded it with the
+    snapshots (None when it did not)."""
+    config = source if source is not None else recorded_instance(snapshots, restore.project, from_zone)
+    if source is None and config is not None:
+        log.info("source instance %s is gone: using its configuration recorded by run %s", restore.instance, run)
+    return config
+
+
+def _new_disks(
+    restore: Restore,
+    hook: ComputeEngineHook,
+    snapshots: list[compute_v1.Snapshot],
+    attached: dict[str, Any],
+    boot_disk: str,
+    from_zone: str,
+    zone: str,
+) -> list[PlannedDisk]:
+    """The disk each snapshot makes for the new VM (boot first), typed and attached as the backed-up one was."""
+    new_instance = restore.target_name
     disks: list[PlannedDisk] = []
     for snap in snapshots:
         source_disk = resource_name(snap.source_disk)
         boot = source_disk == boot_disk
         link = attached.get(source_disk)
-        original = hook.find_disk(restore.project, source_zone, source_disk)
+        original = hook.find_disk(restore.project, from_zone, source_disk)
         disks.append(
             PlannedDisk(
                 project=restore.project,
                 zone=zone,
-                name=restored_disk_name(target, source_disk, boot),
+                name=restored_disk_name(new_instance, source_disk, boot),
                 snapshot=snap.name,
                 source_disk=source_disk,
                 boot=boot,
@@ -196,7 +250,7 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
                 auto_delete=bool(link.auto_delete) if link is not None else boot,
                 disk_type=resource_name(original.type_) if original is not None and original.type_ else None,
                 labels={RESTORE_LABEL: restore.marker, vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE},
-                instance=target,
+                instance=new_instance,
             )
         )
     disks.sort(key=lambda d: (not d["boot"], d["name"]))
@@ -205,31 +259,24 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         raise RestoreProblemError(
             f"spec.targetName: restored disk names collide ({', '.join(names)}); choose another name"
         )
+    return disks
 
-    plan = RestorePlan(
-        project=restore.project,
-        marker=restore.marker,
-        run=run,
-        snapshots=[d["snapshot"] for d in disks],  # the boot disk's first
-        source_instance=restore.instance,
-        source_zone=source_zone,
-        source_exists=source is not None,
-        target=target,
-        zone=zone,
-        done=False,
-        disks=disks,
-        instance=_instance_config(restore, config, zone),
-    )
-    existing = hook.find_instance(restore.project, zone, target)
-    if existing is not None:
-        if not is_ours(existing.labels, restore.marker):
-            raise RestoreProblemError(
-                f"spec.targetName: instance {target} already exists in zone {zone}; choose another targetName "
-                "(the existing instance was not touched)"
-            )
-        log.info("instance %s in %s was already restored by this VMRestore: nothing to do", target, zone)
-        plan["done"] = True
-        return plan
+
+def _already_restored(restore: Restore, hook: ComputeEngineHook, new_instance: str, zone: str) -> bool:
+    """The new VM exists and is this restore's (nothing left to do); one of another owner's name is refused."""
+    existing = hook.find_instance(restore.project, zone, new_instance)
+    if existing is None:
+        return False
+    if not is_ours(existing.labels, restore.marker):
+        raise RestoreProblemError(
+            f"spec.targetName: instance {new_instance} already exists in zone {zone}; choose another targetName "
+            "(the existing instance was not touched)"
+        )
+    log.info("instance %s in %s was already restored by this VMRestore: nothing to do", new_instance, zone)
+    return True
+
+
+def _refuse_taken_disk_names(restore: Restore, hook: ComputeEngineHook, disks: list[PlannedDisk], zone: str) -> None:
     for disk in disks:
         found = hook.find_disk(restore.project, zone, disk["name"])
         if found is not None and not is_ours(found.labels, restore.marker):
@@ -237,16 +284,6 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
                 f"spec.targetName: disk {disk['name']} already exists in zone {zone} and was not created by this "
                 "restore; choose another targetName (the existing disk was not touched)"
             )
-    log.info(
-        "Restoring %s (%s) as %s (%s) from run %s: %s",
-        restore.instance,
-        source_zone,
-        target,
-        zone,
-        run,
-        ", ".join(f"{d['snapshot']} -> {d['name']}" for d in disks),
-    )
-    return plan
 
 
 def _boot_disk(restore: Restore, source: Any, attached: dict[str, Any], snapshots: list[compute_v1.Snapshot]) -> str:

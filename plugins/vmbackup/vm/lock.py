@@ -59,13 +59,13 @@ def live_lock(instance: Any, now: float) -> Lock | None:
     return lock if lock and lock.expires > now else None
 
 
-def holds_our_lock(instance: Any, target: VmRef) -> bool:
+def holds_our_lock(instance: Any, vm: VmRef) -> bool:
     lock = read_lock(instance.labels)
-    return bool(lock and lock.run == target["run"])
+    return bool(lock and lock.run == vm["run"])
 
 
 def acquire_lock(
-    hook: ComputeEngineHook, target: VmRef, ttl_seconds: int, attempts: int = 8, *, instance: Any = None
+    hook: ComputeEngineHook, vm: VmRef, ttl_seconds: int, attempts: int = 8, *, instance: Any = None
 ) -> Any:
     """Set our lock (and, on a RUNNING VM, the stopped-by mark) in one setLabels call; returns the instance after
     (vm/labels.relabeled: not read again). `instance`: the VM as the caller just read it (saves a GET).
@@ -74,25 +74,25 @@ def acquire_lock(
     now = time.time()
 
     def change(instance: Any) -> dict[str, str] | None:
-        held = foreign_lock(instance, target["run"], time.time())
+        held = foreign_lock(instance, vm["run"], time.time())
         if held:
             raise InstanceHeldError(held)
         marking = instance.status == "RUNNING"  # we lock a RUNNING VM to stop it
-        if holds_our_lock(instance, target) and not (marking and read_mark(instance.labels) is None):
+        if holds_our_lock(instance, vm) and not (marking and read_mark(instance.labels) is None):
             return None
-        labels = without_lock(instance.labels) | lock_labels(target["run"], ttl_seconds, target.get("holder"))
+        labels = without_lock(instance.labels) | lock_labels(vm["run"], ttl_seconds, vm.get("holder"))
         if marking:
-            labels |= mark_labels(target["run"], now)
+            labels |= mark_labels(vm["run"], now)
         return labels
 
-    where = (target["project"], target["zone"], target["instance"])
+    where = (vm["project"], vm["zone"], vm["instance"])
     locked = relabel_instance(hook, *where, change, attempts, instance=instance)
     if locked is None:
-        raise RuntimeError(f"could not lock instance {target['instance']}: it does not exist")
+        raise RuntimeError(f"could not lock instance {vm['instance']}: it does not exist")
     return locked
 
 
-def release_lock(hook: ComputeEngineHook, target: VmRef, attempts: int = 8, *, instance: Any = None) -> bool:
+def release_lock(hook: ComputeEngineHook, vm: VmRef, attempts: int = 8, *, instance: Any = None) -> bool:
     """Remove our lock (and the mark, when the VM is RUNNING again) and name our run as the one that released it;
     False when the VM does not carry our lock. `instance`: the VM as the caller knows it (its status as our own
     DONE operations left it, its fingerprint as last read): saves a GET, and a stale fingerprint costs one."""
@@ -100,20 +100,20 @@ def release_lock(hook: ComputeEngineHook, target: VmRef, attempts: int = 8, *, i
 
     def change(instance: Any) -> dict[str, str] | None:
         nonlocal released
-        if not holds_our_lock(instance, target):
+        if not holds_our_lock(instance, vm):
             return None
         released = True
-        labels = without_lock(instance.labels) | {vmlabels.RELEASED_BY: target["run"]}
+        labels = without_lock(instance.labels) | {vmlabels.RELEASED_BY: vm["run"]}
         return without_mark(labels) if instance.status == "RUNNING" else labels
 
-    relabel_instance(hook, target["project"], target["zone"], target["instance"], change, attempts, instance=instance)
+    relabel_instance(hook, vm["project"], vm["zone"], vm["instance"], change, attempts, instance=instance)
     return released
 
 
-def released_by_us(instance: Any, target: VmRef) -> bool:
+def released_by_us(instance: Any, vm: VmRef) -> bool:
     """Our run held the instance and gave it back: a window of this run that runs again (a retried task, a trigger
     re-created after its event was lost) has been through it and does not stop it a second time."""
-    return bool(instance.labels.get(vmlabels.RELEASED_BY) == target["run"])
+    return bool(instance.labels.get(vmlabels.RELEASED_BY) == vm["run"])
 
 
 def clear_mark(hook: ComputeEngineHook, project: str, zone: str, name: str) -> bool:
