@@ -330,7 +330,7 @@ class _Vm:
         if started.stockouts:
             r["note"] = f"started after {len(started.stockouts)} stockout(s): {started.stockouts[-1]}"
         try:
-            release_lock(self.hook, self.t, instance=in_status(instance, "RUNNING"))
+            release_lock(self.hook, self.t, instance=in_status(instance, "RUNNING"), record=True)
         except Exception as exc:
             raise WindowError("release_lock", str(exc) or type(exc).__name__) from exc
         r["up"] = True

@@ -31,9 +31,9 @@ DEVICE = "vmbackup-device"  # on a snapshot: the device name its disk was attach
 STOPPED_BY = "vmbackup-stopped-by"
 STOPPED_AT = "vmbackup-stopped-at"
 STOPPED_BY_LABELS = (STOPPED_BY, STOPPED_AT)
-# The run hash of the last run that held an instance and released it, set in the release's setLabels call (no call
-# of its own): a window of that run that runs again (a retried task, a re-created trigger) finds it and does not stop
-# the instance a second time. It stays until the next run's release replaces it.
+# The run hash of the last backup run whose down window held an instance and released it, set in the release's
+# setLabels call (no call of its own): a window of that run that runs again (a retried task, a re-created trigger)
+# finds it and does not stop the instance a second time. It stays until the next run's release replaces it.
 RELEASED_BY = "vmbackup-released-by"
 # The keeper's tries to start a marked instance: "<tries>-<epoch seconds of the last try>", removed with the mark.
 KEEPER_TRIES = "vmbackup-keeper-tries"

@@ -92,10 +92,14 @@ def acquire_lock(
     return locked
 
 
-def release_lock(hook: ComputeEngineHook, vm: VmRef, attempts: int = 8, *, instance: Any = None) -> bool:
-    """Remove our lock (and the mark, when the VM is RUNNING again) and name our run as the one that released it;
-    False when the VM does not carry our lock. `instance`: the VM as the caller knows it (its status as our own
-    DONE operations left it, its fingerprint as last read): saves a GET, and a stale fingerprint costs one."""
+def release_lock(
+    hook: ComputeEngineHook, vm: VmRef, attempts: int = 8, *, instance: Any = None, record: bool = False
+) -> bool:
+    """Remove our lock (and the mark, when the VM is RUNNING again); False when the VM does not carry our lock.
+
+    `instance`: the VM as the caller knows it (its status as our own DONE operations left it, its fingerprint as last
+    read): saves a GET, and a stale fingerprint costs one. `record`: name our run as the one that released it
+    (`released_by_us`; the backup window, which may run again), in the same call."""
     released = False
 
     def change(instance: Any) -> dict[str, str] | None:
@@ -103,7 +107,7 @@ def release_lock(hook: ComputeEngineHook, vm: VmRef, attempts: int = 8, *, insta
         if not holds_our_lock(instance, vm):
             return None
         released = True
-        labels = without_lock(instance.labels) | {vmlabels.RELEASED_BY: vm["run"]}
+        labels = without_lock(instance.labels) | ({vmlabels.RELEASED_BY: vm["run"]} if record else {})
         return without_mark(labels) if instance.status == "RUNNING" else labels
 
     relabel_instance(hook, vm["project"], vm["zone"], vm["instance"], change, attempts, instance=instance)

@@ -100,3 +100,14 @@ def test_an_expired_locks_holder_labels_are_replaced_by_the_new_holders(hook: Co
     assert labels[vmlabels.LOCK].startswith("rnew-")
     assert vmlabels.LOCK_RESTORE not in labels
     assert vmlabels.LOCK_NAMESPACE not in labels
+
+
+def test_a_recorded_release_names_the_run_that_released_the_instance(hook: ComputeEngineHook, gce_sim: Any) -> None:
+    from vmbackup.vm.lock import acquire_lock, release_lock, released_by_us
+
+    acquire_lock(hook, target("rone"), 600)
+    assert release_lock(hook, target("rone"), record=True) is True
+    instance = hook.get_instance(PROJECT, ZONE, VM)
+    assert instance.labels[vmlabels.RELEASED_BY] == "rone"
+    assert released_by_us(instance, target("rone"))
+    assert not released_by_us(instance, target("rtwo"))
