@@ -62,9 +62,6 @@ FULL: Phase = "full"
 DOWN: Phase = "down"
 UP: Phase = "up"
 
-# The first look at a fresh cut comes this many polls after it was asked for: a disk is read for seconds (CREATING),
-# and each look is a call against the project's read quota, so the looks that could only see CREATING are skipped.
-FIRST_LOOK_POLLS = 2
 CUT_ATTEMPTS = 3  # tries of the cut while the VM is down, each after the hook's own retries ran out
 # Said of a FAILED cut an earlier try made: Compute Engine's reason was in that try's operation, not on the snapshot.
 EARLIER_TRY_NOTE = "cut by an earlier try of this run: its log has Compute Engine's reason"
@@ -269,7 +266,7 @@ class _Vm:
         timeout = self.timeouts["snapshot_seconds"]
         deadline = time.time() + timeout
         if not earlier:
-            time.sleep(FIRST_LOOK_POLLS * self.poll)  # a cut just asked for is CREATING while the disk is read
+            time.sleep(self.poll)  # a cut just asked for is CREATING: the first look comes a poll later
         while True:
             try:
                 states = self.hook.snapshot_states(self.t["project"], cuts)
