@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -217,13 +218,24 @@ def test_a_leader_that_loses_the_lease_exits_at_once(
     wait_until(lambda: leader.readiness() == "leader", within=BOUND, what="the replica leads")
     namespace, name = chart_env["VMBACKUP_LEASE_NAMESPACE"], chart_env["VMBACKUP_LEASE_NAME"]
     url = f"{kube.url}/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        lease = json.load(response)
-    lease["spec"]["holderIdentity"] = "intruder"  # e.g. the leader was cut off and another one took over
-    put = urllib.request.Request(
-        url, data=json.dumps(lease).encode(), headers={"Content-Type": "application/json"}, method="PUT"
-    )
-    with urllib.request.urlopen(put, timeout=30):
-        pass
+
+    def taken_by_an_intruder() -> bool:
+        """Read, change the holder, write under the read's resourceVersion: a 409 means the leader renewed
+        between the two (as any contender meets it), so read again."""
+        with urllib.request.urlopen(url, timeout=30) as response:
+            lease = json.load(response)
+        lease["spec"]["holderIdentity"] = "intruder"  # e.g. the leader was cut off and another one took over
+        put = urllib.request.Request(
+            url, data=json.dumps(lease).encode(), headers={"Content-Type": "application/json"}, method="PUT"
+        )
+        try:
+            with urllib.request.urlopen(put, timeout=30):
+                return True
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:
+                raise
+            return False
+
+    wait_until(taken_by_an_intruder, within=BOUND, what="the Lease taken by an intruder")
     assert leader.process.wait(timeout=BOUND) == LOST_LEASE_EXIT_CODE
     assert "Lost the Lease" in leader.log_text()
