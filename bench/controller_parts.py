@@ -111,6 +111,11 @@ class CountingProxy:
         with self._lock:
             return [r for r in self.requests if start < r.at <= end]
 
+    def count_since(self, kind: str, start: float) -> int:
+        """Requests of one kind answered after ``start``."""
+        with self._lock:
+            return sum(1 for r in self.requests if r.at > start and r.kind == kind)
+
 
 class ControllerProcess:
     """``python -m controller`` as its own process, configured by VMBACKUP_* like the Helm chart does."""
