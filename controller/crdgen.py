@@ -29,8 +29,10 @@ from controller.crd_schema import (
     model_spec_schema,
 )
 from controller.restore_crd import RESTORE_CRD_PATHS, render_restore
-from vmbackup.model import policy
+from vmbackup.model import policy, retention_spec
+from vmbackup.model.cron import cron_of
 from vmbackup.model.policy import API_GROUP, API_VERSION, KIND, PLURAL, PolicySpec
+from vmbackup.model.slots import CronSlots
 
 # The chart's copy must stay byte-identical: helm installs charts/*/crds/ as-is, without templating.
 CRD_PATHS = (
@@ -45,6 +47,28 @@ HEADER = (
 
 _SCHEDULE_RULE = r"self.matches('^(@(hourly|daily|weekly|monthly|yearly)|[0-9A-Za-z*,/-]+(\\s+[0-9A-Za-z*,/-]+){4})$')"
 _TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"
+
+
+def _rung_schedule_rules() -> list[Rule]:
+    """A GFS rung finer than a preset schedule (hourly: 24 with @daily keeps 24 days): the model refuses every such
+    schedule; CEL, which cannot read cron, the presets."""
+    rules: list[Rule] = []
+    presets = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
+    for rung in retention_spec.RUNGS:
+        coarser = [p for p in presets if CronSlots.parse(cron_of(p)).closest_slots() > rung.longest]
+        if coarser:
+            rules.append(
+                {
+                    "rule": f"!has(self.retention) || !has(self.retention.{rung.field}) || !has(self.schedule) "
+                    f"|| !(self.schedule in {coarser!r})",
+                    "message": f"retention.{rung.field} keeps the newest snapshot of each {rung.period}, but schedule "
+                    f"{' / '.join(coarser)} runs less often, so it would keep runs, not {rung.period}s: remove "
+                    f"retention.{rung.field} (count keeps a number of runs) or schedule more often",
+                    "fieldPath": f".retention.{rung.field}",
+                }
+            )
+    return rules
+
 
 # Cross-field rules, keyed by the path of the schema node they sit on (relative to .spec).
 # Each restates a check of the model in CEL so that `kubectl apply` refuses the object at once;
@@ -93,6 +117,7 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "modes never stop a VM): set them to false, or set consistency to stop",
             "fieldPath": ".stop",
         },
+        *_rung_schedule_rules(),
     ],
     ("maxUnavailable",): [
         {
@@ -110,7 +135,10 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
         }
     ],
     ("retention",): [
-        {"rule": "has(self.count) || has(self.maxAgeDays)", "message": "set count, maxAgeDays or both (e.g. count: 7)"}
+        {
+            "rule": " || ".join(f"has(self.{name})" for name in retention_spec.RULE_FIELDS),
+            "message": f"set at least one of {', '.join(retention_spec.RULE_FIELDS)} (e.g. count: 7, or daily: 7)",
+        }
     ],
     ("snapshot", "labels"): LABEL_KEY_RULES,
     ("selector", "matchLabels"): [
@@ -128,6 +156,7 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
         {"rule": "!has(self.bucket) || has(self.airflowUri)", "message": "bucket needs airflowUri too"},
     ],
 }
+
 
 # Plain OpenAPI constraints the model checks in validators rather than in field types.
 EXTRA_CONSTRAINTS: dict[tuple[str, ...], Schema] = {

@@ -303,12 +303,8 @@ def _schedule(schedule: str, timezone: str) -> str:
 
 def _retention(policy: BackupPolicy) -> str:
     retention = policy.spec.retention
-    parts = []
-    if retention.count is not None:
-        parts.append(f"the newest {retention.count} per disk")
-    if retention.max_age_days is not None:
-        parts.append(f"all younger than {retention.max_age_days} days")
-    return "keep " + " and ".join(parts)
+    guard = f"; always the newest {retention.last_successful} complete run(s) of each VM"
+    return "keep " + " and ".join(retention.phrases()) + guard
 
 
 def _next_run(value: Any, now: datetime) -> str:

@@ -55,12 +55,10 @@ def doc_md(policy: BackupPolicy) -> str:
     )
     if spec.max_unavailable is not None:
         lines.append(f"- **Rolling:** at most `{spec.max_unavailable}` VMs of a tier down at once")
-    keep = []
-    if spec.retention.count is not None:
-        keep.append(f"the newest {spec.retention.count}")
-    if spec.retention.max_age_days is not None:
-        keep.append(f"those younger than {spec.retention.max_age_days} days")
-    lines.append(f"- **Retention:** keep {' and '.join(keep)} per disk (the newest READY one always)")
+    lines.append(
+        f"- **Retention:** keep {' and '.join(spec.retention.phrases())} (in {spec.timezone}; always the newest READY "
+        f"snapshot of each disk and the newest {spec.retention.last_successful} complete run(s) of each VM)"
+    )
     lines.append(
         "- **Waiting:** "
         + {

@@ -11,18 +11,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vmbackup.backup.resolution import Resolution, all_targets, disk_scope, pulled_resolution
+from vmbackup.backup.retention_inputs import owner_labels, policy_verdicts
 from vmbackup.backup.snapshot_cuts import CONVERTING, delete_instant_snapshot, made_by
 from vmbackup.compute.hook import ComputeEngineHook, resource_name
 from vmbackup.compute.step_operator import ComputeStepOperator
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import BackupPolicy
-from vmbackup.model.retention import SnapshotInfo, parse_timestamp, snapshots_to_delete
+from vmbackup.model.retention import Verdict
 
 log = logging.getLogger(__name__)
 
 
 class PruneSnapshotsOperator(ComputeStepOperator):
-    """Deletes this policy's snapshots that retention no longer keeps (per disk; newest READY always kept)."""
+    """Deletes this policy's snapshots that retention no longer keeps (model.retention decides; vmbackupctl retention
+    previews the same verdicts)."""
 
     def __init__(self, *, policy_json: str, **kwargs: Any):
         super().__init__(**kwargs)
@@ -34,24 +36,8 @@ class PruneSnapshotsOperator(ComputeStepOperator):
             return []  # a missed slot touches nothing, snapshots included
         policy = BackupPolicy.from_json(self.policy_json)
         project = policy.spec.project
-        ours = hook.list_snapshots(
-            project,
-            {
-                vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
-                vmlabels.POLICY_NAMESPACE: policy.namespace,
-                vmlabels.POLICY_NAME: policy.name,
-            },
-        )
-        infos = [
-            SnapshotInfo(
-                name=s.name,
-                disk=_disk_key(s),
-                status=s.status,
-                created=parse_timestamp(s.creation_timestamp) if s.creation_timestamp else datetime.now(UTC),
-            )
-            for s in ours
-        ]
-        doomed = snapshots_to_delete(infos, policy.spec.retention, datetime.now(UTC))
+        ours = hook.list_snapshots(project, owner_labels(policy))
+        doomed = sorted((v for v in policy_verdicts(ours, policy, datetime.now(UTC)) if not v.keep), key=_name)
         if policy.spec.snapshot.method == "instant":
             converting = {
                 resource_name(s.source_instant_snapshot)
@@ -60,10 +46,9 @@ class PruneSnapshotsOperator(ComputeStepOperator):
             }
             sweep_instant_snapshots(hook, policy, resolution, converting)
         pruned: list[str] = []
-        for snap in doomed:
-            log.info(
-                "Deleting snapshot %s (disk %s, created %s): outside retention", snap.name, snap.disk, snap.created
-            )
+        for verdict in doomed:
+            snap = verdict.snapshot
+            log.info("Deleting snapshot %s (disk %s, created %s): %s", snap.name, snap.disk, snap.created, verdict.rule)
             ref = hook.delete_snapshot(project, snap.name)
             if ref is not None:
                 hook.wait_done(ref, 600)
@@ -106,10 +91,5 @@ def sweep_instant_snapshots(
     return swept
 
 
-def _disk_key(snapshot: Any) -> str:
-    """The source disk of a snapshot, as zones/Z/disks/D or regions/R/disks/D (source URLs vary in prefix)."""
-    source = snapshot.source_disk or ""
-    for scope in ("zones", "regions"):
-        if f"/{scope}/" in source:
-            return f"{scope}/" + source.split(f"/{scope}/", 1)[1]
-    return source or f"instance:{snapshot.labels.get(vmlabels.INSTANCE, '?')}"
+def _name(verdict: Verdict) -> str:
+    return verdict.snapshot.name

@@ -50,6 +50,8 @@ from vmbackup.model.crd_base import LABEL_VALUE_PATTERN as LABEL_VALUE_PATTERN
 from vmbackup.model.crd_base import ZONE_PATTERN as ZONE_PATTERN
 from vmbackup.model.cron import checked_schedule, cron_of
 from vmbackup.model.cron import cron_problem as cron_problem
+from vmbackup.model.retention_spec import DEFAULT_COUNT, rung_schedule_problem
+from vmbackup.model.retention_spec import Retention as Retention
 from vmbackup.model.slots import CronSlots, Window, parse_clock, schedule_rate_problem
 from vmbackup.model.stop_options import StopOptions
 from vmbackup.model.verification import Verification
@@ -128,21 +130,6 @@ class InstanceSelector(CrdModel):
         if len(set(zones)) != len(zones):
             raise ValueError("zones must be unique; remove the repeated zone")
         return zones
-
-
-class Retention(CrdModel):
-    """Which of this policy's snapshots to keep; the newest successful one of each disk is always kept."""
-
-    count: int | None = Field(default=None, ge=1, le=1000, description="Keep at least the newest N snapshots per disk.")
-    max_age_days: int | None = Field(
-        default=None, ge=1, le=3650, description="Keep snapshots younger than this many days."
-    )
-
-    @model_validator(mode="after")
-    def _at_least_one(self) -> Retention:
-        if self.count is None and self.max_age_days is None:
-            raise ValueError("set count, maxAgeDays or both (e.g. count: 7)")
-        return self
 
 
 class SnapshotSettings(CrdModel):
@@ -252,7 +239,10 @@ class PolicySpec(CrdModel):
         "running VM; guestFlush: application-consistent snapshot through the guest agent (VM keeps running).",
     )
     stop: StopOptions = Field(default_factory=StopOptions, description="Stop mode: Local SSD and reservation checks.")
-    retention: Retention = Field(default_factory=lambda: Retention(count=7), description="What to keep.")
+    retention: Retention = Field(
+        default_factory=lambda: Retention(count=DEFAULT_COUNT),
+        description="What to keep (docs/retention.md): count, maxAgeDays and the GFS rungs, in any mix.",
+    )
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings, description="Snapshot properties.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Step timeouts.")
     suspend: bool = Field(default=False, description="Pause scheduled runs (history is kept).")
@@ -313,6 +303,16 @@ class PolicySpec(CrdModel):
                 "or the schedule"
             )
         return window
+
+    @field_validator("retention")
+    @classmethod
+    def _rungs_fit_schedule(cls, retention: Retention, info: ValidationInfo) -> Retention:
+        schedule = info.data.get("schedule")
+        if schedule is not None and retention.rungs():
+            problem = rung_schedule_problem(retention, schedule, CronSlots.parse(cron_of(schedule)).closest_slots())
+            if problem:
+                raise ValueError(problem)
+        return retention
 
     @field_validator("snapshot")
     @classmethod

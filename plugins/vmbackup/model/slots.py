@@ -80,6 +80,15 @@ class CronSlots:
         gaps += [(later - earlier) * _DAY - times[-1] + times[0] for earlier, later in itertools.pairwise(firing)]
         return timedelta(minutes=max(gaps)) if gaps else timedelta(days=366)
 
+    def closest_slots(self) -> timedelta:
+        """The closest two consecutive slots ever come, across days too (a weekly schedule's is 7 days; wall clock;
+        a year when it never fires twice): how fine a retention period the schedule can fill."""
+        times = self.times_of_day()
+        firing = [day.toordinal() for day in _scanned_days() if self.fires_on(day)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        gaps += [(later - earlier) * _DAY - times[-1] + times[0] for earlier, later in itertools.pairwise(firing)]
+        return timedelta(minutes=min(gaps)) if gaps else timedelta(days=366)
+
     def _consecutive_firing_days(self) -> bool:
         day = date(2024, 1, 1)
         previous = False

@@ -242,7 +242,9 @@ async def test_describe_summarises_the_spec(cluster: kmock.KubernetesEmulator) -
     assert fields["Tiers"].startswith("web -> app -> db")
     assert fields["Schedule"] == "30 1 * * * (Europe/Paris)"
     assert fields["Consistency"] == "guestFlush"
-    assert fields["Retention"] == "keep the newest 14 per disk and all younger than 30 days"
+    assert fields["Retention"] == (
+        "keep the newest 14 per disk and all younger than 30 days; always the newest 1 complete run(s) of each VM"
+    )
     assert fields["Result"].startswith("<none>")
 
 
