@@ -12,6 +12,7 @@ from typing import TextIO
 from controller.config import AUTH_MODES
 from controller.vmbackupctl import commands
 from controller.vmbackupctl.errors import EXIT_CODES_HELP, CliError, ExitCode
+from controller.vmbackupctl.retention import retention as retention_command
 from controller.vmbackupctl.verify import verify as verify_command
 from vmbackup.model.policy import BACKUP_NOW_ANNOTATION
 
@@ -29,6 +30,7 @@ examples:
   {prog} describe wordpress -n shop
   {prog} backup-now wordpress --wait --timeout 3600 && echo backed up
   {prog} snapshots wordpress -o json
+  {prog} retention wordpress --spec wordpress.yaml --at 2027-01-01T00:00
   {prog} verify wordpress --wait
   {prog} logs wordpress --task tier_web.stop
 """
@@ -90,7 +92,7 @@ def _airflow_flags() -> argparse.ArgumentParser:
 
 
 def _add_policy_commands(command: Command, airflow: argparse.ArgumentParser) -> None:
-    """get, describe, backup-now, snapshots."""
+    """get, describe, backup-now, snapshots, retention."""
     get = command("get", commands.get, "list policies with their status, as `kubectl get vmbackuppolicies` does")
     get.add_argument("policy", nargs="?", help="one policy (default: all in the namespace)")
     get.add_argument("-A", "--all-namespaces", action="store_true", help="policies of every namespace")
@@ -119,6 +121,21 @@ def _add_policy_commands(command: Command, airflow: argparse.ArgumentParser) -> 
     snaps = command("snapshots", commands.snapshots, "a policy's snapshots in Compute Engine, newest first")
     snaps.add_argument("policy")
     snaps.add_argument("-o", "--output", choices=("table", "wide", "json", "yaml"), default="table")
+
+    preview = command(
+        "retention",
+        retention_command,
+        "preview retention: every snapshot of a policy, kept or deleted, and the rule that decided (the prune "
+        "step's own code; nothing is deleted)",
+    )
+    preview.add_argument("policy")
+    preview.add_argument(
+        "--at", metavar="TIME", help="evaluate at this ISO 8601 time (no offset: the policy's time zone); default now"
+    )
+    preview.add_argument(
+        "--spec", metavar="FILE", help="use this policy manifest (or bare spec) instead of the applied one"
+    )
+    preview.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
 
 
 def _add_run_commands(command: Command, airflow: argparse.ArgumentParser) -> None:

@@ -39,21 +39,8 @@ def list_policy_snapshots(project: str, namespace: str, name: str, endpoint: str
     """Exactly this policy's snapshots, newest first."""
     from google.cloud import compute_v1
 
-    endpoint = endpoint if endpoint is not None else (os.environ.get(ENDPOINT_ENV) or None)
-    where = f"Compute Engine at {endpoint}" if endpoint else "Compute Engine"
-    wanted = {labels.POLICY_NAMESPACE: namespace, labels.POLICY_NAME: name}
-    label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(wanted.items()))
-    try:
-        client = compute_v1.SnapshotsClient(**_client_kwargs(endpoint))
-        request = compute_v1.ListSnapshotsRequest(project=project, filter=label_filter)
-        found = list(client.list(request=request, timeout=REQUEST_TIMEOUT_SECONDS))
-    except Exception as exc:
-        raise _compute_error(exc, where, project) from None
     rows = []
-    for snapshot in found:
-        # Filtered again here: which snapshots are the policy's must not depend on the server's filter support.
-        if any(snapshot.labels.get(k) != v for k, v in wanted.items()):
-            continue
+    for snapshot in policy_snapshot_resources(project, namespace, name, endpoint):
         raw = json.loads(compute_v1.Snapshot.to_json(snapshot))
         rows.append(
             SnapshotRow(
@@ -70,6 +57,24 @@ def list_policy_snapshots(project: str, namespace: str, name: str, endpoint: str
     rows.sort(key=lambda r: (render.parse_time(r.created) or render.parse_time("1970-01-01T00:00:00Z"), r.name))
     rows.reverse()
     return rows
+
+
+def policy_snapshot_resources(project: str, namespace: str, name: str, endpoint: str | None = None) -> list[Any]:
+    """This policy's snapshots as Compute Engine returns them (compute_v1.Snapshot), in no particular order."""
+    from google.cloud import compute_v1
+
+    endpoint = endpoint if endpoint is not None else (os.environ.get(ENDPOINT_ENV) or None)
+    where = f"Compute Engine at {endpoint}" if endpoint else "Compute Engine"
+    wanted = {labels.POLICY_NAMESPACE: namespace, labels.POLICY_NAME: name}
+    label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(wanted.items()))
+    try:
+        client = compute_v1.SnapshotsClient(**_client_kwargs(endpoint))
+        request = compute_v1.ListSnapshotsRequest(project=project, filter=label_filter)
+        found = list(client.list(request=request, timeout=REQUEST_TIMEOUT_SECONDS))
+    except Exception as exc:
+        raise _compute_error(exc, where, project) from None
+    # Filtered again here: which snapshots are the policy's must not depend on the server's filter support.
+    return [s for s in found if all(s.labels.get(k) == v for k, v in wanted.items())]
 
 
 def snapshot_table(rows: Sequence[SnapshotRow], *, wide: bool) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import devices, disks, instances, instant_snapshots, power, presets, quotas, reservations
+from . import devices, disks, instances, instant_snapshots, power, presets, quotas, reservations, snapshots
 from .errors import ApiError
 from .faults import Fault
 from .observers import Observer
@@ -138,6 +138,23 @@ class ComputeSimulator:
         labels: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         return disks.add_disk(self.world, project, zone, name, size_gb=size_gb, disk_type=disk_type, labels=labels)
+
+    def add_snapshot(
+        self,
+        project: str,
+        zone: str,
+        disk: str,
+        name: str,
+        *,
+        created: float,
+        labels: dict[str, str] | None = None,
+        description: str = "",
+        status: str = "READY",
+    ) -> dict[str, Any]:
+        """Seed a snapshot of a disk as if taken at `created` (epoch seconds; snapshots.add_snapshot)."""
+        return snapshots.add_snapshot(
+            self.world, project, zone, disk, name, created=created, labels=labels, description=description, status=status
+        )
 
     def add_reservation(
         self,

@@ -184,3 +184,35 @@ def delete_snapshot(world: World, project: str, name: str, faults: list[Fault]) 
 
         world._run_serialized(op, body_fn)
         return op.to_json()
+
+
+def add_snapshot(
+    world: World,
+    project: str,
+    zone: str,
+    disk_name: str,
+    name: str,
+    *,
+    created: float,
+    labels: dict[str, str] | None = None,
+    description: str = "",
+    status: str = "READY",
+) -> dict[str, Any]:
+    """Seed a snapshot of an existing disk taken at `created` (epoch seconds): history a test needs (a year of
+    backups) that the API cannot make in a test's time. No frequency rule or operation applies to history."""
+    with world.cond:
+        if (project, name) in world.snapshots:
+            raise ValueError(f"snapshot {project}/{name} already exists")
+        disk = world._disk(project, zone, disk_name)
+        snapshot = Snapshot(
+            project=project,
+            name=name,
+            source_disk=disk,
+            labels=dict(labels or {}),
+            storage_locations=[zone.rsplit("-", 2)[0]],
+            description=description,
+            status=status,
+            created=created,
+        )
+        world.snapshots[(project, name)] = snapshot
+        return snapshot.to_json()
