@@ -153,7 +153,15 @@ class ComputeSimulator:
     ) -> dict[str, Any]:
         """Seed a snapshot of a disk as if taken at `created` (epoch seconds; snapshots.add_snapshot)."""
         return snapshots.add_snapshot(
-            self.world, project, zone, disk, name, created=created, labels=labels, description=description, status=status
+            self.world,
+            project,
+            zone,
+            disk,
+            name,
+            created=created,
+            labels=labels,
+            description=description,
+            status=status,
         )
 
     def add_reservation(

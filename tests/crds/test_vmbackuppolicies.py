@@ -231,6 +231,13 @@ BOTH_REFUSE = [
     ("tiers with selector, no tierLabel", with_(MINIMAL, instances=None, selector=SELECTOR, tiers=["web"]), "spec"),
     ("retention without count or age", with_(MINIMAL, retention={}), "spec.retention"),
     ("retention count 0", with_(MINIMAL, retention={"count": 0}), "spec.retention.count"),
+    ("retention daily 0", with_(MINIMAL, retention={"daily": 0}), "spec.retention.daily"),
+    ("retention weekly negative", with_(MINIMAL, retention={"weekly": -1}), "spec.retention.weekly"),
+    ("keepLastSuccessful 0", with_(MINIMAL, retention={"count": 7, "keepLastSuccessful": 0}), "spec.retention"),
+    ("unknown retention rung", with_(MINIMAL, retention={"count": 7, "biweekly": 2}), "spec.retention"),
+    ("retention with only the guard", with_(MINIMAL, retention={"keepLastSuccessful": 2}), "spec.retention"),
+    ("hourly rung on a daily schedule", with_(MINIMAL, schedule="@daily", retention={"hourly": 24}), "spec.retention"),
+    ("daily rung on a weekly schedule", with_(MINIMAL, schedule="@weekly", retention={"daily": 7}), "spec.retention"),
     ("composer without target", with_(MINIMAL, composer={}), "spec.composer"),
     (
         "composer environment and bucket",
@@ -322,6 +329,24 @@ BOTH_ACCEPT = [
     ("composer environment", with_(MINIMAL, composer={"environment": "projects/p/locations/l/environments/e"})),
     ("self-managed airflow", with_(MINIMAL, composer={"bucket": "my-bucket", "airflowUri": "http://airflow:8080"})),
     ("age retention only", with_(MINIMAL, retention={"maxAgeDays": 30})),
+    (
+        "every GFS rung with count, age and the guard",
+        with_(
+            MINIMAL,
+            schedule="@hourly",
+            retention={
+                "count": 3,
+                "maxAgeDays": 30,
+                "hourly": 24,
+                "daily": 7,
+                "weekly": 4,
+                "monthly": 12,
+                "yearly": 3,
+                "keepLastSuccessful": 2,
+            },
+        ),
+    ),
+    ("daily rung on a weekday schedule", with_(MINIMAL, schedule="0 2 * * 1-5", retention={"daily": 7})),
     ("instant snapshots", with_(MINIMAL, snapshot={"method": "instant"})),
     ("crash-consistent instant snapshots", with_(MINIMAL, consistency="none", snapshot={"method": "instant"})),
     ("tiered selector", with_(MINIMAL, instances=None, selector={**SELECTOR, "tierLabel": "tier"}, tiers=["web"])),
@@ -347,6 +372,11 @@ CONTROLLER_ONLY = [
     ("cron minute out of range", with_(MINIMAL, schedule="61 * * * *"), "spec.schedule"),
     ("unknown time zone", with_(MINIMAL, timezone="Mars/Olympus"), "spec.timezone"),
     ("label key with capitals", with_(MINIMAL, snapshot={"labels": {"Team": "a"}}), "spec.snapshot.labels"),
+    (
+        "hourly rung on a 2-hourly cron",
+        with_(MINIMAL, schedule="0 */2 * * *", retention={"hourly": 24}),
+        "spec.retention",
+    ),
 ]
 
 

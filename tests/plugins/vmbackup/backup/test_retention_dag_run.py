@@ -100,7 +100,7 @@ def preview(sim: ComputeSimulator, policy: str, spec: dict[str, Any], folder: Pa
 
 
 @pytest.fixture(scope="module")
-def failing(backup: Callable[..., BackupRun], tmp_path_factory: pytest.TempPathFactory) -> tuple[BackupRun, list]:
+def failing(backup: Callable[..., BackupRun], tmp_path_factory: pytest.TempPathFactory) -> tuple[BackupRun, list]:  # noqa: F811
     spec = {**DB, "retention": {"maxAgeDays": 7}}
     previewed: list[dict[str, Any]] = []
 
