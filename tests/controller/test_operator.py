@@ -163,6 +163,25 @@ async def test_a_spec_turning_invalid_keeps_the_last_good_dag(kube, operator, gc
     assert dag_in(gcs_bucket) == good
 
 
+async def test_a_retention_rung_finer_than_the_schedule_is_invalid_and_keeps_the_last_good_dag(
+    kube, operator, gcs_bucket
+) -> None:
+    """A check CEL cannot make (a cron schedule, not a preset): the controller names the field and the fix."""
+    async with operator():
+        await create_policy(kube, NAME, SPEC)
+        good = await eventually(lambda: dag_in(gcs_bucket))
+
+        change = {"schedule": "0 */2 * * *", "retention": {"hourly": 24}}
+        await patch_policy(kube, NAME, {"metadata": {"generation": 2}, "spec": change})
+
+        ready = await eventually(
+            lambda: status_of(kube, NAME).get("result") == "Invalid" and condition(kube, NAME, "Ready")
+        )
+    assert ready["message"].startswith("spec.retention: hourly: 24 keeps the newest snapshot of each hour")
+    assert "remove hourly (use count for a number of runs) or schedule more often" in ready["message"]
+    assert dag_in(gcs_bucket) == good
+
+
 async def test_a_project_not_granted_to_the_namespace_is_refused(kube, operator, gcs_bucket) -> None:
     async with operator():
         await create_policy(kube, NAME, {**SPEC, "project": "billing-prod-1"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tests.fixtures.tools import REPO_ROOT
 from vmbackup.model.retention import NOT_YET, SnapshotInfo, Verdict, retention_verdicts
 from vmbackup.model.retention_spec import Retention
 
@@ -150,3 +151,18 @@ def test_a_snapshot_newer_than_the_evaluation_time_is_kept_and_not_counted() -> 
     found = verdicts(YEAR, at("2025-12-30T12:00:00+00:00"), daily=2)
     assert found[0].rule == NOT_YET
     assert kept(found) == {"2025-12-31 02:00": NOT_YET, "2025-12-30 02:00": "daily", "2025-12-29 02:00": "daily"}
+
+
+def test_the_documented_worked_example_is_what_the_code_keeps() -> None:
+    """docs/retention.md's table: daily 02:00 backups in Berlin since 2025-01-01, evaluated 2026-03-10 12:00."""
+    text = (REPO_ROOT / "docs" / "retention.md").read_text()
+    example = text.split("## Worked example", 1)[1].split("## ", 1)[0]
+    rows = [line.strip("|").split("|") for line in example.splitlines() if line.startswith("| ") and ":00 |" in line]
+    documented = {cells[0].strip()[4:]: (cells[1].strip(), cells[2].strip()) for cells in rows}
+    snaps = daily_at_two(BERLIN, "2025-01-01", 433)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=ZoneInfo(BERLIN))
+    found = verdicts(snaps, now, count=3, daily=7, weekly=4, monthly=6, yearly=2)
+    zone = ZoneInfo(BERLIN)
+    computed = {f"{v.snapshot.created.astimezone(zone):%Y-%m-%d %H:%M}": (v.rule, v.period) for v in found if v.keep}
+    assert computed == documented
+    assert f"Of the {len(snaps)} snapshots, {len(computed)} stay" in " ".join(text.split())
