@@ -11,8 +11,10 @@ import io
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -140,3 +142,51 @@ def test_prune_never_touches_snapshots_the_policy_did_not_create(failing: tuple[
     run, previewed = failing
     assert {"db-1-other-policy", "db-1-by-hand"} <= {s["name"] for s in run.snapshots}
     assert not {"db-1-other-policy", "db-1-by-hand"} & {v["name"] for v in previewed}
+
+
+def seed_daily_runs(sim: ComputeSimulator, policy: str, days: int) -> None:
+    """One complete run of wordpress-1-vm a day at 02:00 Berlin time, for `days` days up to yesterday."""
+    berlin = ZoneInfo("Europe/Berlin")
+    today = datetime.now(berlin).replace(hour=2, minute=0, second=0, microsecond=0)
+    for day in range(1, days + 1):
+        labels = {
+            vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
+            vmlabels.POLICY_NAMESPACE: "team-a",
+            vmlabels.POLICY_NAME: policy,
+            vmlabels.INSTANCE: "wordpress-1-vm",
+            vmlabels.RUN: f"r{day}",
+        }
+        created = (today - timedelta(days=day)).timestamp()
+        sim.add_snapshot(PROJECT, "us-central1-c", "wordpress-1-vm", f"wp-{day}", created=created, labels=labels)
+
+
+@pytest.fixture(scope="module")
+def gfs(backup: Callable[..., BackupRun], tmp_path_factory: pytest.TempPathFactory) -> tuple[BackupRun, list]:  # noqa: F811
+    spec = {
+        "instances": [{"name": "wordpress-1-vm", "zone": "us-central1-c"}],
+        "timezone": "Europe/Berlin",
+        "retention": {"daily": 7, "weekly": 4, "monthly": 3},
+    }
+    previewed: list[dict[str, Any]] = []
+
+    def prepare(sim: ComputeSimulator) -> None:
+        seed_daily_runs(sim, "gfs", 75)
+        previewed.extend(preview(sim, "gfs", spec, tmp_path_factory.mktemp("spec")))
+        sim.inject(Fault.backend_error("instances.stop", times=None))
+
+    return backup("gfs", spec, prepare), previewed
+
+
+def test_gfs_the_preview_matches_what_the_prune_step_deleted(gfs: tuple[BackupRun, list]) -> None:
+    run, previewed = gfs
+    to_delete = {v["name"] for v in previewed if v["action"] == "delete"}
+    assert to_delete == deleted_by_the_step(run)
+    assert {s["name"] for s in run.ours()} == {v["name"] for v in previewed if v["action"] == "keep"}
+
+
+def test_gfs_keeps_seven_days_then_weeks_then_months(gfs: tuple[BackupRun, list]) -> None:
+    _, previewed = gfs
+    rules = [v["rule"] for v in previewed if v["action"] == "keep"]
+    assert rules[:7] == ["daily"] * 7
+    assert set(rules[7:]) <= {"weekly", "monthly"}
+    assert 7 < len(rules) <= 7 + 4 + 3
