@@ -25,6 +25,9 @@ NOT_YET = "createdAfterEvaluation"  # kept: did not exist yet at the time of eva
 EXPIRED = "noRuleKeepsIt"  # deleted
 
 
+RunTimes = dict[tuple[str, str], datetime]  # (VM, run) -> when the run began for the VM
+
+
 @dataclass(frozen=True)
 class SnapshotInfo:
     name: str
@@ -99,7 +102,7 @@ def _policy_rules(
     retention: Retention,
     now: datetime,
     tz: zoneinfo.ZoneInfo,
-    run_times: dict[tuple[str, str], datetime],
+    run_times: RunTimes,
     wants: _Wants,
 ) -> None:
     """count, maxAgeDays and the GFS rungs over one disk's READY snapshots (newest first)."""
@@ -120,7 +123,7 @@ def _policy_rules(
 
 
 def _rung_keeps(
-    newest_first: list[SnapshotInfo], rung: Rung, count: int, tz: zoneinfo.ZoneInfo, run_times: dict
+    newest_first: list[SnapshotInfo], rung: Rung, count: int, tz: zoneinfo.ZoneInfo, run_times: RunTimes
 ) -> list[tuple[SnapshotInfo, str]]:
     """The newest snapshot of each of the newest `count` periods that hold one (restic's --keep-daily reading)."""
     seen: set[tuple[object, ...]] = set()
@@ -137,10 +140,10 @@ def _rung_keeps(
     return kept
 
 
-def _run_times(snapshots: list[SnapshotInfo]) -> dict[tuple[str, str], datetime]:
+def _run_times(snapshots: list[SnapshotInfo]) -> RunTimes:
     """When each run of each VM began: its first snapshot's creation. All disks of one run share it, so a run that
     straddles midnight counts for one day on every disk."""
-    times: dict[tuple[str, str], datetime] = {}
+    times: RunTimes = {}
     for snap in snapshots:
         if snap.run:
             key = (_vm(snap), snap.run)
@@ -148,7 +151,7 @@ def _run_times(snapshots: list[SnapshotInfo]) -> dict[tuple[str, str], datetime]
     return times
 
 
-def _run_time(snap: SnapshotInfo, run_times: dict[tuple[str, str], datetime]) -> datetime:
+def _run_time(snap: SnapshotInfo, run_times: RunTimes) -> datetime:
     return run_times.get((_vm(snap), snap.run), snap.created) if snap.run else snap.created
 
 
@@ -156,9 +159,7 @@ def _vm(snap: SnapshotInfo) -> str:
     return snap.instance or snap.disk
 
 
-def _last_successful(
-    snapshots: list[SnapshotInfo], count: int, run_times: dict[tuple[str, str], datetime]
-) -> list[SnapshotInfo]:
+def _last_successful(snapshots: list[SnapshotInfo], count: int, run_times: RunTimes) -> list[SnapshotInfo]:
     """Every snapshot of the newest `count` complete runs of each VM: each snapshot of the run READY, and each disk
     the run meant to snapshot (as its backup record says) among them."""
     runs: dict[tuple[str, str], list[SnapshotInfo]] = {}
