@@ -133,7 +133,8 @@ class _Resolver:
 
     def add(self, instance: Any, zone: str, tier: str | None, wanted: list[str] | None) -> None:
         """The instance's target in its group, unless its disks or a check before stopping (preflight.py) refuse."""
-        from vmbackup.model.backup_record import instance_record  # google-cloud-compute: not at DAG parse time
+        from vmbackup.compute.instance_conversion import config_of_instance  # google-cloud-compute: not at DAG parse
+        from vmbackup.model.backup_record import record_of
 
         disks = self._disks(instance, zone, wanted)
         if disks is None:
@@ -161,7 +162,7 @@ class _Resolver:
             found["discard_local_ssd"] = True
         found["lock_labels"] = {k: v for k, v in instance.labels.items() if k in vmlabels.LOCK_LABELS}
         found["read_at"] = time.time()
-        found["record"] = instance_record(instance)
+        found["record"] = record_of(config_of_instance(instance))
         self.groups[tier or NO_TIER].append(found)
 
     def _disks(self, instance: Any, zone: str, wanted: list[str] | None) -> list[DiskTarget] | None:

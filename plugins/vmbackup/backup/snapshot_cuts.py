@@ -25,7 +25,7 @@ from vmbackup.compute.hook import (
 )
 from vmbackup.compute.instant_snapshot_calls import InstantSnapshotLimitError, resource_url
 from vmbackup.model import labels as vmlabels
-from vmbackup.model.backup_record import describe, disk_labels, record_fields
+from vmbackup.model.backup_record import config_of_record, describe, disk_labels
 from vmbackup.model.identifiers import instant_snapshot_name
 from vmbackup.model.policy import BackupPolicy
 
@@ -61,9 +61,9 @@ def _disk_fields(
 ) -> tuple[dict[str, str], str]:
     """(labels, description) of the snapshot of one disk: the same for a standard cut, an instant one and its
     conversion."""
-    record = record_fields(t.get("record"))
-    labels = snapshot_labels(policy, t, slot) | disk_labels(record, disk["name"])
-    description = describe(f"vmbackup {policy.namespace}/{policy.name} of {t['instance']}/{disk['name']}", record)
+    config = config_of_record(t.get("record"))
+    labels = snapshot_labels(policy, t, slot) | disk_labels(config, disk["name"])
+    description = describe(f"vmbackup {policy.namespace}/{policy.name} of {t['instance']}/{disk['name']}", config)
     return labels, description
 
 

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook, resource_name
+from vmbackup.compute.instance_conversion import config_of_instance
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.identifiers import lock_holder, run_hash
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
@@ -76,7 +77,7 @@ def plan_in_place(restore: Restore, hook: ComputeEngineHook, run_id: str) -> Res
         zone=zone,
         done=done,
         disks=disks,
-        instance=_instance_config(restore, instance, zone),
+        instance=_instance_config(restore, config_of_instance(instance), zone, disks),
         in_place=InPlacePlan(
             lock_run=lock_run,
             lock_holder=lock_holder("restore", restore.namespace, restore.name, run_id),

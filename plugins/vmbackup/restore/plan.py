@@ -7,15 +7,25 @@ writes to it: the later steps only carry it out. A RestoreProblemError names the
 from __future__ import annotations
 
 import logging
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 from google.cloud import compute_v1
 
 from vmbackup.compute.hook import ComputeEngineHook, resource_name
+from vmbackup.compute.instance_conversion import config_of_instance, instance_of_config
 from vmbackup.model import labels as vmlabels
-from vmbackup.model.backup_record import recorded_instance
+from vmbackup.model.backup_record import recorded_config
 from vmbackup.model.identifiers import LockHolder
-from vmbackup.model.policy import RESERVED_LABEL_PREFIX
+from vmbackup.model.instance_config import (
+    EXTERNAL_NAT,
+    ONE_TO_ONE_NAT,
+    AccessConfig,
+    AccountConfig,
+    DiskConfig,
+    InstanceConfig,
+    NicConfig,
+    attached_disk,
+)
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
 from vmbackup.model.retention import parse_timestamp
 from vmbackup.vm.disks import Attachment
@@ -41,20 +51,6 @@ class PlannedDisk(TypedDict):
     instance: str  # the instance the disk is for (for error records)
 
 
-class PlannedNic(TypedDict):
-    network: str
-    subnetwork: str | None
-    access_configs: list[dict[str, str]]
-
-
-class PlannedInstance(TypedDict):
-    machine_type: str
-    network_interfaces: list[PlannedNic]
-    tags: list[str]
-    labels: dict[str, str]
-    service_accounts: list[dict[str, Any]]
-
-
 class InPlacePlan(TypedDict):
     lock_run: str  # the run part of the lock label this restore holds the VM with
     lock_holder: NotRequired[LockHolder]  # who that lock names (this restore and its run)
@@ -76,7 +72,7 @@ class RestorePlan(TypedDict):
     zone: str
     done: bool  # the target already exists and is this restore's: nothing left to do
     disks: list[PlannedDisk]
-    instance: PlannedInstance
+    instance: InstanceConfig  # the new VM (in mode InPlace: the source, with the restored disks)
     in_place: NotRequired[InPlacePlan]  # mode InPlace only (restore/in_place.py)
 
 
@@ -174,12 +170,11 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
     from_zone = source_zone(restore, snapshots)
     new_instance, zone = restore.target_name, restore.spec.target_zone or from_zone
     source = hook.find_instance(restore.project, from_zone, restore.instance)
-    config = _source_config(restore, source, snapshots, from_zone, run)
-    attached = {resource_name(d.source): d for d in config.disks} if config is not None else {}
+    config = _source_config(restore, source, snapshots, run)
     if config is None:
         _require_config(restore, from_zone, [resource_name(s.source_disk) for s in snapshots])
-    boot_disk = _boot_disk(restore, config, attached, snapshots)
-    disks = _new_disks(restore, hook, snapshots, attached, boot_disk, from_zone, zone)
+    boot_disk = _boot_disk(restore, config, snapshots)
+    disks = _new_disks(restore, hook, snapshots, config, boot_disk, from_zone, zone)
     plan = RestorePlan(
         project=restore.project,
         marker=restore.marker,
@@ -192,7 +187,7 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         zone=zone,
         done=False,
         disks=disks,
-        instance=_instance_config(restore, config, zone),
+        instance=_instance_config(restore, config, zone, disks),
     )
     if _already_restored(restore, hook, new_instance, zone):
         plan["done"] = True
@@ -211,12 +206,14 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
 
 
 def _source_config(
-    restore: Restore, source: Any, snapshots: list[compute_v1.Snapshot], from_zone: str, run: str | None
-) -> Any:
-    """The source VM's configuration: the VM itself, or with it gone, as the backup run recorded it with the
+    restore: Restore, source: compute_v1.Instance | None, snapshots: list[compute_v1.Snapshot], run: str | None
+) -> InstanceConfig | None:
+    """The source VM's configuration: read from the VM, or with it gone, as the backup run recorded it with the
     snapshots (None when it did not)."""
-    config = source if source is not None else recorded_instance(snapshots, restore.project, from_zone)
-    if source is None and config is not None:
+    if source is not None:
+        return config_of_instance(source)
+    config = recorded_config(s.description for s in snapshots)
+    if config is not None:
         log.info("source instance %s is gone: using its configuration recorded by run %s", restore.instance, run)
     return config
 
@@ -225,7 +222,7 @@ def _new_disks(
     restore: Restore,
     hook: ComputeEngineHook,
     snapshots: list[compute_v1.Snapshot],
-    attached: dict[str, Any],
+    source: InstanceConfig | None,
     boot_disk: str,
     from_zone: str,
     zone: str,
@@ -236,7 +233,7 @@ def _new_disks(
     for snap in snapshots:
         source_disk = resource_name(snap.source_disk)
         boot = source_disk == boot_disk
-        link = attached.get(source_disk)
+        link = attached_disk(source, source_disk)
         original = hook.find_disk(restore.project, from_zone, source_disk)
         disks.append(
             PlannedDisk(
@@ -246,8 +243,8 @@ def _new_disks(
                 snapshot=snap.name,
                 source_disk=source_disk,
                 boot=boot,
-                device_name=(link.device_name if link is not None and link.device_name else source_disk),
-                auto_delete=bool(link.auto_delete) if link is not None else boot,
+                device_name=link["device_name"] if link is not None else source_disk,
+                auto_delete=link["auto_delete"] if link is not None else boot,
                 disk_type=resource_name(original.type_) if original is not None and original.type_ else None,
                 labels={RESTORE_LABEL: restore.marker, vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE},
                 instance=new_instance,
@@ -286,7 +283,7 @@ def _refuse_taken_disk_names(restore: Restore, hook: ComputeEngineHook, disks: l
             )
 
 
-def _boot_disk(restore: Restore, source: Any, attached: dict[str, Any], snapshots: list[compute_v1.Snapshot]) -> str:
+def _boot_disk(restore: Restore, source: InstanceConfig | None, snapshots: list[compute_v1.Snapshot]) -> str:
     backed_up = [resource_name(s.source_disk) for s in snapshots]
     wanted = restore.spec.overrides.boot_disk
     if wanted is not None:
@@ -296,7 +293,7 @@ def _boot_disk(restore: Restore, source: Any, attached: dict[str, Any], snapshot
             )
         return wanted
     if source is not None:
-        boot = next((name for name, d in attached.items() if d.boot), None)
+        boot = next((d["disk"] for d in source["disks"] if d["boot"]), None)
         if boot not in backed_up:
             raise RestoreProblemError(
                 f"the backup run has no snapshot of boot disk {boot} of {restore.instance} (it has "
@@ -339,86 +336,68 @@ def _subnetwork_url(project: str, zone: str, ref: str) -> str:
     return ref if "/" in ref else f"projects/{project}/regions/{_region_of_zone(zone)}/subnetworks/{ref}"
 
 
-def _instance_config(restore: Restore, source: Any, zone: str) -> PlannedInstance:
-    over = restore.spec.overrides
-    machine_type = over.machine_type or resource_name(source.machine_type)
+def _instance_config(
+    restore: Restore, source: InstanceConfig | None, zone: str, disks: list[PlannedDisk]
+) -> InstanceConfig:
+    """The restored VM: the source's configuration (None: it is gone and recorded nothing) with the overrides."""
+    over, known = restore.spec.overrides, source if source is not None else _NOTHING_KNOWN
     if over.network_interfaces is not None:
         nics = [
-            PlannedNic(
+            NicConfig(
                 network=_network_url(restore.project, nic.network or "default"),
                 subnetwork=_subnetwork_url(restore.project, zone, nic.subnetwork) if nic.subnetwork else None,
-                access_configs=[{"type": "ONE_TO_ONE_NAT", "name": "External NAT"}] if nic.external_ip else [],
+                access_configs=[AccessConfig(type=ONE_TO_ONE_NAT, name=EXTERNAL_NAT)] if nic.external_ip else [],
             )
             for nic in over.network_interfaces
         ]
     else:
-        nics = []
-        for nic in source.network_interfaces:
-            if nic.subnetwork and _region_of(nic.subnetwork) != _region_of_zone(zone):
-                raise RestoreProblemError(
-                    f"spec.overrides.networkInterfaces: target zone {zone} is not in region "
-                    f"{_region_of(nic.subnetwork)} of the source's subnetwork {resource_name(nic.subnetwork)}; "
-                    "set networkInterfaces[].subnetwork to one in the target region"
-                )
-            nics.append(
-                PlannedNic(
-                    network=nic.network,
-                    subnetwork=nic.subnetwork or None,
-                    # Only the kind of external access is copied: the source's address stays with the source.
-                    access_configs=[{"type": a.type_ or "ONE_TO_ONE_NAT", "name": a.name} for a in nic.access_configs],
-                )
-            )
-    if over.labels is not None:
-        labels = dict(over.labels)
-    elif source is not None:
-        labels = {k: v for k, v in source.labels.items() if not k.startswith(RESERVED_LABEL_PREFIX)}
-    else:
-        labels = {}
-    labels[RESTORE_LABEL] = restore.marker
+        nics = [_copied_nic(nic, zone) for nic in known["network_interfaces"]]
     if over.service_account is not None:
-        accounts = [{"email": over.service_account.email, "scopes": list(over.service_account.scopes)}]
-    elif source is not None:
-        accounts = [{"email": sa.email, "scopes": list(sa.scopes)} for sa in source.service_accounts]
+        accounts = [AccountConfig(email=over.service_account.email, scopes=list(over.service_account.scopes))]
     else:
-        accounts = []
-    tags = list(over.network_tags) if over.network_tags is not None else (list(source.tags.items) if source else [])
-    return PlannedInstance(
-        machine_type=machine_type, network_interfaces=nics, tags=tags, labels=labels, service_accounts=accounts
+        accounts = [AccountConfig(email=a["email"], scopes=list(a["scopes"])) for a in known["service_accounts"]]
+    labels = dict(over.labels) if over.labels is not None else dict(known["labels"])
+    labels[RESTORE_LABEL] = restore.marker
+    return InstanceConfig(
+        name=restore.restored_instance,
+        machine_type=over.machine_type or known["machine_type"],  # _require_config asked for one if none is known
+        network_interfaces=nics,
+        tags=list(over.network_tags) if over.network_tags is not None else list(known["tags"]),
+        labels=labels,
+        service_accounts=accounts,
+        disks=_attachments(disks),
     )
+
+
+# What a restore copies from a source that is gone and recorded nothing: nothing (never changed, only read).
+_NOTHING_KNOWN = InstanceConfig(
+    name="", machine_type="", network_interfaces=[], tags=[], labels={}, service_accounts=[], disks=[]
+)
+
+
+def _copied_nic(nic: NicConfig, zone: str) -> NicConfig:
+    """The source's network interface for the new VM, whose zone must be in the region of its subnetwork."""
+    if nic["subnetwork"] and _region_of(nic["subnetwork"]) != _region_of_zone(zone):
+        raise RestoreProblemError(
+            f"spec.overrides.networkInterfaces: target zone {zone} is not in region "
+            f"{_region_of(nic['subnetwork'])} of the source's subnetwork {resource_name(nic['subnetwork'])}; "
+            "set networkInterfaces[].subnetwork to one in the target region"
+        )
+    return NicConfig(network=nic["network"], subnetwork=nic["subnetwork"], access_configs=list(nic["access_configs"]))
+
+
+def _attachments(disks: list[PlannedDisk]) -> list[DiskConfig]:
+    """The planned disks as the new VM attaches them (boot first)."""
+    return [
+        DiskConfig(disk=d["name"], device_name=d["device_name"], boot=d["boot"], auto_delete=d["auto_delete"])
+        for d in disks
+    ]
 
 
 def instance_resource(plan: RestorePlan) -> compute_v1.Instance:
     """The instances.insert body: the planned disks attached by name, the copied (or overridden) config."""
     config = plan["instance"]
-    zone = plan["zone"]
-    return compute_v1.Instance(
-        name=plan["target"],
-        description=f"restored by vmbackup-operator from {plan['source_instance']} (run {plan['run']})",
-        machine_type=f"zones/{zone}/machineTypes/{config['machine_type']}",
-        disks=[
-            compute_v1.AttachedDisk(
-                source=f"projects/{plan['project']}/zones/{zone}/disks/{disk['name']}",
-                boot=disk["boot"],
-                device_name=disk["device_name"],
-                auto_delete=disk["auto_delete"],
-                mode="READ_WRITE",
-                type_="PERSISTENT",
-            )
-            for disk in plan["disks"]
-        ],
-        network_interfaces=[
-            compute_v1.NetworkInterface(
-                network=nic["network"],
-                access_configs=[
-                    compute_v1.AccessConfig(type_=a["type"], name=a["name"]) for a in nic["access_configs"]
-                ],
-                **({"subnetwork": nic["subnetwork"]} if nic["subnetwork"] else {}),
-            )
-            for nic in config["network_interfaces"]
-        ],
-        tags=compute_v1.Tags(items=config["tags"]),
-        labels=config["labels"],
-        service_accounts=[
-            compute_v1.ServiceAccount(email=sa["email"], scopes=sa["scopes"]) for sa in config["service_accounts"]
-        ],
-    )
+    if "disks" not in config:  # planned by an earlier version, whose instance config left out its name and disks
+        config = cast(InstanceConfig, {**config, "name": plan["target"], "disks": _attachments(plan["disks"])})
+    description = f"restored by vmbackup-operator from {plan['source_instance']} (run {plan['run']})"
+    return instance_of_config(config, plan["project"], plan["zone"], description)

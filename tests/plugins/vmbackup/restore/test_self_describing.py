@@ -33,11 +33,11 @@ def test_each_snapshot_records_the_vms_configuration(stack: RecoveryStack) -> No
     assert records[0] == records[1]
     record = records[0]
     assert record is not None
-    assert record["machineType"] == "n2-standard-4"
-    assert record["networkInterfaces"][0]["network"].endswith("/global/networks/default")
-    assert record["serviceAccounts"][0]["email"].endswith("-compute@developer.gserviceaccount.com")
+    assert record["machine_type"] == "n2-standard-4"
+    assert record["network_interfaces"][0]["network"].endswith("/global/networks/default")
+    assert record["service_accounts"][0]["email"].endswith("-compute@developer.gserviceaccount.com")
     assert record["labels"] == {"app": "shop", "tier": "db"}
-    assert [(d["disk"], d["boot"], d["deviceName"]) for d in record["disks"]] == [
+    assert [(d["disk"], d["boot"], d["device_name"]) for d in record["disks"]] == [
         ("db-1", True, "persistent-disk-0"),
         ("db-1-data", False, "data"),
     ]
