@@ -26,6 +26,7 @@ from vmbackup.backup.snapshot_cuts import cut_snapshots
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.compute.step_operator import record_error
 from vmbackup.model.policy import BackupPolicy
+from vmbackup.policy_task import PolicyTask
 from vmbackup.vm.lock import foreign_lock, foreign_lock_in, held_message
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def window_record(context: Any, task_id: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-class _BatchStep(BaseSensorOperator):
+class _BatchStep(PolicyTask, BaseSensorOperator):
     """A step over a batch of VMs: every VM's result is kept for the report, then the step fails if any VM failed.
 
     A VM's failure is Compute Engine's verdict or a timeout, and the VM has been returned to its prior state: a
@@ -131,7 +132,7 @@ class DownWindowOperator(_BatchStep):
         from vmbackup.backup.down_window import UP, run_window
         from vmbackup.backup.down_window_trigger import DownWindowTrigger
 
-        policy = BackupPolicy.from_json(self.policy_json)
+        policy = self.policy
         targets = self._targets()
         if not targets:
             return self._finish(context, [])
@@ -221,7 +222,7 @@ class SnapshotBatchOperator(_BatchStep):
         return self._recorded(context, lambda: self._cut(context))
 
     def _cut(self, context: Any) -> Any:
-        policy = BackupPolicy.from_json(self.policy_json)
+        policy = self.policy
         slot = scheduled_slot(context)
         hook = ComputeEngineHook()
         vms: list[dict[str, Any]] = []

@@ -16,14 +16,14 @@ from typing import Any
 from vmbackup.airflow_compat import BaseTrigger, TriggerEvent
 from vmbackup.backup.down_window import VmWindow, run_window
 from vmbackup.compute.hook import ComputeEngineHook
-from vmbackup.model.policy import BackupPolicy
+from vmbackup.policy_task import PolicyTask
 
 # Windows in flight at once in one process (a triggerer, a worker); each holds a thread while its VMs are down.
 WINDOW_THREADS = 256
 _windows = ThreadPoolExecutor(max_workers=WINDOW_THREADS, thread_name_prefix="vmbackup-window")
 
 
-class DownWindowTrigger(BaseTrigger):
+class DownWindowTrigger(PolicyTask, BaseTrigger):
     """Runs run_window in the triggerer (no worker slot held); a restarted triggerer runs it again from its kwargs,
     and it picks up where Compute Engine's state says."""
 
@@ -72,7 +72,7 @@ class DownWindowTrigger(BaseTrigger):
     def _run(self) -> list[VmWindow]:
         return run_window(
             ComputeEngineHook(endpoint=self.endpoint),
-            BackupPolicy.from_json(self.policy_json),
+            self.policy,
             self.targets,  # type: ignore[arg-type]
             datetime.fromisoformat(self.slot) if self.slot else None,
             self.phase,  # type: ignore[arg-type]

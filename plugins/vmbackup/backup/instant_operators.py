@@ -21,9 +21,10 @@ from vmbackup.backup.snapshot_cuts import convert_instant_snapshots, remove_inst
 from vmbackup.compute.hook import TAKEN, ComputeEngineHook, pending_snapshots
 from vmbackup.compute.step_operator import ComputeStepOperator
 from vmbackup.model.policy import BackupPolicy
+from vmbackup.policy_task import PolicyTask
 
 
-class ConvertInstantSnapshotsOperator(ComputeStepOperator):
+class ConvertInstantSnapshotsOperator(PolicyTask, ComputeStepOperator):
     """Starts a standard snapshot from each instant snapshot the batch's cut step made (the VMs may run again).
 
     Returns a batch result: {"vms": [{"instance", "zone", "snapshots"}], "snapshots": [every item, as the cut's]}.
@@ -40,7 +41,7 @@ class ConvertInstantSnapshotsOperator(ComputeStepOperator):
     def run_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
         targets: dict[str, Target] = {vm_key(t): t for t in self.batch or []}
         cut = window_record(context, self.cut_task_id) or {}
-        policy = BackupPolicy.from_json(self.policy_json)
+        policy = self.policy
         slot = scheduled_slot(context)
         vms: list[dict[str, Any]] = []
         failed: list[str] = []
@@ -60,7 +61,7 @@ class ConvertInstantSnapshotsOperator(ComputeStepOperator):
         return batch_result(vms)
 
 
-class DeleteInstantSnapshotsOperator(ComputeStepOperator):
+class DeleteInstantSnapshotsOperator(PolicyTask, ComputeStepOperator):
     """Deletes this run's instant snapshots of the batch's VMs once their standard snapshots are READY, or after any
     failure (trigger rule all_done). Returns {"deleted": [...], "kept": [...]}."""
 
@@ -72,7 +73,7 @@ class DeleteInstantSnapshotsOperator(ComputeStepOperator):
         self.policy_json = policy_json
 
     def run_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
-        policy = BackupPolicy.from_json(self.policy_json)
+        policy = self.policy
         done: dict[str, list[str]] = {"deleted": [], "kept": []}
         for t in self.batch or []:
             removed = remove_instant_snapshots(hook, policy, t)

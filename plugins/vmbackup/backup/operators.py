@@ -21,7 +21,7 @@ from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.sensors import OperationStatusSensor, _RecordingSensor
 from vmbackup.compute.step_operator import ComputeStepOperator, now_iso
 from vmbackup.model.identifiers import Lock
-from vmbackup.model.policy import BackupPolicy
+from vmbackup.policy_task import PolicyTask
 from vmbackup.settings import max_map_length
 from vmbackup.vm.lock import InstanceHeldError, acquire_lock, foreign_lock, held_message, holds_our_lock, release_lock
 from vmbackup.vm.marked import restart_if_marked, start_if_ours
@@ -30,7 +30,7 @@ from vmbackup.vm.power import request_stop
 log = logging.getLogger(__name__)
 
 
-class ResolveInstancesOperator(ComputeStepOperator):
+class ResolveInstancesOperator(PolicyTask, ComputeStepOperator):
     """Finds this run's instances and disks (explicit list or label selector) and names their snapshots."""
 
     def __init__(self, *, policy_json: str, **kwargs: Any):
@@ -38,7 +38,7 @@ class ResolveInstancesOperator(ComputeStepOperator):
         self.policy_json = policy_json
 
     def run_step(self, context: Any, hook: ComputeEngineHook) -> Any:
-        policy = BackupPolicy.from_json(self.policy_json)
+        policy = self.policy
         slot = scheduled_slot(context)
         missed = missed_slot(policy, slot, datetime.now(UTC), hook) if slot is not None else None
         if missed is not None:  # before any instance is even read: the run touches nothing
@@ -63,7 +63,7 @@ class ResolveInstancesOperator(ComputeStepOperator):
 # -- the three Compute Engine steps --------------------------------------------------------------------------
 
 
-class StopInstanceOperator(_RecordingSensor):
+class StopInstanceOperator(PolicyTask, _RecordingSensor):
     """Stops a RUNNING instance (after locking it) and returns the stop operation; a stopped one is left alone.
 
     A VM that another run holds (another policy's backup, a restore) is waited for, in reschedule mode so no
@@ -77,13 +77,12 @@ class StopInstanceOperator(_RecordingSensor):
     ui_color = "#e8f0fe"
 
     def __init__(self, *, target: Any, policy_json: str, lock_ttl_seconds: int, **kwargs: Any):
-        policy = BackupPolicy.from_json(policy_json)
-        self.lock_wait_seconds = policy.spec.timeouts.lock_wait_seconds
-        self.start_seconds = policy.spec.timeouts.start_seconds
+        self.policy_json = policy_json  # set before the sensor's __init__, which needs the policy's timeouts
+        self.lock_wait_seconds = self.policy.spec.timeouts.lock_wait_seconds
+        self.start_seconds = self.policy.spec.timeouts.start_seconds
         # The sensor's own timeout only backs up poke(), which ends the wait itself (skipping, never failing).
         super().__init__(timeout=self.lock_wait_seconds + 3600, **kwargs)
         self.target = target
-        self.policy_json = policy_json
         self.lock_ttl_seconds = lock_ttl_seconds
 
     def _subject(self) -> Any:
@@ -129,7 +128,7 @@ class StopInstanceOperator(_RecordingSensor):
         """Wait on (not done), give up on the VM (done, skipped), or None: go on and stop it."""
         first = first_reschedule_date(context)
         waited = 0.0 if first is None else max(0.0, time.time() - first.timestamp())
-        policy = BackupPolicy.from_json(self.policy_json)
+        policy = self.policy
         verdict = lock_verdict(policy, {0: lock}, waited, first is not None, scheduled_slot(context), datetime.now(UTC))
         if verdict.wait:
             log.info(
@@ -151,7 +150,7 @@ class StopInstanceOperator(_RecordingSensor):
         return PokeReturnValue(is_done=True, xcom_value=result | found)
 
 
-class SnapshotDiskOperator(ComputeStepOperator):
+class SnapshotDiskOperator(PolicyTask, ComputeStepOperator):
     """Starts one snapshot per disk of the instance (all at once: Compute Engine runs them in parallel).
 
     Names are deterministic per run and disk, so a retried task finds its snapshot instead of making a
@@ -177,7 +176,7 @@ class SnapshotDiskOperator(ComputeStepOperator):
         result: dict[str, Any] = {"instance": t["instance"], "zone": t["zone"], "snapshots": [], "skipped": None}
         if isinstance(self.stop_result, dict) and self.stop_result.get("skipped"):
             return result | {"skipped": self.stop_result["skipped"]}
-        policy = BackupPolicy.from_json(self.policy_json)
+        policy = self.policy
         return result | {"snapshots": cut_snapshots(hook, policy, t, scheduled_slot(context))}
 
 

@@ -18,11 +18,12 @@ from vmbackup.compute.step_operator import ComputeStepOperator
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import BackupPolicy
 from vmbackup.model.retention import Verdict
+from vmbackup.policy_task import PolicyTask
 
 log = logging.getLogger(__name__)
 
 
-class PruneSnapshotsOperator(ComputeStepOperator):
+class PruneSnapshotsOperator(PolicyTask, ComputeStepOperator):
     """Deletes this policy's snapshots that retention no longer keeps (model.retention decides; vmbackupctl retention
     previews the same verdicts)."""
 
@@ -34,7 +35,7 @@ class PruneSnapshotsOperator(ComputeStepOperator):
         resolution = pulled_resolution(context)
         if resolution and resolution.get("missed"):
             return []  # a missed slot touches nothing, snapshots included
-        policy = BackupPolicy.from_json(self.policy_json)
+        policy = self.policy
         project = policy.spec.project
         ours = hook.list_snapshots(project, owner_labels(policy))
         doomed = sorted((v for v in policy_verdicts(ours, policy, datetime.now(UTC)) if not v.keep), key=_name)

@@ -17,7 +17,6 @@ from vmbackup.backup.window_records import GroupRecords, came_up, group_records
 from vmbackup.compute.hook import STOPPED_STATUSES, ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
 from vmbackup.model.identifiers import instant_snapshot_name, read_lock
-from vmbackup.model.policy import BackupPolicy
 from vmbackup.model.report import (
     DiskResult,
     InstanceResult,
@@ -27,12 +26,13 @@ from vmbackup.model.report import (
     report_object_name,
 )
 from vmbackup.model.retention import parse_timestamp
+from vmbackup.policy_task import PolicyTask
 from vmbackup.report_upload import upload_report
 
 log = logging.getLogger(__name__)
 
 
-class RunReportOperator(ComputeStepOperator):
+class RunReportOperator(PolicyTask, ComputeStepOperator):
     """Builds the RunReport from the steps' results and Compute Engine's state; writes it; fails a failed run."""
 
     def __init__(self, *, policy_json: str, group_ids: dict[str, str], **kwargs: Any):
@@ -58,7 +58,7 @@ class RunReportOperator(ComputeStepOperator):
         return payload
 
     def build(self, context: Any, hook: ComputeEngineHook) -> RunReport:
-        policy = BackupPolicy.from_json(self.policy_json)
+        policy = self.policy
         ti = context["ti"]
         resolution = pulled_resolution(context)
         errors: list[StepError] = []

@@ -18,8 +18,9 @@ from vmbackup.compute.hook import ComputeEngineHook, OperationRef, operation_err
 from vmbackup.compute.sensors import _RecordingSensor
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
 from vmbackup.model.drill import DRILL_LABEL, DrillReport, drill_marker, drill_report_object_name, drill_restore
-from vmbackup.model.policy import BackupPolicy, PolicyError
+from vmbackup.model.policy import PolicyError
 from vmbackup.model.restore import RESTORE_LABEL
+from vmbackup.policy_task import PolicyTask
 from vmbackup.report_upload import upload_report
 from vmbackup.restore.plan import RestorePlan, RestoreProblemError, instance_resource, plan_restore
 from vmbackup.vm.disks import disk_from_snapshot
@@ -34,7 +35,7 @@ TEARDOWN_TASK = "teardown"
 REPORT_TASK = "report"
 
 
-class DrillStepOperator(ComputeStepOperator):
+class DrillStepOperator(PolicyTask, ComputeStepOperator):
     """A drill step; a problem with the spec or the backups fails at once, unretried, naming the fix."""
 
     ui_color = "#fce8e6"
@@ -42,10 +43,6 @@ class DrillStepOperator(ComputeStepOperator):
     def __init__(self, *, policy_json: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.policy_json = policy_json
-
-    @property
-    def policy(self) -> BackupPolicy:
-        return BackupPolicy.from_json(self.policy_json)
 
     def run_step(self, context: Any, hook: ComputeEngineHook) -> Any:
         try:
@@ -120,7 +117,7 @@ def _wait(hook: ComputeEngineHook, ref: OperationRef, deadline: float, what: str
         raise AirflowFailException(f"creating {what} failed: {error}")
 
 
-class GuestCheckSensor(_RecordingSensor):
+class GuestCheckSensor(PolicyTask, _RecordingSensor):
     """Pokes the drill VM's serial port output until the policy's regular expression matches (or times out)."""
 
     template_fields = ("plan",)
@@ -131,7 +128,7 @@ class GuestCheckSensor(_RecordingSensor):
         self.policy_json = policy_json
 
     def poke(self, context: Any) -> bool:
-        verification = BackupPolicy.from_json(self.policy_json).spec.verification
+        verification = self.policy.spec.verification
         check = verification.guest_check if verification else None
         if check is None:
             return True

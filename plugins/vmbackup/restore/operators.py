@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from google.cloud import compute_v1
@@ -74,8 +75,9 @@ class RestoreStepOperator(ComputeStepOperator):
         super().__init__(**kwargs)
         self.restore_json = restore_json
 
-    @property
+    @cached_property
     def restore(self) -> Restore:
+        """The VMRestore, parsed once per task instance (``restore_json`` is no template field)."""
         return Restore.from_json(self.restore_json)
 
     def run_step(self, context: Any, hook: ComputeEngineHook) -> Any:
