@@ -10,13 +10,16 @@ import kopf
 from google.cloud import storage
 
 from controller.airflow_link import AirflowControl, PollerFeed, RunStatusFeed, make_airflow_client
+from controller.compute_inventory import ComputeInstanceLister, InstanceLister
 from controller.config import ControllerConfig
+from controller.coverage_scan import CoverageScan, protectors_of
 from controller.handlers import build_registry
 from controller.metrics import ControllerMetrics
 from controller.reconciler import Controller
 from controller.replica import lead_then_operate
 from controller.targets import EnvironmentResolver, Target, Targets
 from controller.tenancy import Tenancy
+from vmbackup.compute.rate_budget import BucketLedger, ProcessLedger, RateBudget
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ def build_controller(
     storage_client: storage.Client | None = None,
     feed: RunStatusFeed | None = None,
     metrics: ControllerMetrics | None = None,
+    lister: InstanceLister | None = None,
 ) -> Controller:
     """Everything the handlers need, from the configuration alone (the tenancy map is read now: fail early)."""
 
@@ -41,13 +45,31 @@ def build_controller(
         airflow_factory=airflow_for,
         resolve_environment=_composer_resolver(),
     )
-    return Controller(
+    controller = Controller(
         config,
         tenancy=tenancy,
         targets=targets,
         feed=feed or PollerFeed(),
         metrics=metrics,
     )
+    controller.coverage = CoverageScan(
+        tenancy,
+        lister or ComputeInstanceLister(config.compute_endpoint, _rate_budget(config, storage_client)),
+        controller.metrics,
+        lambda: protectors_of(controller.states.values()),
+        interval_seconds=config.coverage_interval_seconds,
+        namespaces=config.namespaces,
+    )
+    return controller
+
+
+def _rate_budget(config: ControllerConfig, storage_client: storage.Client | None) -> RateBudget:
+    """The list calls' budget: shared through the DAG bucket's ledger with the backup DAGs' calls (their default
+    ledger is the same bucket, plugins/vmbackup/settings.py), else this process's own."""
+    if not config.bucket:
+        return RateBudget(ProcessLedger(), {}, 60.0)
+    bucket_name = config.bucket
+    return RateBudget(BucketLedger(lambda: (storage_client or storage.Client()).bucket(bucket_name)), {}, 60.0)
 
 
 def _composer_resolver() -> EnvironmentResolver:

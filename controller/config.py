@@ -81,6 +81,10 @@ class ControllerConfig:
     keeper_schedule: str = DEFAULT_KEEPER_SCHEDULE
     keeper_read_interval_seconds: float = 120.0
     keeper_stale_after_intervals: float = 3.0
+    # The coverage scan (docs/operations/coverage.md): how often the granted projects' VMs are listed (0: never),
+    # and where Compute Engine is (None: Google's; http://: the simulator, anonymously)
+    coverage_interval_seconds: float = 900.0
+    compute_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         if self.composer_environment and (self.bucket or self.airflow_url):
@@ -106,6 +110,8 @@ class ControllerConfig:
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"VMBACKUP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         self._check_keeper()
+        if self.coverage_interval_seconds < 0:
+            raise ConfigError("VMBACKUP_COVERAGE_INTERVAL must be a number of seconds (0 disables the scan), e.g. 900")
         auth = self.airflow_auth
         if auth.mode == "basic" and not (auth.username and auth.password):
             raise ConfigError(
@@ -213,6 +219,8 @@ class ControllerConfig:
             "keeper_schedule": get("KEEPER_SCHEDULE") or DEFAULT_KEEPER_SCHEDULE,
             "keeper_read_interval_seconds": _number(get("KEEPER_READ_INTERVAL"), "KEEPER_READ_INTERVAL", 120.0),
             "keeper_stale_after_intervals": _number(get("KEEPER_STALE_AFTER"), "KEEPER_STALE_AFTER", 3.0),
+            "coverage_interval_seconds": _number(get("COVERAGE_INTERVAL"), "COVERAGE_INTERVAL", 900.0),
+            "compute_endpoint": get("COMPUTE_ENDPOINT"),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]

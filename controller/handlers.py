@@ -51,9 +51,13 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings)  # the one place: kopf starts nothing that reads them before startup handlers
         await controller.start()
+        if controller.coverage is not None:
+            controller.coverage.start()  # kopf runs only on the leader, so the scan does too
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        if controller.coverage is not None:
+            await controller.coverage.stop()
         await controller.close()
 
     @kopf.on.resume(**resource, id="reconcile")

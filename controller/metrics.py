@@ -15,6 +15,7 @@ from vmbackup.model.report import RunReport
 
 POLICY_LABELS = ["namespace", "name"]
 LAST_SUCCESS = "vmbackup_last_success_timestamp_seconds"  # the gauge the reconciler also reads back after a restart
+UNPROTECTED_VMS = "vmbackup_unprotected_vms"
 
 
 class ControllerMetrics:
@@ -24,6 +25,7 @@ class ControllerMetrics:
         self._add_reconcile_metrics()
         self._add_policy_metrics()
         self._add_drill_leader_and_keeper_metrics()
+        self._add_protection_metrics()
 
     def _add_reconcile_metrics(self) -> None:
         """Reconciles and uploads, the last success and failures, Airflow polls."""
@@ -158,6 +160,28 @@ class ControllerMetrics:
             ["bucket"],
             registry=self.registry,
         )
+
+    def _add_protection_metrics(self) -> None:
+        """Coverage of the granted projects (controller/coverage_scan.py) and each VM's recovery point (spec.rpo)."""
+        self.unprotected_vms = Gauge(
+            UNPROTECTED_VMS,
+            "VMs of a granted project (and zone) that no active policy protects, at the latest coverage scan.",
+            ["project"],
+            registry=self.registry,
+        )
+        self.coverage_scan_time = Gauge(
+            "vmbackup_coverage_scan_timestamp_seconds",
+            "When the project's VMs were last listed for coverage (Unix time); stale: its listing fails.",
+            ["project"],
+            registry=self.registry,
+        )
+
+    def forget_projects_except(self, projects: set[str]) -> None:
+        """A project no longer granted (or no longer named, with allowAllProjects) drops out of the coverage series."""
+        for metric in (self.unprotected_vms, self.coverage_scan_time):
+            for family in metric.collect():
+                for project in {s.labels["project"] for s in family.samples} - projects:
+                    metric.remove(project)
 
     def last_success_time(self, namespace: str, name: str) -> float:
         """The end of the policy's last successful run as the gauge says now (0 when never set)."""

@@ -22,6 +22,7 @@ from controller.airflow_errors import AirflowRefusedError, AirflowUnreachableErr
 from controller.airflow_link import RunStatusFeed
 from controller.conditions import READY, changed_fields, find_condition
 from controller.config import ControllerConfig
+from controller.coverage_scan import CoverageScan
 from controller.drills import DrillStatus, sync_drill_dag
 from controller.keeper import KeeperWatch
 from controller.metrics import ControllerMetrics
@@ -85,6 +86,7 @@ class Controller:
         self.drills = DrillStatus(self.metrics)
         self.runs = RunAnnouncer(self.metrics)
         self.keeper = KeeperWatch(config, self.metrics, tenancy, targets)  # the keeper DAG and its report (issue 23)
+        self.coverage: CoverageScan | None = None  # the leader's coverage timer (app.py sets it; handlers start it)
 
     # ---- start-up and shutdown -------------------------------------------------------------
 
@@ -154,7 +156,7 @@ class Controller:
             self._set(state, "Invalid", "InvalidSpec", f"{problems} (the last valid DAG, if any, is kept)")
             _warn_once(body, state, before, problems)
             return None
-        state.instances = frozenset((policy.spec.project, i.zone, i.name) for i in policy.spec.instances or ())
+        state.policy = policy
         return policy
 
     async def _allowed_target(
@@ -199,13 +201,8 @@ class Controller:
         self._track(body, policy)
         if result.uploaded:
             self.metrics.uploads.labels("dag").inc()
-            logger.info(
-                "Uploaded gs://%s/%s (%s, %s sensors)",
-                bucket.name,
-                result.object_name,
-                result.content_hash,
-                policy.wait_mode,
-            )
+            name, mode = result.object_name, policy.wait_mode
+            logger.info("Uploaded gs://%s/%s (%s, %s sensors)", bucket.name, name, result.content_hash, mode)
             kopf.event(
                 body,
                 type="Normal",

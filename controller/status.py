@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from controller.conditions import READY, SUSPENDED, Condition, merge_conditions, rfc3339
-from vmbackup.model.policy import WaitMode
+from vmbackup.model.policy import BackupPolicy, WaitMode
 from vmbackup.model.report import MissedSlot, RunReport
 
 PolicyKey = tuple[str, str]  # (namespace, name): how the controller keys everything it keeps per policy
@@ -46,8 +46,16 @@ class PolicyState:
     paused_applied: bool | None = None  # what Airflow was last told; None: not yet
     wait_mode: WaitMode | None = None  # how the uploaded DAG's sensors wait; None: nothing uploaded yet
     announced_run: tuple[str, str] | None = None  # (runId, state) of the last run an Event was posted for
-    instances: frozenset[tuple[str, str, str]] = frozenset()  # (project, zone, name) named in spec.instances
+    policy: BackupPolicy | None = None  # the last valid spec (its DAG is kept while a newer spec is invalid)
     shared: str = ""  # which other policies of the namespace name the same VMs (said in the Ready message)
+
+    @property
+    def instances(self) -> frozenset[tuple[str, str, str]]:
+        """(project, zone, name) of each VM spec.instances names (none for a selector)."""
+        if self.policy is None:
+            return frozenset()
+        spec = self.policy.spec
+        return frozenset((spec.project, i.zone, i.name) for i in spec.instances or ())
 
 
 @dataclasses.dataclass(frozen=True)
