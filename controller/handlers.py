@@ -56,9 +56,11 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        if controller.coverage is not None:
-            await controller.coverage.stop()
-        await controller.close()
+        try:
+            if controller.coverage is not None:
+                await controller.coverage.stop()
+        finally:
+            await controller.close()
 
     @kopf.on.resume(**resource, id="reconcile")
     @kopf.on.create(**resource, id="reconcile")

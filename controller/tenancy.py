@@ -153,25 +153,31 @@ class Tenancy:
             except OSError as exc:
                 raise TenancyConfigError(f"tenancy file {str(path)!r} cannot be read: {exc.strerror}") from None
             source = str(path)
-        if text is None or not text.strip():
+        tenancy_map = parse_tenancy_map(text, source)
+        if tenancy_map is None:
             return cls(None)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise TenancyConfigError(f"tenancy map in {source} is not valid YAML/JSON: {exc}") from None
-        try:
-            tenancy_map = TenancyMap.model_validate(data or {})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-            )
-            raise TenancyConfigError(f"tenancy map in {source} is invalid: {problems}") from None
         return cls(tenancy_map, _credentials(tenancy_map, source, secrets_dir))
 
     @classmethod
     def configured(cls, config: ControllerConfig) -> Tenancy:
         """The map the controller's settings name (VMBACKUP_TENANCY_FILE or VMBACKUP_TENANCY)."""
         return cls.load(config.tenancy_file, config.tenancy_text, config.target_secrets_dir)
+
+
+def parse_tenancy_map(text: str | None, source: str) -> TenancyMap | None:
+    """The map in ``text`` (JSON is YAML, so one parser reads both); None when empty. No credentials are read:
+    ``vmbackupctl coverage`` needs only the grants."""
+    if text is None or not text.strip():
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TenancyConfigError(f"tenancy map in {source} is not valid YAML/JSON: {exc}") from None
+    try:
+        return TenancyMap.model_validate(data or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
+        raise TenancyConfigError(f"tenancy map in {source} is invalid: {problems}") from None
 
 
 def _credentials(tenancy_map: TenancyMap, source: str, secrets_dir: Path) -> dict[ComposerGrant, AirflowCredentials]:

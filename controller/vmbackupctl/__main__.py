@@ -31,6 +31,7 @@ examples:
   {prog} backup-now wordpress --wait --timeout 3600 && echo backed up
   {prog} snapshots wordpress -o json
   {prog} retention wordpress --spec wordpress.yaml --at 2027-01-01T00:00
+  {prog} coverage -A --tenancy tenancy.yaml --unprotected
   {prog} verify wordpress --wait
   {prog} logs wordpress --task tier_web.stop
 """
@@ -92,7 +93,7 @@ def _airflow_flags() -> argparse.ArgumentParser:
 
 
 def _add_policy_commands(command: Command, airflow: argparse.ArgumentParser) -> None:
-    """get, describe, backup-now, snapshots, retention."""
+    """get, describe, backup-now, snapshots, retention, coverage."""
     get = command("get", commands.get, "list policies with their status, as `kubectl get vmbackuppolicies` does")
     get.add_argument("policy", nargs="?", help="one policy (default: all in the namespace)")
     get.add_argument("-A", "--all-namespaces", action="store_true", help="policies of every namespace")
@@ -136,6 +137,16 @@ def _add_policy_commands(command: Command, airflow: argparse.ArgumentParser) -> 
         "--spec", metavar="FILE", help="use this policy manifest (or bare spec) instead of the applied one"
     )
     preview.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+
+    cover = command(
+        "coverage",
+        commands.coverage,
+        "every VM of the projects and zones the tenancy map grants, with the policies protecting it",
+    )
+    cover.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace's grants and policies")
+    cover.add_argument("--unprotected", action="store_true", help="only the VMs no active policy protects")
+    cover.add_argument("--tenancy", metavar="FILE", help="the tenancy map (default: VMBACKUP_TENANCY_FILE)")
+    cover.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
 
 
 def _add_run_commands(command: Command, airflow: argparse.ArgumentParser) -> None:

@@ -207,6 +207,41 @@ def snapshots(session: Session) -> int:
     return ExitCode.OK
 
 
+# ---- coverage --------------------------------------------------------------------------------------
+
+
+def coverage(session: Session) -> int:
+    """Every VM of the granted projects and zones with the policies protecting it; a summary on stderr."""
+    from controller.vmbackupctl.coverage import (
+        compute_coverage,
+        coverage_data,
+        coverage_table,
+        load_map,
+        protectors_of,
+    )
+
+    args = session.args
+    tenancy_map = load_map(args.tenancy)
+    namespace = None if args.all_namespaces else session.namespace
+    protectors, notes = protectors_of(session.store.list(namespace))
+    for note in notes:
+        session.note(f"warning: {note}")
+    found = compute_coverage(tenancy_map, namespace, protectors)
+    if session.emit(coverage_data(found, unprotected_only=args.unprotected), args.output):
+        return ExitCode.OK
+    if not found.scopes:
+        where = "any namespace" if namespace is None else f"namespace {namespace}"
+        session.note(f"The tenancy map grants no project to {where}.")
+        return ExitCode.OK
+    session.out(coverage_table(found, unprotected_only=args.unprotected))
+    counts = found.unprotected_by_project()
+    whose = "every namespace's policies" if namespace is None else f"the policies of namespace {namespace} only"
+    session.note(
+        f"{sum(counts.values())} of {len(found.rows)} VMs unprotected in {len(counts)} project(s), counting {whose}"
+    )
+    return ExitCode.OK
+
+
 # ---- logs ------------------------------------------------------------------------------------------
 
 

@@ -12,13 +12,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from controller.compute_inventory import ENDPOINT_ENV, compute_client_kwargs
 from controller.vmbackupctl import render
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable
 from vmbackup.model import labels
 
-ENDPOINT_ENV = "VMBACKUP_COMPUTE_ENDPOINT"  # plugins/vmbackup/settings.py reads the same variable
 REQUEST_TIMEOUT_SECONDS = 60.0
-SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +67,11 @@ def policy_snapshot_resources(project: str, namespace: str, name: str, endpoint:
     wanted = {labels.POLICY_NAMESPACE: namespace, labels.POLICY_NAME: name}
     label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(wanted.items()))
     try:
-        client = compute_v1.SnapshotsClient(**_client_kwargs(endpoint))
+        client = compute_v1.SnapshotsClient(**compute_client_kwargs(endpoint))
         request = compute_v1.ListSnapshotsRequest(project=project, filter=label_filter)
         found = list(client.list(request=request, timeout=REQUEST_TIMEOUT_SECONDS))
     except Exception as exc:
-        raise _compute_error(exc, where, project) from None
+        raise compute_error(exc, where, project) from None
     # Filtered again here: which snapshots are the policy's must not depend on the server's filter support.
     return [s for s in found if all(s.labels.get(k) == v for k, v in wanted.items())]
 
@@ -101,23 +100,10 @@ def _scope(url: str) -> str:
     return url
 
 
-def _client_kwargs(endpoint: str | None) -> dict[str, Any]:
-    from google.api_core.client_options import ClientOptions
-
-    if endpoint and endpoint.startswith("http://"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return {"credentials": AnonymousCredentials(), "client_options": ClientOptions(api_endpoint=endpoint)}
-    import google.auth
-
-    credentials, _ = google.auth.default(scopes=SCOPES)
-    kwargs: dict[str, Any] = {"credentials": credentials}
-    if endpoint:
-        kwargs["client_options"] = ClientOptions(api_endpoint=endpoint)
-    return kwargs
-
-
-def _compute_error(exc: Exception, where: str, project: str) -> CliError:
+def compute_error(
+    exc: Exception, where: str, project: str, listing: str = "snapshots", permission: str = "compute.snapshots.list"
+) -> CliError:
+    """A Compute Engine failure to list ``listing`` in a project, as the CLI's error naming the fix."""
     import requests
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as auth_exc
@@ -133,11 +119,11 @@ def _compute_error(exc: Exception, where: str, project: str) -> CliError:
         return NotFound(f"{where} does not know project {project!r} (spec.project): {_first_line(exc.message)}")
     if isinstance(exc, gexc.Unauthorized | gexc.Forbidden):
         return Unreachable(
-            f"{where} refused to list snapshots in project {project!r}: {_first_line(exc.message)}; "
-            "check your credentials and the compute.snapshots.list permission"
+            f"{where} refused to list {listing} in project {project!r}: {_first_line(exc.message)}; "
+            f"check your credentials and the {permission} permission"
         )
     if isinstance(exc, gexc.GoogleAPICallError) and (exc.code or 0) < 500 and exc.code != 429:
-        return Failed(f"{where} refused the snapshot list (HTTP {exc.code}): {_first_line(exc.message)}")
+        return Failed(f"{where} refused the list of {listing} (HTTP {exc.code}): {_first_line(exc.message)}")
     if isinstance(exc, gexc.GoogleAPIError | requests.exceptions.RequestException | OSError):
         detail = "connection refused" if "Connection refused" in str(exc) else _first_line(exc)
         fix = f"check {ENDPOINT_ENV}" if ENDPOINT_ENV in os.environ else "check your network and try again"

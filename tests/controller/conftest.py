@@ -26,13 +26,26 @@ from controller.handlers import build_registry
 from controller.reconciler import Controller
 from controller.run_status import PolicyRunStatus
 from devstack.bucket_mirror import BucketMirror
+from devstack.gce_simulator import ComputeSimulator
 from tests.fixtures.airflow_api import AirflowServer
+from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.kube import RESTORES, policy_object, policy_url, running_operator, stored
 from vmbackup.model.policy import API_GROUP, API_VERSION
 from vmbackup.model.restore import KIND as RESTORE_KIND
 from vmbackup.model.restore import PLURAL as RESTORE_PLURAL
 
 NAMESPACE = "shop"  # where the controller tests' policies and restores live
+
+# The coverage world (`coverage_world`): the seeded demo-project granted to shop and ops, shop-dev-1 granted to shop
+# in us-east1-b only, and billing-prod-1 granted to nobody.
+DEV_PROJECT = "shop-dev-1"
+UNGRANTED_PROJECT = "billing-prod-1"
+COVERAGE_TENANCY: dict[str, Any] = {
+    "namespaces": {
+        NAMESPACE: {"projects": [GCE_PROJECT, {"project": DEV_PROJECT, "zones": ["us-east1-b"]}]},
+        "ops": {"projects": [GCE_PROJECT]},
+    }
+}
 
 Starter = Callable[[], AbstractAsyncContextManager[Controller]]
 ConfiguredStarter = Callable[[ControllerConfig], AbstractAsyncContextManager[Controller]]
@@ -50,6 +63,15 @@ def start_controller(gcs_client: storage.Client) -> ConfiguredStarter:
             yield controller
 
     return start
+
+
+@pytest.fixture
+def coverage_world(gce_sim: ComputeSimulator) -> ComputeSimulator:
+    """Two granted projects (one only in us-east1-b) and an ungranted one, with VMs in several zones each."""
+    gce_sim.add_instance(DEV_PROJECT, "us-east1-b", "dev-web", labels={"app": "shop", "tier": "web"})
+    gce_sim.add_instance(DEV_PROJECT, "us-east1-c", "dev-outside-grant")
+    gce_sim.add_instance(UNGRANTED_PROJECT, "us-central1-a", "payroll")
+    return gce_sim
 
 
 @pytest.fixture
