@@ -24,6 +24,7 @@ DAG_IMPORT_ERROR = "DagImportError"
 AIRFLOW_REACHABLE = "AirflowReachable"
 RESTORE_VERIFIED = "RestoreVerified"  # restore drills (controller/drills.py); shown after the contract's types
 SCHEDULE_ON_TIME = "ScheduleOnTime"  # True when the latest slot ran; False (reason Missed*) when it was skipped
+RPO_MET = "RecoveryPointObjectiveMet"  # with spec.rpo only (controller/recovery_point.py); shown after the contract's
 CONDITION_ORDER = (READY, LAST_BACKUP_SUCCEEDED, SCHEDULE_ON_TIME, SUSPENDED, DAG_IMPORT_ERROR, AIRFLOW_REACHABLE)
 
 

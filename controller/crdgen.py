@@ -28,8 +28,10 @@ from controller.crd_schema import (
     condition_schema,
     model_spec_schema,
 )
+from controller.recovery_point import recovery_point_schema
 from controller.restore_crd import RESTORE_CRD_PATHS, render_restore
 from vmbackup.model import policy, retention_spec
+from vmbackup.model.crd_base import RPO_PATTERN
 from vmbackup.model.cron import cron_of
 from vmbackup.model.policy import API_GROUP, API_VERSION, KIND, PLURAL, PolicySpec
 from vmbackup.model.slots import CronSlots
@@ -134,6 +136,13 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "or one of @hourly, @daily, @weekly, @monthly, @yearly",
         }
     ],
+    ("rpo",): [
+        {
+            # guarded: the pattern refuses a non-duration, and duration() of one would be an evaluation error
+            "rule": f"size(self) < 2 || !self.matches('{RPO_PATTERN}') || duration(self) >= duration('1m')",
+            "message": "rpo must be a duration of at least 1m in hours, minutes and seconds, such as 26h or 90m",
+        }
+    ],
     ("retention",): [
         {
             "rule": " || ".join(f"has(self.{name})" for name in retention_spec.RULE_FIELDS),
@@ -161,6 +170,7 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
 # Plain OpenAPI constraints the model checks in validators rather than in field types.
 EXTRA_CONSTRAINTS: dict[tuple[str, ...], Schema] = {
     ("timezone",): {"pattern": _TIMEZONE_PATTERN},
+    ("rpo",): {"minLength": 2},  # the pattern's parts are each optional; "" is no duration
     # Unique entries, as the model demands; the API server reports a duplicate by its index.
     ("tiers",): {"x-kubernetes-list-type": "set"},
     ("selector", "zones"): {"x-kubernetes-list-type": "set"},
@@ -288,10 +298,11 @@ def status_schema() -> Schema:
             "lastRun": _last_run_schema(),
             "nextRun": {"type": "string", "description": "When the next scheduled run is due (RFC 3339)."},
             "verification": _verification_schema(),
+            "recoveryPoint": recovery_point_schema(),
             "conditions": {
                 "type": "array",
                 "description": "Ready, LastBackupSucceeded, ScheduleOnTime, Suspended, DagImportError, "
-                "AirflowReachable, RestoreVerified.",
+                "AirflowReachable, RestoreVerified, RecoveryPointObjectiveMet (with spec.rpo).",
                 "items": condition_schema(),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
@@ -310,6 +321,12 @@ PRINTER_COLUMNS: list[Schema] = [
     },
     {"name": "Result", "type": "string", "jsonPath": ".status.result", "description": "Outcome of the last run."},
     {"name": "Next Run", "type": "string", "jsonPath": ".status.nextRun", "description": "Next scheduled run."},
+    {
+        "name": "RPO",
+        "type": "string",
+        "jsonPath": ".status.recoveryPoint.compliance",
+        "description": "spec.rpo against each VM's newest good backup: Met, Breached or Pending.",
+    },
     {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend", "priority": 1},
     {"name": "DAG", "type": "string", "jsonPath": ".status.dagId", "priority": 1},
     {

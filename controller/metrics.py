@@ -11,11 +11,14 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
+from controller.recovery_point import RecoveryPointStatus
 from vmbackup.model.report import RunReport
+from vmbackup.model.rpo import parse_duration
 
 POLICY_LABELS = ["namespace", "name"]
 LAST_SUCCESS = "vmbackup_last_success_timestamp_seconds"  # the gauge the reconciler also reads back after a restart
 UNPROTECTED_VMS = "vmbackup_unprotected_vms"
+RPO_BREACHED = "vmbackup_rpo_breached"
 
 
 class ControllerMetrics:
@@ -26,6 +29,7 @@ class ControllerMetrics:
         self._add_policy_metrics()
         self._add_drill_leader_and_keeper_metrics()
         self._add_protection_metrics()
+        self._add_recovery_point_metrics()
 
     def _add_reconcile_metrics(self) -> None:
         """Reconciles and uploads, the last success and failures, Airflow polls."""
@@ -176,6 +180,41 @@ class ControllerMetrics:
             registry=self.registry,
         )
 
+    def _add_recovery_point_metrics(self) -> None:
+        """Per VM of a policy with spec.rpo: its newest good backup and whether the objective is breached."""
+        self.rpo_seconds = Gauge(
+            "vmbackup_rpo_seconds",
+            "The policy's recovery point objective (spec.rpo) in seconds.",
+            POLICY_LABELS,
+            registry=self.registry,
+        )
+        self.newest_good_backup = Gauge(
+            "vmbackup_newest_good_backup_timestamp_seconds",
+            "When the VM's newest good backup was cut (Unix time): every disk READY, stop time else run start.",
+            [*POLICY_LABELS, "instance", "zone"],
+            registry=self.registry,
+        )
+        self.rpo_breached = Gauge(
+            RPO_BREACHED,
+            "1 while the VM's newest good backup is older than spec.rpo (or it has none and the policy is), else 0.",
+            [*POLICY_LABELS, "instance", "zone"],
+            registry=self.registry,
+        )
+
+    def record_recovery_points(self, namespace: str, name: str, status: RecoveryPointStatus | None) -> None:
+        """The policy's per-VM series, replaced as a whole (a VM that left the policy leaves them)."""
+        for metric in (self.rpo_seconds, self.newest_good_backup, self.rpo_breached):
+            _remove_matching(metric, namespace, name)
+        if status is None:
+            return
+        self.rpo_seconds.labels(namespace, name).set(parse_duration(status.objective).total_seconds())
+        for vm in status.instances:
+            self.rpo_breached.labels(namespace, name, vm.instance, vm.zone).set(vm.compliance == "Breached")
+            if vm.newest_good_backup is not None:
+                self.newest_good_backup.labels(namespace, name, vm.instance, vm.zone).set(
+                    vm.newest_good_backup.timestamp()
+                )
+
     def forget_projects_except(self, projects: set[str]) -> None:
         """A project no longer granted (or no longer named, with allowAllProjects) drops out of the coverage series."""
         for metric in (self.unprotected_vms, self.coverage_scan_time):
@@ -209,6 +248,9 @@ class ControllerMetrics:
             self.missed_runs,
             self.drill_runs,
             self.drill_last_success,
+            self.rpo_seconds,
+            self.newest_good_backup,
+            self.rpo_breached,
         )
 
     def track_policy(self, namespace: str, name: str, interval_seconds: float | None, created: float | None) -> None:

@@ -406,7 +406,10 @@ class Controller:
     ) -> None:
         state.shared = shared_instances_note(state, self.states.values())
         current = body.get("status") or {}
-        changed = changed_fields(current, desired_status(state, observation, current, datetime.now(UTC)).to_status())
+        state.recovery.observe(observation.report if observation is not None else None, current)
+        desired = desired_status(state, observation, current, datetime.now(UTC))
+        self.metrics.record_recovery_points(state.namespace, state.name, desired.recovery)
+        changed = changed_fields(current, desired.to_status())
         if changed:
             logger.debug("Status of %s/%s changes in %s", state.namespace, state.name, ", ".join(sorted(changed)))
             patch.status.update(changed)

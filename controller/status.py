@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from controller.conditions import READY, SUSPENDED, Condition, merge_conditions, rfc3339
+from controller.conditions import READY, RPO_MET, SUSPENDED, Condition, merge_conditions, rfc3339
+from controller.recovery_point import RecoveryPoints, RecoveryPointStatus, recovery_point_status
 from vmbackup.model.policy import BackupPolicy, WaitMode
 from vmbackup.model.report import MissedSlot, RunReport
 
@@ -48,6 +49,7 @@ class PolicyState:
     announced_run: tuple[str, str] | None = None  # (runId, state) of the last run an Event was posted for
     policy: BackupPolicy | None = None  # the last valid spec (its DAG is kept while a newer spec is invalid)
     shared: str = ""  # which other policies of the namespace name the same VMs (said in the Ready message)
+    recovery: RecoveryPoints = dataclasses.field(default_factory=RecoveryPoints)  # each VM's newest good backup
 
     @property
     def instances(self) -> frozenset[tuple[str, str, str]]:
@@ -140,9 +142,11 @@ class PolicyStatus:
     dag_hash: str | None = None  # None: nothing uploaded yet, the field is kept
     run: RunFields | None = None  # None: Airflow said nothing this time, the run fields are kept
     missed_slots: int | None = None  # None: no missed slot in view, the count is kept
+    recovery: RecoveryPointStatus | None = None  # None: no spec.rpo, the field is removed
 
     def to_status(self) -> dict[str, Any]:
         status: dict[str, Any] = {"observedGeneration": self.observed_generation, "dagId": self.dag_id}
+        status["recoveryPoint"] = self.recovery.to_status() if self.recovery is not None else None
         if self.dag_hash is not None:
             status["dagHash"] = self.dag_hash
         if self.run is not None:
@@ -244,6 +248,10 @@ def desired_status(
     run = observation.run if observation is not None and observation.reachable else None
     if observation is not None:
         conditions.extend(observation.conditions)
+    recovery = recovery_point_status(state.policy, state.recovery, now)
+    if recovery is not None:
+        conditions.append(recovery.condition())
+    merged = merge_conditions(current.get("conditions"), conditions, generation=state.generation, now=now)
     return PolicyStatus(
         observed_generation=state.generation,
         dag_id=state.dag_id,
@@ -251,7 +259,8 @@ def desired_status(
         run=run,
         missed_slots=_missed_count(run.missed_slot, current) if run is not None else None,
         result=_result(state, observation, current),
-        conditions=merge_conditions(current.get("conditions"), conditions, generation=state.generation, now=now),
+        conditions=[c for c in merged if recovery is not None or c.get("type") != RPO_MET],  # rpo removed: gone
+        recovery=recovery,
     )
 
 

@@ -132,6 +132,9 @@ def test_forget_policy_removes_every_series_of_that_policy_only() -> None:
         metrics.missed_runs.labels("shop", name, "Late").inc()
         metrics.drill_runs.labels("shop", name, "Failed").inc()
         metrics.drill_last_success.labels("shop", name).set(1.0)
+        metrics.rpo_seconds.labels("shop", name).set(93600)
+        metrics.newest_good_backup.labels("shop", name, f"{name}-1", "us-central1-a").set(1.0)
+        metrics.rpo_breached.labels("shop", name, f"{name}-1", "us-central1-a").set(0)
     metrics.record_run("shop", "web", report(("web-1", 5.0)), 60.0, count=True)
     metrics.record_run("shop", "db", report(("db-1", 5.0)), 60.0, count=True)
 

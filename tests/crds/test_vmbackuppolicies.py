@@ -81,7 +81,7 @@ def test_status_is_a_subresource():
     assert VERSION["subresources"] == {"status": {}}
 
 
-def test_printer_columns_show_schedule_last_snapshot_result_and_next_run():
+def test_printer_columns_show_schedule_last_snapshot_result_next_run_and_rpo():
     columns = {
         c["name"]: (c["jsonPath"], c["type"]) for c in VERSION["additionalPrinterColumns"] if "priority" not in c
     }
@@ -90,6 +90,7 @@ def test_printer_columns_show_schedule_last_snapshot_result_and_next_run():
         "Last Snapshot": (".status.lastSnapshotTime", "date"),
         "Result": (".status.result", "string"),
         "Next Run": (".status.nextRun", "string"),
+        "RPO": (".status.recoveryPoint.compliance", "string"),
         "Age": (".metadata.creationTimestamp", "date"),
     }
 
@@ -143,7 +144,9 @@ def test_status_follows_the_status_contract():
         "lastScheduleTime",
         "lastMissedSlot",
         "missedSlots",
+        "recoveryPoint",
     }
+    assert set(status["recoveryPoint"]["properties"]) == {"objective", "compliance", "instances"}
     assert set(status["lastMissedSlot"]["properties"]) == {"time", "reason", "message"}
     assert set(status["lastRun"]["properties"]) == {
         "runId",
@@ -306,6 +309,11 @@ BOTH_REFUSE = [
     ("discardLocalSsd not a boolean", with_(MINIMAL, stop={"discardLocalSsd": "yes"}), "spec.stop.discardLocalSsd"),
     ("unknown stop option", with_(MINIMAL, stop={"discardLocalSSD": True}), "spec.stop.discardLocalSSD"),
     ("unknown field", with_(MINIMAL, typo=1), "spec.typo"),
+    ("rpo not a duration", with_(MINIMAL, rpo="abc"), "spec.rpo"),
+    ("negative rpo", with_(MINIMAL, rpo="-1h"), "spec.rpo"),
+    ("rpo in days", with_(MINIMAL, rpo="2d"), "spec.rpo"),
+    ("rpo under a minute", with_(MINIMAL, rpo="30s"), "spec.rpo"),
+    ("empty rpo", with_(MINIMAL, rpo=""), "spec.rpo"),
 ]
 
 
@@ -351,6 +359,8 @@ BOTH_ACCEPT = [
     ("crash-consistent instant snapshots", with_(MINIMAL, consistency="none", snapshot={"method": "instant"})),
     ("tiered selector", with_(MINIMAL, instances=None, selector={**SELECTOR, "tierLabel": "tier"}, tiers=["web"])),
     ("stop options in stop mode", with_(MINIMAL, stop={"discardLocalSsd": True, "requireReservation": True})),
+    ("rpo above the daily gap", with_(MINIMAL, rpo="26h")),
+    ("rpo in hours and minutes", with_(MINIMAL, schedule="@hourly", rpo="1h30m")),
     ("stop options off with guest flush", with_(MINIMAL, consistency="guestFlush", stop={"discardLocalSsd": False})),
     (
         "same VM name in two zones",
@@ -377,6 +387,7 @@ CONTROLLER_ONLY = [
         with_(MINIMAL, schedule="0 */2 * * *", retention={"hourly": 24}),
         "spec.retention",
     ),
+    ("rpo no longer than the schedule's gap", with_(MINIMAL, schedule="0 2 * * *", rpo="24h"), "spec.rpo"),
 ]
 
 

@@ -22,6 +22,7 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 COMPOSER_ENVIRONMENT_PATTERN = r"^projects/[^/]+/locations/[^/]+/environments/[^/]+$"
 CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 MAX_UNAVAILABLE_PERCENT_PATTERN = r"^([1-9][0-9]?|100)%$"
+RPO_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"  # a duration CEL's duration() reads, in h, m and s only
 
 GceName = Annotated[str, StringConstraints(pattern=GCE_NAME_PATTERN, max_length=63)]
 Zone = Annotated[str, StringConstraints(pattern=ZONE_PATTERN, max_length=63)]
@@ -78,6 +79,7 @@ PATTERN_MEANING = {
     DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-'",
     COMPOSER_ENVIRONMENT_PATTERN: "projects/PROJECT/locations/REGION/environments/NAME",
     CLOCK_PATTERN: "a time of day, HH:MM in 24 h (e.g. '01:30')",
+    RPO_PATTERN: "a duration in hours, minutes and seconds such as 24h, 90m or 1h30m (no days, no sign)",
 }
 
 

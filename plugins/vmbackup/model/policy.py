@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     StringConstraints,
     ValidationError,
@@ -52,6 +53,7 @@ from vmbackup.model.cron import checked_schedule, cron_of
 from vmbackup.model.cron import cron_problem as cron_problem
 from vmbackup.model.retention_spec import DEFAULT_COUNT, rung_schedule_problem
 from vmbackup.model.retention_spec import Retention as Retention
+from vmbackup.model.rpo import RPO_DESCRIPTION, RPO_PATTERN, checked_rpo
 from vmbackup.model.slots import CronSlots, Window, parse_clock, schedule_rate_problem
 from vmbackup.model.stop_options import StopOptions
 from vmbackup.model.verification import Verification
@@ -248,6 +250,9 @@ class PolicySpec(CrdModel):
     suspend: bool = Field(default=False, description="Pause scheduled runs (history is kept).")
     composer: ComposerTarget | None = Field(default=None, description="Per-policy Composer target override.")
     verification: Verification | None = Field(default=None, description="Scheduled restore drills.")
+    rpo: Annotated[str | None, AfterValidator(checked_rpo)] = Field(
+        default=None, pattern=RPO_PATTERN, max_length=20, description=RPO_DESCRIPTION
+    )
 
     _valid_schedule = field_validator("schedule")(lambda cls, value: checked_schedule(value))
 
