@@ -44,6 +44,9 @@ PROJECT = {"project": "shop-prod-1"}
 LEFT_STOPPED = "vmbackup_vms_left_stopped" + selector(PROJECT)
 BUCKET = {"bucket": "us-central1-composer-bucket"}
 KEEPER_AGE = "vmbackup_keeper_report_age_seconds" + selector(BUCKET)
+VM = {"instance": "web-1", "zone": "us-central1-a"}
+UNPROTECTED = "vmbackup_unprotected_vms" + selector(PROJECT)
+SCANNED = "vmbackup_coverage_scan_timestamp_seconds" + selector(PROJECT)  # 900 s interval: stale after 45 min
 
 
 @dataclass
@@ -164,6 +167,17 @@ CASES = {
         "90m",
         [BUCKET],
     ),
+    "RPO breached fires per VM": Case(
+        "VMBackupRPOBreached", {policy_series("vmbackup_rpo_breached", **VM): "0x2 1x10"}, "12m", [{**POLICY, **VM}]
+    ),
+    "RPO met again clears": Case(
+        "VMBackupRPOBreached", {policy_series("vmbackup_rpo_breached", **VM): "1x10 0x5"}, "15m"
+    ),
+    "unprotected VMs fire after an hour": Case("VMBackupUnprotectedVMs", {UNPROTECTED: "2x70"}, "70m", [PROJECT]),
+    "a VM protected within the hour is quiet": Case("VMBackupUnprotectedVMs", {UNPROTECTED: "1x30 0x40"}, "70m"),
+    "every VM protected is quiet": Case("VMBackupUnprotectedVMs", {UNPROTECTED: "0x70"}, "70m"),
+    "stale coverage scan fires": Case("VMBackupCoverageStale", {SCANNED: "0x80"}, "80m", [PROJECT]),
+    "fresh coverage scan is quiet": Case("VMBackupCoverageStale", {SCANNED: "0+60x80"}, "80m"),
     "fresh keeper report is quiet": Case(
         "VMBackupKeeperStale",
         {KEEPER_AGE: "300x90", f"vmbackup_keeper_interval_seconds{selector(BUCKET)}": "600x90"},
@@ -176,7 +190,7 @@ def test_promtool_accepts_the_rules(promtool_bin: Path, rule_file: Path) -> None
     done = subprocess.run([str(promtool_bin), "check", "rules", str(rule_file)], capture_output=True, text=True)
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "SUCCESS: 11 rules found" in done.stdout
 
 
 def test_every_alert_has_a_runbook(rules: dict[str, dict[str, Any]]) -> None:
