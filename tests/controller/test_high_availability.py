@@ -23,6 +23,7 @@ import pytest
 from google.cloud import storage
 
 from controller.replica import LOST_LEASE_EXIT_CODE
+from devstack.gce_simulator import ComputeSimulator
 from devstack.kube_local import LocalKubernetes
 from tests.fixtures.gcs import free_port
 from tests.fixtures.kube import policy_object, policy_url
@@ -37,8 +38,9 @@ SPEC = {"project": "shop-prod-1", "instances": [{"name": "web-1", "zone": "us-ce
 CHART_VALUES = {"replicaCount": 2}
 BOUND = 180  # a generous failure bound on a busy 2-core machine, not the expectation
 KOPF_LINE = " kopf."  # every kopf logger (kopf.objects, kopf.activities, ...) in the plain log format
+SCAN_LINE = "coverage: "  # controller/coverage_scan.py logs each scan (and each project it cannot list) so
 
-Start = Callable[[str], Replica]
+Start = Callable[..., Replica]  # (pod, extra environment variables=None) -> the started replica
 
 
 @pytest.fixture
@@ -72,11 +74,12 @@ def replica(
         "VMBACKUP_AIRFLOW_AUTH": "none",
         "VMBACKUP_TENANCY": json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
         "VMBACKUP_POLL_INTERVAL": "5",
+        "VMBACKUP_COVERAGE_INTERVAL": "0",  # no Compute Engine here, unless a test gives one
     }
     started: list[Replica] = []
 
-    def start(pod: str) -> Replica:
-        started.append(start_replica(pod, tmp_path, env))
+    def start(pod: str, extra: dict[str, str] | None = None) -> Replica:
+        started.append(start_replica(pod, tmp_path, {**env, **(extra or {})}))
         return started[-1]
 
     yield start
@@ -108,12 +111,12 @@ def holder(kube: LocalKubernetes, chart_env: dict[str, str]) -> str:
     return str((spec or {}).get("holderIdentity") or "")
 
 
-def leader_and_follower(start: Start, watch: Watch) -> tuple[Replica, Replica]:
+def leader_and_follower(start: Start, watch: Watch, extra: dict[str, str] | None = None) -> tuple[Replica, Replica]:
     """a starts first and leads; b starts once a leads and is ready as its follower."""
-    first = start("controller-a")
+    first = start("controller-a", extra)
     watch.replicas.append(first)
     wait_until(lambda: first.readiness() == "leader", within=BOUND, what="the first replica leads")
-    second = start("controller-b")
+    second = start("controller-b", extra)
     watch.replicas.append(second)
     wait_until(
         lambda: (second.readiness() or "").startswith("follower of controller-a"),
@@ -239,3 +242,14 @@ def test_a_leader_that_loses_the_lease_exits_at_once(
     wait_until(taken_by_an_intruder, within=BOUND, what="the Lease taken by an intruder")
     assert leader.process.wait(timeout=BOUND) == LOST_LEASE_EXIT_CODE
     assert "Lost the Lease" in leader.log_text()
+
+
+def test_only_the_leader_scans_coverage(replica: Start, watch: Watch, gce_sim: ComputeSimulator) -> None:
+    coverage = {"VMBACKUP_COVERAGE_INTERVAL": "1", "VMBACKUP_COMPUTE_ENDPOINT": gce_sim.base_url}
+    leader, follower = leader_and_follower(replica, watch, coverage)
+    # Three scans of the leader, a second apart: time enough for a follower that wrongly scanned to have done so.
+    wait_until(lambda: leader.log_text().count(SCAN_LINE) >= 3, within=BOUND, what="three coverage scans")
+    watch.stop()
+
+    assert SCAN_LINE not in follower.log_text()
+    never_acted(follower, watch)
