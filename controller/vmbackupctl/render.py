@@ -136,7 +136,7 @@ def policy_table(policies: Sequence[Mapping[str, Any]], now: datetime, *, all_na
 
     Unset fields are blank cells, as kubectl leaves them for a custom resource's printer columns.
     """
-    headers = ["NAME", "SCHEDULE", "LAST SNAPSHOT", "RESULT", "NEXT RUN", "AGE"]
+    headers = ["NAME", "SCHEDULE", "LAST SNAPSHOT", "RESULT", "NEXT RUN", "RPO", "AGE"]
     if wide:
         headers += ["VM LEFT STOPPED", "SUSPEND", "DAG"]
     if all_namespaces:
@@ -151,6 +151,7 @@ def policy_table(policies: Sequence[Mapping[str, Any]], now: datetime, *, all_na
             age(status.get("lastSnapshotTime"), now, missing=""),
             str(status.get("result") or "") + (LEFT_STOPPED_MARKER if left_stopped == "True" else ""),
             str(status.get("nextRun") or ""),
+            str((status.get("recoveryPoint") or {}).get("compliance") or ""),
             age(meta.get("creationTimestamp"), now, missing=""),
         ]
         if wide:
@@ -209,6 +210,12 @@ def _status_section(out: _Fields, meta: Mapping[str, Any], status: Mapping[str, 
         out.add("DAG", str(status.get("dagId") or NONE), indent=1)
         out.add("Last Snapshot", when(status.get("lastSnapshotTime"), now), indent=1)
         out.add("Next Run", _next_run(status.get("nextRun"), now), indent=1)
+        point = status.get("recoveryPoint") or {}
+        if point:
+            out.add("RPO", f"{point.get('compliance')} (objective {point.get('objective')})", indent=1)
+            for vm in point.get("instances") or []:
+                newest = when(vm.get("newestGoodBackup"), now) if vm.get("newestGoodBackup") else "no good backup"
+                out.add(f"{vm.get('instance')} ({vm.get('zone')})", f"{vm.get('compliance')}: {newest}", indent=2)
 
 
 def _last_run_section(out: _Fields, last_run: Mapping[str, Any], now: datetime) -> None:

@@ -115,16 +115,17 @@ def cluster(kube: kmock.KubernetesEmulator, kubeconfig: Path) -> kmock.Kubernete
 
 
 async def test_get_prints_the_printer_columns_like_kubectl(cluster: kmock.KubernetesEmulator) -> None:
-    put_policy(cluster, "shop", "wordpress", status=succeeded_status())
+    rpo_met = {"objective": "26h", "compliance": "Met", "instances": []}
+    put_policy(cluster, "shop", "wordpress", status=succeeded_status(recoveryPoint=rpo_met))
     put_policy(cluster, "shop", "db", spec={**SPEC, "schedule": "@hourly"})
 
     result = await vmbackupctl("get", "-n", "shop")
 
     assert result.code == 0, result.stderr
     assert result.lines == [
-        "NAME        SCHEDULE    LAST SNAPSHOT   RESULT      NEXT RUN               AGE",
-        "db          @hourly                                                        3d",
-        "wordpress   0 2 * * *   5h10m           Succeeded   2026-11-26T01:00:00Z   3d",
+        "NAME        SCHEDULE    LAST SNAPSHOT   RESULT      NEXT RUN               RPO       AGE",
+        "db          @hourly                                                                  3d",
+        "wordpress   0 2 * * *   5h10m           Succeeded   2026-11-26T01:00:00Z   Met       3d",
     ]
 
 
@@ -250,6 +251,20 @@ async def test_describe_summarises_the_spec(cluster: kmock.KubernetesEmulator) -
 
 def described_fields(result: CliResult) -> dict[str, str]:
     return {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in result.lines if ":" in line}
+
+
+async def test_describe_shows_each_vms_recovery_point(cluster: kmock.KubernetesEmulator) -> None:
+    point = {
+        "objective": "26h",
+        "compliance": "Breached",
+        "instances": [{"instance": "wordpress-1-vm", "zone": "us-central1-c", "compliance": "Breached"}],
+    }
+    put_policy(cluster, "shop", "wordpress", spec={**SPEC, "rpo": "26h"}, status=succeeded_status(recoveryPoint=point))
+
+    fields = described_fields(await vmbackupctl("describe", "wordpress", "-n", "shop", "--no-report"))
+
+    assert fields["RPO"] == "Breached (objective 26h)"
+    assert fields["wordpress-1-vm (us-central1-c)"] == "Breached: no good backup"
 
 
 async def test_describe_of_a_stop_mode_policy_states_the_stockout_risk(cluster: kmock.KubernetesEmulator) -> None:
