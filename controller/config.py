@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -203,12 +203,8 @@ class ControllerConfig:
             "lease_name": get("LEASE_NAME"),
             "lease_namespace": get("LEASE_NAMESPACE") or cls.lease_namespace,
             "lease_duration_seconds": _number(get("LEASE_DURATION"), "LEASE_DURATION", cls.lease_duration_seconds),
-            "lease_renew_deadline_seconds": _number(
-                get("LEASE_RENEW_DEADLINE"), "LEASE_RENEW_DEADLINE", cls.lease_renew_deadline_seconds
-            ),
-            "lease_retry_period_seconds": _number(
-                get("LEASE_RETRY_PERIOD"), "LEASE_RETRY_PERIOD", cls.lease_retry_period_seconds
-            ),
+            "lease_renew_deadline_seconds": _setting(get, "LEASE_RENEW_DEADLINE", cls.lease_renew_deadline_seconds),
+            "lease_retry_period_seconds": _setting(get, "LEASE_RETRY_PERIOD", cls.lease_retry_period_seconds),
             "metrics_port": int(_number(get("METRICS_PORT"), "METRICS_PORT", 9090)),
             "liveness_endpoint": cls.liveness_endpoint if liveness is None else (liveness.strip() or None),
             "tenancy_file": Path(path) if (path := get("TENANCY_FILE")) else None,
@@ -219,11 +215,16 @@ class ControllerConfig:
             "keeper_schedule": get("KEEPER_SCHEDULE") or DEFAULT_KEEPER_SCHEDULE,
             "keeper_read_interval_seconds": _number(get("KEEPER_READ_INTERVAL"), "KEEPER_READ_INTERVAL", 120.0),
             "keeper_stale_after_intervals": _number(get("KEEPER_STALE_AFTER"), "KEEPER_STALE_AFTER", 3.0),
-            "coverage_interval_seconds": _number(get("COVERAGE_INTERVAL"), "COVERAGE_INTERVAL", 900.0),
+            "coverage_interval_seconds": _setting(get, "COVERAGE_INTERVAL", cls.coverage_interval_seconds),
             "compute_endpoint": get("COMPUTE_ENDPOINT"),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _setting(get: Callable[[str], str | None], name: str, default: float) -> float:
+    """A number setting: VMBACKUP_<name> read through ``get``, else the default."""
+    return _number(get(name), name, default)
 
 
 def _number(text: str | None, name: str, default: float) -> float:
