@@ -149,6 +149,14 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "message": f"set at least one of {', '.join(retention_spec.RULE_FIELDS)} (e.g. count: 7, or daily: 7)",
         }
     ],
+    ("snapshot",): [
+        {
+            "rule": "!has(self.type) || self.type != 'ARCHIVE' || !has(self.method) || self.method != 'instant'",
+            "message": "snapshot.type ARCHIVE cannot be used with snapshot.method instant: set method standard or "
+            "type STANDARD",
+            "fieldPath": ".type",
+        }
+    ],
     ("snapshot", "labels"): LABEL_KEY_RULES,
     ("selector", "matchLabels"): [
         {"rule": "self.all(k, size(k) <= 63)", "message": "label keys are at most 63 characters"},

@@ -12,6 +12,8 @@ namespace in a tenancy map (JSON or YAML, mounted from a ConfigMap by the Helm c
         projects:
           - shop-prod                              # any zone
           - {project: shop-dev, zones: [us-central1-a, us-central1-b]}
+        backupProjects:                            # spec.snapshot.project: where snapshots may be written
+          - shop-backups
         composerTargets:                           # spec.composer targets this namespace may use
           - projects/shop-prod/locations/us-central1/environments/backups
           - {bucket: shop-composer-bucket, airflowUri: "https://airflow.shop", auth: {type: basic, existingSecret: s}}
@@ -23,6 +25,12 @@ single-tenant cluster opts in with one line (``allowAllProjects: true``).
 A policy refused while its DAG runs (its spec moved to a project the namespace may not use) has that
 DAG removed. A controller that *starts* with a map refusing existing policies only reports them
 Refused and leaves their DAGs alone: a mistyped map must not delete every DAG of the fleet.
+
+``spec.snapshot.project`` (snapshots written to a separate backup project, docs/install.md) is refused unless the
+namespace's ``backupProjects`` lists it (or ``allowAllProjects``): the controller's service account creates and
+deletes snapshots there, so a namespace may not name another team's backup project. It is a list of its own, not a
+``projects`` entry: a backup project holds no VM of the namespace, and granting it as a workload project would let a
+policy stop VMs there.
 
 ``spec.composer`` is refused unless the map grants that exact target (controller/target_grants.py),
 ``allowAllProjects`` included: the controller's Airflow credentials go only where the admin said.
@@ -57,6 +65,7 @@ class ProjectGrant(_Model):
 
 class NamespaceGrant(_Model):
     projects: tuple[ProjectGrant, ...] = ()
+    backup_projects: tuple[str, ...] = ()  # spec.snapshot.project values this namespace may write snapshots to
     composer_targets: tuple[ComposerGrant, ...] = ()
 
     @field_validator("projects", mode="before")
@@ -80,7 +89,9 @@ class TenancyMap(_Model):
                 self.grant(policy.namespace, policy.spec.composer)
             except TargetNotAllowedError as exc:
                 return str(exc)
-        return None if self.allow_all_projects else self._project_refusal(policy)
+        if self.allow_all_projects:
+            return None
+        return self._project_refusal(policy) or self._backup_project_refusal(policy)
 
     def grant(self, namespace: str, composer: ComposerTarget) -> ComposerGrant:
         """The admin's grant of this spec.composer to the namespace (TargetNotAllowedError without one)."""
@@ -112,6 +123,22 @@ class TenancyMap(_Model):
                     f"{policy.namespace!r} (allowed: {', '.join(project.zones)})"
                 )
         return None
+
+    def _backup_project_refusal(self, policy: BackupPolicy) -> str | None:
+        """Why the policy may not write its snapshots to spec.snapshot.project, or None (unset, or granted)."""
+        wanted = policy.spec.snapshot.project
+        if wanted is None or wanted == policy.spec.project:
+            return None
+        grant = self.namespaces.get(policy.namespace)
+        granted = grant.backup_projects if grant is not None else ()
+        if wanted in granted:
+            return None
+        return (
+            f"spec.snapshot.project {wanted!r} is not granted to namespace {policy.namespace!r} as a backup project "
+            f"(granted: {', '.join(granted) or 'none'}); ask the cluster admin to add it to "
+            f"namespaces.{policy.namespace}.backupProjects in the tenancy map, or remove spec.snapshot.project to "
+            f"keep the snapshots in spec.project {policy.spec.project!r}"
+        )
 
 
 NO_TENANCY_MESSAGE = (

@@ -14,6 +14,7 @@ namespaces:
     projects:
       - shop-prod-1
       - {project: shop-dev-1, zones: [us-central1-a]}
+    backupProjects: [shop-backups]
     composerTargets: [{bucket: shop-composer-bucket, airflowUri: "https://airflow.shop"}]
 """
 
@@ -51,6 +52,34 @@ def test_zones_outside_a_zone_restricted_grant_are_refused(tenancy: Tenancy) -> 
     refusal = tenancy.refusal(policy(project="shop-dev-1", zone="us-east1-b"))
     assert refusal is not None
     assert "us-east1-b" in refusal
+
+
+def test_a_granted_backup_project_is_allowed(tenancy: Tenancy) -> None:
+    assert tenancy.refusal(policy(snapshot={"project": "shop-backups"})) is None
+
+
+def test_an_ungranted_backup_project_is_refused_naming_the_field_and_the_fix(tenancy: Tenancy) -> None:
+    refusal = tenancy.refusal(policy(snapshot={"project": "billing-backups"}))
+    assert refusal is not None
+    assert refusal.startswith("spec.snapshot.project 'billing-backups' is not granted to namespace 'shop'")
+    assert "namespaces.shop.backupProjects" in refusal
+    assert "remove spec.snapshot.project" in refusal
+
+
+def test_a_workload_project_is_no_backup_project_grant(tenancy: Tenancy) -> None:
+    """Granting a project for VMs does not let snapshots of another project's VMs be written into it."""
+    refusal = tenancy.refusal(policy(snapshot={"project": "shop-dev-1"}))
+    assert refusal is not None
+    assert "backupProjects" in refusal
+
+
+def test_a_backup_project_granted_to_another_namespace_is_refused() -> None:
+    tenancy = Tenancy.load(text="namespaces: {shop: {projects: [shop-prod-1]}, ops: {backupProjects: [shop-backups]}}")
+    assert tenancy.refusal(policy(snapshot={"project": "shop-backups"})) is not None
+
+
+def test_the_workload_project_itself_needs_no_backup_grant(tenancy: Tenancy) -> None:
+    assert tenancy.refusal(policy(snapshot={"project": "shop-prod-1"})) is None
 
 
 def test_selector_zones_are_checked_too(tenancy: Tenancy) -> None:

@@ -17,7 +17,10 @@ ZONE_PATTERN = r"^[a-z]+-[a-z]+[0-9]+-[a-z]$"
 PROJECT_PATTERN = r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
 LABEL_KEY_PATTERN = r"^[a-z][-_a-z0-9]{0,62}$"
 LABEL_VALUE_PATTERN = r"^[-_a-z0-9]{0,63}$"
-STORAGE_LOCATION_PATTERN = r"^[a-z][-a-z0-9]{1,62}$"
+# Where a standard or archive snapshot is stored: "one Cloud Storage multi-regional location, such as asia, or one Cloud
+# Storage regional location, such as asia-south1" ("About archive and standard disk snapshots", storage location,
+# https://cloud.google.com/compute/docs/disks/snapshots); the API field is Snapshot.storageLocations. A zone is none.
+STORAGE_LOCATION_PATTERN = r"^(asia|eu|us|[a-z]+-[a-z]+[0-9]+)$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 COMPOSER_ENVIRONMENT_PATTERN = r"^projects/[^/]+/locations/[^/]+/environments/[^/]+$"
 CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -75,7 +78,8 @@ PATTERN_MEANING = {
     PROJECT_PATTERN: "a project ID: 6-30 lowercase letters, digits or '-', starting with a letter",
     LABEL_KEY_PATTERN: "a label key: lowercase letters, digits, '-' or '_', starting with a letter",
     LABEL_VALUE_PATTERN: "a label value: up to 63 lowercase letters, digits, '-' or '_'",
-    STORAGE_LOCATION_PATTERN: "a storage location such as us or us-central1",
+    STORAGE_LOCATION_PATTERN: "a snapshot storage location: a Cloud Storage multi-region (us, eu or asia) or a region "
+    "such as us-central1 (a zone such as us-central1-a is not one: use its region)",
     DNS_LABEL_PATTERN: "a DNS label: lowercase letters, digits and '-'",
     COMPOSER_ENVIRONMENT_PATTERN: "projects/PROJECT/locations/REGION/environments/NAME",
     CLOCK_PATTERN: "a time of day, HH:MM in 24 h (e.g. '01:30')",

@@ -33,7 +33,6 @@ from vmbackup.model.crd_base import (
     DNS_LABEL_PATTERN,
     MAX_UNAVAILABLE_PERCENT_PATTERN,
     PROJECT_PATTERN,
-    STORAGE_LOCATION_PATTERN,
     CrdModel,
     GceName,
     LabelKey,
@@ -55,6 +54,10 @@ from vmbackup.model.retention_spec import DEFAULT_COUNT, rung_schedule_problem
 from vmbackup.model.retention_spec import Retention as Retention
 from vmbackup.model.rpo import RPO_DESCRIPTION, RPO_PATTERN, checked_rpo
 from vmbackup.model.slots import CronSlots, Window, parse_clock, schedule_rate_problem
+from vmbackup.model.snapshot_settings import MAX_USER_LABELS as MAX_USER_LABELS
+from vmbackup.model.snapshot_settings import RESERVED_LABEL_PREFIX as RESERVED_LABEL_PREFIX
+from vmbackup.model.snapshot_settings import SnapshotMethod as SnapshotMethod
+from vmbackup.model.snapshot_settings import SnapshotSettings
 from vmbackup.model.stop_options import StopOptions
 from vmbackup.model.verification import Verification
 
@@ -67,9 +70,6 @@ DAG_ID_PREFIX = "vmbackup__"  # every policy's DAG id starts with it (dag_id_for
 
 MAX_UNAVAILABLE_VMS = 10000  # no tier holds more VMs than a selector can resolve
 
-# Labels our own snapshots carry; keep clear of them in user labels.
-RESERVED_LABEL_PREFIX = "vmbackup-"
-MAX_USER_LABELS = 48  # Compute Engine allows 64 labels per resource; we add a few of our own.
 
 # How late a stop-mode run may start by default: Composer's DAG sync (3-5 min), a busy scheduler and a worker
 # scaled up from zero make minutes of lateness normal; past a quarter of an hour the VM would go down at a time
@@ -81,9 +81,6 @@ DEFAULT_LOCK_WAIT_SECONDS = 300
 MIN_STARTING_DEADLINE_SECONDS = 60  # Airflow's scheduler needs seconds to start a run; less would miss every slot
 MAX_STARTING_DEADLINE_SECONDS = 86400
 ConsistencyMode = Literal["stop", "none", "guestFlush"]
-# How the point in time is cut: standard (a snapshot of the disk) or instant (an instant snapshot, converted to a
-# standard snapshot once the VM runs again). docs/design/instant-snapshots.md says why standard is the default.
-SnapshotMethod = Literal["standard", "instant"]
 # How the DAG's operation sensors wait. A property of the Airflow environment, not of the policy: the controller
 # picks it for the environment it uploads to (controller/wait_mode.py) and the rendered DAG carries it as data.
 WaitMode = Literal["reschedule", "deferrable"]
@@ -134,32 +131,6 @@ class InstanceSelector(CrdModel):
         return zones
 
 
-class SnapshotSettings(CrdModel):
-    """Properties of every snapshot the policy creates."""
-
-    method: SnapshotMethod = Field(
-        default="standard",
-        description="standard: snapshot each disk (a stopped VM waits while the snapshot is CREATING); instant: "
-        "an instant snapshot of each disk (seconds), converted to a standard snapshot after the VM is started "
-        "again, then deleted.",
-    )
-    storage_location: Annotated[str, StringConstraints(pattern=STORAGE_LOCATION_PATTERN)] | None = Field(
-        default=None, description="Cloud Storage multi-region or region for snapshots, e.g. us or us-central1."
-    )
-    labels: dict[LabelKey, LabelValue] = Field(
-        default_factory=dict, max_length=MAX_USER_LABELS, description="Extra labels set on every snapshot."
-    )
-
-    @field_validator("labels")
-    @classmethod
-    def _no_reserved_labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        reserved = sorted(k for k in labels if k.startswith(RESERVED_LABEL_PREFIX))
-        if reserved:
-            raise ValueError(
-                f"label keys starting with {RESERVED_LABEL_PREFIX!r} are reserved for the operator: "
-                f"rename {', '.join(reserved)}"
-            )
-        return labels
 
 
 class Timeouts(CrdModel):
@@ -339,6 +310,11 @@ class PolicySpec(CrdModel):
                 f"{consistency}, which never stops a VM): set them to false, or set consistency to stop"
             )
         return stop
+
+    @property
+    def snapshot_project(self) -> str:
+        """Where the policy's snapshots live: spec.snapshot.project (a backup project), else spec.project."""
+        return self.snapshot.project or self.project
 
     @property
     def effective_starting_deadline(self) -> int | None:
