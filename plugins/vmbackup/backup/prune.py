@@ -1,5 +1,8 @@
 """Retention pruning: deletes this policy's snapshots that retention no longer keeps (selection in model.retention).
 
+Snapshots are listed and deleted in the policy's snapshot project (spec.snapshot.project when set), and only those
+carrying the policy's labels: a backup project shared by several policies or namespaces loses nothing of theirs.
+
 With spec.snapshot.method instant it also sweeps the instant snapshots this policy made and a failed or interrupted
 run left behind (only those carrying the policy's labels; never while a conversion still reads one).
 """
@@ -36,7 +39,7 @@ class PruneSnapshotsOperator(PolicyTask, ComputeStepOperator):
         if resolution and resolution.get("missed"):
             return []  # a missed slot touches nothing, snapshots included
         policy = self.policy
-        project = policy.spec.project
+        project = policy.spec.snapshot_project  # a backup project (spec.snapshot.project), else the workload project
         ours = hook.list_snapshots(project, owner_labels(policy))
         doomed = sorted((v for v in policy_verdicts(ours, policy, datetime.now(UTC)) if not v.keep), key=_name)
         if policy.spec.snapshot.method == "instant":

@@ -85,7 +85,9 @@ class RunReportOperator(PolicyTask, ComputeStepOperator):
             ]
             errors.extend(group_errors)
             for target in members:
-                instances.append(self._instance_result(hook, target, records, kept, group_errors))
+                instances.append(
+                    self._instance_result(hook, target, records, kept, group_errors, policy.spec.snapshot_project)
+                )
         for item in resolution["errors"] if resolution else []:
             errors.append(StepError(step=steps.RESOLVE, instance=item["instance"], message=item["reason"]))
             instances.append(InstanceResult(instance=item["instance"], zone=item["zone"], error=item["reason"]))
@@ -122,6 +124,7 @@ class RunReportOperator(PolicyTask, ComputeStepOperator):
         records: GroupRecords,
         kept: set[str],
         group_errors: list[StepError],
+        snapshot_project: str,
     ) -> InstanceResult:
         """One VM's outcome from its group's records; a snapshot the READY wait saw READY is not read again."""
         down, up = records.down(target), records.up(target)
@@ -132,7 +135,7 @@ class RunReportOperator(PolicyTask, ComputeStepOperator):
         else:
             now = hook.find_instance(target["project"], target["zone"], target["instance"])
             final = now.status if now is not None else "MISSING"
-        disks = _disk_results(hook, target, records, down, kept, skipped=bool(skipped))
+        disks = _disk_results(hook, target, records, down, kept, skipped=bool(skipped), project=snapshot_project)
         stopped_by_us = bool((down or {}).get("stopped"))
         requested = (down or {}).get("stop_requested_at")
         stopped_at = _time((down or {}).get("stopped_at")) or (
@@ -177,8 +180,10 @@ def _disk_results(
     kept: set[str],
     *,
     skipped: bool,
+    project: str,
 ) -> list[DiskResult]:
-    """Each disk's snapshot as the run left it; a snapshot the READY wait saw READY is not read again."""
+    """Each disk's snapshot as the run left it (read in the policy's snapshot `project`); a snapshot the READY wait
+    saw READY is not read again."""
     cut_of = {item["disk"]: item for item in (down or {}).get("snapshots") or []}
     disks = []
     for disk in target["disks"]:
@@ -187,7 +192,7 @@ def _disk_results(
         if not skipped and records.ready_states.get(disk["snapshot"]) == "READY":
             state = "READY"
         elif not skipped:
-            snap = hook.find_snapshot(target["project"], disk["snapshot"])
+            snap = hook.find_snapshot(project, disk["snapshot"])
             if snap is None:
                 state, error = "FAILED", "snapshot was not created"
             else:

@@ -47,7 +47,7 @@ def missed_slot(policy: BackupPolicy, slot: datetime, now: datetime, hook: Compu
         return late
     spec = policy.spec
     taken = hook.list_snapshots(
-        spec.project,
+        spec.snapshot_project,
         {
             vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
             vmlabels.POLICY_NAMESPACE: policy.namespace,

@@ -73,8 +73,11 @@ def cut_snapshots(
     """Start one cut per disk of the target; returns [{"name", "disk", "operation", "kind", ...}] (operation None if
     found).
 
-    kind "standard": a snapshot (disks.createSnapshot, or snapshots.insert for a regional disk). kind "instant"
-    (spec.snapshot.method instant): an instant snapshot, with its "scope" and the "snapshot" it converts to. A disk
+    Each item names the "project" it lives in: a standard snapshot the policy's snapshot project (spec.snapshot.project,
+    a backup project, else the workload project), an instant snapshot its disk's project.
+
+    kind "standard": a snapshot (disks.createSnapshot, or snapshots.insert for a regional disk or a backup project).
+    kind "instant" (spec.snapshot.method instant): an instant snapshot, with its "scope" and the "snapshot" it converts to. A disk
     whose instant snapshot Compute Engine refuses for a per-disk limit (32 instant snapshots, one per 30 s) gets a
     standard snapshot at once instead, noted in "fallback": the VM is already stopped, and waiting out the interval
     would keep it down longer than a standard snapshot's CREATING phase. All disks at once: Compute Engine runs
@@ -116,48 +119,45 @@ def cuts_made(hook: ComputeEngineHook, policy: BackupPolicy, t: Target) -> list[
                         "kind": INSTANT,
                         "scope": scope,
                         "snapshot": disk["snapshot"],
+                        "project": t["project"],
                     }
                 )
                 continue
-        snap = hook.find_snapshot(t["project"], disk["snapshot"])
+        where = policy.spec.snapshot_project
+        snap = hook.find_snapshot(where, disk["snapshot"])
         if snap is None or snap.labels.get(vmlabels.RUN) != t["run"]:
             return None
-        found.append({"name": disk["snapshot"], "disk": disk["name"], "operation": None, "kind": STANDARD})
+        found.append(
+            {"name": disk["snapshot"], "disk": disk["name"], "operation": None, "kind": STANDARD, "project": where}
+        )
     return found
 
 
 def _cut_standard(
     hook: ComputeEngineHook, policy: BackupPolicy, t: Target, disk: DiskTarget, labels: dict[str, str], description: str
 ) -> dict[str, Any]:
-    guest_flush = policy.spec.consistency == "guestFlush"
-    storage_location = policy.spec.snapshot.storage_location
+    """One disk's snapshot, in the policy's snapshot project. disks.createSnapshot is zonal and creates in the disk's
+    own project, so a regional disk, or a snapshot written to a backup project, goes through snapshots.insert with
+    sourceDisk naming the disk in the workload project (compute/snapshot_calls.py)."""
+    settings, where = policy.spec.snapshot, policy.spec.snapshot_project
+    common: dict[str, Any] = {
+        "labels": labels,
+        "storage_location": settings.storage_location,
+        "guest_flush": policy.spec.consistency == "guestFlush",
+        "description": description,
+        "snapshot_type": settings.type,  # None: Compute Engine's default, STANDARD (the body of earlier versions)
+    }
     ref: OperationRef | None
-    if disk.get("regional"):  # disks.createSnapshot is zonal; a regional disk is snapshotted by snapshots.insert
-        ref = hook.insert_snapshot(
-            t["project"],
-            disk["snapshot"],
-            labels=labels,
-            storage_location=storage_location,
-            source_disk=resource_url(t["project"], disk_scope(disk), "disks", disk["name"]),
-            guest_flush=guest_flush,
-            description=description,
-        )
+    if disk.get("regional") or where != t["project"]:
+        source = resource_url(t["project"], disk_scope(disk), "disks", disk["name"])
+        ref = hook.insert_snapshot(where, disk["snapshot"], source_disk=source, **common)
     else:
-        ref = hook.create_snapshot(
-            t["project"],
-            disk["zone"],
-            disk["name"],
-            disk["snapshot"],
-            labels=labels,
-            storage_location=storage_location,
-            guest_flush=guest_flush,
-            description=description,
-        )
+        ref = hook.create_snapshot(t["project"], disk["zone"], disk["name"], disk["snapshot"], **common)
     if ref is None:
-        _check_ours(hook.find_snapshot(t["project"], disk["snapshot"]), t, f"a snapshot named {disk['snapshot']}")
+        _check_ours(hook.find_snapshot(where, disk["snapshot"]), t, f"a snapshot named {disk['snapshot']} in {where}")
     else:
-        log.info("Creating snapshot %s of disk %s (%s)", disk["snapshot"], disk["name"], t["instance"])
-    return {"name": disk["snapshot"], "disk": disk["name"], "operation": ref, "kind": STANDARD}
+        log.info("Creating snapshot %s of disk %s (%s) in %s", disk["snapshot"], disk["name"], t["instance"], where)
+    return {"name": disk["snapshot"], "disk": disk["name"], "operation": ref, "kind": STANDARD, "project": where}
 
 
 def _cut_instant(
@@ -176,6 +176,7 @@ def _cut_instant(
         "kind": INSTANT,
         "scope": scope,
         "snapshot": disk["snapshot"],
+        "project": t["project"],  # an instant snapshot stays with its disk, in the workload project
     }
 
 
@@ -192,6 +193,7 @@ def convert_instant_snapshots(
     """The standard snapshot of each instant cut (snapshots.insert with sourceInstantSnapshot), standard cuts as they
     are: the items the READY wait looks at. Names and labels are those a standard cut would have had."""
     disks = {d["name"]: d for d in t["disks"]}
+    where = policy.spec.snapshot_project
     converted: list[dict[str, Any]] = []
     for item in cuts:
         if item.get("kind") != INSTANT:
@@ -199,15 +201,18 @@ def convert_instant_snapshots(
             continue
         labels, description = _disk_fields(policy, t, disks[item["disk"]], slot)
         ref = hook.insert_snapshot(
-            t["project"],
+            where,
             item["snapshot"],
             labels=labels,
             storage_location=policy.spec.snapshot.storage_location,
             source_instant_snapshot=resource_url(t["project"], item["scope"], "instantSnapshots", item["name"]),
             description=description,
+            snapshot_type=policy.spec.snapshot.type,
         )
         if ref is None:
-            _check_ours(hook.find_snapshot(t["project"], item["snapshot"]), t, f"a snapshot named {item['snapshot']}")
+            _check_ours(
+                hook.find_snapshot(where, item["snapshot"]), t, f"a snapshot named {item['snapshot']} in {where}"
+            )
         else:
             log.info("Converting instant snapshot %s to snapshot %s", item["name"], item["snapshot"])
         converted.append(
@@ -217,6 +222,7 @@ def convert_instant_snapshots(
                 "operation": ref,
                 "kind": STANDARD,
                 "instant_snapshot": item["name"],
+                "project": where,
             }
         )
     return converted
@@ -236,7 +242,7 @@ def remove_instant_snapshots(hook: ComputeEngineHook, policy: BackupPolicy, t: T
         found = hook.find_instant_snapshot(t["project"], scope, name)
         if found is None or not made_by(policy, found.labels, t["run"]):
             continue
-        standard = hook.find_snapshot(t["project"], disk["snapshot"])
+        standard = hook.find_snapshot(policy.spec.snapshot_project, disk["snapshot"])
         converting = standard is not None and standard.status in CONVERTING and bool(standard.source_instant_snapshot)
         if converting:
             log.warning("instant snapshot %s is kept: snapshot %s is still being made from it", name, disk["snapshot"])

@@ -39,6 +39,7 @@ from vmbackup.compute.operations import (
 from vmbackup.compute.power_calls import PowerCalls
 from vmbackup.compute.rate_budget import RateBudget, budget_for
 from vmbackup.compute.retries import RetryPolicy
+from vmbackup.compute.snapshot_calls import SnapshotCalls
 from vmbackup.compute.snapshot_states import SnapshotStates
 from vmbackup.settings import AirflowSettings
 
@@ -69,10 +70,10 @@ __all__ = [
 ]
 
 
-class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls, SnapshotStates):
+class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls, SnapshotCalls, SnapshotStates):
     """The Compute Engine calls the workflows make, each retried on 429, 5xx and connection errors, and waited out
     to the next quota window on a quota or busy-resource refusal (compute/retries.py; attach and detach calls in
-    compute/attachments.py, resume and aggregatedList in compute/power_calls.py)."""
+    compute/attachments.py, resume and aggregatedList in compute/power_calls.py, snapshots in compute/snapshot_calls.py)."""
 
     def __init__(
         self,
@@ -291,86 +292,6 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls, S
         except gexc.NotFound:
             return None
         return OperationRef(name=op.name, project=project, zone=zone)
-
-    # -- snapshots -------------------------------------------------------------------------------------
-
-    def create_snapshot(
-        self,
-        project: str,
-        zone: str,
-        disk: str,
-        name: str,
-        *,
-        labels: dict[str, str],
-        storage_location: str | None,
-        guest_flush: bool,
-        description: str = "",
-    ) -> OperationRef | None:
-        """Start a disk snapshot; None when a snapshot of that name already exists (the caller checks it)."""
-        snapshot = compute_v1.Snapshot(name=name, labels=labels, description=description)
-        if storage_location:
-            snapshot.storage_locations = [storage_location]
-        request = compute_v1.CreateSnapshotDiskRequest(
-            project=project, zone=zone, disk=disk, snapshot_resource=snapshot
-        )
-        if guest_flush:
-            request.guest_flush = True
-        try:
-            op = self.call("disks.createSnapshot", self.disks.create_snapshot_unary, request=request)
-        except gexc.Conflict:
-            return None
-        return OperationRef(name=op.name, project=project, zone=zone)
-
-    def insert_snapshot(
-        self,
-        project: str,
-        name: str,
-        *,
-        labels: dict[str, str],
-        storage_location: str | None,
-        source_disk: str | None = None,
-        source_instant_snapshot: str | None = None,
-        guest_flush: bool = False,
-        description: str = "",
-    ) -> OperationRef | None:
-        """snapshots.insert from a disk URL (zonal or regional) or an instant snapshot URL; None when the name exists.
-
-        A global operation. Used where disks.createSnapshot cannot go: regional disks and instant snapshots.
-        """
-        snapshot = compute_v1.Snapshot(name=name, labels=labels, description=description)
-        if source_disk:
-            snapshot.source_disk = source_disk
-        if source_instant_snapshot:
-            snapshot.source_instant_snapshot = source_instant_snapshot
-        if storage_location:
-            snapshot.storage_locations = [storage_location]
-        if guest_flush:
-            snapshot.guest_flush = True
-        try:
-            op = self.call("snapshots.insert", self.snapshots.insert_unary, project=project, snapshot_resource=snapshot)
-        except gexc.Conflict:
-            return None
-        return OperationRef(name=op.name, project=project, zone=None)
-
-    def find_snapshot(self, project: str, name: str) -> compute_v1.Snapshot | None:
-        try:
-            return self.call("snapshots.get", self.snapshots.get, project=project, snapshot=name)
-        except gexc.NotFound:
-            return None
-
-    def list_snapshots(self, project: str, labels: dict[str, str]) -> list[compute_v1.Snapshot]:
-        """Snapshots carrying every label (filtered server-side, and again locally)."""
-        label_filter = " AND ".join(f"(labels.{k} = {v})" for k, v in sorted(labels.items()))
-        request = compute_v1.ListSnapshotsRequest(project=project, filter=label_filter)
-        listed = self._every_page("snapshots.list", self.snapshots.list, request)
-        return [s for s in listed if all(s.labels.get(k) == v for k, v in labels.items())]
-
-    def delete_snapshot(self, project: str, name: str) -> OperationRef | None:
-        try:
-            op = self.call("snapshots.delete", self.snapshots.delete_unary, project=project, snapshot=name)
-        except gexc.NotFound:
-            return None
-        return OperationRef(name=op.name, project=project, zone=None)
 
     # -- operations ------------------------------------------------------------------------------------
 

@@ -66,14 +66,17 @@ class SnapshotStates:
         """Each item's status (MISSING while not yet visible); SnapshotFailedError names a failed one.
 
         Items are snapshot_cuts.py's: a standard snapshot, or (kind "instant") an instant snapshot, whose READY
-        counts as taken and as ready alike (its point in time is fixed; it has no upload).
+        counts as taken and as ready alike (its point in time is fixed; it has no upload). Each is read in the
+        project it names (a standard snapshot may live in a backup project), `project` for items of older DAG
+        versions that name none.
         """
         states: dict[str, str] = {}
         for item in items:
+            where = item.get("project") or project
             if item.get("kind") == INSTANT:
-                states[item["name"]] = self._instant_state(project, item)
+                states[item["name"]] = self._instant_state(where, item)
                 continue
-            snapshot = self.find_snapshot(project, item["name"])
+            snapshot = self.find_snapshot(where, item["name"])
             if snapshot is None:
                 states[item["name"]] = self._missing_snapshot(item)
                 continue
