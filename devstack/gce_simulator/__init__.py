@@ -32,7 +32,9 @@ As unkind as Compute Engine (issue 23), each rule with its source in its module:
 (403 ``rateLimitExceeded``) and the concurrent operations quota (``quotas``); a second mutation of a busy resource,
 or of a RESTORING disk, is refused with 400 ``resourceNotReady``; DONE operations are purged after the retention
 period (then 404); a disk can be snapshotted at most every 10 minutes and 6 times an hour, guestFlush needs
-support in the VM (``snapshot_rules``); stockouts, graceful shutdown (``PENDING_STOP``), Local SSDs
+support in the VM (``snapshot_rules``); a permission the caller was made to lack answers 403 ``forbidden``
+(``iam``: ``deny_permission``); snapshots written to another project than their source disk's, ARCHIVE snapshots
+(slower to restore) and checked ``storageLocations`` (``snapshots``); stockouts, graceful shutdown (``PENDING_STOP``), Local SSDs
 (``discardLocalSsd``), suspend/resume and Spot preemption (``power``). ``presets`` names fault sets that tests and
 the benchmark share (``--preset NAME``).
 
@@ -43,7 +45,7 @@ first stdout line; ``--preset NAME`` (repeatable) applies a named preset after s
 Modules, each importing only those before it (tests/test_import_graph.py): ``errors`` (error bodies),
 ``filters``, ``faults``, ``profile`` (timings and their sources), ``common`` (links, ids, names, labels),
 ``resources`` (the records and their JSON), ``scheduler`` (the clock), ``operations``, ``observers`` (invariant
-hooks), ``state`` (``World``), ``quotas``, ``snapshot_rules``, ``devices`` (disk attachment, serial console, the
+hooks), ``state`` (``World``), ``iam``, ``quotas``, ``snapshot_rules``, ``devices`` (disk attachment, serial console, the
 guest), ``disks``, ``instant_snapshots``, ``snapshots``, ``reservations``, ``power``, ``instances``, ``presets``,
 ``routes`` (REST), ``server`` (HTTP), ``simulator`` (``ComputeSimulator`` and its control plane), ``control``,
 ``clients``.

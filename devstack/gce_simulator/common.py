@@ -34,8 +34,10 @@ def new_id() -> str:
     return str(random.randint(10**18, 2**63 - 1))
 
 
+# The prefix is lazy-optional: a partial reference projects/P/global/snapshots/S must keep its project P (a greedy
+# prefix swallowed "projects/P/global/", and the reference fell back to the request's project).
 _RESOURCE_REF = re.compile(
-    r"(?:.*?/)?(?:projects/(?P<project>[^/]+)/)?(?:zones/(?P<zone>[^/]+)/|regions/(?P<region>[^/]+)/|global/)?"
+    r"(?:.*?/)??(?:projects/(?P<project>[^/]+)/)?(?:zones/(?P<zone>[^/]+)/|regions/(?P<region>[^/]+)/|global/)?"
     r"(?P<collection>disks|snapshots|instances|instantSnapshots|reservations)/(?P<name>[^/?]+)$"
 )
 

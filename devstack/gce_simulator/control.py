@@ -213,3 +213,6 @@ class SimulatorControl:
 
     def apply_preset(self, name: str, **params: Any) -> None:
         self._call("POST", f"presets/{name}", params)
+
+    def deny_permission(self, project: str, permission: str) -> None:
+        self._call("POST", "denied_permissions", {"project": project, "permission": permission})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import iam
 from .common import API_PREFIX, already_exists, body_labels, compile_query_filter, parse_ref, required_name
 from .errors import ApiError, not_found, resource_not_ready
 from .faults import Fault
@@ -65,9 +66,10 @@ def ready_disk(world: World, disk: Disk) -> Disk:
 
 
 def ready_snapshot(world: World, project: str, ref: str) -> Snapshot:
-    """The READY snapshot a disk is restored from; lock held."""
+    """The READY snapshot a disk is restored from, in any project the caller may read it in (iam.py); lock held."""
     parsed = parse_ref(ref)
     snapshot = world._snapshot(parsed["project"] or project, str(parsed["name"]))
+    iam.require(world, snapshot.project, "compute.snapshots.useReadOnly", snapshot.path)
     if snapshot.status != "READY":
         raise ApiError(400, "resourceNotReady", f"The resource '{snapshot.path}' is not ready")
     return snapshot
@@ -76,6 +78,7 @@ def ready_snapshot(world: World, project: str, ref: str) -> Snapshot:
 def _new_disk(world: World, project: str, zone: str, body: dict[str, Any]) -> Disk:
     """The CREATING disk ``disks.insert`` asks for, checked (lock held)."""
     name = required_name(body)
+    iam.require(world, project, "compute.disks.create", f"projects/{project}/zones/{zone}/disks/{name}")
     if (project, zone, name) in world.disks:
         raise already_exists(f"projects/{project}/zones/{zone}/disks/{name}")
     source = body.get("sourceSnapshot")
@@ -97,6 +100,7 @@ def _new_disk(world: World, project: str, zone: str, body: dict[str, Any]) -> Di
         status="CREATING",
         source_snapshot=snapshot.self_link if snapshot else None,
         source_snapshot_id=snapshot.id if snapshot else None,
+        source_snapshot_type=snapshot.snapshot_type if snapshot else None,
         guest_console=snapshot.guest_console if snapshot else "",
     )
 
@@ -121,9 +125,10 @@ def insert_disk(world: World, project: str, zone: str, body: dict[str, Any], fau
             def created() -> None:
                 if disk.source_snapshot is None:
                     ready()
-                else:  # RESTORING after the insert is DONE (profile.py)
+                else:  # RESTORING after the insert is DONE, longer from an ARCHIVE snapshot (profile.py)
                     disk.status = "RESTORING"
-                    world._after(world.profile.disk_restoring_seconds, ready)
+                    slower = world.profile.archive_restoring_factor if disk.source_snapshot_type == "ARCHIVE" else 1.0
+                    world._after(world.profile.disk_restoring_seconds * slower, ready)
                 world._finish(op)
 
             world._after(world.profile.disk_create_seconds(disk.size_gb) + op.extra_seconds, created)

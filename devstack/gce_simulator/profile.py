@@ -44,7 +44,11 @@ are marked ESTIMATE and were chosen to be typical rather than best or worst case
   within the hour). Then ``get``/``wait`` answer 404; the control plane's ``operations()`` still lists them.
 - A disk created from a snapshot is ``RESTORING`` ("Source data is being copied into the disk", Disk.status enum)
   for ``disk_restoring_seconds`` = 10 (ESTIMATE) after its insert operation is DONE; meanwhile it cannot be
-  attached or snapshotted (400 ``resourceNotReady``; which calls Google refuses is NOT VERIFIED).
+  attached or snapshotted (400 ``resourceNotReady``; which calls Google refuses is NOT VERIFIED). From an ARCHIVE
+  snapshot it is RESTORING ``archive_restoring_factor`` = 3 times as long: "Standard snapshots have faster data
+  recovery times than archive snapshots. Archive snapshots have the longest data recovery times" ("About archive and
+  standard disk snapshots", https://cloud.google.com/compute/docs/disks/snapshots); the factor is an ESTIMATE, Google
+  gives no figure.
 - ``api_duration_scale`` multiplies the durations the API itself carries (a graceful shutdown's ``maxDuration``,
   a stockout's length; power.py): 1 in the realistic profile, 0.001 in the fast one (10 minutes -> 0.6 s).
 - Instant snapshots (instant_snapshots.py for the API): "Instant snapshots capture data at a specific point in time"
@@ -117,6 +121,7 @@ class Profile:
     snapshot_rate_window_seconds: float = 3600.0
     snapshots_per_rate_window: int = 6
     disk_restoring_seconds: float = 0.0
+    archive_restoring_factor: float = 3.0  # RESTORING from an ARCHIVE snapshot lasts this many times longer
     operation_retention_seconds: float = 3600.0
     api_duration_scale: float = 1.0  # multiplies durations the API carries (graceful maxDuration, stockout length)
 

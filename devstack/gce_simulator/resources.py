@@ -111,6 +111,7 @@ class Disk:
     status: str = "READY"
     source_snapshot: str | None = None
     source_snapshot_id: str | None = None
+    source_snapshot_type: str | None = None  # STANDARD or ARCHIVE: how long RESTORING lasts (disks.py)
     id: str = field(default_factory=new_id)
     created: float = field(default_factory=time.time)
     snapshots_taken: int = 0
@@ -217,6 +218,7 @@ class Snapshot:
     guest_flush: bool = False
     guest_console: str = ""  # the source disk's, when the snapshot was taken
     source_instant_snapshot: InstantSnapshot | None = None
+    snapshot_type: str = "STANDARD"  # or ARCHIVE (snapshots.py)
 
     @property
     def path(self) -> str:
@@ -243,7 +245,7 @@ class Snapshot:
             "labels": dict(self.labels),
             "labelFingerprint": fingerprint(self.labels),
             "selfLink": self.self_link,
-            "snapshotType": "STANDARD",
+            "snapshotType": self.snapshot_type,
             "architecture": "X86_64",
             "autoCreated": False,
             "guestFlush": self.guest_flush,

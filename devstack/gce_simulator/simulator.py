@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import devices, disks, instances, instant_snapshots, power, presets, quotas, reservations, snapshots
+from . import devices, disks, iam, instances, instant_snapshots, power, presets, quotas, reservations, snapshots
 from .errors import ApiError
 from .faults import Fault
 from .observers import Observer
@@ -279,6 +279,10 @@ class ComputeSimulator:
     def apply_preset(self, name: str, **params: Any) -> None:
         presets.apply(self.world, name, **params)
 
+    def deny_permission(self, project: str, permission: str) -> None:
+        """The caller lacks `permission` in `project` until reset: calls that need it answer 403 (iam.py)."""
+        iam.deny(self.world, project, permission)
+
     # control plane ---------------------------------------------------------------------------------------
     def control(self, verb: str, parts: list[str], body: dict[str, Any]) -> tuple[int, Any]:
         """Answer ``verb /_sim/<parts>``: (HTTP status, JSON payload)."""
@@ -372,5 +376,8 @@ class ComputeSimulator:
                 return sorted(presets.PRESETS)
             case ["presets", name], "POST":
                 self.apply_preset(name, **body)
+                return {"ok": True}
+            case ["denied_permissions"], "POST":
+                self.deny_permission(str(body["project"]), str(body["permission"]))
                 return {"ok": True}
         return _NO_ROUTE

@@ -48,6 +48,7 @@ class World(OperationLedger):
         self._clear_operations()
         self.zones: dict[str, set[str]] = {}
         self.faults: list[Fault] = []
+        self.denied_permissions: set[tuple[str, str]] = set()  # (project, permission) the caller lacks (iam.py)
         self.calls: list[dict[str, Any]] = []
         self.violations: list[dict[str, Any]] = []
         self.rate_quotas = quotas.RateQuotas()
