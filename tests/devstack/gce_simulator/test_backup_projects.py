@@ -90,7 +90,7 @@ def test_without_read_access_to_the_source_disk_the_insert_is_forbidden(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
     gce_sim.deny_permission(P, "compute.disks.useReadOnly")
-    with pytest.raises(exceptions.Forbidden, match="compute.disks.useReadOnly"):
+    with pytest.raises(exceptions.Forbidden, match=r"compute\.disks\.useReadOnly"):
         gce_clients.snapshots.insert_unary(
             project=BACKUPS, snapshot_resource=compute_v1.Snapshot(name="wp-1", source_disk=SOURCE)
         )
@@ -101,7 +101,7 @@ def test_without_delete_permission_a_snapshot_cannot_be_deleted(
 ) -> None:
     insert(gce_clients, "wp-1")
     gce_sim.deny_permission(BACKUPS, "compute.snapshots.delete")
-    with pytest.raises(exceptions.Forbidden, match="compute.snapshots.delete"):
+    with pytest.raises(exceptions.Forbidden, match=r"compute\.snapshots\.delete"):
         gce_clients.snapshots.delete_unary(project=BACKUPS, snapshot="wp-1")
     assert gce_clients.snapshots.get(project=BACKUPS, snapshot="wp-1").status == "READY"
 
@@ -112,7 +112,7 @@ def test_without_read_access_to_the_snapshot_no_disk_is_restored_from_it(
     insert(gce_clients, "wp-1")
     gce_sim.deny_permission(BACKUPS, "compute.snapshots.useReadOnly")
     disk = compute_v1.Disk(name="wp-restored", source_snapshot=f"projects/{BACKUPS}/global/snapshots/wp-1")
-    with pytest.raises(exceptions.Forbidden, match="compute.snapshots.useReadOnly"):
+    with pytest.raises(exceptions.Forbidden, match=r"compute\.snapshots\.useReadOnly"):
         gce_clients.disks.insert_unary(project=P, zone=ZONE, disk_resource=disk)
     with pytest.raises(exceptions.NotFound):
         gce_clients.disks.get(project=P, zone=ZONE, disk="wp-restored")

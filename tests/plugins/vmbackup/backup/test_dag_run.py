@@ -148,7 +148,7 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
             calls=gce_server.calls,
             violations=gce_server.violations,
             left_in_wrong_state=gce_server.check_left_stopped(),
-            snapshots=gce_server.snapshots(PROJECT),
+            snapshots=[s for p in sorted({PROJECT, policy.spec.snapshot_project}) for s in gce_server.snapshots(p)],
             operations=gce_server.operations(),
             statuses={i.name: i.status for i in instances},
             labels={i.name: dict(i.labels) for i in instances},
@@ -385,20 +385,29 @@ def test_a_guest_that_cannot_flush_fails_the_run_with_a_note_naming_the_fix(gues
 # -- retention -------------------------------------------------------------------------------------------------
 
 
-def _seed_snapshot(sim: ComputeSimulator, name: str, labels: dict[str, str]) -> None:
+def seed_snapshot(sim: ComputeSimulator, name: str, labels: dict[str, str], project: str = PROJECT) -> None:
+    """A snapshot of the wordpress disk in `project` (disks.createSnapshot in its own, snapshots.insert elsewhere)."""
     disks = compute_client(compute_v1.DisksClient, sim.base_url)
-    ops = compute_client(compute_v1.ZoneOperationsClient, sim.base_url)
+    snapshots = compute_client(compute_v1.SnapshotsClient, sim.base_url)
+    zone_ops = compute_client(compute_v1.ZoneOperationsClient, sim.base_url)
+    global_ops = compute_client(compute_v1.GlobalOperationsClient, sim.base_url)
+    source = f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/zones/us-central1-c/disks/wordpress-1-vm"
 
     def seeded() -> bool:
         """Compute Engine refuses a disk's snapshots closer than its per-disk frequency (an operation DONE with
         RESOURCE_OPERATION_RATE_EXCEEDED, the snapshot not made): ask again until one is made."""
-        op = disks.create_snapshot_unary(
-            project=PROJECT,
-            zone="us-central1-c",
-            disk="wordpress-1-vm",
-            snapshot_resource=compute_v1.Snapshot(name=name, labels=labels),
-        )
-        done = ops.wait(project=PROJECT, zone="us-central1-c", operation=op.name)
+        if project == PROJECT:
+            op = disks.create_snapshot_unary(
+                project=PROJECT,
+                zone="us-central1-c",
+                disk="wordpress-1-vm",
+                snapshot_resource=compute_v1.Snapshot(name=name, labels=labels),
+            )
+            done = zone_ops.wait(project=PROJECT, zone="us-central1-c", operation=op.name)
+        else:
+            resource = compute_v1.Snapshot(name=name, labels=labels, source_disk=source)
+            op = snapshots.insert_unary(project=project, snapshot_resource=resource)
+            done = global_ops.wait(project=project, operation=op.name)
         errors = [e.code for e in done.error.errors] if done.error else []
         assert errors in ([], ["RESOURCE_OPERATION_RATE_EXCEEDED"]), errors
         return not errors
@@ -418,9 +427,9 @@ def retention(backup: Callable[..., BackupRun]) -> BackupRun:
 
     def prepare(sim: ComputeSimulator) -> None:
         for index in range(3):
-            _seed_snapshot(sim, f"old-{index}", {**ours, vmlabels.RUN: f"rold{index}"})
-        _seed_snapshot(sim, "other-policy", {**ours, vmlabels.POLICY_NAME: "someone-else"})
-        _seed_snapshot(sim, "manual", {"owner": "alice"})
+            seed_snapshot(sim, f"old-{index}", {**ours, vmlabels.RUN: f"rold{index}"})
+        seed_snapshot(sim, "other-policy", {**ours, vmlabels.POLICY_NAME: "someone-else"})
+        seed_snapshot(sim, "manual", {"owner": "alice"})
 
     return backup("keep2", {**WORDPRESS, "retention": {"count": 2}}, prepare)
 
