@@ -194,7 +194,9 @@ def snapshots(session: Session) -> int:
     from controller.vmbackupctl.snapshots import list_policy_snapshots, snapshot_table
 
     obj = session.policy()
-    project = (obj.get("spec") or {}).get("project")
+    spec = obj.get("spec") or {}
+    # A policy with a backup project (spec.snapshot.project) writes, prunes and restores its snapshots there.
+    project = (spec.get("snapshot") or {}).get("project") or spec.get("project")
     if not project:
         raise UsageError(f"{_ref(obj)} names no spec.project, so there is no project to list snapshots in")
     rows = list_policy_snapshots(str(project), session.namespace, session.args.policy)

@@ -29,6 +29,7 @@ TENANCY = {
     "namespaces": {
         "shop": {
             "projects": ["shop-prod-1"],
+            "backupProjects": ["shop-backups-1"],
             "composerTargets": [{"bucket": OTHER_BUCKET, "airflowUri": OTHER_AIRFLOW}],
         }
     }
@@ -194,6 +195,29 @@ async def test_a_project_not_granted_to_the_namespace_is_refused(kube, operator,
     assert status_of(kube, NAME)["result"] == "Refused"
     assert events[0]["type"] == "Warning"
     assert dag_in(gcs_bucket) is None
+
+
+async def test_a_backup_project_not_granted_to_the_namespace_is_refused_and_nothing_uploaded(
+    kube, operator, gcs_bucket
+) -> None:
+    async with operator():
+        await create_policy(kube, NAME, {**SPEC, "snapshot": {"project": "billing-backups-1"}})
+
+        ready = await eventually(lambda: condition(kube, NAME, "Ready"))
+
+    assert (ready["status"], ready["reason"]) == ("False", "TargetNotAllowed")
+    assert ready["message"].startswith("spec.snapshot.project 'billing-backups-1' is not granted")
+    assert "namespaces.shop.backupProjects" in ready["message"]
+    assert status_of(kube, NAME)["result"] == "Refused"
+    assert dag_in(gcs_bucket) is None
+
+
+async def test_a_granted_backup_project_gets_its_dag_in_the_bucket(kube, operator, gcs_bucket) -> None:
+    async with operator():
+        await create_policy(kube, NAME, {**SPEC, "snapshot": {"project": "shop-backups-1"}})
+
+        dag = await eventually(lambda: dag_in(gcs_bucket))
+    assert "shop-backups-1" in dag
 
 
 async def test_moving_a_policy_to_a_refused_project_removes_its_dag(kube, operator, gcs_bucket) -> None:

@@ -45,11 +45,26 @@ def compute(gce_sim: ComputeSimulator, gce_clients: GceClients, monkeypatch: pyt
     return gce_clients
 
 
-def take_snapshot(compute: GceClients, zone: str, disk: str, name: str, namespace: str, policy: str | None) -> None:
-    """A snapshot as a backup run takes it (labels and all), waited for like the DAG waits."""
+def take_snapshot(
+    compute: GceClients,
+    zone: str,
+    disk: str,
+    name: str,
+    namespace: str,
+    policy: str | None,
+    project: str = GCE_PROJECT,
+) -> None:
+    """A snapshot as a backup run takes it (labels and all), in `project` (snapshots.insert into a backup project),
+    waited for like the DAG waits."""
     snapshot_labels = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.CONSISTENCY: "none"}
     if policy is not None:
         snapshot_labels |= {labels.POLICY_NAMESPACE: namespace, labels.POLICY_NAME: policy, labels.INSTANCE: disk}
+    if project != GCE_PROJECT:
+        source = f"https://www.googleapis.com/compute/v1/projects/{GCE_PROJECT}/zones/{zone}/disks/{disk}"
+        resource = compute_v1.Snapshot(name=name, labels=snapshot_labels, source_disk=source)
+        inserted = compute.snapshots.insert_unary(project=project, snapshot_resource=resource)
+        compute.global_operations.wait(project=project, operation=inserted.name)
+        return
     op = compute.disks.create_snapshot_unary(
         project=GCE_PROJECT,
         zone=zone,
@@ -97,6 +112,20 @@ async def test_snapshots_json_is_compute_engines_resources(compute: GceClients) 
     assert snapshot["name"] == "wp-1"
     assert snapshot["labels"][labels.POLICY_NAME] == "wordpress"
     assert snapshot["sourceDisk"].endswith("/zones/us-central1-a/disks/web-1")
+
+
+async def test_a_policy_with_a_backup_project_lists_its_snapshots_there(
+    kube: kmock.KubernetesEmulator, kubeconfig: Path, compute: GceClients
+) -> None:
+    spec = {**SPEC, "project": GCE_PROJECT, "snapshot": {"project": "shop-backups"}}
+    put_policy(kube, "shop", "vault", spec=spec)
+    take_snapshot(compute, "us-central1-c", "wordpress-1-vm", "wp-vault", "shop", "vault", project="shop-backups")
+    take_snapshot(compute, "us-central1-a", "web-1", "wp-in-workload", "shop", "vault")
+
+    result = await vmbackupctl("snapshots", "vault", "-n", "shop")
+
+    assert result.code == 0, result.stderr
+    assert [line.split()[0] for line in result.lines] == ["NAME", "wp-vault"]
 
 
 @pytest.mark.usefixtures("cluster", "compute")
