@@ -19,7 +19,10 @@ HA_VALUES: dict[str, Any] = {
     "tenancy": {
         "namespaces": {
             "default": {"projects": ["demo-project"]},
-            "shop": {"projects": [{"project": "shop-prod", "zones": ["europe-west1-b"]}]},
+            "shop": {
+                "projects": [{"project": "shop-prod", "zones": ["europe-west1-b"]}],
+                "backupProjects": ["shop-backups"],
+            },
         }
     },
 }
