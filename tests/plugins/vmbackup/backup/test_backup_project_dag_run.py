@@ -145,3 +145,30 @@ def test_a_missing_permission_leaves_the_vm_running_and_the_last_backup_in_place
     assert denied.left_in_wrong_state == []
     assert [s["name"] for s in denied.snapshots] == ["old-0"]
     assert denied.calls_of("snapshots.delete") == []
+
+
+# -- separated duties: the DAG's identity may create backups in the backup project but not delete them ---------
+
+
+@pytest.fixture(scope="module")
+def no_delete(backup: Callable[..., BackupRun]) -> BackupRun:
+    def prepare(sim: ComputeSimulator) -> None:
+        seed_snapshot(sim, "old-0", {**OURS, vmlabels.POLICY_NAME: "vault-keep", vmlabels.RUN: "rold0"}, BACKUPS)
+        sim.deny_permission(BACKUPS, "compute.snapshots.delete")
+
+    spec = {**WORDPRESS, "retention": {"count": 1}, "snapshot": {"project": BACKUPS}}
+    return backup("vault-keep", spec, prepare)
+
+
+def test_without_delete_permission_the_backup_is_made_and_the_prune_fails_naming_the_permission(
+    no_delete: BackupRun,
+) -> None:
+    assert no_delete.state == "failed"
+    assert no_delete.report is not None
+    assert [d.state for d in no_delete.instance_report(VM).disks] == ["READY"]
+    assert any("Required 'compute.snapshots.delete' permission" in e.message for e in no_delete.report.errors)
+
+
+def test_without_delete_permission_every_snapshot_is_kept(no_delete: BackupRun) -> None:
+    assert len(in_project(no_delete, BACKUPS)) == 2
+    assert no_delete.statuses[VM] == "RUNNING"
