@@ -215,6 +215,8 @@ class Restore(_Model):
     name: Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
     generation: int = 0
     project: Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
+    # The policy's backup project (spec.snapshot.project) when its snapshots live apart from the VMs; None: `project`.
+    snapshot_project: Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)] | None = None
     instance: GceName
     zone: Zone | None = None  # None: read from the snapshots' source disks at run time
     wait_mode: WaitMode = "reschedule"  # chosen by the controller for the environment, as for policies
@@ -223,6 +225,11 @@ class Restore(_Model):
     @property
     def dag_id(self) -> str:
         return restore_dag_id_for(self.namespace, self.name)
+
+    @property
+    def snapshots_in(self) -> str:
+        """The project the restore reads its snapshots from; its disks and VM are created in `project`."""
+        return self.snapshot_project or self.project
 
     @property
     def policy_name(self) -> str:
@@ -337,6 +344,7 @@ def parse_restore(
         name=name,
         generation=generation,
         project=policy.spec.project,
+        snapshot_project=policy.spec.snapshot.project if policy.spec.snapshot_project != policy.spec.project else None,
         instance=instance,
         zone=zone,
         spec=restore_spec,

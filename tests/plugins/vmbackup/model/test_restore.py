@@ -33,6 +33,18 @@ def test_a_single_instance_policy_needs_no_instance() -> None:
     assert (chosen.instance, chosen.zone, chosen.project) == ("db-1", "us-central1-a", "demo-project")
 
 
+def test_a_restore_reads_the_snapshots_where_the_policy_writes_them() -> None:
+    assert restore({}).snapshots_in == "demo-project"
+    separate = restore({}, {**ONE_VM, "snapshot": {"project": "demo-backups"}})
+    assert (separate.project, separate.snapshots_in) == ("demo-project", "demo-backups")
+
+
+def test_a_restore_of_a_policy_without_a_backup_project_keeps_its_json() -> None:
+    """A restore DAG rendered before backup projects existed stays byte for byte the same."""
+    assert "snapshotProject" not in restore({}).to_json()
+    assert "snapshotProject" not in restore({}, {**ONE_VM, "snapshot": {"project": "demo-project"}}).to_json()
+
+
 def test_the_new_vm_is_named_after_the_restore_by_default() -> None:
     assert restore({}).target_name == "db-back"
     assert restore({"targetName": "db-2"}).target_name == "db-2"
