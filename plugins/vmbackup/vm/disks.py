@@ -29,12 +29,21 @@ class Attachment(TypedDict):
 
 
 def disk_from_snapshot(
-    project: str, zone: str, name: str, snapshot: str, *, labels: dict[str, str], disk_type: str | None, why: str
+    project: str,
+    zone: str,
+    name: str,
+    snapshot: str,
+    *,
+    labels: dict[str, str],
+    disk_type: str | None,
+    why: str,
+    snapshot_project: str | None = None,
 ) -> compute_v1.Disk:
-    """The disk resource that disks.insert makes from a snapshot of this project (`why` is its description)."""
-    resource = compute_v1.Disk(
-        name=name, source_snapshot=f"projects/{project}/global/snapshots/{snapshot}", labels=labels, description=why
-    )
+    """The disk resource that disks.insert makes in `project` from a snapshot of `snapshot_project` (a backup
+    project), else of `project` (`why` is its description). Reading a snapshot of another project takes
+    compute.snapshots.useReadOnly there (docs/backup-project.md)."""
+    source = f"projects/{snapshot_project or project}/global/snapshots/{snapshot}"
+    resource = compute_v1.Disk(name=name, source_snapshot=source, labels=labels, description=why)
     if disk_type:
         resource.type_ = f"zones/{zone}/diskTypes/{disk_type}"
     return resource
