@@ -37,6 +37,7 @@ from devstack.kube_local import LocalKubernetes
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "crds" / "examples"
 PROJECT = "demo-project"
+BACKUP_PROJECT = "demo-backups"  # where crds/examples/backup-project.yaml writes its snapshots
 BUCKET = "local-composer-bucket"
 
 
@@ -251,7 +252,8 @@ class LocalStack:
         assert self.airflow is not None
         assert self.kubeconfig is not None
         namespaces = sorted({doc["metadata"].get("namespace", "default") for doc in example_policies()})
-        tenancy = {"namespaces": {ns: {"projects": [PROJECT]} for ns in namespaces}}
+        grant = {"projects": [PROJECT], "backupProjects": [BACKUP_PROJECT]}
+        tenancy = {"namespaces": {ns: grant for ns in namespaces}}
         env = {
             **self.controller_env(),
             "VMBACKUP_TENANCY": json.dumps(tenancy),
