@@ -31,13 +31,13 @@ def retention(session: Session) -> int:
     policy = _spec_file_policy(session, Path(args.spec)) if args.spec else _cluster_policy(session)
     tz = zoneinfo.ZoneInfo(policy.spec.timezone)
     at = _evaluation_time(args.at, tz) if args.at else session.clock()
-    found = policy_snapshot_resources(policy.spec.project, policy.namespace, policy.name)
+    found = policy_snapshot_resources(policy.spec.snapshot_project, policy.namespace, policy.name)
     verdicts = policy_verdicts(found, policy, at)
     if session.emit([_as_data(v) for v in verdicts], args.output):
         return ExitCode.OK
     ref = f"{policy.namespace}/{policy.name}"
     if not verdicts:
-        session.note(f"No snapshots of {ref} in project {policy.spec.project}.")
+        session.note(f"No snapshots of {ref} in project {policy.spec.snapshot_project}.")
         return ExitCode.OK
     session.out(render.table(HEADERS, [_cells(v, tz) for v in verdicts], style="gcloud"))
     deleted = sum(not v.keep for v in verdicts)

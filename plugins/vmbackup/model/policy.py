@@ -131,8 +131,6 @@ class InstanceSelector(CrdModel):
         return zones
 
 
-
-
 class Timeouts(CrdModel):
     """How long each wait may take before the step fails (and a stopped VM is started again)."""
 
@@ -289,6 +287,18 @@ class PolicySpec(CrdModel):
             if problem:
                 raise ValueError(problem)
         return retention
+
+    @field_validator("snapshot")
+    @classmethod
+    def _archive_rungs_are_kept(cls, snapshot: SnapshotSettings, info: ValidationInfo) -> SnapshotSettings:
+        retention = info.data.get("retention")
+        unset = [r for r in snapshot.archive_rungs or [] if retention is not None and getattr(retention, r) is None]
+        if unset:
+            raise ValueError(
+                f"archiveRungs names {', '.join(unset)}, which spec.retention does not set: no snapshot is kept by "
+                f"it; set spec.retention.{unset[0]} or remove {unset[0]} from spec.snapshot.archiveRungs"
+            )
+        return snapshot
 
     @field_validator("snapshot")
     @classmethod
