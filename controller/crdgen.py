@@ -72,6 +72,18 @@ def _rung_schedule_rules() -> list[Rule]:
     return rules
 
 
+def _archive_rung_rule() -> Rule:
+    """spec.snapshot.archiveRungs names only rungs spec.retention sets (the model's _archive_rungs_are_kept)."""
+    kept = " || ".join(f"(r == '{name}' && has(self.retention.{name}))" for name in retention_spec.RUNG_NAMES)
+    return {
+        "rule": "!has(self.snapshot) || !has(self.snapshot.archiveRungs) "
+        f"|| (has(self.retention) && self.snapshot.archiveRungs.all(r, {kept}))",
+        "message": "snapshot.archiveRungs names a rung spec.retention does not set: set that rung in spec.retention "
+        "or remove it from archiveRungs",
+        "fieldPath": ".snapshot.archiveRungs",
+    }
+
+
 # Cross-field rules, keyed by the path of the schema node they sit on (relative to .spec).
 # Each restates a check of the model in CEL so that `kubectl apply` refuses the object at once;
 # the model stays the authority (the controller re-validates and reports Invalid).
@@ -120,6 +132,7 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "fieldPath": ".stop",
         },
         *_rung_schedule_rules(),
+        _archive_rung_rule(),
     ],
     ("maxUnavailable",): [
         {
@@ -155,7 +168,13 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "message": "snapshot.type ARCHIVE cannot be used with snapshot.method instant: set method standard or "
             "type STANDARD",
             "fieldPath": ".type",
-        }
+        },
+        {
+            "rule": "!has(self.archiveRungs) || !has(self.method) || self.method != 'instant'",
+            "message": "snapshot.archiveRungs cannot be used with snapshot.method instant (ARCHIVE snapshots need "
+            "method standard): set method standard or remove archiveRungs",
+            "fieldPath": ".archiveRungs",
+        },
     ],
     ("snapshot", "labels"): LABEL_KEY_RULES,
     ("selector", "matchLabels"): [

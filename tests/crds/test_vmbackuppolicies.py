@@ -280,6 +280,23 @@ BOTH_REFUSE = [
         "spec.snapshot",
     ),
     ("bad project", with_(MINIMAL, project="Bad_Project"), "spec.project"),
+    ("bad backup project", with_(MINIMAL, snapshot={"project": "Bad_Project"}), "spec.snapshot.project"),
+    ("archive with instant", with_(MINIMAL, snapshot={"method": "instant", "type": "ARCHIVE"}), "spec.snapshot"),
+    ("unknown snapshot type", with_(MINIMAL, snapshot={"type": "COLDLINE"}), "spec.snapshot.type"),
+    ("zone as storage location", with_(MINIMAL, snapshot={"storageLocation": "us-central1-a"}), "spec.snapshot"),
+    (
+        "archive rung retention does not set",
+        with_(MINIMAL, retention={"daily": 7}, snapshot={"archiveRungs": ["monthly"]}),
+        "spec.snapshot",
+    ),
+    (
+        "archive rungs with instant",
+        with_(
+            MINIMAL, retention={"daily": 7, "monthly": 12}, snapshot={"method": "instant", "archiveRungs": ["monthly"]}
+        ),
+        "spec.snapshot",
+    ),
+    ("unknown archive rung", with_(MINIMAL, snapshot={"archiveRungs": ["biweekly"]}), "spec.snapshot.archiveRungs"),
     (
         "instance name with code",
         with_(MINIMAL, instances=[{"name": "web'); __import__('os')", "zone": "us-central1-c"}]),
@@ -356,6 +373,18 @@ BOTH_ACCEPT = [
     ),
     ("daily rung on a weekday schedule", with_(MINIMAL, schedule="0 2 * * 1-5", retention={"daily": 7})),
     ("instant snapshots", with_(MINIMAL, snapshot={"method": "instant"})),
+    (
+        "archive snapshots in a backup project",
+        with_(MINIMAL, snapshot={"project": "demo-backups", "type": "ARCHIVE", "storageLocation": "europe-west4"}),
+    ),
+    (
+        "monthly and yearly rungs as archive",
+        with_(
+            MINIMAL,
+            retention={"daily": 7, "monthly": 12, "yearly": 3},
+            snapshot={"archiveRungs": ["monthly", "yearly"]},
+        ),
+    ),
     ("crash-consistent instant snapshots", with_(MINIMAL, consistency="none", snapshot={"method": "instant"})),
     ("tiered selector", with_(MINIMAL, instances=None, selector={**SELECTOR, "tierLabel": "tier"}, tiers=["web"])),
     ("stop options in stop mode", with_(MINIMAL, stop={"discardLocalSsd": True, "requireReservation": True})),

@@ -25,6 +25,7 @@ from vmbackup.compute.hook import (
 )
 from vmbackup.compute.instant_snapshot_calls import InstantSnapshotLimitError, resource_url
 from vmbackup.model import labels as vmlabels
+from vmbackup.model.archive_rungs import cut_type
 from vmbackup.model.backup_record import config_of_record, describe, disk_labels
 from vmbackup.model.identifiers import instant_snapshot_name
 from vmbackup.model.policy import BackupPolicy
@@ -94,7 +95,7 @@ def cut_snapshots(
             except InstantSnapshotLimitError as exc:
                 fallback = f"instant snapshot refused by Compute Engine ({exc}); a standard snapshot was taken instead"
                 log.warning("%s/%s: %s", t["instance"], disk["name"], fallback)
-        item = _cut_standard(hook, policy, t, disk, labels, description)
+        item = _cut_standard(hook, policy, t, disk, labels, description, cut_type(policy.spec, slot))
         if fallback:
             item["fallback"] = fallback
         cuts.append(item)
@@ -134,7 +135,13 @@ def cuts_made(hook: ComputeEngineHook, policy: BackupPolicy, t: Target) -> list[
 
 
 def _cut_standard(
-    hook: ComputeEngineHook, policy: BackupPolicy, t: Target, disk: DiskTarget, labels: dict[str, str], description: str
+    hook: ComputeEngineHook,
+    policy: BackupPolicy,
+    t: Target,
+    disk: DiskTarget,
+    labels: dict[str, str],
+    description: str,
+    snapshot_type: str | None,
 ) -> dict[str, Any]:
     """One disk's snapshot, in the policy's snapshot project. disks.createSnapshot is zonal and creates in the disk's
     own project, so a regional disk, or a snapshot written to a backup project, goes through snapshots.insert with
@@ -145,7 +152,7 @@ def _cut_standard(
         "storage_location": settings.storage_location,
         "guest_flush": policy.spec.consistency == "guestFlush",
         "description": description,
-        "snapshot_type": settings.type,  # None: Compute Engine's default, STANDARD (the body of earlier versions)
+        "snapshot_type": snapshot_type,  # None: Compute Engine's default, STANDARD (the body of earlier versions)
     }
     ref: OperationRef | None
     if disk.get("regional") or where != t["project"]:
@@ -207,7 +214,7 @@ def convert_instant_snapshots(
             storage_location=policy.spec.snapshot.storage_location,
             source_instant_snapshot=resource_url(t["project"], item["scope"], "instantSnapshots", item["name"]),
             description=description,
-            snapshot_type=policy.spec.snapshot.type,
+            snapshot_type=cut_type(policy.spec, slot),
         )
         if ref is None:
             _check_ours(

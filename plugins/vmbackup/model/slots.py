@@ -89,6 +89,20 @@ class CronSlots:
         gaps += [(later - earlier) * _DAY - times[-1] + times[0] for earlier, later in itertools.pairwise(firing)]
         return timedelta(minutes=min(gaps)) if gaps else timedelta(days=366)
 
+    def next_after(self, wall: datetime) -> datetime | None:
+        """The first slot after the wall-clock time `wall` (naive, minutes), or None when none comes in the years
+        scanned."""
+        minute = wall.hour * 60 + wall.minute
+        day = wall.date()
+        times = self.times_of_day()
+        for _ in range(366 * _YEARS_SCANNED):
+            if self.fires_on(day):
+                later = [t for t in times if t > minute]
+                if later:
+                    return datetime.combine(day, time(later[0] // 60, later[0] % 60))
+            day, minute = day + timedelta(days=1), -1
+        return None
+
     def _consecutive_firing_days(self) -> bool:
         day = date(2024, 1, 1)
         previous = False

@@ -33,6 +33,8 @@ SnapshotMethod = Literal["standard", "instant"]
 SnapshotType = Literal["STANDARD", "ARCHIVE"]
 STANDARD_TYPE: SnapshotType = "STANDARD"
 ARCHIVE_TYPE: SnapshotType = "ARCHIVE"
+# The GFS rungs of spec.retention (retention_spec.RUNG_NAMES, which a test holds this to).
+RungName = Literal["hourly", "daily", "weekly", "monthly", "yearly"]
 
 ProjectId = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
 
@@ -51,6 +53,15 @@ class SnapshotSettings(CrdModel):
         description="STANDARD or ARCHIVE (Compute Engine's snapshotType): an archive snapshot costs less to keep and "
         "is slower to restore, for backups kept long and rarely read. ARCHIVE needs method standard. "
         "Default: STANDARD.",
+    )
+    archive_rungs: list[RungName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=5,
+        description="GFS rungs of spec.retention whose snapshots are cut as ARCHIVE, e.g. [monthly, yearly]: a "
+        "scheduled run whose slot is the last of its month (of its year, ...) in spec.timezone by spec.schedule "
+        "cuts ARCHIVE snapshots, as that is the snapshot the rung keeps; every other run cuts spec.snapshot.type. "
+        "Each must be set in spec.retention; needs method standard.",
     )
     project: ProjectId | None = Field(
         default=None,
@@ -88,6 +99,20 @@ class SnapshotSettings(CrdModel):
                 "restore. Set spec.snapshot.method to standard, or spec.snapshot.type to STANDARD"
             )
         return value
+
+    @field_validator("archive_rungs")
+    @classmethod
+    def _archive_rungs_are_cut_by_standard(
+        cls, rungs: list[RungName] | None, info: ValidationInfo
+    ) -> list[RungName] | None:
+        if rungs is not None and len(set(rungs)) != len(rungs):
+            raise ValueError("rungs must be unique; remove the repeated one")
+        if rungs is not None and info.data.get("method") == "instant":
+            raise ValueError(
+                "archiveRungs cannot be used with method instant (an ARCHIVE snapshot needs method standard): set "
+                "spec.snapshot.method to standard, or remove spec.snapshot.archiveRungs"
+            )
+        return rungs
 
     @property
     def snapshot_type(self) -> SnapshotType:

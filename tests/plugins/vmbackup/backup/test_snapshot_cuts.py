@@ -5,6 +5,7 @@ The VM stays RUNNING here with consistency none: these tests are about names, re
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +13,12 @@ import pytest
 from devstack.gce_simulator import ComputeSimulator, Profile
 from vmbackup.airflow_compat import AirflowFailException
 from vmbackup.backup.resolution import Target, resolve_targets
-from vmbackup.backup.snapshot_cuts import convert_instant_snapshots, cut_snapshots, remove_instant_snapshots
+from vmbackup.backup.snapshot_cuts import (
+    convert_instant_snapshots,
+    cut_snapshots,
+    cuts_made,
+    remove_instant_snapshots,
+)
 from vmbackup.compute.hook import INSTANT, ComputeEngineHook, OperationRef
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import BackupPolicy, parse_policy
@@ -118,3 +124,53 @@ def test_an_instant_snapshot_of_our_name_without_our_labels_is_never_deleted(
     )
     assert remove_instant_snapshots(hook, someone, target) == {"deleted": [], "kept": []}
     assert len(gce_sim.instant_snapshots(PROJECT)) == 1
+
+
+# -- a backup project, and the monthly rung's slot cut as ARCHIVE -------------------------------------------------
+
+BACKUPS = "demo-backups"
+
+
+@pytest.fixture
+def vault() -> BackupPolicy:
+    spec = {
+        "project": PROJECT,
+        "instances": [{"name": "db-1", "zone": "us-central1-a"}],
+        "consistency": "none",
+        "timezone": "Europe/Berlin",
+        "retention": {"daily": 7, "monthly": 12},
+        "snapshot": {"project": BACKUPS, "archiveRungs": ["monthly"], "storageLocation": "eu"},
+    }
+    return parse_policy("team-a", "vault", spec)
+
+
+def cut_into_backups(hook: ComputeEngineHook, vault: BackupPolicy, slot: datetime) -> list[dict[str, Any]]:
+    (found,) = resolve_targets(vault, RUN, hook)["groups"]["instances"]
+    cuts = cut_snapshots(hook, vault, found, slot)
+    wait_all(hook, cuts)
+    return cuts
+
+
+def test_the_last_slot_of_the_month_is_cut_as_archive_into_the_backup_project(
+    hook: ComputeEngineHook, vault: BackupPolicy, gce_sim: ComputeSimulator
+) -> None:
+    cuts = cut_into_backups(hook, vault, datetime(2026, 1, 31, 1, 0, tzinfo=UTC))  # 02:00 in Berlin
+    assert {c["project"] for c in cuts} == {BACKUPS}
+    made = gce_sim.snapshots(BACKUPS)
+    assert [(s["snapshotType"], s["storageLocations"]) for s in made] == [("ARCHIVE", ["eu"])] * 2
+    assert gce_sim.snapshots(PROJECT) == []
+
+
+def test_a_slot_inside_the_month_is_cut_as_standard(
+    hook: ComputeEngineHook, vault: BackupPolicy, gce_sim: ComputeSimulator
+) -> None:
+    cut_into_backups(hook, vault, datetime(2026, 1, 30, 1, 0, tzinfo=UTC))
+    assert [s["snapshotType"] for s in gce_sim.snapshots(BACKUPS)] == ["STANDARD"] * 2
+
+
+def test_a_cut_in_the_backup_project_reads_back_its_own_snapshots_on_a_retry(
+    hook: ComputeEngineHook, vault: BackupPolicy
+) -> None:
+    cut_into_backups(hook, vault, datetime(2026, 1, 30, 1, 0, tzinfo=UTC))
+    (found,) = resolve_targets(vault, RUN, hook)["groups"]["instances"]
+    assert [(c["project"], c["operation"]) for c in cuts_made(hook, vault, found) or []] == [(BACKUPS, None)] * 2
