@@ -26,6 +26,7 @@ OURS = {
     vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE,
     vmlabels.POLICY_NAMESPACE: "team-a",
     vmlabels.POLICY_NAME: POLICY,
+    vmlabels.INSTANCE: VM,  # runs of the same VM: keepLastSuccessful counts complete runs per VM
 }
 
 
@@ -163,7 +164,7 @@ def no_delete(backup: Callable[..., BackupRun]) -> BackupRun:
 def test_without_delete_permission_the_backup_is_made_and_the_prune_fails_naming_the_permission(
     no_delete: BackupRun,
 ) -> None:
-    assert no_delete.state == "failed"
+    assert no_delete.state == "failed", (no_delete.task_states, no_delete.report)
     assert no_delete.report is not None
     assert [d.state for d in no_delete.instance_report(VM).disks] == ["READY"]
     assert any("Required 'compute.snapshots.delete' permission" in e.message for e in no_delete.report.errors)
