@@ -91,6 +91,7 @@ class BootDrillOperator(DrillStepOperator):
                 disk["snapshot"],
                 labels=disk["labels"],
                 disk_type=disk["disk_type"],
+                snapshot_project=disk.get("snapshot_project"),
                 why=f"restore drill of {plan['source_instance']} from snapshot {disk['snapshot']}",
             )
             ref = hook.insert_disk(disk["project"], disk["zone"], resource)

@@ -166,6 +166,7 @@ def _planned_disks(
                 disk_type=None,
                 labels={RESTORE_LABEL: restore.marker, vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE},
                 instance=restore.instance,
+                snapshot_project=restore.snapshots_in,
             )
         )
     if sum(d["boot"] for d in disks) > 1:

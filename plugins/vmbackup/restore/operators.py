@@ -118,6 +118,7 @@ class CreateRestoreDiskOperator(RestoreStepOperator):
             disk["snapshot"],
             labels=disk["labels"],
             disk_type=disk["disk_type"],
+            snapshot_project=disk.get("snapshot_project"),
             why=f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}",
         )
         ref = hook.insert_disk(disk["project"], disk["zone"], resource)

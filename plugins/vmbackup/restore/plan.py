@@ -49,6 +49,7 @@ class PlannedDisk(TypedDict):
     disk_type: str | None
     labels: dict[str, str]
     instance: str  # the instance the disk is for (for error records)
+    snapshot_project: NotRequired[str]  # where the snapshot is (a backup project); absent: `project`
 
 
 class InPlacePlan(TypedDict):
@@ -105,12 +106,12 @@ def choose_snapshots(restore: Restore, hook: ComputeEngineHook) -> tuple[str | N
         vmlabels.INSTANCE: restore.instance,
     }
     who = f"policy {restore.namespace}/{restore.policy_name} for instance {restore.instance}"
-    run = spec.snapshot_run
+    run, where = spec.snapshot_run, restore.snapshots_in  # the policy's backup project, else its own
     if spec.snapshot is not None:
-        named = hook.find_snapshot(restore.project, spec.snapshot)
+        named = hook.find_snapshot(where, spec.snapshot)
         if named is None:
             raise RestoreProblemError(
-                f"spec.snapshot: snapshot {spec.snapshot} does not exist in project {restore.project}; "
+                f"spec.snapshot: snapshot {spec.snapshot} does not exist in project {where}; "
                 f"list the snapshots of {who} with `vmbackupctl snapshots {restore.policy_name}`"
             )
         if any(named.labels.get(k) != v for k, v in ours.items()):
@@ -124,7 +125,7 @@ def choose_snapshots(restore: Restore, hook: ComputeEngineHook) -> tuple[str | N
             )
         run = named.labels.get(vmlabels.RUN)
     if run is not None:
-        found = hook.list_snapshots(restore.project, {**ours, vmlabels.RUN: run})
+        found = hook.list_snapshots(where, {**ours, vmlabels.RUN: run})
         if not found:
             raise RestoreProblemError(f"spec.snapshotRun: backup run {run} has no snapshot of {who}")
         pending = sorted(f"{s.name} ({s.status})" for s in found if s.status != "READY")
@@ -135,12 +136,12 @@ def choose_snapshots(restore: Restore, hook: ComputeEngineHook) -> tuple[str | N
             )
         return run, _one_per_disk(found)
     by_run: dict[str, list[compute_v1.Snapshot]] = {}
-    for snap in hook.list_snapshots(restore.project, ours):
+    for snap in hook.list_snapshots(where, ours):
         by_run.setdefault(snap.labels.get(vmlabels.RUN, ""), []).append(snap)
     complete = {r: snaps for r, snaps in by_run.items() if r and all(s.status == "READY" for s in snaps)}
     if not complete:
         raise RestoreProblemError(
-            f"spec.snapshot: there is no READY snapshot of {who} in project {restore.project}"
+            f"spec.snapshot: there is no READY snapshot of {who} in project {where}"
             + (f" (runs still uploading or failed: {', '.join(sorted(by_run))})" if by_run else "")
             + "; run a backup first, or wait until the running one is READY"
         )
@@ -248,6 +249,7 @@ def _new_disks(
                 disk_type=resource_name(original.type_) if original is not None and original.type_ else None,
                 labels={RESTORE_LABEL: restore.marker, vmlabels.MANAGED_BY: vmlabels.MANAGED_BY_VALUE},
                 instance=new_instance,
+                snapshot_project=restore.snapshots_in,
             )
         )
     disks.sort(key=lambda d: (not d["boot"], d["name"]))
