@@ -76,6 +76,21 @@ def test_a_drill_restores_the_newest_run_checks_the_guest_and_deletes_everything
     assert stack.sim.instance(GCE_PROJECT, ZONE, "db-1")["status"] == "RUNNING"
 
 
+def test_a_drill_of_a_policy_with_a_backup_project_restores_from_it_and_leaves_it_alone(stack: RecoveryStack) -> None:
+    policy = stack.policy(verification=VERIFICATION, snapshot={"project": "shop-backups"})
+    stack.back_up(policy)
+    snapshots = sorted(s["name"] for s in stack.sim.snapshots("shop-backups"))
+
+    state, report = drill(stack, policy)
+
+    assert state == "success"
+    assert report.result == "Succeeded", report.message
+    assert sorted(report.snapshots) == snapshots
+    assert drill_resources(stack) == []
+    assert sorted(s["name"] for s in stack.sim.snapshots("shop-backups")) == snapshots
+    assert stack.sim.snapshots(GCE_PROJECT) == []
+
+
 def test_the_drill_vm_is_isolated_and_labelled_as_a_drill(stack: RecoveryStack) -> None:
     policy = stack.policy(verification=VERIFICATION)
     stack.back_up(policy)
