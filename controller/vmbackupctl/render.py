@@ -278,14 +278,10 @@ def _spec_summary(out: _Fields, policy: BackupPolicy) -> None:
         out.add(label, lines, indent=1)
     out.add("Retention", _retention(policy), indent=1)
     settings = spec.snapshot
-    if settings.storage_location or settings.labels or settings.project or settings.type:
+    if settings.storage_location or settings.labels or settings.where_and_what:
         where = settings.storage_location or "default location"
         labels = ", ".join(f"{k}={v}" for k, v in sorted(settings.labels.items()))
-        kind = (
-            f"{settings.snapshot_type} in project {spec.snapshot_project}, "
-            if settings.project or settings.type
-            else ""
-        )
+        kind = f"{settings.kind()} in project {spec.snapshot_project}, " if settings.where_and_what else ""
         out.add("Snapshots", kind + where + (f", labels {labels}" if labels else ""), indent=1)
     out.add("Suspend", str(spec.suspend).lower(), indent=1)
     composer = spec.composer

@@ -53,8 +53,8 @@ def doc_md(policy: BackupPolicy) -> str:
             "instant": " (an instant snapshot of each disk, converted to a standard snapshot, then deleted)",
         }[spec.snapshot.method]
     )
-    if spec.snapshot_project != spec.project or spec.snapshot.type is not None:
-        lines.append(f"- **Snapshots:** `{spec.snapshot.snapshot_type}` in project `{spec.snapshot_project}`")
+    if spec.snapshot.where_and_what:
+        lines.append(f"- **Snapshots:** {spec.snapshot.kind()}, in project `{spec.snapshot_project}`")
     if spec.max_unavailable is not None:
         lines.append(f"- **Rolling:** at most `{spec.max_unavailable}` VMs of a tier down at once")
     lines.append(

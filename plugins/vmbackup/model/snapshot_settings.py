@@ -118,3 +118,15 @@ class SnapshotSettings(CrdModel):
     def snapshot_type(self) -> SnapshotType:
         """The snapshotType every snapshot of the policy is created with (None in the spec: STANDARD)."""
         return self.type or STANDARD_TYPE
+
+    @property
+    def where_and_what(self) -> bool:
+        """Whether the spec says anything about the snapshots' type or project (shown by describe and the DAG)."""
+        return bool(self.project or self.type or self.archive_rungs)
+
+    def kind(self) -> str:
+        """The snapshots' type for people, e.g. "STANDARD, ARCHIVE for the snapshots the monthly rung keeps"."""
+        if not self.archive_rungs:
+            return self.snapshot_type
+        verb = "rungs keep" if len(self.archive_rungs) > 1 else "rung keeps"
+        return f"{self.snapshot_type}, ARCHIVE for the snapshots the {', '.join(self.archive_rungs)} {verb}"

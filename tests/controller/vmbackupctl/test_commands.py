@@ -267,6 +267,17 @@ async def test_describe_shows_each_vms_recovery_point(cluster: kmock.KubernetesE
     assert fields["wordpress-1-vm (us-central1-c)"] == "Breached: no good backup"
 
 
+async def test_describe_says_where_the_snapshots_live_and_which_are_archive(cluster: kmock.KubernetesEmulator) -> None:
+    snapshot = {"project": "shop-backups", "archiveRungs": ["monthly"], "storageLocation": "eu"}
+    put_policy(cluster, "shop", "vault", spec={**SPEC, "retention": {"daily": 7, "monthly": 12}, "snapshot": snapshot})
+
+    result = await vmbackupctl("describe", "vault", "-n", "shop")
+
+    assert described_fields(result)["Snapshots"] == (
+        "STANDARD, ARCHIVE for the snapshots the monthly rung keeps in project shop-backups, eu"
+    )
+
+
 async def test_describe_of_a_stop_mode_policy_states_the_stockout_risk(cluster: kmock.KubernetesEmulator) -> None:
     put_policy(cluster, "shop", "wordpress")
 
