@@ -150,8 +150,10 @@ class ComputeSimulator:
         labels: dict[str, str] | None = None,
         description: str = "",
         status: str = "READY",
+        snapshot_project: str | None = None,
     ) -> dict[str, Any]:
-        """Seed a snapshot of a disk as if taken at `created` (epoch seconds; snapshots.add_snapshot)."""
+        """Seed a snapshot of a disk as if taken at `created` (epoch seconds; snapshots.add_snapshot), in
+        `snapshot_project` (a backup project) or the disk's."""
         return snapshots.add_snapshot(
             self.world,
             project,
@@ -162,6 +164,7 @@ class ComputeSimulator:
             labels=labels,
             description=description,
             status=status,
+            snapshot_project=snapshot_project,
         )
 
     def add_reservation(

@@ -246,15 +246,18 @@ def add_snapshot(
     labels: dict[str, str] | None = None,
     description: str = "",
     status: str = "READY",
+    snapshot_project: str | None = None,
 ) -> dict[str, Any]:
     """Seed a snapshot of an existing disk taken at `created` (epoch seconds): history a test needs (a year of
-    backups) that the API cannot make in a test's time. No frequency rule or operation applies to history."""
+    backups) that the API cannot make in a test's time. No frequency rule or operation applies to history. The
+    snapshot lives in `snapshot_project` (as snapshots.insert makes it there), else in the disk's project."""
+    into = snapshot_project or project
     with world.cond:
-        if (project, name) in world.snapshots:
-            raise ValueError(f"snapshot {project}/{name} already exists")
+        if (into, name) in world.snapshots:
+            raise ValueError(f"snapshot {into}/{name} already exists")
         disk = world._disk(project, zone, disk_name)
         snapshot = Snapshot(
-            project=project,
+            project=into,
             name=name,
             source_disk=disk,
             labels=dict(labels or {}),
@@ -263,5 +266,5 @@ def add_snapshot(
             status=status,
             created=created,
         )
-        world.snapshots[(project, name)] = snapshot
+        world.snapshots[(into, name)] = snapshot
         return snapshot.to_json()

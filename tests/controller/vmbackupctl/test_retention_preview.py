@@ -104,3 +104,29 @@ async def test_a_time_that_is_not_iso_8601_is_a_usage_error() -> None:
     result = await vmbackupctl("retention", "wordpress", "-n", "shop", "--at", "next friday")
     assert result.code == ExitCode.USAGE
     assert "--at 'next friday' is not an ISO 8601 time" in result.stderr
+
+
+async def test_a_policy_with_a_backup_project_is_previewed_on_its_snapshots_there(
+    kube: kmock.KubernetesEmulator,
+    kubeconfig: Path,
+    compute: GceClients,  # noqa: F811
+    gce_sim: ComputeSimulator,
+) -> None:
+    put_policy(kube, "shop", "vault", spec={**PREVIEWED, "snapshot": {"project": "shop-backups"}})
+    ours = {
+        labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+        labels.POLICY_NAMESPACE: "shop",
+        labels.POLICY_NAME: "vault",
+        labels.INSTANCE: "wordpress-1-vm",
+    }
+    for day, into in ((1, "shop-backups"), (2, "shop-backups"), (3, None)):
+        created = time.time() - day * 86400
+        name = f"wp-{day}d"
+        gce_sim.add_snapshot(
+            GCE_PROJECT, "us-central1-c", "wordpress-1-vm", name, created=created, labels=ours, snapshot_project=into
+        )
+
+    result = await vmbackupctl("retention", "vault", "-n", "shop")
+
+    assert result.code == ExitCode.OK, result.stderr
+    assert [line.split()[0] for line in result.lines[1:]] == ["wp-1d", "wp-2d"]  # not the one in the workload project
