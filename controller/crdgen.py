@@ -28,6 +28,7 @@ from controller.crd_schema import (
     condition_schema,
     model_spec_schema,
 )
+from controller.crd_snapshot_rules import ARCHIVE_RUNG_RULE, SNAPSHOT_RULES
 from controller.recovery_point import recovery_point_schema
 from controller.restore_crd import RESTORE_CRD_PATHS, render_restore
 from vmbackup.model import policy, retention_spec
@@ -70,18 +71,6 @@ def _rung_schedule_rules() -> list[Rule]:
                 }
             )
     return rules
-
-
-def _archive_rung_rule() -> Rule:
-    """spec.snapshot.archiveRungs names only rungs spec.retention sets (the model's _archive_rungs_are_kept)."""
-    kept = " || ".join(f"(r == '{name}' && has(self.retention.{name}))" for name in retention_spec.RUNG_NAMES)
-    return {
-        "rule": "!has(self.snapshot) || !has(self.snapshot.archiveRungs) "
-        f"|| (has(self.retention) && self.snapshot.archiveRungs.all(r, {kept}))",
-        "message": "snapshot.archiveRungs names a rung spec.retention does not set: set that rung in spec.retention "
-        "or remove it from archiveRungs",
-        "fieldPath": ".snapshot.archiveRungs",
-    }
 
 
 # Cross-field rules, keyed by the path of the schema node they sit on (relative to .spec).
@@ -132,7 +121,7 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "fieldPath": ".stop",
         },
         *_rung_schedule_rules(),
-        _archive_rung_rule(),
+        ARCHIVE_RUNG_RULE,
     ],
     ("maxUnavailable",): [
         {
@@ -162,20 +151,7 @@ CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "message": f"set at least one of {', '.join(retention_spec.RULE_FIELDS)} (e.g. count: 7, or daily: 7)",
         }
     ],
-    ("snapshot",): [
-        {
-            "rule": "!has(self.type) || self.type != 'ARCHIVE' || !has(self.method) || self.method != 'instant'",
-            "message": "snapshot.type ARCHIVE cannot be used with snapshot.method instant: set method standard or "
-            "type STANDARD",
-            "fieldPath": ".type",
-        },
-        {
-            "rule": "!has(self.archiveRungs) || !has(self.method) || self.method != 'instant'",
-            "message": "snapshot.archiveRungs cannot be used with snapshot.method instant (ARCHIVE snapshots need "
-            "method standard): set method standard or remove archiveRungs",
-            "fieldPath": ".archiveRungs",
-        },
-    ],
+    ("snapshot",): SNAPSHOT_RULES,
     ("snapshot", "labels"): LABEL_KEY_RULES,
     ("selector", "matchLabels"): [
         {"rule": "self.all(k, size(k) <= 63)", "message": "label keys are at most 63 characters"},
