@@ -24,6 +24,7 @@ from devstack.gce_simulator import ComputeSimulator, Fault
 from tests.plugins.vmbackup.backup.test_dag_run import PROJECT, BackupRun, backup  # noqa: F401 - the fixture
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.backup_record import describe
+from vmbackup.model.instance_config import DiskConfig, InstanceConfig
 
 pytestmark = pytest.mark.airflow
 
@@ -32,15 +33,15 @@ ZONE = "us-central1-a"
 DB = {"instances": [{"name": "db-1", "zone": ZONE}], "consistency": "stop"}
 # The complete run 30 days ago, then runs whose data-disk snapshot FAILED (incomplete), newest 2 days ago.
 GOOD, PARTIAL = ("rgood", 30), [("rbad1", 20), ("rbad2", 10), ("rbad3", 2)]
-BOTH_DISKS = {
-    "instance": "db-1",
-    "disks": [{"disk": d, "deviceName": d, "boot": d == "db-1", "autoDelete": True} for d in ("db-1", "db-1-data")],
-    "machineType": "n2-standard-4",
-    "networkInterfaces": [],
-    "tags": [],
-    "serviceAccounts": [],
-    "labels": {},
-}
+BOTH_DISKS = InstanceConfig(
+    name="db-1",
+    machine_type="n2-standard-4",
+    network_interfaces=[],
+    tags=[],
+    labels={},
+    service_accounts=[],
+    disks=[DiskConfig(disk=d, device_name=d, boot=d == "db-1", auto_delete=True) for d in ("db-1", "db-1-data")],
+)
 
 
 def seed_history(sim: ComputeSimulator, policy: str) -> None:
@@ -55,7 +56,7 @@ def seed_history(sim: ComputeSimulator, policy: str) -> None:
         }
         for disk in ("db-1", "db-1-data"):
             status = "FAILED" if disk == "db-1-data" and run != GOOD[0] else "READY"
-            description = describe(f"vmbackup team-a/{policy} of db-1/{disk}", BOTH_DISKS)  # type: ignore[arg-type]
+            description = describe(f"vmbackup team-a/{policy} of db-1/{disk}", BOTH_DISKS)
             sim.add_snapshot(
                 PROJECT,
                 ZONE,
