@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from devstack.composer_timing import ComposerTiming
 from devstack.stack import LocalStack, PortInUseError, StackPorts, default_state_dir, example_policies, wait_until
 from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
 
@@ -36,7 +37,50 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ignore-kubeconfig", action="store_true", help="use the local kmock API even when KUBECONFIG is set"
     )
     parser.add_argument("--once", action="store_true", help="stop after the first backup is shown (for scripts)")
-    return parser.parse_args(argv)
+    add_timing_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        timing_from(args)
+    except ValueError as exc:
+        parser.error(f"--sync-delay / --dag-list-interval: {exc}")
+    return args
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """--composer-timing and its two parts (devstack/composer_timing.py cites each default)."""
+    composer = ComposerTiming.composer()
+    parser.add_argument(
+        "--composer-timing",
+        action="store_true",
+        help=f"model Cloud Composer's waits: {composer.describe()} (default: new DAGs appear within seconds)",
+    )
+    parser.add_argument(
+        "--sync-delay",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"bucket -> Airflow sync delay (Composer: {composer.sync_delay_seconds:g}; default 0)",
+    )
+    parser.add_argument(
+        "--dag-list-interval",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help=f"Airflow's [dag_processor] refresh_interval (Composer: {composer.dag_list_interval_seconds}; default "
+        f"{ComposerTiming.fast().dag_list_interval_seconds})",
+    )
+
+
+def timing_from(args: argparse.Namespace) -> ComposerTiming:
+    """The profile the flags ask for: --composer-timing's (or the fast one), each part overridable."""
+    base = ComposerTiming.composer() if args.composer_timing else ComposerTiming.fast()
+    return ComposerTiming(
+        sync_delay_seconds=base.sync_delay_seconds if args.sync_delay is None else args.sync_delay,
+        dag_list_interval_seconds=base.dag_list_interval_seconds
+        if args.dag_list_interval is None
+        else args.dag_list_interval,
+        min_file_process_interval_seconds=base.min_file_process_interval_seconds,
+    )
 
 
 def apply_examples(stack: LocalStack) -> list[tuple[str, str]]:
@@ -83,7 +127,7 @@ def run_demo(stack: LocalStack, once: bool) -> int:
     print(f"\n== waiting for the controller to put {dag_id} in the bucket and Airflow to parse it")
     wait_until(
         lambda: stack.airflow is not None and stack.airflow.api.dag(dag_id),
-        within=300,
+        within=300 + stack.timing.worst_case_seconds,
         what=f"DAG {dag_id} in Airflow (controller log: {stack.controller_log})",
         interval=1.0,
     )
@@ -123,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ports=ports,
         time_scale=args.time_scale,
         use_kubeconfig=not args.ignore_kubeconfig,
+        timing=timing_from(args),
     )
     try:
         with stack:

@@ -92,6 +92,7 @@ class LocalAirflow:
         startup_timeout: float = 240.0,
         stop_timeout: float = 20.0,
         min_file_process_interval: int = 5,
+        dag_list_interval: int | None = None,
         reuse_migrated_db: bool = True,
         echo: Callable[[str], None] | None = None,
     ):
@@ -110,6 +111,8 @@ class LocalAirflow:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.min_file_process_interval = min_file_process_interval
+        # How often the DAG processor lists the dags folder for new files (devstack/composer_timing.py).
+        self.dag_list_interval = dag_list_interval or min_file_process_interval
         self.reuse_migrated_db = reuse_migrated_db
         self.echo = echo or (lambda line: None)
         self.marker = f"{os.getpid()}-{secrets.token_hex(6)}"
@@ -154,7 +157,7 @@ class LocalAirflow:
         self.version = airflow_version(self.bin_dir / "python")
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(exist_ok=True)
-        env = self._environment()
+        env = self.environment()
         self.echo(f"airflow {self.version} ({self.executor}) home={self.home} url={self.url}")
         try:
             self._prepare_database(env)
@@ -236,8 +239,11 @@ class LocalAirflow:
 
     # -- internals --------------------------------------------------------------------------------------
 
-    def _environment(self) -> dict[str, str]:
-        """Airflow's configuration as environment variables: the only place it is set (no airflow.cfg edits)."""
+    def environment(self) -> dict[str, str]:
+        """Airflow's configuration as environment variables: the only place it is set (no airflow.cfg edits).
+
+        Call it after start() (it depends on the Airflow version found then): tests ask Airflow what it makes of it.
+        """
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != MARKER_ENV}
         self.executor = "LocalExecutor" if self.major >= 3 else "SequentialExecutor"
         config = self._core_config(inherited)
@@ -269,7 +275,7 @@ class LocalAirflow:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": str(self.min_file_process_interval),
-            "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": str(self.min_file_process_interval),
+            "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": str(self.dag_list_interval),  # Airflow 2.10's name
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
             # Patience on a busy machine: slow DAG imports and slow API answers must not fail tasks.
@@ -310,7 +316,7 @@ class LocalAirflow:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(24),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.min_file_process_interval),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(self.dag_list_interval),
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(self.min_file_process_interval),
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "bundles"),
         }

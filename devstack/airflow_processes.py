@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 MARKER_ENV = "VMBACKUP_LOCAL_AIRFLOW"
@@ -31,6 +31,21 @@ def airflow_version(python: Path) -> str:
         raise AirflowStartError(
             f"apache-airflow is not installed for {python}; sync that venv (scripts/bootstrap.sh) or pass venv=..."
         )
+    return out.stdout.strip()
+
+
+def configured_value(bin_dir: Path, env: Mapping[str, str], section: str, key: str) -> str:
+    """What Airflow itself resolves an option to under ``env`` (`airflow config get-value`), not what we meant."""
+    out = subprocess.run(
+        [str(bin_dir / "airflow"), "config", "get-value", section, key],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if out.returncode != 0:
+        raise AirflowStartError(f"`airflow config get-value {section} {key}` failed: {out.stderr.strip()[-500:]}")
     return out.stdout.strip()
 
 

@@ -2,7 +2,8 @@
 
 Each part is the real thing or the project's stand-in for a Google service, started in data-flow
 order: the bucket (gcp-storage-emulator), Compute Engine (the simulator, seeded like the tutorial),
-a real Airflow whose dags/ and plugins/ follow the bucket as Composer's do (BucketMirror), a
+a real Airflow whose dags/ and plugins/ follow the bucket as Composer's do (BucketMirror; as late as Composer's
+when ``timing`` models its sync delay and DAG listing interval, devstack/composer_timing.py), a
 Kubernetes API (the cluster in KUBECONFIG when one is configured, else kmock with our CRDs), and
 the controller as its own process, configured exactly as the Helm chart configures it in GKE.
 """
@@ -31,6 +32,7 @@ from google.cloud import storage
 
 from devstack.airflow_local import LocalAirflow, free_port
 from devstack.bucket_mirror import BucketMirror
+from devstack.composer_timing import ComposerTiming
 from devstack.gce_simulator import ComputeSimulator, Profile
 from devstack.kube_local import LocalKubernetes
 
@@ -120,6 +122,7 @@ class LocalStack:
     time_scale: float = 0.2
     poll_interval: float = 3.0
     use_kubeconfig: bool = True
+    timing: ComposerTiming = field(default_factory=ComposerTiming.fast)
     echo: Callable[[str], None] = print
     # What start() brings up; the CLI, tests and the demo read these.
     storage_url: str = ""
@@ -201,7 +204,9 @@ class LocalStack:
         shutil.rmtree(composer_dir, ignore_errors=True)  # a mirror of this run's bucket, not of a previous one
         (composer_dir / "dags").mkdir(parents=True, exist_ok=True)
         (composer_dir / "plugins").mkdir(parents=True, exist_ok=True)
-        self._mirror = BucketMirror(self.storage_client().bucket(BUCKET), composer_dir)
+        self._mirror = BucketMirror(
+            self.storage_client().bucket(BUCKET), composer_dir, sync_delay_seconds=self.timing.sync_delay_seconds
+        )
         self._mirror.sync_once()
         self._mirror.start(interval_seconds=1.0)
         self._stack.callback(self._mirror.stop)
@@ -220,6 +225,8 @@ class LocalStack:
             home=self.state_dir / "airflow",
             venv=Path(sys.prefix),
             port=self.ports.airflow or None,
+            min_file_process_interval=self.timing.min_file_process_interval_seconds,
+            dag_list_interval=self.timing.dag_list_interval_seconds,
             echo=lambda line: self.echo(f"        airflow: {line}"),
         )
         self.echo("[3/5] airflow       starting a real Airflow (first start migrates its database)...")
@@ -229,6 +236,7 @@ class LocalStack:
             f"[3/5] airflow       {self.airflow.version} at {self.airflow.url} "
             f"(user {self.airflow.username}, password {self.airflow.password}); dags/ and plugins/ follow the bucket"
         )
+        self.echo(f"        timing: {self.timing.describe()}")
 
     def _start_kubernetes(self) -> None:
         configured = os.environ.get("KUBECONFIG") if self.use_kubeconfig else None

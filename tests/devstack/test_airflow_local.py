@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from devstack.airflow_local import AirflowApiError, LocalAirflow, PortInUseError
+from devstack.airflow_processes import configured_value
 from tests.fixtures.waits import wait_until
 
 pytest.importorskip("airflow.sdk", reason="LocalAirflow's tests run on Airflow 3 (.venv)")
@@ -56,6 +57,9 @@ sleeps()
 """
 
 
+DAG_LIST_INTERVAL = 3  # not the file process interval (2): the test below tells the two apart
+
+
 def write_dag(folder: Path, name: str, source: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text(textwrap.dedent(source))
@@ -65,7 +69,7 @@ def write_dag(folder: Path, name: str, source: str) -> None:
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
     dags = tmp_path_factory.mktemp("dags")
     write_dag(dags, "two_tasks.py", TWO_TASKS_DAG)
-    with LocalAirflow(dags, parallelism=4, min_file_process_interval=2) as local:
+    with LocalAirflow(dags, parallelism=4, min_file_process_interval=2, dag_list_interval=DAG_LIST_INTERVAL) as local:
         yield local
 
 
@@ -81,6 +85,14 @@ def test_reports_every_component_healthy(airflow: LocalAirflow) -> None:
     # A part is healthy while its heartbeat is recent: on a loaded machine one can be late for a moment, so the test
     # waits for the state it asserts instead of reading it once.
     assert wait_until(all_healthy, what="every part healthy") == dict.fromkeys(HEALTH_PARTS, "healthy")
+
+
+def test_airflow_itself_lists_the_dags_folder_at_the_given_interval(airflow: LocalAirflow) -> None:
+    """The modelled listing interval is the real Airflow's own option (Composer's: devstack/composer_timing.py)."""
+    env = airflow.environment()
+
+    assert configured_value(airflow.bin_dir, env, "dag_processor", "refresh_interval") == str(DAG_LIST_INTERVAL)
+    assert configured_value(airflow.bin_dir, env, "dag_processor", "min_file_process_interval") == "2"
 
 
 def test_runs_on_local_executor(airflow: LocalAirflow) -> None:
