@@ -30,10 +30,20 @@ def _controller(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def _restore(argv: Sequence[str]) -> int:
+    from bench.restore import main
+
+    return main(argv)
+
+
 BENCHES: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "workflow": (_workflow, "our backup DAG vs the Composer tutorial's flow (downtime, slots, API calls, 20 VMs)"),
     "fleet": (_fleet, "a selector matching more VMs than Airflow's max_map_length (lowered), in one run"),
     "quota": (_quota, "200 VMs of one project under rate quotas scaled to bind, budget shared through the bucket"),
+    "restore": (
+        _restore,
+        "kubectl apply of a VMRestore / drill -> first Compute Engine write, Composer's waits modelled",
+    ),
     "controller": (_controller, "the controller at 1,000 policies (upload time, RSS, restart, Airflow calls, latency)"),
 }
 
