@@ -133,7 +133,7 @@ class RestoreBench:
 
     def restore(self, name: str, path: str) -> Sample:
         from vmbackup.model.policy import API_GROUP, API_VERSION
-        from vmbackup.model.restore import KIND, PLURAL, TERMINAL_PHASES
+        from vmbackup.model.restore import KIND, PLURAL, TERMINAL_PHASES, restore_dag_id_for
 
         body = {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",
@@ -153,9 +153,11 @@ class RestoreBench:
         done = time.time()
         if status.get("phase") != "Succeeded":
             raise RuntimeError(f"VMRestore {name} ended {status.get('phase')}: {status.get('message')}")
+        self._check_path(path, restore_dag_id_for(NAMESPACE, name))
         return self._sample("restore", path, applied, done, instance=name)
 
     def drill(self, path: str) -> Sample:
+        from vmbackup.model.drill import drill_dag_id_for
         from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL
 
         applied = time.time()
@@ -177,7 +179,20 @@ class RestoreBench:
         shown = wait_until(verified, within=self.within, what="the drill's result in the policy status", interval=1.0)
         if shown.get("result") != "Succeeded":
             raise RuntimeError(f"the drill ended {shown.get('result')}: {shown.get('message')}")
-        return self._sample("drill", path, applied, time.time(), instance=None)
+        done = time.time()
+        self._check_path(path, drill_dag_id_for(NAMESPACE, POLICY))
+        return self._sample("drill", path, applied, done, instance=None)
+
+    def _check_path(self, path: str, own_dag_id: str) -> None:
+        """The path is what the bucket shows, not what the bench assumed: a DAG file of its own, or none."""
+        from controller.bucket import dag_object_name
+        from devstack.stack import BUCKET
+
+        own_file = self.stack.storage_client().bucket(BUCKET).get_blob(dag_object_name(own_dag_id)) is not None
+        if own_file != (path == PER_RESTORE_DAG):
+            raise RuntimeError(
+                f"measured as {path}, but {own_dag_id}'s own DAG file is {'' if own_file else 'not '}there"
+            )
 
     def _sample(self, kind: str, path: str, applied: float, done: float, instance: str | None) -> Sample:
         """Times from the simulator's own records: its call log and the new VM's insert operation."""

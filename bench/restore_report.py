@@ -11,10 +11,10 @@ from typing import Any
 from devstack.gce_simulator import Profile
 
 # The two ways a VMRestore (or a drill) can reach Airflow; bench/restore.py measures the one the controller takes.
-PER_RESTORE_DAG = "per-restore-dag"  # today: a DAG file of its own, through the bucket sync and the DAG listing
+PER_RESTORE_DAG = "per-restore-dag"  # today: a DAG file per restore (a drill: per policy), through sync and listing
 SHIPPED_DAG = "shipped-dag"  # issue 24: one DAG shipped with the plugins, each run started through the REST API
 PATHS = (PER_RESTORE_DAG, SHIPPED_DAG)
-PATH_TITLES = {PER_RESTORE_DAG: "per-restore DAG file (today)", SHIPPED_DAG: "shipped DAG + REST trigger"}
+PATH_TITLES = {PER_RESTORE_DAG: "a DAG file of its own (today)", SHIPPED_DAG: "shipped DAG + REST trigger"}
 FIRST_WRITE_GOAL_SECONDS = 15.0  # issue 24: first write within 15 s of the apply, with a 4-minute sync modelled
 NONE = "-"  # a figure not measured (a path this checkout does not take)
 

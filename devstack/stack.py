@@ -123,6 +123,7 @@ class LocalStack:
     poll_interval: float = 3.0
     use_kubeconfig: bool = True
     timing: ComposerTiming = field(default_factory=ComposerTiming.fast)
+    airflow_startup_timeout: float = 600.0  # a bound for a loaded machine (minutes there), not an expectation
     echo: Callable[[str], None] = print
     # What start() brings up; the CLI, tests and the demo read these.
     storage_url: str = ""
@@ -225,6 +226,7 @@ class LocalStack:
             home=self.state_dir / "airflow",
             venv=Path(sys.prefix),
             port=self.ports.airflow or None,
+            startup_timeout=self.airflow_startup_timeout,
             min_file_process_interval=self.timing.min_file_process_interval_seconds,
             dag_list_interval=self.timing.dag_list_interval_seconds,
             echo=lambda line: self.echo(f"        airflow: {line}"),
