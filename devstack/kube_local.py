@@ -10,13 +10,17 @@ ships, so a new CRD needs no change here.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import aiohttp.test_utils
 import kmock
 import yaml
+
+from devstack.kube_apiserver import ApiServerEmulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CRDS = tuple(sorted((REPO_ROOT / "crds").glob("*.yaml")))
@@ -52,10 +56,15 @@ class LocalKubernetes:
         crd_paths: Iterable[Path] = DEFAULT_CRDS,
         host: str = "127.0.0.1",
         port: int = 0,
-        emulator: type[kmock.KubernetesEmulator] = kmock.KubernetesEmulator,
+        emulator: type[ApiServerEmulator] = ApiServerEmulator,
+        namespaces: Iterable[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.crd_paths = tuple(crd_paths)
-        self.emulator_class = emulator  # a subclass may add what kmock leaves out (tests/fixtures/leases.py)
+        self.emulator_class = emulator
+        # None: objects may be created in any namespace (kmock's way); else only in these and those created since.
+        self.namespaces = None if namespaces is None else tuple(namespaces)
+        self.ssl_context = ssl_context  # HTTPS, as a real cluster serves (None: plain HTTP on loopback)
         self.host = host
         self.port = port
         self.url = ""
@@ -64,7 +73,7 @@ class LocalKubernetes:
         self._started = threading.Event()
         self._stopping: asyncio.Event | None = None
         self._error: BaseException | None = None
-        self._emulator: kmock.KubernetesEmulator | None = None
+        self._emulator: ApiServerEmulator | None = None
 
     def start(self, timeout: float = 30) -> str:
         self._thread = threading.Thread(target=self._serve, name="local-kubernetes", daemon=True)
@@ -94,11 +103,14 @@ class LocalKubernetes:
 
     def kubeconfig(self, namespace: str = "default") -> str:
         """A kubeconfig for this server: what KUBECONFIG points the controller and the CLI at."""
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.ssl_context is not None:  # a self-signed certificate, as many test clusters have
+            cluster["insecure-skip-tls-verify"] = True
         config: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
             "current-context": "vmbackup-local",
-            "clusters": [{"name": "vmbackup-local", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "vmbackup-local", "cluster": cluster}],
             "contexts": [
                 {
                     "name": "vmbackup-local",
@@ -126,7 +138,22 @@ class LocalKubernetes:
             emulator.resources.load_bundled()
             for key, info in resources_from_crds(self.crd_paths).items():
                 emulator.resources[key] = info
-            async with kmock.Server(emulator, host=self.host, port=self.port or None) as server:
+            if self.namespaces is not None:
+                emulator.seed_namespaces(self.namespaces)
+            server_class = _https_server(self.ssl_context) if self.ssl_context else aiohttp.test_utils.RawTestServer
+            async with kmock.Server(
+                emulator, host=self.host, port=self.port or None, server_cls=server_class
+            ) as server:
                 self.url = str(server.url).rstrip("/")
                 self._started.set()
                 await self._stopping.wait()
+
+
+def _https_server(context: ssl.SSLContext) -> type[aiohttp.test_utils.RawTestServer]:
+    """kmock's server class (aiohttp's RawTestServer) listening with TLS."""
+
+    class HttpsServer(aiohttp.test_utils.RawTestServer):
+        async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
+            await super().start_server(loop=loop, ssl=context, **kwargs)
+
+    return HttpsServer

@@ -1,8 +1,8 @@
 """Leader election on a Lease: client-go's rules, against kmock serving Leases as an API server does.
 
 The candidates are LeaderElectors with the real Kubernetes client (controller.lease_api) talking to kmock over
-HTTP; kmock gives Leases resourceVersions and refuses stale writes (tests/fixtures/leases.py). Timings are
-short so that expiry fits in a test; the deadlines only keep a broken election from hanging the suite.
+HTTP; the local API server gives Leases resourceVersions and refuses stale writes (devstack/kube_apiserver.py).
+Timings are short so that expiry fits in a test; the deadlines only keep a broken election from hanging the suite.
 """
 
 from __future__ import annotations
