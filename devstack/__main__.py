@@ -1,9 +1,10 @@
-"""`python -m devstack` (`make demo`): Composer-in-a-box, then a VM backed up by policy, then keep running.
+"""`python -m devstack` (`make demo`): Composer-in-a-box, a VM backed up by policy and restored, then keep running.
 
 It applies the example policies, asks for one backup of the classic WordPress VM now, and shows what a
 user would see: the policy table as `kubectl get vmbackuppolicies` prints it and the snapshots as
-`gcloud compute snapshots list` prints them. Schedules keep firing until Ctrl-C, which stops every
-process it started.
+`gcloud compute snapshots list` prints them. Then it restores that VM from its snapshot into a new VM with
+`vmbackupctl restore --wait` and shows the new VM as `gcloud compute instances list` prints it. Schedules
+keep firing until Ctrl-C, which stops every process it started.
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
+from kubernetes import client
+
+from devstack.cluster import api_client, apply_examples
 from devstack.composer_timing import ComposerTiming
-from devstack.stack import LocalStack, PortInUseError, StackPorts, default_state_dir, example_policies, wait_until
-from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL, dag_id_for
+from devstack.stack import PROJECT, LocalStack, PortInUseError, StackPorts, default_state_dir, wait_until
+from vmbackup.model.policy import API_GROUP, API_VERSION, dag_id_for
+from vmbackup.model.restore import PLURAL as RESTORES
 
 DEMO_POLICY = ("default", "wordpress")
+RESTORED_VM = "wordpress-restored"  # the new VM (and VMRestore) the demo's restore creates
+# How long the demo waits for its backup and its restore: each takes a minute or two, but Airflow 3 tasks on a
+# loaded 2-core machine took 1-3 minutes each to start (tests/devstack/test_local_stack_e2e.py).
+DEMO_WAIT_SECONDS = 1800
 INTERRUPTED = 130  # vmbackupctl's (and the shell's) exit code for Ctrl-C
 
 
@@ -83,30 +92,6 @@ def timing_from(args: argparse.Namespace) -> ComposerTiming:
     )
 
 
-def apply_examples(stack: LocalStack) -> list[tuple[str, str]]:
-    """kubectl apply of crds/examples/ (create, or replace the spec when it exists)."""
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
-
-    assert stack.kubeconfig is not None
-    api = client.CustomObjectsApi(config.new_client_from_config(str(stack.kubeconfig)))
-    applied = []
-    for doc in example_policies():
-        namespace = doc["metadata"].get("namespace", "default")
-        name = doc["metadata"]["name"]
-        try:
-            api.create_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, stack.as_created(doc))
-            verb = "created"
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            api.patch_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name, {"spec": doc["spec"]})
-            verb = "configured"
-        print(f"vmbackuppolicy.{API_GROUP}/{name} {verb}")
-        applied.append((namespace, name))
-    return applied
-
-
 def show(stack: LocalStack, *argv: str) -> int:
     from controller.vmbackupctl.__main__ import main as vmbackupctl
 
@@ -118,27 +103,59 @@ def show(stack: LocalStack, *argv: str) -> int:
     return code
 
 
+def show_restored_vm(stack: LocalStack, namespace: str, name: str) -> None:
+    """The VM a VMRestore made, as `gcloud compute instances list` shows it, with the snapshot of each disk."""
+    assert stack.kubeconfig is not None
+    assert stack.compute is not None
+    objects = client.CustomObjectsApi(api_client(stack.kubeconfig))
+    restore = cast(
+        dict[str, Any], objects.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace, RESTORES, name)
+    )
+    status = restore.get("status") or {}
+    instance, zone = status.get("instance"), status.get("zone")
+    print(f"\n$ gcloud compute instances list --filter=name={instance}   # answered by the Compute Engine simulator")
+    if not instance or not zone:
+        print(f"vmrestore {namespace}/{name} names no instance yet (status: {status})")
+        return
+    vm = stack.compute.instance(PROJECT, zone, instance)
+    disks = []
+    for attached in vm.get("disks") or []:
+        disk_name = str(attached.get("source", "")).rsplit("/", 1)[-1]
+        snapshot = str(stack.compute.disk(PROJECT, zone, disk_name).get("sourceSnapshot") or "").rsplit("/", 1)[-1]
+        disks.append(f"{disk_name} (from {snapshot or 'no snapshot'})")
+    machine_type = str(vm.get("machineType", "")).rsplit("/", 1)[-1]
+    print(f"{'NAME':<24}{'ZONE':<16}{'MACHINE_TYPE':<16}{'STATUS':<12}DISKS")
+    print(f"{instance:<24}{zone:<16}{machine_type:<16}{vm.get('status', '?'):<12}{', '.join(disks)}")
+
+
 def run_demo(stack: LocalStack, once: bool) -> int:
     print("\n== applying the example policies (crds/examples/)")
-    apply_examples(stack)
+    assert stack.kubeconfig is not None
+    apply_examples(api_client(stack.kubeconfig))
     namespace, name = DEMO_POLICY
     dag_id = dag_id_for(namespace, name)
     assert stack.airflow is not None
     print(f"\n== waiting for the controller to put {dag_id} in the bucket and Airflow to parse it")
     wait_until(
         lambda: stack.airflow is not None and stack.airflow.api.dag(dag_id),
-        within=300 + stack.timing.worst_case_seconds,
+        within=DEMO_WAIT_SECONDS + stack.timing.worst_case_seconds,
         what=f"DAG {dag_id} in Airflow (controller log: {stack.controller_log})",
         interval=1.0,
     )
     print(f"Airflow has {dag_id}: {stack.airflow.url}/dags/{dag_id}")
     print("\n== one backup now: stop wordpress-1-vm, snapshot its disk, start it again")
-    result = show(stack, "backup-now", name, "-n", namespace, "--wait", "--timeout", "900")
+    timeout = str(DEMO_WAIT_SECONDS)
+    result = show(stack, "backup-now", name, "-n", namespace, "--wait", "--timeout", timeout)
     show(stack, "get", "-A")
     show(stack, "snapshots", name, "-n", namespace)
+    if result == 0:
+        print(f"\n== restore: a new VM {RESTORED_VM} from that snapshot (wordpress-1-vm is not touched)")
+        result = show(stack, "restore", name, "-n", namespace, "--as", RESTORED_VM, "--wait", "--timeout", timeout)
+        show_restored_vm(stack, namespace, RESTORED_VM)
     print(
         f"\nThe stack keeps running and schedules keep firing. In another shell: `source {stack.state_dir}/env`, "
-        f"then `vmbackupctl get -A`, `vmbackupctl describe {name}`, `vmbackupctl logs {name}`."
+        f"then `vmbackupctl get -A`, `kubectl get vmrestores -A`, `vmbackupctl describe {name}`, "
+        f"`vmbackupctl logs {name}`."
     )
     if once:
         return result

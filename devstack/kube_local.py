@@ -104,8 +104,10 @@ class LocalKubernetes:
     def kubeconfig(self, namespace: str = "default") -> str:
         """A kubeconfig for this server: what KUBECONFIG points the controller and the CLI at."""
         cluster: dict[str, Any] = {"server": self.url}
+        user: dict[str, Any] = {}
         if self.ssl_context is not None:  # a self-signed certificate, as many test clusters have
             cluster["insecure-skip-tls-verify"] = True
+            user["token"] = "local"  # over TLS with no credentials, kubectl prompts for a user name
         config: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -117,7 +119,7 @@ class LocalKubernetes:
                     "context": {"cluster": "vmbackup-local", "user": "local", "namespace": namespace},
                 }
             ],
-            "users": [{"name": "local", "user": {}}],
+            "users": [{"name": "local", "user": user}],
         }
         return yaml.safe_dump(config, sort_keys=False)
 

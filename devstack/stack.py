@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from gcp_storage_emulator.server import Server as StorageServer
 from gcp_storage_emulator.server import create_server
 from google.auth.credentials import AnonymousCredentials
@@ -32,12 +31,21 @@ from google.cloud import storage
 
 from devstack.airflow_local import LocalAirflow, free_port
 from devstack.bucket_mirror import BucketMirror
+from devstack.cluster import (
+    TLS_OFF_NOTE,
+    api_client,
+    apply_crds,
+    ensure_namespaces,
+    example_namespaces,
+    namespaces_note,
+    tls_verification_off,
+)
 from devstack.composer_timing import ComposerTiming
 from devstack.gce_simulator import ComputeSimulator, Profile
 from devstack.kube_local import LocalKubernetes
+from devstack.kube_namespaces import NEW_CLUSTER_NAMESPACES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO_ROOT / "crds" / "examples"
 PROJECT = "demo-project"
 BACKUP_PROJECT = "demo-backups"  # where crds/examples/backup-project.yaml writes its snapshots
 BUCKET = "local-composer-bucket"
@@ -103,16 +111,6 @@ def seed_demo_world(compute: ComputeSimulator) -> None:
         compute.add_instance(PROJECT, zone, name, labels=labels, disks=disks)
 
 
-def example_policies() -> list[dict[str, Any]]:
-    """The VMBackupPolicy documents shipped in crds/examples/."""
-    docs = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            if doc and doc.get("kind") == "VMBackupPolicy":
-                docs.append(doc)
-    return docs
-
-
 @dataclass
 class LocalStack:
     """Start with start(), stop with stop() (also on any start-up failure: nothing is left behind)."""
@@ -147,7 +145,7 @@ class LocalStack:
             self._start_bucket()
             self._start_compute()
             self._start_airflow()
-            self._start_kubernetes()
+            self.start_kubernetes()
             self._start_controller()
         except BaseException:
             self.stop()
@@ -240,30 +238,36 @@ class LocalStack:
         )
         self.echo(f"        timing: {self.timing.describe()}")
 
-    def _start_kubernetes(self) -> None:
+    def start_kubernetes(self) -> None:
+        """Step 4: the cluster in KUBECONFIG when it answers, else kmock; then the namespaces the examples use."""
         configured = os.environ.get("KUBECONFIG") if self.use_kubeconfig else None
         if configured and _cluster_answers(configured):
             self.kubeconfig = Path(configured)
-            kubectl = REPO_ROOT / ".tools" / "bin" / "kubectl"
-            subprocess.run(
-                [str(kubectl), "apply", "-f", str(REPO_ROOT / "crds")], check=True, capture_output=True, timeout=120
-            )
+            tls_off = tls_verification_off(self.kubeconfig)
+            apply_crds(api_client(self.kubeconfig))
             self.kube_url = "the cluster in KUBECONFIG"
-            self.echo(f"[4/5] kubernetes    {configured} (CRDs applied with kubectl)")
-            return
-        self._kube = LocalKubernetes(port=self.ports.kubernetes)
-        self.kube_url = self._kube.start()
-        self._stack.callback(self._kube.stop)
-        self.kubeconfig = self.state_dir / "kubeconfig"
-        self.kubeconfig.write_text(self._kube.kubeconfig())
-        self.echo(f"[4/5] kubernetes    kmock at {self.kube_url} (no cluster configured); KUBECONFIG={self.kubeconfig}")
+            self.echo(f"[4/5] kubernetes    {configured} (CRDs applied from crds/)")
+            if tls_off:
+                self.echo(f"                    {TLS_OFF_NOTE}")
+        else:
+            # A new cluster's namespaces only: the demo creates what the examples need, as it must on a real one.
+            self._kube = LocalKubernetes(port=self.ports.kubernetes, namespaces=NEW_CLUSTER_NAMESPACES)
+            self.kube_url = self._kube.start()
+            self._stack.callback(self._kube.stop)
+            self.kubeconfig = self.state_dir / "kubeconfig"
+            self.kubeconfig.write_text(self._kube.kubeconfig())
+            self.echo(
+                f"[4/5] kubernetes    kmock at {self.kube_url} (no cluster configured); KUBECONFIG={self.kubeconfig}"
+            )
+        note = namespaces_note(ensure_namespaces(api_client(self.kubeconfig), example_namespaces()))
+        if note:
+            self.echo(f"                    {note}")
 
     def _start_controller(self) -> None:
         assert self.airflow is not None
         assert self.kubeconfig is not None
-        namespaces = sorted({doc["metadata"].get("namespace", "default") for doc in example_policies()})
         grant = {"projects": [PROJECT], "backupProjects": [BACKUP_PROJECT]}
-        tenancy = {"namespaces": {ns: grant for ns in namespaces}}
+        tenancy = {"namespaces": {ns: grant for ns in example_namespaces()}}
         env = {
             **self.controller_env(),
             "VMBACKUP_TENANCY": json.dumps(tenancy),
@@ -285,19 +289,6 @@ class LocalStack:
         self.echo(f"[5/5] controller    pid {self._controller.pid}, log {self.controller_log}")
 
     # -- what users and tests use ----------------------------------------------------------------------
-
-    def as_created(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """The object to create: on kmock, with the metadata a real API server would assign (kopf relies on it)."""
-        if self._kube is None:
-            return doc
-        metadata = doc["metadata"]
-        assigned = {
-            "uid": f"local-{metadata.get('namespace', 'default')}-{metadata['name']}",
-            "generation": 1,
-            "resourceVersion": "1",
-            "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        return {**doc, "metadata": {**assigned, **metadata}}
 
     def kube_requests(self) -> list[Any]:
         """The requests the local Kubernetes API served (empty on a real cluster): kmock keeps them."""

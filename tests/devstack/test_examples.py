@@ -6,8 +6,9 @@ from collections.abc import Iterator
 import pytest
 from google.cloud import compute_v1
 
+from devstack.cluster import example_policies
 from devstack.gce_simulator import ComputeSimulator, compute_client
-from devstack.stack import PROJECT, StackPorts, example_policies, seed_demo_world
+from devstack.stack import PROJECT, StackPorts, seed_demo_world
 from vmbackup.model.policy import parse_policy
 
 

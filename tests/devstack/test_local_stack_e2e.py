@@ -65,7 +65,7 @@ def apply_policy(stack: LocalStack, api: client.CustomObjectsApi, name: str) -> 
             "retention": {"count": 3},
         },
     }
-    api.create_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, stack.as_created(body))
+    api.create_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, body)
 
 
 def apply_scheduled_policy(
@@ -90,7 +90,7 @@ def apply_scheduled_policy(
             **spec,
         },
     }
-    api.create_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, stack.as_created(body))
+    api.create_namespaced_custom_object(API_GROUP, API_VERSION, NAMESPACE, PLURAL, body)
 
 
 def minutes_ago(minutes: int) -> datetime:
