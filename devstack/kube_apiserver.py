@@ -6,7 +6,8 @@ rely on what a real server adds, so this subclass does it for every resource, pe
 (https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions and
 https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md):
 
-- every object gets uid, creationTimestamp, generation 1 and a resourceVersion when created; every write that
+- every object gets uid, creationTimestamp, generation 1 and a resourceVersion when created (and a name from
+  metadata.generateName when it has none, as kopf's Events do); every write that
   changes it gets a new resourceVersion, and generation grows when anything but metadata and status changes;
 - a PUT, or a merge patch carrying metadata.resourceVersion, whose version is not the stored one is refused
   with 409 Conflict; a create of an existing name with 409 AlreadyExists;
@@ -28,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +45,10 @@ from kmock._internal.dicts import merge_patch_dict
 from kmock._internal.k8s import KubernetesError
 
 from devstack.kube_namespaces import NamespaceStore
+from devstack.kube_tables import table, wants_table
 
+# metadata.generateName's suffix: 5 characters of apimachinery's utilrand alphabet (no vowels, no 0/1/3).
+GENERATED_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Set by the server, never by the writer (ObjectMeta: "Populated by the system. Read-only.").
 SERVER_FIELDS = ("uid", "creationTimestamp", "generation")
 
@@ -111,6 +116,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     """kmock.KubernetesEmulator that keeps metadata, versions and preconditions as kube-apiserver does."""
 
     namespaces: NamespaceStore | None = None  # None: any namespace is accepted (kmock's own behaviour)
+    # `group/version/plural` -> additionalPrinterColumns: what `kubectl get` shows (devstack/kube_tables.py)
+    printer_columns: Mapping[str, list[dict[str, Any]]] = {}
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -174,6 +181,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if not isinstance(request.data, dict):
             return  # kmock answers it
         metadata = request.data.setdefault("metadata", {})
+        if not metadata.get("name") and metadata.get("generateName"):  # kopf's Events: "kopf-event-"
+            metadata["name"] = metadata["generateName"] + "".join(random.choices(GENERATED_NAME_ALPHABET, k=5))
         name = str(metadata.get("name", ""))
         if request.namespace:
             metadata["namespace"] = request.namespace
@@ -257,6 +266,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         listed = await super()._serve_list(request)
         assert isinstance(listed, dict)
         assert request.resource is not None
+        columns = self._columns(request)
+        if columns is not None:
+            return table(columns, listed["items"], str(self._latest))
         resource = request.resource
         api_version = f"{resource.group}/{resource.version}" if resource.group else str(resource.version)
         info = self.resources.get(resource)
@@ -268,6 +280,21 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             "metadata": {"resourceVersion": str(self._latest)},
             "items": items,
         }
+
+    async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
+        fetched = await super()._serve_fetch(request)
+        columns = self._columns(request)
+        if columns is not None and isinstance(fetched, Mapping):
+            return table(columns, [fetched], str(self._latest))
+        return fetched
+
+    def _columns(self, request: rendering.Request) -> list[dict[str, Any]] | None:
+        """The printer columns when the client asked for a Table of a resource that has them."""
+        accept = next((v for k, v in request.headers.items() if k.lower() == "accept"), "")
+        resource = request.resource
+        if resource is None or not wants_table(accept):
+            return None
+        return self.printer_columns.get(f"{resource.group}/{resource.version}/{resource.plural}")
 
 
 def kmock_merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import kmock
 import yaml
 
 from devstack.kube_apiserver import ApiServerEmulator
+from devstack.kube_tables import printer_columns
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CRDS = tuple(sorted((REPO_ROOT / "crds").glob("*.yaml")))
@@ -140,6 +141,7 @@ class LocalKubernetes:
             emulator.resources.load_bundled()
             for key, info in resources_from_crds(self.crd_paths).items():
                 emulator.resources[key] = info
+            emulator.printer_columns = printer_columns(self.crd_paths)
             if self.namespaces is not None:
                 emulator.seed_namespaces(self.namespaces)
             server_class = _https_server(self.ssl_context) if self.ssl_context else aiohttp.test_utils.RawTestServer

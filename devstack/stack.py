@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -176,6 +177,8 @@ class LocalStack:
 
     def _start_bucket(self) -> None:
         port = self.ports.bucket or free_port()
+        # The emulator logs every 404 as an error in this process's terminal; a missing object is an answer.
+        logging.getLogger("gcp_storage_emulator.storage").addFilter(_not_a_missing_object)
         self._storage = create_server("127.0.0.1", port, in_memory=True)
         self._storage.start()
         self._stack.callback(self._storage.stop)
@@ -342,6 +345,11 @@ class LocalStack:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _not_a_missing_object(record: logging.LogRecord) -> bool:
+    """False for the two lines gcp-storage-emulator logs when asked for an object that does not exist."""
+    return record.funcName != "get_file"
 
 
 def _restore_env(name: str, value: str | None) -> None:

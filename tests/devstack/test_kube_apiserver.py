@@ -20,9 +20,10 @@ from kubernetes.client.exceptions import ApiException
 
 from devstack.kube_local import LocalKubernetes
 from devstack.kube_namespaces import NEW_CLUSTER_NAMESPACES
-from vmbackup.model.policy import API_GROUP, API_VERSION
+from vmbackup.model.policy import API_GROUP, API_VERSION, PLURAL
 
 RESTORES = "vmrestores"
+SCHEDULED = {"schedule": "0 2 * * *"}
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +230,36 @@ def test_a_created_namespace_takes_objects(objects: client.CustomObjectsApi, api
     assert created["metadata"]["namespace"] == "shop"
     assert core.read_namespace("shop").status.phase == "Active"
     assert {"default", "shop"} <= {ns.metadata.name for ns in core.list_namespace().items}
+
+
+def test_objects_named_by_generate_name_get_names_of_their_own(api_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(api_client)
+    event = {"metadata": {"generateName": "kopf-event-"}, "involvedObject": {"name": "x"}, "reason": "R"}
+
+    names = {core.create_namespaced_event("default", event).metadata.name for _ in range(2)}
+
+    assert len(names) == 2
+    assert all(name.startswith("kopf-event-") for name in names)
+
+
+def test_kubectl_prints_a_policys_printer_columns(
+    objects: client.CustomObjectsApi, kubeconfig: Path, kubectl_bin: Path
+) -> None:
+    """The README's `kubectl get vmbackuppolicies` table: the server renders the CRD's columns."""
+    body = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": "VMBackupPolicy", "metadata": {"name": "printed"}}
+    objects.create_namespaced_custom_object(API_GROUP, API_VERSION, "default", PLURAL, {**body, "spec": {}})
+    objects.patch_namespaced_custom_object(API_GROUP, API_VERSION, "default", PLURAL, "printed", {"spec": SCHEDULED})
+    status = {"status": {"result": "Succeeded", "lastSnapshotTime": "2026-12-01T02:00:00Z"}}
+    objects.patch_namespaced_custom_object_status(API_GROUP, API_VERSION, "default", PLURAL, "printed", status)
+
+    shown = subprocess.run(
+        [str(kubectl_bin), "--kubeconfig", str(kubeconfig), "get", PLURAL, "printed"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    header, row = shown.stdout.splitlines()
+    assert header.split() == ["NAME", "SCHEDULE", "LAST", "SNAPSHOT", "RESULT", "NEXT", "RUN", "AGE"]
+    assert row.split()[:6] == ["printed", "0", "2", "*", "*", "*"]
+    assert "Succeeded" in row.split()
