@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
+from controller.vmbackupctl import render
 from devstack.cluster import api_client, apply_examples
 from devstack.composer_timing import ComposerTiming
 from devstack.stack import PROJECT, LocalStack, PortInUseError, StackPorts, default_state_dir, wait_until
@@ -124,8 +125,8 @@ def show_restored_vm(stack: LocalStack, namespace: str, name: str) -> None:
         snapshot = str(stack.compute.disk(PROJECT, zone, disk_name).get("sourceSnapshot") or "").rsplit("/", 1)[-1]
         disks.append(f"{disk_name} (from {snapshot or 'no snapshot'})")
     machine_type = str(vm.get("machineType", "")).rsplit("/", 1)[-1]
-    print(f"{'NAME':<24}{'ZONE':<16}{'MACHINE_TYPE':<16}{'STATUS':<12}DISKS")
-    print(f"{instance:<24}{zone:<16}{machine_type:<16}{vm.get('status', '?'):<12}{', '.join(disks)}")
+    row = [instance, zone, machine_type, str(vm.get("status", "?")), ", ".join(disks)]
+    print(render.table(["NAME", "ZONE", "MACHINE_TYPE", "STATUS", "DISKS"], [row], style="gcloud"))
 
 
 def run_demo(stack: LocalStack, once: bool) -> int:
