@@ -10,6 +10,7 @@ keep firing until Ctrl-C, which stops every process it started.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -19,6 +20,7 @@ from types import FrameType
 from typing import Any, cast
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from controller.vmbackupctl import render
 from devstack.cluster import api_client, apply_examples
@@ -168,6 +170,17 @@ def run_demo(stack: LocalStack, once: bool) -> int:
             return 1
 
 
+def api_refusal(exc: BaseException) -> str:
+    """A Kubernetes API error in one line (status, reason, the server's message) instead of the client's dump."""
+    if not isinstance(exc, ApiException):
+        return ""
+    try:
+        message = json.loads(exc.body or "{}").get("message") or ""
+    except ValueError:
+        message = str(exc.body or "")
+    return f"the Kubernetes API refused a request: {exc.status} {exc.reason}: {message}".rstrip(": ")
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM and Ctrl-C stop the stack the same way: through every cleanup
 
@@ -197,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         details: Any = stack.controller_log_tail()
-        print(f"devstack: {exc}", file=sys.stderr)
+        print(f"devstack: {api_refusal(exc) or exc}", file=sys.stderr)
         if details:
             print(f"controller log tail:\n{details}", file=sys.stderr)
         return 1

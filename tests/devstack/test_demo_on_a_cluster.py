@@ -20,7 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
+from devstack.__main__ import api_refusal
 from devstack.cluster import TLS_OFF_NOTE, api_client, apply_examples, example_namespaces, example_policies
 from devstack.kube_local import LocalKubernetes
 from devstack.kube_namespaces import NEW_CLUSTER_NAMESPACES
@@ -140,3 +142,13 @@ def test_a_second_demo_on_the_same_cluster_creates_nothing_and_says_nothing_of_i
         again.stop()
 
     assert [line for line in printed if "namespace" in line] == []
+
+
+def test_a_refusal_of_the_cluster_is_one_line_with_the_servers_message(new_cluster: Path) -> None:
+    objects = client.CustomObjectsApi(api_client(new_cluster))
+    with pytest.raises(ApiException) as refused:
+        objects.create_namespaced_custom_object(API_GROUP, API_VERSION, "nowhere", PLURAL, example_policies()[0])
+
+    said = api_refusal(refused.value)
+
+    assert said == 'the Kubernetes API refused a request: 404 Not Found: namespaces "nowhere" not found'
