@@ -263,3 +263,24 @@ def test_kubectl_prints_a_policys_printer_columns(
     assert header.split() == ["NAME", "SCHEDULE", "LAST", "SNAPSHOT", "RESULT", "NEXT", "RUN", "AGE"]
     assert row.split()[:6] == ["printed", "0", "2", "*", "*", "*"]
     assert "Succeeded" in row.split()
+
+
+def test_a_delete_held_by_a_finalizer_is_a_write_and_releasing_it_deletes(
+    objects: client.CustomObjectsApi, local_kube: LocalKubernetes
+) -> None:
+    created = restore(objects, "held")
+    version = created["metadata"]["resourceVersion"]
+    add = {"op": "add", "path": "/metadata/finalizers", "value": ["vmbackup.dev/restore"]}
+    held = json_patch(local_kube, "held", [{"op": "test", "path": "/metadata/resourceVersion", "value": version}, add])
+
+    objects.delete_namespaced_custom_object(API_GROUP, API_VERSION, "default", RESTORES, "held")
+    deleting = objects.get_namespaced_custom_object(API_GROUP, API_VERSION, "default", RESTORES, "held")
+    current = deleting["metadata"]["resourceVersion"]
+    remove = {"op": "remove", "path": "/metadata/finalizers"}
+    json_patch(local_kube, "held", [{"op": "test", "path": "/metadata/resourceVersion", "value": current}, remove])
+
+    assert deleting["metadata"]["deletionTimestamp"]
+    assert current != held["metadata"]["resourceVersion"]
+    with pytest.raises(ApiException) as gone:
+        objects.get_namespaced_custom_object(API_GROUP, API_VERSION, "default", RESTORES, "held")
+    assert gone.value.status == 404
