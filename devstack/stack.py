@@ -41,6 +41,7 @@ from devstack.cluster import (
     namespaces_note,
     tls_verification_off,
 )
+from devstack.cluster import example_policies as example_policies  # re-exported: bench/restore.py imports it here
 from devstack.composer_timing import ComposerTiming
 from devstack.gce_simulator import ComputeSimulator, Profile
 from devstack.kube_local import LocalKubernetes
@@ -292,6 +293,11 @@ class LocalStack:
         self.echo(f"[5/5] controller    pid {self._controller.pid}, log {self.controller_log}")
 
     # -- what users and tests use ----------------------------------------------------------------------
+
+    def as_created(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The object to create: as it is. The local API assigns uid, resourceVersion and the rest itself now, as
+        a real API server does; kept for bench/restore.py, which calls it."""
+        return doc
 
     def kube_requests(self) -> list[Any]:
         """The requests the local Kubernetes API served (empty on a real cluster): kmock keeps them."""
