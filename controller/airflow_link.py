@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from google.cloud import storage
 
-from controller.airflow_api import AirflowClient
+from controller.airflow_api import AirflowClient, TaskInstanceInfo
 from controller.airflow_auth import make_auth
 from controller.airflow_errors import (
     AirflowAuthError,
@@ -37,9 +37,13 @@ class AirflowLink(Protocol):
 
     async def trigger_run(self, dag_id: str, run_id: str | None = None) -> str: ...
 
-    async def start_run_once(self, dag_id: str, run_id: str) -> bool: ...
+    async def start_run_once(self, dag_id: str, run_id: str, conf: Mapping[str, Any] | None = None) -> bool: ...
 
     async def run_state(self, dag_id: str, run_id: str) -> str: ...
+
+    async def run_tasks(self, dag_id: str, run_id: str) -> list[TaskInstanceInfo]: ...
+
+    async def import_error(self, file_name: str) -> str | None: ...
 
     def status_poller(self, reports: RunReportReader) -> RunStatusPoller: ...
 
@@ -80,14 +84,14 @@ class AirflowControl:
             raise _sorted_error(exc, dag_id) from exc
         return run.run_id
 
-    async def start_run_once(self, dag_id: str, run_id: str) -> bool:
-        """Start the one run with this id of a one-run DAG (a restore); False when Airflow has it already (409).
+    async def start_run_once(self, dag_id: str, run_id: str, conf: Mapping[str, Any] | None = None) -> bool:
+        """Start the one run with this id (a restore's, with its conf); False when Airflow has it already (409).
 
-        Sorted as a one-run DAG needs: rejected credentials are a refusal (not worth waiting for), and a 404 says
-        the uploaded file is not parsed yet.
+        Sorted as a restore needs: rejected credentials are a refusal (not worth waiting for), and a 404 says
+        the DAG's file is not parsed yet.
         """
         try:
-            await self.client.trigger_run(dag_id, run_id=run_id)
+            await self.client.trigger_run(dag_id, run_id=run_id, conf=conf)
         except AirflowUnavailable as exc:
             raise AirflowUnreachableError(str(exc)) from exc
         except AirflowError as exc:
@@ -105,6 +109,25 @@ class AirflowControl:
         except Exception as exc:
             raise _sorted_error(exc, dag_id) from exc
         return str(run.state)
+
+    async def run_tasks(self, dag_id: str, run_id: str) -> list[TaskInstanceInfo]:
+        """The task instances of one run (what a restore is doing now)."""
+        try:
+            return await self.client.task_instances(dag_id, run_id)
+        except Exception as exc:
+            raise _sorted_error(exc, dag_id) from exc
+
+    async def import_error(self, file_name: str) -> str | None:
+        """The last line of Airflow's import error for a DAG file of this name (None: it imports, or not parsed)."""
+        try:
+            errors = await self.client.import_errors()
+        except Exception as exc:
+            raise _sorted_error(exc, "") from exc
+        found = next((e for e in errors if e.filename.rsplit("/", 1)[-1] == file_name), None)
+        if found is None:
+            return None
+        lines = [line for line in found.stack_trace.strip().splitlines() if line.strip()]
+        return lines[-1].strip() if lines else f"Airflow cannot import {file_name}"
 
     def status_poller(self, reports: RunReportReader) -> RunStatusPoller:
         """The batched run-status poller (controller/run_status.py) over this Airflow's client."""

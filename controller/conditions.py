@@ -90,3 +90,9 @@ def changed_fields(current: Mapping[str, Any] | None, desired: Mapping[str, Any]
 # True while a VM of the policy that this product stopped waits to be started again by the keeper
 # (controller/keeper.py); False once none waits; Unknown when the keeper's report is stale or missing the project.
 VM_LEFT_STOPPED = "VMLeftStopped"
+
+# VMRestore conditions (controller/restore_progress.py): RunStarted is True once Airflow accepted the restore's run,
+# False (with the reason) while it cannot start; Waiting is True while the restore waits, its reason and message
+# saying for what, and False once the run has ended.
+RESTORE_RUN_STARTED = "RunStarted"
+RESTORE_WAITING = "Waiting"

@@ -15,6 +15,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from controller.wait_mode import WAIT_MODE_SETTINGS, WaitModeSetting
+from vmbackup.model.run_signature import SIGNING_KEY_ENV
 
 AirflowAuthMode = Literal["google", "basic", "jwt", "none"]
 LogFormat = Literal["json", "plain"]
@@ -85,6 +86,10 @@ class ControllerConfig:
     # and where Compute Engine is (None: Google's; http://: the simulator, anonymously)
     coverage_interval_seconds: float = 900.0
     compute_endpoint: str | None = None
+    # The key the controller signs each restore run's conf with; the Airflow environment holds the same one
+    # (docs/operations/restore-signing.md). None: restores wait, saying the key is missing.
+    run_signing_key: str | None = dataclasses.field(default=None, repr=False)
+    run_signature_ttl_seconds: float = 6 * 3600.0  # a restore run must start this soon after it was triggered
 
     def __post_init__(self) -> None:
         if self.composer_environment and (self.bucket or self.airflow_url):
@@ -112,6 +117,7 @@ class ControllerConfig:
         self._check_keeper()
         if self.coverage_interval_seconds < 0:
             raise ConfigError("VMBACKUP_COVERAGE_INTERVAL must be a number of seconds (0 disables the scan), e.g. 900")
+        self._check_signing()
         auth = self.airflow_auth
         if auth.mode == "basic" and not (auth.username and auth.password):
             raise ConfigError(
@@ -138,6 +144,16 @@ class ControllerConfig:
             raise ConfigError("VMBACKUP_KEEPER_READ_INTERVAL must be a positive number of seconds, e.g. 120")
         if self.keeper_stale_after_intervals < 1:
             raise ConfigError("VMBACKUP_KEEPER_STALE_AFTER must be a number of keeper intervals of at least 1, e.g. 3")
+
+    def _check_signing(self) -> None:
+        from vmbackup.model.run_signature import MIN_KEY_LENGTH
+
+        if self.run_signing_key is not None and len(self.run_signing_key) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"{SIGNING_KEY_ENV} must have at least {MIN_KEY_LENGTH} characters, e.g. `openssl rand -hex 32`"
+            )
+        if self.run_signature_ttl_seconds < 60:
+            raise ConfigError("VMBACKUP_RUN_SIGNATURE_TTL must be a number of seconds of at least 60, e.g. 21600")
 
     def _check_lease_timings(self) -> None:
         """client-go's NewLeaderElector checks: the leader must give up before anyone else may take over."""
@@ -217,6 +233,10 @@ class ControllerConfig:
             "keeper_stale_after_intervals": _number(get("KEEPER_STALE_AFTER"), "KEEPER_STALE_AFTER", 3.0),
             "coverage_interval_seconds": _setting(get, "COVERAGE_INTERVAL", cls.coverage_interval_seconds),
             "compute_endpoint": get("COMPUTE_ENDPOINT"),
+            "run_signing_key": secret(SIGNING_KEY_ENV.removeprefix(ENV_PREFIX)),
+            "run_signature_ttl_seconds": _number(
+                get("RUN_SIGNATURE_TTL"), "RUN_SIGNATURE_TTL", cls.run_signature_ttl_seconds
+            ),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]

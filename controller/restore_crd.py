@@ -8,7 +8,16 @@ import copy
 
 import yaml
 
-from controller.crd_schema import LABEL_KEY_RULES, REPO_ROOT, ROOT_RULES, Rule, Schema, model_spec_schema
+from controller.conditions import RESTORE_RUN_STARTED, RESTORE_WAITING
+from controller.crd_schema import (
+    LABEL_KEY_RULES,
+    REPO_ROOT,
+    ROOT_RULES,
+    Rule,
+    Schema,
+    condition_schema,
+    model_spec_schema,
+)
 from vmbackup.model import restore
 from vmbackup.model.policy import API_GROUP, API_VERSION
 from vmbackup.model.restore import RestoreSpec
@@ -72,6 +81,13 @@ RESTORE_PRINTER_COLUMNS: list[Schema] = [
         "jsonPath": ".status.snapshot",
         "description": "The boot disk's snapshot (every disk's comes from the same run).",
     },
+    {
+        "name": "Waiting For",
+        "type": "string",
+        "jsonPath": ".status.waitingFor",
+        "description": "What the restore waits for now (empty once it has ended).",
+    },
+    {"name": "Since", "type": "date", "jsonPath": ".status.waitingSince", "description": "How long it has waited."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]
@@ -95,7 +111,11 @@ def restore_status_schema() -> Schema:
             },
             "message": {**text, "description": "What happened; on failure, the failed step's own message."},
             "observedGeneration": {"type": "integer", "format": "int64", "description": "Generation acted on."},
-            "dagId": {**text, "description": "Airflow DAG id of this restore: vmrestore__<namespace>__<name>."},
+            "dagId": {
+                **text,
+                "description": "Airflow DAG the restore runs in: vmbackup_restore (vmbackup_restore_in_place for "
+                "mode InPlace); vmrestore__<namespace>__<name> for a restore an earlier version started.",
+            },
             "runId": {**text, "description": "The one Airflow run of this restore (never triggered twice)."},
             "sourceInstance": {**text, "description": "The backed-up instance restored from."},
             "sourceZone": {**text, "description": "Its zone."},
@@ -115,6 +135,24 @@ def restore_status_schema() -> Schema:
                 "description": "InPlace: a failure put the original disks back and started the VM again.",
             },
             "failedStep": {**text, "description": "The step that failed, if any."},
+            "waitingFor": {
+                **text,
+                "description": "What the restore waits for now, e.g. the restore DAG to reach Airflow, a free "
+                "worker, disks being created; absent once it has ended.",
+            },
+            "waitingSince": {
+                "type": "string",
+                "format": "date-time",
+                "description": "Since when it waits for that (RFC 3339).",
+            },
+            "conditions": {
+                "type": "array",
+                "description": f"{RESTORE_RUN_STARTED} (False with the reason while the run cannot start) and "
+                f"{RESTORE_WAITING} (True while the restore waits: its reason and message say for what).",
+                "items": condition_schema(),
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
         },
     }
 

@@ -1,12 +1,16 @@
-"""VMRestore handling: spec + its policy -> restore DAG in the bucket -> one Airflow run -> status phases.
+"""VMRestore handling: spec + its policy -> one signed run of the shared restore DAG -> status phases.
 
-A restore runs through Airflow like a backup (a one-run DAG using the shared operators and operation sensor),
-so the controller's own Google identity needs no Compute Engine rights, and a restore survives controller
-restarts: its progress lives in Airflow and in the restore report the DAG writes to the bucket.
+A restore runs through Airflow like a backup (using the shared operators and operation sensor), so the
+controller's own Google identity needs no Compute Engine rights, and a restore survives controller restarts: its
+progress lives in Airflow and in the restore report the run writes to the bucket. It starts without a DAG file of
+its own: the run of the shared restore DAG (shipped with the plugins) gets the validated restore as its conf,
+signed with the key the Airflow workers check (vmbackup.model.run_signature). Restores an earlier version started
+keep their own DAG file until their run ends. While a restore waits, its status says for what
+(controller/restore_progress.py).
 
-Idempotent by name: the one run has a run id derived from the object's uid and is recorded in status.runId
-before anything else can trigger it, so neither a resume nor a retry triggers a second run; and the DAG
-itself adopts what an earlier run of the same VMRestore created. The policy is read from a kopf index of
+Idempotent by name: the one run has a run id derived from the object's uid (Airflow answers 409 to a second
+trigger with it, which counts as started), recorded in status.runId, so neither a resume nor a retry triggers a
+second run; and the run itself adopts what an earlier run of the same VMRestore created. The policy is read from a kopf index of
 VMBackupPolicies (no extra Kubernetes client). Reuses the policy controller's targets, tenancy and buckets.
 """
 
@@ -15,14 +19,32 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import kopf
 
 from controller.airflow_api import ACTIVE_RUN_STATES
 from controller.airflow_errors import AirflowCallError, AirflowRefusedError, AirflowUnreachableError, DagNotFoundError
+from controller.bucket import DAGS_PREFIX, dag_object_name
 from controller.conditions import changed_fields
+from controller.restore_progress import (
+    AIRFLOW_UNREACHABLE,
+    DAG_IMPORT_ERROR,
+    DAG_NOT_IN_AIRFLOW,
+    POLICY_NOT_FOUND,
+    RUN_QUEUED,
+    RUN_REFUSED,
+    SIGNING_KEY_MISSING,
+    TARGET_UNAVAILABLE,
+    Waiting,
+    not_started,
+    progress_status,
+    run_started,
+    waiting_in_run,
+)
 from controller.status import short
 from controller.target_grants import TargetNotAllowedError
 from controller.targets import Target, TargetUnavailableError
@@ -35,7 +57,9 @@ from vmbackup.model.restore import (
     Restore,
     parse_restore,
     restore_dag_id_for,
+    shared_restore_dag_id,
 )
+from vmbackup.model.run_signature import SIGNING_KEY_ENV, sign_run_conf
 
 if TYPE_CHECKING:
     from controller.reconciler import Controller
@@ -43,11 +67,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 POLICY_INDEX = "vmrestore_policies"  # kopf passes the index to handlers under this keyword
+SIGNING_SETUP = (
+    "set the same key in the controller's Secret and the Airflow environment (docs/operations/restore-signing.md)"
+)
 
 
 def run_id_for(uid: str) -> str:
     """The one Airflow run of a VMRestore object; a second trigger with it is refused by Airflow (409)."""
     return f"vmrestore__{uid}"
+
+
+def run_dag_id(status: Mapping[str, Any], namespace: str, name: str) -> str:
+    """The DAG the restore's run is in: a shared restore DAG, or (started by an earlier version) its own."""
+    return str(status.get("dagId") or restore_dag_id_for(namespace, name))
+
+
+def status_of(body: kopf.Body) -> dict[str, Any]:
+    return dict(body.get("status") or {})
 
 
 def policy_index_entry(namespace: str, name: str, body: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -89,7 +125,7 @@ class RestoreHandlers:
         self.tenancy = controller.tenancy
         self.targets = controller.targets
 
-    # ---- create / resume: validate, upload, trigger once ----------------------------------------------
+    # ---- create / resume: validate, sign, trigger once ---------------------------------------------------
 
     async def start(self, body: kopf.Body, patch: kopf.Patch, policies: kopf.Index[Any, Any]) -> None:
         namespace, name = str(body.metadata.namespace), str(body.metadata.name)
@@ -100,16 +136,8 @@ class RestoreHandlers:
         policy_name = str(spec.get("policyName") or "")
         found = next(iter(policies.get((namespace, policy_name), [])), None)
         if found is None:
-            self._patch(
-                body,
-                patch,
-                {
-                    "phase": "Pending",
-                    "message": f"waiting for VMBackupPolicy {policy_name!r} "
-                    f"in namespace {namespace}: create it, or fix spec.policyName",
-                },
-            )
-            raise kopf.TemporaryError(f"VMBackupPolicy {namespace}/{policy_name} not found", delay=30)
+            why = f"VMBackupPolicy {policy_name!r} in namespace {namespace}: create it, or fix spec.policyName"
+            self._cannot_start(body, patch, {}, POLICY_NOT_FOUND, why, delay=30)
         try:
             policy = parse_policy(namespace, policy_name, found["spec"])
             restore = parse_restore(namespace, name, spec, policy, int(body.metadata.get("generation") or 0))
@@ -128,26 +156,85 @@ class RestoreHandlers:
             self._fail(body, patch, "TargetNotAllowed", str(exc))
             return
         except TargetUnavailableError as exc:
-            self._patch(body, patch, {"phase": "Pending", "message": short(str(exc))})
-            raise kopf.TemporaryError(str(exc), delay=self.config.poll_interval_seconds) from exc
+            self._cannot_start(body, patch, {}, TARGET_UNAVAILABLE, str(exc), delay=self._retry_delay)
         restore = restore.model_copy(update={"wait_mode": await self.controller.wait_mode(target)})
-        await self._upload(target, restore)
-        run_id = run_id_for(str(body.metadata.uid))
-        fields = {
-            "dagId": restore.dag_id,
-            "observedGeneration": restore.generation,
-            "instance": restore.restored_instance,
-        }
+        await self._start_run(body, patch, target, restore)
+
+    @property
+    def _retry_delay(self) -> float:
+        """How soon a restore that cannot start looks again (it says why meanwhile)."""
+        return min(self.config.poll_interval_seconds, 15)
+
+    async def _start_run(self, body: kopf.Body, patch: kopf.Patch, target: Target, restore: Restore) -> None:
+        """Trigger the restore's one run of the shared DAG, its conf signed; say why when it cannot start."""
+        dag_id, run_id = shared_restore_dag_id(restore.in_place), run_id_for(str(body.metadata.uid))
+        fields = {"dagId": dag_id, "observedGeneration": restore.generation, "instance": restore.restored_instance}
+        key = self.config.run_signing_key
+        if key is None:
+            why = f"the controller has no {SIGNING_KEY_ENV} to sign the restore with: {SIGNING_SETUP}"
+            self._cannot_start(body, patch, fields, SIGNING_KEY_MISSING, why, delay=60)
+        expires_at = int(time.time() + self.config.run_signature_ttl_seconds)
+        conf = sign_run_conf(
+            key.encode(), dag_id=dag_id, run_id=run_id, payload=restore.to_json(), expires_at=expires_at
+        )
+        airflow = self.targets.airflow(target)
         try:
-            await self._trigger(target, restore.dag_id, run_id)
-        except (AirflowUnreachableError, DagNotFoundError) as exc:
-            self._patch(body, patch, {**fields, "phase": "Pending", "message": short(f"DAG uploaded; {exc}")})
-            raise kopf.TemporaryError(str(exc), delay=min(self.config.poll_interval_seconds, 15)) from exc
+            await airflow.set_paused(dag_id, False)
+            if not await airflow.start_run_once(dag_id, run_id, conf):
+                logger.info("run %s of %s exists already", run_id, dag_id)
+        except AirflowUnreachableError as exc:
+            why = f"Airflow did not answer the restore's start ({exc}); trying again every {self._retry_delay:g}s"
+            self._cannot_start(body, patch, fields, AIRFLOW_UNREACHABLE, why, delay=self._retry_delay)
+        except DagNotFoundError:
+            reason, why = await self._dag_missing(target, dag_id)
+            self._cannot_start(body, patch, fields, reason, why, delay=self._retry_delay)
         except AirflowRefusedError as exc:
-            self._fail(body, patch, "AirflowRefused", str(exc), **fields)
+            self._fail(body, patch, RUN_REFUSED, f"Airflow refused to start the restore run: {exc}", **fields)
             return
-        self._patch(body, patch, {**fields, "runId": run_id, "phase": "Pending", "message": f"run {run_id} triggered"})
-        kopf.event(body, type="Normal", reason="RestoreTriggered", message=f"run {run_id} of {restore.dag_id}")
+        waiting = Waiting(RUN_QUEUED, f"Airflow's scheduler to start run {run_id}")
+        progress = progress_status(status_of(body), waiting, run_started(run_id), **self._when(body))
+        self._patch(
+            body,
+            patch,
+            {
+                **fields,
+                **progress,
+                "runId": run_id,
+                "phase": "Pending",
+                "message": f"run {run_id} of {dag_id} triggered",
+            },
+        )
+        kopf.event(body, type="Normal", reason="RestoreTriggered", message=f"run {run_id} of {dag_id}")
+
+    async def _dag_missing(self, target: Target, dag_id: str) -> tuple[str, str]:
+        """Why Airflow does not know the shared restore DAG: its file does not import, or has not reached it yet."""
+        from dags_templates.render_restore import SHARED_DAG_FILE_ID
+
+        file_name = dag_object_name(SHARED_DAG_FILE_ID).removeprefix(DAGS_PREFIX)
+        try:
+            broken = await self.targets.airflow(target).import_error(file_name)
+        except AirflowCallError:
+            broken = None
+        if broken:
+            return DAG_IMPORT_ERROR, f"Airflow cannot import {file_name} (the restore DAG): {broken}"
+        where = f"gs://{target.bucket}/{dag_object_name(SHARED_DAG_FILE_ID)}"
+        return DAG_NOT_IN_AIRFLOW, (
+            f"the restore DAG {dag_id} to reach Airflow: it is in {where}, and Composer copies it to Airflow and "
+            "lists it within minutes, once; later restores start at once"
+        )
+
+    def _cannot_start(
+        self, body: kopf.Body, patch: kopf.Patch, fields: Mapping[str, Any], reason: str, why: str, *, delay: float
+    ) -> NoReturn:
+        """Pending, saying why (status message, Waiting and RunStarted conditions); kopf tries again after `delay`."""
+        waiting, started = not_started(reason, short(why))
+        progress = progress_status(status_of(body), waiting, started, **self._when(body))
+        self._patch(body, patch, {**fields, **progress, "phase": "Pending", "message": short(why)})
+        raise kopf.TemporaryError(why, delay=delay)
+
+    @staticmethod
+    def _when(body: kopf.Body) -> dict[str, Any]:
+        return {"generation": int(body.metadata.get("generation") or 0), "now": datetime.now(UTC)}
 
     def _refusal(self, policy: BackupPolicy, restore: Restore) -> str | None:
         """The policy's own tenancy guard, and the target zone too when the new VM goes elsewhere."""
@@ -163,28 +250,10 @@ class RestoreHandlers:
         )
         return self.tenancy.refusal(policy.model_copy(update={"spec": placed}))
 
-    async def _upload(self, target: Target, restore: Restore) -> None:
-        from dags_templates.render_restore import render_restore_dag
-
-        bucket = self.targets.bucket(target)
-        try:
-            result = await asyncio.to_thread(bucket.upload_dag, restore.dag_id, render_restore_dag(restore))
-        except Exception as exc:
-            raise kopf.TemporaryError(f"upload to gs://{bucket.name} failed: {exc}", delay=30) from exc
-        if result.uploaded:
-            logger.info("Uploaded gs://%s/%s", bucket.name, result.object_name)
-
-    async def _trigger(self, target: Target, dag_id: str, run_id: str) -> None:
-        """Unpause, then start the one run; a run with this id that already exists counts as triggered."""
-        airflow = self.targets.airflow(target)
-        await airflow.set_paused(dag_id, False)
-        if not await airflow.start_run_once(dag_id, run_id):
-            logger.info("run %s of %s exists already", run_id, dag_id)
-
     # ---- timer: Airflow run + restore report -> status -------------------------------------------------
 
     async def refresh(self, body: kopf.Body, patch: kopf.Patch, policies: kopf.Index[Any, Any]) -> None:
-        status = dict(body.get("status") or {})
+        status = status_of(body)
         run_id = status.get("runId")
         if not run_id or status.get("phase") in TERMINAL_PHASES:
             return
@@ -196,15 +265,16 @@ class RestoreHandlers:
         fields: dict[str, Any] = {}
         if report is not None and report.run_id == run_id:
             fields = status_from_report(report)
-        state = await self._run_state(target, restore_dag_id_for(namespace, name), str(run_id))
+        waiting, state = await self._waiting_for(target, run_dag_id(status, namespace, name), str(run_id))
         if state == "failed" and fields.get("phase") not in TERMINAL_PHASES:
             fields.update(
                 phase="Failed",
-                message=f"restore run {run_id} failed before reporting; see its task logs in Airflow",
+                message=f"restore run {run_id} failed before reporting; see its first failed task's log in Airflow "
+                f"(a run the workers refused says why there, e.g. a {SIGNING_KEY_ENV} that differs from the "
+                "controller's)",
             )
-        if not fields:
-            return
-        phase = fields.get("phase")
+        phase = fields.get("phase") or status.get("phase")
+        fields.update(progress_status(status, None if phase in TERMINAL_PHASES else waiting, None, **self._when(body)))
         if phase in TERMINAL_PHASES and phase != status.get("phase"):
             kind, reason = ("Normal", "RestoreSucceeded") if phase == "Succeeded" else ("Warning", "RestoreFailed")
             kopf.event(body, type=kind, reason=reason, message=short(str(fields.get("message") or phase)))
@@ -219,6 +289,17 @@ class RestoreHandlers:
         except ValueError as exc:
             logger.warning("restore report of %s/%s is unreadable: %s", namespace, name, exc)
             return None
+
+    async def _waiting_for(self, target: Target, dag_id: str, run_id: str) -> tuple[Waiting | None, str | None]:
+        """What the run waits for now, and its state (None: Airflow did not answer)."""
+        airflow = self.targets.airflow(target)
+        try:
+            state = await airflow.run_state(dag_id, run_id)
+            tasks = await airflow.run_tasks(dag_id, run_id) if state == "running" else []
+        except AirflowCallError as exc:
+            why = f"Airflow to answer (cannot read run {run_id} of {dag_id}: {exc})"
+            return Waiting(AIRFLOW_UNREACHABLE, short(why)), None
+        return waiting_in_run(run_id, state, tasks), state
 
     async def _run_state(self, target: Target, dag_id: str, run_id: str) -> str | None:
         try:
@@ -251,10 +332,12 @@ class RestoreHandlers:
         target = await self._target_of(namespace, body.spec, policies)
         if target is None:
             return
-        status = dict(body.get("status") or {})
+        status = status_of(body)
         run_id = status.get("runId")
-        if run_id and status.get("phase") not in TERMINAL_PHASES:
-            # Without its file Airflow could not run the cleanup and report steps of a restore in flight.
+        legacy = run_dag_id(status, namespace, name) == restore_dag_id_for(namespace, name)
+        if run_id and legacy and status.get("phase") not in TERMINAL_PHASES:
+            # A restore an earlier version started runs in a DAG file of its own: without the file Airflow could
+            # not run the cleanup and report steps of a restore in flight.
             state = await self._run_state(target, restore_dag_id_for(namespace, name), str(run_id))
             if state in ACTIVE_RUN_STATES:
                 raise kopf.TemporaryError(
@@ -272,7 +355,9 @@ class RestoreHandlers:
     # ---- shared -------------------------------------------------------------------------------------------
 
     def _fail(self, body: kopf.Body, patch: kopf.Patch, reason: str, message: str, **fields: Any) -> None:
-        self._patch(body, patch, {**fields, "phase": "Failed", "message": short(message)})
+        _, started = not_started(reason, short(message))
+        progress = progress_status(status_of(body), None, started, **self._when(body))
+        self._patch(body, patch, {**fields, **progress, "phase": "Failed", "message": short(message)})
         kopf.event(body, type="Warning", reason=reason, message=short(message))
 
     @staticmethod

@@ -134,7 +134,10 @@ class Targets:
         return self._airflows[target.key]
 
     async def ensure_plugins(self, target: Target) -> PluginSyncResult | None:
-        """Sync our package to the target's bucket once per controller run (None: already done)."""
+        """Sync our package, then the shared restore DAGs' file that imports it, to the target's bucket once per
+        controller run (None: already done)."""
+        from dags_templates.render_restore import SHARED_DAG_FILE_ID, shared_restore_dag_source
+
         if target.bucket in self._plugins_synced:
             return None
         lock = self._locks.setdefault(target.bucket, asyncio.Lock())
@@ -144,6 +147,7 @@ class Targets:
             sync = self.bucket(target)
             try:
                 result = await asyncio.to_thread(sync.sync_plugins)
+                await asyncio.to_thread(sync.upload_dag, SHARED_DAG_FILE_ID, shared_restore_dag_source())
             except Exception as exc:
                 raise TargetUnavailableError(f"cannot sync plugins to gs://{target.bucket}: {exc}") from exc
             self._plugins_synced.add(target.bucket)

@@ -1,4 +1,5 @@
-"""Renders a VMRestore's DAG file with the same DataTemplate discipline as policies (render.py)."""
+"""The shared restore DAGs' file; and a VMRestore's own DAG file, as earlier versions rendered it (render.py's
+DataTemplate discipline), kept for tests and for files already in buckets."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from pathlib import Path
 
 from dags_templates.render import DataTemplate, RenderError
-from vmbackup.model.restore import Restore
+from vmbackup.model.restore import SHARED_RESTORE_DAG_ID, Restore
 
 RESTORE_TEMPLATE = DataTemplate(
     path=Path(__file__).with_name("vmrestore_dag.py.tmpl"),
@@ -15,7 +16,22 @@ RESTORE_TEMPLATE = DataTemplate(
     what="restore",
 )
 
-__all__ = ["RenderError", "render_restore_dag", "template_text", "verify_rendered"]
+SHARED_TEMPLATE = Path(__file__).with_name("vmrestore_shared_dag.py.tmpl")
+SHARED_DAG_FILE_ID = SHARED_RESTORE_DAG_ID  # the bucket object dags/<id>.py holding both shared restore DAGs
+
+__all__ = [
+    "SHARED_DAG_FILE_ID",
+    "RenderError",
+    "render_restore_dag",
+    "shared_restore_dag_source",
+    "template_text",
+    "verify_rendered",
+]
+
+
+def shared_restore_dag_source() -> str:
+    """The file of the shared restore DAGs (no data in it: each run's restore is its signed conf)."""
+    return SHARED_TEMPLATE.read_text(encoding="utf-8")
 
 
 def template_text() -> str:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -46,6 +47,7 @@ from devstack.composer_timing import ComposerTiming
 from devstack.gce_simulator import ComputeSimulator, Profile
 from devstack.kube_local import LocalKubernetes
 from devstack.kube_namespaces import NEW_CLUSTER_NAMESPACES
+from vmbackup.model.run_signature import SIGNING_KEY_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "demo-project"
@@ -132,6 +134,8 @@ class LocalStack:
     kube_url: str = ""
     kubeconfig: Path | None = None
     controller_log: Path | None = None
+    # The key the controller signs restore runs with and the Airflow workers check (fresh for each stack)
+    run_signing_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     _storage: StorageServer | None = None
     _mirror: BucketMirror | None = None
     _kube: LocalKubernetes | None = None
@@ -224,6 +228,7 @@ class LocalStack:
                 "STORAGE_EMULATOR_HOST": self.storage_url,
                 "VMBACKUP_POKE_INTERVAL_SECONDS": "2",
                 "VMBACKUP_RETRY_DELAY_SECONDS": "5",
+                SIGNING_KEY_ENV: self.run_signing_key,
             },
             home=self.state_dir / "airflow",
             venv=Path(sys.prefix),
@@ -320,6 +325,7 @@ class LocalStack:
             "VMBACKUP_AIRFLOW_USERNAME": self.airflow.username,
             "VMBACKUP_AIRFLOW_PASSWORD": self.airflow.password,
             "VMBACKUP_COMPUTE_ENDPOINT": self.compute.base_url,
+            SIGNING_KEY_ENV: self.run_signing_key,
         }
 
     def write_env_file(self) -> Path:

@@ -27,6 +27,7 @@ QUOTA_WINDOW_ENV = "VMBACKUP_QUOTA_WINDOW_SECONDS"
 QUOTA_DEADLINE_ENV = "VMBACKUP_QUOTA_DEADLINE_SECONDS"
 RATE_BUDGET_BUCKET_ENV = "VMBACKUP_RATE_BUDGET_BUCKET"
 RATE_BUDGETS_ENV = "VMBACKUP_RATE_BUDGETS"
+MAX_ACTIVE_RESTORES_ENV = "VMBACKUP_MAX_ACTIVE_RESTORES"
 DEFAULT_MAX_MAP_LENGTH = 1024  # Airflow's own default of [core] max_map_length
 
 
@@ -44,6 +45,7 @@ class AirflowSettings:
     compute_retry_attempts: int = 6  # attempts of one Compute Engine call on 429, 5xx and connection errors
     compute_retry_base_seconds: float = 1.0  # first backoff of those retries (doubling, capped, full jitter)
     report_bucket: str | None = None  # where run and restore reports go; None: not uploaded
+    max_active_restores: int = 16  # runs of each shared restore DAG at once (Airflow's own default per DAG)
     # VMs of one project whose down window does Compute Engine work at once in one process
     # (docs/design/down-window.md, "Concurrent Compute Engine work per project")
     max_vms_in_flight_per_project: int = 20
@@ -75,6 +77,9 @@ class AirflowSettings:
             ),
             compute_retry_base_seconds=_number(env, COMPUTE_RETRY_BASE_ENV, default.compute_retry_base_seconds),
             report_bucket=env.get(BUCKET_ENV) or None,
+            max_active_restores=int(
+                _number(env, MAX_ACTIVE_RESTORES_ENV, default.max_active_restores, whole=True, minimum=1)
+            ),
             max_vms_in_flight_per_project=int(
                 _number(env, VMS_IN_FLIGHT_ENV, default.max_vms_in_flight_per_project, whole=True, minimum=1)
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ import pytest
 from controller.airflow_api import AirflowClient, DagRunInfo
 from controller.airflow_auth import BasicAuth, JwtAuth, make_auth
 from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowUnavailable
+from controller.airflow_link import AirflowControl
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.gcs import free_port
+from vmbackup.model.run_signature import sign_run_conf, verify_run_conf
 
 SUCCEEDS = "vmbackup__apitest__succeeds"
 FAILS = "vmbackup__apitest__fails"
@@ -198,3 +201,17 @@ async def test_google_auth_without_credentials_is_an_auth_error(
 def test_incomplete_auth_settings_are_refused(mode: str, kwargs: dict[str, str], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         make_auth(mode, **kwargs)
+
+
+async def test_a_restore_run_starts_once_with_its_signed_conf_intact(dags: AirflowServer) -> None:
+    """What the controller does per VMRestore, on both API generations: a second start is "already started"."""
+    key, payload, run_id = b"k" * 64, '{"restore":"data, never code"}', "vmrestore__uid-once"
+    conf = sign_run_conf(key, dag_id=IDLE, run_id=run_id, payload=payload, expires_at=int(time.time()) + 600)
+    async with dags.client() as client:
+        control = AirflowControl(client)
+        first = await control.start_run_once(IDLE, run_id, conf)
+        again = await control.start_run_once(IDLE, run_id, conf)
+        stored = (await client.get_run(IDLE, run_id)).conf
+
+    assert (first, again) == (True, False)
+    assert verify_run_conf(key, stored, dag_id=IDLE, run_id=run_id, now=time.time()) == payload

@@ -263,7 +263,17 @@ class Restore(_Model):
 
 
 def restore_dag_id_for(namespace: str, name: str) -> str:
+    """The DAG id of a VMRestore that earlier versions rendered a DAG file for (its file stays until its run ends)."""
     return f"vmrestore__{namespace}__{name}"
+
+
+SHARED_RESTORE_DAG_ID = "vmbackup_restore"  # shipped once with the plugins; each run's conf is a signed restore
+SHARED_IN_PLACE_RESTORE_DAG_ID = "vmbackup_restore_in_place"  # mode InPlace: another task graph
+
+
+def shared_restore_dag_id(in_place: bool) -> str:
+    """The shared DAG that runs a restore of this mode."""
+    return SHARED_IN_PLACE_RESTORE_DAG_ID if in_place else SHARED_RESTORE_DAG_ID
 
 
 def restore_marker(namespace: str, name: str) -> str:

@@ -8,11 +8,12 @@ Nothing here does I/O at parse time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from vmbackup.model.restore import Restore
 from vmbackup.restore import steps
+from vmbackup.restore.steps import DISKS_TIMEOUT, INSTANCE_TIMEOUT
 from vmbackup.settings import AirflowSettings
 
 
@@ -48,39 +49,47 @@ def doc_md(restore: Restore) -> str:
 
 
 def build_restore_dag(restore_json: str) -> Any:
-    from vmbackup.restore.operators import CleanupRestoreDisksOperator, PlanRestoreOperator, RestoreReportOperator
+    """The DAG of one VMRestore whose data is in its own DAG file (files rendered by earlier versions)."""
+    from vmbackup.compute.sensors import OperationStatusSensor
 
     restore = Restore.from_json(restore_json)
     timeouts = restore.spec.timeouts
     settings = AirflowSettings.from_env()
-    waits = _Waits(poke=settings.poke_interval_seconds, deferrable=restore.wait_mode == "deferrable")
+    seconds = {DISKS_TIMEOUT: timeouts.disks_seconds, INSTANCE_TIMEOUT: timeouts.instance_seconds}
+
+    def wait(task_id: str, operation: Any, timeout_of: str) -> Any:
+        return OperationStatusSensor(
+            task_id=task_id,
+            operation=operation,
+            timeout=seconds[timeout_of],
+            poke_interval=settings.poke_interval_seconds,
+            deferrable=restore.wait_mode == "deferrable",
+        )
+
     dag = _restore_dag(restore, settings)
-    with dag:
-        plan = PlanRestoreOperator(task_id=steps.PLAN, restore_json=restore_json)
-        disks, disk_steps = _disk_steps(restore_json, plan, timeouts.disks_seconds, waits)
-        cleanup = CleanupRestoreDisksOperator(
-            task_id=steps.CLEANUP,
-            restore_json=restore_json,
-            disk_timeout_seconds=timeouts.disks_seconds,
-            trigger_rule="all_done",
-        )
-        report = RestoreReportOperator(
-            task_id=steps.REPORT, restore_json=restore_json, trigger_rule="all_done", retries=0
-        )
-        if restore.in_place:
-            _in_place_steps(restore_json, plan, disks, disk_steps, cleanup, report)
-            return dag
-        _new_instance_steps(restore_json, plan, disks, disk_steps, cleanup, timeouts.instance_seconds, waits)
-        cleanup >> report
+    add_restore_steps(dag, restore_json, in_place=restore.in_place, wait=wait)
     return dag
 
 
-@dataclass(frozen=True)
-class _Waits:
-    """How the restore's Compute Engine waits poll: every `poke` seconds, or deferred to the triggerer."""
+WaitFactory = Callable[[str, Any, str], Any]  # (task_id, operation, DISKS_TIMEOUT | INSTANCE_TIMEOUT) -> sensor
 
-    poke: float
-    deferrable: bool
+
+def add_restore_steps(dag: Any, restore_json: str | None, *, in_place: bool, wait: WaitFactory) -> None:
+    """The restore's tasks; `restore_json` None: each task reads the restore from its run's signed conf."""
+    from vmbackup.restore.operators import CleanupRestoreDisksOperator, PlanRestoreOperator, RestoreReportOperator
+
+    with dag:
+        plan = PlanRestoreOperator(task_id=steps.PLAN, restore_json=restore_json)
+        disks, disk_steps = _disk_steps(restore_json, plan, wait)
+        cleanup = CleanupRestoreDisksOperator(task_id=steps.CLEANUP, restore_json=restore_json, trigger_rule="all_done")
+        report = RestoreReportOperator(
+            task_id=steps.REPORT, restore_json=restore_json, trigger_rule="all_done", retries=0
+        )
+        if in_place:
+            _in_place_steps(restore_json, plan, disks, disk_steps, cleanup, report)
+            return
+        _new_instance_steps(restore_json, plan, disks, disk_steps, cleanup, wait)
+        cleanup >> report
 
 
 def _restore_dag(restore: Restore, settings: AirflowSettings) -> Any:
@@ -101,10 +110,9 @@ def _restore_dag(restore: Restore, settings: AirflowSettings) -> Any:
     )
 
 
-def _disk_steps(restore_json: str, plan: Any, timeout_seconds: int, waits: _Waits) -> tuple[Any, list[Any]]:
+def _disk_steps(restore_json: str | None, plan: Any, wait: WaitFactory) -> tuple[Any, list[Any]]:
     """Per planned disk (mapped): create it from its snapshot, wait. The mapped group, and its tasks."""
     from vmbackup.airflow_compat import task, task_group
-    from vmbackup.compute.sensors import OperationStatusSensor
     from vmbackup.restore.operators import CreateRestoreDiskOperator
 
     disk_steps: list[Any] = []
@@ -117,20 +125,16 @@ def _disk_steps(restore_json: str, plan: Any, timeout_seconds: int, waits: _Wait
     @task_group(group_id=steps.DISKS_GROUP, tooltip="one restored disk")
     def per_disk(disk: Any) -> None:
         create = CreateRestoreDiskOperator(task_id=steps.CREATE_DISK, target=disk, restore_json=restore_json)
-        wait = OperationStatusSensor(
-            task_id=steps.WAIT_DISK,
-            operation=create.output,
-            timeout=timeout_seconds,
-            poke_interval=waits.poke,
-            deferrable=waits.deferrable,
-        )
-        create >> wait
-        disk_steps.extend((create, wait))
+        waited = wait(steps.WAIT_DISK, create.output, DISKS_TIMEOUT)
+        create >> waited
+        disk_steps.extend((create, waited))
 
     return per_disk.expand(disk=planned_disks(plan.output)), disk_steps
 
 
-def _in_place_steps(restore_json: str, plan: Any, disks: Any, disk_steps: list[Any], cleanup: Any, report: Any) -> None:
+def _in_place_steps(
+    restore_json: str | None, plan: Any, disks: Any, disk_steps: list[Any], cleanup: Any, report: Any
+) -> None:
     """Mode InPlace: replace the disks (stop, swap, start), then settle, clean up and report."""
     from vmbackup.restore.in_place_operators import ReplaceDisksOperator, SettleInPlaceOperator
 
@@ -142,22 +146,15 @@ def _in_place_steps(restore_json: str, plan: Any, disks: Any, disk_steps: list[A
 
 
 def _new_instance_steps(
-    restore_json: str, plan: Any, disks: Any, disk_steps: list[Any], cleanup: Any, timeout_seconds: int, waits: _Waits
+    restore_json: str | None, plan: Any, disks: Any, disk_steps: list[Any], cleanup: Any, wait: WaitFactory
 ) -> None:
     """A new VM: create the instance from the restored disks, wait, then clean up."""
-    from vmbackup.compute.sensors import OperationStatusSensor
     from vmbackup.restore.operators import CreateRestoredInstanceOperator
 
     create_instance = CreateRestoredInstanceOperator(
         task_id=steps.CREATE_INSTANCE, plan=plan.output, restore_json=restore_json
     )
-    wait_instance = OperationStatusSensor(
-        task_id=steps.WAIT_INSTANCE,
-        operation=create_instance.output,
-        timeout=timeout_seconds,
-        poke_interval=waits.poke,
-        deferrable=waits.deferrable,
-    )
+    wait_instance = wait(steps.WAIT_INSTANCE, create_instance.output, INSTANCE_TIMEOUT)
     disks >> create_instance >> wait_instance
     # Cleanup waits for every disk step too: with one disk failed, the others may still be creating.
     [*disk_steps, wait_instance] >> cleanup

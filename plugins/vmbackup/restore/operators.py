@@ -34,6 +34,7 @@ from vmbackup.restore.plan import (
     is_ours,
     plan_restore,
 )
+from vmbackup.restore.run_conf import signed_restore_json
 from vmbackup.vm.disks import disk_from_snapshot
 from vmbackup.vm.marked import restart_source_if_marked
 
@@ -51,7 +52,7 @@ def _report(restore: Restore, context: Any, plan: RestorePlan | None, phase: str
     return RestoreReport(
         namespace=restore.namespace,
         name=restore.name,
-        dag_id=restore.dag_id,
+        dag_id=context["ti"].dag_id,  # the restore's own DAG (earlier versions) or a shared restore DAG
         run_id=context["run_id"],
         phase=phase,
         source_instance=restore.instance,
@@ -67,18 +68,29 @@ def _report(restore: Restore, context: Any, plan: RestorePlan | None, phase: str
 
 
 class RestoreStepOperator(ComputeStepOperator):
-    """A restore step: a RestoreProblemError (bad spec, taken name, snapshot not READY) fails at once, unretried."""
+    """A restore step: a RestoreProblemError (bad spec, taken name, snapshot not READY) fails at once, unretried.
+
+    `restore_json` None (the shared restore DAGs): the restore is the run's signed conf, verified before the step
+    builds a Compute Engine client; a conf the controller did not sign fails the task with nothing touched.
+    """
 
     ui_color = "#e6f4ea"
 
-    def __init__(self, *, restore_json: str, **kwargs: Any):
+    def __init__(self, *, restore_json: str | None, **kwargs: Any):
         super().__init__(**kwargs)
         self.restore_json = restore_json
 
     @cached_property
     def restore(self) -> Restore:
         """The VMRestore, parsed once per task instance (``restore_json`` is no template field)."""
+        if self.restore_json is None:
+            raise AirflowFailException(f"{self.task_id}: the restore is read from the run's conf in execute()")
         return Restore.from_json(self.restore_json)
+
+    def execute(self, context: Any) -> Any:
+        if self.restore_json is None:
+            self.restore_json = signed_restore_json(context)
+        return super().execute(context)
 
     def run_step(self, context: Any, hook: ComputeEngineHook) -> Any:
         try:
@@ -201,9 +213,9 @@ class CleanupRestoreDisksOperator(RestoreStepOperator):
     plan AND carrying this restore's label are deleted: never a source disk, never a snapshot.
     """
 
-    def __init__(self, *, disk_timeout_seconds: int = 600, **kwargs: Any):
+    def __init__(self, *, disk_timeout_seconds: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.disk_timeout_seconds = disk_timeout_seconds
+        self.disk_timeout_seconds = disk_timeout_seconds  # None: the restore's spec.timeouts.disksSeconds
 
     def restore_step(self, context: Any, hook: ComputeEngineHook) -> list[str]:
         plan = _plan(context)
@@ -223,7 +235,7 @@ class CleanupRestoreDisksOperator(RestoreStepOperator):
             log.info("Deleting disk %s: the restore failed", disk["name"])
             ref = hook.delete_disk(plan["project"], plan["zone"], disk["name"])
             if ref is not None:
-                hook.wait_done(ref, self.disk_timeout_seconds)
+                hook.wait_done(ref, self.disk_timeout_seconds or self.restore.spec.timeouts.disks_seconds)
             deleted.append(disk["name"])
         return deleted
 

@@ -14,3 +14,6 @@ REPORT = "report"
 # Mode InPlace: instead of create_instance / wait_instance
 REPLACE_DISKS = "replace_disks"  # stop the VM, swap its disks for the restored ones, start it
 SETTLE = "settle"  # always: label (or delete) the replaced disks, or put them back after a failure
+# Which of spec.timeouts bounds a wait
+DISKS_TIMEOUT = "disks"
+INSTANCE_TIMEOUT = "instance"
