@@ -156,7 +156,8 @@ class RestoreHandlers:
             self._fail(body, patch, "TargetNotAllowed", str(exc))
             return
         except TargetUnavailableError as exc:
-            self._cannot_start(body, patch, {}, TARGET_UNAVAILABLE, str(exc), delay=self._retry_delay)
+            why = f"the Composer environment to be usable: {exc}"
+            self._cannot_start(body, patch, {}, TARGET_UNAVAILABLE, why, delay=self._retry_delay)
         restore = restore.model_copy(update={"wait_mode": await self.controller.wait_mode(target)})
         await self._start_run(body, patch, target, restore)
 
@@ -171,7 +172,7 @@ class RestoreHandlers:
         fields = {"dagId": dag_id, "observedGeneration": restore.generation, "instance": restore.restored_instance}
         key = self.config.run_signing_key
         if key is None:
-            why = f"the controller has no {SIGNING_KEY_ENV} to sign the restore with: {SIGNING_SETUP}"
+            why = f"the controller's {SIGNING_KEY_ENV}, to sign the restore run with (it is not set): {SIGNING_SETUP}"
             self._cannot_start(body, patch, fields, SIGNING_KEY_MISSING, why, delay=60)
         expires_at = int(time.time() + self.config.run_signature_ttl_seconds)
         conf = sign_run_conf(
@@ -183,7 +184,7 @@ class RestoreHandlers:
             if not await airflow.start_run_once(dag_id, run_id, conf):
                 logger.info("run %s of %s exists already", run_id, dag_id)
         except AirflowUnreachableError as exc:
-            why = f"Airflow did not answer the restore's start ({exc}); trying again every {self._retry_delay:g}s"
+            why = f"Airflow to answer ({exc}); trying again every {self._retry_delay:g}s"
             self._cannot_start(body, patch, fields, AIRFLOW_UNREACHABLE, why, delay=self._retry_delay)
         except DagNotFoundError:
             reason, why = await self._dag_missing(target, dag_id)
@@ -216,7 +217,7 @@ class RestoreHandlers:
         except AirflowCallError:
             broken = None
         if broken:
-            return DAG_IMPORT_ERROR, f"Airflow cannot import {file_name} (the restore DAG): {broken}"
+            return DAG_IMPORT_ERROR, f"a restore DAG Airflow can import: {file_name} fails with {broken}"
         where = f"gs://{target.bucket}/{dag_object_name(SHARED_DAG_FILE_ID)}"
         return DAG_NOT_IN_AIRFLOW, (
             f"the restore DAG {dag_id} to reach Airflow: it is in {where}, and Composer copies it to Airflow and "
@@ -226,10 +227,11 @@ class RestoreHandlers:
     def _cannot_start(
         self, body: kopf.Body, patch: kopf.Patch, fields: Mapping[str, Any], reason: str, why: str, *, delay: float
     ) -> NoReturn:
-        """Pending, saying why (status message, Waiting and RunStarted conditions); kopf tries again after `delay`."""
+        """Pending, waiting for `why` (status message, waitingFor, Waiting and RunStarted); kopf tries again after
+        `delay`."""
         waiting, started = not_started(reason, short(why))
         progress = progress_status(status_of(body), waiting, started, **self._when(body))
-        self._patch(body, patch, {**fields, **progress, "phase": "Pending", "message": short(why)})
+        self._patch(body, patch, {**fields, **progress, "phase": "Pending", "message": short(f"waiting for {why}")})
         raise kopf.TemporaryError(why, delay=delay)
 
     @staticmethod

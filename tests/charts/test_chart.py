@@ -244,8 +244,7 @@ def test_replicas_share_the_lease_and_a_disruption_budget(ha: TemplateResult):
 def test_lease_timings_reach_the_controller(helm: Helm):
     timings = {"leaseName": "backups", "leaseDurationSeconds": 30, "renewDeadlineSeconds": 20, "retryPeriodSeconds": 4}
     render = helm.template(values={"leaderElection": timings})
-    plain = {name: value for name, value in env(render).items() if isinstance(value, str)}
-    config = ControllerConfig.from_env(plain)
+    config = ControllerConfig.from_env(render.controller_settings())
     assert config.lease_name == "backups"
     assert (config.lease_duration_seconds, config.lease_renew_deadline_seconds) == (30, 20)
     assert config.lease_retry_period_seconds == 4
@@ -280,7 +279,7 @@ def test_airflow_password_is_mounted_from_the_secret_never_inlined(namespaced: T
 
 
 def test_controller_reads_the_settings_the_chart_sets(ha: TemplateResult):
-    plain = {name: value for name, value in env(ha).items() if isinstance(value, str)}
+    plain = ha.controller_settings()
     config = ControllerConfig.from_env(plain)
     assert config.composer_environment == HA_VALUES["composer"]["environment"]
     assert (config.lease_name, config.lease_namespace) == ("vmbackup-vmbackup-operator", "vmbackup-system")

@@ -12,8 +12,7 @@ def test_the_keeper_values_reach_the_controller(helm: Helm) -> None:
     keeper = {"schedule": "*/5 * * * *", "readIntervalSeconds": 30, "staleAfterIntervals": 4}
     render = helm.template(values={"keeper": keeper})
 
-    (container,) = render.one("Deployment")["spec"]["template"]["spec"]["containers"]
-    config = ControllerConfig.from_env({e["name"]: e["value"] for e in container["env"] if "value" in e})
+    config = ControllerConfig.from_env(render.controller_settings())
 
     assert config.keeper_schedule == "*/5 * * * *"
     assert config.keeper_read_interval_seconds == 30
@@ -21,8 +20,7 @@ def test_the_keeper_values_reach_the_controller(helm: Helm) -> None:
 
 
 def test_the_default_keeper_runs_every_ten_minutes(helm: Helm) -> None:
-    (container,) = helm.template().one("Deployment")["spec"]["template"]["spec"]["containers"]
-    config = ControllerConfig.from_env({e["name"]: e["value"] for e in container["env"] if "value" in e})
+    config = ControllerConfig.from_env(helm.template().controller_settings())
 
     assert config.keeper_schedule == ControllerConfig().keeper_schedule == "*/10 * * * *"
 

@@ -10,7 +10,6 @@ in-process here without leader election: the Lease rules are proven by tests/con
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import kmock
@@ -18,12 +17,19 @@ import pytest
 from google.cloud import storage
 
 from controller.app import build_controller
-from controller.config import AirflowCredentials, ControllerConfig
+from controller.config import ControllerConfig
 from controller.handlers import FINALIZER, build_registry
 from controller.lease_api import LEASE_GROUP
 from controller.reconciler import BACKUP_NOW_ANNOTATION
-from tests.fixtures.gcs import free_port
-from tests.fixtures.kube import offline_config, RESTORES, eventually, policy_object, policy_url, running_operator, stored
+from tests.fixtures.kube import (
+    RESTORES,
+    eventually,
+    offline_config,
+    policy_object,
+    policy_url,
+    running_operator,
+    stored,
+)
 from tests.fixtures.rbac import ChartRbac, RequestAttributes, controller_requests, request_attributes
 from tests.fixtures.tools import Helm
 from vmbackup.model.policy import API_GROUP, API_VERSION

@@ -1,21 +1,26 @@
 """VMRestores in the controller: kopf against kmock (the Kubernetes API) and the Cloud Storage emulator (the bucket).
 
-Airflow is configured at an address where nothing listens: the restore DAG is uploaded, and the restore waits
-(Pending) to trigger its run. Runs with a real Airflow are in test_restore_handlers_with_airflow.py.
+Airflow is configured at an address where nothing listens: the shared restore DAGs' file is in the bucket, no
+restore gets a DAG file of its own, and the restore waits (Pending), saying why, to start its run. Runs with a
+real Airflow are in test_restore_handlers_with_airflow.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import kmock
 import pytest
 from google.cloud import storage
 
+from controller.conditions import RESTORE_RUN_STARTED, RESTORE_WAITING, find_condition
 from controller.config import ControllerConfig
-from dags_templates.render_restore import render_restore_dag
+from controller.restore_progress import AIRFLOW_UNREACHABLE, SIGNING_KEY_MISSING
+from dags_templates.render_restore import SHARED_DAG_FILE_ID, render_restore_dag, shared_restore_dag_source
 from tests.controller.conftest import (
     NAMESPACE,
+    ConfiguredStarter,
     Starter,
     create_policy,
     create_restore,
@@ -24,7 +29,7 @@ from tests.controller.conftest import (
 )
 from tests.fixtures.kube import RESTORES, events_for, eventually, offline_config
 from vmbackup.model.policy import parse_policy
-from vmbackup.model.restore import parse_restore
+from vmbackup.model.restore import SHARED_IN_PLACE_RESTORE_DAG_ID, SHARED_RESTORE_DAG_ID, parse_restore
 
 POLICY_SPEC: dict[str, Any] = {
     "project": "shop-prod-1",
@@ -34,9 +39,13 @@ TENANCY = {"namespaces": {NAMESPACE: {"projects": [{"project": "shop-prod-1", "z
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 
+KEY = "k" * 64
+
+
 @pytest.fixture
 def config(gcs_bucket: storage.Bucket) -> ControllerConfig:
-    return offline_config(gcs_bucket.name, TENANCY)  # nothing listens at its Airflow address
+    # nothing listens at its Airflow address
+    return dataclasses.replace(offline_config(gcs_bucket.name, TENANCY), run_signing_key=KEY)
 
 
 async def create_policy_and_restore(kube: kmock.KubernetesEmulator, name: str, spec: dict[str, Any]) -> None:
@@ -49,23 +58,59 @@ def dag_in(bucket: storage.Bucket, name: str) -> str | None:
     return None if blob is None else blob.download_as_text()
 
 
-async def test_a_restore_gets_its_dag_in_the_bucket_and_waits_for_airflow(
+def shared_dag_file(bucket: storage.Bucket) -> str | None:
+    blob = bucket.get_blob(f"dags/{SHARED_DAG_FILE_ID}.py")
+    return None if blob is None else blob.download_as_text()
+
+
+def waiting_reason(status: dict[str, Any]) -> str | None:
+    found = find_condition(status.get("conditions"), RESTORE_WAITING)
+    return None if found is None else str(found["reason"])
+
+
+async def test_a_restore_gets_no_dag_file_and_says_it_waits_for_airflow(
     kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
 ) -> None:
     async with operator():
         await create_policy_and_restore(kube, "db-back", {"policyName": "db"})
 
-        source = await eventually(lambda: dag_in(gcs_bucket, "db-back"), what="restore DAG uploaded")
         status = await eventually(
-            lambda: restore_status(kube, "db-back").get("dagId") and restore_status(kube, "db-back")
+            lambda: (
+                waiting_reason(restore_status(kube, "db-back")) == AIRFLOW_UNREACHABLE
+                and restore_status(kube, "db-back")
+            ),
+            what="the restore says Airflow does not answer",
         )
 
-    policy = parse_policy(NAMESPACE, "db", POLICY_SPEC)
-    assert source == render_restore_dag(parse_restore(NAMESPACE, "db-back", {"policyName": "db"}, policy, 1))
-    assert status["phase"] == "Pending"
-    assert status["dagId"] == "vmrestore__shop__db-back"
-    assert "127.0.0.1" in status["message"]
+    assert dag_in(gcs_bucket, "db-back") is None
+    assert shared_dag_file(gcs_bucket) == shared_restore_dag_source()
+    assert (status["phase"], status["dagId"]) == ("Pending", SHARED_RESTORE_DAG_ID)
+    assert status["waitingFor"].startswith("Airflow to answer")
+    assert "127.0.0.1" in status["waitingFor"]
+    assert status["waitingSince"]
+    assert status["message"].startswith("waiting for Airflow to answer")
+    started = find_condition(status["conditions"], RESTORE_RUN_STARTED)
+    assert started is not None
+    assert (started["status"], started["reason"]) == ("False", AIRFLOW_UNREACHABLE)
     assert "runId" not in status
+
+
+async def test_without_a_signing_key_a_restore_waits_naming_it(
+    kube: kmock.KubernetesEmulator, start_controller: ConfiguredStarter, config: ControllerConfig
+) -> None:
+    async with start_controller(dataclasses.replace(config, run_signing_key=None)):
+        await create_policy_and_restore(kube, "db-back", {"policyName": "db"})
+
+        status = await eventually(
+            lambda: (
+                waiting_reason(restore_status(kube, "db-back")) == SIGNING_KEY_MISSING
+                and restore_status(kube, "db-back")
+            )
+        )
+
+    assert status["phase"] == "Pending"
+    assert "VMBACKUP_RUN_SIGNING_KEY" in status["message"]
+    assert "docs/operations/restore-signing.md" in status["message"]
 
 
 async def test_an_invalid_restore_fails_naming_the_field(
@@ -113,12 +158,15 @@ async def test_a_restore_waits_for_its_policy(
     assert dag_in(gcs_bucket, "db-back") is None
 
 
-async def test_deleting_a_restore_removes_its_dag(
+async def test_deleting_a_restore_an_earlier_version_started_removes_its_dag_file(
     kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
 ) -> None:
+    policy = parse_policy(NAMESPACE, "db", POLICY_SPEC)
+    legacy = parse_restore(NAMESPACE, "db-back", {"policyName": "db"}, policy, 1)
+    gcs_bucket.blob(f"dags/{legacy.dag_id}.py").upload_from_string(render_restore_dag(legacy))
     async with operator():
         await create_policy_and_restore(kube, "db-back", {"policyName": "db"})
-        await eventually(lambda: dag_in(gcs_bucket, "db-back"))
+        await eventually(lambda: restore_status(kube, "db-back").get("dagId"))
 
         async with kube.delete(restore_url("db-back")):
             pass
@@ -142,17 +190,17 @@ async def test_an_in_place_restore_without_confirmation_fails_naming_the_field(
     assert dag_in(gcs_bucket, "db-back") is None
 
 
-async def test_a_confirmed_in_place_restore_gets_its_dag(
+async def test_a_confirmed_in_place_restore_goes_to_the_in_place_dag(
     kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
 ) -> None:
     spec = {"policyName": "db", "mode": "InPlace", "inPlace": {"confirmReplaceDisks": True}}
     async with operator():
         await create_policy_and_restore(kube, "db-back", spec)
 
-        source = await eventually(lambda: dag_in(gcs_bucket, "db-back"), what="restore DAG uploaded")
         status = await eventually(
             lambda: restore_status(kube, "db-back").get("dagId") and restore_status(kube, "db-back")
         )
 
-    assert "InPlace" in source
+    assert status["dagId"] == SHARED_IN_PLACE_RESTORE_DAG_ID
     assert status["instance"] == "db-1"  # the VM restored into is the source itself
+    assert dag_in(gcs_bucket, "db-back") is None

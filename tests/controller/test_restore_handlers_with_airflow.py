@@ -1,8 +1,10 @@
-"""VMRestores with a real Airflow 3: the controller uploads the restore DAG, Airflow parses it from the mirrored
-bucket, the controller triggers its one run, and the status follows the restore report the run writes.
+"""VMRestores with a real Airflow 3: the controller ships the shared restore DAGs with the plugins, Airflow parses
+them from the mirrored bucket, the controller triggers each restore's one run with its signed conf, and the status
+follows the run and the restore report it writes. A restore an earlier version started in a DAG file of its own
+is followed to its end, and its file kept until then.
 
-What the run's tasks do to Compute Engine is covered by tests/plugins/vmbackup/restore/test_dag_run.py; here the report is written as the
-DAG writes it, and the run is marked finished through Airflow's API, so the test depends on no cloud.
+What the runs' tasks do to Compute Engine is covered by tests/plugins/vmbackup/restore/; here the report is written
+as the DAG writes it, and the run is marked finished through Airflow's API, so the test depends on no cloud.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import pytest
 from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
+from controller.conditions import RESTORE_RUN_STARTED, RESTORE_WAITING, find_condition
 from controller.config import AirflowCredentials, ControllerConfig
 from controller.restore_handlers import run_id_for
+from dags_templates.render_restore import render_restore_dag
 from devstack.bucket_mirror import BucketMirror
 from tests.controller.conftest import (
     NAMESPACE,
@@ -26,13 +30,16 @@ from tests.controller.conftest import (
     create_policy,
     create_restore,
     put_report,
+    restore_object,
     restore_status,
     restore_url,
 )
-from tests.fixtures.airflow_api import AirflowServer
+from tests.fixtures.airflow_api import RUN_SIGNING_KEY, AirflowServer
 from tests.fixtures.kube import RESTORES, events_for, eventually
+from vmbackup.model.policy import parse_policy
 from vmbackup.model.report import RestoreReport, restore_report_object_name
-from vmbackup.model.restore import restore_dag_id_for
+from vmbackup.model.restore import SHARED_RESTORE_DAG_ID, parse_restore, restore_dag_id_for
+from vmbackup.model.run_signature import verify_run_conf
 
 POLICY_SPEC: dict[str, Any] = {
     "project": "shop-prod-1",
@@ -61,6 +68,7 @@ def config(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: Bu
         metrics_port=0,
         liveness_endpoint=None,
         tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
+        run_signing_key=RUN_SIGNING_KEY,  # the test Airflow's workers check runs with it
     )
 
 
@@ -69,9 +77,14 @@ async def create_both(kube: kmock.KubernetesEmulator, policy: str, restore: str)
     await create_restore(kube, restore, {"policyName": policy})
 
 
-async def runs_of(airflow: AirflowClient, dag_id: str) -> list[str]:
-    data = await airflow.raw_request("GET", f"/api/v2/dags/{dag_id}/dagRuns")
-    return [run["dag_run_id"] for run in data["dag_runs"]]
+async def runs_of(airflow: AirflowClient, dag_id: str, run_id: str) -> list[str]:
+    """The runs of the DAG with this id (the shared DAG has other tests' runs too)."""
+    data = await airflow.raw_request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})
+    return [run["dag_run_id"] for run in data["dag_runs"] if run["dag_run_id"] == run_id]
+
+
+async def end_run(airflow: AirflowClient, dag_id: str, run_id: str, state: str) -> None:
+    await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": state})
 
 
 def write_report(bucket: storage.Bucket, name: str, run_id: str, phase: str, **fields: Any) -> None:
@@ -98,14 +111,14 @@ async def test_a_restore_triggers_exactly_one_run_even_across_restarts(
     kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, names: tuple[str, str]
 ) -> None:
     policy, restore = names
-    dag_id = restore_dag_id_for(NAMESPACE, restore)
+    dag_id = SHARED_RESTORE_DAG_ID
     async with operator():
         await create_both(kube, policy, restore)
         run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
     async with operator():
         await eventually(lambda: [e for e in events_for(kube, restore) if e["reason"] == "RestoreTriggered"])
-        runs = await runs_of(airflow, dag_id)
-        await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "failed"})
+        runs = await runs_of(airflow, dag_id, run_id)
+        await end_run(airflow, dag_id, run_id, "failed")
 
     assert run_id == run_id_for(f"uid-{restore}")
     assert runs == [run_id]
@@ -120,7 +133,7 @@ async def test_the_status_follows_the_restore_report(
     names: tuple[str, str],
 ) -> None:
     policy, restore = names
-    dag_id = restore_dag_id_for(NAMESPACE, restore)
+    dag_id = SHARED_RESTORE_DAG_ID
     async with operator():
         await create_both(kube, policy, restore)
         run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
@@ -135,7 +148,7 @@ async def test_the_status_follows_the_restore_report(
             created_disks=[restore, f"{restore}-db-1-data"],
             message=f"instance {restore} restored",
         )
-        await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "success"})
+        await end_run(airflow, dag_id, run_id, "success")
         status = await eventually(
             lambda: restore_status(kube, restore).get("phase") == "Succeeded" and restore_status(kube, restore)
         )
@@ -150,18 +163,21 @@ async def test_the_status_follows_the_restore_report(
     )
     assert status["createdDisks"] == [restore, f"{restore}-db-1-data"]
     assert announced[0]["type"] == "Normal"
+    assert "waitingFor" not in status
+    waiting = find_condition(status["conditions"], RESTORE_WAITING)
+    assert waiting is not None
+    assert waiting["status"] == "False"
 
 
 async def test_a_run_that_fails_without_a_report_fails_the_restore(
     kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, names: tuple[str, str]
 ) -> None:
     policy, restore = names
-    dag_id = restore_dag_id_for(NAMESPACE, restore)
     async with operator():
         await create_both(kube, policy, restore)
         run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
 
-        await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "failed"})
+        await end_run(airflow, SHARED_RESTORE_DAG_ID, run_id, "failed")
         status = await eventually(
             lambda: restore_status(kube, restore).get("phase") == "Failed" and restore_status(kube, restore)
         )
@@ -176,7 +192,54 @@ def deletion_retried(kube: kmock.KubernetesEmulator, name: str) -> bool:
     return any(p.get("retries", 0) >= 1 and not p.get("success") for p in progress)
 
 
-async def test_deleting_a_restore_in_flight_keeps_its_dag_until_the_run_ends(
+async def test_a_started_restore_runs_with_its_signed_conf_and_says_what_it_waits_for(
+    kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, names: tuple[str, str]
+) -> None:
+    policy, restore = names
+    async with operator():
+        await create_both(kube, policy, restore)
+        run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
+        status = await eventually(
+            lambda: restore_status(kube, restore).get("waitingFor") and restore_status(kube, restore)
+        )
+        conf = (await airflow.get_run(SHARED_RESTORE_DAG_ID, run_id)).conf
+        await end_run(airflow, SHARED_RESTORE_DAG_ID, run_id, "failed")
+
+    payload = verify_run_conf(
+        RUN_SIGNING_KEY.encode(), conf, dag_id=SHARED_RESTORE_DAG_ID, run_id=run_id, now=datetime.now(UTC).timestamp()
+    )
+    assert json.loads(payload)["name"] == restore
+    assert status["dagId"] == SHARED_RESTORE_DAG_ID
+    assert status["waitingSince"]
+    started = find_condition(status["conditions"], RESTORE_RUN_STARTED)
+    assert started is not None
+    assert started["status"] == "True"
+
+
+async def start_as_an_earlier_version_did(
+    kube: kmock.KubernetesEmulator, airflow: AirflowClient, bucket: storage.Bucket, policy: str, restore: str
+) -> str:
+    """A VMRestore in flight as a controller before the shared DAGs left it: a DAG file of its own (importing the
+    plugins the running controller ships for the policy), its run triggered, status.dagId and status.runId set."""
+    parsed = parse_restore(NAMESPACE, restore, {"policyName": policy}, parse_policy(NAMESPACE, policy, POLICY_SPEC))
+    await create_policy(kube, policy, POLICY_SPEC)
+    bucket.blob(f"dags/{parsed.dag_id}.py").upload_from_string(render_restore_dag(parsed))
+    await eventually(lambda: airflow_knows(airflow, parsed.dag_id), within=AIRFLOW_WAIT, what="legacy DAG parsed")
+    run_id = run_id_for(f"uid-{restore}")
+    await airflow.set_paused(parsed.dag_id, False)
+    await airflow.trigger_run(parsed.dag_id, run_id=run_id)
+    body = restore_object(restore, {"policyName": policy})
+    body["status"] = {"phase": "Pending", "dagId": parsed.dag_id, "runId": run_id, "instance": restore}
+    async with kube.post(restore_url(), json=body) as response:
+        assert response.status in (200, 201), await response.text()
+    return run_id
+
+
+async def airflow_knows(airflow: AirflowClient, dag_id: str) -> bool:
+    return any(dag.dag_id == dag_id for dag in await airflow.list_dags(dag_id))
+
+
+async def test_a_restore_an_earlier_version_started_is_followed_in_its_own_dag_until_it_ends(
     kube: kmock.KubernetesEmulator,
     operator: Starter,
     airflow: AirflowClient,
@@ -187,17 +250,21 @@ async def test_deleting_a_restore_in_flight_keeps_its_dag_until_the_run_ends(
     dag_id = restore_dag_id_for(NAMESPACE, restore)
     dag_object = f"dags/{dag_id}.py"
     async with operator():
-        await create_both(kube, policy, restore)
-        run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
+        run_id = await start_as_an_earlier_version_did(kube, airflow, gcs_bucket, policy, restore)
+        write_report(gcs_bucket, restore, run_id, "CreatingDisks")
+        followed = await eventually(
+            lambda: restore_status(kube, restore).get("phase") == "CreatingDisks" and restore_status(kube, restore)
+        )
 
         async with kube.delete(restore_url(restore)):
             pass
         held = await eventually(lambda: deletion_retried(kube, restore), within=AIRFLOW_WAIT)
         kept = gcs_bucket.get_blob(dag_object) is not None
 
-        await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "failed"})
+        await end_run(airflow, dag_id, run_id, "failed")
         await eventually(lambda: kube.objects[RESTORES, NAMESPACE, restore].deleted, within=AIRFLOW_WAIT)
 
     assert held
     assert kept
     assert gcs_bucket.get_blob(dag_object) is None
+    assert followed["dagId"] == dag_id  # never moved to the shared DAG

@@ -151,3 +151,13 @@ sum by ({{ .by }}) (increase({{ .metric }}[1h])) > 0
 or
 sum by ({{ .by }}) ({{ .metric }} unless {{ .metric }} offset 1h) > 0
 {{- end }}
+
+{{/* The Secret holding the restore-run signing key: the user's, or the one the chart creates. */}}
+{{- define "vmbackup-operator.signingSecret" -}}
+{{- default (printf "%s-restore-signing" (include "vmbackup-operator.fullname" .)) .Values.restoreSigning.existingSecret }}
+{{- end }}
+
+{{/* Where that Secret is mounted (read through VMBACKUP_RUN_SIGNING_KEY_FILE, never an env value). */}}
+{{- define "vmbackup-operator.signingDir" -}}
+/etc/vmbackup/restore-signing
+{{- end }}
