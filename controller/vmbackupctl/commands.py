@@ -305,15 +305,25 @@ def restore(session: Session, sleep: Callable[[float], None] = time.sleep) -> in
     while True:
         status = obj.get("status") or {}
         phase = status.get("phase") or "Pending"
-        if phase != announced:
-            session.note(f"{ref}: {phase}")
-            announced = phase
+        progress = restore_progress(phase, status)
+        if progress != announced:
+            session.note(f"{ref}: {progress}")
+            announced = progress
         if phase in RESTORE_DONE_PHASES:
             return _report_restore(session, ref, status)
         if time.monotonic() >= deadline:
-            raise Failed(f"timed out after {args.timeout:g}s with {ref} {phase}; it goes on")
+            raise Failed(f"timed out after {args.timeout:g}s with {ref} {progress}; it goes on")
         sleep(WAIT_POLL_SECONDS)
         obj = session.store.get_restore(session.namespace, name)
+
+
+def restore_progress(phase: str, status: dict[str, Any]) -> str:
+    """The phase, and what the restore waits for since when (the controller's status.waitingFor/waitingSince)."""
+    waiting = status.get("waitingFor")
+    if not waiting:
+        return phase
+    since = status.get("waitingSince")
+    return f"{phase}: waiting for {waiting}" + (f" (since {since})" if since else "")
 
 
 def _report_restore(session: Session, ref: str, status: dict[str, Any]) -> int:

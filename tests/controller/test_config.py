@@ -36,6 +36,14 @@ def test_secrets_can_come_from_mounted_files(tmp_path: Path) -> None:
     assert config.airflow_auth.token == "abc.def.ghi"
 
 
+def test_the_restore_signing_key_comes_from_a_mounted_file(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("k" * 64 + "\n")
+    config = ControllerConfig.from_env({"VMBACKUP_RUN_SIGNING_KEY_FILE": str(key)})
+    assert config.run_signing_key == "k" * 64
+    assert "k" * 64 not in repr(config)
+
+
 def test_flags_override_the_environment() -> None:
     config = ControllerConfig.from_env({"VMBACKUP_POLL_INTERVAL": "15"}, poll_interval_seconds=5.0, lease_name=None)
     assert config.poll_interval_seconds == 5.0
@@ -65,6 +73,8 @@ def test_defaults_are_standalone_json_logs_all_namespaces() -> None:
         ({"VMBACKUP_POLL_INTERVAL": "soon"}, "VMBACKUP_POLL_INTERVAL"),
         ({"VMBACKUP_POLL_INTERVAL": "0"}, "VMBACKUP_POLL_INTERVAL"),
         ({"VMBACKUP_AIRFLOW_PASSWORD_FILE": "/nonexistent/password"}, "VMBACKUP_AIRFLOW_PASSWORD_FILE"),
+        ({"VMBACKUP_RUN_SIGNING_KEY": "short"}, "VMBACKUP_RUN_SIGNING_KEY must have at least 32"),
+        ({"VMBACKUP_RUN_SIGNATURE_TTL": "5"}, "VMBACKUP_RUN_SIGNATURE_TTL"),
     ],
 )
 def test_a_bad_setting_names_the_variable(environ: dict[str, str], named: str) -> None:

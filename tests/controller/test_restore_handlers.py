@@ -110,7 +110,7 @@ async def test_without_a_signing_key_a_restore_waits_naming_it(
 
     assert status["phase"] == "Pending"
     assert "VMBACKUP_RUN_SIGNING_KEY" in status["message"]
-    assert "docs/operations/restore-signing.md" in status["message"]
+    assert status["message"].endswith("(docs/operations/restore-signing.md)")
 
 
 async def test_an_invalid_restore_fails_naming_the_field(

@@ -65,7 +65,8 @@ def test_crd_has_a_status_subresource_and_the_printer_columns() -> None:
     version = CRD["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Phase", "Instance", "Snapshot", "Age", "Message"]
+    assert list(columns) == ["Phase", "Instance", "Snapshot", "Waiting For", "Since", "Age", "Message"]
+    assert (columns["Waiting For"]["jsonPath"], columns["Since"]["type"]) == (".status.waitingFor", "date")
     assert columns["Message"]["priority"] == 1
     assert version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["phase"]["enum"] == [
         "Pending",

@@ -81,6 +81,43 @@ async def test_restore_wait_exits_1_when_the_restore_fails(cluster: kmock.Kubern
     assert "Failed: instance wp-2 already exists" in result.stdout
 
 
+async def test_restore_wait_says_what_the_restore_waits_for_and_since_when(
+    cluster: kmock.KubernetesEmulator,  # noqa: F811
+) -> None:
+    put_policy(cluster, "shop", "wordpress", status=succeeded_status())
+    cli = asyncio.create_task(vmbackupctl("restore", "wordpress", "-n", "shop", "--as", "wp-2", "--wait"))
+    waiting = {
+        "phase": "Pending",
+        "waitingFor": "the restore DAG vmbackup_restore to reach Airflow",
+        "waitingSince": "2026-12-07T03:00:00Z",
+    }
+
+    await as_the_controller_says(cluster, waiting)
+    await as_the_controller_restores(cluster, {"phase": "Succeeded", "instance": "wp-2", "snapshots": ["s-1"]})
+    result = await cli
+
+    assert result.code == 0, result.stderr
+    assert (
+        "vmrestore shop/wp-2: Pending: waiting for the restore DAG vmbackup_restore to reach Airflow "
+        "(since 2026-12-07T03:00:00Z)" in result.stderr
+    )
+
+
+async def as_the_controller_says(kube: kmock.KubernetesEmulator, status: dict) -> None:
+    """Set the status, then wait until the CLI has read the restore since (it polls)."""
+    from tests.fixtures.kube import eventually
+
+    await eventually(lambda: ("shop", "wp-2") in {k[1:] for k in kube.objects if k[0] == RESTORES})
+    async with kube.patch(f"{RESTORES_URL}/wp-2", json={"status": status}) as response:
+        assert response.status == 200, await response.text()
+    seen = reads_of_wp2(kube)
+    await eventually(lambda: reads_of_wp2(kube) > seen, what="vmbackupctl read the restore again")
+
+
+def reads_of_wp2(kube: kmock.KubernetesEmulator) -> int:
+    return sum(1 for request in kube[kmock.method.GET] if str(request.url.path).endswith("/vmrestores/wp-2"))
+
+
 async def as_the_controller_restores(kube: kmock.KubernetesEmulator, final: dict) -> None:
     from tests.fixtures.kube import eventually
 
