@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from dags_templates.render_restore import SHARED_DAG_FILE_ID, shared_restore_dag_source
+from devstack.gce_simulator import Fault
 from tests.plugins.vmbackup.restore.test_dag_run import (
     NAMESPACE,
     POLICY_SPEC,
@@ -53,9 +54,10 @@ def shared_restore(restore_env: Any, airflow_dags: Any, gcs_bucket: Any, monkeyp
     monkeypatch.setenv(SIGNING_KEY_ENV, KEY)
     airflow_dags.write_dag(SHARED_DAG_FILE_ID, shared_restore_dag_source())
 
-    def run(name: str = "db-restored", sign: Signer = signed, **spec: Any) -> RestoreRun:
+    def run(name: str = "db-restored", sign: Signer = signed, wait_mode: str = "reschedule", **spec: Any) -> RestoreRun:
         policy = parse_policy(NAMESPACE, "db", POLICY_SPEC)
         restore = parse_restore(NAMESPACE, name, {"policyName": "db", **spec}, policy)
+        restore = restore.model_copy(update={"wait_mode": wait_mode})
         outcome = airflow_dags.run_with_conf(shared_restore_dag_id(restore.in_place), lambda rid: sign(restore, rid))
         blob = gcs_bucket.blob(restore_report_object_name(NAMESPACE, name))
         report = RestoreReport.model_validate(json.loads(blob.download_as_text())) if blob.exists() else None
@@ -81,6 +83,24 @@ def test_a_signed_restore_runs_in_the_shared_dag(shared_restore: Any, gce_sim: A
     assert run.report is not None
     assert run.report.phase == "Succeeded"
     assert run.report.dag_id == shared_restore_dag_id(False)
+
+
+def test_a_restore_signed_for_a_triggerer_waits_in_it(shared_restore: Any, gce_sim: Any, gce_clients: Any) -> None:
+    seed_run(gce_sim, gce_clients, "r1")
+    gce_sim.inject(Fault.slow("instances.insert", 1.5))  # still running when the sensor first looks: it must defer
+    gce_sim.clear_calls()
+
+    run = shared_restore("db-deferred", wait_mode="deferrable")
+
+    assert run.state == "success", run.task_states
+    (insert,) = [
+        op["name"]
+        for op in gce_sim.operations()
+        if op["operationType"] == "insert" and op.get("targetLink", "").endswith("/instances/db-deferred")
+    ]
+    on_insert = [c["method"] for c in gce_sim.calls if c["params"].get("operation") == insert]
+    assert on_insert[:1] == ["zoneOperations.get"]  # the sensor looked once, then deferred to the trigger
+    assert "zoneOperations.wait" in on_insert[1:]
 
 
 def test_a_signed_in_place_restore_runs_in_its_shared_dag(shared_restore: Any, gce_sim: Any, gce_clients: Any) -> None:
