@@ -215,3 +215,16 @@ async def test_a_restore_run_starts_once_with_its_signed_conf_intact(dags: Airfl
 
     assert (first, again) == (True, False)
     assert verify_run_conf(key, stored, dag_id=IDLE, run_id=run_id, now=time.time()) == payload
+
+
+async def test_why_a_dag_file_does_not_import_is_its_last_line(dags: AirflowServer) -> None:
+    """What a restore whose DAG file is broken says it waits for (RunStarted reason DagImportError)."""
+    dags.write_dag(BROKEN, broken_dag_source("the policy JSON is not valid"))
+    dags.wait_for_import_error(f"{BROKEN}.py")
+    async with dags.client() as client:
+        control = AirflowControl(client)
+        why = await control.import_error(f"{BROKEN}.py")
+        fine = await control.import_error(f"{IDLE}.py")
+
+    assert why == "ImportError: the policy JSON is not valid"
+    assert fine is None
