@@ -233,11 +233,8 @@ class ControllerConfig:
             "keeper_stale_after_intervals": _number(get("KEEPER_STALE_AFTER"), "KEEPER_STALE_AFTER", 3.0),
             "coverage_interval_seconds": _setting(get, "COVERAGE_INTERVAL", cls.coverage_interval_seconds),
             "compute_endpoint": get("COMPUTE_ENDPOINT"),
-            "run_signing_key": secret(SIGNING_KEY_ENV.removeprefix(ENV_PREFIX)),
-            "run_signature_ttl_seconds": _number(
-                get("RUN_SIGNATURE_TTL"), "RUN_SIGNATURE_TTL", cls.run_signature_ttl_seconds
-            ),
         }
+        values.update(_signing_settings(get, secret))
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -245,6 +242,16 @@ class ControllerConfig:
 def _setting(get: Callable[[str], str | None], name: str, default: float) -> float:
     """A number setting: VMBACKUP_<name> read through ``get``, else the default."""
     return _number(get(name), name, default)
+
+
+def _signing_settings(get: Callable[[str], str | None], secret: Callable[[str], str | None]) -> dict[str, object]:
+    """The restore-run signing key (from a Secret, usually a mounted file) and how soon a signed run must start."""
+    return {
+        "run_signing_key": secret(SIGNING_KEY_ENV.removeprefix(ENV_PREFIX)),
+        "run_signature_ttl_seconds": _number(
+            get("RUN_SIGNATURE_TTL"), "RUN_SIGNATURE_TTL", ControllerConfig.run_signature_ttl_seconds
+        ),
+    }
 
 
 def _number(text: str | None, name: str, default: float) -> float:
