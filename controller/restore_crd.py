@@ -135,24 +135,32 @@ def restore_status_schema() -> Schema:
                 "description": "InPlace: a failure put the original disks back and started the VM again.",
             },
             "failedStep": {**text, "description": "The step that failed, if any."},
-            "waitingFor": {
-                **text,
-                "description": "What the restore waits for now, e.g. the restore DAG to reach Airflow, a free "
-                "worker, disks being created; absent once it has ended.",
-            },
-            "waitingSince": {
-                "type": "string",
-                "format": "date-time",
-                "description": "Since when it waits for that (RFC 3339).",
-            },
-            "conditions": {
-                "type": "array",
-                "description": f"{RESTORE_RUN_STARTED} (False with the reason while the run cannot start) and "
-                f"{RESTORE_WAITING} (True while the restore waits: its reason and message say for what).",
-                "items": condition_schema(),
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
+            **_progress_schema(),
+        },
+    }
+
+
+def _progress_schema() -> Schema:
+    """What a restore waits for and since when (controller/restore_progress.py)."""
+    text: Schema = {"type": "string", "maxLength": 32768}
+    return {
+        "waitingFor": {
+            **text,
+            "description": "What the restore waits for now, e.g. the restore DAG to reach Airflow, a free "
+            "worker, disks being created; absent once it has ended.",
+        },
+        "waitingSince": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Since when it waits for that (RFC 3339).",
+        },
+        "conditions": {
+            "type": "array",
+            "description": f"{RESTORE_RUN_STARTED} (False with the reason while the run cannot start) and "
+            f"{RESTORE_WAITING} (True while the restore waits: its reason and message say for what).",
+            "items": condition_schema(),
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
         },
     }
 
