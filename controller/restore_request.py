@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vmbackup.model.policy import API_GROUP, API_VERSION, GCE_NAME_PATTERN
-from vmbackup.model.restore import KIND, PLURAL
+from vmbackup.model.restore import IN_PLACE, KIND, PLURAL
 
 RUN_LABEL_VALUE = re.compile(
     r"^r[0-9a-f]{11}$"
@@ -34,17 +34,23 @@ def restore_object(
     instance: str | None = None,
     snapshot: str | None = None,
     as_name: str | None = None,
+    in_place: bool = False,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The VMRestore to create. `snapshot` is a snapshot name, or a run (its vmbackup-run label value);
-    `as_name` names both the VMRestore and the new VM (default: see default_restore_name)."""
+    `as_name` names both the VMRestore and the new VM (default: see default_restore_name). `in_place` asks for
+    mode InPlace with its confirmation set: the caller has had the user confirm (`vmbackupctl restore --in-place`),
+    and `as_name` then names only the VMRestore (the VM keeps its name)."""
     spec: dict[str, Any] = {"policyName": policy}
     if instance:
         spec["instance"] = instance
     if snapshot:
         spec["snapshotRun" if RUN_LABEL_VALUE.fullmatch(snapshot) else "snapshot"] = snapshot
     name = as_name or default_restore_name(policy, instance, now)
-    if as_name:
+    if in_place:
+        spec["mode"] = IN_PLACE
+        spec["inPlace"] = {"confirmReplaceDisks": True}
+    elif as_name:
         spec["targetName"] = as_name
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",

@@ -167,12 +167,24 @@ def _add_run_commands(command: Command, airflow: argparse.ArgumentParser) -> Non
     restore = command(
         "restore",
         commands.restore,
-        "bring a VM back from a policy's snapshots: creates a VMRestore (a new VM; the source is never touched)",
+        "bring a VM back from a policy's snapshots: creates a VMRestore (a new VM; the source is never touched), "
+        "or with --in-place gives the VM itself disks made from the snapshots",
     )
     restore.add_argument("policy")
     restore.add_argument("--instance", help="the backed-up VM to restore (needed when the policy has several)")
     restore.add_argument("--snapshot", help="a snapshot name or a run (its vmbackup-run label); default: newest READY")
-    restore.add_argument("--as", dest="as_name", metavar="NAME", help="name of the new VM (and of the VMRestore)")
+    restore.add_argument(
+        "--as", dest="as_name", metavar="NAME", help="name of the new VM (and of the VMRestore; --in-place: only that)"
+    )
+    restore.add_argument(
+        "--in-place",
+        action="store_true",
+        help="stop the VM, replace its backed-up disks with disks made from the snapshots, start it again (keeps "
+        "its name, IP and metadata; the replaced disks are kept); asks you to type the VM name",
+    )
+    restore.add_argument(
+        "--yes", action="store_true", help="with --in-place: confirm without the typed VM name (for scripts)"
+    )
     restore.add_argument("--wait", action="store_true", help="wait until it Succeeded (exit 0) or Failed (exit 1)")
     restore.add_argument("--timeout", type=_positive_seconds, default=3600.0, help="seconds --wait waits (3600)")
 
@@ -192,6 +204,7 @@ def main(
     *,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
     prog: str = PROG,
 ) -> int:
     """Run one command; the exit code (0 ok, 1 failed, 2 usage, 3 not found, 4 unreachable)."""
@@ -203,7 +216,7 @@ def main(
             args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return int(exc.code or 0)
-    session = commands.Session(args, stdout, stderr)
+    session = commands.Session(args, stdout, stderr, stdin=stdin)
     try:
         return int(args.handler(session))
     except CliError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,10 +30,12 @@ class Session:
         stderr: TextIO,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stdin: TextIO | None = None,
     ) -> None:
         self.args = args
         self.stdout = stdout
         self.stderr = stderr
+        self.stdin = stdin if stdin is not None else sys.stdin
         self.clock = clock
         self._store: PolicyStore | None = None
 
@@ -51,6 +54,11 @@ class Session:
 
     def note(self, text: str) -> None:
         print(text, file=self.stderr)
+
+    def ask(self, prompt: str) -> str:
+        """One line typed by the user after the prompt (on stderr, so stdout stays data); '' at end of input."""
+        print(prompt, end="", file=self.stderr, flush=True)
+        return self.stdin.readline().strip()
 
     def policy(self) -> Policy:
         return self.store.get(self.namespace, self.args.policy)
@@ -282,19 +290,30 @@ RESTORE_DONE_PHASES = ("Succeeded", "Failed")
 
 
 def restore(session: Session, sleep: Callable[[float], None] = time.sleep) -> int:
-    """Create a VMRestore from a policy's snapshots (idempotent by name); with --wait, follow it to the end."""
+    """Create a VMRestore from a policy's snapshots (idempotent by name); with --wait, follow it to the end.
+    --in-place first has the user confirm that the VM's disks are replaced (restores.confirm_in_place)."""
     from controller.restore_request import restore_object
+    from controller.vmbackupctl.restores import confirm_in_place
 
     args = session.args
+    if args.yes and not args.in_place:
+        raise UsageError("--yes confirms an in-place restore: add --in-place, or drop --yes")
     policy = session.policy()  # a clear "not found" (exit 3) before anything is created
+    instance, as_name = confirm_in_place(session, policy) if args.in_place else (args.instance, args.as_name)
     body = restore_object(
-        session.namespace, args.policy, instance=args.instance, snapshot=args.snapshot, as_name=args.as_name
+        session.namespace,
+        args.policy,
+        instance=instance,
+        snapshot=args.snapshot,
+        as_name=as_name,
+        in_place=args.in_place,
     )
     obj, created = session.store.create_restore(body)
     name = obj["metadata"]["name"]
     ref = f"vmrestore {session.namespace}/{name}"
     if created:
-        session.out(f"{ref} created from policy {_ref(policy)}")
+        how = f" (in place: VM {instance} gets the restored disks)" if args.in_place else ""
+        session.out(f"{ref} created from policy {_ref(policy)}{how}")
     else:
         session.out(f"{ref} already exists; following it (a restore is never run twice)")
     if not args.wait:

@@ -53,3 +53,10 @@ def test_default_names_stay_valid_for_long_instance_names() -> None:
 
 def test_the_collection_path_is_the_namespaced_vmrestores() -> None:
     assert restore_collection_path("shop") == "/apis/vmbackup.dev/v1alpha1/namespaces/shop/vmrestores"
+
+
+def test_an_in_place_request_is_confirmed_and_keeps_the_vm_name() -> None:
+    obj = restore_object("shop", "db", instance="db-1", as_name="db-1-back", in_place=True)
+    restore = parse_restore("shop", obj["metadata"]["name"], obj["spec"], POLICY)
+    assert (restore.in_place, restore.restored_instance, obj["metadata"]["name"]) == (True, "db-1", "db-1-back")
+    assert SCHEMA.errors(obj) == []

@@ -1,0 +1,76 @@
+"""`vmbackupctl restore --in-place`: the confirmation a person gives before a VM's disks are replaced.
+
+An InPlace restore stops a (production) VM and swaps its disks, so the CLI says exactly what will happen and
+goes on only when the user types the VM's name, or passed --yes (scripts). Anything else changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from controller.restore_request import default_restore_name
+from controller.vmbackupctl.errors import UsageError
+from vmbackup.model import labels as vmlabels
+from vmbackup.model.restore import restore_marker
+
+if TYPE_CHECKING:
+    from controller.vmbackupctl.kube import Policy
+
+
+class Session(Protocol):
+    """What the confirmation needs of commands.Session (named here: commands imports this module)."""
+
+    args: argparse.Namespace
+
+    @property
+    def namespace(self) -> str: ...
+
+    def clock(self) -> datetime: ...
+
+    def note(self, text: str) -> None: ...
+
+    def ask(self, prompt: str) -> str: ...
+
+
+def in_place_instance(policy: Policy, instance: str | None) -> tuple[str, str | None]:
+    """The VM an in-place restore replaces the disks of, and its zone when the policy lists it."""
+    spec: dict[str, Any] = policy.get("spec") or {}
+    listed = [(str(i.get("name")), i.get("zone")) for i in spec.get("instances") or []]
+    name = (policy.get("metadata") or {}).get("name")
+    if instance is None:
+        if len(listed) != 1:
+            which = ", ".join(n for n, _ in listed) or "selected by label"
+            raise UsageError(f"--instance is required with --in-place: policy {name} backs up several VMs ({which})")
+        return listed[0]
+    zones = [z for n, z in listed if n == instance]
+    return instance, zones[0] if len(zones) == 1 else None
+
+
+def confirm_in_place(session: Session, policy: Policy) -> tuple[str, str]:
+    """Print what an in-place restore replaces; once the user confirmed, (the VM, the VMRestore's name)."""
+    args = session.args
+    instance, zone = in_place_instance(policy, args.instance)
+    name = args.as_name or default_restore_name(args.policy, instance, session.clock())
+    project = (policy.get("spec") or {}).get("project")
+    where = f"project {project}" + (f", zone {zone}" if zone else "")
+    backup = f"snapshot {args.snapshot}'s run" if args.snapshot else "the newest backup run whose snapshots are READY"
+    marker = restore_marker(session.namespace, name)
+    session.note(
+        f"In-place restore of VM {instance} ({where}) from {backup}:\n"
+        f"  - {instance} is stopped (if running), every disk that run backed up is detached and replaced by a disk\n"
+        "    made from its snapshot (same device name, same boot flag), and the VM is started again if it was running;\n"
+        f"  - the replaced disks are kept, labelled {vmlabels.REPLACED_BY}={marker};\n"
+        "  - on a failure the original disks are put back and the VM is started again."
+    )
+    if args.yes:
+        return instance, name
+    typed = session.ask(f"Type the VM name ({instance}) to replace its disks, anything else to cancel: ")
+    if typed != instance:
+        got = f"got {typed!r}" if typed else "no answer"
+        raise UsageError(
+            f"in-place restore not confirmed ({got}); nothing was changed. Type {instance} at the prompt, or pass "
+            "--yes to confirm without it"
+        )
+    return instance, name
