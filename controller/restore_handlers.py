@@ -239,18 +239,22 @@ class RestoreHandlers:
         return {"generation": int(body.metadata.get("generation") or 0), "now": datetime.now(UTC)}
 
     def _refusal(self, policy: BackupPolicy, restore: Restore) -> str | None:
-        """The policy's own tenancy guard, and the target zone too when the new VM goes elsewhere."""
+        """The policy's own tenancy guard, and the target project and zone too when the new VM goes elsewhere: a
+        namespace restores only into projects (and zones) the tenancy map grants it, as a policy backs up only there."""
         refusal = self.tenancy.refusal(policy)
-        if refusal is not None or restore.spec.target_zone is None:
+        if refusal is not None or (restore.spec.target_zone is None and restore.spec.target_project is None):
             return refusal
+        zone = restore.spec.target_zone or restore.zone
         placed = policy.spec.model_copy(
             update={
-                "instances": [InstanceRef(name=restore.target_name, zone=restore.spec.target_zone)],
+                "project": restore.target_project,
+                "instances": [InstanceRef(name=restore.target_name, zone=zone)] if zone else [],
                 "selector": None,
                 "tiers": None,
             }
         )
-        return self.tenancy.refusal(policy.model_copy(update={"spec": placed}))
+        refused = self.tenancy.refusal(policy.model_copy(update={"spec": placed}))
+        return refused and refused.replace("spec.project", "spec.targetProject")
 
     # ---- timer: Airflow run + restore report -> status -------------------------------------------------
 

@@ -1,5 +1,8 @@
 """instances: seed, list, aggregatedList, get, setLabels, insert (from disks or snapshots), delete.
 
+An insert's network interfaces are checked and kept as networks.py says (subnetwork in the zone's region, an
+external IP address only with a ONE_TO_ONE_NAT access config).
+
 Power states (stop, start, suspend, resume, preemption) are power.py's, disk attachment and the serial console
 devices.py's. REST shapes: compute v1 reference, ``instances.insert`` / ``instances.delete`` /
 ``instances.setLabels`` / ``instances.aggregatedList``; a stale ``labelFingerprint`` is refused with 412
@@ -12,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import devices, power, reservations
+from . import devices, networks, power, reservations
 from .common import already_exists, body_labels, compile_query_filter, fingerprint, parse_ref, required_name
 from .disks import ready_snapshot
 from .errors import ApiError, stockout_error
@@ -220,6 +223,7 @@ def _inserted(world: World, project: str, zone: str, body: dict[str, Any]) -> tu
     name = required_name(body)
     if (project, zone, name) in world.instances:
         raise already_exists(f"projects/{project}/zones/{zone}/instances/{name}")
+    nics = networks.network_interfaces(project, zone, body, seed=sum(map(ord, name)))
     attach, new_disks = _insert_disks(world, project, zone, name, body)
     reservations.check_affinity(world, project, zone, body)
     labels = body_labels(body)
@@ -242,6 +246,8 @@ def _inserted(world: World, project: str, zone: str, body: dict[str, Any]) -> tu
     )
     if body.get("reservationAffinity"):
         instance.extra["reservationAffinity"] = dict(body["reservationAffinity"])
+    if nics:
+        instance.extra["networkInterfaces"] = nics
     for disk in new_disks:
         world.disks[(project, zone, disk.name)] = disk
     for index, (disk, spec) in enumerate(attach):

@@ -35,7 +35,7 @@ POLICY_SPEC: dict[str, Any] = {
     "project": "shop-prod-1",
     "instances": [{"name": "db-1", "zone": "us-central1-a"}],
 }
-TENANCY = {"namespaces": {NAMESPACE: {"projects": [{"project": "shop-prod-1", "zones": ["us-central1-a"]}]}}}
+TENANCY = {"namespaces": {NAMESPACE: {"projects": [{"project": "shop-prod-1", "zones": ["us-central1-a"]}, "shop-dr"]}}}
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
 
@@ -141,6 +141,33 @@ async def test_a_target_zone_not_granted_to_the_namespace_is_refused(
 
     assert "europe-west1-b" in status["message"]
     assert dag_in(gcs_bucket, "db-back") is None
+
+
+async def test_a_target_project_not_granted_to_the_namespace_is_refused(
+    kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
+) -> None:
+    spec = {"policyName": "db", "targetProject": "other-team-prod", "overrides": {"networkInterfaces": [{}]}}
+    async with operator():
+        await create_policy_and_restore(kube, "db-back", spec)
+
+        status = await eventually(
+            lambda: restore_status(kube, "db-back").get("phase") == "Failed" and restore_status(kube, "db-back")
+        )
+
+    assert "spec.targetProject 'other-team-prod' is not allowed for namespace" in status["message"]
+    assert dag_in(gcs_bucket, "db-back") is None
+
+
+async def test_a_granted_target_project_gets_its_restore_dag(
+    kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
+) -> None:
+    spec = {"policyName": "db", "targetProject": "shop-dr", "overrides": {"networkInterfaces": [{}]}}
+    async with operator():
+        await create_policy_and_restore(kube, "db-back", spec)
+
+        source = await eventually(lambda: dag_in(gcs_bucket, "db-back"), what="restore DAG uploaded")
+
+    assert '"targetProject":"shop-dr"' in source
 
 
 async def test_a_restore_waits_for_its_policy(

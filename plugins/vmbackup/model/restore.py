@@ -194,7 +194,18 @@ class RestoreSpec(_Model):
     target_name: GceName | None = Field(
         default=None, description="Name of the new instance. Default: the VMRestore's name."
     )
-    target_zone: Zone | None = Field(default=None, description="Zone of the new instance. Default: the source zone.")
+    target_zone: Zone | None = Field(
+        default=None,
+        description="Zone of the new instance, in any region (a snapshot can be restored in every region). Default: "
+        "the source zone.",
+    )
+    target_project: Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)] | None = Field(
+        default=None,
+        description="Project of the new instance and its disks, e.g. a disaster-recovery project; the tenancy map "
+        "must grant it to the namespace (as for spec.project of a policy), and the controller's service account "
+        "needs compute.snapshots.useReadOnly on the policy's project. Needs spec.overrides.networkInterfaces (the "
+        "source's network is another project's). Default: the policy's project.",
+    )
     overrides: Overrides = Field(default_factory=Overrides, description="What not to copy from the source VM.")
     keep_disks_on_failure: StrictBool = Field(
         default=False, description="Keep the disks created so far when the restore fails (default: delete them)."
@@ -234,6 +245,11 @@ class Restore(_Model):
     @property
     def policy_name(self) -> str:
         return self.spec.policy_name
+
+    @property
+    def target_project(self) -> str:
+        """The project the restored disks and VM are created in (the snapshots stay in `project`)."""
+        return self.spec.target_project or self.project
 
     @property
     def target_name(self) -> str:
@@ -341,7 +357,9 @@ def parse_restore(
         problems.append(("spec.zone", f"{zone} is not one of the zones policy {policy.name} searches"))
     if restore_spec.mode == IN_PLACE:
         problems.extend(_in_place_problems(restore_spec))
-    elif restore_spec.in_place is not None:
+    else:
+        problems.extend(_placement_problems(restore_spec, policy.spec.project))
+    if restore_spec.mode != IN_PLACE and restore_spec.in_place is not None:
         problems.append(("spec.inPlace", "only for spec.mode InPlace; set spec.mode: InPlace or remove spec.inPlace"))
     target = restore_spec.target_name or name
     if not re.fullmatch(GCE_NAME_PATTERN, target):
@@ -372,7 +390,11 @@ def _in_place_problems(spec: RestoreSpec) -> list[tuple[str, str]]:
                 "spec.inPlace.confirmReplaceDisks: true to confirm, or remove spec.mode to restore as a new VM",
             )
         )
-    for field, value in (("targetName", spec.target_name), ("targetZone", spec.target_zone)):
+    for field, value in (
+        ("targetName", spec.target_name),
+        ("targetZone", spec.target_zone),
+        ("targetProject", spec.target_project),
+    ):
         if value is not None:
             problems.append((f"spec.{field}", "an InPlace restore keeps the source VM; remove it (or the mode)"))
     overridden = sorted(k for k, v in spec.overrides.model_dump(by_alias=True, exclude_none=True).items() if v)
@@ -384,4 +406,35 @@ def _in_place_problems(spec: RestoreSpec) -> list[tuple[str, str]]:
                 f"spec.overrides ({', '.join(overridden)})",
             )
         )
+    return problems
+
+
+def _region(zone: str) -> str:
+    return zone.rsplit("-", 1)[0]
+
+
+def _placement_problems(spec: RestoreSpec, policy_project: str) -> list[tuple[str, str]]:
+    """A new VM in another project names its network there; a subnetwork URL must be in the target zone's region."""
+    problems: list[tuple[str, str]] = []
+    nics = spec.overrides.network_interfaces
+    moved = spec.target_project is not None and spec.target_project != policy_project
+    if moved and nics is None:
+        problems.append(
+            (
+                "spec.overrides.networkInterfaces",
+                f"required with spec.targetProject {spec.target_project}: the source VM's network is in project "
+                f"{policy_project}; name the network (and subnetwork) of the target project, e.g. "
+                "networkInterfaces: [{network: dr-net, subnetwork: dr-subnet}]",
+            )
+        )
+    for index, nic in enumerate(nics or []):
+        region = re.search(r"/regions/([^/]+)/", nic.subnetwork or "")
+        if region and spec.target_zone is not None and region.group(1) != _region(spec.target_zone):
+            problems.append(
+                (
+                    f"spec.overrides.networkInterfaces[{index}].subnetwork",
+                    f"is in region {region.group(1)}, but spec.targetZone {spec.target_zone} is in region "
+                    f"{_region(spec.target_zone)}; name a subnetwork of {_region(spec.target_zone)} (or just its name)",
+                )
+            )
     return problems

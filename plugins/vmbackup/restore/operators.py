@@ -109,7 +109,9 @@ class PlanRestoreOperator(RestoreStepOperator):
         restore = self.restore
         plan = plan_in_place(restore, hook, context["run_id"]) if restore.in_place else plan_restore(restore, hook)
         if not restore.in_place and plan["source_exists"]:  # (an InPlace plan starts it itself, before anything)
-            restart_source_if_marked(hook, plan["project"], plan["source_zone"], plan["source_instance"])
+            restart_source_if_marked(
+                hook, plan.get("source_project", plan["project"]), plan["source_zone"], plan["source_instance"]
+            )
         phase = "CreatingInstance" if plan["done"] else "CreatingDisks"
         write_restore_report(_report(restore, context, plan, phase))
         return plan

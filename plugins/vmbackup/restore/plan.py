@@ -38,7 +38,7 @@ class RestoreProblemError(Exception):
 
 
 class PlannedDisk(TypedDict):
-    project: str
+    project: str  # where the disk is created (spec.targetProject, else the policy's project)
     zone: str
     name: str
     snapshot: str
@@ -62,7 +62,8 @@ class InPlacePlan(TypedDict):
 
 
 class RestorePlan(TypedDict):
-    project: str
+    project: str  # where the restored VM and its disks are (spec.targetProject, else the policy's project)
+    source_project: NotRequired[str]  # the policy's project: the snapshots and the source VM (planned by this version)
     marker: str
     run: str | None
     snapshots: list[str]
@@ -177,7 +178,8 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
     boot_disk = _boot_disk(restore, config, snapshots)
     disks = _new_disks(restore, hook, snapshots, config, boot_disk, from_zone, zone)
     plan = RestorePlan(
-        project=restore.project,
+        project=restore.target_project,
+        source_project=restore.project,
         marker=restore.marker,
         run=run,
         snapshots=[d["snapshot"] for d in disks],  # the boot disk's first
@@ -195,10 +197,12 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         return plan
     _refuse_taken_disk_names(restore, hook, disks, zone)
     log.info(
-        "Restoring %s (%s) as %s (%s) from run %s: %s",
+        "Restoring %s (%s/%s) as %s (%s/%s) from run %s: %s",
         restore.instance,
+        restore.project,
         from_zone,
         new_instance,
+        restore.target_project,
         zone,
         run,
         ", ".join(f"{d['snapshot']} -> {d['name']}" for d in disks),
@@ -238,7 +242,7 @@ def _new_disks(
         original = hook.find_disk(restore.project, from_zone, source_disk)
         disks.append(
             PlannedDisk(
-                project=restore.project,
+                project=restore.target_project,
                 zone=zone,
                 name=restored_disk_name(new_instance, source_disk, boot),
                 snapshot=snap.name,
@@ -263,12 +267,13 @@ def _new_disks(
 
 def _already_restored(restore: Restore, hook: ComputeEngineHook, new_instance: str, zone: str) -> bool:
     """The new VM exists and is this restore's (nothing left to do); one of another owner's name is refused."""
-    existing = hook.find_instance(restore.project, zone, new_instance)
+    existing = hook.find_instance(restore.target_project, zone, new_instance)
     if existing is None:
         return False
     if not is_ours(existing.labels, restore.marker):
         raise RestoreProblemError(
-            f"spec.targetName: instance {new_instance} already exists in zone {zone}; choose another targetName "
+            f"spec.targetName: instance {new_instance} already exists in project {restore.target_project}, zone "
+            f"{zone}; choose another targetName "
             "(the existing instance was not touched)"
         )
     log.info("instance %s in %s was already restored by this VMRestore: nothing to do", new_instance, zone)
@@ -277,10 +282,10 @@ def _already_restored(restore: Restore, hook: ComputeEngineHook, new_instance: s
 
 def _refuse_taken_disk_names(restore: Restore, hook: ComputeEngineHook, disks: list[PlannedDisk], zone: str) -> None:
     for disk in disks:
-        found = hook.find_disk(restore.project, zone, disk["name"])
+        found = hook.find_disk(disk["project"], zone, disk["name"])
         if found is not None and not is_ours(found.labels, restore.marker):
             raise RestoreProblemError(
-                f"spec.targetName: disk {disk['name']} already exists in zone {zone} and was not created by this "
+                f"spec.targetName: disk {disk['name']} already exists in project {disk['project']}, zone {zone} and was not created by this "
                 "restore; choose another targetName (the existing disk was not touched)"
             )
 
@@ -343,12 +348,17 @@ def _instance_config(
 ) -> InstanceConfig:
     """The restored VM: the source's configuration (None: it is gone and recorded nothing) with the overrides."""
     over, known = restore.spec.overrides, source if source is not None else _NOTHING_KNOWN
+    project = restore.target_project
     if over.network_interfaces is not None:
         nics = [
-            NicConfig(
-                network=_network_url(restore.project, nic.network or "default"),
-                subnetwork=_subnetwork_url(restore.project, zone, nic.subnetwork) if nic.subnetwork else None,
-                access_configs=[AccessConfig(type=ONE_TO_ONE_NAT, name=EXTERNAL_NAT)] if nic.external_ip else [],
+            _in_region(
+                NicConfig(
+                    network=_network_url(project, nic.network or "default"),
+                    subnetwork=_subnetwork_url(project, zone, nic.subnetwork) if nic.subnetwork else None,
+                    access_configs=[AccessConfig(type=ONE_TO_ONE_NAT, name=EXTERNAL_NAT)] if nic.external_ip else [],
+                ),
+                zone,
+                "spec.overrides.networkInterfaces[].subnetwork to one",
             )
             for nic in over.network_interfaces
         ]
@@ -379,13 +389,20 @@ _NOTHING_KNOWN = InstanceConfig(
 
 def _copied_nic(nic: NicConfig, zone: str) -> NicConfig:
     """The source's network interface for the new VM, whose zone must be in the region of its subnetwork."""
-    if nic["subnetwork"] and _region_of(nic["subnetwork"]) != _region_of_zone(zone):
+    copied = NicConfig(network=nic["network"], subnetwork=nic["subnetwork"], access_configs=list(nic["access_configs"]))
+    return _in_region(copied, zone, "spec.overrides.networkInterfaces[].subnetwork to one")
+
+
+def _in_region(nic: NicConfig, zone: str, fix: str) -> NicConfig:
+    """A VM's subnetwork is in its zone's region (Compute Engine refuses the insert otherwise): refused here first."""
+    region = _region_of(nic["subnetwork"])
+    if region is not None and region != _region_of_zone(zone):
         raise RestoreProblemError(
-            f"spec.overrides.networkInterfaces: target zone {zone} is not in region "
-            f"{_region_of(nic['subnetwork'])} of the source's subnetwork {resource_name(nic['subnetwork'])}; "
-            "set networkInterfaces[].subnetwork to one in the target region"
+            f"spec.overrides.networkInterfaces: target zone {zone} is not in region {region} of subnetwork "
+            f"{resource_name(str(nic['subnetwork']))}; set {fix} in region {_region_of_zone(zone)}, or "
+            "spec.targetZone to a zone of its region"
         )
-    return NicConfig(network=nic["network"], subnetwork=nic["subnetwork"], access_configs=list(nic["access_configs"]))
+    return nic
 
 
 def _attachments(disks: list[PlannedDisk]) -> list[DiskConfig]:

@@ -149,6 +149,7 @@ def test_a_confirmed_in_place_restore_restores_into_the_source_vm() -> None:
     [
         ({"targetName": "db-2"}, "spec.targetName"),
         ({"targetZone": "us-central1-b"}, "spec.targetZone"),
+        ({"targetProject": "dr-project"}, "spec.targetProject"),
         ({"overrides": {"machineType": "e2-small"}}, "spec.overrides.machineType"),
     ],
 )
@@ -158,3 +159,37 @@ def test_an_in_place_restore_refuses_what_only_a_new_vm_has(extra: dict[str, Any
 
 def test_in_place_settings_need_the_in_place_mode() -> None:
     assert problem_fields({"inPlace": {"confirmReplaceDisks": True}}) == ["spec.inPlace"]
+
+
+DR_NIC = {"network": "dr-net", "subnetwork": "dr-subnet"}
+
+
+def test_a_restore_into_another_project_creates_there() -> None:
+    chosen = restore({"targetProject": "dr-project", "overrides": {"networkInterfaces": [DR_NIC]}})
+    assert (chosen.project, chosen.target_project) == ("demo-project", "dr-project")
+
+
+def test_the_target_project_defaults_to_the_policys() -> None:
+    assert restore({}).target_project == "demo-project"
+
+
+def test_another_project_needs_its_network_named() -> None:
+    with pytest.raises(PolicyError) as caught:
+        restore({"targetProject": "dr-project"})
+    ((field, message),) = caught.value.problems
+    assert field == "spec.overrides.networkInterfaces"
+    assert "the source VM's network is in project demo-project" in message
+
+
+def test_a_subnetwork_of_another_region_than_the_target_zone_is_refused() -> None:
+    subnet = "projects/dr-project/regions/us-east1/subnetworks/dr-subnet"
+    spec = {
+        "targetProject": "dr-project",
+        "targetZone": "europe-west1-b",
+        "overrides": {"networkInterfaces": [{"network": "dr-net", "subnetwork": subnet}]},
+    }
+    with pytest.raises(PolicyError) as caught:
+        restore(spec)
+    ((field, message),) = caught.value.problems
+    assert field == "spec.overrides.networkInterfaces[0].subnetwork"
+    assert "is in region us-east1, but spec.targetZone europe-west1-b is in region europe-west1" in message
