@@ -35,6 +35,7 @@ def restore_object(
     snapshot: str | None = None,
     as_name: str | None = None,
     in_place: bool = False,
+    placement: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The VMRestore to create. `snapshot` is a snapshot name, or a run (its vmbackup-run label value);
@@ -52,6 +53,7 @@ def restore_object(
         spec["inPlace"] = {"confirmReplaceDisks": True}
     elif as_name:
         spec["targetName"] = as_name
+    spec.update(placement or {})  # placement_spec(args): where the new VM goes
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": KIND,
@@ -62,3 +64,22 @@ def restore_object(
 
 def restore_collection_path(namespace: str) -> str:
     return f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{PLURAL}"
+
+
+def placement_spec(args: Any) -> dict[str, Any]:
+    """The spec fields `vmbackupctl restore`'s placement flags ask for: where the new VM goes and on which network
+    (--target-project, --target-zone, --network, --subnet, --external-ip, --machine-type); {} without them."""
+    spec: dict[str, Any] = {}
+    if args.target_project:
+        spec["targetProject"] = args.target_project
+    if args.target_zone:
+        spec["targetZone"] = args.target_zone
+    overrides: dict[str, Any] = {}
+    if args.network or args.subnet or args.external_ip:
+        nic = {"network": args.network, "subnetwork": args.subnet, "externalIp": True if args.external_ip else None}
+        overrides["networkInterfaces"] = [{k: v for k, v in nic.items() if v is not None}]
+    if args.machine_type:
+        overrides["machineType"] = args.machine_type
+    if overrides:
+        spec["overrides"] = overrides
+    return spec

@@ -187,6 +187,29 @@ def _add_run_commands(command: Command, airflow: argparse.ArgumentParser) -> Non
     )
     restore.add_argument("--wait", action="store_true", help="wait until it Succeeded (exit 0) or Failed (exit 1)")
     restore.add_argument("--timeout", type=_positive_seconds, default=3600.0, help="seconds --wait waits (3600)")
+    _add_restore_placement(restore)
+
+
+def _add_restore_placement(restore: argparse.ArgumentParser) -> None:
+    """Where a new VM goes, and the disaster path that needs no cluster."""
+    place = restore.add_argument_group("where the new VM goes (default: where the source was, on its network)")
+    place.add_argument("--target-project", help="create the VM and its disks in this project (tenancy map grants it)")
+    place.add_argument("--target-zone", help="create the VM in this zone (any region)")
+    place.add_argument("--network", help="VPC network of the new VM (name or URL); needed with --target-project")
+    place.add_argument("--subnet", help="subnetwork of the new VM (name or URL, in the target zone's region)")
+    place.add_argument("--external-ip", action="store_true", help="give the new VM an ephemeral external IP")
+    place.add_argument("--machine-type", help="machine type of the new VM (default: the source's, as recorded)")
+    disaster = restore.add_argument_group("disaster: no Kubernetes, no Airflow (docs: Disaster restore)")
+    disaster.add_argument(
+        "--from-snapshots",
+        action="store_true",
+        help="restore from here with only Compute Engine (and the bucket): reads the snapshots' records, restores "
+        "the newest complete run (or --run) as a new VM; re-run the same command to resume",
+    )
+    disaster.add_argument("--project", help="the policy's project, where its snapshots are")
+    disaster.add_argument("--run", metavar="RUN", help="the run to restore (its vmbackup-run label; see --list)")
+    disaster.add_argument("--bucket", help="the Composer/DAG bucket: adds each run's report to the list")
+    disaster.add_argument("--list", action="store_true", help="only list the runs that can be restored")
 
 
 def _positive_seconds(text: str) -> float:

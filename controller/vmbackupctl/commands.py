@@ -292,12 +292,19 @@ RESTORE_DONE_PHASES = ("Succeeded", "Failed")
 def restore(session: Session, sleep: Callable[[float], None] = time.sleep) -> int:
     """Create a VMRestore from a policy's snapshots (idempotent by name); with --wait, follow it to the end.
     --in-place first has the user confirm that the VM's disks are replaced (restores.confirm_in_place)."""
-    from controller.restore_request import restore_object
+    from controller.restore_request import placement_spec, restore_object
     from controller.vmbackupctl.restores import confirm_in_place
 
     args = session.args
     if args.yes and not args.in_place:
         raise UsageError("--yes confirms an in-place restore: add --in-place, or drop --yes")
+    if args.from_snapshots:
+        return _restore_from_snapshots(session)
+    if args.project or args.run or args.list:
+        raise UsageError("--project, --run and --list are for --from-snapshots (a VMRestore takes --snapshot)")
+    placement = placement_spec(args)
+    if placement and args.in_place:
+        raise UsageError("an in-place restore keeps the VM where it is: drop --target-*, --network, --subnet, ...")
     policy = session.policy()  # a clear "not found" (exit 3) before anything is created
     instance, as_name = confirm_in_place(session, policy) if args.in_place else (args.instance, args.as_name)
     body = restore_object(
@@ -307,6 +314,7 @@ def restore(session: Session, sleep: Callable[[float], None] = time.sleep) -> in
         snapshot=args.snapshot,
         as_name=as_name,
         in_place=args.in_place,
+        placement=placement,
     )
     obj, created = session.store.create_restore(body)
     name = obj["metadata"]["name"]
@@ -343,6 +351,21 @@ def restore_progress(phase: str, status: dict[str, Any]) -> str:
         return phase
     since = status.get("waitingSince")
     return f"{phase}: waiting for {waiting}" + (f" (since {since})" if since else "")
+
+
+def _restore_from_snapshots(session: Session) -> int:
+    """Without Kubernetes or Airflow: from the snapshots (and the bucket's reports), restored from here."""
+    from controller.vmbackupctl.disaster import restore_from_snapshots
+    from vmbackup.compute.hook import ComputeEngineHook
+
+    args = session.args
+    if args.in_place or args.wait or args.snapshot:
+        raise UsageError(
+            "--from-snapshots restores a new VM and waits for it itself: drop --in-place/--wait/--snapshot"
+        )
+    if not args.project:
+        raise UsageError("--from-snapshots needs --project: the policy's project, where its snapshots are")
+    return restore_from_snapshots(session, ComputeEngineHook())
 
 
 def _report_restore(session: Session, ref: str, status: dict[str, Any]) -> int:

@@ -60,3 +60,23 @@ def test_an_in_place_request_is_confirmed_and_keeps_the_vm_name() -> None:
     restore = parse_restore("shop", obj["metadata"]["name"], obj["spec"], POLICY)
     assert (restore.in_place, restore.restored_instance, obj["metadata"]["name"]) == (True, "db-1", "db-1-back")
     assert SCHEMA.errors(obj) == []
+
+
+def test_placement_flags_become_the_target_fields_of_the_vmrestore() -> None:
+    from argparse import Namespace
+
+    from controller.restore_request import placement_spec
+
+    flags = Namespace(
+        target_project="dr-project",
+        target_zone="europe-west1-b",
+        network="dr-net",
+        subnet="dr-subnet",
+        external_ip=False,
+        machine_type=None,
+    )
+    obj = restore_object("shop", "db", instance="db-1", as_name="db-dr", placement=placement_spec(flags))
+    assert obj["spec"]["targetProject"] == "dr-project"
+    assert obj["spec"]["overrides"] == {"networkInterfaces": [{"network": "dr-net", "subnetwork": "dr-subnet"}]}
+    assert SCHEMA.errors(obj) == []
+    assert parse_restore("shop", "db-dr", obj["spec"], POLICY).target_project == "dr-project"

@@ -10,32 +10,28 @@ source VM or to a snapshot: they are only read.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
-
-from google.cloud import compute_v1
 
 from vmbackup.airflow_compat import AirflowException, AirflowFailException
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.report import RestoreReport, restore_report_object_name
-from vmbackup.model.restore import RESTORE_LABEL, Restore
+from vmbackup.model.restore import Restore
 from vmbackup.report_upload import upload_report
 from vmbackup.restore import steps
+from vmbackup.restore.execute import start_disk, start_instance, wait_disk_ready
 from vmbackup.restore.in_place import plan_in_place
 from vmbackup.restore.plan import (
     PlannedDisk,
     RestorePlan,
     RestoreProblemError,
-    instance_resource,
     is_ours,
     plan_restore,
 )
 from vmbackup.restore.run_conf import signed_restore_json
-from vmbackup.vm.disks import disk_from_snapshot
 from vmbackup.vm.marked import restart_source_if_marked
 
 log = logging.getLogger(__name__)
@@ -125,41 +121,10 @@ class CreateRestoreDiskOperator(RestoreStepOperator):
     def restore_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
         disk: PlannedDisk = self.target
         result: dict[str, Any] = {"instance": disk["instance"], "zone": disk["zone"], "disk": disk["name"]}
-        resource = disk_from_snapshot(
-            disk["project"],
-            disk["zone"],
-            disk["name"],
-            disk["snapshot"],
-            labels=disk["labels"],
-            disk_type=disk["disk_type"],
-            snapshot_project=disk.get("snapshot_project"),
-            why=f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}",
-        )
-        ref = hook.insert_disk(disk["project"], disk["zone"], resource)
-        if ref is None:
-            existing = hook.find_disk(disk["project"], disk["zone"], disk["name"])
-            if existing is None or not is_ours(existing.labels, disk["labels"][RESTORE_LABEL]):
-                raise AirflowFailException(
-                    f"disk {disk['name']} already exists in zone {disk['zone']} and was not created by this restore; "
-                    "choose another spec.targetName (the existing disk was not touched)"
-                )
-            log.info("disk %s already exists (created earlier by this restore): adopted", disk["name"])
-            self._until_ready(hook, disk, existing)
-            return result | {"operation": None, "adopted": True}
-        log.info("Creating disk %s from snapshot %s", disk["name"], disk["snapshot"])
-        return result | {"operation": ref, "adopted": False}
-
-    def _until_ready(self, hook: ComputeEngineHook, disk: PlannedDisk, found: compute_v1.Disk) -> None:
-        """An adopted disk may still be CREATING (its insert operation was lost with an earlier try)."""
-        deadline = time.monotonic() + self.restore.spec.timeouts.disks_seconds
-        while found.status != "READY":
-            if found.status not in ("CREATING", "RESTORING") or time.monotonic() > deadline:
-                raise AirflowFailException(f"disk {disk['name']} is {found.status}, not READY")
-            time.sleep(2)
-            refreshed = hook.find_disk(disk["project"], disk["zone"], disk["name"])
-            if refreshed is None:
-                raise AirflowException(f"disk {disk['name']} disappeared while being created; retrying")
-            found = refreshed
+        ref = start_disk(hook, disk)
+        if ref is None:  # adopted: it may still be CREATING (its insert operation was lost with an earlier try)
+            wait_disk_ready(hook, disk, self.restore.spec.timeouts.disks_seconds)
+        return result | {"operation": ref, "adopted": ref is None}
 
 
 class CreateRestoredInstanceOperator(RestoreStepOperator):
@@ -177,18 +142,7 @@ class CreateRestoredInstanceOperator(RestoreStepOperator):
         write_restore_report(_report(self.restore, context, plan, "CreatingInstance"))
         if plan["done"]:
             return result
-        ref = hook.insert_instance(plan["project"], plan["zone"], instance_resource(plan))
-        if ref is None:
-            existing = hook.find_instance(plan["project"], plan["zone"], plan["target"])
-            if existing is None or not is_ours(existing.labels, plan["marker"]):
-                raise AirflowFailException(
-                    f"instance {plan['target']} already exists in zone {plan['zone']}; choose another "
-                    "spec.targetName (the existing instance was not touched)"
-                )
-            log.info("instance %s already exists (created earlier by this restore): adopted", plan["target"])
-            return result
-        log.info("Creating instance %s in %s", plan["target"], plan["zone"])
-        return result | {"operation": ref}
+        return result | {"operation": start_instance(hook, plan)}
 
 
 def _plan(context: Any) -> RestorePlan | None:

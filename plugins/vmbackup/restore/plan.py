@@ -272,8 +272,8 @@ def _already_restored(restore: Restore, hook: ComputeEngineHook, new_instance: s
         return False
     if not is_ours(existing.labels, restore.marker):
         raise RestoreProblemError(
-            f"spec.targetName: instance {new_instance} already exists in project {restore.target_project}, zone "
-            f"{zone}; choose another targetName "
+            f"spec.targetName: instance {new_instance} already exists in zone {zone} of project "
+            f"{restore.target_project}; choose another targetName "
             "(the existing instance was not touched)"
         )
     log.info("instance %s in %s was already restored by this VMRestore: nothing to do", new_instance, zone)
@@ -285,7 +285,7 @@ def _refuse_taken_disk_names(restore: Restore, hook: ComputeEngineHook, disks: l
         found = hook.find_disk(disk["project"], zone, disk["name"])
         if found is not None and not is_ours(found.labels, restore.marker):
             raise RestoreProblemError(
-                f"spec.targetName: disk {disk['name']} already exists in project {disk['project']}, zone {zone} and was not created by this "
+                f"spec.targetName: disk {disk['name']} already exists in zone {zone} of project {disk['project']} and was not created by this "
                 "restore; choose another targetName (the existing disk was not touched)"
             )
 

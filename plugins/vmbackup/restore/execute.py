@@ -1,0 +1,109 @@
+"""Carrying out a restore plan: the Compute Engine writes of a new-VM restore, shared by the restore DAG's steps and
+by `vmbackupctl restore --from-snapshots` (which runs them itself when Kubernetes and Airflow are gone).
+
+Each write is idempotent by name and label: a disk or VM of the planned name that carries this restore's label was
+made by an earlier try and is adopted; one of the same name without it is refused (RestoreProblemError, never
+touched). So a restore interrupted anywhere is finished by running it again. No Airflow import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from vmbackup.compute.hook import ComputeEngineHook, OperationRef
+from vmbackup.model.restore import RESTORE_LABEL, Restore
+from vmbackup.restore.plan import (
+    PlannedDisk,
+    RestorePlan,
+    RestoreProblemError,
+    instance_resource,
+    is_ours,
+    plan_restore,
+)
+from vmbackup.vm.disks import disk_from_snapshot
+
+log = logging.getLogger(__name__)
+
+DISK_POLL_SECONDS = 2.0
+
+
+def start_disk(hook: ComputeEngineHook, disk: PlannedDisk) -> OperationRef | None:
+    """Start creating one planned disk from its snapshot; None when this restore made it already (adopted)."""
+    resource = disk_from_snapshot(
+        disk["project"],
+        disk["zone"],
+        disk["name"],
+        disk["snapshot"],
+        labels=disk["labels"],
+        disk_type=disk["disk_type"],
+        why=f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}",
+        snapshot_project=disk.get("snapshot_project"),
+    )
+    ref = hook.insert_disk(disk["project"], disk["zone"], resource)
+    if ref is not None:
+        log.info("Creating disk %s from snapshot %s", disk["name"], disk["snapshot"])
+        return ref
+    existing = hook.find_disk(disk["project"], disk["zone"], disk["name"])
+    if existing is None or not is_ours(existing.labels, disk["labels"][RESTORE_LABEL]):
+        raise RestoreProblemError(
+            f"disk {disk['name']} already exists in zone {disk['zone']} and was not created by this restore; "
+            "choose another spec.targetName (the existing disk was not touched)"
+        )
+    log.info("disk %s already exists (created earlier by this restore): adopted", disk["name"])
+    return None
+
+
+def wait_disk_ready(hook: ComputeEngineHook, disk: PlannedDisk, timeout_seconds: float) -> None:
+    """Until the disk is READY (an adopted one may still be CREATING or RESTORING); RestoreProblemError if it fails."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        found = hook.find_disk(disk["project"], disk["zone"], disk["name"])
+        status = found.status if found is not None else "gone"
+        if status == "READY":
+            return
+        if status not in ("CREATING", "RESTORING") or time.monotonic() > deadline:
+            raise RestoreProblemError(f"disk {disk['name']} is {status}, not READY")
+        time.sleep(DISK_POLL_SECONDS)
+
+
+def start_instance(hook: ComputeEngineHook, plan: RestorePlan) -> OperationRef | None:
+    """Start creating the restored VM; None when this restore made it already (adopted)."""
+    ref = hook.insert_instance(plan["project"], plan["zone"], instance_resource(plan))
+    if ref is not None:
+        log.info("Creating instance %s in %s", plan["target"], plan["zone"])
+        return ref
+    existing = hook.find_instance(plan["project"], plan["zone"], plan["target"])
+    if existing is None or not is_ours(existing.labels, plan["marker"]):
+        raise RestoreProblemError(
+            f"instance {plan['target']} already exists in zone {plan['zone']}; choose another spec.targetName "
+            "(the existing instance was not touched)"
+        )
+    log.info("instance %s already exists (created earlier by this restore): adopted", plan["target"])
+    return None
+
+
+def restore_now(restore: Restore, hook: ComputeEngineHook, progress: Callable[[str], None]) -> RestorePlan:
+    """Plan and carry out a new-VM restore here and now (no Airflow), saying each step through `progress`."""
+    plan = plan_restore(restore, hook)
+    where = f"project {plan['project']}, zone {plan['zone']}"
+    progress(f"run {plan['run']}: {len(plan['disks'])} disk(s) from snapshot(s) {', '.join(plan['snapshots'])}")
+    if plan["done"]:
+        progress(f"instance {plan['target']} ({where}) was already restored by this restore: nothing to do")
+        return plan
+    timeouts = restore.spec.timeouts
+    for disk in plan["disks"]:
+        ref = start_disk(hook, disk)
+        progress(f"disk {disk['name']}: {'adopted' if ref is None else 'creating'} from snapshot {disk['snapshot']}")
+        if ref is not None:
+            hook.wait_done(ref, timeouts.disks_seconds)
+        wait_disk_ready(hook, disk, timeouts.disks_seconds)
+        progress(f"disk {disk['name']}: READY")
+    ref = start_instance(hook, plan)
+    progress(f"instance {plan['target']} ({where}): {'adopted' if ref is None else 'creating'}")
+    if ref is not None:
+        hook.wait_done(ref, timeouts.instance_seconds)
+    status = hook.get_instance(plan["project"], plan["zone"], plan["target"]).status
+    progress(f"instance {plan['target']}: {status}")
+    return plan
