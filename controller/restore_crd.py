@@ -56,8 +56,10 @@ RESTORE_CEL_RULES: dict[tuple[str, ...], list[Rule]] = {
             "message": "spec.inPlace is only for spec.mode InPlace; set spec.mode: InPlace or remove spec.inPlace",
         },
         {
-            "rule": "self.mode != 'InPlace' || !(has(self.targetName) || has(self.targetZone))",
-            "message": "an InPlace restore keeps the source VM: remove spec.targetName and spec.targetZone",
+            "rule": "self.mode != 'InPlace' || !(has(self.targetName) || has(self.targetZone) || "
+            "has(self.targetProject))",
+            "message": "an InPlace restore keeps the source VM: remove spec.targetName, spec.targetZone and "
+            "spec.targetProject",
         },
         {
             "rule": "self.mode != 'InPlace' || !has(self.overrides) || !(has(self.overrides.machineType) || "

@@ -32,6 +32,9 @@ deletes snapshots there, so a namespace may not name another team's backup proje
 ``projects`` entry: a backup project holds no VM of the namespace, and granting it as a workload project would let a
 policy stop VMs there.
 
+A VMRestore's ``spec.targetProject`` / ``spec.targetZone`` (a restore elsewhere, docs/disaster-restore.md) are
+checked against the same ``projects`` grants as a policy's ``spec.project`` (controller/restore_handlers.py).
+
 ``spec.composer`` is refused unless the map grants that exact target (controller/target_grants.py),
 ``allowAllProjects`` included: the controller's Airflow credentials go only where the admin said.
 """
