@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import devices, networks, power, reservations
+from . import devices, machine_types, networks, power, reservations
 from .common import already_exists, body_labels, compile_query_filter, fingerprint, parse_ref, required_name
 from .disks import ready_snapshot
 from .errors import ApiError, stockout_error
@@ -223,6 +223,7 @@ def _inserted(world: World, project: str, zone: str, body: dict[str, Any]) -> tu
     name = required_name(body)
     if (project, zone, name) in world.instances:
         raise already_exists(f"projects/{project}/zones/{zone}/instances/{name}")
+    machine_types.check_insert(world, zone, body)
     nics = networks.network_interfaces(project, zone, body, seed=sum(map(ord, name)))
     attach, new_disks = _insert_disks(world, project, zone, name, body)
     reservations.check_affinity(world, project, zone, body)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from . import devices, disks, instances, instant_snapshots, power, quotas, reservations, snapshots
+from . import devices, disks, instances, instant_snapshots, machine_types, power, quotas, reservations, snapshots
 from .errors import ApiError, rate_limit_exceeded
 from .faults import Fault
 from .state import World
@@ -213,6 +213,13 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
             "instances.get",
             "instance",
             lambda w, p, q, b, f: w.instance(p["project"], p["zone"], p["instance"]),
+        ),
+        (
+            "GET",
+            _BASE + r"/zones/" + _Z + r"/machineTypes/(?P<type>[^/]+)",
+            "machineTypes.get",
+            None,
+            lambda w, p, q, b, f: machine_types.get(w, p["project"], p["zone"], p["type"]),
         ),
         (
             "DELETE",

@@ -54,6 +54,8 @@ class World(OperationLedger):
         self.rate_quotas = quotas.RateQuotas()
         # zone, or "zone/machine type" -> time.monotonic() the stockout ends (power.py)
         self.stockouts: dict[str, float] = {}
+        # zone -> machine types it does not offer (machine_types.py)
+        self.withdrawn_machine_types: dict[str, set[str]] = {}
         self._events.clear()
         self._fault_ids = itertools.count(1)
 

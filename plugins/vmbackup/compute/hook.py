@@ -124,6 +124,10 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls, S
         return compute_v1.InstancesClient(**self._client_kwargs)
 
     @cached_property
+    def machine_types(self) -> compute_v1.MachineTypesClient:
+        return compute_v1.MachineTypesClient(**self._client_kwargs)
+
+    @cached_property
     def disks(self) -> compute_v1.DisksClient:
         return compute_v1.DisksClient(**self._client_kwargs)
 

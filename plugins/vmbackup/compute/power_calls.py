@@ -1,4 +1,5 @@
-"""Compute Engine calls of the VM layer (vm/) beyond stop and start: resume, and the project-wide instance list.
+"""Compute Engine calls of the VM layer (vm/) beyond stop and start: resume, the project-wide instance list, and
+whether a zone offers a machine type.
 
 A mixin of ComputeEngineHook (kept apart so the hook module stays within its size): every call goes through the
 hook's bounded retry (`call`); a call that starts work returns the operation for the caller to wait on.
@@ -23,11 +24,24 @@ class _Calls(Protocol):
     @property
     def instances(self) -> compute_v1.InstancesClient: ...
 
+    @property
+    def machine_types(self) -> compute_v1.MachineTypesClient: ...
+
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
 
 class PowerCalls:
-    """instances.resume and instances.aggregatedList."""
+    """instances.resume, instances.aggregatedList and machineTypes.get."""
+
+    def offers_machine_type(self: _Calls, project: str, zone: str, name: str) -> bool:
+        """Whether the zone offers the machine type (machineTypes.get answers 404 for one it does not)."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            self.call("machineTypes.get", self.machine_types.get, project=project, zone=zone, machine_type=name)
+        except gexc.NotFound:
+            return False
+        return True
 
     def resume_instance(self: _Calls, project: str, zone: str, name: str) -> OperationRef:
         """instances.resume: a SUSPENDED VM comes back with resume, not start ("Suspend and resume an instance",

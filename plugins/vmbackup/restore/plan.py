@@ -196,6 +196,7 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         plan["done"] = True
         return plan
     _refuse_taken_disk_names(restore, hook, disks, zone)
+    _require_machine_type(restore, hook, plan["instance"]["machine_type"], zone)
     log.info(
         "Restoring %s (%s/%s) as %s (%s/%s) from run %s: %s",
         restore.instance,
@@ -288,6 +289,18 @@ def _refuse_taken_disk_names(restore: Restore, hook: ComputeEngineHook, disks: l
                 f"spec.targetName: disk {disk['name']} already exists in zone {zone} of project {disk['project']} and was not created by this "
                 "restore; choose another targetName (the existing disk was not touched)"
             )
+
+
+def _require_machine_type(restore: Restore, hook: ComputeEngineHook, machine_type: str, zone: str) -> None:
+    """The new VM's machine type must be offered in its zone (not every zone has every series): refused before any
+    disk is made, naming the field, rather than by instances.insert after the disks are made."""
+    name = resource_name(machine_type)
+    if not hook.offers_machine_type(restore.target_project, zone, name):
+        raise RestoreProblemError(
+            f"spec.overrides.machineType: machine type {name} is not offered in zone {zone} (project "
+            f"{restore.target_project}); set spec.overrides.machineType to one it offers "
+            f"(gcloud compute machine-types list --zones {zone}), or another spec.targetZone"
+        )
 
 
 def _boot_disk(restore: Restore, source: InstanceConfig | None, snapshots: list[compute_v1.Snapshot]) -> str:

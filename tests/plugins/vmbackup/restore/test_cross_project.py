@@ -88,3 +88,17 @@ def test_a_subnetwork_outside_the_target_zones_region_fails_before_anything_is_c
     assert "spec.overrides.networkInterfaces" in report.message
     assert "us-central1" in report.message
     assert [key for key in stack.sim.world.disks if key[0] == DR_PROJECT] == []
+
+
+def test_a_machine_type_the_target_zone_does_not_offer_fails_before_any_disk(stack: RecoveryStack, lost: Any) -> None:
+    stack.sim.world.withdrawn_machine_types[DR_ZONE] = {"n2-standard-4"}  # the source's, as recorded
+    spec = {"targetProject": DR_PROJECT, "targetZone": DR_ZONE, "overrides": {"networkInterfaces": [DR_NIC]}}
+
+    outcome, report = stack.restore(lost, "db-back", **spec)
+
+    assert outcome.state == "failed"
+    assert report is not None
+    assert (report.message or "").startswith(
+        f"spec.overrides.machineType: machine type n2-standard-4 is not offered in zone {DR_ZONE}"
+    )
+    assert [key for key in stack.sim.world.disks if key[0] == DR_PROJECT] == []
