@@ -28,7 +28,7 @@ from vmbackup.model.retention import parse_timestamp
 if TYPE_CHECKING:
     from google.cloud import compute_v1
 
-    from controller.vmbackupctl.restores import Session
+    from controller.vmbackupctl.cli_session import Session
     from vmbackup.compute.hook import ComputeEngineHook
 
 

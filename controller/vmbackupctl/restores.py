@@ -6,9 +6,7 @@ goes on only when the user types the VM's name, or passed --yes (scripts). Anyth
 
 from __future__ import annotations
 
-import argparse
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from controller.restore_request import default_restore_name
 from controller.vmbackupctl.errors import UsageError
@@ -16,24 +14,8 @@ from vmbackup.model import labels as vmlabels
 from vmbackup.model.restore import restore_marker
 
 if TYPE_CHECKING:
+    from controller.vmbackupctl.cli_session import Session
     from controller.vmbackupctl.kube import Policy
-
-
-class Session(Protocol):
-    """What the confirmation needs of commands.Session (named here: commands imports this module)."""
-
-    args: argparse.Namespace
-
-    @property
-    def namespace(self) -> str: ...
-
-    def clock(self) -> datetime: ...
-
-    def out(self, text: str) -> None: ...
-
-    def note(self, text: str) -> None: ...
-
-    def ask(self, prompt: str) -> str: ...
 
 
 def in_place_instance(policy: Policy, instance: str | None) -> tuple[str, str | None]:
@@ -66,6 +48,8 @@ def confirm_in_place(session: Session, policy: Policy) -> tuple[str, str]:
         f"  - the replaced disks are kept, labelled {vmlabels.REPLACED_BY}={marker};\n"
         "  - on a failure the original disks are put back and the VM is started again."
     )
+    for line in _backup_lines(session, policy, instance):
+        session.note(line)
     if args.yes:
         return instance, name
     typed = session.ask(f"Type the VM name ({instance}) to replace its disks, anything else to cancel: ")
@@ -76,3 +60,25 @@ def confirm_in_place(session: Session, policy: Policy) -> tuple[str, str]:
             "--yes to confirm without it"
         )
     return instance, name
+
+
+def _backup_lines(session: Session, policy: Policy, instance: str) -> list[str]:
+    """Which disks the chosen run replaces, from its snapshots in Compute Engine; a line saying why not when they
+    cannot be read (the restore itself re-checks everything)."""
+    from controller.vmbackupctl.disaster import backup_runs
+    from vmbackup.compute.hook import ComputeEngineHook
+
+    project = str((policy.get("spec") or {}).get("project") or "")
+    wanted = session.args.snapshot
+    try:
+        runs = backup_runs(ComputeEngineHook(max_attempts=1), project, session.namespace, session.args.policy)
+    except Exception as exc:  # best effort: only what is shown before the prompt
+        return [f"  (the snapshots could not be read from Compute Engine: {str(exc).splitlines()[0]})"]
+    mine = [r for r in runs.get(session.namespace, []) if r.instance == instance]
+    chosen = next((r for r in mine if wanted in (r.run, *(s.name for s in r.snapshots))), None) if wanted else None
+    chosen = chosen or next((r for r in mine if r.ready and not wanted), None)
+    if chosen is None:
+        return ["  (no READY backup run of it found in Compute Engine: the restore will fail without changing it)"]
+    lines = [f"  run {chosen.run} (taken {chosen.created}) replaces:"]
+    lines += [f"    disk {s.source_disk.rsplit('/', 1)[-1]} <- snapshot {s.name}" for s in chosen.snapshots]
+    return lines

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 
 import kmock
+import pytest
 import yaml
 
 from controller.vmbackupctl.__main__ import main
+from devstack.gce_simulator import ComputeSimulator
 from tests.controller.vmbackupctl.test_commands import CliResult, cluster, put_policy, succeeded_status  # noqa: F401 (fixture)
 from tests.controller.vmbackupctl.test_restore import restore_stored, restores
+from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.tools import REPO_ROOT, CustomResourceSchema
+from vmbackup.model import labels
 
 SCHEMA = CustomResourceSchema(yaml.safe_load((REPO_ROOT / "crds" / "vmrestores.yaml").read_text()))
 IN_PLACE = ("restore", "wordpress", "-n", "shop", "--in-place", "--as", "wp-back")
@@ -110,3 +115,34 @@ async def test_a_policy_of_several_vms_needs_the_instance(cluster: kmock.Kuberne
     assert result.code == 2
     assert "--instance is required with --in-place" in result.stderr
     assert restores(cluster) == {}
+
+
+async def test_the_prompt_lists_the_disks_the_newest_run_replaces(
+    cluster: kmock.KubernetesEmulator,  # noqa: F811
+    gce_sim: ComputeSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VMBACKUP_COMPUTE_ENDPOINT", gce_sim.base_url)
+    spec = {"project": GCE_PROJECT, "instances": [{"name": "db-1", "zone": "us-central1-a"}], "schedule": "0 2 * * *"}
+    put_policy(cluster, "shop", "db", spec=spec, status=succeeded_status())
+    now = time.time()
+    for run, created in (("r00000000old", now - 86400), ("r00000000new", now - 3600)):
+        for disk in ("db-1", "db-1-data"):
+            run_labels = {
+                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+                labels.POLICY_NAMESPACE: "shop",
+                labels.POLICY_NAME: "db",
+                labels.INSTANCE: "db-1",
+                labels.RUN: run,
+            }
+            gce_sim.add_snapshot(
+                GCE_PROJECT, "us-central1-a", disk, f"{disk}-{run}", created=created, labels=run_labels
+            )
+
+    result = await vmbackupctl_typing("db-1\n", "restore", "db", "-n", "shop", "--in-place", "--as", "db-back")
+
+    assert result.code == 0, result.stderr
+    assert "  run r00000000new (taken " in result.stderr
+    assert "    disk db-1 <- snapshot db-1-r00000000new" in result.stderr
+    assert "    disk db-1-data <- snapshot db-1-data-r00000000new" in result.stderr
+    assert "r00000000old" not in result.stderr
