@@ -52,6 +52,14 @@ class BackupRun:
         return self.ready and self.report in (None, "READY")
 
     @property
+    def source_project(self) -> str | None:
+        """The backed-up VM's project, from the snapshots' source disks (a backup project keeps them elsewhere)."""
+        found = {
+            p[p.index("projects") + 1] for p in (s.source_disk.split("/") for s in self.snapshots) if "projects" in p
+        }
+        return found.pop() if len(found) == 1 else None
+
+    @property
     def zone(self) -> str | None:
         zones = {p[p.index("zones") + 1] for p in (s.source_disk.split("/") for s in self.snapshots) if "zones" in p}
         return zones.pop() if len(zones) == 1 else None
@@ -157,7 +165,7 @@ def restore_from_snapshots(session: Session, hook: ComputeEngineHook) -> int:
     if args.list:
         return ExitCode.OK
     name = args.as_name or restored_name(run.instance, run.run)
-    policy = parse_policy(namespace, args.policy, {"project": args.project, "instances": [_ref(run)]})
+    policy = parse_policy(namespace, args.policy, _policy_spec(args.project, run))
     try:
         restore = parse_restore(namespace, name, restore_spec(args, run, name), policy)
     except PolicyError as exc:
@@ -177,10 +185,16 @@ def restore_from_snapshots(session: Session, hook: ComputeEngineHook) -> int:
 FLAGS_HINT = "flags: --target-project, --target-zone, --network, --subnet, --external-ip, --machine-type, --as"
 
 
-def _ref(run: BackupRun) -> dict[str, str]:
+def _policy_spec(project: str, run: BackupRun) -> dict[str, Any]:
+    """What the restore model needs of the (gone) policy: the VM, its project, and where its snapshots are (--project;
+    a backup project when the snapshots' source disks name another project)."""
     if run.zone is None:
         raise Failed(f"the snapshots of run {run.run} come from several zones; restore it through a VMRestore")
-    return {"name": run.instance, "zone": run.zone}
+    vm_project = run.source_project or project
+    spec: dict[str, Any] = {"project": vm_project, "instances": [{"name": run.instance, "zone": run.zone}]}
+    if vm_project != project:
+        spec["snapshot"] = {"project": project}
+    return spec
 
 
 def _runs_of_vm(session: Session, hook: ComputeEngineHook) -> tuple[str, list[BackupRun]]:

@@ -113,3 +113,20 @@ def test_another_project_without_a_network_is_refused_naming_the_flag(stack: Rec
     assert "spec.overrides.networkInterfaces: required with spec.targetProject dr-project" in result.stderr
     assert "--network" in result.stderr
     assert [k for k in stack.sim.world.disks if k[0] == "dr-project"] == []
+
+
+def test_snapshots_kept_in_a_backup_project_restore_the_vm_into_its_own_project(
+    stack: RecoveryStack, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = stack.policy(snapshot={"project": "demo-backups"})
+    stack.back_up(policy)
+    stack.delete_instance("db-1")
+    stack.delete_disk("db-1-data")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-cluster"))
+
+    result = vmbackupctl("restore", "db", "--from-snapshots", "--project", "demo-backups", "--as", "db-back")
+
+    assert result.code == 0, result.stderr
+    assert stack.sim.instance(GCE_PROJECT, ZONE, "db-back")["status"] == "RUNNING"
+    disk = stack.sim.disk(GCE_PROJECT, ZONE, "db-back")
+    assert "/projects/demo-backups/global/snapshots/" in disk["sourceSnapshot"]
