@@ -10,6 +10,7 @@ from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator
 from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.waits import wait_until
 
 DR_PROJECT = "dr-project"
 DR_ZONE = "europe-west1-b"
@@ -25,7 +26,7 @@ def snapshot_of_db(gce_sim: ComputeSimulator, gce_clients: GceClients) -> str:
         project=GCE_PROJECT, zone="us-central1-a", disk="db-1-data", snapshot_resource=snapshot
     )
     assert not wait(gce_clients, GCE_PROJECT, "us-central1-a", op).error.errors
-    gce_sim.wait_idle()
+    wait_until(lambda: gce_clients.snapshots.get(project=GCE_PROJECT, snapshot="db-1-data-snap").status == "READY")
     return f"projects/{GCE_PROJECT}/global/snapshots/db-1-data-snap"
 
 
@@ -42,7 +43,7 @@ def dr_disk(gce_sim: ComputeSimulator, gce_clients: GceClients, name: str = "db-
     disk = compute_v1.Disk(name=name, source_snapshot=snapshot_of_db(gce_sim, gce_clients))
     op = gce_clients.disks.insert_unary(project=DR_PROJECT, zone=DR_ZONE, disk_resource=disk)
     assert not wait(gce_clients, DR_PROJECT, DR_ZONE, op).error.errors
-    gce_sim.wait_idle()
+    wait_until(lambda: gce_clients.disks.get(project=DR_PROJECT, zone=DR_ZONE, disk=name).status == "READY")
     return f"projects/{DR_PROJECT}/zones/{DR_ZONE}/disks/{name}"
 
 
