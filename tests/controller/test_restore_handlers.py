@@ -158,16 +158,19 @@ async def test_a_target_project_not_granted_to_the_namespace_is_refused(
     assert dag_in(gcs_bucket, "db-back") is None
 
 
-async def test_a_granted_target_project_gets_its_restore_dag(
+async def test_a_granted_target_project_is_accepted_and_waits_for_airflow(
     kube: kmock.KubernetesEmulator, operator: Starter, gcs_bucket: storage.Bucket
 ) -> None:
     spec = {"policyName": "db", "targetProject": "shop-dr", "overrides": {"networkInterfaces": [{}]}}
     async with operator():
         await create_policy_and_restore(kube, "db-back", spec)
 
-        source = await eventually(lambda: dag_in(gcs_bucket, "db-back"), what="restore DAG uploaded")
+        status = await eventually(
+            lambda: restore_status(kube, "db-back").get("waitingFor") and restore_status(kube, "db-back")
+        )
 
-    assert '"targetProject":"shop-dr"' in source
+    assert status["phase"] == "Pending"
+    assert status["waitingFor"].startswith("Airflow to answer")  # past the tenancy check, which refuses at once
 
 
 async def test_a_restore_waits_for_its_policy(
