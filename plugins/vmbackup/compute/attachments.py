@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from google.cloud import compute_v1
+from vmbackup.compute.compute_library import compute_v1
 
 if TYPE_CHECKING:
     from vmbackup.compute.operations import OperationRef

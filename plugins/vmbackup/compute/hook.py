@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
-from google.cloud import compute_v1
 
 from vmbackup.compute.attachments import DiskAttachmentCalls
+from vmbackup.compute.compute_library import compute_v1
 from vmbackup.compute.instant_snapshot_calls import InstantSnapshotCalls
 from vmbackup.compute.operations import (
     INSTANT,

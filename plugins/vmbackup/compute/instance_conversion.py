@@ -6,8 +6,7 @@ new VM is built from one here (its instances.insert body).
 
 from __future__ import annotations
 
-from google.cloud import compute_v1
-
+from vmbackup.compute.compute_library import compute_v1
 from vmbackup.compute.operations import resource_name
 from vmbackup.model.instance_config import (
     ONE_TO_ONE_NAT,

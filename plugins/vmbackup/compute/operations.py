@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
-from google.cloud import compute_v1
+from vmbackup.compute.compute_library import compute_v1
 
 
 class OperationRef(TypedDict):

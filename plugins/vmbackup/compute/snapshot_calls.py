@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from google.api_core import exceptions as gexc
-from google.cloud import compute_v1
 
+from vmbackup.compute.compute_library import compute_v1
 from vmbackup.compute.operations import OperationRef
 
 T = TypeVar("T")

@@ -18,8 +18,8 @@ import time
 from typing import Any, Protocol
 
 from google.api_core import exceptions as gexc
-from google.cloud import compute_v1
 
+from vmbackup.compute.compute_library import compute_v1
 from vmbackup.compute.operations import (
     INSTANT,
     READY,

@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, NotRequired, TypedDict, cast
 
-from google.cloud import compute_v1
-
+from vmbackup.compute.compute_library import compute_v1
 from vmbackup.compute.hook import ComputeEngineHook, resource_name
 from vmbackup.compute.instance_conversion import config_of_instance, instance_of_config
 from vmbackup.model import labels as vmlabels

@@ -12,8 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TypedDict
 
-from google.cloud import compute_v1
-
+from vmbackup.compute.compute_library import compute_v1
 from vmbackup.compute.hook import ComputeEngineHook, resource_name
 
 log = logging.getLogger(__name__)
