@@ -44,6 +44,7 @@ from devstack.airflow_processes import (
     instance_processes,
 )
 from devstack.airflow_rest import TERMINAL_RUN_STATES, AirflowApi, AirflowApiError, DagRun, parse_time
+from devstack.composer_timing import AIRFLOW_MIN_FILE_PROCESS_INTERVAL_SECONDS, FAST_LIST_INTERVAL_SECONDS
 
 __all__ = [
     "DEFAULT_USERNAME",
@@ -91,7 +92,7 @@ class LocalAirflow:
         password: str | None = None,
         startup_timeout: float = 240.0,
         stop_timeout: float = 20.0,
-        min_file_process_interval: int = 5,
+        min_file_process_interval: int = AIRFLOW_MIN_FILE_PROCESS_INTERVAL_SECONDS,
         dag_list_interval: int | None = None,
         reuse_migrated_db: bool = True,
         echo: Callable[[str], None] | None = None,
@@ -112,7 +113,7 @@ class LocalAirflow:
         self.stop_timeout = stop_timeout
         self.min_file_process_interval = min_file_process_interval
         # How often the DAG processor lists the dags folder for new files (devstack/composer_timing.py).
-        self.dag_list_interval = dag_list_interval or min_file_process_interval
+        self.dag_list_interval = dag_list_interval or FAST_LIST_INTERVAL_SECONDS
         self.reuse_migrated_db = reuse_migrated_db
         self.echo = echo or (lambda line: None)
         self.marker = f"{os.getpid()}-{secrets.token_hex(6)}"
@@ -276,6 +277,10 @@ class LocalAirflow:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": str(self.min_file_process_interval),
             "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": str(self.dag_list_interval),  # Airflow 2.10's name
+            # A rewritten file is parsed again at once, whatever min_file_process_interval says (Airflow's
+            # default, pinned: devstack/composer_timing.py relies on it).
+            "AIRFLOW__SCHEDULER__FILE_PARSING_SORT_MODE": "modified_time",  # Airflow 2.10's name
+            "AIRFLOW__DAG_PROCESSOR__FILE_PARSING_SORT_MODE": "modified_time",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
             # Patience on a busy machine: slow DAG imports and slow API answers must not fail tasks.

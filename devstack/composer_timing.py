@@ -33,6 +33,10 @@ COMPOSER_SYNC_DELAY_SECONDS = 240.0  # ESTIMATE: the middle of the documented 3-
 AIRFLOW_DAG_LIST_INTERVAL_SECONDS = 300  # [dag_processor] refresh_interval / [scheduler] dag_dir_list_interval
 AIRFLOW_MIN_FILE_PROCESS_INTERVAL_SECONDS = 30  # Airflow's default; Composer 3's minimum
 FAST_LIST_INTERVAL_SECONDS = 5  # the local stack's quick profile: a new file is parsed within seconds
+# A known file is re-parsed this often in every profile: Airflow's default. A file the controller rewrites is
+# parsed again at once whatever this says (Airflow's default [dag_processor] file_parsing_sort_mode,
+# modified_time, queues a file changed since its last parse), so a shorter interval only burns CPU re-importing
+# unchanged files: on a 2-core machine it starved the tasks themselves.
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class ComposerTiming:
 
     sync_delay_seconds: float = 0.0  # bucket object -> file in Airflow's dags/ or plugins/ folder
     dag_list_interval_seconds: int = FAST_LIST_INTERVAL_SECONDS  # Airflow lists its dags folder this often
-    min_file_process_interval_seconds: int = FAST_LIST_INTERVAL_SECONDS  # a known file is re-parsed this often
+    min_file_process_interval_seconds: int = AIRFLOW_MIN_FILE_PROCESS_INTERVAL_SECONDS  # unchanged files re-parsed
 
     def __post_init__(self) -> None:
         if self.sync_delay_seconds < 0:
