@@ -30,6 +30,12 @@ def _controller(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def _dag_parse(argv: Sequence[str]) -> int:
+    from bench.dag_parse import main
+
+    return main(argv)
+
+
 def _restore(argv: Sequence[str]) -> int:
     from bench.restore import main
 
@@ -44,6 +50,7 @@ BENCHES: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
         _restore,
         "kubectl apply of a VMRestore / drill -> first Compute Engine write, Composer's waits modelled",
     ),
+    "dag-parse": (_dag_parse, "what Airflow's DAG processor pays to import each DAG file we write (CPU, wall)"),
     "controller": (_controller, "the controller at 1,000 policies (upload time, RSS, restart, Airflow calls, latency)"),
 }
 
