@@ -64,6 +64,12 @@ __all__ = [
     "parse_time",
 ]
 
+# How long a write waits for sqlite's one write lock: more than pysqlite's 5 s (four components and every task
+# share the file on a busy machine), not minutes: Airflow 3's API server writes its audit log from its event loop,
+# so while another of its requests holds the lock the whole server waits this long (at 120 s the scheduler and
+# every task stalled for 4 minutes and a finished task was killed: tests/devstack/test_demo_e2e.py, 2026-12-07).
+SQLITE_LOCK_WAIT_SECONDS = 15
+
 DEFAULT_USERNAME = "admin"
 HEALTHY = "healthy"
 
@@ -270,8 +276,7 @@ class LocalAirflow:
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(self.parallelism),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-            # A generous lock wait: four components and every task share one sqlite file on a busy machine.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}?timeout=120",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}?timeout={SQLITE_LOCK_WAIT_SECONDS}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
@@ -345,22 +350,8 @@ class LocalAirflow:
             connection.execute("PRAGMA journal_mode=WAL")
 
     def _airflow2_user_args(self) -> list[str]:
-        return [
-            "users",
-            "create",
-            "--username",
-            self.username,
-            "--password",
-            self.password,
-            "--role",
-            "Admin",
-            "--firstname",
-            "Local",
-            "--lastname",
-            "Admin",
-            "--email",
-            f"{self.username}@localhost",
-        ]
+        names = ["--firstname", "Local", "--lastname", "Admin", "--email", f"{self.username}@localhost"]
+        return ["users", "create", "--username", self.username, "--password", self.password, "--role", "Admin", *names]
 
     def _component_list(self) -> list[_Component]:
         if self.major >= 3:
