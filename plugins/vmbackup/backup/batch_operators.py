@@ -65,6 +65,7 @@ class _BatchStep(PolicyTask, BaseSensorOperator):
 
     template_fields: tuple[str, ...] = ("batch",)
     ui_color = "#e8f0fe"
+    policy_json: str  # always given when built (the trigger it defers to carries it)
 
     def __init__(self, *, batch: Any, policy_json: str, **kwargs: Any):
         kwargs.setdefault("timeout", 24 * 3600)  # unused: execute() bounds every wait itself

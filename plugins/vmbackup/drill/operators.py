@@ -3,6 +3,10 @@
 Planning, disk and instance creation are the restore workflow's own functions (restore_operators); what is
 drill-only is here: the boot timing, the serial port check, the teardown that deletes everything labelled with
 the policy's drill marker (also what an earlier, interrupted drill left), and the drill report.
+
+Each step reads its policy through vmbackup.policy_task: in the shared drill DAG from the run's signed conf
+(``policy_source``), checked before the step builds a Compute Engine client, so a run the controller did not start
+fails every step, the teardown included, with nothing read or deleted.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
 from vmbackup.model.drill import DRILL_LABEL, DrillReport, drill_marker, drill_report_object_name, drill_restore
 from vmbackup.model.policy import PolicyError
 from vmbackup.model.restore import RESTORE_LABEL
-from vmbackup.policy_task import PolicyTask
+from vmbackup.policy_task import PolicySource, PolicyTask
 from vmbackup.report_upload import upload_report
 from vmbackup.restore.plan import RestorePlan, RestoreProblemError, instance_resource, plan_restore
 from vmbackup.vm.disks import disk_from_snapshot
@@ -33,6 +37,8 @@ BOOT_TASK = "boot"
 GUEST_CHECK_TASK = "guest_check"
 TEARDOWN_TASK = "teardown"
 REPORT_TASK = "report"
+TEARDOWN_TIMEOUT_SECONDS = 900
+PLACEHOLDER_TIMEOUT_SECONDS = 24 * 3600  # replaced in execute() by the policy's guestCheck.timeoutSeconds
 
 
 class DrillStepOperator(PolicyTask, ComputeStepOperator):
@@ -40,9 +46,14 @@ class DrillStepOperator(PolicyTask, ComputeStepOperator):
 
     ui_color = "#fce8e6"
 
-    def __init__(self, *, policy_json: str, **kwargs: Any):
+    def __init__(self, *, policy_json: str | None = None, policy_source: PolicySource | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.policy_json = policy_json
+        self.policy_source = policy_source
+
+    def execute(self, context: Any) -> Any:
+        self.load_policy(context)
+        return super().execute(context)
 
     def run_step(self, context: Any, hook: ComputeEngineHook) -> Any:
         try:
@@ -74,14 +85,14 @@ class BootDrillOperator(DrillStepOperator):
 
     template_fields = ("plan",)
 
-    def __init__(self, *, plan: Any, timeout_seconds: int, **kwargs: Any):
+    def __init__(self, *, plan: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.plan = plan
-        self.timeout_seconds = timeout_seconds
 
     def drill_step(self, context: Any, hook: ComputeEngineHook) -> dict[str, Any]:
         plan: RestorePlan = self.plan
-        deadline = time.monotonic() + self.timeout_seconds
+        verification = self.policy.spec.verification
+        deadline = time.monotonic() + (verification.boot_timeout_seconds if verification else 0)
         disk_ops = []
         for disk in plan["disks"]:
             resource = disk_from_snapshot(
@@ -119,14 +130,25 @@ def _wait(hook: ComputeEngineHook, ref: OperationRef, deadline: float, what: str
 
 
 class GuestCheckSensor(PolicyTask, _RecordingSensor):
-    """Pokes the drill VM's serial port output until the policy's regular expression matches (or times out)."""
+    """Pokes the drill VM's serial port output until the policy's regular expression matches (or times out after
+    the policy's guestCheck.timeoutSeconds)."""
 
     template_fields = ("plan",)
 
-    def __init__(self, *, plan: Any, policy_json: str, **kwargs: Any):
-        super().__init__(**kwargs)
+    def __init__(
+        self, *, plan: Any, policy_json: str | None = None, policy_source: PolicySource | None = None, **kwargs: Any
+    ):
+        super().__init__(timeout=PLACEHOLDER_TIMEOUT_SECONDS, **kwargs)
         self.plan = plan
         self.policy_json = policy_json
+        self.policy_source = policy_source
+
+    def execute(self, context: Any) -> Any:
+        self.load_policy(context)
+        verification = self.policy.spec.verification
+        check = verification.guest_check if verification else None
+        self.timeout = float(check.timeout_seconds if check else 60)
+        return super().execute(context)
 
     def poke(self, context: Any) -> bool:
         verification = self.policy.spec.verification
@@ -149,7 +171,7 @@ class TeardownDrillOperator(DrillStepOperator):
     snapshots never carry them. Returns {"deleted": [...], "left_over": [...]}.
     """
 
-    def __init__(self, *, zone_of_plan: Any, timeout_seconds: int, **kwargs: Any):
+    def __init__(self, *, zone_of_plan: Any, timeout_seconds: int = TEARDOWN_TIMEOUT_SECONDS, **kwargs: Any):
         super().__init__(**kwargs)
         self.zone_of_plan = zone_of_plan
         self.timeout_seconds = timeout_seconds

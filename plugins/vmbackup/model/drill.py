@@ -14,7 +14,7 @@ to the bucket and the controller reads into status.verification.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -29,8 +29,28 @@ DrillResult = Literal["Succeeded", "Failed"]
 DRILL_RESULTS: tuple[DrillResult, ...] = ("Succeeded", "Failed")
 
 
+SHARED_DRILL_DAG_ID = "vmbackup_drill"  # shipped once with the plugins; each run's conf is a signed policy
+
+
 def drill_dag_id_for(namespace: str, name: str) -> str:
+    """The policy's own drill DAG, as earlier versions rendered it (its file is deleted once no run is active)."""
     return f"vmdrill__{namespace}__{name}"
+
+
+def drill_run_prefix(namespace: str, name: str) -> str:
+    """What every run id of the policy's drills in the shared drill DAG starts with (Kubernetes names hold no
+    underscore, so no other policy's prefix can start with it): how the controller finds a drill in flight."""
+    return f"{drill_dag_id_for(namespace, name)}__"
+
+
+def scheduled_drill_run_id(namespace: str, name: str, slot: datetime) -> str:
+    """The one run of a scheduled slot: a second trigger (another controller, a retry) is Airflow's 409."""
+    return f"{drill_run_prefix(namespace, name)}scheduled-{slot.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def requested_drill_run_id(namespace: str, name: str, request: str) -> str:
+    """The one run of an on-demand request (`request`: a digest of the request, a DNS-safe token)."""
+    return f"{drill_run_prefix(namespace, name)}requested-{request}"
 
 
 def drill_name(policy_name: str) -> str:

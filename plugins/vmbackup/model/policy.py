@@ -66,6 +66,7 @@ API_VERSION = "v1alpha1"
 KIND = "VMBackupPolicy"
 PLURAL = "vmbackuppolicies"
 BACKUP_NOW_ANNOTATION = "vmbackup.dev/backup-now"  # asks the controller for a run now; it removes the annotation
+VERIFY_NOW_ANNOTATION = "vmbackup.dev/verify-now"  # asks for a restore drill now; removed once the drill started
 DAG_ID_PREFIX = "vmbackup__"  # every policy's DAG id starts with it (dag_id_for)
 
 MAX_UNAVAILABLE_VMS = 10000  # no tier holds more VMs than a selector can resolve

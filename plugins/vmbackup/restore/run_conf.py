@@ -9,23 +9,16 @@ client exists.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from vmbackup.airflow_compat import AirflowFailException
 from vmbackup.compute.sensors import OperationStatusSensor
 from vmbackup.model.policy import PolicyError
 from vmbackup.model.restore import Restore, shared_restore_dag_id
-from vmbackup.model.run_signature import RunSignatureError, signing_key_from_env, verify_run_conf
 from vmbackup.restore.steps import DISKS_TIMEOUT
+from vmbackup.signed_conf import signed_payload
 
 PLACEHOLDER_TIMEOUT_SECONDS = 24 * 3600  # replaced in execute() by the restore's own spec.timeouts
-
-
-def _started_at(dag_run: Any) -> float:
-    """When the scheduler started the run (no API caller sets it; clearing a run resets it); unknown: now."""
-    started = getattr(dag_run, "start_date", None)
-    return started.timestamp() if started is not None else time.time()
 
 
 def signed_restore_json(context: Any) -> str:
@@ -33,13 +26,10 @@ def signed_restore_json(context: Any) -> str:
 
     The run must have started before the conf expired: its later steps go on however long the restore takes.
     """
-    dag_id, run_id, dag_run = str(context["ti"].dag_id), str(context["run_id"]), context.get("dag_run")
+    dag_id, run_id = str(context["ti"].dag_id), str(context["run_id"])
+    payload = signed_payload(context)
     try:
-        conf = getattr(dag_run, "conf", None) or {}
-        payload = verify_run_conf(signing_key_from_env(), conf, dag_id=dag_id, run_id=run_id, now=_started_at(dag_run))
         restore = Restore.from_json(payload)
-    except RunSignatureError as exc:
-        raise AirflowFailException(f"refused: {exc}") from None
     except (PolicyError, ValueError) as exc:
         raise AirflowFailException(f"refused: run {run_id} carries no valid restore: {exc}") from None
     if shared_restore_dag_id(restore.in_place) != dag_id:

@@ -1,20 +1,32 @@
-"""Restore drills end to end: a real backup run, then the policy's rendered drill DAG with dag.test() on real
-Airflow against the simulator; the drill report it writes to the emulated bucket is what the controller reads."""
+"""Restore drills end to end: a real backup run, then a drill as the controller starts it (a run of the shared
+drill DAG whose conf is the policy, signed) with dag.test() on real Airflow against the simulator; the drill report
+it writes to the emulated bucket is what the controller reads. A policy's own drill DAG file, as earlier versions
+uploaded it, still runs a drill in flight to its end."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
-from dags_templates.render_drill import render_drill_dag
+from dags_templates.render_drill import SHARED_DRILL_DAG_FILE_ID, render_drill_dag, shared_drill_dag_source
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.recovery import ZONE, RecoveryStack
-from vmbackup.model.drill import DRILL_LABEL, DrillReport, drill_dag_id_for, drill_report_object_name
+from vmbackup.model.drill import (
+    DRILL_LABEL,
+    SHARED_DRILL_DAG_ID,
+    DrillReport,
+    drill_dag_id_for,
+    drill_report_object_name,
+)
 from vmbackup.model.policy import BackupPolicy
+from vmbackup.model.run_signature import SIGNING_KEY_ENV, sign_run_conf
 
 pytestmark = pytest.mark.airflow
+
+KEY = "d" * 64
 
 VERIFICATION = {
     "schedule": "0 4 * * 0",
@@ -27,16 +39,30 @@ VERIFICATION = {
 
 @pytest.fixture
 def stack(gce_sim: Any, gce_clients: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: Any) -> RecoveryStack:
+    monkeypatch.setenv(SIGNING_KEY_ENV, KEY)
     return RecoveryStack(gce_sim, gce_clients, airflow_dags, gcs_bucket, monkeypatch)
 
 
+def signed(policy: BackupPolicy, run_id: str, *, key: str = KEY, expires_in: float = 600) -> dict[str, Any]:
+    """The conf the controller gives a drill run of this policy."""
+    payload, expires_at = policy.to_json(), int(time.time() + expires_in)
+    return sign_run_conf(
+        key.encode(), dag_id=SHARED_DRILL_DAG_ID, run_id=run_id, payload=payload, expires_at=expires_at
+    )
+
+
 def drill(stack: RecoveryStack, policy: BackupPolicy) -> tuple[str, DrillReport]:
+    """One drill through the shared drill DAG, its conf signed as the controller signs it."""
     stack.sim.clear_calls()
-    stack.dags.write_dag(drill_dag_id_for(policy.namespace, policy.name), render_drill_dag(policy))
-    outcome = stack.dags.run(drill_dag_id_for(policy.namespace, policy.name))
+    stack.dags.write_dag(SHARED_DRILL_DAG_FILE_ID, shared_drill_dag_source())
+    outcome = stack.dags.run_with_conf(SHARED_DRILL_DAG_ID, lambda run_id: signed(policy, run_id))
     stack.sim.wait_idle()
+    return outcome.state, read_report(stack, policy)
+
+
+def read_report(stack: RecoveryStack, policy: BackupPolicy) -> DrillReport:
     blob = stack.bucket.blob(drill_report_object_name(policy.namespace, policy.name))
-    return outcome.state, DrillReport.model_validate(json.loads(blob.download_as_text()))
+    return DrillReport.model_validate(json.loads(blob.download_as_text()))
 
 
 def drill_resources(stack: RecoveryStack) -> list[str]:
@@ -64,6 +90,7 @@ def test_a_drill_restores_the_newest_run_checks_the_guest_and_deletes_everything
 
     assert state == "success"
     assert report.result == "Succeeded", report.message
+    assert report.dag_id == SHARED_DRILL_DAG_ID
     assert report.source_instance == "db-1"
     assert sorted(report.snapshots) == snapshots
     assert report.boot_seconds is not None
@@ -131,4 +158,19 @@ def test_a_policy_without_a_finished_backup_fails_the_drill_naming_the_fix(stack
     assert state == "failed"
     assert report.failed_step == "plan"
     assert "run a backup first" in report.message
+    assert drill_resources(stack) == []
+
+
+def test_a_drill_dag_file_of_an_earlier_version_still_runs_its_drill(stack: RecoveryStack) -> None:
+    policy = stack.policy(verification=VERIFICATION)
+    stack.back_up(policy)
+    dag_id = drill_dag_id_for(policy.namespace, policy.name)
+    stack.dags.write_dag(dag_id, render_drill_dag(policy))
+
+    outcome = stack.dags.run(dag_id)
+    stack.sim.wait_idle()
+
+    report = read_report(stack, policy)
+    assert outcome.state == "success", outcome.task_states
+    assert (report.result, report.dag_id) == ("Succeeded", dag_id)
     assert drill_resources(stack) == []
