@@ -8,12 +8,12 @@ not depend on their internals.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from google.cloud import storage
 
-from controller.airflow_api import AirflowClient, TaskInstanceInfo
+from controller.airflow_api import AirflowClient, DagRunInfo, TaskInstanceInfo
 from controller.airflow_auth import make_auth
 from controller.airflow_errors import (
     AirflowAuthError,
@@ -42,6 +42,8 @@ class AirflowLink(Protocol):
     async def run_state(self, dag_id: str, run_id: str) -> str: ...
 
     async def run_tasks(self, dag_id: str, run_id: str) -> list[TaskInstanceInfo]: ...
+
+    async def active_runs(self, dag_ids: Iterable[str]) -> list[DagRunInfo]: ...
 
     async def import_error(self, file_name: str) -> str | None: ...
 
@@ -116,6 +118,14 @@ class AirflowControl:
             return await self.client.task_instances(dag_id, run_id)
         except Exception as exc:
             raise _sorted_error(exc, dag_id) from exc
+
+    async def active_runs(self, dag_ids: Iterable[str]) -> list[DagRunInfo]:
+        """The queued and running runs of these DAGs (a drill in flight), in one request."""
+        wanted = list(dag_ids)
+        try:
+            return await self.client.active_runs(wanted)
+        except Exception as exc:
+            raise _sorted_error(exc, ", ".join(wanted)) from exc
 
     async def import_error(self, file_name: str) -> str | None:
         """The last line of Airflow's import error for a DAG file of this name (None: it imports, or not parsed)."""

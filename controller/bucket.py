@@ -88,6 +88,9 @@ class BucketSync:
         """Remove the DAG file (the DAG's snapshots are not touched). False when it was already gone."""
         return self._delete(dag_object_name(dag_id))
 
+    def has_dag(self, dag_id: str) -> bool:
+        return self.bucket.get_blob(dag_object_name(dag_id)) is not None
+
     def dag_source(self, dag_id: str) -> str | None:
         blob = self.bucket.get_blob(dag_object_name(dag_id))
         return None if blob is None else blob.download_as_bytes().decode("utf-8")

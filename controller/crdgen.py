@@ -235,7 +235,8 @@ def _verification_schema() -> Schema:
     """status.verification (restore drills)."""
     return {
         "type": "object",
-        "description": "Restore drills (spec.verification): the latest drill, and the run it last verified.",
+        "description": "Restore drills (spec.verification): the latest drill, the run it last verified, what the "
+        "controller started and when the next drill is due.",
         "properties": {
             "lastVerifiedRun": {
                 "type": "string",
@@ -250,6 +251,13 @@ def _verification_schema() -> Schema:
             "bootSeconds": {"type": "number", "description": "Creation request to RUNNING, last success."},
             "result": {"type": "string", "enum": ["Succeeded", "Failed"], "description": "Latest drill."},
             "message": {"type": "string", "description": "What the latest drill found."},
+            "startedRun": {"type": "string", "description": "Run id of the latest drill the controller started."},
+            "lastScheduleTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "The slot (or vmbackupctl verify request) the latest drill was started for, or skipped.",
+            },
+            "nextDrill": {"type": "string", "description": "When the next scheduled drill is due (RFC 3339)."},
         },
     }
 

@@ -93,6 +93,8 @@ class DrillStatus:
             return None
         current = dict(body.get("status") or {})
         previous = current.get("verification") or {}
+        if report.finished_at is not None and rfc3339(report.finished_at) < str(previous.get("time") or ""):
+            return report  # a newer result is shown (a drill that failed before reporting: drill_runs.py)
         desired = verification_status(report, previous)
         base = patch.status.get("conditions") or current.get("conditions")
         conditions = merge_conditions(

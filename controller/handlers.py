@@ -13,7 +13,7 @@ import kopf
 
 from controller.reconciler import Controller
 from controller.restore_handlers import register_restore_handlers
-from vmbackup.model.policy import API_GROUP, API_VERSION, BACKUP_NOW_ANNOTATION, PLURAL
+from vmbackup.model.policy import API_GROUP, API_VERSION, BACKUP_NOW_ANNOTATION, PLURAL, VERIFY_NOW_ANNOTATION
 
 KOPF_PREFIX = "kopf.vmbackup.dev"
 FINALIZER = "vmbackup.dev/dag-cleanup"
@@ -73,6 +73,13 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     @kopf.on.update(**resource, annotations={BACKUP_NOW_ANNOTATION: kopf.PRESENT}, id="backup-now")
     async def backup_now(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await controller.backup_now(body, patch)
+
+    @kopf.on.resume(**resource, annotations={VERIFY_NOW_ANNOTATION: kopf.PRESENT}, id="verify-now")
+    @kopf.on.create(**resource, annotations={VERIFY_NOW_ANNOTATION: kopf.PRESENT}, id="verify-now")
+    @kopf.on.update(**resource, annotations={VERIFY_NOW_ANNOTATION: kopf.PRESENT}, id="verify-now")
+    async def verify_now(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        state = controller.states.get((str(body.metadata.namespace), str(body.metadata.name)))
+        await controller.drill_runs.requested(body, patch, state, controller.target_of(state))
 
     @kopf.on.delete(**resource, id="remove-dag")
     async def remove(body: kopf.Body, **_: Any) -> None:

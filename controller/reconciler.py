@@ -23,7 +23,8 @@ from controller.airflow_link import RunStatusFeed
 from controller.conditions import READY, changed_fields, find_condition
 from controller.config import ControllerConfig
 from controller.coverage_scan import CoverageScan
-from controller.drills import DrillStatus, sync_drill_dag
+from controller.drill_runs import DrillRuns
+from controller.drills import DrillStatus
 from controller.keeper import KeeperWatch
 from controller.metrics import ControllerMetrics
 from controller.run_events import RunAnnouncer
@@ -84,6 +85,7 @@ class Controller:
         self._targets_by_key: dict[tuple[str, str], Target] = {}
         self.wait_modes = WaitModeResolver(config.wait_mode, config.wait_mode_refresh_seconds)
         self.drills = DrillStatus(self.metrics)
+        self.drill_runs = DrillRuns(config, targets)  # drills start as runs of the shared drill DAG
         self.runs = RunAnnouncer(self.metrics)
         self.keeper = KeeperWatch(config, self.metrics, tenancy, targets)  # the keeper DAG and its report (issue 23)
         self.coverage: CoverageScan | None = None  # the leader's coverage timer (app.py sets it; handlers start it)
@@ -181,7 +183,7 @@ class Controller:
         return target
 
     async def _upload(self, body: kopf.Body, state: PolicyState, policy: BackupPolicy, target: Target) -> None:
-        """Render and upload the DAG (only when its bytes change), then its restore-drill DAG."""
+        """Render and upload the DAG (only when its bytes change); drills need no DAG file (drill_runs.py)."""
         try:
             source = render_dag(policy)
         except Exception as exc:  # a bug, not bad input: say so in the status, keep the last DAG, retry slowly
@@ -209,14 +211,6 @@ class Controller:
                 reason="DagUploaded",
                 message=f"gs://{bucket.name}/{result.object_name} ({policy.wait_mode} sensors)",
             )
-        try:
-            if await asyncio.to_thread(sync_drill_dag, bucket, policy):
-                self.metrics.uploads.labels("dag").inc()
-        except Exception as exc:
-            self._set(
-                state, "Error", "UploadFailed", f"cannot write the restore-drill DAG to gs://{bucket.name}: {exc}"
-            )
-            raise kopf.TemporaryError(f"drill DAG of {policy.dag_id}: {exc}", delay=30) from exc
 
     def _track(self, body: kopf.Body, policy: BackupPolicy) -> None:
         """The series alerts need from the start; after a restart, the last success the status remembers."""
@@ -323,6 +317,8 @@ class Controller:
             self.runs.announce(body, state, observation)
             self._write_status(body, patch, state, observation)
             await self.drills.refresh(body, patch, self.targets.bucket(target).bucket, state.generation)
+            if state.policy is not None:
+                await self.drill_runs.scheduled(body, patch, state.policy, target)
             report = observation.report if observation is not None else None
             await self.keeper.refresh(body, patch, target, state.generation, state.instances, report)
 
@@ -393,6 +389,10 @@ class Controller:
         if key not in self.states:
             self.states[key] = PolicyState(namespace=key[0], name=key[1], dag_id=dag_id_for(*key))
         return self.states[key]
+
+    def target_of(self, state: PolicyState | None) -> Target | None:
+        """Where the policy's DAG is (None: not uploaded anywhere yet)."""
+        return self._targets_by_key.get(state.target_key) if state and state.target_key else None
 
     def _lock(self, key: PolicyKey) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())

@@ -134,8 +134,9 @@ class Targets:
         return self._airflows[target.key]
 
     async def ensure_plugins(self, target: Target) -> PluginSyncResult | None:
-        """Sync our package, then the shared restore DAGs' file that imports it, to the target's bucket once per
-        controller run (None: already done)."""
+        """Sync our package, then the shared restore and drill DAGs' files that import it, to the target's bucket
+        once per controller run (None: already done)."""
+        from dags_templates.render_drill import SHARED_DRILL_DAG_FILE_ID, shared_drill_dag_source
         from dags_templates.render_restore import SHARED_DAG_FILE_ID, shared_restore_dag_source
 
         if target.bucket in self._plugins_synced:
@@ -148,6 +149,7 @@ class Targets:
             try:
                 result = await asyncio.to_thread(sync.sync_plugins)
                 await asyncio.to_thread(sync.upload_dag, SHARED_DAG_FILE_ID, shared_restore_dag_source())
+                await asyncio.to_thread(sync.upload_dag, SHARED_DRILL_DAG_FILE_ID, shared_drill_dag_source())
             except Exception as exc:
                 raise TargetUnavailableError(f"cannot sync plugins to gs://{target.bucket}: {exc}") from exc
             self._plugins_synced.add(target.bucket)

@@ -158,8 +158,8 @@ def _add_run_commands(command: Command, airflow: argparse.ArgumentParser) -> Non
     verify = command(
         "verify",
         verify_command,
-        "start a restore drill of a policy now (spec.verification): the newest READY run into a throwaway VM",
-        airflow,
+        "ask the controller for a restore drill of a policy now (spec.verification): the newest READY run into a "
+        "throwaway VM",
     )
     verify.add_argument("policy")
     verify.add_argument("--wait", action="store_true", help="wait for the drill: exit 0 if it verified, 1 if not")

@@ -24,7 +24,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from controller.conditions import rfc3339
 from controller.vmbackupctl.errors import CliError, Failed, NotFound, Unreachable
-from vmbackup.model.policy import API_GROUP, API_VERSION, BACKUP_NOW_ANNOTATION, KIND, PLURAL
+from vmbackup.model.policy import API_GROUP, API_VERSION, BACKUP_NOW_ANNOTATION, KIND, PLURAL, VERIFY_NOW_ANNOTATION
 from vmbackup.model.restore import PLURAL as RESTORE_PLURAL
 
 IN_CLUSTER_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -72,8 +72,15 @@ class PolicyStore:
 
     def request_backup(self, namespace: str, name: str, now: datetime | None = None) -> Policy:
         """Set the on-demand annotation (its value: when it was asked); the controller triggers and clears it."""
+        return self._request(namespace, name, BACKUP_NOW_ANNOTATION, now)
+
+    def request_drill(self, namespace: str, name: str, now: datetime | None = None) -> Policy:
+        """Ask the controller for a restore drill now; it starts one (after a drill in flight) and clears it."""
+        return self._request(namespace, name, VERIFY_NOW_ANNOTATION, now)
+
+    def _request(self, namespace: str, name: str, annotation: str, now: datetime | None) -> Policy:
         value = rfc3339(now or datetime.now(UTC))
-        body = {"metadata": {"annotations": {BACKUP_NOW_ANNOTATION: value}}}
+        body = {"metadata": {"annotations": {annotation: value}}}
         with self._errors(_one(namespace, name), verb="patch"):
             obj = self._api.patch_namespaced_custom_object(
                 API_GROUP,

@@ -25,6 +25,7 @@ BATCH_A = "vmbackup__apitest__batch_a"
 BATCH_B = "vmbackup__apitest__batch_b"
 UNMANAGED = "someone_elses_dag"
 BROKEN = "vmbackup__apitest__broken"
+IN_FLIGHT = "vmbackup__apitest__in_flight"
 FAILURE_MESSAGE = "snapshot quota exceeded in us-central1"
 
 
@@ -39,7 +40,8 @@ def dags(airflow_api: AirflowServer) -> AirflowServer:
     airflow_api.write_dag(BATCH_A, dag_source(BATCH_A))
     airflow_api.write_dag(BATCH_B, dag_source(BATCH_B))
     airflow_api.write_dag(UNMANAGED, dag_source(UNMANAGED))
-    for dag_id in (SUCCEEDS, FAILS, IDLE, PAUSABLE, SCHEDULED, BATCH_A, BATCH_B, UNMANAGED):
+    airflow_api.write_dag(IN_FLIGHT, dag_source(IN_FLIGHT))
+    for dag_id in (SUCCEEDS, FAILS, IDLE, PAUSABLE, SCHEDULED, BATCH_A, BATCH_B, UNMANAGED, IN_FLIGHT):
         airflow_api.wait_for_dag(dag_id)
     return airflow_api
 
@@ -228,3 +230,23 @@ async def test_why_a_dag_file_does_not_import_is_its_last_line(dags: AirflowServ
 
     assert why == "ImportError: the policy JSON is not valid"
     assert fine is None
+
+
+async def test_active_runs_of_several_dags_are_the_queued_and_running_ones_in_one_request(dags: AirflowServer) -> None:
+    """How the controller finds a drill in flight (the shared drill DAG and a policy's drill DAG of old)."""
+    async with dags.client() as client:
+        await client.set_paused(IN_FLIGHT, True)  # its runs stay queued
+        for run_id in ("vmdrill__shop__db__requested-1", "vmdrill__shop__web__requested-2", "ended"):
+            await client.trigger_run(IN_FLIGHT, run_id=run_id)
+        await client.raw_request(
+            "PATCH", f"{dags.api_prefix}/dags/{IN_FLIGHT}/dagRuns/ended", json_body={"state": "failed"}
+        )
+        before = client.requests
+        active = await client.active_runs([IN_FLIGHT, "vmbackup__apitest__never_ran"])
+        assert client.requests - before == 1
+        assert await AirflowControl(client).active_runs([]) == []
+
+    assert sorted((run.dag_id, run.run_id, run.state) for run in active) == [
+        (IN_FLIGHT, "vmdrill__shop__db__requested-1", "queued"),
+        (IN_FLIGHT, "vmdrill__shop__web__requested-2", "queued"),
+    ]

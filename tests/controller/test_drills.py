@@ -1,6 +1,7 @@
-"""Restore drills in the controller, with kmock for the Kubernetes API and the GCS emulator for the bucket: the
-drill DAG follows spec.verification, and the drill report the drill DAG writes becomes status.verification, the
-RestoreVerified condition, an Event and the drill metrics."""
+"""Restore drills in the controller, with kmock for the Kubernetes API and the GCS emulator for the bucket: no
+policy gets a drill DAG file of its own (the shared drill DAG is shipped with the plugins; the controller starts
+drills in it: tests/controller/test_drill_runs_with_airflow.py), and the drill report a drill writes becomes
+status.verification, the RestoreVerified condition, an Event and the drill metrics."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from google.cloud import storage
 
 from controller.conditions import RESTORE_VERIFIED
 from controller.config import ControllerConfig
+from dags_templates.render_drill import SHARED_DRILL_DAG_FILE_ID, shared_drill_dag_source
 from tests.controller.conftest import NAMESPACE, condition, create_policy, put_report, status_of
 from tests.fixtures.kube import events_for, eventually, offline_config
-from vmbackup.model.drill import DrillReport, drill_dag_id_for, drill_report_object_name
+from vmbackup.model.drill import SHARED_DRILL_DAG_ID, DrillReport, drill_dag_id_for, drill_report_object_name
 
 NAME = "db"
 VERIFICATION = {"schedule": "0 4 * * 0", "network": "drills", "guestCheck": {"serialPortRegex": "login: $"}}
@@ -24,7 +26,8 @@ SPEC: dict[str, Any] = {
     "verification": VERIFICATION,
 }
 TENANCY = {"namespaces": {"shop": {"projects": ["shop-prod-1"]}}}
-DRILL_OBJECT = f"dags/{drill_dag_id_for(NAMESPACE, NAME)}.py"
+DRILL_OBJECT = f"dags/{drill_dag_id_for(NAMESPACE, NAME)}.py"  # the policy's own, as earlier versions had it
+SHARED_DRILL_OBJECT = f"dags/{SHARED_DRILL_DAG_FILE_ID}.py"
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
@@ -38,8 +41,8 @@ def write_report(bucket: storage.Bucket, **fields: Any) -> DrillReport:
     report = DrillReport(
         namespace=NAMESPACE,
         name=NAME,
-        dag_id=drill_dag_id_for(NAMESPACE, NAME),
-        run_id="scheduled__2026-12-06T04:00:00+00:00",
+        dag_id=SHARED_DRILL_DAG_ID,
+        run_id="vmdrill__shop__db__scheduled-20261206T040000Z",
         source_instance="db-1",
         zone="us-central1-a",
         drill_instance="vmdrill-0123456789",
@@ -52,20 +55,23 @@ def write_report(bucket: storage.Bucket, **fields: Any) -> DrillReport:
     return report
 
 
-async def test_a_policy_with_verification_gets_its_drill_dag(kube, operator, gcs_bucket) -> None:
+async def test_a_policy_with_verification_gets_no_drill_dag_of_its_own(kube, operator, gcs_bucket) -> None:
     async with operator():
         await create_policy(kube, NAME, SPEC)
-        await eventually(lambda: gcs_bucket.get_blob(DRILL_OBJECT) is not None)
-    source = gcs_bucket.get_blob(DRILL_OBJECT).download_as_text()
-    assert "build_drill_dag(POLICY_JSON)" in source
+        next_drill = await eventually(lambda: status_of(kube, NAME).get("verification", {}).get("nextDrill"))
+    assert gcs_bucket.get_blob(DRILL_OBJECT) is None
+    assert gcs_bucket.get_blob(SHARED_DRILL_OBJECT).download_as_text() == shared_drill_dag_source()
+    assert next_drill.endswith("T04:00:00Z")  # Sundays at 04:00 in the policy's time zone (UTC)
+    assert datetime.fromisoformat(next_drill.replace("Z", "+00:00")).weekday() == 6
 
 
-async def test_a_policy_without_verification_has_no_drill_dag(kube, operator, gcs_bucket) -> None:
+async def test_a_policy_without_verification_has_no_drill_status(kube, operator, gcs_bucket) -> None:
     spec = {k: v for k, v in SPEC.items() if k != "verification"}
     async with operator():
         await create_policy(kube, NAME, spec)
         await eventually(lambda: status_of(kube, NAME).get("dagHash"))
     assert gcs_bucket.get_blob(DRILL_OBJECT) is None
+    assert "verification" not in status_of(kube, NAME)
 
 
 async def test_a_successful_drill_verifies_the_run(kube, operator, gcs_bucket) -> None:
@@ -73,7 +79,9 @@ async def test_a_successful_drill_verifies_the_run(kube, operator, gcs_bucket) -
     async with operator() as controller:
         await create_policy(kube, NAME, SPEC)
         verified = await eventually(lambda: condition(kube, NAME, RESTORE_VERIFIED))
-        verification = status_of(kube, NAME)["verification"]
+        verification = await eventually(
+            lambda: status_of(kube, NAME)["verification"].get("nextDrill") and status_of(kube, NAME)["verification"]
+        )
         # The metrics are waited for themselves, never read the instant the status appeared.
         metric = await eventually(
             lambda: controller.metrics.value(
@@ -93,6 +101,7 @@ async def test_a_successful_drill_verifies_the_run(kube, operator, gcs_bucket) -
         "bootSeconds": 42.5,
         "result": "Succeeded",
         "message": "run r1a2b3 restored",
+        "nextDrill": verification["nextDrill"],  # the controller's own field (test_a_policy_with_verification_...)
     }
     assert metric == 1
     assert last == datetime(2026, 12, 6, 4, 3, tzinfo=UTC).timestamp()

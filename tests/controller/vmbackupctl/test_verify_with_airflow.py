@@ -1,84 +1,100 @@
-"""``vmbackupctl verify POLICY --wait`` against a real Airflow 3 (the session's ``airflow standalone``) and kmock.
-
-The CLI finds Airflow as the controller would, unpauses the drill DAG and triggers its run through Airflow's REST
-API; the test then plays the controller, which fills status.verification from the drill report (that part is
-tests/controller/test_drills.py; the drill DAG itself runs in tests/plugins/vmbackup/drill/test_dag_run.py). Here
-the drill DAG is a one-task stand-in under the drill DAG's id, so the run Airflow starts finishes in seconds.
+"""``vmbackupctl verify POLICY --wait`` end to end: the CLI (no Airflow flags or credentials), the controller, a real
+Airflow 3, kmock and the mirrored bucket. The CLI annotates the policy; the controller starts the drill as a run of
+the shared drill DAG and removes the annotation; the test then does what the drill's last task does (the drill
+report in the bucket; the drill itself runs in tests/plugins/vmbackup/drill/) and ends the run; the controller
+fills status.verification from the report, and the CLI exits with the drill's result.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import kmock
+from google.cloud import storage
 
-from tests.controller.vmbackupctl.test_backends import (  # noqa: F401 (fixtures)
+from controller.airflow_api import AirflowClient
+from tests.controller.conftest import NAMESPACE, Starter, create_policy, put_report, status_of
+from tests.controller.test_drill_runs_with_airflow import (
+    AIRFLOW_WAIT,
+    SPEC,
     airflow,
-    airflow_settings,
-    parsed_dag,
-    until_airflow_says,
+    config,
+    drills_of,
+    end_run,
+    name,
 )
-from tests.controller.vmbackupctl.test_commands import SPEC, ago, cluster, put_policy, vmbackupctl  # noqa: F401
-from tests.fixtures.airflow_api import AirflowServer, dag_source
-from vmbackup.model.drill import drill_dag_id_for
+from tests.controller.vmbackupctl.test_commands import vmbackupctl
+from tests.fixtures.kube import eventually
+from vmbackup.model.drill import SHARED_DRILL_DAG_ID, DrillReport, drill_report_object_name
 
-VERIFICATION = {"schedule": "0 4 * * 0", "network": "drills"}
-
-
-async def drill_runs(server: AirflowServer, dag_id: str) -> list[str]:
-    found = await asyncio.to_thread(server.get, f"/dags/{dag_id}/dagRuns")
-    return [run["dag_run_id"] for run in (found or {}).get("dag_runs", [])]
+__all__ = ["airflow", "config", "name"]
 
 
-async def verify_while_the_controller_reports(
-    cluster: kmock.KubernetesEmulator,  # noqa: F811
-    server: AirflowServer,
+async def verify_while_drilling(
+    kube: kmock.KubernetesEmulator,
+    operator: Starter,
+    client: AirflowClient,
+    bucket: storage.Bucket,
     policy: str,
-    verification: dict[str, Any],
-) -> tuple[Any, list[str]]:
-    """Run `verify POLICY --wait`; once Airflow has the drill run, write the status the controller would."""
-    dag_id = drill_dag_id_for("shop", policy)
-    await parsed_dag(server, dag_id, dag_source(dag_id, task_id="boot"))
-    spec = {**SPEC, "verification": VERIFICATION}
-    put_policy(
-        cluster, "shop", policy, spec=spec, status={"verification": {"time": ago(days=7), "result": "Succeeded"}}
-    )
-    cli = asyncio.create_task(vmbackupctl("verify", policy, "-n", "shop", "--wait", "--timeout", "180"))
+    **report: Any,
+) -> tuple[Any, str]:
+    """`verify POLICY --wait` while the controller runs; the drill it starts ends with `report`."""
+    async with operator():
+        await create_policy(kube, policy, SPEC)
+        await eventually(lambda: status_of(kube, policy).get("verification", {}).get("nextDrill"), within=AIRFLOW_WAIT)
+        cli = asyncio.create_task(vmbackupctl("verify", policy, "-n", NAMESPACE, "--wait", "--timeout", "240"))
+        (run_id,) = await eventually(lambda: drills_of(client, policy), within=AIRFLOW_WAIT)
+        drill = DrillReport(
+            namespace=NAMESPACE,
+            name=policy,
+            dag_id=SHARED_DRILL_DAG_ID,
+            run_id=run_id,
+            finished_at=datetime.now(UTC),
+            **report,
+        )
+        put_report(bucket, drill_report_object_name(NAMESPACE, policy), drill)
+        await end_run(client, SHARED_DRILL_DAG_ID, run_id, "success" if report["result"] == "Succeeded" else "failed")
+        return await cli, run_id
 
-    async def triggered() -> list[str]:
-        return await drill_runs(server, dag_id)
 
-    await until_airflow_says(triggered, what=f"a run of {dag_id}")
-    put_policy(cluster, "shop", policy, spec=spec, status={"verification": {"time": ago(seconds=0), **verification}})
-    return await cli, await drill_runs(server, dag_id)
-
-
-async def test_verify_wait_starts_the_drill_in_airflow_and_exits_0_when_it_verified(
-    cluster: kmock.KubernetesEmulator,  # noqa: F811
-    airflow: AirflowServer,  # noqa: F811
+async def test_verify_wait_starts_a_drill_through_the_controller_and_exits_0_when_it_verified(
+    kube: kmock.KubernetesEmulator,
+    kubeconfig: Any,
+    operator: Starter,
+    airflow: AirflowClient,
+    gcs_bucket: storage.Bucket,
+    name: str,
 ) -> None:
-    result, runs = await verify_while_the_controller_reports(
-        cluster,
+    result, run_id = await verify_while_drilling(
+        kube,
+        operator,
         airflow,
-        "drilled",
-        {"result": "Succeeded", "lastVerifiedRun": "r0123456789a", "bootSeconds": 31.4, "message": "guest ok"},
+        gcs_bucket,
+        name,
+        result="Succeeded",
+        snapshot_run="r0123456789a",
+        boot_seconds=31.4,
+        message="guest ok",
     )
 
     assert result.code == 0, result.stderr
-    assert "shop/drilled: verified run r0123456789a, RUNNING after 31.4 s: guest ok" in result.stdout
-    (run,) = runs
-    assert run.startswith("manual__verify-")
-    assert (await asyncio.to_thread(airflow.get, f"/dags/{drill_dag_id_for('shop', 'drilled')}"))["is_paused"] is False
+    assert f"{NAMESPACE}/{name}: verified run r0123456789a, RUNNING after 31.4 s: guest ok" in result.stdout
+    assert status_of(kube, name)["verification"]["startedRun"] == run_id
 
 
 async def test_verify_wait_exits_1_when_the_drill_failed(
-    cluster: kmock.KubernetesEmulator,  # noqa: F811
-    airflow: AirflowServer,  # noqa: F811
+    kube: kmock.KubernetesEmulator,
+    kubeconfig: Any,
+    operator: Starter,
+    airflow: AirflowClient,
+    gcs_bucket: storage.Bucket,
+    name: str,
 ) -> None:
-    result, _ = await verify_while_the_controller_reports(
-        cluster, airflow, "drilled-badly", {"result": "Failed", "message": "guest check timed out"}
+    result, _ = await verify_while_drilling(
+        kube, operator, airflow, gcs_bucket, name, result="Failed", failed_step="guest_check", message="timed out"
     )
 
     assert result.code == 1
-    assert "shop/drilled-badly: restore drill failed: guest check timed out" in result.stdout
+    assert f"{NAMESPACE}/{name}: restore drill failed: timed out" in result.stdout

@@ -1,0 +1,254 @@
+"""Restore drills started by the controller, with a real Airflow 3, kmock and the mirrored bucket: the controller
+ships the shared drill DAG with the plugins and triggers each drill as one run of it, its conf the policy signed,
+on the policy's drill schedule (once per slot, a duplicate trigger being fine) and on `vmbackupctl verify`'s
+annotation; never two drills of one policy at once; and a policy's drill DAG file of an earlier version goes once
+its run has ended.
+
+What a drill run does to Compute Engine is tests/plugins/vmbackup/drill/'s; here runs are ended through Airflow's
+API (a run the controller started is marked failed at the end of each test), so no test depends on a cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kmock
+import pytest
+from google.cloud import storage
+
+from controller.airflow_api import AirflowClient
+from controller.airflow_errors import AirflowError
+from controller.bucket import dag_object_name
+from controller.config import AirflowCredentials, ControllerConfig
+from controller.drill_schedule import due_drill_slot
+from devstack.bucket_mirror import BucketMirror
+from tests.controller.conftest import NAMESPACE, Starter, create_policy, patch_policy, status_of
+from tests.fixtures.airflow_api import RUN_SIGNING_KEY, AirflowServer, dag_source
+from tests.fixtures.kube import events_for, eventually, stored
+from vmbackup.model.drill import SHARED_DRILL_DAG_ID, drill_dag_id_for, drill_run_prefix, scheduled_drill_run_id
+from vmbackup.model.policy import VERIFY_NOW_ANNOTATION
+from vmbackup.model.run_signature import SIGNING_KEY_ENV, verify_run_conf
+
+HOURLY = "0 * * * *"
+DAILY = "0 4 * * *"
+SPEC: dict[str, Any] = {
+    "project": "shop-prod-1",
+    "instances": [{"name": "db-1", "zone": "us-central1-a"}],
+    "suspend": True,  # the policy's backup DAG stays paused: only drills run
+    "verification": {"schedule": "0 4 1 1 *", "network": "drills"},  # next due in January: only on request
+}
+AIRFLOW_WAIT = 120
+LEGACY_RUN = "manual__drill-of-an-earlier-version"
+
+pytestmark = pytest.mark.usefixtures("kubeconfig")
+
+
+@pytest.fixture
+def name() -> str:
+    """A fresh policy per test: Airflow's database outlives each test."""
+    return f"db-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def config(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: BucketMirror) -> ControllerConfig:
+    return ControllerConfig(
+        bucket=gcs_bucket.name,
+        airflow_url=airflow3_api.base_url,
+        airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
+        poll_interval_seconds=1.0,
+        metrics_port=0,
+        liveness_endpoint=None,
+        tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
+        run_signing_key=RUN_SIGNING_KEY,  # the test Airflow's workers check runs with it
+    )
+
+
+@pytest.fixture
+async def airflow(airflow3_api: AirflowServer, name: str) -> AsyncIterator[AirflowClient]:
+    """Airflow's client; at the end, the policy's drills still in flight are failed (no executor slot kept)."""
+    async with airflow3_api.client() as client:
+        yield client
+        for run in await client.active_runs([SHARED_DRILL_DAG_ID, drill_dag_id_for(NAMESPACE, name)]):
+            if run.dag_id != SHARED_DRILL_DAG_ID or run.run_id.startswith(drill_run_prefix(NAMESPACE, name)):
+                await end_run(client, run.dag_id, run.run_id, "failed")
+
+
+async def drills_of(airflow: AirflowClient, name: str) -> dict[str, dict[str, Any]]:
+    """The policy's runs in the shared drill DAG, by run id (the DAG has other tests' runs too)."""
+    data = await airflow.raw_request(
+        "GET", f"/api/v2/dags/{SHARED_DRILL_DAG_ID}/dagRuns", params={"limit": 100, "order_by": "-id"}
+    )
+    prefix = drill_run_prefix(NAMESPACE, name)
+    return {run["dag_run_id"]: run for run in data["dag_runs"] if run["dag_run_id"].startswith(prefix)}
+
+
+async def end_run(airflow: AirflowClient, dag_id: str, run_id: str, state: str) -> None:
+    await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": state})
+
+
+async def queued_run(client: AirflowClient, dag_id: str, run_id: str) -> None:
+    """A run that stays queued (its DAG paused) until the test ends it: a drill in flight."""
+
+    async def triggered() -> bool:
+        try:
+            await client.set_paused(dag_id, True)
+            await client.trigger_run(dag_id, run_id=run_id, conf={})
+        except AirflowError as exc:
+            if exc.status != 404:  # (404: Airflow has not parsed the file of this test yet)
+                raise
+            return False
+        return True
+
+    await eventually(triggered, within=AIRFLOW_WAIT, interval=0.5, what=f"a queued run of {dag_id}")
+
+
+def annotations(kube: kmock.KubernetesEmulator, name: str) -> dict[str, Any]:
+    return dict(stored(kube, NAMESPACE, name)["metadata"].get("annotations") or {})
+
+
+def hours_ago(hours: float) -> str:
+    return (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def test_a_due_slot_starts_one_signed_drill_and_records_it(
+    kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, name: str
+) -> None:
+    spec = {**SPEC, "verification": {"schedule": HOURLY, "network": "drills"}}
+    async with operator():
+        await create_policy(kube, name, spec, creationTimestamp=hours_ago(3))
+        run_id = await eventually(
+            lambda: status_of(kube, name).get("verification", {}).get("startedRun"), within=AIRFLOW_WAIT
+        )
+        verification = status_of(kube, name)["verification"]
+        runs = await eventually(lambda: drills_of(airflow, name))
+        started = await eventually(lambda: [e for e in events_for(kube, name) if e["reason"] == "DrillStarted"])
+
+    slot = moment(verification["lastScheduleTime"])
+    assert run_id == scheduled_drill_run_id(NAMESPACE, name, slot)
+    assert datetime.now(UTC) - timedelta(hours=1) < slot <= datetime.now(UTC)
+    assert (slot.minute, slot.second) == (0, 0)
+    assert moment(verification["nextDrill"]) == slot + timedelta(hours=1)
+    assert list(runs) == [run_id]  # three hourly slots were missed: one drill, for the newest
+    payload = verify_run_conf(
+        RUN_SIGNING_KEY.encode(), runs[run_id]["conf"], dag_id=SHARED_DRILL_DAG_ID, run_id=run_id, now=0
+    )
+    assert (json.loads(payload)["namespace"], json.loads(payload)["name"]) == (NAMESPACE, name)
+    assert [e["message"] for e in started] == [f"run {run_id} of {SHARED_DRILL_DAG_ID}"]
+
+
+async def test_a_slot_another_leader_started_already_counts_as_started(
+    kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, name: str
+) -> None:
+    spec = {**SPEC, "verification": {"schedule": DAILY, "network": "drills"}}
+    now = datetime.now(UTC)
+    slot = due_drill_slot(DAILY, "UTC", now, now - timedelta(days=3))
+    assert slot is not None
+    run_id = scheduled_drill_run_id(NAMESPACE, name, slot)
+    async with operator():  # ships the shared drill DAG at start-up
+        # The first leader triggered the slot's drill and lost its lease before it recorded it; the drill has ended.
+        await queued_run(airflow, SHARED_DRILL_DAG_ID, run_id)
+        await end_run(airflow, SHARED_DRILL_DAG_ID, run_id, "failed")
+        await create_policy(kube, name, spec, creationTimestamp=hours_ago(72))
+        verification = await eventually(
+            lambda: (
+                status_of(kube, name).get("verification", {}).get("startedRun")
+                and status_of(kube, name)["verification"]
+            ),
+            within=AIRFLOW_WAIT,
+        )
+        runs = await drills_of(airflow, name)
+
+    if moment(verification["lastScheduleTime"]) == slot:  # (else the day turned during the test)
+        assert verification["startedRun"] == run_id  # Airflow's 409: already started, not an error
+        assert list(runs) == [run_id]
+        assert not [e for e in events_for(kube, name) if e["reason"] == "DrillStarted"]
+
+
+async def test_verify_now_starts_a_drill_and_removes_the_annotation(
+    kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, name: str
+) -> None:
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        await eventually(lambda: status_of(kube, name).get("verification", {}).get("nextDrill"), within=AIRFLOW_WAIT)
+        await patch_policy(kube, name, {"metadata": {"annotations": {VERIFY_NOW_ANNOTATION: "2026-12-07T16:00:00Z"}}})
+        await eventually(lambda: VERIFY_NOW_ANNOTATION not in annotations(kube, name), within=AIRFLOW_WAIT)
+        runs = await drills_of(airflow, name)
+        verification = status_of(kube, name)["verification"]
+
+    (run_id,) = runs
+    assert run_id.startswith(f"{drill_run_prefix(NAMESPACE, name)}requested-")
+    assert verification["startedRun"] == run_id
+    assert verification["nextDrill"].endswith("-01-01T04:00:00Z")  # the schedule's own slot is still ahead
+
+
+async def test_a_request_while_a_drill_runs_waits_for_it_to_end(
+    kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, name: str
+) -> None:
+    in_flight = f"{drill_run_prefix(NAMESPACE, name)}requested-earlier"
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        await queued_run(airflow, SHARED_DRILL_DAG_ID, in_flight)
+        await patch_policy(kube, name, {"metadata": {"annotations": {VERIFY_NOW_ANNOTATION: "now"}}})
+        await eventually(
+            lambda: [e for e in events_for(kube, name) if e["reason"] == "DrillWaiting" and in_flight in e["message"]],
+            within=AIRFLOW_WAIT,
+        )
+        assert VERIFY_NOW_ANNOTATION in annotations(kube, name)  # kept: the request waits
+        assert list(await drills_of(airflow, name)) == [in_flight]
+
+        await end_run(airflow, SHARED_DRILL_DAG_ID, in_flight, "success")
+        await eventually(lambda: VERIFY_NOW_ANNOTATION not in annotations(kube, name), within=AIRFLOW_WAIT)
+        runs = await drills_of(airflow, name)
+
+    assert sorted(runs) == sorted([in_flight, status_of(kube, name)["verification"]["startedRun"]])
+
+
+async def test_a_drill_dag_file_of_an_earlier_version_goes_once_its_run_ended(
+    kube: kmock.KubernetesEmulator,
+    operator: Starter,
+    airflow: AirflowClient,
+    gcs_bucket: storage.Bucket,
+    name: str,
+) -> None:
+    legacy = drill_dag_id_for(NAMESPACE, name)
+    gcs_bucket.blob(dag_object_name(legacy)).upload_from_string(dag_source(legacy, task_id="plan"))
+    await queued_run(airflow, legacy, LEGACY_RUN)
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        await eventually(lambda: status_of(kube, name).get("verification", {}).get("nextDrill"), within=AIRFLOW_WAIT)
+        assert gcs_bucket.get_blob(dag_object_name(legacy)) is not None  # its drill is in flight
+
+        await end_run(airflow, legacy, LEGACY_RUN, "success")
+        await eventually(lambda: gcs_bucket.get_blob(dag_object_name(legacy)) is None, within=AIRFLOW_WAIT)
+
+
+async def test_a_drill_run_that_failed_before_reporting_shows_as_a_failed_drill(
+    kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, name: str
+) -> None:
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        await eventually(lambda: status_of(kube, name).get("verification", {}).get("nextDrill"), within=AIRFLOW_WAIT)
+        await patch_policy(kube, name, {"metadata": {"annotations": {VERIFY_NOW_ANNOTATION: "now"}}})
+        run_id = await eventually(
+            lambda: status_of(kube, name).get("verification", {}).get("startedRun"), within=AIRFLOW_WAIT
+        )
+        # What a worker with another signing key does: every task refused, no drill report written.
+        await end_run(airflow, SHARED_DRILL_DAG_ID, run_id, "failed")
+        verification = await eventually(
+            lambda: status_of(kube, name)["verification"].get("result") and status_of(kube, name)["verification"],
+            within=AIRFLOW_WAIT,
+        )
+        failed = await eventually(lambda: [e for e in events_for(kube, name) if e["reason"] == "RestoreDrillFailed"])
+
+    assert verification["result"] == "Failed"
+    assert verification["message"].startswith(f"drill run {run_id} failed before reporting")
+    assert SIGNING_KEY_ENV in verification["message"]
+    assert len(failed) == 1
