@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from dags_templates.render import render_dag
-from dags_templates.render_drill import render_drill_dag
+from dags_templates.render_drill import shared_drill_dag_source
 from dags_templates.render_keeper import render_keeper_dag
 from dags_templates.render_restore import shared_restore_dag_source
 from vmbackup.compute.compute_library import COMPUTE_LIBRARY
@@ -40,7 +40,7 @@ def dag_files(folder: Path) -> list[Path]:
     policy = parse_policy("team-a", "wordpress", SPEC)
     sources = {
         "backup": render_dag(policy),
-        "drill": render_drill_dag(policy),
+        "drill": shared_drill_dag_source(),
         "keeper": render_keeper_dag(["demo-project"], "*/10 * * * *"),
         "restore": shared_restore_dag_source(),
     }
