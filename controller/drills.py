@@ -1,9 +1,9 @@
-"""Restore drills in the controller: the drill DAG next to the backup DAG, and its report into the policy status.
+"""Restore drills in the controller: each drill's report into the policy status.
 
-A policy with spec.verification gets a second DAG (vmdrill__<ns>__<name>, rendered like the backup DAG from
-the policy data); without it, that DAG is removed. Each status refresh reads the drill report the DAG leaves in
-the bucket (one GET, only for policies that ask for drills) and fills status.verification and the
-RestoreVerified condition; a drill that finished since the last look also gets an Event and the drill metrics.
+Drills run in the shared drill DAG; controller/drill_runs.py starts them. Each status refresh reads the drill
+report a drill leaves in the bucket (one GET, only for policies that ask for drills) and fills status.verification
+and the RestoreVerified condition; a drill that finished since the last look also gets an Event and the drill
+metrics.
 
 status.verification: ``result``, ``message`` and ``time`` describe the latest drill; ``lastVerifiedRun``,
 ``snapshots`` and ``bootSeconds`` the latest *successful* one (a failed drill leaves them as they were).
@@ -21,24 +21,12 @@ import kopf
 from google.cloud import storage
 from pydantic import ValidationError
 
-from controller.bucket import BucketSync
 from controller.conditions import RESTORE_VERIFIED, Condition, changed_fields, merge_conditions, rfc3339
 from controller.metrics import ControllerMetrics
 from controller.status import short
-from vmbackup.model.drill import DrillReport, drill_dag_id_for, drill_report_object_name
-from vmbackup.model.policy import BackupPolicy
+from vmbackup.model.drill import DrillReport, drill_report_object_name
 
 logger = logging.getLogger(__name__)
-
-
-def sync_drill_dag(bucket: BucketSync, policy: BackupPolicy) -> bool:
-    """Upload the drill DAG when the policy asks for drills, remove it otherwise; True when the bucket changed."""
-    from dags_templates.render_drill import render_drill_dag
-
-    dag_id = drill_dag_id_for(policy.namespace, policy.name)
-    if policy.spec.verification is None:
-        return bucket.delete_dag(dag_id)
-    return bucket.upload_dag(dag_id, render_drill_dag(policy)).uploaded
 
 
 def read_drill_report(bucket: storage.Bucket, namespace: str, name: str) -> DrillReport | None:
