@@ -44,6 +44,7 @@ print(json.dumps({"cpu": time.process_time() - cpu, "wall": time.perf_counter() 
 def dag_sources() -> dict[str, str]:
     """One file of each kind the controller writes, for the example policy."""
     from dags_templates.render import render_dag
+    from dags_templates.render_drill import shared_drill_dag_source
     from dags_templates.render_keeper import render_keeper_dag
     from dags_templates.render_restore import shared_restore_dag_source
     from vmbackup.model.policy import parse_policy
@@ -61,6 +62,7 @@ def dag_sources() -> dict[str, str]:
         "backup (one policy)": render_dag(policy),
         "keeper": render_keeper_dag(["demo-project"], "*/10 * * * *"),
         "shared restore": shared_restore_dag_source(),
+        "shared drill": shared_drill_dag_source(),
     }
 
 

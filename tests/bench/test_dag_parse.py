@@ -15,7 +15,7 @@ def test_the_table_has_a_row_per_dag_kind_with_both_columns() -> None:
 
 
 def test_every_dag_kind_the_controller_writes_is_measured() -> None:
-    assert list(dag_sources()) == ["backup (one policy)", "keeper", "shared restore"]
+    assert list(dag_sources()) == ["backup (one policy)", "keeper", "shared restore", "shared drill"]
 
 
 def test_a_sample_is_one_fresh_parse_of_the_file(tmp_path: Path) -> None:
