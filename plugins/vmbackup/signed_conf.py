@@ -31,3 +31,27 @@ def signed_payload(context: Any) -> str:
         return verify_run_conf(signing_key_from_env(), conf, dag_id=dag_id, run_id=run_id, now=_started_at(dag_run))
     except RunSignatureError as exc:
         raise AirflowFailException(f"refused: {exc}") from None
+
+
+def signed_runs_dag(dag_id: str, *, tags: list[str], doc_md: str, description: str) -> Any:
+    """A DAG with no schedule whose runs the controller starts, each with its signed conf (restores, drills).
+
+    Paused-on-creation does not matter: the controller unpauses it before it triggers a run.
+    """
+    import pendulum
+
+    from vmbackup.airflow_compat import DAG
+    from vmbackup.settings import AirflowSettings
+
+    settings = AirflowSettings.from_env()
+    return DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=settings.max_active_restores,
+        tags=tags,
+        doc_md=doc_md,
+        description=description,
+        default_args=settings.task_defaults(),
+    )

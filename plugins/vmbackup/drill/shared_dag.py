@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from vmbackup.model.drill import SHARED_DRILL_DAG_ID
-from vmbackup.settings import AirflowSettings
+from vmbackup.signed_conf import signed_runs_dag
 
 DOC_MD = """# Restore drills (vmbackup-operator)
 
@@ -24,23 +24,14 @@ touches nothing. To start a drill now: `vmbackupctl verify POLICY`.
 
 
 def build_shared_drill_dag() -> Any:
-    import pendulum
-
-    from vmbackup.airflow_compat import DAG
     from vmbackup.drill.dag import add_drill_steps
     from vmbackup.drill.run_conf import signed_drill_policy_json
 
-    settings = AirflowSettings.from_env()
-    dag = DAG(
-        dag_id=SHARED_DRILL_DAG_ID,
-        schedule=None,
-        start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=settings.max_active_restores,
+    dag = signed_runs_dag(
+        SHARED_DRILL_DAG_ID,
         tags=["vmbackup", "restore-drill"],
         doc_md=DOC_MD,
         description="Restore drills (vmbackup-operator)",
-        default_args=settings.task_defaults(),
     )
     add_drill_steps(dag, None, signed_drill_policy_json)
     return dag

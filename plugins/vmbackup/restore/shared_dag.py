@@ -13,6 +13,7 @@ from typing import Any
 
 from vmbackup.model.restore import SHARED_IN_PLACE_RESTORE_DAG_ID, SHARED_RESTORE_DAG_ID
 from vmbackup.settings import AirflowSettings
+from vmbackup.signed_conf import signed_runs_dag
 
 DOC_MD = """# VM restores (vmbackup-operator)
 
@@ -23,23 +24,15 @@ fails in its first task and touches nothing. To restore a VM, create a `VMRestor
 
 
 def build_shared_restore_dag(in_place: bool) -> Any:
-    import pendulum
-
-    from vmbackup.airflow_compat import DAG
     from vmbackup.restore.dag import add_restore_steps
     from vmbackup.restore.run_conf import RestoreOperationSensor
 
     settings = AirflowSettings.from_env()
-    dag = DAG(
-        dag_id=SHARED_IN_PLACE_RESTORE_DAG_ID if in_place else SHARED_RESTORE_DAG_ID,
-        schedule=None,
-        start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=settings.max_active_restores,
+    dag = signed_runs_dag(
+        SHARED_IN_PLACE_RESTORE_DAG_ID if in_place else SHARED_RESTORE_DAG_ID,
         tags=["vmrestore", "vmbackup"],
         doc_md=DOC_MD,
         description="In-place VM restores (vmbackup-operator)" if in_place else "VM restores (vmbackup-operator)",
-        default_args=settings.task_defaults(),
     )
 
     def wait(task_id: str, operation: Any, timeout_of: str) -> Any:
