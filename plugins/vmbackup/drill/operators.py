@@ -26,8 +26,13 @@ from vmbackup.model.policy import PolicyError
 from vmbackup.model.restore import RESTORE_LABEL
 from vmbackup.policy_task import PolicySource, PolicyTask
 from vmbackup.report_upload import upload_report
-from vmbackup.restore.plan import RestorePlan, RestoreProblemError, instance_resource, plan_restore
-from vmbackup.vm.disks import disk_from_snapshot
+from vmbackup.restore.plan import (
+    RestorePlan,
+    RestoreProblemError,
+    instance_resource,
+    plan_restore,
+    planned_disk_resource,
+)
 from vmbackup.vm.marked import restart_source_if_marked
 
 log = logging.getLogger(__name__)
@@ -95,16 +100,8 @@ class BootDrillOperator(DrillStepOperator):
         deadline = time.monotonic() + (verification.boot_timeout_seconds if verification else 0)
         disk_ops = []
         for disk in plan["disks"]:
-            resource = disk_from_snapshot(
-                disk["project"],
-                disk["zone"],
-                disk["name"],
-                disk["snapshot"],
-                labels=disk["labels"],
-                disk_type=disk["disk_type"],
-                snapshot_project=disk.get("snapshot_project"),
-                why=f"restore drill of {plan['source_instance']} from snapshot {disk['snapshot']}",
-            )
+            why = f"restore drill of {plan['source_instance']} from snapshot {disk['snapshot']}"
+            resource = planned_disk_resource(disk, why)
             ref = hook.insert_disk(disk["project"], disk["zone"], resource)
             if ref is not None:
                 disk_ops.append(ref)

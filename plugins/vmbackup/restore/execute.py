@@ -21,8 +21,8 @@ from vmbackup.restore.plan import (
     instance_resource,
     is_ours,
     plan_restore,
+    planned_disk_resource,
 )
-from vmbackup.vm.disks import disk_from_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +31,8 @@ DISK_POLL_SECONDS = 2.0
 
 def start_disk(hook: ComputeEngineHook, disk: PlannedDisk) -> OperationRef | None:
     """Start creating one planned disk from its snapshot; None when this restore made it already (adopted)."""
-    resource = disk_from_snapshot(
-        disk["project"],
-        disk["zone"],
-        disk["name"],
-        disk["snapshot"],
-        labels=disk["labels"],
-        disk_type=disk["disk_type"],
-        why=f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}",
-        snapshot_project=disk.get("snapshot_project"),
-    )
+    why = f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}"
+    resource = planned_disk_resource(disk, why)
     ref = hook.insert_disk(disk["project"], disk["zone"], resource)
     if ref is not None:
         log.info("Creating disk %s from snapshot %s", disk["name"], disk["snapshot"])

@@ -27,7 +27,7 @@ from vmbackup.model.instance_config import (
 )
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
 from vmbackup.model.retention import parse_timestamp
-from vmbackup.vm.disks import Attachment
+from vmbackup.vm.disks import Attachment, disk_from_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,20 @@ def _region_of_zone(zone: str) -> str:
 def _region_of(url: str | None) -> str | None:
     parts = (url or "").rstrip("/").split("/")
     return parts[parts.index("regions") + 1] if "regions" in parts else None
+
+
+def planned_disk_resource(disk: PlannedDisk, why: str) -> compute_v1.Disk:
+    """The disks.insert body of one planned disk (restores and drills): from its snapshot, with its labels."""
+    return disk_from_snapshot(
+        disk["project"],
+        disk["zone"],
+        disk["name"],
+        disk["snapshot"],
+        labels=disk["labels"],
+        disk_type=disk["disk_type"],
+        why=why,
+        snapshot_project=disk.get("snapshot_project"),
+    )
 
 
 def is_ours(labels: Any, marker: str) -> bool:
