@@ -24,8 +24,9 @@ Served (paths, verbs and JSON as compute v1): instances get/list/aggregatedList/
 delete/attachDisk/detachDisk/getSerialPortOutput (the guest's console: ``devices``), disks
 get/list/createSnapshot/insert/delete, regionDisks get, snapshots get/list/insert/delete (from
 ``sourceDisk`` or ``sourceInstantSnapshot``), instantSnapshots and regionInstantSnapshots insert/get/list/delete,
-reservations insert/get/list/delete (consumed per ``reservationAffinity``: ``reservations``), zoneOperations,
-regionOperations and globalOperations get/wait;
+reservations insert/get/list/delete (consumed per ``reservationAffinity``: ``reservations``), machineTypes and
+acceleratorTypes get (what a zone offers: ``machine_types``, ``accelerators``), zoneOperations, regionOperations and
+globalOperations get/wait;
 ``filter`` on list calls (``labels.app = web AND status = RUNNING`` ...). Compute Engine's error JSON shape.
 
 As unkind as Compute Engine (issue 23), each rule with its source in its module: rate quotas per group and minute
@@ -35,8 +36,9 @@ period (then 404); a disk can be snapshotted at most every 10 minutes and 6 time
 support in the VM (``snapshot_rules``); a permission the caller was made to lack answers 403 ``forbidden``
 (``iam``: ``deny_permission``); snapshots written to another project than their source disk's, ARCHIVE snapshots
 (slower to restore) and checked ``storageLocations`` (``snapshots``); stockouts, graceful shutdown (``PENDING_STOP``), Local SSDs
-(``discardLocalSsd``), suspend/resume and Spot preemption (``power``). ``presets`` names fault sets that tests and
-the benchmark share (``--preset NAME``).
+(``discardLocalSsd``), suspend/resume and Spot preemption (``power``); GPUs only of a type the zone offers, on a
+machine type that takes them, on a VM that stops for host maintenance (``accelerators``). ``presets`` names fault
+sets that tests and the benchmark share (``--preset NAME``).
 
 Control plane: ``/_sim/...`` on the same port (``SimulatorControl`` wraps it with ComputeSimulator's method
 names). CLI: ``python -m devstack.gce_simulator --port 0 --profile fast --seed classic`` prints the base URL on its
@@ -46,7 +48,8 @@ Modules, each importing only those before it (tests/test_import_graph.py): ``err
 ``filters``, ``faults``, ``profile`` (timings and their sources), ``common`` (links, ids, names, labels),
 ``resources`` (the records and their JSON), ``scheduler`` (the clock), ``operations``, ``observers`` (invariant
 hooks), ``state`` (``World``), ``iam``, ``quotas``, ``snapshot_rules``, ``devices`` (disk attachment, serial console, the
-guest), ``disks``, ``instant_snapshots``, ``snapshots``, ``reservations``, ``power``, ``instances``, ``presets``,
+guest), ``disks``, ``instant_snapshots``, ``snapshots``, ``reservations``, ``power``, ``machine_types``, ``networks``,
+``accelerators``, ``instances``, ``presets``,
 ``routes`` (REST), ``server`` (HTTP), ``simulator`` (``ComputeSimulator`` and its control plane), ``control``,
 ``clients``.
 

@@ -38,7 +38,8 @@ def new_id() -> str:
 # prefix swallowed "projects/P/global/", and the reference fell back to the request's project).
 _RESOURCE_REF = re.compile(
     r"(?:.*?/)??(?:projects/(?P<project>[^/]+)/)?(?:zones/(?P<zone>[^/]+)/|regions/(?P<region>[^/]+)/|global/)?"
-    r"(?P<collection>disks|snapshots|instances|instantSnapshots|reservations|networks|subnetworks)/(?P<name>[^/?]+)$"
+    r"(?P<collection>disks|snapshots|instances|instantSnapshots|reservations|networks|subnetworks|acceleratorTypes)"
+    r"/(?P<name>[^/?]+)$"
 )
 
 

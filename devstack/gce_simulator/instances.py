@@ -1,7 +1,8 @@
 """instances: seed, list, aggregatedList, get, setLabels, insert (from disks or snapshots), delete.
 
 An insert's network interfaces are checked and kept as networks.py says (subnetwork in the zone's region, an
-external IP address only with a ONE_TO_ONE_NAT access config).
+external IP address only with a ONE_TO_ONE_NAT access config), its GPUs and scheduling as accelerators.py says
+(types the zone offers, on a machine type that takes them, ``onHostMaintenance: TERMINATE``).
 
 Power states (stop, start, suspend, resume, preemption) are power.py's, disk attachment and the serial console
 devices.py's. REST shapes: compute v1 reference, ``instances.insert`` / ``instances.delete`` /
@@ -15,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import devices, machine_types, networks, power, reservations
+from . import accelerators, devices, machine_types, networks, power, reservations
 from .common import already_exists, body_labels, compile_query_filter, fingerprint, parse_ref, required_name
 from .disks import ready_snapshot
 from .errors import ApiError, stockout_error
@@ -61,13 +62,14 @@ def add_instance(
     tags: list[str] | None = None,
     network: str = "default",
     reservation_affinity: dict[str, Any] | None = None,
+    guest_accelerators: dict[str, int] | None = None,
 ) -> Instance:
     """Seed an instance. ``disks``: names (or dicts ``{name, size_gb, boot, device_name, disk_type}``) of disks
     in the same zone, created if missing; the first is the boot disk. Default: one 10 GB boot disk named like
     the instance. A dict with ``region`` (and optionally ``replica_zone``) attaches a regional persistent disk,
     served by regionDisks.get and snapshotted through regionInstantSnapshots or snapshots.insert.
     ``reservation_affinity``: its ``reservationAffinity`` (a RUNNING one consumes a reservation, reservations.py).
-    Lock held."""
+    ``guest_accelerators``: its GPUs, ``{type name: count}`` (accelerators.py). Lock held."""
     if (project, zone, name) in world.instances:
         raise ValueError(f"instance {project}/{zone}/{name} already exists")
     specs: list[dict[str, Any]] = []
@@ -100,6 +102,7 @@ def add_instance(
         instance.disks.append(devices.attached_disk(disk, index, boot, spec.get("device_name")))
     if reservation_affinity is not None:
         instance.extra["reservationAffinity"] = dict(reservation_affinity)
+    accelerators.attach(instance, dict(guest_accelerators or {}))
     if status == "RUNNING":
         instance.last_start = time.time()
         _seed_consumption(world, instance)
@@ -224,6 +227,7 @@ def _inserted(world: World, project: str, zone: str, body: dict[str, Any]) -> tu
     if (project, zone, name) in world.instances:
         raise already_exists(f"projects/{project}/zones/{zone}/instances/{name}")
     machine_types.check_insert(world, zone, body)
+    accelerators.check_insert(world, project, zone, body)
     nics = networks.network_interfaces(project, zone, body, seed=sum(map(ord, name)))
     attach, new_disks = _insert_disks(world, project, zone, name, body)
     reservations.check_affinity(world, project, zone, body)
@@ -249,6 +253,7 @@ def _inserted(world: World, project: str, zone: str, body: dict[str, Any]) -> tu
         instance.extra["reservationAffinity"] = dict(body["reservationAffinity"])
     if nics:
         instance.extra["networkInterfaces"] = nics
+    accelerators.keep(instance, body)
     for disk in new_disks:
         world.disks[(project, zone, disk.name)] = disk
     for index, (disk, spec) in enumerate(attach):

@@ -6,7 +6,8 @@ zone does not offer (compute v1 reference, machineTypes.get). An insert naming s
 "Invalid value for field 'resource.machineType': '...'. Machine type with name '...' does not exist in zone
 '...'." (the message gcloud and Terraform users report; ESTIMATE: Google documents no exact text).
 
-The simulator knows the predefined names of the common series (ESTIMATE: a name pattern, not the full catalog)
+The simulator knows the predefined names of the common series, the accelerator-optimized ones (``a2-highgpu-1g``,
+``g2-standard-4``) included (ESTIMATE: a name pattern, not the full catalog)
 and offers them in every zone, except the (zone, type) pairs a test withdraws in ``world.withdrawn_machine_types``
 (as a zone without that series is). Custom types (``<series>-custom-<cpus>-<MiB>``) are accepted.
 """
@@ -24,6 +25,7 @@ PREDEFINED = re.compile(
     r"^(e2-(micro|small|medium)|f1-micro|g1-small"
     r"|(e2|n1|n2|n2d|n4|c2|c2d|c3|c3d|c4|t2d|t2a|m1|m2|m3|a2|a3|g2)-(standard|highmem|highcpu|ultragpu|megagpu|"
     r"ultramem|megamem)-[0-9]+(-lssd)?"
+    r"|(a2|a3|a4|a4x)-(highgpu|megagpu|ultragpu|edgegpu|maxgpu)-[0-9]+g(-nolssd)?"
     r"|([a-z0-9]+-)?custom-[0-9]+-[0-9]+(-ext)?)$"
 )
 

@@ -68,14 +68,15 @@ def configure(
     instance.guest_flush_supported = guest_flush_supported
 
 
-def _scheduling(instance: Instance) -> dict[str, Any]:
+def scheduling_of(instance: Instance) -> dict[str, Any]:
+    """The instance's ``scheduling`` (Compute Engine's defaults for a standard VM until something sets a field)."""
     default = {"onHostMaintenance": "MIGRATE", "automaticRestart": True, "preemptible": False}
     scheduling: dict[str, Any] = instance.extra.setdefault("scheduling", default)
     return scheduling
 
 
 def set_provisioning_model(instance: Instance, model: str) -> None:
-    scheduling = _scheduling(instance)
+    scheduling = scheduling_of(instance)
     scheduling["provisioningModel"] = model
     if model == "SPOT":
         scheduling.update(onHostMaintenance="TERMINATE", automaticRestart=False, instanceTerminationAction="STOP")
@@ -84,7 +85,7 @@ def set_provisioning_model(instance: Instance, model: str) -> None:
 def set_graceful_shutdown(instance: Instance, seconds: float) -> None:
     """Enabled, ``maxDuration`` = ``seconds`` (0: the 10-minute default), at most 1 hour."""
     duration = min(float(seconds or DEFAULT_GRACEFUL_SECONDS), MAX_GRACEFUL_SECONDS)
-    _scheduling(instance)["gracefulShutdown"] = {"enabled": True, "maxDuration": {"seconds": str(int(duration))}}
+    scheduling_of(instance)["gracefulShutdown"] = {"enabled": True, "maxDuration": {"seconds": str(int(duration))}}
 
 
 def set_local_ssds(instance: Instance, count: int) -> None:
@@ -103,7 +104,7 @@ def set_local_ssds(instance: Instance, count: int) -> None:
         for index in range(count)
     ]
     if count:
-        _scheduling(instance)["onHostMaintenance"] = "TERMINATE"
+        scheduling_of(instance)["onHostMaintenance"] = "TERMINATE"
 
 
 def graceful_seconds(instance: Instance) -> float:

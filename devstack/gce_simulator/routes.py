@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import devices, disks, instances, instant_snapshots, machine_types, power, quotas, reservations, snapshots
+from .accelerators import get as get_accelerator_type
 from .errors import ApiError, rate_limit_exceeded
 from .faults import Fault
 from .state import World
@@ -184,6 +185,11 @@ def _optional_bool(value: str | None) -> bool | None:
     return None if value is None else _truthy(value)
 
 
+def _offered_in_zone(get: Callable[[World, str, str, str], dict[str, Any]]) -> Handler:
+    """machineTypes.get or acceleratorTypes.get: what a zone offers (machine_types.py, accelerators.py)."""
+    return lambda w, p, q, b, f: get(w, p["project"], p["zone"], p["type"])
+
+
 def _power_route(verb: str, handler: Handler) -> tuple[str, str, str, str | None, Handler]:
     return (
         "POST",
@@ -214,13 +220,10 @@ ROUTES: list[tuple[str, re.Pattern[str], str, str | None, Handler]] = [
             "instance",
             lambda w, p, q, b, f: w.instance(p["project"], p["zone"], p["instance"]),
         ),
-        (
-            "GET",
-            _BASE + r"/zones/" + _Z + r"/machineTypes/(?P<type>[^/]+)",
-            "machineTypes.get",
-            None,
-            lambda w, p, q, b, f: machine_types.get(w, p["project"], p["zone"], p["type"]),
-        ),
+        *[
+            ("GET", _BASE + r"/zones/" + _Z + rf"/{kind}/(?P<type>[^/]+)", f"{kind}.get", None, _offered_in_zone(get))
+            for kind, get in (("machineTypes", machine_types.get), ("acceleratorTypes", get_accelerator_type))
+        ],
         (
             "DELETE",
             _BASE + r"/zones/" + _Z + r"/instances/(?P<instance>[^/]+)",

@@ -99,8 +99,10 @@ class ComputeSimulator:
         guest_flush_supported: bool = True,
         provisioning_model: str = "STANDARD",
         reservation_affinity: dict[str, Any] | None = None,
+        guest_accelerators: dict[str, int] | None = None,
     ) -> dict[str, Any]:
-        """Seed an instance (``instances.add_instance``); the stricter features are power.py's ``configure``:
+        """Seed an instance (``instances.add_instance``; ``guest_accelerators``: its GPUs, ``{"nvidia-tesla-t4": 1}``,
+        accelerators.py); the stricter features are power.py's ``configure``:
         ``graceful_shutdown_seconds`` (0 = the 10-minute default), Local SSDs, guest flush support, Spot;
         ``reservation_affinity`` (reservations.py), e.g. ``{"consumeReservationType": "SPECIFIC_RESERVATION", "key":
         "compute.googleapis.com/reservation-name", "values": ["r1"]}``."""
@@ -117,6 +119,7 @@ class ComputeSimulator:
                 tags=tags,
                 network=network,
                 reservation_affinity=reservation_affinity,
+                guest_accelerators=guest_accelerators,
             )
             power.configure(
                 instance,

@@ -56,6 +56,8 @@ class World(OperationLedger):
         self.stockouts: dict[str, float] = {}
         # zone -> machine types it does not offer (machine_types.py)
         self.withdrawn_machine_types: dict[str, set[str]] = {}
+        # zone -> accelerator (GPU) types it does not offer (accelerators.py)
+        self.withdrawn_accelerator_types: dict[str, set[str]] = {}
         self._events.clear()
         self._fault_ids = itertools.count(1)
 
