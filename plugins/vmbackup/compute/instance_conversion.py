@@ -8,20 +8,24 @@ from __future__ import annotations
 
 from vmbackup.compute.compute_library import compute_v1
 from vmbackup.compute.operations import resource_name
+from vmbackup.model.gpus import MIGRATE, accelerator_type_url, has_gpus
 from vmbackup.model.instance_config import (
     ONE_TO_ONE_NAT,
+    AcceleratorConfig,
     AccessConfig,
     AccountConfig,
     DiskConfig,
     InstanceConfig,
     NicConfig,
+    SchedulingConfig,
 )
 from vmbackup.model.policy import RESERVED_LABEL_PREFIX
 
 
 def config_of_instance(instance: compute_v1.Instance) -> InstanceConfig:
-    """The VM's configuration as read: its labels without ours, its persistent disks (a Local SSD has no source)."""
-    return InstanceConfig(
+    """The VM's configuration as read: its labels without ours, its persistent disks (a Local SSD has no source),
+    and for a VM with GPUs those and its host maintenance policy (model/gpus.py)."""
+    config = InstanceConfig(
         name=instance.name,
         machine_type=resource_name(instance.machine_type),
         network_interfaces=[
@@ -47,11 +51,25 @@ def config_of_instance(instance: compute_v1.Instance) -> InstanceConfig:
             if d.source
         ],
     )
+    gpus = [
+        AcceleratorConfig(type=resource_name(a.accelerator_type), count=a.accelerator_count)
+        for a in instance.guest_accelerators
+    ]
+    if gpus:
+        config["guest_accelerators"] = gpus
+    if has_gpus(config):
+        config["scheduling"] = SchedulingConfig(
+            on_host_maintenance=instance.scheduling.on_host_maintenance or MIGRATE,
+            automatic_restart=instance.scheduling.automatic_restart
+            if "automatic_restart" in instance.scheduling
+            else True,
+        )
+    return config
 
 
 def instance_of_config(config: InstanceConfig, project: str, zone: str, description: str) -> compute_v1.Instance:
-    """The instances.insert body of a new VM with this configuration, its disks (in the zone) attached by name."""
-    return compute_v1.Instance(
+    """The instances.insert body of a new VM with this configuration, its disks and GPUs (in the zone) by name."""
+    body = compute_v1.Instance(
         name=config["name"],
         description=description,
         machine_type=f"zones/{zone}/machineTypes/{config['machine_type']}",
@@ -81,4 +99,16 @@ def instance_of_config(config: InstanceConfig, project: str, zone: str, descript
         service_accounts=[
             compute_v1.ServiceAccount(email=sa["email"], scopes=sa["scopes"]) for sa in config["service_accounts"]
         ],
+        guest_accelerators=[
+            compute_v1.AcceleratorConfig(
+                accelerator_type=accelerator_type_url(project, zone, gpu["type"]), accelerator_count=gpu["count"]
+            )
+            for gpu in config.get("guest_accelerators", [])
+        ],
     )
+    scheduling = config.get("scheduling")
+    if scheduling is not None:
+        body.scheduling = compute_v1.Scheduling(
+            on_host_maintenance=scheduling["on_host_maintenance"], automatic_restart=scheduling["automatic_restart"]
+        )
+    return body

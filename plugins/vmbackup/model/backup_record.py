@@ -1,14 +1,17 @@
 """Self-describing backups: what a restore needs when the source VM is gone, recorded with each snapshot.
 
 At resolve time the backup DAG reads each instance anyway; its InstanceConfig (model/instance_config.py) is what
-a new VM needs (machine type, network interfaces, tags, service accounts, labels) and, per disk, whether it was the
-boot disk, its device name and autoDelete. Each snapshot of the run carries the lot in its description (one line
+a new VM needs (machine type, network interfaces, tags, service accounts, labels, and for a VM with GPUs those and
+its host maintenance policy: model/gpus.py) and, per disk, whether it was the boot disk, its device name and
+autoDelete. Each snapshot of the run carries the lot in its description (one line
 of JSON after a marker) and the per-disk facts also as labels (``vmbackup-boot``, ``vmbackup-device``), so a look
 at the snapshot list answers "which was the boot disk" too. A restore whose source VM no longer exists reads the
 record back as an InstanceConfig and plans exactly as if it had read the VM.
 
 The record's JSON (camelCase, as the REST API names the fields) is a stored format: snapshots made by earlier
-versions carry it, so it is written and read here only, and never changes shape.
+versions carry it, so it is written and read here only, and never changes shape: fields are only ever added, and
+only where they have something to say (``guestAccelerators`` and ``scheduling`` for a VM with GPUs), so a VM
+without is recorded in the same bytes as before and a record without them reads as a VM without GPUs.
 
 No Airflow or google-cloud-compute import: loaded by workers and by tests.
 """
@@ -23,11 +26,13 @@ from typing import Any, NotRequired, TypedDict
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.instance_config import (
     EXTERNAL_NAT,
+    AcceleratorConfig,
     AccessConfig,
     AccountConfig,
     DiskConfig,
     InstanceConfig,
     NicConfig,
+    SchedulingConfig,
     attached_disk,
 )
 
@@ -56,6 +61,16 @@ class RecordedAccount(TypedDict):
     scopes: list[str]
 
 
+class RecordedAccelerator(TypedDict):
+    acceleratorType: str  # the type's name (nvidia-tesla-t4): its URL would name the source's zone
+    acceleratorCount: int
+
+
+class RecordedScheduling(TypedDict):
+    onHostMaintenance: str
+    automaticRestart: bool
+
+
 class InstanceRecord(TypedDict):
     """The record's stored JSON (an InstanceConfig's fields, camelCase): the format, not a model to work with."""
 
@@ -66,6 +81,8 @@ class InstanceRecord(TypedDict):
     serviceAccounts: list[RecordedAccount]
     labels: dict[str, str]
     disks: list[RecordedDisk]
+    guestAccelerators: NotRequired[list[RecordedAccelerator]]  # a VM with GPUs only
+    scheduling: NotRequired[RecordedScheduling]  # a VM with GPUs only
 
 
 def record_of(config: InstanceConfig) -> InstanceRecord:
@@ -78,7 +95,7 @@ def record_of(config: InstanceConfig) -> InstanceRecord:
         if nic["access_configs"]:
             entry["externalAccess"] = nic["access_configs"][0]["type"]
         nics.append(entry)
-    return InstanceRecord(
+    record = InstanceRecord(
         instance=config["name"],
         machineType=config["machine_type"],
         networkInterfaces=nics,
@@ -92,6 +109,17 @@ def record_of(config: InstanceConfig) -> InstanceRecord:
             for d in config["disks"]
         ],
     )
+    if config.get("guest_accelerators"):
+        record["guestAccelerators"] = [
+            RecordedAccelerator(acceleratorType=g["type"], acceleratorCount=g["count"])
+            for g in config["guest_accelerators"]
+        ]
+    if "scheduling" in config:
+        recorded = config["scheduling"]
+        record["scheduling"] = RecordedScheduling(
+            onHostMaintenance=recorded["on_host_maintenance"], automaticRestart=recorded["automatic_restart"]
+        )
+    return record
 
 
 def config_of_record(value: Any) -> InstanceConfig | None:
@@ -99,7 +127,7 @@ def config_of_record(value: Any) -> InstanceConfig | None:
     if not isinstance(value, dict) or "disks" not in value:
         return None
     record: InstanceRecord = value  # type: ignore[assignment]
-    return InstanceConfig(
+    config = InstanceConfig(
         name=record["instance"],
         machine_type=record["machineType"],
         network_interfaces=[
@@ -120,6 +148,17 @@ def config_of_record(value: Any) -> InstanceConfig | None:
             for d in record["disks"]
         ],
     )
+    if record.get("guestAccelerators"):
+        config["guest_accelerators"] = [
+            AcceleratorConfig(type=g["acceleratorType"], count=int(g["acceleratorCount"]))
+            for g in record["guestAccelerators"]
+        ]
+    if "scheduling" in record:
+        kept = record["scheduling"]
+        config["scheduling"] = SchedulingConfig(
+            on_host_maintenance=kept["onHostMaintenance"], automatic_restart=bool(kept["automaticRestart"])
+        )
+    return config
 
 
 def disk_labels(config: InstanceConfig | None, disk: str) -> dict[str, str]:

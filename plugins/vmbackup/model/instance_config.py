@@ -11,7 +11,7 @@ No Airflow or google-cloud-compute import: loaded at DAG parse time too.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 # Compute Engine's default (and recommended) name of an access config (AccessConfig.name reference:
 # https://cloud.google.com/compute/docs/reference/rest/v1/instances): the name a recorded one is restored with.
@@ -42,8 +42,19 @@ class DiskConfig(TypedDict):
     auto_delete: bool
 
 
+class AcceleratorConfig(TypedDict):
+    type: str  # the accelerator type's name (nvidia-tesla-t4), not its URL: the URL names the source's zone
+    count: int
+
+
+class SchedulingConfig(TypedDict):
+    on_host_maintenance: str  # MIGRATE or TERMINATE
+    automatic_restart: bool
+
+
 class InstanceConfig(TypedDict):
-    """A VM as a restore needs it. A restore plan written by an earlier version lacks ``name`` and ``disks``."""
+    """A VM as a restore needs it. A restore plan written by an earlier version lacks ``name`` and ``disks``;
+    ``guest_accelerators`` and ``scheduling`` are there only for a VM with GPUs (model/gpus.py)."""
 
     name: str
     machine_type: str  # the machine type's name (n2-standard-4), not its URL
@@ -52,6 +63,8 @@ class InstanceConfig(TypedDict):
     labels: dict[str, str]  # the user's labels only: none with the reserved vmbackup- prefix
     service_accounts: list[AccountConfig]
     disks: list[DiskConfig]  # persistent disks only, in attach order
+    guest_accelerators: NotRequired[list[AcceleratorConfig]]  # GPUs attached to the VM (not those of its type)
+    scheduling: NotRequired[SchedulingConfig]
 
 
 def attached_disk(config: InstanceConfig | None, disk: str) -> DiskConfig | None:

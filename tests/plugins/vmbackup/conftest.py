@@ -46,3 +46,22 @@ def db_vm() -> compute_v1.Instance:
             compute_v1.AttachedDisk(type_="SCRATCH", device_name="local-ssd-0", auto_delete=True),
         ],
     )
+
+
+@pytest.fixture
+def gpu_vm() -> compute_v1.Instance:
+    """An ML inference VM as instances.get returns it: an N1 type with one T4 GPU, set to stop for host maintenance
+    and not to restart by itself."""
+    zone = f"{API}/zones/us-central1-a"
+    return compute_v1.Instance(
+        name="infer-1",
+        machine_type=f"{zone}/machineTypes/n1-standard-8",
+        network_interfaces=[compute_v1.NetworkInterface(network=f"{API}/global/networks/default")],
+        guest_accelerators=[
+            compute_v1.AcceleratorConfig(
+                accelerator_type=f"{zone}/acceleratorTypes/nvidia-tesla-t4", accelerator_count=1
+            )
+        ],
+        scheduling=compute_v1.Scheduling(on_host_maintenance="TERMINATE", automatic_restart=False),
+        disks=[compute_v1.AttachedDisk(source=f"{zone}/disks/infer-1", boot=True, auto_delete=True)],
+    )

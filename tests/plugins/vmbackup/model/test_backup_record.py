@@ -1,5 +1,5 @@
 """The backup record is a stored format: records earlier versions wrote are read, and the same VM is recorded in
-the same bytes as before."""
+the same bytes as before; a VM with GPUs records them (type name and count) and its host maintenance policy."""
 
 from __future__ import annotations
 
@@ -79,3 +79,22 @@ def test_each_snapshot_is_labelled_with_its_disks_boot_flag_and_device(db_vm: co
     assert disk_labels(config, "db-1-data") == {vmlabels.BOOT: "false", vmlabels.DEVICE: "data"}
     assert disk_labels(config, "not-attached") == {}
     assert disk_labels(None, "db-1") == {}
+
+
+def test_a_gpu_vm_is_recorded_with_its_gpus_and_read_back_as_it_was(gpu_vm: compute_v1.Instance) -> None:
+    config = config_of_instance(gpu_vm)
+    assert read_record(describe(SUMMARY, config)) == config
+
+
+def test_a_gpu_is_recorded_by_its_type_name_not_its_zones_url(gpu_vm: compute_v1.Instance) -> None:
+    described = describe(SUMMARY, config_of_instance(gpu_vm))
+    assert '"guestAccelerators":[{"acceleratorCount":1,"acceleratorType":"nvidia-tesla-t4"}]' in described
+    assert '"scheduling":{"automaticRestart":false,"onHostMaintenance":"TERMINATE"}' in described
+    assert "acceleratorTypes/" not in described
+
+
+def test_a_record_too_long_for_the_description_keeps_the_gpus(gpu_vm: compute_v1.Instance) -> None:
+    gpu_vm.labels.update({f"l{i}": "v" * 60 for i in range(40)})
+    recorded = read_record(describe(SUMMARY, config_of_instance(gpu_vm)))
+    assert recorded is not None
+    assert (recorded["labels"], recorded["guest_accelerators"]) == ({}, [{"type": "nvidia-tesla-t4", "count": 1}])
