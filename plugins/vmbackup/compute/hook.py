@@ -128,6 +128,10 @@ class ComputeEngineHook(DiskAttachmentCalls, InstantSnapshotCalls, PowerCalls, S
         return compute_v1.MachineTypesClient(**self._client_kwargs)
 
     @cached_property
+    def accelerator_types(self) -> compute_v1.AcceleratorTypesClient:
+        return compute_v1.AcceleratorTypesClient(**self._client_kwargs)
+
+    @cached_property
     def disks(self) -> compute_v1.DisksClient:
         return compute_v1.DisksClient(**self._client_kwargs)
 

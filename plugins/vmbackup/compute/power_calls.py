@@ -1,5 +1,5 @@
 """Compute Engine calls of the VM layer (vm/) beyond stop and start: resume, the project-wide instance list, and
-whether a zone offers a machine type.
+whether a zone offers a machine type or a GPU (accelerator) type.
 
 A mixin of ComputeEngineHook (kept apart so the hook module stays within its size): every call goes through the
 hook's bounded retry (`call`); a call that starts work returns the operation for the caller to wait on.
@@ -27,11 +27,14 @@ class _Calls(Protocol):
     @property
     def machine_types(self) -> compute_v1.MachineTypesClient: ...
 
+    @property
+    def accelerator_types(self) -> compute_v1.AcceleratorTypesClient: ...
+
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
 
 class PowerCalls:
-    """instances.resume, instances.aggregatedList and machineTypes.get."""
+    """instances.resume, instances.aggregatedList, machineTypes.get and acceleratorTypes.get."""
 
     def offers_machine_type(self: _Calls, project: str, zone: str, name: str) -> bool:
         """Whether the zone offers the machine type (machineTypes.get answers 404 for one it does not)."""
@@ -39,6 +42,19 @@ class PowerCalls:
 
         try:
             self.call("machineTypes.get", self.machine_types.get, project=project, zone=zone, machine_type=name)
+        except gexc.NotFound:
+            return False
+        return True
+
+    def offers_accelerator_type(self: _Calls, project: str, zone: str, name: str) -> bool:
+        """Whether the zone offers the GPU type (types exist per zone; acceleratorTypes.get answers 404 for one it
+        does not: https://cloud.google.com/compute/docs/reference/rest/v1/acceleratorTypes/get)."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            self.call(
+                "acceleratorTypes.get", self.accelerator_types.get, project=project, zone=zone, accelerator_type=name
+            )
         except gexc.NotFound:
             return False
         return True

@@ -21,7 +21,14 @@ from vmbackup.airflow_compat import AirflowFailException
 from vmbackup.compute.hook import ComputeEngineHook, OperationRef, operation_error
 from vmbackup.compute.sensors import _RecordingSensor
 from vmbackup.compute.step_operator import ComputeStepOperator, recorded_errors
-from vmbackup.model.drill import DRILL_LABEL, DrillReport, drill_marker, drill_report_object_name, drill_restore
+from vmbackup.model.drill import (
+    DRILL_LABEL,
+    DrillReport,
+    drill_marker,
+    drill_problem,
+    drill_report_object_name,
+    drill_restore,
+)
 from vmbackup.model.policy import PolicyError
 from vmbackup.model.restore import RESTORE_LABEL
 from vmbackup.policy_task import PolicySource, PolicyTask
@@ -64,7 +71,7 @@ class DrillStepOperator(PolicyTask, ComputeStepOperator):
         try:
             return self.drill_step(context, hook)
         except (RestoreProblemError, PolicyError) as exc:
-            raise AirflowFailException(str(exc)) from None
+            raise AirflowFailException(drill_problem(str(exc))) from None
 
     def drill_step(self, context: Any, hook: ComputeEngineHook) -> Any:
         raise NotImplementedError

@@ -99,6 +99,11 @@ def drill_restore(policy: BackupPolicy, run_id: str) -> Restore:
         raise PolicyError([(_drill_field(f), m) for f, m in exc.problems]) from None
 
 
+def drill_problem(message: str) -> str:
+    """A restore plan's refusal as the policy's user reads it: the drill's machine type is spec.verification's."""
+    return message.replace("spec.overrides.machineType", "spec.verification.machineType")
+
+
 def _drill_field(field: str) -> str:
     """A restore field as the policy's user sets it: spec.instance -> spec.verification.instance."""
     for restore_field, policy_field in (

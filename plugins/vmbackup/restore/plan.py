@@ -27,13 +27,11 @@ from vmbackup.model.instance_config import (
 )
 from vmbackup.model.restore import RESTORE_LABEL, Restore, restored_disk_name
 from vmbackup.model.retention import parse_timestamp
+from vmbackup.restore.hardware import add_gpus, require_offered
+from vmbackup.restore.problems import RestoreProblemError
 from vmbackup.vm.disks import Attachment, disk_from_snapshot
 
 log = logging.getLogger(__name__)
-
-
-class RestoreProblemError(Exception):
-    """The restore cannot proceed as specified; the message names what to change. Not retried."""
 
 
 class PlannedDisk(TypedDict):
@@ -209,7 +207,7 @@ def plan_restore(restore: Restore, hook: ComputeEngineHook) -> RestorePlan:
         plan["done"] = True
         return plan
     _refuse_taken_disk_names(restore, hook, disks, zone)
-    _require_machine_type(restore, hook, plan["instance"]["machine_type"], zone)
+    require_offered(restore, hook, plan["instance"], zone)
     log.info(
         "Restoring %s (%s/%s) as %s (%s/%s) from run %s: %s",
         restore.instance,
@@ -304,18 +302,6 @@ def _refuse_taken_disk_names(restore: Restore, hook: ComputeEngineHook, disks: l
             )
 
 
-def _require_machine_type(restore: Restore, hook: ComputeEngineHook, machine_type: str, zone: str) -> None:
-    """The new VM's machine type must be offered in its zone (not every zone has every series): refused before any
-    disk is made, naming the field, rather than by instances.insert after the disks are made."""
-    name = resource_name(machine_type)
-    if not hook.offers_machine_type(restore.target_project, zone, name):
-        raise RestoreProblemError(
-            f"spec.overrides.machineType: machine type {name} is not offered in zone {zone} (project "
-            f"{restore.target_project}); set spec.overrides.machineType to one it offers "
-            f"(gcloud compute machine-types list --zones {zone}), or another spec.targetZone"
-        )
-
-
 def _boot_disk(restore: Restore, source: InstanceConfig | None, snapshots: list[compute_v1.Snapshot]) -> str:
     backed_up = [resource_name(s.source_disk) for s in snapshots]
     wanted = restore.spec.overrides.boot_disk
@@ -396,7 +382,7 @@ def _instance_config(
         accounts = [AccountConfig(email=a["email"], scopes=list(a["scopes"])) for a in known["service_accounts"]]
     labels = dict(over.labels) if over.labels is not None else dict(known["labels"])
     labels[RESTORE_LABEL] = restore.marker
-    return InstanceConfig(
+    new = InstanceConfig(
         name=restore.restored_instance,
         machine_type=over.machine_type or known["machine_type"],  # _require_config asked for one if none is known
         network_interfaces=nics,
@@ -405,6 +391,7 @@ def _instance_config(
         service_accounts=accounts,
         disks=_attachments(disks),
     )
+    return add_gpus(new, known)  # the source's GPUs, and the host maintenance policy they need
 
 
 # What a restore copies from a source that is gone and recorded nothing: nothing (never changed, only read).

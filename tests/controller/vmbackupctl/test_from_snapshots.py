@@ -16,6 +16,7 @@ from tests.fixtures.recovery import ZONE, RecoveryStack
 
 pytestmark = pytest.mark.airflow
 
+T4 = "nvidia-tesla-t4"
 FROM_SNAPSHOTS = ("restore", "db", "--from-snapshots", "--project", GCE_PROJECT)
 
 
@@ -130,3 +131,36 @@ def test_snapshots_kept_in_a_backup_project_restore_the_vm_into_its_own_project(
     assert stack.sim.instance(GCE_PROJECT, ZONE, "db-back")["status"] == "RUNNING"
     disk = stack.sim.disk(GCE_PROJECT, ZONE, "db-back")
     assert "/projects/demo-backups/global/snapshots/" in disk["sourceSnapshot"]
+
+
+@pytest.fixture
+def gpu_disaster(stack: RecoveryStack, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An inference VM with one T4, backed up; then the VM and the cluster are gone. The run's label."""
+    stack.sim.add_instance(GCE_PROJECT, ZONE, "infer-1", machine_type="n1-standard-8", guest_accelerators={T4: 1})
+    stack.back_up(stack.policy("infer", instances=[{"name": "infer-1", "zone": ZONE}]))
+    stack.delete_instance("infer-1")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-cluster"))
+    return str(stack.sim.snapshots(GCE_PROJECT)[0]["labels"]["vmbackup-run"])
+
+
+def test_a_lost_gpu_vm_is_restored_with_its_gpus(stack: RecoveryStack, gpu_disaster: str) -> None:
+    result = vmbackupctl("restore", "infer", "--from-snapshots", "--project", GCE_PROJECT)
+
+    assert result.code == 0, result.stderr
+    vm = stack.sim.instance(GCE_PROJECT, ZONE, f"infer-1-{gpu_disaster}")
+    assert vm["status"] == "RUNNING"
+    [gpu] = vm["guestAccelerators"]
+    assert (gpu["acceleratorType"].rsplit("/", 1)[-1], gpu["acceleratorCount"]) == (T4, 1)  # from the record
+    assert vm["scheduling"]["onHostMaintenance"] == "TERMINATE"
+
+
+def test_a_target_zone_without_the_gpu_is_refused_before_any_disk(stack: RecoveryStack, gpu_disaster: str) -> None:
+    stack.sim.world.withdrawn_accelerator_types["europe-west1-b"] = {T4}
+    placement = ("--target-zone", "europe-west1-b", "--network", "default", "--subnet", "default")
+
+    result = vmbackupctl("restore", "infer", "--from-snapshots", "--project", GCE_PROJECT, *placement)
+
+    assert result.code != 0
+    assert f"spec.targetZone: zone europe-west1-b (project {GCE_PROJECT}) does not offer GPU {T4}" in result.stderr
+    assert "--target-zone" in result.stderr
+    assert [k for k in stack.sim.world.disks if k[1] == "europe-west1-b"] == []
