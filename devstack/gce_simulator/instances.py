@@ -62,14 +62,13 @@ def add_instance(
     tags: list[str] | None = None,
     network: str = "default",
     reservation_affinity: dict[str, Any] | None = None,
-    guest_accelerators: dict[str, int] | None = None,
 ) -> Instance:
     """Seed an instance. ``disks``: names (or dicts ``{name, size_gb, boot, device_name, disk_type}``) of disks
     in the same zone, created if missing; the first is the boot disk. Default: one 10 GB boot disk named like
     the instance. A dict with ``region`` (and optionally ``replica_zone``) attaches a regional persistent disk,
     served by regionDisks.get and snapshotted through regionInstantSnapshots or snapshots.insert.
     ``reservation_affinity``: its ``reservationAffinity`` (a RUNNING one consumes a reservation, reservations.py).
-    ``guest_accelerators``: its GPUs, ``{type name: count}`` (accelerators.py). Lock held."""
+    Lock held."""
     if (project, zone, name) in world.instances:
         raise ValueError(f"instance {project}/{zone}/{name} already exists")
     specs: list[dict[str, Any]] = []
@@ -102,7 +101,6 @@ def add_instance(
         instance.disks.append(devices.attached_disk(disk, index, boot, spec.get("device_name")))
     if reservation_affinity is not None:
         instance.extra["reservationAffinity"] = dict(reservation_affinity)
-    accelerators.attach(instance, dict(guest_accelerators or {}))
     if status == "RUNNING":
         instance.last_start = time.time()
         _seed_consumption(world, instance)

@@ -9,7 +9,19 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import devices, disks, iam, instances, instant_snapshots, power, presets, quotas, reservations, snapshots
+from . import (
+    accelerators,
+    devices,
+    disks,
+    iam,
+    instances,
+    instant_snapshots,
+    power,
+    presets,
+    quotas,
+    reservations,
+    snapshots,
+)
 from .errors import ApiError
 from .faults import Fault
 from .observers import Observer
@@ -119,8 +131,8 @@ class ComputeSimulator:
                 tags=tags,
                 network=network,
                 reservation_affinity=reservation_affinity,
-                guest_accelerators=guest_accelerators,
             )
+            accelerators.attach(instance, dict(guest_accelerators or {}))
             power.configure(
                 instance,
                 graceful_shutdown_seconds=graceful_shutdown_seconds,
