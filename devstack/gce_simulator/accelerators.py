@@ -128,19 +128,22 @@ def check_insert(world: World, project: str, zone: str, body: dict[str, Any]) ->
         raise ApiError(
             400, "badRequest", f"[{attached[0][0]}, {machine_type}] features are not compatible for creating instance."
         )
+    if (attached or implied) and _on_host_maintenance(body) != "TERMINATE":
+        raise ApiError(400, "badRequest", LIVE_MIGRATION_MESSAGE)
+
+
+def _on_host_maintenance(body: dict[str, Any]) -> str:
+    """The insert's ``onHostMaintenance``, or its default: MIGRATE, TERMINATE for a preemptible or Spot VM."""
     scheduling = body.get("scheduling") or {}
     preemptible = scheduling.get("preemptible") or scheduling.get("provisioningModel") == "SPOT"
-    maintenance = scheduling.get("onHostMaintenance") or ("TERMINATE" if preemptible else "MIGRATE")
-    if (attached or implied) and maintenance != "TERMINATE":
-        raise ApiError(400, "badRequest", LIVE_MIGRATION_MESSAGE)
+    return str(scheduling.get("onHostMaintenance") or ("TERMINATE" if preemptible else "MIGRATE"))
 
 
 def keep(instance: Instance, body: dict[str, Any]) -> None:
     """What the new instance keeps of a checked insert: its GPUs (as URLs of its zone) and its scheduling."""
     scheduling = scheduling_of(instance)
     scheduling.update(body.get("scheduling") or {})
-    if scheduling.get("provisioningModel") == "SPOT" and "onHostMaintenance" not in (body.get("scheduling") or {}):
-        scheduling["onHostMaintenance"] = "TERMINATE"
+    scheduling["onHostMaintenance"] = _on_host_maintenance(body)
     attached = body.get("guestAccelerators") or []
     attach(
         instance, {str(e["acceleratorType"]).rsplit("/", 1)[-1]: int(e.get("acceleratorCount") or 0) for e in attached}

@@ -3,9 +3,9 @@
 At resolve time the backup DAG reads each instance anyway; its InstanceConfig (model/instance_config.py) is what
 a new VM needs (machine type, network interfaces, tags, service accounts, labels, and for a VM with GPUs those and
 its host maintenance policy: model/gpus.py) and, per disk, whether it was the boot disk, its device name and
-autoDelete. Each snapshot of the run carries the lot in its description (one line
-of JSON after a marker) and the per-disk facts also as labels (``vmbackup-boot``, ``vmbackup-device``), so a look
-at the snapshot list answers "which was the boot disk" too. A restore whose source VM no longer exists reads the
+autoDelete. Each snapshot of the run carries the lot in its description (one line of JSON after a marker) and the
+per-disk facts also as labels (``vmbackup-boot``, ``vmbackup-device``), so a look at the snapshot list answers
+"which was the boot disk" too. A restore whose source VM no longer exists reads the
 record back as an InstanceConfig and plans exactly as if it had read the VM.
 
 The record's JSON (camelCase, as the REST API names the fields) is a stored format: snapshots made by earlier
