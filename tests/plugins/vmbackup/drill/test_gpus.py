@@ -42,7 +42,8 @@ def test_a_drill_of_a_gpu_vm_boots_it_with_its_gpus(stack: RecoveryStack) -> Non
 
     assert state == "success"
     assert report.result == "Succeeded", report.message
-    [insert] = [c for c in stack.sim.calls if c["method"] == "instances.insert"]
+    # the accepted insert (one refused while a disk was still RESTORING is retried: resourceNotReady)
+    [insert] = [c for c in stack.sim.calls if c["method"] == "instances.insert" and c["status"] == 200]
     [gpu] = insert["body"]["guestAccelerators"]
     assert gpu["acceleratorType"] == f"projects/{GCE_PROJECT}/zones/{ZONE}/acceleratorTypes/{T4}"
     assert insert["body"]["scheduling"]["onHostMaintenance"] == "TERMINATE"
