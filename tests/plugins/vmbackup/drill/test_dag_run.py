@@ -122,7 +122,8 @@ def test_the_drill_vm_is_isolated_and_labelled_as_a_drill(stack: RecoveryStack) 
     policy = stack.policy(verification=VERIFICATION)
     stack.back_up(policy)
     drill(stack, policy)
-    [insert] = [c for c in stack.sim.calls if c["method"] == "instances.insert"]
+    # the accepted insert (one refused while a disk was still RESTORING is retried: resourceNotReady)
+    [insert] = [c for c in stack.sim.calls if c["method"] == "instances.insert" and c["status"] == 200]
     body = insert["body"]
     [nic] = body["networkInterfaces"]
     assert nic["network"].endswith("/global/networks/drills")
