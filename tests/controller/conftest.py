@@ -9,6 +9,7 @@ run status as the status is patched with it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -21,7 +22,7 @@ from pydantic import BaseModel
 from controller.airflow_api import AirflowClient
 from controller.app import build_controller
 from controller.conditions import find_condition
-from controller.config import ControllerConfig
+from controller.config import AirflowCredentials, ControllerConfig
 from controller.handlers import build_registry
 from controller.reconciler import Controller
 from controller.run_status import PolicyRunStatus
@@ -90,6 +91,21 @@ def mirrored(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer) -> Iterato
     for blob in gcs_bucket.client.list_blobs(gcs_bucket.name):
         blob.delete()
     mirror.sync_once()
+
+
+def airflow3_config(bucket: storage.Bucket, airflow3_api: AirflowServer, **settings: Any) -> ControllerConfig:
+    """A controller of the `shop` namespace (granted shop-prod-1) on the shared Airflow 3 and the test bucket,
+    polling each second; `settings` adds or overrides ControllerConfig fields."""
+    return ControllerConfig(
+        bucket=bucket.name,
+        airflow_url=airflow3_api.base_url,
+        airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
+        poll_interval_seconds=1.0,
+        metrics_port=0,
+        liveness_endpoint=None,
+        tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
+        **settings,
+    )
 
 
 @pytest.fixture

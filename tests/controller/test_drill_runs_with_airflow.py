@@ -23,10 +23,10 @@ from google.cloud import storage
 from controller.airflow_api import AirflowClient
 from controller.airflow_errors import AirflowError
 from controller.bucket import dag_object_name
-from controller.config import AirflowCredentials, ControllerConfig
+from controller.config import ControllerConfig
 from controller.drill_schedule import due_drill_slot
 from devstack.bucket_mirror import BucketMirror
-from tests.controller.conftest import NAMESPACE, Starter, create_policy, patch_policy, status_of
+from tests.controller.conftest import NAMESPACE, Starter, airflow3_config, create_policy, patch_policy, status_of
 from tests.fixtures.airflow_api import RUN_SIGNING_KEY, AirflowServer, dag_source
 from tests.fixtures.kube import events_for, eventually, stored
 from vmbackup.model.drill import SHARED_DRILL_DAG_ID, drill_dag_id_for, drill_run_prefix, scheduled_drill_run_id
@@ -55,16 +55,8 @@ def name() -> str:
 
 @pytest.fixture
 def config(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: BucketMirror) -> ControllerConfig:
-    return ControllerConfig(
-        bucket=gcs_bucket.name,
-        airflow_url=airflow3_api.base_url,
-        airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
-        poll_interval_seconds=1.0,
-        metrics_port=0,
-        liveness_endpoint=None,
-        tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
-        run_signing_key=RUN_SIGNING_KEY,  # the test Airflow's workers check runs with it
-    )
+    # The test Airflow's workers check runs with RUN_SIGNING_KEY.
+    return airflow3_config(gcs_bucket, airflow3_api, run_signing_key=RUN_SIGNING_KEY)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ scheduler, dag-processor) answering the controller's REST calls and batched poll
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +17,18 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient, DagInfo, DagRunInfo
 from controller.airflow_link import AirflowControl
-from controller.config import AirflowCredentials, ControllerConfig
+from controller.config import ControllerConfig
 from controller.reconciler import BACKUP_NOW_ANNOTATION, backup_now_run_id
 from devstack.bucket_mirror import BucketMirror
-from tests.controller.conftest import NAMESPACE, condition, create_policy, patch_policy, put_report, status_of
+from tests.controller.conftest import (
+    NAMESPACE,
+    airflow3_config,
+    condition,
+    create_policy,
+    patch_policy,
+    put_report,
+    status_of,
+)
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.kube import events_for, eventually, stored
 from vmbackup.model.policy import dag_id_for
@@ -45,16 +52,7 @@ def name() -> str:
 
 @pytest.fixture
 def config(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: BucketMirror) -> ControllerConfig:
-    return ControllerConfig(
-        bucket=gcs_bucket.name,
-        airflow_url=airflow3_api.base_url,
-        airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
-        poll_interval_seconds=1.0,
-        wait_mode_refresh_seconds=1.0,
-        metrics_port=0,
-        liveness_endpoint=None,
-        tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
-    )
+    return airflow3_config(gcs_bucket, airflow3_api, wait_mode_refresh_seconds=1.0)
 
 
 async def dag(airflow: AirflowClient, dag_id: str) -> DagInfo | None:

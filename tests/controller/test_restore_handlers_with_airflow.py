@@ -20,13 +20,14 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
 from controller.conditions import RESTORE_RUN_STARTED, RESTORE_WAITING, find_condition
-from controller.config import AirflowCredentials, ControllerConfig
+from controller.config import ControllerConfig
 from controller.restore_handlers import run_id_for
 from dags_templates.render_restore import render_restore_dag
 from devstack.bucket_mirror import BucketMirror
 from tests.controller.conftest import (
     NAMESPACE,
     Starter,
+    airflow3_config,
     create_policy,
     create_restore,
     put_report,
@@ -60,16 +61,8 @@ def names() -> tuple[str, str]:
 
 @pytest.fixture
 def config(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: BucketMirror) -> ControllerConfig:
-    return ControllerConfig(
-        bucket=gcs_bucket.name,
-        airflow_url=airflow3_api.base_url,
-        airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
-        poll_interval_seconds=1.0,
-        metrics_port=0,
-        liveness_endpoint=None,
-        tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
-        run_signing_key=RUN_SIGNING_KEY,  # the test Airflow's workers check runs with it
-    )
+    # The test Airflow's workers check runs with RUN_SIGNING_KEY.
+    return airflow3_config(gcs_bucket, airflow3_api, run_signing_key=RUN_SIGNING_KEY)
 
 
 async def create_both(kube: kmock.KubernetesEmulator, policy: str, restore: str) -> None:
