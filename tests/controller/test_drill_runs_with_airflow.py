@@ -70,10 +70,16 @@ async def airflow(airflow3_api: AirflowServer, name: str) -> AsyncIterator[Airfl
 
 
 async def drills_of(airflow: AirflowClient, name: str) -> dict[str, dict[str, Any]]:
-    """The policy's runs in the shared drill DAG, by run id (the DAG has other tests' runs too)."""
-    data = await airflow.raw_request(
-        "GET", f"/api/v2/dags/{SHARED_DRILL_DAG_ID}/dagRuns", params={"limit": 100, "order_by": "-id"}
-    )
+    """The policy's runs in the shared drill DAG, by run id (the DAG has other tests' runs too); none while
+    Airflow has not parsed the DAG's file yet (404: the controller has only just shipped it)."""
+    try:
+        data = await airflow.raw_request(
+            "GET", f"/api/v2/dags/{SHARED_DRILL_DAG_ID}/dagRuns", params={"limit": 100, "order_by": "-id"}
+        )
+    except AirflowError as exc:
+        if exc.status != 404:
+            raise
+        return {}
     prefix = drill_run_prefix(NAMESPACE, name)
     return {run["dag_run_id"]: run for run in data["dag_runs"] if run["dag_run_id"].startswith(prefix)}
 
