@@ -60,15 +60,20 @@ class BucketMirror:
         self.sync_delay_seconds = sync_delay_seconds
         self._clock = clock
         self._generations: dict[str, int] = {}  # object name -> generation last written locally
+        self._paths: dict[str, Path] = {}  # object name -> its local path, checked to be under root
         # object name -> (generation seen, or None for "gone from the bucket"; when the change may be applied)
         self._held: dict[str, tuple[int | None, float]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def local_path(self, object_name: str) -> Path:
-        path = (self.root / object_name).resolve()
-        if self.root.resolve() not in path.parents:
-            raise ValueError(f"object {object_name!r} would land outside {self.root}")
+        """Where an object lands; resolved once per name (every pass asks again for every object)."""
+        path = self._paths.get(object_name)
+        if path is None:
+            path = (self.root / object_name).resolve()
+            if self.root.resolve() not in path.parents:
+                raise ValueError(f"object {object_name!r} would land outside {self.root}")
+            self._paths[object_name] = path
         return path
 
     def sync_once(self) -> MirrorPass:
