@@ -98,6 +98,7 @@ def _new_disk(world: World, project: str, zone: str, body: dict[str, Any]) -> Di
         disk_type=str(body.get("type") or "pd-balanced").rsplit("/", 1)[-1],
         labels=body_labels(body),
         status="CREATING",
+        description=str(body.get("description") or ""),
         source_snapshot=snapshot.self_link if snapshot else None,
         source_snapshot_id=snapshot.id if snapshot else None,
         source_snapshot_type=snapshot.snapshot_type if snapshot else None,

@@ -109,6 +109,7 @@ class Disk:
     labels: dict[str, str] = field(default_factory=dict)
     users: list[str] = field(default_factory=list)
     status: str = "READY"
+    description: str = ""  # as disks.insert was given it
     source_snapshot: str | None = None
     source_snapshot_id: str | None = None
     source_snapshot_type: str | None = None  # STANDARD or ARCHIVE: how long RESTORING lasts (disks.py)
@@ -141,6 +142,7 @@ class Disk:
             "id": self.id,
             "creationTimestamp": rfc3339(self.created),
             "name": self.name,
+            "description": self.description,
             "sizeGb": str(self.size_gb),
             "status": self.status,
             "selfLink": self.self_link,
