@@ -1,5 +1,6 @@
-"""Carrying out a restore plan: the Compute Engine writes of a new-VM restore, shared by the restore DAG's steps and
-by `vmbackupctl restore --from-snapshots` (which runs them itself when Kubernetes and Airflow are gone).
+"""Carrying out a restore plan: the Compute Engine writes of a restore's disks and new VM, shared by the restore DAG's
+steps and by `vmbackupctl restore --from-snapshots` (which runs them itself when Kubernetes and Airflow are gone;
+an in-place restore's VM changes are restore/in_place_swap.py's).
 
 Each write is idempotent by name and label: a disk or VM of the planned name that carries this restore's label was
 made by an earlier try and is adopted; one of the same name without it is refused (RestoreProblemError, never
@@ -23,6 +24,7 @@ from vmbackup.restore.plan import (
     plan_restore,
     planned_disk_resource,
 )
+from vmbackup.vm.disks import replaces_note
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ DISK_POLL_SECONDS = 2.0
 def start_disk(hook: ComputeEngineHook, disk: PlannedDisk) -> OperationRef | None:
     """Start creating one planned disk from its snapshot; None when this restore made it already (adopted)."""
     why = f"restored by vmbackup-operator from snapshot {disk['snapshot']} of {disk['source_disk']}"
+    if "replaces" in disk:  # read back by an in-place restore's plan when the VM no longer has the original
+        why += f"; {replaces_note(disk['replaces'])}"
     resource = planned_disk_resource(disk, why)
     ref = hook.insert_disk(disk["project"], disk["zone"], resource)
     if ref is not None:
@@ -76,6 +80,19 @@ def start_instance(hook: ComputeEngineHook, plan: RestorePlan) -> OperationRef |
     return None
 
 
+def create_disks(
+    hook: ComputeEngineHook, disks: list[PlannedDisk], timeout_seconds: float, progress: Callable[[str], None]
+) -> None:
+    """Create (or adopt) each planned disk and wait until it is READY, one after the other, saying each step."""
+    for disk in disks:
+        ref = start_disk(hook, disk)
+        progress(f"disk {disk['name']}: {'adopted' if ref is None else 'creating'} from snapshot {disk['snapshot']}")
+        if ref is not None:
+            hook.wait_done(ref, timeout_seconds)
+        wait_disk_ready(hook, disk, timeout_seconds)
+        progress(f"disk {disk['name']}: READY")
+
+
 def restore_now(restore: Restore, hook: ComputeEngineHook, progress: Callable[[str], None]) -> RestorePlan:
     """Plan and carry out a new-VM restore here and now (no Airflow), saying each step through `progress`."""
     plan = plan_restore(restore, hook)
@@ -85,13 +102,7 @@ def restore_now(restore: Restore, hook: ComputeEngineHook, progress: Callable[[s
         progress(f"instance {plan['target']} ({where}) was already restored by this restore: nothing to do")
         return plan
     timeouts = restore.spec.timeouts
-    for disk in plan["disks"]:
-        ref = start_disk(hook, disk)
-        progress(f"disk {disk['name']}: {'adopted' if ref is None else 'creating'} from snapshot {disk['snapshot']}")
-        if ref is not None:
-            hook.wait_done(ref, timeouts.disks_seconds)
-        wait_disk_ready(hook, disk, timeouts.disks_seconds)
-        progress(f"disk {disk['name']}: READY")
+    create_disks(hook, plan["disks"], timeouts.disks_seconds, progress)
     ref = start_instance(hook, plan)
     progress(f"instance {plan['target']} ({where}): {'adopted' if ref is None else 'creating'}")
     if ref is not None:

@@ -47,6 +47,7 @@ class PlannedDisk(TypedDict):
     labels: dict[str, str]
     instance: str  # the instance the disk is for (for error records)
     snapshot_project: NotRequired[str]  # where the snapshot is (a backup project); absent: `project`
+    replaces: NotRequired[Attachment]  # mode InPlace: the disk it replaces (recorded in its description)
 
 
 class InPlacePlan(TypedDict):

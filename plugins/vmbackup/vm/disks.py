@@ -8,6 +8,7 @@ reference, https://cloud.google.com/compute/docs/reference/rest/v1/instances/att
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import TypedDict
@@ -17,6 +18,8 @@ from vmbackup.compute.hook import ComputeEngineHook, resource_name
 
 log = logging.getLogger(__name__)
 
+REPLACES_MARKER = "vmbackup-replaces:"  # in a restored disk's description: the disk it replaces (replaces_note)
+
 
 class Attachment(TypedDict):
     """A disk at a device name of a VM, with its boot flag and autoDelete."""
@@ -25,6 +28,36 @@ class Attachment(TypedDict):
     device_name: str
     boot: bool
     auto_delete: bool
+
+
+def replaces_note(original: Attachment) -> str:
+    """What a disk made for an in-place restore records, in its description, of the disk it replaces: a second run
+    of an interrupted restore reads it back when the VM no longer has that disk attached (a stored format)."""
+    fields = {
+        "disk": original["disk"],
+        "deviceName": original["device_name"],
+        "boot": original["boot"],
+        "autoDelete": original["auto_delete"],
+    }
+    return REPLACES_MARKER + json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+
+def replaced_in(description: str | None) -> Attachment | None:
+    """The attachment replaces_note recorded in a disk's description; None when there is none (or it is unreadable)."""
+    _, found, text = (description or "").partition(REPLACES_MARKER)
+    if not found:
+        return None
+    try:
+        data = json.loads(text)
+        return Attachment(
+            disk=str(data["disk"]),
+            device_name=str(data["deviceName"]),
+            boot=bool(data["boot"]),
+            auto_delete=bool(data["autoDelete"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        log.warning("unreadable %s record in a disk's description: %r", REPLACES_MARKER, text[:200])
+        return None
 
 
 def disk_from_snapshot(
@@ -60,25 +93,31 @@ def detach(hook: ComputeEngineHook, project: str, zone: str, name: str, device: 
 
 
 def swap_devices(
-    hook: ComputeEngineHook, project: str, zone: str, name: str, wanted: list[Attachment], left: Callable[[], float]
+    hook: ComputeEngineHook,
+    project: str,
+    zone: str,
+    name: str,
+    wanted: list[Attachment],
+    left: Callable[[], float],
+    say: Callable[[str], None] = log.info,
 ) -> dict[str, list[str]]:
     """Give each device name of `wanted` its disk: detach whatever else is there, then attach (boot first).
 
     Reads the VM and changes only what differs, so a retried step finishes the work instead of repeating it. The VM
-    must be TERMINATED when a boot disk changes. Returns what it detached and attached."""
+    must be TERMINATED when a boot disk changes. Returns what it detached and attached; `say` tells each call."""
     now = attached(hook, project, zone, name)
     detached, added = [], []
     for want in wanted:
         there = now.get(want["device_name"])
         if there is not None and there != want["disk"]:
-            log.info("Detaching %s (device %s) from %s", there, want["device_name"], name)
+            say(f"detaching disk {there} (device {want['device_name']}) from {name}")
             detach(hook, project, zone, name, want["device_name"], left)
             detached.append(there)
     now = attached(hook, project, zone, name)
     for want in sorted(wanted, key=lambda a: not a["boot"]):
         if now.get(want["device_name"]) == want["disk"]:
             continue
-        log.info("Attaching %s to %s as device %s", want["disk"], name, want["device_name"])
+        say(f"attaching disk {want['disk']} to {name} as device {want['device_name']}")
         ref = hook.attach_disk(
             project,
             zone,
