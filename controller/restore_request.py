@@ -35,13 +35,15 @@ def restore_object(
     snapshot: str | None = None,
     as_name: str | None = None,
     in_place: bool = False,
+    delete_replaced: bool = False,
     placement: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The VMRestore to create. `snapshot` is a snapshot name, or a run (its vmbackup-run label value);
     `as_name` names both the VMRestore and the new VM (default: see default_restore_name). `in_place` asks for
     mode InPlace with its confirmation set: the caller has had the user confirm (`vmbackupctl restore --in-place`),
-    and `as_name` then names only the VMRestore (the VM keeps its name)."""
+    and `as_name` then names only the VMRestore (the VM keeps its name); `delete_replaced` sets
+    spec.inPlace.deleteReplacedDisks."""
     spec: dict[str, Any] = {"policyName": policy}
     if instance:
         spec["instance"] = instance
@@ -50,7 +52,7 @@ def restore_object(
     name = as_name or default_restore_name(policy, instance, now)
     if in_place:
         spec["mode"] = IN_PLACE
-        spec["inPlace"] = {"confirmReplaceDisks": True}
+        spec["inPlace"] = {"confirmReplaceDisks": True, **({"deleteReplacedDisks": True} if delete_replaced else {})}
     elif as_name:
         spec["targetName"] = as_name
     spec.update(placement or {})  # placement_spec(args): where the new VM goes

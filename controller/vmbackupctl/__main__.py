@@ -185,6 +185,11 @@ def _add_run_commands(command: Command, airflow: argparse.ArgumentParser) -> Non
     restore.add_argument(
         "--yes", action="store_true", help="with --in-place: confirm without the typed VM name (for scripts)"
     )
+    restore.add_argument(
+        "--delete-replaced-disks",
+        action="store_true",
+        help="with --in-place: delete the replaced disks once the VM runs with the restored ones (default: keep them)",
+    )
     restore.add_argument("--wait", action="store_true", help="wait until it Succeeded (exit 0) or Failed (exit 1)")
     restore.add_argument("--timeout", type=_positive_seconds, default=3600.0, help="seconds --wait waits (3600)")
     _add_restore_placement(restore)
@@ -204,7 +209,8 @@ def _add_restore_placement(restore: argparse.ArgumentParser) -> None:
         "--from-snapshots",
         action="store_true",
         help="restore from here with only Compute Engine (and the bucket): reads the snapshots' records, restores "
-        "the newest complete run (or --run) as a new VM; re-run the same command to resume",
+        "the newest complete run (or --run) as a new VM, or with --in-place into the VM itself; re-run the same "
+        "command to resume",
     )
     disaster.add_argument("--project", help="the policy's project, where its snapshots are")
     disaster.add_argument("--run", metavar="RUN", help="the run to restore (its vmbackup-run label; see --list)")

@@ -296,8 +296,8 @@ def restore(session: Session, sleep: Callable[[float], None] = time.sleep) -> in
     from controller.vmbackupctl.restores import confirm_in_place
 
     args = session.args
-    if args.yes and not args.in_place:
-        raise UsageError("--yes confirms an in-place restore: add --in-place, or drop --yes")
+    if (args.yes or args.delete_replaced_disks) and not args.in_place:
+        raise UsageError("--yes and --delete-replaced-disks are for an in-place restore: add --in-place, or drop them")
     if args.from_snapshots:
         return _restore_from_snapshots(session)
     if args.project or args.run or args.list:
@@ -314,6 +314,7 @@ def restore(session: Session, sleep: Callable[[float], None] = time.sleep) -> in
         snapshot=args.snapshot,
         as_name=as_name,
         in_place=args.in_place,
+        delete_replaced=args.delete_replaced_disks,
         placement=placement,
     )
     obj, created = session.store.create_restore(body)
@@ -354,17 +355,22 @@ def restore_progress(phase: str, status: dict[str, Any]) -> str:
 
 
 def _restore_from_snapshots(session: Session) -> int:
-    """Without Kubernetes or Airflow: from the snapshots (and the bucket's reports), restored from here."""
+    """Without Kubernetes or Airflow: from the snapshots (and the bucket's reports), restored from here, as a new VM
+    or (--in-place) into the VM itself."""
+    from controller.restore_request import placement_spec
     from controller.vmbackupctl.disaster import restore_from_snapshots
+    from controller.vmbackupctl.disaster_in_place import WatchedHook, restore_in_place_from_snapshots
     from vmbackup.compute.hook import ComputeEngineHook
 
     args = session.args
-    if args.in_place or args.wait or args.snapshot:
-        raise UsageError(
-            "--from-snapshots restores a new VM and waits for it itself: drop --in-place/--wait/--snapshot"
-        )
+    if args.wait or args.snapshot:
+        raise UsageError("--from-snapshots restores from here and waits itself: drop --wait/--snapshot (pick --run)")
     if not args.project:
         raise UsageError("--from-snapshots needs --project: the policy's project, where its snapshots are")
+    if args.in_place and placement_spec(args):
+        raise UsageError("an in-place restore keeps the VM where it is: drop --target-*, --network, --subnet, ...")
+    if args.in_place:
+        return restore_in_place_from_snapshots(session, WatchedHook())
     return restore_from_snapshots(session, ComputeEngineHook())
 
 

@@ -6,7 +6,8 @@ description (vmbackup.model.backup_record), and each run's report is in the buck
 are all READY, or --run), and runs the very restore plan and Compute Engine steps the restore DAG runs
 (vmbackup.restore.execute), here, printing each step. Names are deterministic (the VM: `<instance>-<run>` unless
 --as), and what an earlier try created carries the restore's label, so running the same command again after an
-interruption finishes the restore instead of starting a second one. Nothing is ever deleted.
+interruption finishes the restore instead of starting a second one. Nothing is ever deleted. With --in-place the VM
+itself gets the restored disks instead (disaster_in_place.py).
 """
 
 from __future__ import annotations
@@ -147,9 +148,10 @@ def restore_spec(args: Any, run: BackupRun, name: str) -> dict[str, Any]:
     return {**spec, **placement_spec(args)}
 
 
-def restored_name(instance: str, run: str) -> str:
-    """`<instance>-<run>`: the same on every try of one restore, so a second try finishes the first."""
-    name = f"{instance[: 62 - len(run)].rstrip('-')}-{run}"
+def restored_name(instance: str, run: str, tag: str = "") -> str:
+    """`<instance>-<run><tag>`: the same on every try of one restore, so a second try finishes the first."""
+    tail = f"-{run}{tag}"
+    name = f"{instance[: 63 - len(tail)].rstrip('-')}{tail}"
     return name if re.fullmatch(GCE_NAME_PATTERN, name) else f"vm-{name}"[:63].rstrip("-")
 
 
@@ -159,13 +161,13 @@ def restore_from_snapshots(session: Session, hook: ComputeEngineHook) -> int:
     from vmbackup.restore.plan import RestoreProblemError
 
     args = session.args
-    namespace, runs = _runs_of_vm(session, hook)
+    namespace, runs = runs_of_vm(session, hook)
     session.out(runs_table(runs))
     run = pick_run(runs, args.run, runs[0].instance)
     if args.list:
         return ExitCode.OK
     name = args.as_name or restored_name(run.instance, run.run)
-    policy = parse_policy(namespace, args.policy, _policy_spec(args.project, run))
+    policy = parse_policy(namespace, args.policy, policy_spec(args.project, run))
     try:
         restore = parse_restore(namespace, name, restore_spec(args, run, name), policy)
     except PolicyError as exc:
@@ -185,7 +187,7 @@ def restore_from_snapshots(session: Session, hook: ComputeEngineHook) -> int:
 FLAGS_HINT = "flags: --target-project, --target-zone, --network, --subnet, --external-ip, --machine-type, --as"
 
 
-def _policy_spec(project: str, run: BackupRun) -> dict[str, Any]:
+def policy_spec(project: str, run: BackupRun) -> dict[str, Any]:
     """What the restore model needs of the (gone) policy: the VM, its project, and where its snapshots are (--project;
     a backup project when the snapshots' source disks name another project)."""
     if run.zone is None:
@@ -197,7 +199,7 @@ def _policy_spec(project: str, run: BackupRun) -> dict[str, Any]:
     return spec
 
 
-def _runs_of_vm(session: Session, hook: ComputeEngineHook) -> tuple[str, list[BackupRun]]:
+def runs_of_vm(session: Session, hook: ComputeEngineHook) -> tuple[str, list[BackupRun]]:
     """The namespace and the chosen VM's runs, newest first (reports added when --bucket is given)."""
     args = session.args
     try:

@@ -1,7 +1,8 @@
 """`vmbackupctl restore --in-place`: the confirmation a person gives before a VM's disks are replaced.
 
 An InPlace restore stops a (production) VM and swaps its disks, so the CLI says exactly what will happen and
-goes on only when the user types the VM's name, or passed --yes (scripts). Anything else changes nothing.
+goes on only when the user types the VM's name, or passed --yes (scripts). Anything else changes nothing. The same
+confirmation comes before `--from-snapshots --in-place` (disaster_in_place.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from vmbackup.model.restore import restore_marker
 
 if TYPE_CHECKING:
     from controller.vmbackupctl.cli_session import Session
+    from controller.vmbackupctl.disaster import BackupRun
     from controller.vmbackupctl.kube import Policy
 
 
@@ -40,18 +42,33 @@ def confirm_in_place(session: Session, policy: Policy) -> tuple[str, str]:
     project = (policy.get("spec") or {}).get("project")
     where = f"project {project}" + (f", zone {zone}" if zone else "")
     backup = f"snapshot {args.snapshot}'s run" if args.snapshot else "the newest backup run whose snapshots are READY"
-    marker = restore_marker(session.namespace, name)
+    lines = _backup_lines(session, policy, instance)
+    heading = f"In-place restore of VM {instance} ({where}) from {backup}"
+    ask_to_replace(session, instance, heading, restore_marker(session.namespace, name), lines)
+    return instance, name
+
+
+def ask_to_replace(session: Session, instance: str, heading: str, marker: str, lines: list[str]) -> None:
+    """Say what an in-place restore of `instance` does (after `heading`: which VM, where, from which run) and have
+    the user type its name (or pass --yes); UsageError, nothing changed, otherwise. For the VMRestore and
+    --from-snapshots alike."""
+    args = session.args
+    replaced = (
+        "deleted once the VM runs with the restored ones (--delete-replaced-disks)"
+        if args.delete_replaced_disks
+        else f"kept, labelled {vmlabels.REPLACED_BY}={marker}"
+    )
     session.note(
-        f"In-place restore of VM {instance} ({where}) from {backup}:\n"
+        f"{heading}:\n"
         f"  - {instance} is stopped (if running), every disk that run backed up is detached and replaced by a disk\n"
         "    made from its snapshot (same device name, same boot flag), and the VM is started again if it was running;\n"
-        f"  - the replaced disks are kept, labelled {vmlabels.REPLACED_BY}={marker};\n"
+        f"  - the replaced disks are {replaced};\n"
         "  - on a failure the original disks are put back and the VM is started again."
     )
-    for line in _backup_lines(session, policy, instance):
+    for line in lines:
         session.note(line)
     if args.yes:
-        return instance, name
+        return
     typed = session.ask(f"Type the VM name ({instance}) to replace its disks, anything else to cancel: ")
     if typed != instance:
         got = f"got {typed!r}" if typed else "no answer"
@@ -59,7 +76,12 @@ def confirm_in_place(session: Session, policy: Policy) -> tuple[str, str]:
             f"in-place restore not confirmed ({got}); nothing was changed. Type {instance} at the prompt, or pass "
             "--yes to confirm without it"
         )
-    return instance, name
+
+
+def run_lines(run: BackupRun) -> list[str]:
+    """Which disks a backup run replaces, from its snapshots."""
+    lines = [f"  run {run.run} (taken {run.created}) replaces:"]
+    return lines + [f"    disk {s.source_disk.rsplit('/', 1)[-1]} <- snapshot {s.name}" for s in run.snapshots]
 
 
 def _backup_lines(session: Session, policy: Policy, instance: str) -> list[str]:
@@ -79,6 +101,4 @@ def _backup_lines(session: Session, policy: Policy, instance: str) -> list[str]:
     chosen = chosen or next((r for r in mine if r.ready and not wanted), None)
     if chosen is None:
         return ["  (no READY backup run of it found in Compute Engine: the restore will fail without changing it)"]
-    lines = [f"  run {chosen.run} (taken {chosen.created}) replaces:"]
-    lines += [f"    disk {s.source_disk.rsplit('/', 1)[-1]} <- snapshot {s.name}" for s in chosen.snapshots]
-    return lines
+    return run_lines(chosen)

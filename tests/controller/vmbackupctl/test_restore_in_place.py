@@ -92,13 +92,28 @@ async def test_yes_confirms_without_a_prompt(cluster: kmock.KubernetesEmulator) 
     assert restore_stored(cluster, "wp-back")["spec"]["inPlace"] == {"confirmReplaceDisks": True}
 
 
+async def test_delete_replaced_disks_asks_for_it_in_the_vmrestore_and_says_so(
+    cluster: kmock.KubernetesEmulator,  # noqa: F811
+) -> None:
+    put_policy(cluster, "shop", "wordpress", status=succeeded_status())
+
+    result = await vmbackupctl_typing("wordpress-1-vm\n", *IN_PLACE, "--delete-replaced-disks")
+
+    assert result.code == 0, result.stderr
+    assert restore_stored(cluster, "wp-back")["spec"]["inPlace"] == {
+        "confirmReplaceDisks": True,
+        "deleteReplacedDisks": True,
+    }
+    assert "the replaced disks are deleted once the VM runs with the restored ones" in result.stderr
+
+
 async def test_yes_without_in_place_is_refused(cluster: kmock.KubernetesEmulator) -> None:  # noqa: F811
     put_policy(cluster, "shop", "wordpress", status=succeeded_status())
 
     result = await vmbackupctl_typing("", "restore", "wordpress", "-n", "shop", "--yes")
 
     assert result.code == 2
-    assert "--yes confirms an in-place restore" in result.stderr
+    assert "--yes and --delete-replaced-disks are for an in-place restore" in result.stderr
     assert restores(cluster) == {}
 
 
