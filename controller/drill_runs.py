@@ -16,8 +16,13 @@ with the key the workers check (vmbackup.model.run_signature):
 
 status.verification gets ``startedRun`` (the latest drill started), ``lastScheduleTime`` (the slot or request it
 was started for, or the slot skipped) and ``nextDrill``. A started drill whose run failed without writing its drill
-report (e.g. refused by the workers: another signing key) is shown as a failed drill, saying where to look. A policy's drill DAG file of an earlier version is deleted
-once no run of it is queued or running.
+report (e.g. refused by the workers: another signing key) is shown as a failed drill, saying where to look.
+
+A policy's drill DAG file of an earlier version is deleted once no run of it is queued or running: deleting it
+mid-run could make Airflow mark the run's tasks removed, leaving the drill's VM and disks behind. So too when the
+policy moves to another target (the old target's file goes on a later refresh, once its drill ended) and when the
+policy is deleted (its finalizer waits for that drill, as a VMRestore's waits for a restore of an earlier version;
+an Airflow that cannot say does not hold the deletion up).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class DrillRuns:
         self.targets = targets
         self._locks: dict[PolicyKey, asyncio.Lock] = {}
         self._legacy_gone: set[tuple[str, PolicyKey]] = set()  # (bucket, policy): no legacy drill file there
+        self._moved_from: dict[PolicyKey, dict[tuple[str, str], Target]] = {}  # old targets with a legacy file left
         self._waiting: set[str] = set()  # run ids of requests already announced as waiting (one Event each)
 
     # ---- on schedule (the status refresh) ---------------------------------------------------------------
@@ -80,6 +86,7 @@ class DrillRuns:
         key = (policy.namespace, policy.name)
         async with self._lock(key):
             await self._retire_legacy(target, key)
+            await self._retire_moved(key)
             verification, shown = policy.spec.verification, _verification(body)
             await self._follow(body, patch, target, {**shown, **dict(patch.status.get("verification") or {})})
             if verification is None:
@@ -214,22 +221,74 @@ class DrillRuns:
                 return str(run.run_id)
         return None
 
-    async def _retire_legacy(self, target: Target, key: PolicyKey) -> None:
-        """Delete the policy's drill DAG file of an earlier version once no run of it is queued or running."""
+    async def _retire_legacy(self, target: Target, key: PolicyKey) -> bool:
+        """Delete the policy's drill DAG file of an earlier version once no run of it is queued or running; True when
+        it is gone (or never was there)."""
         if (target.bucket, key) in self._legacy_gone:
-            return
+            return True
         bucket, dag_id = self.targets.bucket(target), drill_dag_id_for(*key)
         try:
             if await asyncio.to_thread(bucket.has_dag, dag_id):
                 if await self.targets.airflow(target).active_runs([dag_id]):
-                    logger.info("Keeping %s until its drill in flight ends", dag_id)
-                    return
+                    logger.info("Keeping %s in gs://%s until its drill in flight ends", dag_id, bucket.name)
+                    return False
                 await asyncio.to_thread(bucket.delete_dag, dag_id)
-                logger.info("Deleted %s: drills now run in %s", dag_id, SHARED_DRILL_DAG_ID)
+                logger.info("Deleted %s from gs://%s: drills now run in %s", dag_id, bucket.name, SHARED_DRILL_DAG_ID)
         except (AirflowCallError, GoogleAPIError, OSError) as exc:
             logger.info("Cannot retire %s yet: %s", dag_id, exc)
-            return
+            return False
         self._legacy_gone.add((target.bucket, key))
+        return True
+
+    # ---- the policy moved, or goes --------------------------------------------------------------------------
+
+    async def retire_moved(self, old: Target, key: PolicyKey) -> None:
+        """The policy moved away from `old`: its drill DAG file of an earlier version there goes now if no drill of
+        it is in flight, else on a later status refresh once it ended."""
+        async with self._lock(key):
+            self._moved_from.setdefault(key, {})[old.key] = old
+            await self._retire_moved(key)
+
+    async def _retire_moved(self, key: PolicyKey) -> None:
+        moved = self._moved_from.get(key, {})
+        for old_key, old in list(moved.items()):
+            if await self._retire_legacy(old, key):
+                del moved[old_key]
+        if not moved:
+            self._moved_from.pop(key, None)
+
+    async def retire_deleted(self, target: Target, key: PolicyKey) -> None:
+        """The policy is being deleted: its drill DAG file of an earlier version (in its target and any it moved
+        away from) goes once no run of it is in flight; kopf.TemporaryError, so that its finalizer waits, while one
+        is. An Airflow that cannot say holds nothing up (as for a VMRestore's DAG of an earlier version)."""
+        dag_id = drill_dag_id_for(*key)
+        async with self._lock(key):
+            for place in [target, *self._moved_from.get(key, {}).values()]:
+                bucket = self.targets.bucket(place)
+                try:
+                    if not await asyncio.to_thread(bucket.has_dag, dag_id):
+                        continue
+                    runs = await self.targets.airflow(place).active_runs([dag_id])
+                except AirflowCallError as exc:
+                    logger.info("Cannot read the runs of %s (deleting it all the same): %s", dag_id, exc)
+                    runs = []
+                except (GoogleAPIError, OSError) as exc:
+                    raise kopf.TemporaryError(
+                        f"cannot look for {dag_id} in gs://{bucket.name}: {exc}", delay=30
+                    ) from exc
+                if runs:
+                    raise kopf.TemporaryError(
+                        f"drill run {runs[0].run_id} of {dag_id} is {runs[0].state}: its DAG file is removed once it "
+                        "ends",
+                        delay=self.config.poll_interval_seconds,
+                    )
+                try:
+                    await asyncio.to_thread(bucket.delete_dag, dag_id)
+                except (GoogleAPIError, OSError) as exc:
+                    raise kopf.TemporaryError(
+                        f"cannot delete {dag_id} from gs://{bucket.name}: {exc}", delay=30
+                    ) from exc
+            self._moved_from.pop(key, None)
 
     def _lock(self, key: PolicyKey) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())

@@ -34,7 +34,6 @@ from controller.target_grants import TargetNotAllowedError
 from controller.targets import Target, Targets, TargetUnavailableError
 from controller.tenancy import Tenancy
 from controller.wait_mode import WaitModeResolver
-from vmbackup.model.drill import drill_dag_id_for
 from vmbackup.model.policy import (
     BACKUP_NOW_ANNOTATION,
     BackupPolicy,
@@ -140,7 +139,7 @@ class Controller:
         if previous_target is not None and previous_target != target.key:
             old = self._targets_by_key[previous_target]
             await asyncio.to_thread(self.targets.bucket(old).delete_dag, state.dag_id)
-            await asyncio.to_thread(self.targets.bucket(old).delete_dag, drill_dag_id_for(state.namespace, state.name))
+            await self.drill_runs.retire_moved(old, (state.namespace, state.name))
         seen = self._cached_observation(state)
         if seen is None or seen.reachable:  # an unreachable Airflow would only slow the reconcile down
             await self._apply_pause(state, target)
@@ -256,11 +255,11 @@ class Controller:
                 bucket = self.targets.bucket(target)
                 try:
                     deleted = await asyncio.to_thread(bucket.delete_dag, dag_id_for(*key))
-                    await asyncio.to_thread(bucket.delete_dag, drill_dag_id_for(*key))
                 except Exception as exc:
                     raise kopf.TemporaryError(
                         f"cannot delete the DAG from gs://{bucket.name}: {exc}", delay=30
                     ) from exc
+                await self.drill_runs.retire_deleted(target, key)  # waits while a legacy drill file's run is in flight
                 logger.info(
                     "Deleted the DAG of %s/%s from gs://%s (%s)", *key, bucket.name, (deleted and "found") or "absent"
                 )

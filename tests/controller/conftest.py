@@ -96,16 +96,16 @@ def mirrored(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer) -> Iterato
 def airflow3_config(bucket: storage.Bucket, airflow3_api: AirflowServer, **settings: Any) -> ControllerConfig:
     """A controller of the `shop` namespace (granted shop-prod-1) on the shared Airflow 3 and the test bucket,
     polling each second; `settings` adds or overrides ControllerConfig fields."""
-    return ControllerConfig(
-        bucket=bucket.name,
-        airflow_url=airflow3_api.base_url,
-        airflow_auth=AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
-        poll_interval_seconds=1.0,
-        metrics_port=0,
-        liveness_endpoint=None,
-        tenancy_text=json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
-        **settings,
-    )
+    fields: dict[str, Any] = {
+        "bucket": bucket.name,
+        "airflow_url": airflow3_api.base_url,
+        "airflow_auth": AirflowCredentials(mode="jwt", username=airflow3_api.username, password=airflow3_api.password),
+        "poll_interval_seconds": 1.0,
+        "metrics_port": 0,
+        "liveness_endpoint": None,
+        "tenancy_text": json.dumps({"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"]}}}),
+    }
+    return ControllerConfig(**{**fields, **settings})
 
 
 @pytest.fixture

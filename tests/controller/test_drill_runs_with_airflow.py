@@ -2,7 +2,7 @@
 ships the shared drill DAG with the plugins and triggers each drill as one run of it, its conf the policy signed,
 on the policy's drill schedule (once per slot, a duplicate trigger being fine) and on `vmbackupctl verify`'s
 annotation; never two drills of one policy at once; and a policy's drill DAG file of an earlier version goes once
-its run has ended.
+its run has ended: while the policy stays, when it moves to another target, and when it is deleted.
 
 What a drill run does to Compute Engine is tests/plugins/vmbackup/drill/'s; here runs are ended through Airflow's
 API (a run the controller started is marked failed at the end of each test), so no test depends on a cloud.
@@ -25,12 +25,22 @@ from controller.airflow_errors import AirflowError
 from controller.bucket import dag_object_name
 from controller.config import ControllerConfig
 from controller.drill_schedule import due_drill_slot
+from controller.handlers import FINALIZER
 from devstack.bucket_mirror import BucketMirror
-from tests.controller.conftest import NAMESPACE, Starter, airflow3_config, create_policy, patch_policy, status_of
+from tests.controller.conftest import (
+    NAMESPACE,
+    Starter,
+    airflow3_config,
+    condition,
+    create_policy,
+    patch_policy,
+    status_of,
+)
 from tests.fixtures.airflow_api import RUN_SIGNING_KEY, AirflowServer, dag_source
-from tests.fixtures.kube import events_for, eventually, stored
+from tests.fixtures.gcs import free_port
+from tests.fixtures.kube import POLICIES, events_for, eventually, policy_url, stored
 from vmbackup.model.drill import SHARED_DRILL_DAG_ID, drill_dag_id_for, drill_run_prefix, scheduled_drill_run_id
-from vmbackup.model.policy import VERIFY_NOW_ANNOTATION
+from vmbackup.model.policy import VERIFY_NOW_ANNOTATION, dag_id_for
 from vmbackup.model.run_signature import SIGNING_KEY_ENV, verify_run_conf
 
 HOURLY = "0 * * * *"
@@ -43,6 +53,8 @@ SPEC: dict[str, Any] = {
 }
 AIRFLOW_WAIT = 120
 LEGACY_RUN = "manual__drill-of-an-earlier-version"
+OTHER_BUCKET = "shop-drills-moved-bucket"  # a target the policy moves to (granted; nothing listens at its Airflow)
+OTHER_TARGET = {"bucket": OTHER_BUCKET, "airflowUri": f"http://127.0.0.1:{free_port()}"}
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
@@ -55,8 +67,9 @@ def name() -> str:
 
 @pytest.fixture
 def config(gcs_bucket: storage.Bucket, airflow3_api: AirflowServer, mirrored: BucketMirror) -> ControllerConfig:
-    # The test Airflow's workers check runs with RUN_SIGNING_KEY.
-    return airflow3_config(gcs_bucket, airflow3_api, run_signing_key=RUN_SIGNING_KEY)
+    # The test Airflow's workers check runs with RUN_SIGNING_KEY; OTHER_TARGET: where a policy may move to.
+    tenancy = {"namespaces": {NAMESPACE: {"projects": ["shop-prod-1"], "composerTargets": [OTHER_TARGET]}}}
+    return airflow3_config(gcs_bucket, airflow3_api, run_signing_key=RUN_SIGNING_KEY, tenancy_text=json.dumps(tenancy))
 
 
 @pytest.fixture
@@ -226,6 +239,78 @@ async def test_a_drill_dag_file_of_an_earlier_version_goes_once_its_run_ended(
 
         await end_run(airflow, legacy, LEGACY_RUN, "success")
         await eventually(lambda: gcs_bucket.get_blob(dag_object_name(legacy)) is None, within=AIRFLOW_WAIT)
+
+
+@pytest.fixture
+async def legacy_in_flight(airflow: AirflowClient, gcs_bucket: storage.Bucket, name: str) -> str:
+    """The policy's drill DAG file of an earlier version, with a drill of it in flight; the file's object name."""
+    legacy = drill_dag_id_for(NAMESPACE, name)
+    gcs_bucket.blob(dag_object_name(legacy)).upload_from_string(dag_source(legacy, task_id="plan"))
+    await queued_run(airflow, legacy, LEGACY_RUN)
+    return dag_object_name(legacy)
+
+
+def deletion_retried(kube: kmock.KubernetesEmulator, name: str) -> bool:
+    """kopf's progress record says the policy's deletion handler ran and was told to try again later."""
+    annotations = stored(kube, NAMESPACE, name)["metadata"].get("annotations") or {}
+    progress = [json.loads(v) for k, v in annotations.items() if k.endswith("remove-dag")]
+    return any(p.get("retries", 0) >= 1 and not p.get("success") for p in progress)
+
+
+async def test_a_deleted_policy_keeps_its_drill_dag_file_of_an_earlier_version_until_its_run_ended(
+    kube: kmock.KubernetesEmulator,
+    operator: Starter,
+    airflow: AirflowClient,
+    gcs_bucket: storage.Bucket,
+    name: str,
+    legacy_in_flight: str,
+) -> None:
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        await eventually(lambda: status_of(kube, name).get("dagHash"), within=AIRFLOW_WAIT)
+        async with kube.delete(policy_url(NAMESPACE, name)):
+            pass
+        held = await eventually(lambda: deletion_retried(kube, name), within=AIRFLOW_WAIT)
+        kept = gcs_bucket.get_blob(legacy_in_flight) is not None
+        finalizers = stored(kube, NAMESPACE, name)["metadata"].get("finalizers") or []
+        backup_dag_gone = gcs_bucket.get_blob(dag_object_name(dag_id_for(NAMESPACE, name))) is None
+
+        await end_run(airflow, drill_dag_id_for(NAMESPACE, name), LEGACY_RUN, "success")
+        await eventually(lambda: kube.objects[POLICIES, NAMESPACE, name].deleted, within=AIRFLOW_WAIT)
+
+    assert (held, kept, FINALIZER in finalizers, backup_dag_gone) == (True, True, True, True)
+    assert gcs_bucket.get_blob(legacy_in_flight) is None
+
+
+async def test_a_policy_that_moved_keeps_its_old_drill_dag_file_of_an_earlier_version_until_its_run_ended(
+    kube: kmock.KubernetesEmulator,
+    operator: Starter,
+    airflow: AirflowClient,
+    gcs_bucket: storage.Bucket,
+    gcs_client: storage.Client,
+    name: str,
+    legacy_in_flight: str,
+) -> None:
+    other = gcs_client.bucket(OTHER_BUCKET)
+    if not other.exists():
+        gcs_client.create_bucket(OTHER_BUCKET)
+    backup_dag = dag_object_name(dag_id_for(NAMESPACE, name))
+    async with operator():
+        await create_policy(kube, name, SPEC)
+        await eventually(lambda: status_of(kube, name).get("dagHash"), within=AIRFLOW_WAIT)
+        await patch_policy(kube, name, {"spec": {"composer": OTHER_TARGET}})
+        await eventually(lambda: gcs_bucket.get_blob(backup_dag) is None, within=AIRFLOW_WAIT)  # moved
+        await eventually(lambda: other.get_blob(backup_dag) is not None, within=AIRFLOW_WAIT)
+        # A status refresh with the new target (whose Airflow does not answer) has come since the move.
+        await eventually(
+            lambda: condition(kube, name, "AirflowReachable").get("status") == "False", within=AIRFLOW_WAIT
+        )
+        kept = gcs_bucket.get_blob(legacy_in_flight) is not None
+
+        await end_run(airflow, drill_dag_id_for(NAMESPACE, name), LEGACY_RUN, "success")
+        await eventually(lambda: gcs_bucket.get_blob(legacy_in_flight) is None, within=AIRFLOW_WAIT)
+
+    assert kept
 
 
 async def test_a_drill_run_that_failed_before_reporting_shows_as_a_failed_drill(
