@@ -116,6 +116,13 @@ def run_in_place(restore: Restore, hook: WatchedHook, say: Say) -> tuple[Restore
     except KeyboardInterrupt:
         say(f"interrupted before {plan['target']} was changed; the disks made so far are kept: run again to go on")
         raise
+    except RestoreProblemError:
+        raise
+    except Exception as exc:
+        raise Failed(
+            f"{exc}; {plan['target']} was not changed, the disks made so far are kept: run the same command again "
+            "to go on"
+        ) from None
     seconds = restore.spec.in_place.swap_seconds
     try:
         in_place_swap.replace_disks(hook, plan, seconds, say)
