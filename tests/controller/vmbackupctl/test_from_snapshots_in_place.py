@@ -32,7 +32,9 @@ IN_PLACE = ("restore", "db", "--from-snapshots", "--project", GCE_PROJECT, "--in
 ORIGINALS = {"persistent-disk-0": ("db-1", True), "data": ("db-1-data", False)}
 # The first attach (the new boot disk's) takes this much longer: the CLI is stopped while Compute Engine still works
 # on it (a stop that comes later only makes the test take another path through putting the disks back).
-SLOW_SECONDS = 8.0
+# Each attach takes this long, so that the signal the tests send once the first attach has begun lands during
+# that attach even when a loaded machine delays the test by seconds.
+SLOW_SECONDS = 20.0
 
 
 @pytest.fixture
