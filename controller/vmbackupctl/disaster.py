@@ -161,11 +161,10 @@ def restore_from_snapshots(session: Session, hook: ComputeEngineHook) -> int:
     from vmbackup.restore.plan import RestoreProblemError
 
     args = session.args
-    namespace, runs = runs_of_vm(session, hook)
-    session.out(runs_table(runs))
-    run = pick_run(runs, args.run, runs[0].instance)
-    if args.list:
+    chosen = chosen_run(session, hook)
+    if chosen is None:
         return ExitCode.OK
+    namespace, run = chosen
     name = args.as_name or restored_name(run.instance, run.run)
     policy = parse_policy(namespace, args.policy, policy_spec(args.project, run))
     try:
@@ -197,6 +196,14 @@ def policy_spec(project: str, run: BackupRun) -> dict[str, Any]:
     if vm_project != project:
         spec["snapshot"] = {"project": project}
     return spec
+
+
+def chosen_run(session: Session, hook: ComputeEngineHook) -> tuple[str, BackupRun] | None:
+    """The VM's runs, printed, and the one to restore with its namespace (None for --list: the list was all)."""
+    namespace, runs = runs_of_vm(session, hook)
+    session.out(runs_table(runs))
+    run = pick_run(runs, session.args.run, runs[0].instance)
+    return None if session.args.list else (namespace, run)
 
 
 def runs_of_vm(session: Session, hook: ComputeEngineHook) -> tuple[str, list[BackupRun]]:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from controller.vmbackupctl.disaster import FLAGS_HINT, pick_run, policy_spec, restored_name, runs_of_vm, runs_table
+from controller.vmbackupctl.disaster import FLAGS_HINT, chosen_run, policy_spec, restored_name
 from controller.vmbackupctl.errors import ExitCode, Failed, UsageError
 from controller.vmbackupctl.restores import ask_to_replace, run_lines
 from controller.vmbackupctl.snapshots import compute_error
@@ -78,11 +78,10 @@ class WatchedHook(ComputeEngineHook):
 def restore_in_place_from_snapshots(session: Session, hook: WatchedHook) -> int:
     """List the runs, pick one, confirm, and restore the VM in place here; ExitCode.OK once it has the disks."""
     args = session.args
-    namespace, runs = runs_of_vm(session, hook)
-    session.out(runs_table(runs))
-    run = pick_run(runs, args.run, runs[0].instance)
-    if args.list:
+    chosen = chosen_run(session, hook)
+    if chosen is None:
         return ExitCode.OK
+    namespace, run = chosen
     restore = _restore(args, namespace, run)
     zone = str(run.zone)  # (policy_spec refused a run of several zones)
     _require_vm(hook, restore, zone)
