@@ -48,7 +48,7 @@ BENCHES: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "quota": (_quota, "200 VMs of one project under rate quotas scaled to bind, budget shared through the bucket"),
     "restore": (
         _restore,
-        "kubectl apply of a VMRestore / drill -> first Compute Engine write, Composer's waits modelled",
+        "kubectl apply of a VMRestore / drill -> first Compute Engine write, a DAG file of its own vs the shipped DAG",
     ),
     "dag-parse": (_dag_parse, "what Airflow's DAG processor pays to import each DAG file we write (CPU, wall)"),
     "controller": (_controller, "the controller at 1,000 policies (upload time, RSS, restart, Airflow calls, latency)"),
