@@ -103,7 +103,8 @@ def ratio(old: Sequence[float], new: Sequence[float]) -> str:
     before, now = median(old), median(new)
     if math.isnan(before) or math.isnan(now) or now <= 0:
         return NONE
-    return f"{before / now:.1f}x"
+    times = before / now
+    return f"{times:.0f}x" if times >= 100 else f"{times:.1f}x"
 
 
 def values_of(result: ProfileResult, figure: Figure, path: str) -> list[float]:
