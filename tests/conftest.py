@@ -10,6 +10,7 @@
 - leases:      kmock serving Leases with resourceVersions and optimistic concurrency, and the Lease client
 - waits:       wait_until / eventually, the one way a test waits (a condition and a generous deadline)
 - parallel:    how the tests are grouped over pytest-xdist workers (scripts/test.sh runs -n 3 --dist loadgroup)
+- recovery:    `stack`, a backup then a restore or drill DAG run (dag.test()) on the simulator and the bucket
 """
 
 pytest_plugins = [
@@ -22,4 +23,5 @@ pytest_plugins = [
     "tests.fixtures.airflow_api",
     "tests.fixtures.leases",
     "tests.fixtures.parallel",
+    "tests.fixtures.recovery",
 ]

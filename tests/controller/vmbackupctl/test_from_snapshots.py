@@ -21,11 +21,6 @@ FROM_SNAPSHOTS = ("restore", "db", "--from-snapshots", "--project", GCE_PROJECT)
 
 
 @pytest.fixture
-def stack(gce_sim: Any, gce_clients: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: Any) -> RecoveryStack:
-    return RecoveryStack(gce_sim, gce_clients, airflow_dags, gcs_bucket, monkeypatch)
-
-
-@pytest.fixture
 def disaster(stack: RecoveryStack, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     """Backed up twice, then the VM, its data disk and the cluster are gone; the newest run's label."""
     policy = stack.policy()

@@ -38,11 +38,6 @@ SLOW_SECONDS = 20.0
 
 
 @pytest.fixture
-def stack(gce_sim: Any, gce_clients: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: Any) -> RecoveryStack:
-    return RecoveryStack(gce_sim, gce_clients, airflow_dags, gcs_bucket, monkeypatch)
-
-
-@pytest.fixture
 def run(stack: RecoveryStack, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     """db-1 backed up once and RUNNING, the cluster gone; the run's label."""
     stack.back_up(stack.policy())

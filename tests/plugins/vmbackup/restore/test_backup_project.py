@@ -4,8 +4,6 @@ workload project from the snapshots in the backup project."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.fixtures.gce import GCE_PROJECT
@@ -15,11 +13,6 @@ from vmbackup.model.policy import BackupPolicy
 pytestmark = pytest.mark.airflow
 
 BACKUPS = "shop-backups"
-
-
-@pytest.fixture
-def stack(gce_sim: Any, gce_clients: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: Any) -> RecoveryStack:
-    return RecoveryStack(gce_sim, gce_clients, airflow_dags, gcs_bucket, monkeypatch)
 
 
 @pytest.fixture

@@ -20,11 +20,6 @@ DR_NIC = {"network": "dr-net", "subnetwork": "dr-subnet"}
 
 
 @pytest.fixture
-def stack(gce_sim: Any, gce_clients: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: Any) -> RecoveryStack:
-    return RecoveryStack(gce_sim, gce_clients, airflow_dags, gcs_bucket, monkeypatch)
-
-
-@pytest.fixture
 def lost(stack: RecoveryStack) -> Any:
     """The policy, backed up, after its VM and data disk are gone."""
     policy = stack.policy()

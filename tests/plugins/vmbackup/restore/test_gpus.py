@@ -22,11 +22,6 @@ DR_NIC = {"network": "dr-net", "subnetwork": "dr-subnet"}
 
 
 @pytest.fixture
-def stack(gce_sim: Any, gce_clients: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: Any) -> RecoveryStack:
-    return RecoveryStack(gce_sim, gce_clients, airflow_dags, gcs_bucket, monkeypatch)
-
-
-@pytest.fixture
 def lost(stack: RecoveryStack) -> BackupPolicy:
     """An inference VM with one T4 and a models disk, backed up; then the VM and its models disk are gone."""
     disks = [{"name": "infer-1", "size_gb": 20}, {"name": "infer-1-models", "size_gb": 50, "device_name": "models"}]

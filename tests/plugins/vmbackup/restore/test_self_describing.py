@@ -3,8 +3,6 @@ disks, is restored from that record alone (no overrides). dag.test() on real Air
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.fixtures.gce import GCE_PROJECT
@@ -13,11 +11,6 @@ from vmbackup.model import labels as vmlabels
 from vmbackup.model.backup_record import read_record
 
 pytestmark = pytest.mark.airflow
-
-
-@pytest.fixture
-def stack(gce_sim: Any, gce_clients: Any, gcs_bucket: Any, airflow_dags: Any, monkeypatch: Any) -> RecoveryStack:
-    return RecoveryStack(gce_sim, gce_clients, airflow_dags, gcs_bucket, monkeypatch)
 
 
 def test_each_snapshot_says_which_disk_booted_and_its_device_name(stack: RecoveryStack) -> None:
