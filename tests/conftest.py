@@ -14,6 +14,7 @@
 """
 
 pytest_plugins = [
+    "tests.fixtures.parallel",  # first: airflow_api imports it (a plugin imported earlier is not assert-rewritten)
     "tests.fixtures.gce",
     "tests.fixtures.airflow_env",
     "tests.fixtures.gcs",
@@ -22,6 +23,5 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.airflow_api",
     "tests.fixtures.leases",
-    "tests.fixtures.parallel",
     "tests.fixtures.recovery",
 ]

@@ -223,8 +223,8 @@ def _require_vm(hook: ComputeEngineHook, restore: Restore, zone: str) -> None:
 
 def _outcome(plan: RestorePlan, settled: dict[str, Any]) -> str:
     swapped = ", ".join(f"{d['device_name']} <- {d['name']} (snapshot {d['snapshot']})" for d in plan["disks"])
-    replaced = list(settled.get("replaced") or [])
-    deleted = list(settled.get("deleted_replaced") or [])
+    replaced = sorted(settled.get("replaced") or [])
+    deleted = sorted(settled.get("deleted_replaced") or [])
     what = (
         f"replaced disks deleted: {', '.join(deleted)}"
         if deleted

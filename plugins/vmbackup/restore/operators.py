@@ -271,11 +271,11 @@ def _created_disks_left(hook: ComputeEngineHook, plan: RestorePlan, deleted: lis
 
 def _success_message(restore: Restore, plan: RestorePlan | None, settled: dict[str, Any], replaced: list[str]) -> str:
     if restore.in_place:
-        gone = settled.get("deleted_replaced") or []
+        gone = sorted(settled.get("deleted_replaced") or [])
         return f"instance {restore.instance} restored in place from run {plan['run'] if plan else '?'}; " + (
             f"replaced disks deleted: {', '.join(gone)}"
             if gone
-            else f"replaced disks kept, labelled {vmlabels.REPLACED_BY}={restore.marker}: {', '.join(replaced)}"
+            else f"replaced disks kept, labelled {vmlabels.REPLACED_BY}={restore.marker}: {', '.join(sorted(replaced))}"
         )
     return f"instance {restore.target_name} restored in {plan['zone'] if plan else '?'} from run " + str(
         plan["run"] if plan else "?"

@@ -26,15 +26,16 @@ from tests.fixtures.waits import wait_until
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.restore import RESTORE_LABEL
 
-pytestmark = pytest.mark.airflow
+# Not marked airflow: the CLI under test never runs under Airflow (only the backup of its setup does, through
+# dag.test()), so the Airflow 2.10 pass has nothing to add here.
 
 IN_PLACE = ("restore", "db", "--from-snapshots", "--project", GCE_PROJECT, "--in-place")
 ORIGINALS = {"persistent-disk-0": ("db-1", True), "data": ("db-1-data", False)}
 # The first attach (the new boot disk's) takes this much longer: the CLI is stopped while Compute Engine still works
 # on it (a stop that comes later only makes the test take another path through putting the disks back).
-# Each attach takes this long, so that the signal the tests send once the first attach has begun lands during
-# that attach even when a loaded machine delays the test by seconds.
-SLOW_SECONDS = 20.0
+# Every attach takes this long, so that the signal the tests send once the first attach has begun lands during
+# an attach (the first or the second) even when a loaded machine delays the test by many seconds.
+SLOW_SECONDS = 15.0
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ def test_a_failure_midway_puts_the_original_disks_back_and_starts_the_vm(stack: 
 
 
 def test_ctrl_c_midway_puts_the_original_disks_back_and_starts_the_vm(stack: RecoveryStack, run: str) -> None:
-    stack.sim.inject(Fault.slow("instances.attachDisk", SLOW_SECONDS))
+    stack.sim.inject(Fault.slow("instances.attachDisk", SLOW_SECONDS, times=None))
     cli = started_cli(*IN_PLACE, "--yes")
     wait_until(lambda: attach_started(stack) or cli.poll() is not None, within=180, what="the first attach")
 
@@ -157,15 +158,15 @@ def test_ctrl_c_midway_puts_the_original_disks_back_and_starts_the_vm(stack: Rec
 
 
 def test_running_it_again_after_it_was_killed_midway_finishes_the_restore(stack: RecoveryStack, run: str) -> None:
-    stack.sim.inject(Fault.slow("instances.attachDisk", SLOW_SECONDS))
+    stack.sim.inject(Fault.slow("instances.attachDisk", SLOW_SECONDS, times=None))
     cli = started_cli(*IN_PLACE, "--yes")
     wait_until(lambda: attach_started(stack) or cli.poll() is not None, within=180, what="the first attach")
     cli.kill()
     cli.communicate(timeout=60)
     assert stack.sim.wait_idle(timeout=SLOW_SECONDS * 6)
-    # Left stopped, held by the restore, its boot disk swapped and its data disk detached.
+    # Left stopped, held by the restore, its boot disk swapped (the data disk too if the kill came that late).
     assert stack.sim.instance(GCE_PROJECT, ZONE, "db-1")["status"] == "TERMINATED"
-    assert disks_of(stack) == {"persistent-disk-0": restored(run)["persistent-disk-0"]}
+    assert disks_of(stack)["persistent-disk-0"] == restored(run)["persistent-disk-0"]
 
     again = vmbackupctl(*IN_PLACE, "--yes")
 
