@@ -5,12 +5,15 @@ annotation; never two drills of one policy at once; and a policy's drill DAG fil
 its run has ended: while the policy stays, when it moves to another target, and when it is deleted.
 
 What a drill run does to Compute Engine is tests/plugins/vmbackup/drill/'s; here runs are ended through Airflow's
-API (a run the controller started is marked failed at the end of each test), so no test depends on a cloud.
+API (a run the controller started is marked failed at the end of each test), so no test depends on a cloud; one
+run goes through Airflow's workers, which refuse it (signed with another key than theirs) before any cloud call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +32,7 @@ from controller.handlers import FINALIZER
 from devstack.bucket_mirror import BucketMirror
 from tests.controller.conftest import (
     NAMESPACE,
+    ConfiguredStarter,
     Starter,
     airflow3_config,
     condition,
@@ -52,6 +56,7 @@ SPEC: dict[str, Any] = {
     "verification": {"schedule": "0 4 1 1 *", "network": "drills"},  # next due in January: only on request
 }
 AIRFLOW_WAIT = 120
+REFUSED_RUN_WAIT = 600  # a run whose three tasks the workers refuse: three task starts on a loaded machine
 LEGACY_RUN = "manual__drill-of-an-earlier-version"
 OTHER_BUCKET = "shop-drills-moved-bucket"  # a target the policy moves to (granted; nothing listens at its Airflow)
 OTHER_TARGET = {"bucket": OTHER_BUCKET, "airflowUri": f"http://127.0.0.1:{free_port()}"}
@@ -318,23 +323,31 @@ async def test_a_policy_that_moved_keeps_its_old_drill_dag_file_of_an_earlier_ve
 
 
 async def test_a_drill_run_that_failed_before_reporting_shows_as_a_failed_drill(
-    kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, name: str
+    kube: kmock.KubernetesEmulator,
+    start_controller: ConfiguredStarter,
+    config: ControllerConfig,
+    airflow: AirflowClient,
+    name: str,
 ) -> None:
-    async with operator():
+    # A controller whose signing key is not the workers': Airflow's workers refuse every task of its drill (the
+    # report task too), so the run fails without a drill report, as it would on Composer.
+    another_key = dataclasses.replace(config, run_signing_key=secrets.token_hex(32))
+    async with start_controller(another_key):
         await create_policy(kube, name, SPEC)
         await eventually(lambda: status_of(kube, name).get("verification", {}).get("nextDrill"), within=AIRFLOW_WAIT)
         await patch_policy(kube, name, {"metadata": {"annotations": {VERIFY_NOW_ANNOTATION: "now"}}})
         run_id = await eventually(
             lambda: status_of(kube, name).get("verification", {}).get("startedRun"), within=AIRFLOW_WAIT
         )
-        # What a worker with another signing key does: every task refused, no drill report written.
-        await end_run(airflow, SHARED_DRILL_DAG_ID, run_id, "failed")
         verification = await eventually(
             lambda: status_of(kube, name)["verification"].get("result") and status_of(kube, name)["verification"],
-            within=AIRFLOW_WAIT,
+            within=REFUSED_RUN_WAIT,
+            what=f"{run_id} shown as a failed drill",
         )
         failed = await eventually(lambda: [e for e in events_for(kube, name) if e["reason"] == "RestoreDrillFailed"])
+        runs = await drills_of(airflow, name)
 
+    assert runs[run_id]["state"] == "failed"
     assert verification["result"] == "Failed"
     assert verification["message"].startswith(f"drill run {run_id} failed before reporting")
     assert SIGNING_KEY_ENV in verification["message"]

@@ -147,6 +147,7 @@ def test_ctrl_c_midway_puts_the_original_disks_back_and_starts_the_vm(stack: Rec
     wait_until(lambda: attach_started(stack) or cli.poll() is not None, within=180, what="the first attach")
 
     cli.send_signal(signal.SIGINT)
+    stack.sim.clear_faults()  # the attach under way stays slow; the rollback's own attaches need not be
     _, stderr = cli.communicate(timeout=600)
 
     assert cli.returncode == 130, stderr
@@ -162,6 +163,7 @@ def test_running_it_again_after_it_was_killed_midway_finishes_the_restore(stack:
     cli = started_cli(*IN_PLACE, "--yes")
     wait_until(lambda: attach_started(stack) or cli.poll() is not None, within=180, what="the first attach")
     cli.kill()
+    stack.sim.clear_faults()  # the attach under way stays slow; the second run's need not be
     cli.communicate(timeout=60)
     assert stack.sim.wait_idle(timeout=SLOW_SECONDS * 6)
     # Left stopped, held by the restore, its boot disk swapped (the data disk too if the kill came that late).
