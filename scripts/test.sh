@@ -16,7 +16,9 @@ WORKERS2="${VMBACKUP_TEST_WORKERS2:-1}"
 # loadgroup: a file's tests stay on one worker, the shared airflow standalone's tests on one worker
 # (tests/fixtures/parallel.py); --durations lists the slowest tests so a growing suite shows.
 # --no-loadscope-reorder: groups go out in collection order, which puts the longest first (LONGEST_FIRST there).
-XDIST=(--dist loadgroup --no-loadscope-reorder --durations=15)
+# --file-durations lists the slowest files (tests/fixtures/file_times.py): a file runs on one worker, so the
+# slowest ones are the run's critical path.
+XDIST=(--dist loadgroup --no-loadscope-reorder --durations=15 --file-durations=10)
 
 run() {  # run LABEL COMMAND...: pytest's exit 5 (no test collected) is a failure here, not a pass
   local label=$1 code=0 start=$SECONDS

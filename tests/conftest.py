@@ -11,6 +11,7 @@
 - waits:       wait_until / eventually, the one way a test waits (a condition and a generous deadline)
 - parallel:    how the tests are grouped over pytest-xdist workers (scripts/test.sh runs -n 3 --dist loadgroup)
 - recovery:    `stack`, a backup then a restore or drill DAG run (dag.test()) on the simulator and the bucket
+- file_times:  `--file-durations=N`, the N slowest test files (scripts/test.sh prints 10)
 """
 
 pytest_plugins = [
@@ -24,4 +25,5 @@ pytest_plugins = [
     "tests.fixtures.airflow_api",
     "tests.fixtures.leases",
     "tests.fixtures.recovery",
+    "tests.fixtures.file_times",
 ]
