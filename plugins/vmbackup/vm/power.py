@@ -215,6 +215,8 @@ def start_until_running(
     deadline, delay = time.time() + timeout_seconds, poll_seconds
     while instance.status != "RUNNING":
         if time.time() >= deadline:
+            if started.stockouts and instance.status in STOPPED_STATUSES:  # (the deadline passed in a backoff or GET)
+                raise StockoutError("wait_started", stockout_message(name, zone, started, time.time() - began))
             raise PowerError("wait_started", timeout_message(f"start of {name}", timeout_seconds, timeout_field))
         if instance.status in STOPPED_STATUSES:
             ref = _bring_up(hook, project, zone, name, instance.status)

@@ -91,7 +91,7 @@ def test_after_a_long_stockout_failed_the_window_a_pass_brings_the_vm_back(
     # the run's safety net meets the stockout too and lets go of the VM: the mark stays, the lock goes
     with pytest.raises(StockoutError):
         bring_back_if_ours(
-            hook, promise_target(hook, promise_policy()), timeout_seconds=1, stopping_seconds=1, poll_seconds=0.05
+            hook, promise_target(hook, promise_policy()), timeout_seconds=5, stopping_seconds=1, poll_seconds=0.05
         )
     gce_sim.stockout(ZONE, 0)  # capacity is back
     report, _ = keep(hook, [GCE_PROJECT], poll_seconds=0.05)

@@ -34,10 +34,22 @@ def test_a_stockout_longer_than_the_timeout_names_the_stockout_and_the_keeper(
     left_stopped_by(hook, "rold")
     gce_sim.inject(Fault.operation_error("instances.start", STOCKOUT, "no capacity", times=None))
     with pytest.raises(StockoutError) as raised:
-        start(hook, timeout=1)
+        start(hook, timeout=5)
     assert STOCKOUT in str(raised.value)
     assert "vmbackup_keeper" in str(raised.value)
     assert hook.get_instance(GCE_PROJECT, ZONE, "db-1").status == "TERMINATED"
+
+
+def test_a_stockout_whose_timeout_runs_out_while_compute_engine_answers_slowly_is_still_a_stockout(
+    gce_sim: ComputeSimulator, hook: ComputeEngineHook
+) -> None:
+    left_stopped_by(hook, "rold")
+    gce_sim.inject(Fault.operation_error("instances.start", STOCKOUT, "no capacity", times=None))
+    # Each read of the VM after the first stockout outlasts the timeout: it runs out between tries, not in one.
+    gce_sim.inject(Fault.slow("instances.get", 2.0, times=None))
+    with pytest.raises(StockoutError) as raised:
+        start(hook, timeout=1)
+    assert "vmbackup_keeper" in str(raised.value)
 
 
 def test_locking_a_running_vm_marks_it_in_the_same_call(gce_sim: ComputeSimulator, hook: ComputeEngineHook) -> None:
