@@ -103,7 +103,16 @@ async def drills_of(airflow: AirflowClient, name: str) -> dict[str, dict[str, An
 
 
 async def end_run(airflow: AirflowClient, dag_id: str, run_id: str, state: str) -> None:
-    await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": state})
+    """Set the run's state; asked again after a 5xx (the test Airflow's sqlite busy: "Database error")."""
+
+    async def ended() -> bool:
+        try:
+            await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": state})
+        except AirflowUnavailable:
+            return False
+        return True
+
+    await eventually(ended, within=AIRFLOW_WAIT, interval=0.5, what=f"{run_id} set {state}")
 
 
 async def queued_run(client: AirflowClient, dag_id: str, run_id: str) -> None:
