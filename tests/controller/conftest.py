@@ -20,6 +20,7 @@ from google.cloud import storage
 from pydantic import BaseModel
 
 from controller.airflow_api import AirflowClient
+from controller.airflow_errors import AirflowUnavailable
 from controller.app import build_controller
 from controller.conditions import find_condition
 from controller.config import AirflowCredentials, ControllerConfig
@@ -30,7 +31,7 @@ from devstack.bucket_mirror import BucketMirror
 from devstack.gce_simulator import ComputeSimulator
 from tests.fixtures.airflow_api import AirflowServer
 from tests.fixtures.gce import GCE_PROJECT
-from tests.fixtures.kube import RESTORES, policy_object, policy_url, running_operator, stored
+from tests.fixtures.kube import RESTORES, eventually, policy_object, policy_url, running_operator, stored
 from vmbackup.model.policy import API_GROUP, API_VERSION
 from vmbackup.model.restore import KIND as RESTORE_KIND
 from vmbackup.model.restore import PLURAL as RESTORE_PLURAL
@@ -112,6 +113,20 @@ def airflow3_config(bucket: storage.Bucket, airflow3_api: AirflowServer, **setti
 async def airflow(airflow3_api: AirflowServer) -> AsyncIterator[AirflowClient]:
     async with airflow3_api.client() as client:
         yield client
+
+
+async def end_run(airflow: AirflowClient, dag_id: str, run_id: str, state: str) -> None:
+    """Set a run's state through the REST API, as a user ending it would; asked again after a 5xx (the test
+    Airflow's sqlite busy: "Database error")."""
+
+    async def ended() -> bool:
+        try:
+            await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": state})
+        except AirflowUnavailable:
+            return False
+        return True
+
+    await eventually(ended, within=120, interval=0.5, what=f"{run_id} set {state}")
 
 
 async def create_policy(kube: kmock.KubernetesEmulator, name: str, spec: dict[str, Any], **metadata: Any) -> None:

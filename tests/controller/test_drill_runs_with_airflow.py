@@ -37,6 +37,7 @@ from tests.controller.conftest import (
     airflow3_config,
     condition,
     create_policy,
+    end_run,
     patch_policy,
     status_of,
 )
@@ -100,19 +101,6 @@ async def drills_of(airflow: AirflowClient, name: str) -> dict[str, dict[str, An
         return {}
     prefix = drill_run_prefix(NAMESPACE, name)
     return {run["dag_run_id"]: run for run in data["dag_runs"] if run["dag_run_id"].startswith(prefix)}
-
-
-async def end_run(airflow: AirflowClient, dag_id: str, run_id: str, state: str) -> None:
-    """Set the run's state; asked again after a 5xx (the test Airflow's sqlite busy: "Database error")."""
-
-    async def ended() -> bool:
-        try:
-            await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": state})
-        except AirflowUnavailable:
-            return False
-        return True
-
-    await eventually(ended, within=AIRFLOW_WAIT, interval=0.5, what=f"{run_id} set {state}")
 
 
 async def queued_run(client: AirflowClient, dag_id: str, run_id: str) -> None:

@@ -30,6 +30,7 @@ from tests.controller.conftest import (
     airflow3_config,
     create_policy,
     create_restore,
+    end_run,
     put_report,
     restore_object,
     restore_status,
@@ -74,10 +75,6 @@ async def runs_of(airflow: AirflowClient, dag_id: str, run_id: str) -> list[str]
     """The runs of the DAG with this id (the shared DAG has other tests' runs too)."""
     data = await airflow.raw_request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})
     return [run["dag_run_id"] for run in data["dag_runs"] if run["dag_run_id"] == run_id]
-
-
-async def end_run(airflow: AirflowClient, dag_id: str, run_id: str, state: str) -> None:
-    await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": state})
 
 
 def write_report(bucket: storage.Bucket, name: str, run_id: str, phase: str, **fields: Any) -> None:
