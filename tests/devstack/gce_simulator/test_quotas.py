@@ -42,12 +42,12 @@ def test_an_exceeded_rate_quota_answers_403_rate_limit_exceeded_with_google_body
 
 
 def test_the_quota_refills_at_the_next_window_boundary(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(rate_quota_window_seconds=0.5, rate_quota_limits={"list_requests": 1}))
-    fresh_window(0.5)
+    gce_sim.set_profile(Profile.fast(rate_quota_window_seconds=WINDOW, rate_quota_limits={"list_requests": 1}))
+    fresh_window(WINDOW)
     list(gce_clients.instances.list(project=P, zone=WP_ZONE))
     with pytest.raises(exceptions.Forbidden):
         list(gce_clients.instances.list(project=P, zone=WP_ZONE))
-    fresh_window(0.5)
+    fresh_window(WINDOW)
     assert [i.name for i in gce_clients.instances.list(project=P, zone=WP_ZONE)] == [WP]
 
 
