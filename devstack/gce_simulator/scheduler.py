@@ -1,7 +1,10 @@
 """The simulator's clock: one ``threading.Condition`` guards all state, and a scheduler thread applies timed
 transitions (instance STOPPING -> TERMINATED, snapshot CREATING -> UPLOADING -> READY, operation RUNNING -> DONE
 ...) under it and notifies it, which is what ``operations.wait`` long-polls on. Durations are simulated time,
-scaled by ``Profile.time_scale`` (profile.py)."""
+scaled by ``Profile.time_scale`` (profile.py).
+
+A test that must see a short-lived state (STOPPING, PENDING_STOP ...) holds the clock and steps it: while held,
+no timer fires on its own, so what the API answers between two steps cannot depend on how loaded the machine is."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._epoch = 0  # bumped by reset(): timers of an older epoch are dropped
         self._running = False
+        self._held = False  # hold(): timers fire only through step()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -46,9 +50,33 @@ class Scheduler:
     def running(self) -> bool:
         return self._running
 
+    def hold(self) -> None:
+        """No timer fires on its own until ``release``; ``step`` fires them one at a time."""
+        with self.cond:
+            self._held = True
+
+    def release(self) -> None:
+        """Timers fire on their own again; those already due fire at once."""
+        with self.cond:
+            self._held = False
+            self.cond.notify_all()
+
+    def step(self) -> bool:
+        """Fire the earliest pending timer now, whatever its due time; False if none is pending."""
+        with self.cond:
+            if not self._events:
+                return False
+            _, _, callback = heapq.heappop(self._events)
+            callback()
+            self.cond.notify_all()
+            return True
+
     def _run_scheduler(self) -> None:
         with self.cond:
             while self._running:
+                if self._held:
+                    self.cond.wait()
+                    continue
                 now = time.monotonic()
                 fired = False
                 while self._events and self._events[0][0] <= now:
@@ -74,6 +102,7 @@ class Scheduler:
         self.cond.notify_all()
 
     def _new_epoch(self) -> None:
-        """Forget every pending timer (lock held)."""
+        """Forget every pending timer and any hold (lock held)."""
         self._epoch += 1
         self._events.clear()
+        self._held = False

@@ -6,7 +6,9 @@ HTTP with this class's method names.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import (
@@ -216,7 +218,17 @@ class ComputeSimulator:
         return devices.wait_for_serial(self.world, project, zone, instance, text, timeout)
 
     def reset(self, profile: Profile | None = None) -> None:
+        """Empty, with the clock running (a hold ends here too)."""
         self.world.reset(profile)
+
+    @contextlib.contextmanager
+    def clock_held(self) -> Iterator[Callable[[], bool]]:
+        """Within: no timed transition happens until the yielded ``step`` fires the next one (scheduler.py)."""
+        self.world.hold()
+        try:
+            yield self.world.step
+        finally:
+            self.world.release()
 
     # inspection ------------------------------------------------------------------------------------------
     def instance(self, project: str, zone: str, name: str) -> dict[str, Any]:

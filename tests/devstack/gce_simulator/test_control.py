@@ -267,6 +267,24 @@ def test_reset_clears_everything(gce_sim: ComputeSimulator) -> None:
     assert control.health()["ok"] is True
 
 
+def test_a_held_clock_moves_only_when_stepped(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
+    gce_sim.set_profile(Profile.fast(wait_cap=0.5))  # operations.wait returns what it has after 0.5 s
+    with gce_sim.clock_held() as step:
+        op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+        assert gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name).status != DONE
+        while gce_clients.zone_operations.get(project=P, zone=WP_ZONE, operation=op.name).status != DONE:
+            assert step()
+        assert gce_sim.instance(P, WP_ZONE, WP)["status"] == "TERMINATED"
+
+
+def test_reset_ends_a_held_clock(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
+    with gce_sim.clock_held():
+        gce_sim.reset()
+        gce_sim.seed_classic(P)
+        op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+        assert gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name).status == DONE
+
+
 def test_delete_an_instance_and_its_disks(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
     zone = "us-central1-a"
     with pytest.raises(exceptions.BadRequest):  # still attached to db-1
