@@ -231,7 +231,7 @@ def test_a_slot_backed_up_once_is_not_run_again_by_an_airflow_without_its_record
     dag_id = dag_id_for(NAMESPACE, "wordpress-once")
     stack.airflow.api.delete_dag(dag_id)  # Airflow forgets the slot's run, as a fresh metadata DB would
     try:
-        again = settled_result(policies, "wordpress-once", "Missed", within=200)
+        again = settled_result(policies, "wordpress-once", "Missed")
     except TimeoutError as exc:
         runs = [(r["dag_run_id"], r["state"]) for r in stack.airflow.api.dag_runs(dag_id)]
         raise AssertionError(
