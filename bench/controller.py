@@ -39,7 +39,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from bench.controller_parts import ControllerProcess, CountingProxy, KubeApi, bound_kmock_history, wait_for
-from bench.controller_report import SMALL_POLICIES, CycleCount, Results, render_table
+from bench.controller_report import CHANGE_DEADLINE_SECONDS, SMALL_POLICIES, CycleCount, Results, render_table
 from controller.bucket import dag_object_name
 from devstack.airflow_local import LocalAirflow, free_port
 from devstack.kube_local import LocalKubernetes
@@ -68,6 +68,7 @@ class Options:
     poll_interval: float = 15.0
     cycles: int = 3
     json_path: Path | None = None
+    change_deadline: float = CHANGE_DEADLINE_SECONDS
 
 
 def policy_spec(index: int, schedule: str = "0 2 * * *") -> dict[str, Any]:
@@ -95,7 +96,9 @@ class Bench:
         self.options = options
         self.given_airflow = airflow
         self.echo = echo
-        self.results = Results(options.policies, options.poll_interval, options.changes)
+        self.results = Results(
+            options.policies, options.poll_interval, options.changes, change_deadline=options.change_deadline
+        )
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-controller-"))
         self._stack = contextlib.ExitStack()
 
@@ -234,7 +237,7 @@ class Bench:
             generation = 2 + change // n
             started = time.monotonic()
             self.kube.patch_spec(NAMESPACE, name, {"schedule": change_schedule(change)}, generation)
-            deadline = started + 30
+            deadline = started + self.options.change_deadline
             while True:
                 blob = self.bucket.get_blob(blob_name)
                 if blob is not None and blob.md5_hash != before.md5_hash:

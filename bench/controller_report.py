@@ -11,6 +11,7 @@ from controller.airflow_api import PAGE_LIMIT
 
 SMALL_POLICIES = 10
 LATENCY_GOAL_SECONDS = 1.0
+CHANGE_DEADLINE_SECONDS = 30.0  # a spec change whose DAG has not changed by then counts as missed
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Results:
     cycles_large: list[CycleCount] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     missed_changes: int = 0
+    change_deadline: float = CHANGE_DEADLINE_SECONDS
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -99,7 +101,12 @@ def table_rows(r: Results) -> list[tuple[str, str, str, str]]:
             "< 1000 ms",
             verdict(p99 < LATENCY_GOAL_SECONDS and r.missed_changes == 0),
         ),
-        ("changes whose DAG never changed (30 s)", str(r.missed_changes), "0", verdict(r.missed_changes == 0)),
+        (
+            f"changes whose DAG never changed ({r.change_deadline:g} s)",
+            str(r.missed_changes),
+            "0",
+            verdict(r.missed_changes == 0),
+        ),
     ]
 
 

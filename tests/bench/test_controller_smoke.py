@@ -17,7 +17,9 @@ def test_a_tiny_run_measures_every_figure_of_the_table(airflow3_api: AirflowServ
         airflow3_api.base_url, airflow3_api.username, airflow3_api.password, airflow3_api.auth_mode
     )
 
-    results = run(Options(policies=5, changes=3, poll_interval=2.0, cycles=1), airflow, echo=lambda line: None)
+    # A loaded machine may take longer than the table's 30 s to show a change: plumbing, not speed, is tested here.
+    options = Options(policies=5, changes=3, poll_interval=2.0, cycles=2, change_deadline=300)
+    results = run(options, airflow, echo=lambda line: None)
 
     assert len(results.latencies) == 3
     assert results.missed_changes == 0
@@ -25,7 +27,7 @@ def test_a_tiny_run_measures_every_figure_of_the_table(airflow3_api: AirflowServ
     assert results.restart_rewritten_objects == 0
     assert results.cycles_small
     assert results.cycles_large
-    assert results.cycles_large[0].poll > 0
+    assert any(cycle.poll > 0 for cycle in results.cycles_large)  # a late sample may split one cycle in two
     # Airflow never loads these DAGs (its folder is not fed): that must cost no per-policy requests.
     assert all(cycle.pause == 0 for cycle in results.cycles_large)
     figures = [results.apply_seconds, results.peak_rss_mib, results.restart_settle_seconds]
