@@ -140,10 +140,12 @@ def test_a_rewrite_during_the_delay_waits_the_delay_from_its_own_sight(
 def test_the_running_mirror_shows_a_dag_no_sooner_than_its_delay(gcs_bucket: storage.Bucket, tmp_path: Path) -> None:
     delay = 1.5  # short, real: the mirror's own thread and clock
     mirror = BucketMirror(gcs_bucket, tmp_path, sync_delay_seconds=delay)
+    # Written before the mirror starts: its first sight is then surely after `written`. Written while it ran, a
+    # pass that read its clock just before the upload and listed just after would see it "earlier" than written.
+    written = time.monotonic()
+    gcs_bucket.blob("dags/late.py").upload_from_string("late = 1\n")
     mirror.start(interval_seconds=0.1)
     try:
-        written = time.monotonic()
-        gcs_bucket.blob("dags/late.py").upload_from_string("late = 1\n")
         wait_until(lambda: (tmp_path / "dags/late.py").exists(), what="dags/late.py in the mirrored folder")
         assert time.monotonic() - written >= delay
     finally:
