@@ -11,7 +11,7 @@ from google.cloud import compute_v1
 from google.cloud.compute_v1 import Operation
 
 from devstack.gce_simulator import ComputeSimulator, Profile, SimulatorControl
-from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.gce import GCE_PROJECT, GceClients, statuses_until_done
 
 P = GCE_PROJECT
 ZONE = "europe-west1-b"
@@ -22,21 +22,11 @@ def wait(clients: GceClients, op: compute_v1.Operation) -> compute_v1.Operation:
     return clients.zone_operations.wait(project=P, zone=ZONE, operation=op.name)
 
 
-def statuses_until_done(
-    sim: ComputeSimulator, clients: GceClients, start: Callable[[], Operation], name: str
-) -> list[str]:
-    """The instance statuses the API answers between each timed transition of the operation ``start`` begins.
-
-    The clock is held, so each state is read however briefly it lasts and however slow the machine is.
-    """
-    seen: list[str] = []
-    with sim.clock_held() as step:
-        op = start()
-        while clients.zone_operations.get(project=P, zone=ZONE, operation=op.name).status != DONE:
-            status = clients.instances.get(project=P, zone=ZONE, instance=name).status
-            if not seen or seen[-1] != status:
-                seen.append(status)
-            assert step(), f"{op.name} is not DONE and has nothing left to happen"
+def vm_statuses(sim: ComputeSimulator, clients: GceClients, start: Callable[[], Operation], name: str) -> list[str]:
+    """The statuses of VM ``name`` between each timed transition of the operation ``start`` begins (clock held)."""
+    _, seen = statuses_until_done(
+        sim, clients, ZONE, start, lambda: clients.instances.get(project=P, zone=ZONE, instance=name).status
+    )
     return seen
 
 
@@ -48,7 +38,7 @@ def test_graceful_shutdown_holds_the_vm_in_pending_stop_for_its_max_duration(
     assert vm.scheduling.graceful_shutdown.enabled
     assert vm.scheduling.graceful_shutdown.max_duration.seconds == 600
     stop = partial(gce_clients.instances.stop_unary, project=P, zone=ZONE, instance="gs-1")
-    seen = statuses_until_done(gce_sim, gce_clients, stop, "gs-1")
+    seen = vm_statuses(gce_sim, gce_clients, stop, "gs-1")
     assert "PENDING_STOP" in seen
     assert seen.index("PENDING_STOP") < seen.index("STOPPING")
     assert gce_sim.instance(P, ZONE, "gs-1")["status"] == "TERMINATED"
@@ -58,7 +48,7 @@ def test_no_graceful_shutdown_skips_pending_stop(gce_sim: ComputeSimulator, gce_
     gce_sim.add_instance(P, ZONE, "gs-2", graceful_shutdown_seconds=3600)
     request = compute_v1.StopInstanceRequest(project=P, zone=ZONE, instance="gs-2", no_graceful_shutdown=True)
     stop = partial(gce_clients.instances.stop_unary, request=request)
-    assert "PENDING_STOP" not in statuses_until_done(gce_sim, gce_clients, stop, "gs-2")
+    assert "PENDING_STOP" not in vm_statuses(gce_sim, gce_clients, stop, "gs-2")
     assert gce_sim.instance(P, ZONE, "gs-2")["status"] == "TERMINATED"
 
 
@@ -126,7 +116,7 @@ def test_a_stockout_fails_instances_insert(gce_sim: ComputeSimulator, gce_client
 def test_suspend_then_resume(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
     gce_sim.add_instance(P, ZONE, "sus-1")
     suspend = partial(gce_clients.instances.suspend_unary, project=P, zone=ZONE, instance="sus-1")
-    assert "SUSPENDING" in statuses_until_done(gce_sim, gce_clients, suspend, "sus-1")
+    assert "SUSPENDING" in vm_statuses(gce_sim, gce_clients, suspend, "sus-1")
     assert gce_sim.instance(P, ZONE, "sus-1")["status"] == "SUSPENDED"
     assert wait(gce_clients, gce_clients.instances.resume_unary(project=P, zone=ZONE, instance="sus-1")).status == DONE
     assert gce_sim.instance(P, ZONE, "sus-1")["status"] == "RUNNING"
