@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator, Profile
-from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.gce import GCE_PROJECT, GceClients, step_until, zone_operation_done
+from tests.fixtures.waits import wait_until
 
 P = GCE_PROJECT
 WP_ZONE = "us-central1-c"
@@ -31,10 +30,10 @@ def wait(clients: GceClients, op: compute_v1.Operation) -> compute_v1.Operation:
 def test_a_disk_with_a_snapshot_in_flight_refuses_another_at_once(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
-    gce_sim.set_profile(Profile.fast(snapshot_upload_base_seconds=2.0))  # in flight while the test runs
-    first = snapshot(gce_clients, "first")
-    with pytest.raises(exceptions.BadRequest) as caught:
-        snapshot(gce_clients, "second")
+    with gce_sim.clock_held():  # the first snapshot is in flight until the clock is released
+        first = snapshot(gce_clients, "first")
+        with pytest.raises(exceptions.BadRequest) as caught:
+            snapshot(gce_clients, "second")
     assert caught.value.errors[0]["reason"] == "resourceNotReady"
     assert caught.value.errors[0]["message"] == f"The resource 'projects/{P}/zones/{WP_ZONE}/disks/{WP}' is not ready"
     with pytest.raises(exceptions.NotFound):
@@ -43,31 +42,40 @@ def test_a_disk_with_a_snapshot_in_flight_refuses_another_at_once(
 
 
 def test_a_disk_from_a_snapshot_is_restoring_before_ready(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(disk_restoring_seconds=3.0))
     assert not wait(gce_clients, snapshot(gce_clients, "src")).error.errors
     source = gce_clients.snapshots.get(project=P, snapshot="src").self_link
     disk = compute_v1.Disk(name="restored", source_snapshot=source)
-    assert wait(gce_clients, gce_clients.disks.insert_unary(project=P, zone=WP_ZONE, disk_resource=disk)).status == DONE
-    assert gce_clients.disks.get(project=P, zone=WP_ZONE, disk="restored").status == "RESTORING"
-    with pytest.raises(exceptions.BadRequest) as caught:
-        snapshot(gce_clients, "of-restoring", disk="restored")
+    with gce_sim.clock_held() as step:  # stopped the moment the insert is DONE: RESTORING lasts until released
+        insert = gce_clients.disks.insert_unary(project=P, zone=WP_ZONE, disk_resource=disk)
+        step_until(step, lambda: zone_operation_done(gce_clients, WP_ZONE, insert), "the insert DONE")
+        assert wait(gce_clients, insert).status == DONE
+        assert gce_clients.disks.get(project=P, zone=WP_ZONE, disk="restored").status == "RESTORING"
+        with pytest.raises(exceptions.BadRequest) as caught:
+            snapshot(gce_clients, "of-restoring", disk="restored")
     assert caught.value.errors[0]["reason"] == "resourceNotReady"
-    deadline = time.monotonic() + 10
-    while gce_clients.disks.get(project=P, zone=WP_ZONE, disk="restored").status != "READY":
-        assert time.monotonic() < deadline
+    wait_until(
+        lambda: gce_clients.disks.get(project=P, zone=WP_ZONE, disk="restored").status == "READY",
+        what="the restored disk READY",
+    )
 
 
 def test_a_done_operation_is_purged_after_the_retention_period(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
     gce_sim.set_profile(Profile.fast(operation_retention_seconds=0.2))
-    op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    assert wait(gce_clients, op).status == DONE
-    with gce_sim.world.cond:  # await the purge on the simulator's own condition
-        purged = gce_sim.world.cond.wait_for(lambda: op.name not in {k[2] for k in gce_sim.world.operations}, 10)
-    assert purged
-    with pytest.raises(exceptions.NotFound):
-        gce_clients.zone_operations.get(project=P, zone=WP_ZONE, operation=op.name)
+    with gce_sim.clock_held() as step:  # stopped the moment the stop is DONE: not purged until released
+        op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+        step_until(step, lambda: zone_operation_done(gce_clients, WP_ZONE, op), "the stop DONE")
+        assert wait(gce_clients, op).status == DONE
+
+    def purged() -> bool:
+        try:
+            gce_clients.zone_operations.get(project=P, zone=WP_ZONE, operation=op.name)
+        except exceptions.NotFound:
+            return True
+        return False
+
+    wait_until(purged, what="the DONE operation purged")
     with pytest.raises(exceptions.NotFound):
         gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
     assert op.name in {o["name"] for o in gce_sim.operations()}  # the control plane still shows it
@@ -76,7 +84,7 @@ def test_a_done_operation_is_purged_after_the_retention_period(
 def test_a_second_snapshot_within_the_minimum_interval_fails_as_too_frequent(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
-    gce_sim.set_profile(Profile.fast(snapshot_min_interval_seconds=5.0))
+    gce_sim.set_profile(Profile.fast(snapshot_min_interval_seconds=3600.0))  # nothing waits for it to pass
     assert not wait(gce_clients, snapshot(gce_clients, "s-1")).error.errors
     done = wait(gce_clients, snapshot(gce_clients, "s-2"))
     [error] = done.error.errors
@@ -87,7 +95,8 @@ def test_a_second_snapshot_within_the_minimum_interval_fails_as_too_frequent(
 
 
 def test_a_disk_takes_at_most_six_snapshots_per_rate_window(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(snapshot_min_interval_seconds=0.0, snapshot_rate_window_seconds=30.0))
+    # The 7 snapshots (14 round trips) must fit in one window, and nothing waits for it to pass: a long one
+    gce_sim.set_profile(Profile.fast(snapshot_min_interval_seconds=0.0, snapshot_rate_window_seconds=3600.0))
     codes = [[e.code for e in wait(gce_clients, snapshot(gce_clients, f"s-{i}")).error.errors] for i in range(7)]
     assert codes == [[]] * 6 + [["RESOURCE_OPERATION_RATE_EXCEEDED"]]
 
