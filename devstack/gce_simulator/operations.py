@@ -37,6 +37,8 @@ class OperationLedger(Scheduler):
     def __init__(self, profile: Profile | None = None) -> None:
         super().__init__(profile)
         self._op_seq = itertools.count(1)
+        # operations.wait calls parked on ``cond`` right now; kept across reset(), whose wake-up they count down
+        self.blocked_waits = 0
         self._clear_operations()
 
     def _clear_operations(self) -> None:
@@ -144,10 +146,14 @@ class OperationLedger(Scheduler):
         with self.cond:
             op = self._operation(project, zone, name)
             epoch = self._epoch
-            self.cond.wait_for(
-                lambda: op.status == "DONE" or not self._running or epoch != self._epoch,
-                timeout=self.profile.scaled(self.profile.wait_cap),
-            )
+            self.blocked_waits += 1  # only seen by others while parked: wait_for releases the lock
+            try:
+                self.cond.wait_for(
+                    lambda: op.status == "DONE" or not self._running or epoch != self._epoch,
+                    timeout=self.profile.scaled(self.profile.wait_cap),
+                )
+            finally:
+                self.blocked_waits -= 1
             return op.to_json()
 
     def operation_list(self) -> list[dict[str, Any]]:

@@ -274,6 +274,12 @@ class ComputeSimulator:
     def wait_idle(self, timeout: float = 10.0) -> bool:
         return self.world.wait_idle(timeout)
 
+    def blocked_waits(self) -> int:
+        """How many ``operations.wait`` calls are parked in their long-poll right now: a test that holds the clock
+        can know its waiters really wait before it lets their operations finish, instead of timing them."""
+        with self.world.cond:
+            return self.world.blocked_waits
+
     # faults ----------------------------------------------------------------------------------------------
     @property
     def faults(self) -> list[Fault]:

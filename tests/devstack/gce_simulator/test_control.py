@@ -15,8 +15,9 @@ from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile, SimulatorControl, compute_client
-from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.gce import GCE_PROJECT, GceClients, step_until, zone_operation_done
 from tests.fixtures.tools import REPO_ROOT
+from tests.fixtures.waits import wait_until
 
 P = GCE_PROJECT
 WP_ZONE = "us-central1-c"
@@ -137,6 +138,32 @@ def test_cli_prints_its_url_first_and_serves_until_sigterm(tmp_path: Path) -> No
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
     assert process.returncode == 0
+
+
+def test_blocked_waits_counts_the_long_polls_parked_right_now(
+    gce_sim: ComputeSimulator, gce_clients: GceClients
+) -> None:
+    results: list[compute_v1.Operation] = []
+
+    def wait(op_name: str) -> None:
+        client = compute_client(compute_v1.ZoneOperationsClient, gce_sim.base_url)
+        results.append(client.wait(project=P, zone=WP_ZONE, operation=op_name))
+
+    with gce_sim.clock_held() as step:
+        op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+        assert gce_sim.blocked_waits() == 0
+        waiter = threading.Thread(target=wait, args=(op.name,), daemon=True)
+        waiter.start()
+        wait_until(lambda: gce_sim.blocked_waits() == 1, what="the wait parked")
+        step_until(step, lambda: zone_operation_done(gce_clients, WP_ZONE, op), "the stop DONE")
+    wait_until(lambda: not waiter.is_alive(), what="the wait answered")
+    assert [r.status for r in results] == [DONE]
+    assert gce_sim.blocked_waits() == 0
+    gce_sim.set_profile(Profile.fast(wait_cap=0.2))
+    with gce_sim.clock_held():  # a wait that returns at its cap is no longer counted either
+        op = gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
+        assert gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name).status != DONE
+        assert gce_sim.blocked_waits() == 0
 
 
 def test_many_concurrent_long_polls_are_served(gce_sim: ComputeSimulator) -> None:
