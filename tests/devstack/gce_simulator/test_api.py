@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
+from functools import partial
 
 import pytest
 from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator, Profile
-from tests.fixtures.gce import GCE_PROJECT, GceClients
-from tests.fixtures.waits import wait_until
+from tests.fixtures.gce import GCE_PROJECT, GceClients, statuses_until_done
 from vmbackup.model import labels as vm_labels
 
 P = GCE_PROJECT
@@ -65,13 +64,15 @@ def test_classic_seed_shapes_instances_like_compute_engine(gce_clients: GceClien
 
 
 def test_stop_then_start_walks_the_state_machine(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    # Windows wide enough to see STOPPING and STAGING from the test on a loaded machine.
-    gce_sim.set_profile(gce_sim.profile.__class__.fast(stop_seconds=2.0, start_seconds=2.0))
-    op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+    def vm_status() -> str:
+        return gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).status
+
+    stop = partial(gce_clients.instances.stop_unary, project=P, zone=WP_ZONE, instance=WP)
+    op, seen = statuses_until_done(gce_sim, gce_clients, WP_ZONE, stop, vm_status)
     assert op.operation_type == "stop"
     assert op.target_link.endswith(f"/instances/{WP}")
     assert op.status != DONE
-    wait_until(lambda: gce_sim.instance(P, WP_ZONE, WP)["status"] == "STOPPING", what="STOPPING", interval=0.01)
+    assert seen == ["RUNNING", "STOPPING", "TERMINATED"]
     done = wait_zone(gce_clients, WP_ZONE, op)
     assert not done.error.errors
     assert done.start_time
@@ -79,8 +80,9 @@ def test_stop_then_start_walks_the_state_machine(gce_sim: ComputeSimulator, gce_
     assert done.progress == 100
     assert gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).status == "TERMINATED"
 
-    op = gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
-    wait_until(lambda: gce_sim.instance(P, WP_ZONE, WP)["status"] == "STAGING", what="STAGING", interval=0.01)
+    start = partial(gce_clients.instances.start_unary, project=P, zone=WP_ZONE, instance=WP)
+    op, seen = statuses_until_done(gce_sim, gce_clients, WP_ZONE, start, vm_status)
+    assert seen == ["TERMINATED", "STAGING", "RUNNING"]
     wait_zone(gce_clients, WP_ZONE, op)
     assert gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).status == "RUNNING"
     assert gce_sim.check_left_stopped() == []
@@ -104,10 +106,10 @@ def test_extended_operation_result_works_through_wired_clients(gce_clients: GceC
 def test_a_second_operation_on_a_busy_instance_is_refused_at_once(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
-    gce_sim.set_profile(Profile.fast(stop_seconds=2.0))  # in flight while the test runs
-    stop = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    with pytest.raises(exceptions.BadRequest) as caught:
-        gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
+    with gce_sim.clock_held():  # the stop is in flight until the clock is released
+        stop = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+        with pytest.raises(exceptions.BadRequest) as caught:
+            gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
     assert caught.value.errors[0]["reason"] == "resourceNotReady"
     assert (
         caught.value.errors[0]["message"] == f"The resource 'projects/{P}/zones/{WP_ZONE}/instances/{WP}' is not ready"
@@ -129,23 +131,16 @@ def test_unknown_instance_is_404_in_compute_engine_shape(gce_clients: GceClients
 
 
 def test_create_snapshot_goes_creating_uploading_ready(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(gce_sim.profile.__class__.fast(snapshot_creating_seconds=2.0, snapshot_upload_base_seconds=2.0))
-    op, snap = snapshot_of(gce_clients, WP_ZONE, WP, "wp-snap-1", **{vm_labels.RUN: "r1"})
+    def take() -> compute_v1.Operation:
+        return snapshot_of(gce_clients, WP_ZONE, WP, "wp-snap-1", **{vm_labels.RUN: "r1"})[0]
+
+    def snapshot_status() -> str:
+        return gce_clients.snapshots.get(project=P, snapshot="wp-snap-1").status
+
+    op, seen = statuses_until_done(gce_sim, gce_clients, WP_ZONE, take, snapshot_status)
     assert op.operation_type == "createSnapshot"
     assert op.target_link.endswith(f"/disks/{WP}")
-    assert snap.status == "CREATING"
-    seen = {snap.status}
-    deadline = time.monotonic() + 60  # a failure bound: the loop ends when the operation is DONE
-    while time.monotonic() < deadline:
-        # read the operation first: whatever it says must still hold when the snapshot is read just after
-        current = gce_clients.zone_operations.get(project=P, zone=WP_ZONE, operation=op.name)
-        status = gce_clients.snapshots.get(project=P, snapshot="wp-snap-1").status
-        seen.add(status)
-        if current.status == DONE:  # the operation is DONE only once the snapshot is READY
-            assert status == "READY"
-            break
-        time.sleep(0.02)
-    assert seen == {"CREATING", "UPLOADING", "READY"}
+    assert seen == ["CREATING", "UPLOADING", "READY"]  # and the operation is DONE only once the snapshot is READY
     ready = gce_clients.snapshots.get(project=P, snapshot="wp-snap-1")
     assert ready.source_disk.endswith(f"/zones/{WP_ZONE}/disks/{WP}")
     assert ready.source_disk_id == str(gce_clients.disks.get(project=P, zone=WP_ZONE, disk=WP).id)
