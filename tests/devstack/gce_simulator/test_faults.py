@@ -9,7 +9,7 @@ from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile
-from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.gce import GCE_PROJECT, GceClients, step_until
 from tests.fixtures.waits import wait_until
 from vmbackup.model import labels as vm_labels
 
@@ -131,10 +131,15 @@ def test_operation_error_on_create_snapshot_fails_the_snapshot(
 
 
 def test_slow_fault_lengthens_the_operation(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.inject(Fault.slow("instances.stop", 2.0))  # a window wide enough to see STOPPING on a loaded machine
+    gce_sim.inject(Fault.slow("instances.stop", 2.0))
     began = time.monotonic()
-    op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    wait_until(lambda: gce_sim.instance(P, WP_ZONE, WP)["status"] == "STOPPING", what="the VM stopping")
+    with gce_sim.clock_held() as step:  # the stop runs (STOPPING) from a step; its slow part then needs the clock
+        op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+        step_until(
+            step,
+            lambda: gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).status == "STOPPING",
+            "the VM stopping",
+        )
     gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
     assert time.monotonic() - began >= 2.0
     assert gce_sim.instance(P, WP_ZONE, WP)["status"] == "TERMINATED"
@@ -150,15 +155,18 @@ def test_slow_fault_on_a_read_delays_the_response(gce_sim: ComputeSimulator, gce
 def test_wait_returns_at_the_cap_while_the_operation_still_runs(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
-    gce_sim.set_profile(Profile.fast(wait_cap=0.2, stop_seconds=3.0))
-    op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    began = time.monotonic()
-    first = gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
-    assert time.monotonic() - began >= 0.15
-    assert first.status == compute_v1.Operation.Status.RUNNING  # returned at the cap, long before the stop ends
-    while (result := gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)).status != DONE:
-        pass
-    assert result.status == DONE
+    gce_sim.set_profile(Profile.fast(wait_cap=0.2))
+    with gce_sim.clock_held() as step:  # the stop runs until the clock is released
+        op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+        assert step()  # PENDING -> RUNNING
+        began = time.monotonic()
+        first = gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
+        assert time.monotonic() - began >= 0.15
+        assert first.status == compute_v1.Operation.Status.RUNNING  # returned at the cap, the stop still running
+    wait_until(
+        lambda: gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name).status == DONE,
+        what="the stop DONE, one capped wait after another",
+    )
 
 
 def test_unknown_operation_is_404(gce_clients: GceClients) -> None:
@@ -174,8 +182,10 @@ def test_consistent_backup_done_right_flags_nothing(gce_sim: ComputeSimulator, g
     op = snapshot(
         gce_clients, "ok-1", **{vm_labels.CONSISTENCY: vm_labels.consistency_value("stop"), vm_labels.RUN: "r1"}
     )
-    while gce_clients.snapshots.get(project=P, snapshot="ok-1").status == "CREATING":
-        time.sleep(0.005)
+    wait_until(
+        lambda: gce_clients.snapshots.get(project=P, snapshot="ok-1").status != "CREATING",
+        what="the snapshot past CREATING",
+    )
     start(gce_clients)  # UPLOADING or later: the disk may be written again
     gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
     assert gce_sim.check_left_stopped() == []
@@ -186,7 +196,7 @@ def test_snapshot_of_a_running_vm_with_consistency_stop_is_flagged(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
     snapshot(gce_clients, "bad-1", **{vm_labels.CONSISTENCY: "stop"})
-    assert gce_sim.wait_idle()  # the disk refuses a second snapshot while the first is in flight
+    assert gce_sim.wait_idle(timeout=600)  # the disk refuses a second snapshot while the first is in flight
     snapshot(gce_clients, "fine-1", **{vm_labels.CONSISTENCY: "none"})  # crash-consistent by choice: no flag
     [violation] = gce_sim.violations
     assert violation["kind"] == "snapshot-of-running-disk"
@@ -196,7 +206,7 @@ def test_snapshot_of_a_running_vm_with_consistency_stop_is_flagged(
 
 
 def test_snapshot_while_the_vm_is_still_stopping_is_flagged(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(stop_seconds=60))  # nothing waits for the stop: a long window costs nothing
+    gce_sim.set_profile(Profile.fast(stop_seconds=3600))  # nothing waits for the stop: a long window costs nothing
     gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
     wait_until(lambda: gce_sim.instance(P, WP_ZONE, WP)["status"] == "STOPPING", what="the VM stopping")
     snapshot(gce_clients, "early", **{vm_labels.CONSISTENCY: "stop"})
@@ -206,7 +216,7 @@ def test_snapshot_while_the_vm_is_still_stopping_is_flagged(gce_sim: ComputeSimu
 def test_restart_while_the_snapshot_is_still_creating_is_flagged(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
-    gce_sim.set_profile(Profile.fast(snapshot_creating_seconds=60))  # nothing waits for the snapshot: a wide window
+    gce_sim.set_profile(Profile.fast(snapshot_creating_seconds=3600))  # nothing waits for the snapshot: a wide window
     stop(gce_clients)
     snapshot(gce_clients, "creating", **{vm_labels.CONSISTENCY: "stop"})
     start(gce_clients)
@@ -214,9 +224,9 @@ def test_restart_while_the_snapshot_is_still_creating_is_flagged(
 
 
 def test_vm_left_stopped_is_flagged_on_demand(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(stop_seconds=3.0))  # the check below must land while the stop runs
-    op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    assert gce_sim.check_left_stopped() == []  # an operation is in flight: not (yet) a violation
+    with gce_sim.clock_held():  # the stop is in flight until the clock is released
+        op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+        assert gce_sim.check_left_stopped() == []  # an operation is in flight: not (yet) a violation
     gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
     [violation] = gce_sim.check_left_stopped()
     assert violation["kind"] == "left-in-wrong-state"
