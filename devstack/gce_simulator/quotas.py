@@ -8,6 +8,8 @@ Sources:
   rateLimitExceeded" and "These quotas apply on a per-project basis ... Each group is counted separately"
   ("Compute Engine rate quotas", https://cloud.google.com/compute/api-quota). So a window is aligned to the wall
   clock (``floor(now / window)``), ``Profile.rate_quota_window_seconds`` (60) long, scaled by ``time_scale``.
+  ``now`` is the simulator's wall clock (scheduler.py: ``time.time()``; while a test holds the clock it stands
+  still, so the test's calls fall in one window, and moves only when the test advances it).
 - Groups and default limits from that page's table of global metrics: ``read_requests`` ("global *.get methods"),
   ``list_requests`` ("global *.list methods"), ``operation_read_requests`` (operations get), ``default``
   ("Queries": the global mutating methods), each 1500 requests per minute per project; and

@@ -429,7 +429,7 @@ OPERATION_METHODS = {
 def admit(world: World, method: str, params: dict[str, str]) -> None:
     """Rate quota of the method's group, then (for mutations) the concurrent operations quota (quotas.py)."""
     project = params["project"]
-    world.rate_quotas.charge(world.profile, project, method)
+    world.rate_quotas.charge(world.profile, project, method, now=world.wall_clock())  # held: stands still
     if method in OPERATION_METHODS:
         location = params.get("region") or (params["zone"].rsplit("-", 1)[0] if "zone" in params else "global")
         in_flight = world.in_flight(project, location)  # per region, or global (quotas.py)

@@ -4,7 +4,10 @@ transitions (instance STOPPING -> TERMINATED, snapshot CREATING -> UPLOADING -> 
 scaled by ``Profile.time_scale`` (profile.py).
 
 A test that must see a short-lived state (STOPPING, PENDING_STOP ...) holds the clock and steps it: while held,
-no timer fires on its own, so what the API answers between two steps cannot depend on how loaded the machine is."""
+no timer fires on its own, so what the API answers between two steps cannot depend on how loaded the machine is.
+The wall clock that rate quota windows read (``wall_clock``, quotas.py) stands still too, so calls made while held
+fall in one window however slow they are; ``advance`` moves it, to cross a window's boundary where a test chooses.
+A hold that lasts for more calls than a group's limit (quotas.py) gets them refused until it ends or advances."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ class Scheduler:
         self._epoch = 0  # bumped by reset(): timers of an older epoch are dropped
         self._running = False
         self._held = False  # hold(): timers fire only through step()
+        self._held_at: float | None = None  # hold(): wall_clock(), standing still, moved only by advance()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -51,14 +55,18 @@ class Scheduler:
         return self._running
 
     def hold(self) -> None:
-        """No timer fires on its own until ``release``; ``step`` fires them one at a time."""
+        """No timer fires on its own until ``release``; ``step`` fires them one at a time. ``wall_clock`` stands
+        still meanwhile."""
         with self.cond:
             self._held = True
+            if self._held_at is None:
+                self._held_at = time.time()
 
     def release(self) -> None:
-        """Timers fire on their own again; those already due fire at once."""
+        """Timers fire on their own again; those already due fire at once. ``wall_clock`` is ``time.time()`` again."""
         with self.cond:
             self._held = False
+            self._held_at = None
             self.cond.notify_all()
 
     def step(self) -> bool:
@@ -70,6 +78,20 @@ class Scheduler:
             callback()
             self.cond.notify_all()
             return True
+
+    def wall_clock(self) -> float:
+        """Epoch seconds as the rate quota windows see them: ``time.time()``, or where ``hold`` stopped it."""
+        held_at = self._held_at
+        return time.time() if held_at is None else held_at
+
+    def advance(self, seconds: float) -> float:
+        """Move the held ``wall_clock`` on by ``seconds`` and return it: a test crosses a rate quota window's boundary
+        where it chooses, not where a loaded machine happens to be. No timer fires (``step`` does that)."""
+        with self.cond:
+            if self._held_at is None:
+                raise RuntimeError("the clock is not held: advance() moves only a held clock")
+            self._held_at += seconds
+            return self._held_at
 
     def _run_scheduler(self) -> None:
         with self.cond:
@@ -106,3 +128,4 @@ class Scheduler:
         self._epoch += 1
         self._events.clear()
         self._held = False
+        self._held_at = None

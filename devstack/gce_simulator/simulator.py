@@ -223,12 +223,18 @@ class ComputeSimulator:
 
     @contextlib.contextmanager
     def clock_held(self) -> Iterator[Callable[[], bool]]:
-        """Within: no timed transition happens until the yielded ``step`` fires the next one (scheduler.py)."""
+        """Within: no timed transition happens until the yielded ``step`` fires the next one, and the rate quota
+        window stands still until ``advance_clock`` moves it (scheduler.py)."""
         self.world.hold()
         try:
             yield self.world.step
         finally:
             self.world.release()
+
+    def advance_clock(self, seconds: float) -> float:
+        """Within ``clock_held``: move the wall clock that rate quota windows read on by ``seconds`` (0: read it);
+        returns it, in epoch seconds (scheduler.py, quotas.py). Outside a hold: RuntimeError."""
+        return self.world.advance(seconds)
 
     # inspection ------------------------------------------------------------------------------------------
     def instance(self, project: str, zone: str, name: str) -> dict[str, Any]:
