@@ -5,18 +5,21 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 from google.api_core import exceptions
 from google.cloud import compute_v1
 
-from devstack.gce_simulator import ComputeSimulator, Profile, SimulatorControl, compute_client
-from tests.fixtures.gce import GCE_PROJECT, GceClients
+from devstack.gce_simulator import ComputeSimulator, SimulatorControl, compute_client
+from tests.fixtures.gce import GCE_PROJECT, GceClients, statuses_until_done, step_until, zone_operation_done
 from tests.fixtures.tools import REPO_ROOT
+from tests.fixtures.waits import wait_until
 
 P = GCE_PROJECT
 WP_ZONE = "us-central1-c"
 WP = "wordpress-1-vm"
+VM = {"project": P, "zone": WP_ZONE, "instance": WP}
 DONE = compute_v1.Operation.Status.DONE
 
 
@@ -34,19 +37,20 @@ def test_rate_quota_403_once(gce_sim: ComputeSimulator, gce_clients: GceClients)
 
 
 def test_tight_write_quota(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(rate_quota_window_seconds=30.0))  # one window for the whole test
     gce_sim.apply_preset("tight_write_quota", per_minute=1)
-    assert stop(gce_clients).status == DONE
-    with pytest.raises(exceptions.Forbidden):
-        gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
+    with gce_sim.clock_held():  # one quota window for the whole test
+        op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+        with pytest.raises(exceptions.Forbidden):
+            gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
+    assert gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name).status == DONE
 
 
 def test_tight_read_quota(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.set_profile(Profile.fast(rate_quota_window_seconds=30.0))
     gce_sim.apply_preset("tight_read_quota", per_minute=1)
-    gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP)
-    with pytest.raises(exceptions.Forbidden):
+    with gce_sim.clock_held():  # one quota window for the whole test
         gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP)
+        with pytest.raises(exceptions.Forbidden):
+            gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP)
 
 
 def test_stockout(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
@@ -61,11 +65,11 @@ def test_graceful_shutdown(gce_sim: ComputeSimulator, gce_clients: GceClients) -
     gce_sim.apply_preset("graceful_shutdown", seconds=900)
     vm = gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP)
     assert vm.scheduling.graceful_shutdown.max_duration.seconds == 900
-    op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    while (status := gce_clients.instances.get(project=P, zone=WP_ZONE, instance=WP).status) == "RUNNING":
-        pass  # the operation is PENDING for a moment
-    assert status == "PENDING_STOP"
-    gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
+    stop = partial(gce_clients.instances.stop_unary, **VM)
+    _, seen = statuses_until_done(gce_sim, gce_clients, WP_ZONE, stop, lambda: gce_clients.instances.get(**VM).status)
+    assert "PENDING_STOP" in seen
+    assert seen.index("PENDING_STOP") < seen.index("STOPPING")
+    assert seen[-1] == "TERMINATED"
 
 
 def test_local_ssd(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
@@ -95,19 +99,25 @@ def test_spot_vms(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
 def test_purged_operations(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
     gce_sim.apply_preset("purged_operations", retention_seconds=0.01)
     op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
-    with gce_sim.world.cond:
-        assert gce_sim.world.cond.wait_for(lambda: not gce_sim.world.operations, 10)
+
+    def purged() -> bool:
+        with gce_sim.world.cond:
+            return not gce_sim.world.operations
+
+    wait_until(purged, what="the stop's operation purged")
     with pytest.raises(exceptions.NotFound):
         gce_clients.zone_operations.get(project=P, zone=WP_ZONE, operation=op.name)
 
 
 def test_busy_resources(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.apply_preset("busy_resources", extra_seconds=2.0)
-    op = gce_clients.instances.stop_unary(project=P, zone=WP_ZONE, instance=WP)
+    gce_sim.apply_preset("busy_resources", extra_seconds=600.0)  # the stop is in flight for as long as the test
+    op = gce_clients.instances.stop_unary(**VM)
     with pytest.raises(exceptions.BadRequest) as caught:
-        gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
+        gce_clients.instances.start_unary(**VM)
     assert caught.value.errors[0]["reason"] == "resourceNotReady"
-    gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)
+    with gce_sim.clock_held() as step:  # the stop's 600 s end now, step by step
+        assert not zone_operation_done(gce_clients, WP_ZONE, op)
+        step_until(step, lambda: zone_operation_done(gce_clients, WP_ZONE, op), "the stop DONE")
 
 
 def test_presets_are_listed_and_applied_through_the_control_plane(
