@@ -13,7 +13,7 @@ from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile, SimulatorControl
-from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.gce import GCE_PROJECT, GceClients, step_until
 
 P = GCE_PROJECT
 WP_ZONE = "us-central1-c"
@@ -120,6 +120,10 @@ def test_a_rate_limited_fault_answers_the_documented_403(gce_sim: ComputeSimulat
     assert caught.value.reason == "RATE_LIMIT_EXCEEDED"
 
 
+def snapshot_status(sim: ComputeSimulator, name: str) -> str | None:
+    return {s["name"]: s["status"] for s in sim.snapshots(P)}.get(name)
+
+
 def test_too_many_operations_in_flight_answer_concurrent_operations_quota_exceeded(
     gce_sim: ComputeSimulator, gce_clients: GceClients
 ) -> None:
@@ -127,8 +131,7 @@ def test_too_many_operations_in_flight_answer_concurrent_operations_quota_exceed
     resource = compute_v1.Snapshot(name="slow-1")
     with gce_sim.clock_held() as step:
         op = gce_clients.disks.create_snapshot_unary(project=P, zone=WP_ZONE, disk=WP, snapshot_resource=resource)
-        while {s["name"]: s["status"] for s in gce_sim.snapshots(P)}.get("slow-1") != "UPLOADING":
-            assert step(), "the snapshot never reached UPLOADING"
+        step_until(step, lambda: snapshot_status(gce_sim, "slow-1") == "UPLOADING", "the snapshot UPLOADING")
         with pytest.raises(exceptions.Forbidden) as caught:  # the snapshot's operation is in flight until READY
             gce_clients.instances.stop_unary(project=P, zone="us-central1-a", instance="web-1")
     error = caught.value.errors[0]
