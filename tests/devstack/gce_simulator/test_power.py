@@ -11,7 +11,7 @@ from google.cloud import compute_v1
 from google.cloud.compute_v1 import Operation
 
 from devstack.gce_simulator import ComputeSimulator, Profile, SimulatorControl
-from tests.fixtures.gce import GCE_PROJECT, GceClients, statuses_until_done
+from tests.fixtures.gce import GCE_PROJECT, LASTING_STOCKOUT_SECONDS, GceClients, statuses_until_done
 
 P = GCE_PROJECT
 ZONE = "europe-west1-b"
@@ -90,7 +90,7 @@ def test_discard_local_ssd_stops_the_vm_and_discards_the_ssd_data(
 
 def test_a_stockout_fails_the_start_until_it_ends(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
     gce_sim.add_instance(P, ZONE, "so-1", status="TERMINATED")
-    SimulatorControl(gce_sim.base_url).stockout(ZONE, seconds=3600)  # 3.6 s in the fast profile
+    SimulatorControl(gce_sim.base_url).stockout(ZONE, seconds=LASTING_STOCKOUT_SECONDS)
     done = wait(gce_clients, gce_clients.instances.start_unary(project=P, zone=ZONE, instance="so-1"))
     [error] = done.error.errors
     assert error.code == "ZONE_RESOURCE_POOL_EXHAUSTED"
@@ -104,7 +104,7 @@ def test_a_stockout_fails_the_start_until_it_ends(gce_sim: ComputeSimulator, gce
 
 def test_a_stockout_fails_instances_insert(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
     gce_sim.add_disk(P, ZONE, "boot-x")
-    gce_sim.stockout(ZONE, seconds=3600)
+    gce_sim.stockout(ZONE, seconds=LASTING_STOCKOUT_SECONDS)
     disk = compute_v1.AttachedDisk(source=f"projects/{P}/zones/{ZONE}/disks/boot-x", boot=True)
     instance = compute_v1.Instance(name="new-1", disks=[disk])
     done = wait(gce_clients, gce_clients.instances.insert_unary(project=P, zone=ZONE, instance_resource=instance))

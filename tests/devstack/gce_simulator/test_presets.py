@@ -12,7 +12,14 @@ from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator, SimulatorControl, compute_client
-from tests.fixtures.gce import GCE_PROJECT, GceClients, statuses_until_done, step_until, zone_operation_done
+from tests.fixtures.gce import (
+    GCE_PROJECT,
+    LASTING_STOCKOUT_SECONDS,
+    GceClients,
+    statuses_until_done,
+    step_until,
+    zone_operation_done,
+)
 from tests.fixtures.tools import REPO_ROOT
 from tests.fixtures.waits import wait_until
 
@@ -54,7 +61,7 @@ def test_tight_read_quota(gce_sim: ComputeSimulator, gce_clients: GceClients) ->
 
 
 def test_stockout(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
-    gce_sim.apply_preset("stockout", minutes=60, zone=WP_ZONE)
+    gce_sim.apply_preset("stockout", minutes=LASTING_STOCKOUT_SECONDS / 60, zone=WP_ZONE)
     assert stop(gce_clients).status == DONE
     op = gce_clients.instances.start_unary(project=P, zone=WP_ZONE, instance=WP)
     done = gce_clients.zone_operations.wait(project=P, zone=WP_ZONE, operation=op.name)

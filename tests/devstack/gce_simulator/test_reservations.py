@@ -8,7 +8,7 @@ from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from devstack.gce_simulator import ComputeSimulator, SimulatorControl, compute_client
-from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.gce import GCE_PROJECT, LASTING_STOCKOUT_SECONDS, GceClients
 
 P = GCE_PROJECT
 ZONE = "europe-west1-c"
@@ -116,7 +116,7 @@ def test_a_stockout_does_not_fail_a_vm_with_reserved_room_but_fails_one_without(
     gce_sim.add_reservation(P, ZONE, "r2", count=1, specific_reservation_required=True)
     gce_sim.add_instance(P, ZONE, "reserved", status="TERMINATED", reservation_affinity=specific("r2"))
     gce_sim.add_instance(P, ZONE, "unreserved", status="TERMINATED")
-    SimulatorControl(gce_sim.base_url).stockout(ZONE, seconds=3600)  # 3.6 s in the fast profile
+    SimulatorControl(gce_sim.base_url).stockout(ZONE, seconds=LASTING_STOCKOUT_SECONDS)
     assert not power(gce_clients, "start", "reserved").error.errors
     assert gce_sim.instance(P, ZONE, "reserved")["status"] == "RUNNING"
     assert in_use(reservations, "r2") == 1
@@ -162,7 +162,7 @@ def test_insert_consumes_and_delete_frees(
         disks=[compute_v1.AttachedDisk(source=f"projects/{P}/zones/{ZONE}/disks/boot-r5", boot=True)],
         reservation_affinity=affinity,
     )
-    gce_sim.stockout(ZONE, seconds=3600)  # the reservation holds the capacity
+    gce_sim.stockout(ZONE, seconds=LASTING_STOCKOUT_SECONDS)  # the reservation holds the capacity
     op = gce_clients.instances.insert_unary(project=P, zone=ZONE, instance_resource=instance)
     assert not wait(gce_clients, op).error.errors
     assert in_use(reservations, "r5") == 1
@@ -190,7 +190,7 @@ def test_targeting_an_automatic_reservation_by_name_is_refused_at_insert(
 def test_a_stockout_of_one_machine_type_spares_the_others(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
     gce_sim.add_instance(P, ZONE, "n2", machine_type="n2-standard-2", status="TERMINATED")
     gce_sim.add_instance(P, ZONE, "e2", machine_type="e2-medium", status="TERMINATED")
-    SimulatorControl(gce_sim.base_url).stockout(ZONE, seconds=3600, machine_type="n2-standard-2")
+    SimulatorControl(gce_sim.base_url).stockout(ZONE, seconds=LASTING_STOCKOUT_SECONDS, machine_type="n2-standard-2")
     assert [e.code for e in power(gce_clients, "start", "n2").error.errors] == ["ZONE_RESOURCE_POOL_EXHAUSTED"]
     assert not power(gce_clients, "start", "e2").error.errors
 
