@@ -58,6 +58,10 @@ def test_the_quota_refills_at_the_next_window_boundary(gce_sim: ComputeSimulator
 def test_only_a_held_clock_is_advanced(gce_sim: ComputeSimulator) -> None:
     with pytest.raises(RuntimeError, match="not held"):
         gce_sim.advance_clock(WINDOW)
+    with gce_sim.clock_held():
+        gce_sim.reset()  # ends the hold, the quota window's too
+        with pytest.raises(RuntimeError, match="not held"):
+            gce_sim.advance_clock(WINDOW)
 
 
 def test_each_group_is_counted_separately(gce_sim: ComputeSimulator, gce_clients: GceClients) -> None:
