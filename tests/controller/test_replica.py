@@ -15,7 +15,9 @@ from controller.lease_api import KubernetesLeaseApi
 from controller.replica import READINESS_PATH, Health
 from tests.fixtures.gcs import free_port
 
-TIMINGS = LeaseTimings(duration=15, renew_deadline=10, retry_period=2)
+# Health counts a leader's renewal and a follower's contact as recent within the lease duration: a long one, so
+# that no check here can come after that window closed, however slow the machine (none of them waits for it).
+TIMINGS = LeaseTimings(duration=600, renew_deadline=400, retry_period=2)
 
 
 def health_of(elector: LeaderElector) -> Health:
