@@ -2,7 +2,10 @@
 
 The candidates are LeaderElectors with the real Kubernetes client (controller.lease_api) talking to kmock over
 HTTP; the local API server gives Leases resourceVersions and refuses stale writes (devstack/kube_apiserver.py).
-Timings are short so that expiry fits in a test; the deadlines only keep a broken election from hanging the suite.
+FAST timings make an expiry the test waits for short. A leader that must keep renewing gets STEADY ones, whose
+renew deadline a loaded machine cannot make it miss; a follower that must see the Lease outlive its duration
+runs on a SteppedClock the test moves, not on the machine's time. Deadlines only keep a broken election from
+hanging the suite.
 """
 
 from __future__ import annotations
@@ -17,10 +20,23 @@ from controller.leader import LeaderElector, LeaseRecord, LeaseTimings
 from controller.lease_api import KubernetesLeaseApi, LeaseConflictError
 from devstack.kube_local import LocalKubernetes
 from tests.fixtures.kube import eventually
+from tests.fixtures.leases import lease_url, taken_by
 
 FAST = LeaseTimings(duration=3, renew_deadline=2, retry_period=0.25)
+STEADY = LeaseTimings(duration=30, renew_deadline=20, retry_period=1)
+RENEWALS = 5  # renewals a follower must see without taking the Lease: five lease durations on its clock
 
-Candidate = Callable[[str], LeaderElector]
+Candidate = Callable[..., LeaderElector]  # (identity, timings=FAST, clock=time.monotonic) -> a candidate
+
+
+class SteppedClock:
+    """A candidate's clock that moves only when the test moves it, so that its view of expiry is the test's."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -35,13 +51,27 @@ def api(lease_api: KubernetesLeaseApi) -> KubernetesLeaseApi:
 
 @pytest.fixture
 def candidate(api: KubernetesLeaseApi) -> Candidate:
-    return lambda identity: LeaderElector(api, identity, FAST)
+    def make(identity: str, timings: LeaseTimings = FAST, clock: Callable[[], float] = time.monotonic) -> LeaderElector:
+        return LeaderElector(api, identity, timings, clock=clock)
+
+    return make
 
 
 async def lease(api: KubernetesLeaseApi) -> LeaseRecord:
     found = await api.get()
     assert found is not None
     return found.record
+
+
+async def renewed_since(api: KubernetesLeaseApi, renew_time: str | None) -> str:
+    """Wait for the holder's next renewal: a renewTime other than ``renew_time``."""
+
+    async def changed() -> str | None:
+        now = (await lease(api)).renew_time
+        return now if now != renew_time else None
+
+    renewed: str = await eventually(changed, what="the leader renews the Lease")
+    return renewed
 
 
 async def test_the_first_candidate_creates_the_lease_and_leads(candidate: Candidate, api: KubernetesLeaseApi) -> None:
@@ -55,19 +85,21 @@ async def test_the_first_candidate_creates_the_lease_and_leads(candidate: Candid
 
 
 async def test_a_follower_never_leads_while_the_leader_renews(candidate: Candidate, api: KubernetesLeaseApi) -> None:
-    leader, follower = candidate("a"), candidate("b")
+    clock = SteppedClock()
+    leader, follower = candidate("a", STEADY), candidate("b", FAST, clock)
     assert await leader.try_acquire_or_renew()
     renewing = asyncio.create_task(leader.hold())
-    first_renewal = (await lease(api)).renew_time
-    until = time.monotonic() + 3 * FAST.duration  # three lease durations, well past one expiry
-    while time.monotonic() < until:
+    assert not await follower.try_acquire_or_renew()
+    for _ in range(RENEWALS):
+        # Read after the follower's last read, so the renewal awaited is one the follower has not seen yet.
+        await renewed_since(api, (await lease(api)).renew_time)
+        clock.now += STEADY.duration  # had the follower missed the renewal, the Lease would now be expired for it
         assert not await follower.try_acquire_or_renew()
-        await asyncio.sleep(FAST.retry_period)
+        assert follower.holder == "a"
     assert not renewing.done()
     renewing.cancel()
+    assert leader.is_leader
     assert (await lease(api)).holder == "a"
-    assert (await lease(api)).renew_time != first_renewal
-    assert follower.holder == "a"
 
 
 async def test_a_follower_takes_the_lease_once_it_expired(candidate: Candidate, api: KubernetesLeaseApi) -> None:
@@ -105,25 +137,30 @@ async def test_of_two_followers_racing_for_an_expired_lease_one_wins(
     candidate: Candidate, api: KubernetesLeaseApi
 ) -> None:
     assert await candidate("a").try_acquire_or_renew()
-    racers = [candidate("b"), candidate("c")]
+    clock = SteppedClock()
+    racers = [candidate("b", FAST, clock), candidate("c", FAST, clock)]
     for racer in racers:
         assert not await racer.try_acquire_or_renew()  # both observe a's record ...
-    await asyncio.sleep(FAST.duration + 0.5)  # ... which then expires for both
+    clock.now += FAST.duration  # ... which then expires for both
     won = await asyncio.gather(*(racer.try_acquire_or_renew() for racer in racers))
     assert sorted(won) == [False, True]
     assert (await lease(api)).holder == ("b" if won[0] else "c")
 
 
 async def test_a_leader_stops_leading_when_another_holds_the_lease(
-    candidate: Candidate, api: KubernetesLeaseApi
+    candidate: Candidate, kube: LocalKubernetes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    leader = candidate("a")
+    leader = candidate("a", STEADY)
     assert await leader.try_acquire_or_renew()
     renewing = asyncio.create_task(leader.hold())
-    read = await api.get()
-    assert read is not None
-    await api.update(LeaseRecord("intruder", 3), read)  # e.g. after a network partition
-    await eventually(renewing.done, within=FAST.renew_deadline + 10, what="the leader gives up")
+    url = lease_url(kube.url)
+    # e.g. after a network partition; a 409 means the leader renewed in between: read again
+    await eventually(lambda: asyncio.to_thread(taken_by, url, "intruder"), what="the Lease taken by an intruder")
+    await eventually(renewing.done, what="the leader gives up")
+    # Because it saw the intruder, not because its renew deadline passed.
+    assert "The Lease is now held by intruder" in caplog.text
+    assert "Could not renew the Lease" not in caplog.text
+    assert leader.holder == "intruder"
     assert not leader.is_leader
 
 
@@ -134,4 +171,4 @@ async def test_a_leader_that_cannot_renew_stops_after_the_renew_deadline(
     assert await leader.try_acquire_or_renew()
     renewing = asyncio.create_task(leader.hold())
     kube.stop()  # the API server is gone
-    await eventually(renewing.done, within=FAST.renew_deadline + 20, what="the leader gives up")
+    await eventually(renewing.done, what="the leader gives up")
