@@ -206,17 +206,31 @@ class LeaderElector:
                 await asyncio.sleep(min(self.timings.retry_period, max(deadline - self._clock(), 0)))
 
     async def release(self) -> bool:
-        """Give the Lease up at once (client-go's ReleaseOnCancel): empty holder, leaseDurationSeconds 1."""
+        """Give the Lease up at once (client-go's ReleaseOnCancel): empty holder, leaseDurationSeconds 1.
+
+        A renewal still in flight when hold() was cancelled (its request runs on in its thread) may land after
+        the record we observed, and the API server then refuses our write (409). If the Lease, read again,
+        still names us, that renewal was ours: release the record it wrote.
+        """
         observed = self._observed
         if observed is None or not self.is_leader:
             return True
+        if not await self._write_released(observed):
+            try:
+                current = await self.api.get()
+            except Exception as exc:
+                logger.warning("Could not read the Lease: %s", exc)
+                return False
+            if current is None or current.record.holder != self.identity or not await self._write_released(current):
+                return False
+        self._renewed_at = None
+        logger.info("Released the Lease")
+        return True
+
+    async def _write_released(self, observed: ObservedLease) -> bool:
         now = micro_time(datetime.now(UTC))
         released = LeaseRecord("", 1, now, now, observed.record.transitions)
-        if await self._write(self.api.update(released, observed)):
-            self._renewed_at = None
-            logger.info("Released the Lease")
-            return True
-        return False
+        return await self._write(self.api.update(released, observed))
 
     async def _write(self, write: Any) -> bool:
         """Run one create or update; on success observe what we wrote (client-go's setObservedRecord)."""

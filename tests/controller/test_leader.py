@@ -11,12 +11,14 @@ hanging the suite.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
-from controller.leader import LeaderElector, LeaseRecord, LeaseTimings
+from controller.leader import LeaderElector, LeaseRecord, LeaseTimings, micro_time
 from controller.lease_api import KubernetesLeaseApi, LeaseConflictError
 from devstack.kube_local import LocalKubernetes
 from tests.fixtures.kube import eventually
@@ -120,6 +122,30 @@ async def test_a_released_lease_is_taken_at_the_next_try(candidate: Candidate, a
     released = await lease(api)
     assert (released.holder, released.duration_seconds) == ("", 1)
     assert await follower.try_acquire_or_renew()
+    assert (await lease(api)).holder == "b"
+
+
+async def test_a_release_after_an_unobserved_renewal_of_its_own_still_releases(
+    candidate: Candidate, api: KubernetesLeaseApi
+) -> None:
+    leader = candidate("a")
+    assert await leader.try_acquire_or_renew()
+    read = await api.get()
+    assert read is not None
+    # A renewal hold() sent before it was cancelled, landing after the elector stopped reading answers.
+    await api.update(dataclasses.replace(read.record, renew_time=micro_time(datetime.now(UTC))), read)
+    assert await leader.release()
+    released = await lease(api)
+    assert (released.holder, released.duration_seconds) == ("", 1)
+
+
+async def test_a_leader_never_releases_a_lease_another_one_holds(candidate: Candidate, api: KubernetesLeaseApi) -> None:
+    leader = candidate("a")
+    assert await leader.try_acquire_or_renew()
+    read = await api.get()
+    assert read is not None
+    await api.update(LeaseRecord("b", 3), read)
+    assert not await leader.release()
     assert (await lease(api)).holder == "b"
 
 
