@@ -87,10 +87,12 @@ async def test_the_controller_process_serves_a_cluster_from_kubeconfig(
 
         async def counted() -> str | None:  # the counter moves just after the object is written
             text = await asyncio.to_thread(_get, f"http://127.0.0.1:{metrics_port}/metrics")
-            return text if UPLOADED_ONE in text else None
+            return text if text is not None and UPLOADED_ONE in text else None
 
         metrics = await eventually(counted, interval=0.2, what="the upload counted in /metrics")
-        alive = await asyncio.to_thread(_get, f"http://127.0.0.1:{liveness_port}/healthz")
+        alive = await eventually(
+            lambda: asyncio.to_thread(_get, f"http://127.0.0.1:{liveness_port}/healthz"), what="the liveness probe"
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         exit_code = await asyncio.wait_for(process.wait(), timeout=60)
@@ -102,6 +104,10 @@ async def test_the_controller_process_serves_a_cluster_from_kubeconfig(
     assert any("Uploaded gs://" in r.get("message", "") for r in records), log.read_text()[-2000:]
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read().decode()
+def _get(url: str) -> str | None:
+    """The answer's body; None on any failure (refused, timed out, not 2xx): "not yet" for a wait."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return str(response.read().decode())
+    except OSError:  # URLError and HTTPError among them
+        return None
