@@ -6,7 +6,9 @@ namespace and client-go's timings), against kmock serving Leases with resourceVe
 (tests/fixtures/leases.py), and the Cloud Storage emulator as the bucket. Which replica acted is read from its
 log (kopf's lines, the upload line that names the DAG) once the test is over, and from its `vmbackup_leader`
 gauge sampled throughout. Takeover times are printed, not asserted (docs/benchmarks.md, "High availability: takeover",
-has the figures); the bounds below only keep a broken election from hanging the suite.
+has the figures); the bounds below only keep a broken election from hanging the suite. Tests that do not time
+a lease expiry give the replicas STEADY_LEASE timings, so that a loaded machine cannot make the leader miss its
+renew deadline (and exit) while the test relies on it leading.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud import storage
@@ -27,6 +30,7 @@ from devstack.gce_simulator import ComputeSimulator
 from devstack.kube_local import LocalKubernetes
 from tests.fixtures.gcs import free_port
 from tests.fixtures.kube import policy_object, policy_url
+from tests.fixtures.leases import lease_url, taken_by
 from tests.fixtures.rbac import ChartRbac, controller_requests
 from tests.fixtures.replicas import Replica, Watch, lease_spec, start_replica
 from tests.fixtures.tools import Helm, TemplateResult
@@ -39,6 +43,9 @@ CHART_VALUES = {"replicaCount": 2}
 BOUND = 180  # a generous failure bound on a busy 2-core machine, not the expectation
 KOPF_LINE = " kopf."  # every kopf logger (kopf.objects, kopf.activities, ...) in the plain log format
 SCAN_LINE = "coverage: "  # controller/coverage_scan.py logs each scan (and each project it cannot list) so
+# The chart's retry period (2 s: a release is still taken at the follower's next try), three times its lease duration
+# and renew deadline: the leader may go 30 s without renewing (each Lease request may take 15 s), not 10 s.
+STEADY_LEASE = {"VMBACKUP_LEASE_DURATION": "45", "VMBACKUP_LEASE_RENEW_DEADLINE": "30"}
 
 Start = Callable[..., Replica]  # (pod, extra environment variables=None) -> the started replica
 
@@ -106,9 +113,20 @@ def uploaded(replica: Replica, name: str) -> bool:
     return f"{dag_id_for(NAMESPACE, name)}.py" in replica.log_text()
 
 
+def the_lease(kube: LocalKubernetes, chart_env: dict[str, str]) -> dict[str, Any]:
+    """The Lease's spec ({} while there is none or the API server does not answer)."""
+    return lease_spec(kube.url, chart_env["VMBACKUP_LEASE_NAMESPACE"], chart_env["VMBACKUP_LEASE_NAME"]) or {}
+
+
 def holder(kube: LocalKubernetes, chart_env: dict[str, str]) -> str:
-    spec = lease_spec(kube.url, chart_env["VMBACKUP_LEASE_NAMESPACE"], chart_env["VMBACKUP_LEASE_NAME"])
-    return str((spec or {}).get("holderIdentity") or "")
+    return str(the_lease(kube, chart_env).get("holderIdentity") or "")
+
+
+def renewed_by(kube: LocalKubernetes, chart_env: dict[str, str], pod: str, after: datetime) -> bool:
+    """Whether ``pod`` holds the Lease and renewed it after ``after`` (renewTime is the holder's wall clock)."""
+    spec = the_lease(kube, chart_env)
+    held = str(spec.get("holderIdentity") or "").startswith(f"{pod}_")
+    return held and spec.get("renewTime") is not None and datetime.fromisoformat(spec["renewTime"]) > after
 
 
 def leader_and_follower(start: Start, watch: Watch, extra: dict[str, str] | None = None) -> tuple[Replica, Replica]:
@@ -146,15 +164,24 @@ def never_acted(follower: Replica, watch: Watch, *policies: str) -> None:
 def test_only_the_lease_holder_ever_acts(
     kube: LocalKubernetes, replica: Start, watch: Watch, gcs_bucket: storage.Bucket, chart_env: dict[str, str]
 ) -> None:
-    leader, follower = leader_and_follower(replica, watch)
+    leader, follower = leader_and_follower(replica, watch, STEADY_LEASE)
+    following = datetime.now(UTC)  # the follower has read the Lease by now
     policies = ("web", "db", "cache")
     for name in policies:
         create_policy(kube, name)
     for name in policies:
         wait_until(lambda name=name: in_bucket(gcs_bucket, name), within=BOUND, what=f"{name}'s DAG")
         wait_until(lambda name=name: uploaded(leader, name), what=f"the leader logs {name}'s upload")
-    # Several lease durations more, so that a follower that wrongly took over would have done so by now.
-    time.sleep(2 * float(chart_env["VMBACKUP_LEASE_DURATION"]))
+    # A follower that wrongly took over would do so once the record it first saw was a lease duration old, at its
+    # next try: wait until the leader still renews after that (and a few tries more), whatever the machine's pace.
+    retry = float(chart_env["VMBACKUP_LEASE_RETRY_PERIOD"])
+    expired = following + timedelta(seconds=float(STEADY_LEASE["VMBACKUP_LEASE_DURATION"]) + 3 * retry)
+    wait_until(
+        lambda: renewed_by(kube, chart_env, leader.pod, expired),
+        within=2 * BOUND,
+        interval=0.5,
+        what="the leader renews a lease duration after the follower followed",
+    )
     watch.stop()
 
     assert KOPF_LINE in leader.log_text()  # the marks never_acted looks for are there when a replica acts
@@ -211,7 +238,8 @@ def test_a_killed_leader_is_taken_over_once_the_lease_expires(
 def test_a_stopped_leader_releases_the_lease_and_hands_over_at_once(
     kube: LocalKubernetes, replica: Start, watch: Watch, gcs_bucket: storage.Bucket, chart_env: dict[str, str]
 ) -> None:
-    leader, _ = leader_and_follower(replica, watch)
+    # Steady timings: the leader must still lead at the SIGTERM, and the release's request may take 15 s.
+    leader, _ = leader_and_follower(replica, watch, STEADY_LEASE)
     leader.process.send_signal(signal.SIGTERM)  # a rolling update or a drain
     stopped = time.monotonic()
     wait_until(lambda: holder(kube, chart_env).startswith("controller-b_"), within=BOUND, what="the handover")
@@ -228,34 +256,16 @@ def test_a_leader_that_loses_the_lease_exits_at_once(
 ) -> None:
     leader = replica("controller-a")
     wait_until(lambda: leader.readiness() == "leader", within=BOUND, what="the replica leads")
-    namespace, name = chart_env["VMBACKUP_LEASE_NAMESPACE"], chart_env["VMBACKUP_LEASE_NAME"]
-    url = f"{kube.url}/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
-
-    def taken_by_an_intruder() -> bool:
-        """Read, change the holder, write under the read's resourceVersion: a 409 means the leader renewed
-        between the two (as any contender meets it), so read again."""
-        with urllib.request.urlopen(url, timeout=30) as response:
-            lease = json.load(response)
-        lease["spec"]["holderIdentity"] = "intruder"  # e.g. the leader was cut off and another one took over
-        put = urllib.request.Request(
-            url, data=json.dumps(lease).encode(), headers={"Content-Type": "application/json"}, method="PUT"
-        )
-        try:
-            with urllib.request.urlopen(put, timeout=30):
-                return True
-        except urllib.error.HTTPError as exc:
-            if exc.code != 409:
-                raise
-            return False
-
-    wait_until(taken_by_an_intruder, within=BOUND, what="the Lease taken by an intruder")
+    url = lease_url(kube.url, chart_env["VMBACKUP_LEASE_NAMESPACE"], chart_env["VMBACKUP_LEASE_NAME"])
+    # e.g. the leader was cut off and another one took over; a 409 means the leader renewed in between: read again
+    wait_until(lambda: taken_by(url, "intruder"), within=BOUND, what="the Lease taken by an intruder")
     assert leader.process.wait(timeout=BOUND) == LOST_LEASE_EXIT_CODE
     assert "Lost the Lease" in leader.log_text()
 
 
 def test_only_the_leader_scans_coverage(replica: Start, watch: Watch, gce_sim: ComputeSimulator) -> None:
     coverage = {"VMBACKUP_COVERAGE_INTERVAL": "1", "VMBACKUP_COMPUTE_ENDPOINT": gce_sim.base_url}
-    leader, follower = leader_and_follower(replica, watch, coverage)
+    leader, follower = leader_and_follower(replica, watch, {**coverage, **STEADY_LEASE})
     # Three scans of the leader, a second apart: time enough for a follower that wrongly scanned to have done so.
     wait_until(lambda: leader.log_text().count(SCAN_LINE) >= 3, within=BOUND, what="three coverage scans")
     watch.stop()
