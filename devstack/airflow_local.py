@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from devstack.airflow_processes import (
     instance_processes,
 )
 from devstack.airflow_rest import TERMINAL_RUN_STATES, AirflowApi, AirflowApiError, DagRun, parse_time
+from devstack.airflow_sqlite import sqlite_conn, use_write_ahead_log
 from devstack.composer_timing import AIRFLOW_MIN_FILE_PROCESS_INTERVAL_SECONDS, FAST_LIST_INTERVAL_SECONDS
 
 __all__ = [
@@ -63,12 +63,6 @@ __all__ = [
     "instance_processes",
     "parse_time",
 ]
-
-# How long a write waits for sqlite's one write lock: more than pysqlite's 5 s (four components and every task
-# share the file on a busy machine), not minutes: Airflow 3's API server writes its audit log from its event loop,
-# so while another of its requests holds the lock the whole server waits this long (at 120 s the scheduler and
-# every task stalled for 4 minutes and a finished task was killed: tests/devstack/test_demo_e2e.py, 2026-12-07).
-SQLITE_LOCK_WAIT_SECONDS = 15
 
 DEFAULT_USERNAME = "admin"
 HEALTHY = "healthy"
@@ -276,7 +270,7 @@ class LocalAirflow:
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(self.parallelism),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}?timeout={SQLITE_LOCK_WAIT_SECONDS}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlite_conn(self.home / "airflow.db"),  # with its lock wait
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
@@ -345,9 +339,7 @@ class LocalAirflow:
             partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
             shutil.copyfile(database, partial)
             partial.replace(cached)
-        # Write-ahead logging (a property of the file): readers no longer block the scheduler's writes.
-        with contextlib.closing(sqlite3.connect(database)) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
+        use_write_ahead_log(database)  # readers no longer block the scheduler's writes
 
     def _airflow2_user_args(self) -> list[str]:
         names = ["--firstname", "Local", "--lastname", "Admin", "--email", f"{self.username}@localhost"]
