@@ -2,7 +2,8 @@
 
 The Kubernetes API (kmock), the bucket (the Cloud Storage emulator) and Airflow come from tests/fixtures/ (loaded by
 tests/conftest.py). Here: a controller process-equivalent started on them (`start_controller`, and `operator` for a
-test file's own `config` fixture), Composer's bucket-to-Airflow sync (`mirrored`), an Airflow client (`airflow`),
+test file's own `config` fixture), Composer's bucket-to-Airflow sync (`mirrored`), an Airflow client (`airflow`)
+and the calls to it a test is not about, asked again while Airflow cannot answer (`retried`, `end_run`),
 and the VMBackupPolicies and VMRestores of namespace `shop` as a user creates and reads them; `written`: a polled
 run status as the status is patched with it.
 """
@@ -10,9 +11,9 @@ run status as the status is patched with it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import kmock
 import pytest
@@ -20,7 +21,7 @@ from google.cloud import storage
 from pydantic import BaseModel
 
 from controller.airflow_api import AirflowClient
-from controller.airflow_errors import AirflowUnavailable
+from controller.airflow_errors import AirflowUnreachableError
 from controller.app import build_controller
 from controller.conditions import find_condition
 from controller.config import AirflowCredentials, ControllerConfig
@@ -29,7 +30,7 @@ from controller.reconciler import Controller
 from controller.run_status import PolicyRunStatus
 from devstack.bucket_mirror import BucketMirror
 from devstack.gce_simulator import ComputeSimulator
-from tests.fixtures.airflow_api import AirflowServer
+from tests.fixtures.airflow_api import RETRY_SECONDS, AirflowServer
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.kube import RESTORES, eventually, policy_object, policy_url, running_operator, stored
 from vmbackup.model.policy import API_GROUP, API_VERSION
@@ -49,6 +50,7 @@ COVERAGE_TENANCY: dict[str, Any] = {
     }
 }
 
+T = TypeVar("T")
 Starter = Callable[[], AbstractAsyncContextManager[Controller]]
 ConfiguredStarter = Callable[[ControllerConfig], AbstractAsyncContextManager[Controller]]
 
@@ -115,18 +117,25 @@ async def airflow(airflow3_api: AirflowServer) -> AsyncIterator[AirflowClient]:
         yield client
 
 
-async def end_run(airflow: AirflowClient, dag_id: str, run_id: str, state: str) -> None:
-    """Set a run's state through the REST API, as a user ending it would; asked again after a 5xx (the test
-    Airflow's sqlite busy: "Database error")."""
+async def retried(call: Callable[[], Awaitable[T]], what: str) -> T:
+    """A call to the test Airflow that the test is not about (setting a run up, ending it), asked again while Airflow
+    does not answer it: AirflowUnavailable (a 5xx, e.g. "Database error" while its sqlite is busy; a timeout),
+    or the same sorted by AirflowControl (AirflowUnreachableError). Anything Airflow answers with ends it."""
 
-    async def ended() -> bool:
+    async def answered() -> tuple[T] | None:
         try:
-            await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": state})
-        except AirflowUnavailable:
-            return False
-        return True
+            return (await call(),)  # in a tuple: a falsy answer is an answer too
+        except AirflowUnreachableError:
+            return None  # (AirflowUnavailable is "not yet" for eventually itself)
 
-    await eventually(ended, within=120, interval=0.5, what=f"{run_id} set {state}")
+    answer = await eventually(answered, within=RETRY_SECONDS, interval=0.5, what=what)
+    return answer[0]
+
+
+async def end_run(airflow: AirflowClient, dag_id: str, run_id: str, state: str) -> None:
+    """Set a run's state through the REST API, as a user ending it would (asked again while Airflow cannot answer)."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+    await retried(lambda: airflow.raw_request("PATCH", path, json_body={"state": state}), f"{run_id} set {state}")
 
 
 async def create_policy(kube: kmock.KubernetesEmulator, name: str, spec: dict[str, Any], **metadata: Any) -> None:
