@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -12,8 +11,10 @@ from controller.airflow_api import AirflowClient, DagRunInfo
 from controller.airflow_auth import BasicAuth, JwtAuth, make_auth
 from controller.airflow_errors import AirflowAuthError, AirflowError, AirflowUnavailable
 from controller.airflow_link import AirflowControl
+from tests.controller.conftest import retried
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.gcs import free_port
+from tests.fixtures.waits import eventually
 from vmbackup.model.run_signature import sign_run_conf, verify_run_conf
 
 SUCCEEDS = "vmbackup__apitest__succeeds"
@@ -48,12 +49,18 @@ def dags(airflow_api: AirflowServer) -> AirflowServer:
 
 async def wait_for_run(client: AirflowClient, dag_id: str, run_id: str) -> DagRunInfo:
     """Poll the run (Airflow pushes nothing) until it ends, within a deadline."""
-    async with asyncio.timeout(120):
-        while True:
-            run = await client.get_run(dag_id, run_id)
-            if run.finished:
-                return run
-            await asyncio.sleep(0.5)
+
+    async def finished() -> DagRunInfo | None:
+        run = await client.get_run(dag_id, run_id)
+        return run if run.finished else None
+
+    return await eventually(finished, interval=0.5, what=f"run {dag_id}/{run_id} finished")
+
+
+async def started(client: AirflowClient, dag_id: str, run_id: str) -> None:
+    """A run a test needs (not the trigger it tests): asked again while Airflow cannot answer; an earlier try's
+    run counts (AirflowControl's trigger takes Airflow's 409 for the same id as started)."""
+    await retried(lambda: AirflowControl(client).trigger_run(dag_id, run_id), f"run {dag_id}/{run_id} started")
 
 
 async def test_detects_the_api_generation(airflow_api: AirflowServer) -> None:
@@ -120,7 +127,7 @@ async def test_triggering_a_duplicate_run_id_is_refused(dags: AirflowServer) -> 
 
 async def test_failed_run_names_the_failed_task_and_its_log_says_why(dags: AirflowServer) -> None:
     async with dags.client() as client:
-        await client.trigger_run(FAILS, run_id="manual-fails")
+        await started(client, FAILS, "manual-fails")
         run = await wait_for_run(client, FAILS, "manual-fails")
         tasks = await client.task_instances(FAILS, "manual-fails")
         failed = [task for task in tasks if task.state == "failed"]
@@ -133,9 +140,9 @@ async def test_failed_run_names_the_failed_task_and_its_log_says_why(dags: Airfl
 async def test_latest_runs_of_several_dags_take_one_request(dags: AirflowServer) -> None:
     async with dags.client() as client:
         await client.api_version()
-        await client.trigger_run(BATCH_A, run_id="batch-first")
-        await client.trigger_run(BATCH_A, run_id="batch-second")
-        await client.trigger_run(BATCH_B, run_id="batch-only")
+        await started(client, BATCH_A, "batch-first")
+        await started(client, BATCH_A, "batch-second")
+        await started(client, BATCH_B, "batch-only")
         before = client.requests
         latest = await client.latest_runs([BATCH_A, BATCH_B, "vmbackup__apitest__never_ran"])
         assert client.requests - before == 1
@@ -235,12 +242,11 @@ async def test_why_a_dag_file_does_not_import_is_its_last_line(dags: AirflowServ
 async def test_active_runs_of_several_dags_are_the_queued_and_running_ones_in_one_request(dags: AirflowServer) -> None:
     """How the controller finds a drill in flight (the shared drill DAG and a policy's drill DAG of old)."""
     async with dags.client() as client:
-        await client.set_paused(IN_FLIGHT, True)  # its runs stay queued
+        await retried(lambda: client.set_paused(IN_FLIGHT, True), f"{IN_FLIGHT} paused")  # its runs stay queued
         for run_id in ("vmdrill__shop__db__requested-1", "vmdrill__shop__web__requested-2", "ended"):
-            await client.trigger_run(IN_FLIGHT, run_id=run_id)
-        await client.raw_request(
-            "PATCH", f"{dags.api_prefix}/dags/{IN_FLIGHT}/dagRuns/ended", json_body={"state": "failed"}
-        )
+            await started(client, IN_FLIGHT, run_id)
+        ended = f"{dags.api_prefix}/dags/{IN_FLIGHT}/dagRuns/ended"
+        await retried(lambda: client.raw_request("PATCH", ended, json_body={"state": "failed"}), "run ended failed")
         before = client.requests
         active = await client.active_runs([IN_FLIGHT, "vmbackup__apitest__never_ran"])
         assert client.requests - before == 1

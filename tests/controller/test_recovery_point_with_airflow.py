@@ -18,7 +18,15 @@ from controller.airflow_api import AirflowClient
 from controller.conditions import RPO_MET
 from controller.metrics import RPO_BREACHED
 from controller.reconciler import BACKUP_NOW_ANNOTATION
-from tests.controller.conftest import NAMESPACE, condition, create_policy, patch_policy, put_report, status_of
+from tests.controller.conftest import (
+    NAMESPACE,
+    condition,
+    create_policy,
+    end_run,
+    patch_policy,
+    put_report,
+    status_of,
+)
 from tests.controller.test_operator_with_airflow import AIRFLOW_WAIT, SPEC, config, manual_run, name
 from tests.fixtures.kube import eventually
 from vmbackup.model.policy import dag_id_for
@@ -59,7 +67,7 @@ async def finish(airflow: AirflowClient, bucket: storage.Bucket, name: str, afte
     run_id = str((await eventually(new_run, within=AIRFLOW_WAIT, what="an on-demand run")).run_id)
     put_report(bucket, latest_report_object_name(NAMESPACE, name), run_report(name, run_id, disk_state))
     state = "success" if disk_state == "READY" else "failed"
-    await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": state})
+    await end_run(airflow, dag_id, run_id, state)
     return run_id
 
 

@@ -19,6 +19,7 @@ import pytest
 from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
+from controller.airflow_link import AirflowControl
 from controller.conditions import RESTORE_RUN_STARTED, RESTORE_WAITING, find_condition
 from controller.config import ControllerConfig
 from controller.restore_handlers import run_id_for
@@ -35,6 +36,7 @@ from tests.controller.conftest import (
     restore_object,
     restore_status,
     restore_url,
+    retried,
 )
 from tests.fixtures.airflow_api import RUN_SIGNING_KEY, AirflowServer
 from tests.fixtures.kube import RESTORES, events_for, eventually
@@ -73,7 +75,8 @@ async def create_both(kube: kmock.KubernetesEmulator, policy: str, restore: str)
 
 async def runs_of(airflow: AirflowClient, dag_id: str, run_id: str) -> list[str]:
     """The runs of the DAG with this id (the shared DAG has other tests' runs too)."""
-    data = await airflow.raw_request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})
+    path = f"/api/v2/dags/{dag_id}/dagRuns"
+    data = await retried(lambda: airflow.raw_request("GET", path, params={"limit": 100}), f"the runs of {dag_id}")
     return [run["dag_run_id"] for run in data["dag_runs"] if run["dag_run_id"] == run_id]
 
 
@@ -192,7 +195,7 @@ async def test_a_started_restore_runs_with_its_signed_conf_and_says_what_it_wait
         status = await eventually(
             lambda: restore_status(kube, restore).get("waitingFor") and restore_status(kube, restore)
         )
-        conf = (await airflow.get_run(SHARED_RESTORE_DAG_ID, run_id)).conf
+        conf = (await retried(lambda: airflow.get_run(SHARED_RESTORE_DAG_ID, run_id), f"run {run_id}")).conf
         await end_run(airflow, SHARED_RESTORE_DAG_ID, run_id, "failed")
 
     payload = verify_run_conf(
@@ -216,8 +219,9 @@ async def start_as_an_earlier_version_did(
     bucket.blob(f"dags/{parsed.dag_id}.py").upload_from_string(render_restore_dag(parsed))
     await eventually(lambda: airflow_knows(airflow, parsed.dag_id), within=AIRFLOW_WAIT, what="legacy DAG parsed")
     run_id = run_id_for(f"uid-{restore}")
-    await airflow.set_paused(parsed.dag_id, False)
-    await airflow.trigger_run(parsed.dag_id, run_id=run_id)
+    # Each asked again while Airflow cannot answer; an earlier try's run counts (Airflow's 409 for the same id).
+    await retried(lambda: airflow.set_paused(parsed.dag_id, False), f"{parsed.dag_id} unpaused")
+    await retried(lambda: AirflowControl(airflow).trigger_run(parsed.dag_id, run_id), f"{run_id} started")
     body = restore_object(restore, {"policyName": policy})
     body["status"] = {"phase": "Pending", "dagId": parsed.dag_id, "runId": run_id, "instance": restore}
     async with kube.post(restore_url(), json=body) as response:

@@ -14,7 +14,7 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
 from controller.reconciler import BACKUP_NOW_ANNOTATION
-from tests.controller.conftest import NAMESPACE, create_policy, put_report
+from tests.controller.conftest import NAMESPACE, create_policy, end_run, put_report
 from tests.controller.test_operator_with_airflow import (  # its controller-with-Airflow configuration
     AIRFLOW_WAIT,
     SPEC,
@@ -70,7 +70,7 @@ async def finish_run(kube: kmock.KubernetesEmulator, airflow: AirflowClient, buc
     run_id = (await eventually(lambda: manual_run(airflow, dag_id), within=AIRFLOW_WAIT)).run_id
     report = finished_report(name, run_id)
     put_report(bucket, latest_report_object_name(NAMESPACE, name), report)
-    await airflow.raw_request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json_body={"state": "success"})
+    await end_run(airflow, dag_id, run_id, "success")
     return run_id
 
 

@@ -14,12 +14,14 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
 from controller.airflow_auth import BasicAuth, JwtAuth
+from controller.airflow_link import AirflowControl
 from controller.run_reports import RunReportReader
 from controller.run_status import PolicyRunStatus, RunStatusPoller
 from controller.status import PolicyKey
-from tests.controller.conftest import written
+from tests.controller.conftest import retried, written
 from tests.fixtures.airflow_api import AirflowServer, broken_dag_source, dag_source
 from tests.fixtures.gcs import GCS_PROJECT, free_port
+from tests.fixtures.waits import eventually
 from vmbackup.model.policy import dag_id_for
 from vmbackup.model.report import (
     DiskResult,
@@ -107,9 +109,9 @@ def scenario(
 
     async def drive() -> None:
         async with server.client() as client:
-            await client.set_paused(dag_id_for(*PAUSED), True)
+            await retried(lambda: client.set_paused(dag_id_for(*PAUSED), True), "the paused DAG paused")
             for key in (SUCCEEDED, FAILED, REPORTED_FAILURE):
-                await client.trigger_run(dag_id_for(*key), run_id="poll-1")
+                await _trigger(client, dag_id_for(*key))
 
     asyncio.run(drive())
     server.wait_for_run_state(dag_id_for(*SUCCEEDED), "poll-1", {"success"})
@@ -120,7 +122,7 @@ def scenario(
     write_report(bucket, REPORTED_FAILURE, "poll-1", [StepError(step="tier_db.stop", message="did not stop")])
 
     # Last: on Airflow 2 the SequentialExecutor runs nothing else while this task waits.
-    asyncio.run(_trigger(server, dag_id_for(*RUNNING)))
+    asyncio.run(_trigger_on(server, dag_id_for(*RUNNING)))
     server.wait_for_run_state(dag_id_for(*RUNNING), "poll-1", {"running"})
     try:
         yield Scenario(server, bucket)
@@ -129,19 +131,28 @@ def scenario(
         server.wait_for_run_state(dag_id_for(*RUNNING), "poll-1", {"success"})
 
 
-async def _trigger(server: AirflowServer, dag_id: str) -> None:
+async def _trigger(client: AirflowClient, dag_id: str) -> None:
+    """Run poll-1 of the DAG, asked again while Airflow cannot answer (an earlier try's run counts: its 409)."""
+    await retried(lambda: AirflowControl(client).trigger_run(dag_id, "poll-1"), f"poll-1 of {dag_id} started")
+
+
+async def _trigger_on(server: AirflowServer, dag_id: str) -> None:
     async with server.client() as client:
-        await client.trigger_run(dag_id, run_id="poll-1")
+        await _trigger(client, dag_id)
 
 
 @pytest.fixture(scope="module")
 def polled(scenario: Scenario) -> dict[PolicyKey, PolicyRunStatus]:
-    async def poll() -> dict[PolicyKey, PolicyRunStatus]:
+    """One poll of every policy that Airflow answered: polled again while it did not (a 5xx, e.g. "Database error"
+    while the test Airflow's sqlite is busy, makes every policy's status "unreachable")."""
+
+    async def answered() -> dict[PolicyKey, PolicyRunStatus] | None:
         poller = scenario.poller()
         async with poller.client:
-            return await poller.poll(ALL)
+            statuses = await poller.poll(ALL)
+        return statuses if all(status.reachable for status in statuses.values()) else None
 
-    return asyncio.run(poll())
+    return asyncio.run(eventually(answered, interval=0.5, what="a poll Airflow answered"))
 
 
 def test_succeeded_run_reports_its_snapshots(polled: dict[PolicyKey, PolicyRunStatus]) -> None:
