@@ -110,10 +110,12 @@ class Controller:
 
     # ---- spec -> bucket ----------------------------------------------------------------------
 
-    async def reconcile(self, body: kopf.Body, patch: kopf.Patch) -> None:
-        """Validate, check tenancy, render and upload; the status says how it went."""
+    async def reconcile(self, body: kopf.Body, patch: kopf.Patch, of: PolicyState | None = None) -> None:
+        """Validate, check tenancy, render and upload; the status says how it went (``of``: if still the policy's)."""
         key = (str(body.metadata.namespace), str(body.metadata.name))
         async with self._lock(key):
+            if of is not None and self.states.get(key) is not of:
+                return
             started = time.monotonic()
             state = self._state(key)
             state.generation = int(body.metadata.get("generation") or 0)
@@ -301,9 +303,11 @@ class Controller:
         observation = await self._observe(target, key)
         if state.wait_mode is not None and await self.wait_mode(target) != state.wait_mode:
             # A triggerer came or went: render the DAG again so its sensors wait the way this Airflow can.
-            await self.reconcile(body, patch)
+            await self.reconcile(body, patch, of=state)
             return
         async with self._lock(key):
+            if self.states.get(key) is not state:
+                return  # deleted while Airflow was asked (remove() forgot its series): nothing of it comes back
             # Only for a DAG Airflow has loaded: pausing an unknown DAG is a 404 per policy per tick, which
             # would turn the one batched poll into N requests (docs/benchmarks.md, "Controller").
             if (
@@ -332,11 +336,11 @@ class Controller:
                     for k, s in self.states.items()
                     if s.outcome == "Uploaded" and s.target_key == target.key
                 }
-                cache.observations = dict(
-                    await self.feed.observe(
-                        target, self.targets.airflow(target), self.targets.bucket(target).bucket, dags
-                    )
+                observed = await self.feed.observe(
+                    target, self.targets.airflow(target), self.targets.bucket(target).bucket, dags
                 )
+                # A policy deleted while Airflow was asked gets no series back (remove() has forgotten them).
+                cache.observations = {k: seen for k, seen in observed.items() if k in self.states}
                 cache.taken_at = time.monotonic()
                 for polled, seen in cache.observations.items():
                     self.metrics.airflow_reachable.labels(*polled).set(1 if seen.reachable else 0)
