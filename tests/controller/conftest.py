@@ -4,8 +4,8 @@ The Kubernetes API (kmock), the bucket (the Cloud Storage emulator) and Airflow 
 tests/conftest.py). Here: a controller process-equivalent started on them (`start_controller`, and `operator` for a
 test file's own `config` fixture), Composer's bucket-to-Airflow sync (`mirrored`), an Airflow client (`airflow`)
 and the calls to it a test is not about, asked again while Airflow cannot answer (`retried`, `end_run`),
-and the VMBackupPolicies and VMRestores of namespace `shop` as a user creates and reads them; `written`: a polled
-run status as the status is patched with it.
+and the VMBackupPolicies and VMRestores of namespace `shop` as a user creates and reads them, and their metric
+series (`series_of`); `written`: a polled run status as the status is patched with it.
 """
 
 from __future__ import annotations
@@ -192,6 +192,16 @@ def restore_status(kube: kmock.KubernetesEmulator, name: str) -> dict[str, Any]:
 def put_report(bucket: storage.Bucket, object_name: str, report: BaseModel) -> None:
     """A report in the bucket as the DAG that writes it does: JSON with the contract's camelCase names."""
     bucket.blob(object_name).upload_from_string(report.model_dump_json(by_alias=True), content_type="application/json")
+
+
+def series_of(controller: Controller, name: str) -> list[str]:
+    """The names of the controller's metric samples labelled with policy `name` of `shop`."""
+    return [
+        sample.name
+        for family in controller.metrics.registry.collect()
+        for sample in family.samples
+        if (sample.labels.get("namespace"), sample.labels.get("name")) == (NAMESPACE, name)
+    ]
 
 
 def written(poll: PolicyRunStatus) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from google.cloud import storage
 
 from controller.airflow_api import AirflowClient
 from controller.reconciler import BACKUP_NOW_ANNOTATION
-from tests.controller.conftest import NAMESPACE, create_policy, end_run, put_report
+from tests.controller.conftest import NAMESPACE, create_policy, end_run, put_report, series_of
 from tests.controller.test_operator_with_airflow import (  # its controller-with-Airflow configuration
     AIRFLOW_WAIT,
     SPEC,
@@ -22,7 +22,7 @@ from tests.controller.test_operator_with_airflow import (  # its controller-with
     manual_run,
     name,
 )
-from tests.fixtures.kube import eventually, policy_url
+from tests.fixtures.kube import POLICIES, eventually, policy_url
 from vmbackup.model.policy import dag_id_for
 from vmbackup.model.report import DiskResult, InstanceResult, RunReport, latest_report_object_name
 
@@ -110,13 +110,10 @@ async def test_deleting_the_policy_removes_its_series(kube, operator, airflow, g
 
         async with kube.delete(policy_url(NAMESPACE, name)):
             pass
-        await eventually(lambda: (NAMESPACE, name) not in controller.states)
-
-        left = [
-            sample
-            for family in controller.metrics.registry.collect()
-            for sample in family.samples
-            if sample.labels.get("name") == name
-        ]
+        # Read once kopf has let the policy go: its refresh timer has stopped by then (a tick in flight during the
+        # deletion has ended), so nothing of the policy can come back later (tests/controller/
+        # test_deletion_during_a_poll.py has the order of a deletion and a poll in flight, step by step).
+        await eventually(lambda: kube.objects[POLICIES, NAMESPACE, name].deleted, within=AIRFLOW_WAIT)
+        left = series_of(controller, name)
 
     assert left == []
