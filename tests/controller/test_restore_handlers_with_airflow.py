@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kmock
+import kopf
 import pytest
 from google.cloud import storage
 
@@ -22,6 +23,7 @@ from controller.airflow_api import AirflowClient
 from controller.airflow_link import AirflowControl
 from controller.conditions import RESTORE_RUN_STARTED, RESTORE_WAITING, find_condition
 from controller.config import ControllerConfig
+from controller.handlers import configure_settings
 from controller.restore_handlers import run_id_for
 from dags_templates.render_restore import render_restore_dag
 from devstack.bucket_mirror import BucketMirror
@@ -100,22 +102,45 @@ def write_report(bucket: storage.Bucket, name: str, run_id: str, phase: str, **f
     put_report(bucket, restore_report_object_name(NAMESPACE, name), report)
 
 
+AFTER_RESTART = "vmbackup-test/after-restart"  # a label a test sets on a restore; no handler reads it
+
+
+def label_handled(kube: kmock.KubernetesEmulator, name: str, label: str) -> bool:
+    """kopf has handled the restore as it is with `label`: it handles one object's changes one at a time and stores
+    what it last handled (its diff base) only once every handler of that change is done."""
+    settings = kopf.OperatorSettings()
+    configure_settings(settings)  # the controller's own, where it keeps that
+    body = kopf.Body(kube.objects[RESTORES, NAMESPACE, name].raw)
+    handled = settings.persistence.diffbase_storage.fetch(body=body) or {}
+    return label in ((handled.get("metadata") or {}).get("labels") or {})
+
+
 async def test_a_restore_triggers_exactly_one_run_even_across_restarts(
     kube: kmock.KubernetesEmulator, operator: Starter, airflow: AirflowClient, names: tuple[str, str]
 ) -> None:
     policy, restore = names
     dag_id = SHARED_RESTORE_DAG_ID
+
+    def posted(reason: str) -> list[dict[str, Any]]:
+        return [e for e in events_for(kube, restore) if e["reason"] == reason]
+
     async with operator():
         await create_both(kube, policy, restore)
         run_id = await eventually(lambda: restore_status(kube, restore).get("runId"), within=AIRFLOW_WAIT)
+        await eventually(lambda: posted("RestoreTriggered"))  # in the background; dropped if kopf stops first
     async with operator():
-        await eventually(lambda: [e for e in events_for(kube, restore) if e["reason"] == "RestoreTriggered"])
+        # A change made after the restart: once it is handled, so is the restarted controller's resume.
+        async with kube.patch(restore_url(restore), json={"metadata": {"labels": {AFTER_RESTART: "1"}}}) as response:
+            assert response.status == 200, await response.text()
+        await eventually(lambda: label_handled(kube, restore, AFTER_RESTART))
         runs = await runs_of(airflow, dag_id, run_id)
         await end_run(airflow, dag_id, run_id, "failed")
+        # kopf posts one object's Events in order: this one comes after any the resume queued.
+        await eventually(lambda: posted("RestoreFailed"), within=AIRFLOW_WAIT)
 
     assert run_id == run_id_for(f"uid-{restore}")
     assert runs == [run_id]
-    assert len([e for e in events_for(kube, restore) if e["reason"] == "RestoreTriggered"]) == 1
+    assert len(posted("RestoreTriggered")) == 1
 
 
 async def test_the_status_follows_the_restore_report(
