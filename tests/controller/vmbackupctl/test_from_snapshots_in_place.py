@@ -19,7 +19,7 @@ import pytest
 from controller.vmbackupctl.__main__ import main
 from devstack.gce_simulator import Fault
 from tests.controller.vmbackupctl.test_commands import CliResult
-from tests.fixtures.gce import GCE_PROJECT
+from tests.fixtures.gce import GCE_PROJECT, step_until
 from tests.fixtures.recovery import ZONE, RecoveryStack
 from tests.fixtures.tools import REPO_ROOT
 from tests.fixtures.waits import wait_until
@@ -89,8 +89,7 @@ def finish_the_attach(stack: RecoveryStack) -> None:
     timers due before it, purges of operations done earlier, fire on the way)."""
     stack.sim.clear_faults()
     with stack.sim.clock_held() as step:
-        while attach_in_flight(stack):
-            assert step(), "an attach is in flight with no timer to end it"
+        step_until(step, lambda: not attach_in_flight(stack), "the attach DONE")
 
 
 def test_typing_the_vm_name_gives_it_the_restored_disks(stack: RecoveryStack, run: str) -> None:
