@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from devstack.gce_simulator import ComputeSimulator, Fault, Profile
+from devstack.gce_simulator import ComputeSimulator, Fault
+from tests.fixtures.clock_steps import step_until
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.waits import wait_until
 from vmbackup.compute.hook import (
@@ -69,11 +70,12 @@ def test_a_failed_creation_still_fails_the_wait(gce_sim: ComputeSimulator, hook:
 
 
 def test_the_ready_wait_survives_the_simulators_purging(gce_sim: ComputeSimulator, hook: ComputeEngineHook) -> None:
-    gce_sim.set_profile(Profile.fast(operation_retention_seconds=0.2))
     item = ready_snapshot(hook, "purged-2")
     later = ComputeEngineHook(endpoint=gce_sim.base_url)
-    wait_until(lambda: gone(later, item["operation"]), within=10, what="the operation purged", interval=0.1)
+    # The retention period ends now, not while the creation is still waited for: the simulator's own purge
+    step_until(gce_sim, lambda: gone(later, item["operation"]), "the creation operation purged")
     assert later.snapshot_states(GCE_PROJECT, [item]) == {"purged-2": "READY"}
+    assert later.ready_states(GCE_PROJECT, [item]) == {"purged-2": "READY"}
 
 
 def gone(hook: ComputeEngineHook, ref: OperationRef) -> bool:
