@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile
+from devstack.gce_simulator.quotas import RATE_GROUPS, quota_group
+from tests.fixtures.clock_steps import LONG, ended_once, retaining
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.waits import wait_until
 from vmbackup.backup.down_window import FULL, run_window
@@ -25,9 +28,13 @@ from vmbackup.settings import AirflowSettings
 ZONE = "us-central1-c"
 VM = "wordpress-1-vm"
 WINDOW = 0.3  # the shrunk "minute"
+NO_REFILL = 10.0**9  # a simulated minute that does not end while a test runs
+QUOTA_DEADLINE = 600.0  # refusals waited out for as long as a loaded machine may take to refill the quota
+HANG = 60.0  # seconds past a deadline that only a hang takes
+ZONAL_WRITES = "zonal_write_requests"
 
 
-def quota_hook(sim: ComputeSimulator, deadline: float = 5.0) -> ComputeEngineHook:
+def quota_hook(sim: ComputeSimulator, deadline: float = QUOTA_DEADLINE) -> ComputeEngineHook:
     settings = AirflowSettings(quota_window_seconds=WINDOW, quota_deadline_seconds=deadline)
     return ComputeEngineHook(endpoint=sim.base_url, backoff_base_seconds=0.01, settings=settings)
 
@@ -55,32 +62,50 @@ def backup_once(hook: ComputeEngineHook, vm: dict[str, str]) -> dict[str, Any]:
 
 
 def test_a_per_minute_quota_of_three_writes_is_waited_out_and_the_vm_runs_again(gce_sim: ComputeSimulator) -> None:
-    """Lock, stop, cut, start, unlock: five zonal writes against a quota of three a (simulated, 3 s) minute.
+    """Lock, stop, cut, start, unlock: five zonal writes against a quota of three a minute.
 
-    The backup starts with a window, so that its writes (well under a second apart) meet the quota in it.
+    The simulator's minute does not end on its own here: the fourth write (the start) is refused for certain,
+    and the quota refills when the test says so, once that refusal was answered. The hook waits refusals out to
+    its own (shrunk) windows meanwhile.
     """
-    window = 3.0
-    gce_sim.set_profile(Profile.fast(rate_quota_window_seconds=window))
-    gce_sim.set_rate_quota("zonal_write_requests", 3)
-    settings = AirflowSettings(quota_window_seconds=window)
-    hook = ComputeEngineHook(endpoint=gce_sim.base_url, backoff_base_seconds=0.01, settings=settings)
-    wait_until(lambda: time.time() % window < 0.2, within=2 * window, what="a window's start", interval=0.02)
-    vm = backup_once(hook, {"name": VM, "zone": ZONE})
+    gce_sim.set_profile(Profile.fast(rate_quota_window_seconds=NO_REFILL))
+    gce_sim.set_rate_quota(ZONAL_WRITES, 3)
+    hook = quota_hook(gce_sim)
+    with ThreadPoolExecutor(1) as pool:
+        backup = pool.submit(backup_once, hook, {"name": VM, "zone": ZONE})
+        wait_until(lambda: refused_writes(gce_sim), what="a zonal write refused for the quota")
+        gce_sim.set_rate_quota(ZONAL_WRITES, RATE_GROUPS[ZONAL_WRITES][2])  # the next minute: refilled
+        vm = backup.result()
     assert vm["error"] is None
     assert hook.get_instance(GCE_PROJECT, ZONE, VM).status == "RUNNING"
     assert gce_sim.check_left_stopped() == []
-    assert any(c["status"] == 403 for c in gce_sim.calls)  # the quota did bind
+    assert refused_writes(gce_sim)  # the quota did bind
+
+
+def refused_writes(sim: ComputeSimulator) -> list[dict[str, Any]]:
+    return [c for c in sim.calls if c["status"] == 403 and quota_group(c["method"]) == ZONAL_WRITES]
 
 
 def test_the_concurrent_operations_quota_is_waited_out(gce_sim: ComputeSimulator) -> None:
-    """One operation in flight per project: the second disk's cut waits until the first snapshot is READY."""
+    """One operation in flight per project: the second disk's cut waits until the first snapshot is READY.
+
+    The first cut stays CREATING until the test ends it, once the second was refused."""
     hook = ComputeEngineHook(endpoint=gce_sim.base_url, backoff_base_seconds=0.01)
-    gce_sim.set_profile(Profile.fast(concurrent_operations_limit=1))
-    gce_sim.inject(Fault.slow("disks.createSnapshot", 0.5, times=1))  # the first cut still in flight at the second
-    vm = backup_once(hook, {"name": "db-1", "zone": "us-central1-a"})
+    gce_sim.set_profile(retaining(concurrent_operations_limit=1))
+    gce_sim.inject(Fault.slow("disks.createSnapshot", LONG, times=1))
+
+    def refused() -> list[str]:
+        return [c["method"] for c in gce_sim.calls if c["status"] == 403]
+
+    def first_cut_ready() -> bool:
+        cuts = [op for op in gce_sim.operations() if op["operationType"] == "createSnapshot"]
+        return bool(cuts) and cuts[0]["status"] == "DONE"
+
+    with ended_once(gce_sim, refused, first_cut_ready, "the first cut READY"):
+        vm = backup_once(hook, {"name": "db-1", "zone": "us-central1-a"})
     assert vm["error"] is None
     assert len(vm["snapshots"]) == 2
-    assert [c["method"] for c in gce_sim.calls if c["status"] == 403]  # the quota did bind
+    assert set(refused()) == {"disks.createSnapshot"}  # the quota did bind, on the second cut
     assert hook.get_instance(GCE_PROJECT, "us-central1-a", "db-1").status == "RUNNING"
 
 
@@ -125,7 +150,8 @@ def test_quota_waits_end_at_the_deadline(gce_sim: ComputeSimulator) -> None:
     started = time.monotonic()
     with pytest.raises(gexc.Forbidden):
         hook.get_instance(GCE_PROJECT, ZONE, VM)
-    assert time.monotonic() - started < 1.0 + WINDOW * 1.2
+    assert time.monotonic() - started < 1.0 + WINDOW + HANG  # a hang (or the default 300 s deadline), not a pace
+    # Each retry comes after a window boundary of its own, before the deadline: at most 4 in 1 s of 0.3 s windows
     assert 2 <= gce_sim.call_counts()["instances.get"] <= 5
 
 
