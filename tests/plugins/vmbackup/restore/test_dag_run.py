@@ -8,6 +8,7 @@ afterwards, the simulator's call log, and the restore report the DAG wrote to th
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from dags_templates.render_restore import render_restore_dag
-from devstack.gce_simulator import Fault
+from devstack.gce_simulator import ComputeSimulator, Fault
+from tests.fixtures.clock_steps import LONG, ended_once, operation_done, operation_read, retaining
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import parse_policy
 from vmbackup.model.report import RestoreReport, restore_report_object_name
@@ -105,12 +107,27 @@ def test_the_newest_ready_run_is_restored_as_a_new_vm(restore_env: Any, gce_sim:
     assert [d["boot"] for d in vm["disks"]] == [True, False]
 
 
+def insert_running_until_looked_at(gce_sim: ComputeSimulator, name: str) -> AbstractContextManager[None]:
+    """Around a restore: the new VM's insert runs until the sensor has had its first look at it (a
+    zoneOperations.get), however slow the machine: that look finds it running, so the sensor defers. The test
+    sets the profile (clock_steps.retaining) before anything, so that the step to its end purges no operation."""
+    gce_sim.inject(Fault.slow("instances.insert", LONG))
+    vm = f"instances/{name}"
+    return ended_once(
+        gce_sim,
+        lambda: operation_read(gce_sim, "insert", vm, "zoneOperations.get"),
+        lambda: operation_done(gce_sim, "insert", vm),
+        f"the insert of {name} DONE",
+    )
+
+
 def test_a_restore_rendered_for_a_triggerer_waits_in_it(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:
+    gce_sim.set_profile(retaining())
     seed_run(gce_sim, gce_clients, "r1")
-    gce_sim.inject(Fault.slow("instances.insert", 1.5))  # still running when the sensor first looks: it must defer
     gce_sim.clear_calls()
 
-    run = restore_env("db-deferred", wait_mode="deferrable")
+    with insert_running_until_looked_at(gce_sim, "db-deferred"):
+        run = restore_env("db-deferred", wait_mode="deferrable")
 
     assert run.state == "success", run.task_states
     assert gce_clients.instances.get(project=PROJECT, zone=ZONE, instance="db-deferred").status == "RUNNING"

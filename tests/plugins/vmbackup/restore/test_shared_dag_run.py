@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from dags_templates.render_restore import SHARED_DAG_FILE_ID, shared_restore_dag_source
-from devstack.gce_simulator import Fault
+from tests.fixtures.clock_steps import retaining
 from tests.plugins.vmbackup.restore.test_dag_run import (
     NAMESPACE,
     POLICY_SPEC,
     PROJECT,
     ZONE,
     RestoreRun,
+    insert_running_until_looked_at,
     restore_env,
     seed_run,
 )
@@ -86,11 +87,12 @@ def test_a_signed_restore_runs_in_the_shared_dag(shared_restore: Any, gce_sim: A
 
 
 def test_a_restore_signed_for_a_triggerer_waits_in_it(shared_restore: Any, gce_sim: Any, gce_clients: Any) -> None:
+    gce_sim.set_profile(retaining())
     seed_run(gce_sim, gce_clients, "r1")
-    gce_sim.inject(Fault.slow("instances.insert", 1.5))  # still running when the sensor first looks: it must defer
     gce_sim.clear_calls()
 
-    run = shared_restore("db-deferred", wait_mode="deferrable")
+    with insert_running_until_looked_at(gce_sim, "db-deferred"):
+        run = shared_restore("db-deferred", wait_mode="deferrable")
 
     assert run.state == "success", run.task_states
     (insert,) = [
