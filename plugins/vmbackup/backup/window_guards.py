@@ -34,7 +34,7 @@ def one_window_per_vm(t: Target, phase: str) -> Iterator[Seat[Any]]:
     the window still going (threads cannot be cancelled), and finds its result in the seat (`earlier`), so it
     reports what that window did, Compute Engine's reasons included, instead of re-deriving it. The entry goes
     once nobody waits on it, so a long-lived triggerer keeps none per finished run."""
-    key = (t["run"], phase, t["project"], t["zone"], t["instance"])
+    key = _seat_key(t, phase)
     with _guards_lock:
         seat = _seats.setdefault(key, Seat())
         seat.users += 1
@@ -46,6 +46,18 @@ def one_window_per_vm(t: Target, phase: str) -> Iterator[Seat[Any]]:
             seat.users -= 1
             if seat.users == 0:
                 del _seats[key]
+
+
+def windows_at(t: Target, phase: str) -> int:
+    """How many windows of this process hold or wait for the VM's seat in `phase`: where a second window of the
+    same run is while the first still goes (what a test of that waits for)."""
+    with _guards_lock:
+        seat = _seats.get(_seat_key(t, phase))
+        return seat.users if seat is not None else 0
+
+
+def _seat_key(t: Target, phase: str) -> tuple[str, str, str, str, str]:
+    return (t["run"], phase, t["project"], t["zone"], t["instance"])
 
 
 def project_cap(project: str, limit: int) -> threading.BoundedSemaphore:

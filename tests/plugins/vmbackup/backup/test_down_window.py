@@ -15,17 +15,20 @@ from typing import Any
 import pytest
 
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile
+from tests.fixtures.clock_steps import LONG, operation_done, retaining, step_until
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.waits import wait_until
 from vmbackup.backup.down_window import DOWN, EARLIER_TRY_NOTE, FULL, VmWindow, run_window
 from vmbackup.backup.resolution import Target, resolve_targets
 from vmbackup.backup.snapshot_cuts import cut_snapshots
+from vmbackup.backup.window_guards import windows_at
 from vmbackup.compute.hook import ComputeEngineHook
 from vmbackup.model import labels as vmlabels
 from vmbackup.model.policy import BackupPolicy, parse_policy
 from vmbackup.vm.lock import acquire_lock, holds_our_lock
 
 DB = {"name": "db-1", "zone": "us-central1-a"}  # a boot disk and a data disk
+DB_VM = f"instances/{DB['name']}"  # the end of its operations' targetLink
 
 
 @pytest.fixture
@@ -68,6 +71,12 @@ def stops(sim: ComputeSimulator) -> list[dict[str, Any]]:
 
 def our_snapshots(sim: ComputeSimulator, target: Target) -> list[str]:
     return sorted(s["name"] for s in sim.snapshots(GCE_PROJECT) if s["labels"].get(vmlabels.RUN) == target["run"])
+
+
+def cuts_taken(sim: ComputeSimulator, target: Target) -> bool:
+    """The run's cut of each of the VM's two disks has left CREATING."""
+    cuts = [s for s in sim.snapshots(GCE_PROJECT) if s["labels"].get(vmlabels.RUN) == target["run"]]
+    return len(cuts) == 2 and all(s["status"] != "CREATING" for s in cuts)
 
 
 def ends_as_it_began(sim: ComputeSimulator, hook: ComputeEngineHook, target: Target) -> bool:
@@ -182,12 +191,15 @@ def test_a_window_run_again_after_its_cut_failed_reports_the_failure_and_stops_n
 def test_a_window_that_waited_for_one_still_going_reports_what_that_one_did(
     gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
 ) -> None:
-    gce_sim.inject(Fault.slow("instances.stop", 0.5))  # the first window is still going when the second arrives
+    gce_sim.set_profile(retaining())
+    gce_sim.inject(Fault.slow("instances.stop", LONG))  # the first window stops the VM until the second arrives
     gce_sim.inject(Fault.operation_error("disks.createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS'.", times=None))
     with ThreadPoolExecutor(max_workers=2) as pool:
         first = pool.submit(window)
         wait_until(lambda: stops(gce_sim), what="the first window's stop", interval=0.01)
         second = pool.submit(window)  # a re-created trigger of the same run, in the same triggerer
+        wait_until(lambda: windows_at(target, FULL) == 2, what="the second window waiting for the first's seat")
+        step_until(gce_sim, lambda: operation_done(gce_sim, "stop", DB_VM), "the first window's stop DONE")
         ((one,), (two,)) = first.result(), second.result()
     assert "Quota 'SNAPSHOTS'" in str(one["error"])
     assert two == one
@@ -277,8 +289,8 @@ def test_a_label_its_owner_set_while_the_vm_was_down_is_kept_and_the_lock_releas
 
     from devstack.gce_simulator import compute_client
 
-    def owner_labels_it() -> None:  # while our cut is CREATING: our release's fingerprint is stale then
-        wait_until(lambda: calls_to(gce_sim, "disks.createSnapshot"), what="the window's cut")
+    def owner_labels_it() -> None:  # while our cuts are CREATING: our release's fingerprint is stale then
+        wait_until(lambda: len(calls_to(gce_sim, "disks.createSnapshot")) == 2, what="the window's cuts")
         client = compute_client(compute_v1.InstancesClient, gce_sim.base_url)
         inst = client.get(project=GCE_PROJECT, zone=DB["zone"], instance=DB["name"])
         body = compute_v1.InstancesSetLabelsRequest(
@@ -287,12 +299,14 @@ def test_a_label_its_owner_set_while_the_vm_was_down_is_kept_and_the_lock_releas
         client.set_labels(
             project=GCE_PROJECT, zone=DB["zone"], instance=DB["name"], instances_set_labels_request_resource=body
         )
+        step_until(gce_sim, lambda: cuts_taken(gce_sim, target), "the window's cuts taken")
 
-    gce_sim.inject(Fault.slow("disks.createSnapshot", 1.0, times=None))
+    gce_sim.set_profile(retaining())
+    gce_sim.inject(Fault.slow("disks.createSnapshot", LONG, times=None))  # CREATING until the owner has labelled
     with ThreadPoolExecutor(1) as pool:
         labelling = pool.submit(owner_labels_it)
         (vm,) = window()
-        labelling.result(timeout=60)
+        labelling.result()
     assert vm["error"] is None
     labels = hook.get_instance(GCE_PROJECT, DB["zone"], DB["name"]).labels
     assert labels["owner"] == "set-meanwhile"
@@ -304,16 +318,17 @@ def test_a_spot_vm_preempted_between_our_lock_and_the_stop_is_started_again(
     gce_sim: ComputeSimulator, hook: ComputeEngineHook, target: Target, window: Callable[..., list[VmWindow]]
 ) -> None:
     gce_sim.apply_preset("spot_vms")
-    gce_sim.inject(Fault.slow("instances.setLabels", 1.0, target=DB["name"]))  # our lock: time to preempt in
+    gce_sim.inject(Fault.slow("instances.setLabels", LONG, target=DB["name"]))  # our lock: until it is preempted
 
     def preempt_once_locking() -> None:
         wait_until(lambda: calls_to(gce_sim, "instances.setLabels"), what="the window's lock")
         gce_sim.preempt(GCE_PROJECT, DB["zone"], DB["name"])
+        step_until(gce_sim, lambda: operation_done(gce_sim, "setLabels", DB_VM), "the window's lock DONE")
 
     with ThreadPoolExecutor(1) as pool:
         preempting = pool.submit(preempt_once_locking)
         (vm,) = window()
-        preempting.result(timeout=60)
+        preempting.result()
     assert vm["error"] is None
     assert "preempted" in (vm.get("note") or "")
     assert stops(gce_sim) == []  # nothing to stop: Compute Engine had stopped it
