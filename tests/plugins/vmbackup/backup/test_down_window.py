@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from devstack.gce_simulator import ComputeSimulator, Fault, Profile
-from tests.fixtures.clock_steps import LONG, operation_done, retaining, step_until
+from devstack.gce_simulator import ComputeSimulator, Fault
+from tests.fixtures.clock_steps import LONG, ended_once, operation_done, retaining, step_until
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.waits import wait_until
 from vmbackup.backup.down_window import DOWN, EARLIER_TRY_NOTE, FULL, VmWindow, run_window
@@ -163,11 +163,18 @@ def test_a_window_killed_while_its_cut_is_creating_starts_the_vm_only_once_the_d
     target: Target,
     window: Callable[..., list[VmWindow]],
 ) -> None:
-    gce_sim.set_profile(Profile.fast(snapshot_creating_seconds=0.5))  # long enough for the re-run to see CREATING
+    gce_sim.set_profile(retaining())
+    gce_sim.inject(Fault.slow("disks.createSnapshot", LONG, times=None))  # CREATING until the re-run waits on it
     acquire_lock(hook, target, 600)
     hook.wait_done(hook.stop_instance(GCE_PROJECT, target["zone"], target["instance"]), 30)
     cut_snapshots(hook, policy, target, None)  # the killed try's cut, its disks still being read
-    (vm,) = window()
+    gce_sim.clear_calls()
+
+    def waited_on() -> bool:  # the re-run found the two cuts (a look each) and has looked again at them since
+        return len(calls_to(gce_sim, "snapshots.get")) >= 3 * 2
+
+    with ended_once(gce_sim, waited_on, lambda: cuts_taken(gce_sim, target), "the killed try's cuts taken"):
+        (vm,) = window()
     assert vm["error"] is None
     assert [v["kind"] for v in gce_sim.violations] == []  # no start while a snapshot was CREATING
     assert ends_as_it_began(gce_sim, hook, target)
