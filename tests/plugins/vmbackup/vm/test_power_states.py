@@ -6,6 +6,9 @@ maxDuration (scaled by the fast profile's api_duration_scale), a SUSPENDED one c
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 from devstack.gce_simulator import ComputeSimulator
 from tests.fixtures.gce import GCE_PROJECT, GceClients
 from tests.fixtures.waits import wait_until
@@ -32,13 +35,38 @@ def test_a_stop_waits_out_pending_stop_beyond_the_stop_timeout(
 
 
 def test_a_start_waits_for_pending_stop_to_end_first(gce_sim: ComputeSimulator, hook: ComputeEngineHook) -> None:
+    """The VM stays PENDING_STOP (the clock held) until the start has looked at it; a start asked for meanwhile
+    would be refused (400 resourceNotReady: the stop is in flight), so every one answered must have come after."""
     name = graceful_vm(gce_sim)
-    hook.stop_instance(GCE_PROJECT, ZONE, name)
-    wait_until(
-        lambda: hook.get_instance(GCE_PROJECT, ZONE, name).status == "PENDING_STOP", within=10, what="PENDING_STOP"
-    )
-    start_until_running(hook, GCE_PROJECT, ZONE, name, timeout_seconds=30, poll_seconds=0.05, timeout_field="test")
-    assert hook.get_instance(GCE_PROJECT, ZONE, name).status == "RUNNING"
+
+    def status() -> str:
+        return str(hook.get_instance(GCE_PROJECT, ZONE, name).status)
+
+    with ThreadPoolExecutor(1) as pool, gce_sim.clock_held() as step:  # the clock runs again before the join
+        hook.stop_instance(GCE_PROJECT, ZONE, name)
+        while status() != "PENDING_STOP":
+            assert step(), "the stop ended without PENDING_STOP"
+        looks = len(gets(gce_sim, name))
+        starting = pool.submit(
+            start_until_running,
+            hook,
+            GCE_PROJECT,
+            ZONE,
+            name,
+            timeout_seconds=600,
+            poll_seconds=0.05,
+            timeout_field="test",
+        )
+        wait_until(lambda: len(gets(gce_sim, name)) > looks, what="the start's look at the VM PENDING_STOP")
+        while status() != "TERMINATED":
+            assert step(), "the stop ended without TERMINATED"
+    starting.result()
+    assert status() == "RUNNING"
+    assert [c["status"] for c in gce_sim.calls if c["method"] == "instances.start"] == [200]
+
+
+def gets(sim: ComputeSimulator, name: str) -> list[dict[str, Any]]:
+    return [c for c in sim.calls if c["method"] == "instances.get" and c["params"].get("instance") == name]
 
 
 def test_a_suspended_vm_we_hold_is_resumed_not_started(
