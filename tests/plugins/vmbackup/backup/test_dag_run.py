@@ -22,6 +22,7 @@ from google.cloud import compute_v1, storage
 from dags_templates.render import render_dag
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile, compute_client
 from tests.fixtures.airflow_env import AirflowDags
+from tests.fixtures.clock_steps import ACT_WITHIN, LONG, operation_done, retaining, step_until
 from tests.fixtures.gcs import COMPOSER_BUCKET, GCS_PROJECT
 from tests.fixtures.waits import wait_until
 from vmbackup.backup.preflight import GUEST_FLUSH_FAILED_NOTE
@@ -309,7 +310,16 @@ def test_tiers_around_an_empty_tier_keep_their_order(empty_tier: BackupRun) -> N
 
 @pytest.fixture(scope="module")
 def slow_upload(backup: Callable[..., BackupRun]) -> BackupRun:
-    return backup("slowupload", WORDPRESS, profile=Profile.fast(snapshot_upload_base_seconds=2.0))
+    """The upload lasts until the VM is RUNNING again (its start DONE): then the test steps it to READY."""
+
+    def end_the_upload_once_started(sim: ComputeSimulator) -> None:
+        name = WORDPRESS["instances"][0]["name"]  # a VM of one disk, of its name
+        vm, disk = f"instances/{name}", f"disks/{name}"
+        wait_until(lambda: operation_done(sim, "start", vm), within=ACT_WITHIN, what=f"{name} started again")
+        step_until(sim, lambda: operation_done(sim, "createSnapshot", disk), "the snapshot READY")
+
+    uploading = retaining(snapshot_upload_base_seconds=LONG)
+    return backup("slowupload", WORDPRESS, profile=uploading, alongside=end_the_upload_once_started)
 
 
 def test_vm_restarts_before_its_snapshot_finishes_uploading(slow_upload: BackupRun) -> None:
