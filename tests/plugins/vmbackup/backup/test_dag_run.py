@@ -132,7 +132,7 @@ def backup(gce_server: ComputeSimulator, gcs_server: str, airflow_home: Any) -> 
                 outcome = dags.run(policy.dag_id)
                 if meanwhile is not None:
                     meanwhile.result(timeout=60)  # its failure fails the scenario
-        gce_server.wait_idle()
+        assert gce_server.wait_idle(120)
         prefix = latest_report_object_name(policy.namespace, policy.name).rsplit("/", 1)[0]
         objects = sorted(b.name for b in gcs.list_blobs(COMPOSER_BUCKET, prefix=prefix))
         latest = bucket.blob(latest_report_object_name(policy.namespace, policy.name))

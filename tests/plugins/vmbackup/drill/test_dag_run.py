@@ -56,7 +56,7 @@ def drill(stack: RecoveryStack, policy: BackupPolicy) -> tuple[str, DrillReport]
     stack.sim.clear_calls()
     stack.dags.write_dag(SHARED_DRILL_DAG_FILE_ID, shared_drill_dag_source())
     outcome = stack.dags.run_with_conf(SHARED_DRILL_DAG_ID, lambda run_id: signed(policy, run_id))
-    stack.sim.wait_idle()
+    assert stack.sim.wait_idle(120)
     return outcome.state, read_report(stack, policy)
 
 
@@ -169,7 +169,7 @@ def test_a_drill_dag_file_of_an_earlier_version_still_runs_its_drill(stack: Reco
     stack.dags.write_dag(dag_id, render_drill_dag(policy))
 
     outcome = stack.dags.run(dag_id)
-    stack.sim.wait_idle()
+    assert stack.sim.wait_idle(120)
 
     report = read_report(stack, policy)
     assert outcome.state == "success", outcome.task_states

@@ -46,7 +46,7 @@ def drilled(stack: RecoveryStack) -> tuple[RecoveryStack, BackupPolicy]:
 def run(drilled: tuple[RecoveryStack, BackupPolicy], sign: Signer) -> DagRunOutcome:
     stack, policy = drilled
     outcome = stack.dags.run_with_conf(SHARED_DRILL_DAG_ID, lambda run_id: sign(policy, run_id))
-    stack.sim.wait_idle()
+    assert stack.sim.wait_idle(120)
     return outcome
 
 

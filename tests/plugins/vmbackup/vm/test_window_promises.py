@@ -74,7 +74,7 @@ def test_a_spot_vm_preempted_before_the_run_is_snapshotted_not_started(
 ) -> None:
     gce_sim.add_instance(GCE_PROJECT, ZONE, "spot-1", provisioning_model="SPOT")
     gce_sim.preempt(GCE_PROJECT, ZONE, "spot-1")
-    gce_sim.wait_idle()
+    assert gce_sim.wait_idle(120)
     gce_sim.clear_calls()
     vm = window(hook, name="spot-1")
     assert vm["error"] is None
