@@ -22,7 +22,7 @@ from google.cloud import compute_v1, storage
 from dags_templates.render import render_dag
 from devstack.gce_simulator import ComputeSimulator, Fault, Profile, compute_client
 from tests.fixtures.airflow_env import AirflowDags
-from tests.fixtures.clock_steps import ACT_WITHIN, LONG, operation_done, retaining, step_until
+from tests.fixtures.clock_steps import ACT_WITHIN, LONG, operation_done, retaining, stepped_until
 from tests.fixtures.gcs import COMPOSER_BUCKET, GCS_PROJECT
 from tests.fixtures.waits import wait_until
 from vmbackup.backup.preflight import GUEST_FLUSH_FAILED_NOTE
@@ -316,7 +316,7 @@ def slow_upload(backup: Callable[..., BackupRun]) -> BackupRun:
         name = WORDPRESS["instances"][0]["name"]  # a VM of one disk, of its name
         vm, disk = f"instances/{name}", f"disks/{name}"
         wait_until(lambda: operation_done(sim, "start", vm), within=ACT_WITHIN, what=f"{name} started again")
-        step_until(sim, lambda: operation_done(sim, "createSnapshot", disk), "the snapshot READY")
+        stepped_until(sim, lambda: operation_done(sim, "createSnapshot", disk), "the snapshot READY")
 
     uploading = retaining(snapshot_upload_base_seconds=LONG)
     return backup("slowupload", WORDPRESS, profile=uploading, alongside=end_the_upload_once_started)

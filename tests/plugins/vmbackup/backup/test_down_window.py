@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from devstack.gce_simulator import ComputeSimulator, Fault
-from tests.fixtures.clock_steps import LONG, ended_once, operation_done, retaining, step_until
+from tests.fixtures.clock_steps import LONG, ended_once, operation_done, retaining, stepped_until
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.waits import wait_until
 from vmbackup.backup.down_window import DOWN, EARLIER_TRY_NOTE, FULL, VmWindow, run_window
@@ -206,7 +206,7 @@ def test_a_window_that_waited_for_one_still_going_reports_what_that_one_did(
         wait_until(lambda: stops(gce_sim), what="the first window's stop", interval=0.01)
         second = pool.submit(window)  # a re-created trigger of the same run, in the same triggerer
         wait_until(lambda: windows_at(target, FULL) == 2, what="the second window waiting for the first's seat")
-        step_until(gce_sim, lambda: operation_done(gce_sim, "stop", DB_VM), "the first window's stop DONE")
+        stepped_until(gce_sim, lambda: operation_done(gce_sim, "stop", DB_VM), "the first window's stop DONE")
         ((one,), (two,)) = first.result(), second.result()
     assert "Quota 'SNAPSHOTS'" in str(one["error"])
     assert two == one
@@ -306,7 +306,7 @@ def test_a_label_its_owner_set_while_the_vm_was_down_is_kept_and_the_lock_releas
         client.set_labels(
             project=GCE_PROJECT, zone=DB["zone"], instance=DB["name"], instances_set_labels_request_resource=body
         )
-        step_until(gce_sim, lambda: cuts_taken(gce_sim, target), "the window's cuts taken")
+        stepped_until(gce_sim, lambda: cuts_taken(gce_sim, target), "the window's cuts taken")
 
     gce_sim.set_profile(retaining())
     gce_sim.inject(Fault.slow("disks.createSnapshot", LONG, times=None))  # CREATING until the owner has labelled
@@ -330,7 +330,7 @@ def test_a_spot_vm_preempted_between_our_lock_and_the_stop_is_started_again(
     def preempt_once_locking() -> None:
         wait_until(lambda: calls_to(gce_sim, "instances.setLabels"), what="the window's lock")
         gce_sim.preempt(GCE_PROJECT, DB["zone"], DB["name"])
-        step_until(gce_sim, lambda: operation_done(gce_sim, "setLabels", DB_VM), "the window's lock DONE")
+        stepped_until(gce_sim, lambda: operation_done(gce_sim, "setLabels", DB_VM), "the window's lock DONE")
 
     with ThreadPoolExecutor(1) as pool:
         preempting = pool.submit(preempt_once_locking)

@@ -8,7 +8,7 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from devstack.gce_simulator import ComputeSimulator, Fault
-from tests.fixtures.clock_steps import step_until
+from tests.fixtures.clock_steps import stepped_until
 from tests.fixtures.gce import GCE_PROJECT
 from tests.fixtures.waits import wait_until
 from vmbackup.compute.hook import (
@@ -73,7 +73,7 @@ def test_the_ready_wait_survives_the_simulators_purging(gce_sim: ComputeSimulato
     item = ready_snapshot(hook, "purged-2")
     later = ComputeEngineHook(endpoint=gce_sim.base_url)
     # The retention period ends now, not while the creation is still waited for: the simulator's own purge
-    step_until(gce_sim, lambda: gone(later, item["operation"]), "the creation operation purged")
+    stepped_until(gce_sim, lambda: gone(later, item["operation"]), "the creation operation purged")
     assert later.snapshot_states(GCE_PROJECT, [item]) == {"purged-2": "READY"}
     assert later.ready_states(GCE_PROJECT, [item]) == {"purged-2": "READY"}
 

@@ -109,16 +109,16 @@ def test_the_newest_ready_run_is_restored_as_a_new_vm(restore_env: Any, gce_sim:
 
 def insert_running_until_looked_at(gce_sim: ComputeSimulator, name: str) -> AbstractContextManager[None]:
     """Around a restore: the new VM's insert runs until the sensor has had its first look at it (a
-    zoneOperations.get), however slow the machine: that look finds it running, so the sensor defers. The test
-    sets the profile (clock_steps.retaining) before anything, so that the step to its end purges no operation."""
+    zoneOperations.get) and a wait on it is parked (the trigger's long-poll), however slow the machine: that look
+    finds it running, so the sensor defers. The test sets the profile (clock_steps.retaining) before anything, so
+    that the step to its end purges no operation."""
     gce_sim.inject(Fault.slow("instances.insert", LONG))
     vm = f"instances/{name}"
-    return ended_once(
-        gce_sim,
-        lambda: operation_read(gce_sim, "insert", vm, "zoneOperations.get"),
-        lambda: operation_done(gce_sim, "insert", vm),
-        f"the insert of {name} DONE",
-    )
+
+    def deferred() -> bool:
+        return operation_read(gce_sim, "insert", vm, "zoneOperations.get") and gce_sim.blocked_waits() > 0
+
+    return ended_once(gce_sim, deferred, lambda: operation_done(gce_sim, "insert", vm), f"the insert of {name} DONE")
 
 
 def test_a_restore_rendered_for_a_triggerer_waits_in_it(restore_env: Any, gce_sim: Any, gce_clients: Any) -> None:

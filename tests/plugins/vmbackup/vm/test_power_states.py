@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from devstack.gce_simulator import ComputeSimulator
-from tests.fixtures.gce import GCE_PROJECT, GceClients
+from tests.fixtures.gce import GCE_PROJECT, GceClients, step_until
 from tests.fixtures.waits import wait_until
 from tests.plugins.vmbackup.vm.left_stopped import ZONE
 from vmbackup.compute.hook import ComputeEngineHook
@@ -44,8 +44,7 @@ def test_a_start_waits_for_pending_stop_to_end_first(gce_sim: ComputeSimulator, 
 
     with ThreadPoolExecutor(1) as pool, gce_sim.clock_held() as step:  # the clock runs again before the join
         hook.stop_instance(GCE_PROJECT, ZONE, name)
-        while status() != "PENDING_STOP":
-            assert step(), "the stop ended without PENDING_STOP"
+        step_until(step, lambda: status() == "PENDING_STOP", "PENDING_STOP")
         looks = len(gets(gce_sim, name))
         starting = pool.submit(
             start_until_running,
@@ -58,8 +57,7 @@ def test_a_start_waits_for_pending_stop_to_end_first(gce_sim: ComputeSimulator, 
             timeout_field="test",
         )
         wait_until(lambda: len(gets(gce_sim, name)) > looks, what="the start's look at the VM PENDING_STOP")
-        while status() != "TERMINATED":
-            assert step(), "the stop ended without TERMINATED"
+        step_until(step, lambda: status() == "TERMINATED", "TERMINATED")
     starting.result()
     assert status() == "RUNNING"
     assert [c["status"] for c in gce_sim.calls if c["method"] == "instances.start"] == [200]
