@@ -30,8 +30,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._epoch = 0  # bumped by reset(): timers of an older epoch are dropped
         self._running = False
-        self._held = False  # hold(): timers fire only through step()
-        self._held_at: float | None = None  # hold(): wall_clock(), standing still, moved only by advance()
+        self._held_at: float | None = None  # held: timers fire only through step(); wall_clock() stands here
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -58,14 +57,12 @@ class Scheduler:
         """No timer fires on its own until ``release``; ``step`` fires them one at a time. ``wall_clock`` stands
         still meanwhile."""
         with self.cond:
-            self._held = True
             if self._held_at is None:
                 self._held_at = time.time()
 
     def release(self) -> None:
         """Timers fire on their own again; those already due fire at once. ``wall_clock`` is ``time.time()`` again."""
         with self.cond:
-            self._held = False
             self._held_at = None
             self.cond.notify_all()
 
@@ -96,7 +93,7 @@ class Scheduler:
     def _run_scheduler(self) -> None:
         with self.cond:
             while self._running:
-                if self._held:
+                if self._held_at is not None:
                     self.cond.wait()
                     continue
                 now = time.monotonic()
@@ -127,5 +124,4 @@ class Scheduler:
         """Forget every pending timer and any hold (lock held)."""
         self._epoch += 1
         self._events.clear()
-        self._held = False
         self._held_at = None
